@@ -1,0 +1,11 @@
+/* Time sources. Monotonic for timeouts, wall clock for anything that must
+ * survive a restart (message and session expiry). */
+#ifndef FM_CLOCK_H
+#define FM_CLOCK_H
+#include <stdint.h>
+
+uint64_t clock_mono_ms(void);
+uint64_t clock_mono_us(void);
+uint64_t clock_wall_ms(void);
+
+#endif

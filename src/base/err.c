@@ -1,0 +1,16 @@
+#include "err.h"
+
+const char *fm_strerror(int err)
+{
+	switch (err < 0 ? -err : err) {
+	case FM_OK: return "ok";
+	case FM_ENOMEM: return "out of memory";
+	case FM_EINVAL: return "invalid value";
+	case FM_ENOENT: return "not found";
+	case FM_EEXIST: return "already exists";
+	case FM_EIO: return "I/O error";
+	case FM_ELIMIT: return "limit exceeded";
+	case FM_EPROTO: return "protocol error";
+	}
+	return "unknown error";
+}

@@ -1,0 +1,18 @@
+/* Internal error codes. Functions return 0 or a negative fm_err. */
+#ifndef FM_ERR_H
+#define FM_ERR_H
+
+enum fm_err {
+	FM_OK = 0,
+	FM_ENOMEM = 1,   /* allocation failed */
+	FM_EINVAL = 2,   /* bad argument or value */
+	FM_ENOENT = 3,   /* not found */
+	FM_EEXIST = 4,   /* already present */
+	FM_EIO = 5,      /* system call failed; errno is logged where it happened */
+	FM_ELIMIT = 6,   /* a configured limit would be exceeded */
+	FM_EPROTO = 7,   /* peer broke the protocol */
+};
+
+const char *fm_strerror(int err);
+
+#endif
