@@ -264,6 +264,10 @@ struct mqtt_prop_item {
 };
 bool mqtt_props_next(const struct mqtt_props *pr, uint32_t *off, struct mqtt_prop_item *it);
 
+/* Appends the contents of a property block (no length prefix) built from
+ * pr's `have` fields and `extra`. Returns 0 or -FM_ENOMEM. */
+int mqtt_props_encode(const struct mqtt_props *pr, struct buf *b);
+
 /* Appends the user properties of a decoded block, encoded, to b. */
 int mqtt_props_copy_user(const struct mqtt_props *pr, struct buf *b);
 

@@ -1,0 +1,159 @@
+/* ferromq: arguments, configuration, start and stop order, signals. */
+#include "../base/log.h"
+#include "../broker/broker.h"
+#include "../config/config.h"
+#include "../net/net.h"
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: ferromq [-c FILE] [--check-config] [--help] [--version]\n"
+		"\n"
+		"An MQTT 3.1.1 and 5.0 broker.\n"
+		"\n"
+		"  -c, --config FILE   read the configuration from FILE (mosquitto.conf-style lines)\n"
+		"      --check-config  check the configuration, print the first error as FILE:LINE, and exit\n"
+		"  -h, --help          show this help and every configuration option\n"
+		"  -v, --version       print the version\n"
+		"\n"
+		"Without -c the broker listens on 127.0.0.1:1883 with the defaults below.\n"
+		"SIGTERM or SIGINT shut it down cleanly.\n"
+		"\n"
+		"Configuration options:\n");
+	config_print_help(f);
+}
+
+/* Opens as many files as the hard limit allows: every client is one. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return;
+	rlim_t before = rl.rlim_cur;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl))
+			rl.rlim_cur = before;
+	}
+	log_info("open file limit %llu (was %llu): at most ~%llu clients", (unsigned long long)rl.rlim_cur,
+		 (unsigned long long)before, (unsigned long long)(rl.rlim_cur > 64 ? rl.rlim_cur - 64 : 0));
+}
+
+static int make_dirs(const char *path)
+{
+	char tmp[512];
+	snprintf(tmp, sizeof tmp, "%s", path);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = 0;
+		if (mkdir(tmp, 0750) && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	return mkdir(tmp, 0750) && errno != EEXIST ? -1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *conf_path = NULL;
+	bool check_only = false;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if ((!strcmp(a, "-c") || !strcmp(a, "--config")) && i + 1 < argc) {
+			conf_path = argv[++i];
+		} else if (!strcmp(a, "--check-config")) {
+			check_only = true;
+		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			usage(stdout);
+			return 0;
+		} else if (!strcmp(a, "-v") || !strcmp(a, "--version")) {
+			printf("ferromq %s\n", FM_VERSION);
+			return 0;
+		} else {
+			fprintf(stderr, "ferromq: unknown argument '%s'\n\n", a);
+			usage(stderr);
+			return 2;
+		}
+	}
+
+	struct config cfg;
+	char err[768];
+	config_defaults(&cfg);
+	if ((conf_path && config_load(&cfg, conf_path, err, sizeof err)) || config_finish(&cfg, err, sizeof err)) {
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
+	if (check_only) {
+		printf("%s: configuration OK\n", conf_path ? conf_path : "(defaults)");
+		return 0;
+	}
+
+	log_mask = cfg.log_mask;
+	if (log_open(cfg.log_stderr, cfg.log_file[0] ? cfg.log_file : NULL, cfg.log_syslog)) {
+		fprintf(stderr, "ferromq: cannot open log file %s: %s\n", cfg.log_file, strerror(errno));
+		return 1;
+	}
+	log_notice("ferromq %s starting", FM_VERSION);
+	raise_fd_limit();
+	if (cfg.persistence && make_dirs(cfg.persistence_location)) {
+		log_err("persistence_location %s: %s", cfg.persistence_location, strerror(errno));
+		return 1;
+	}
+	if (cfg.persistence)
+		log_warn("this build keeps sessions in memory only; %s is reserved for the durable store",
+			 cfg.persistence_location);
+
+	unsigned n_workers = cfg.workers;
+	if (!n_workers) {
+		long cores = sysconf(_SC_NPROCESSORS_ONLN);
+		n_workers = cores > 0 ? (unsigned)cores : 1;
+	}
+
+	/* Signals go to the main thread only, through sigwait; workers never see them. */
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	struct broker *b = broker_new(&cfg, n_workers, &net_ports);
+	if (!b) {
+		log_err("out of memory");
+		return 1;
+	}
+	struct net *net = net_start(b);
+	if (!net) {
+		broker_free(b);
+		log_close();
+		return 1;
+	}
+	log_notice("ready: %u workers", n_workers);
+
+	for (;;) {
+		int sig;
+		if (sigwait(&sigs, &sig))
+			continue;
+		if (sig == SIGHUP) {
+			log_notice("SIGHUP: nothing to reload in this build");
+			continue;
+		}
+		log_notice("%s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+		break;
+	}
+	net_stop(net);
+	broker_free(b);
+	log_notice("stopped");
+	log_close();
+	return 0;
+}

@@ -1,0 +1,400 @@
+/* Broker lifecycle, the packet dispatch and connection ends. */
+#include "internal.h"
+#include "../base/err.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct broker *broker_new(const struct config *cfg, unsigned n_workers, const struct broker_ports *ports)
+{
+	struct broker *b = calloc(1, sizeof *b);
+	if (!b)
+		return NULL;
+	b->cfg = *cfg;
+	b->ports = *ports;
+	b->n_workers = n_workers;
+	b->workers = calloc(n_workers, sizeof *b->workers);
+	b->subs = sub_index_new();
+	b->retained = retain_index_new();
+	if (!b->workers || !b->subs || !b->retained) {
+		broker_free(b);
+		return NULL;
+	}
+	for (unsigned i = 0; i < n_workers; i++) {
+		b->workers[i].id = (int)i;
+		b->workers[i].b = b;
+		pthread_mutex_init(&b->workers[i].wake_lock, NULL);
+	}
+	pthread_rwlock_init(&b->subs_lock, NULL);
+	pthread_rwlock_init(&b->retain_lock, NULL);
+	pthread_mutex_init(&b->reg_lock, NULL);
+	atomic_init(&b->next_sid, 1);
+	atomic_init(&b->next_client_no, 1);
+	return b;
+}
+
+static void drop_retained(void *msg) { msg_unref(msg); }
+
+void broker_free(struct broker *b)
+{
+	if (!b)
+		return;
+	/* Sessions: drop the index first (it holds no references), then each. */
+	sub_index_free(b->subs);
+	for (uint32_t i = 0; i < b->n_timed; i++)
+		session_unref(b->timed[i]);
+	free(b->timed);
+	registry_free_all(b);
+	if (b->retained)
+		retain_index_free(b->retained, drop_retained);
+	for (unsigned i = 0; b->workers && i < b->n_workers; i++) {
+		struct bworker *w = &b->workers[i];
+		for (uint32_t k = 0; k < w->n_wake; k++) {
+			session_unref(w->wake[k].session);
+			if (w->wake[k].kick)
+				b->ports.conn_unref(w->wake[k].kick);
+		}
+		free(w->wake);
+		free(w->wake_spare);
+		free(w->targets);
+		pthread_mutex_destroy(&w->wake_lock);
+	}
+	free(b->workers);
+	free(b);
+}
+
+void broker_client_init(struct broker *b, struct client *c, int worker, const char *addr)
+{
+	memset(c, 0, sizeof *c);
+	c->b = b;
+	c->worker = worker;
+	c->state = CLIENT_NEW;
+	c->version = MQTT_V311; /* until CONNECT says otherwise */
+	c->connected_at_ms = c->last_rx_ms = clock_mono_ms();
+	snprintf(c->addr, sizeof c->addr, "%s", addr);
+	struct bworker *w = &b->workers[worker];
+	c->next = w->clients;
+	if (w->clients)
+		w->clients->prev = c;
+	w->clients = c;
+}
+
+static const char *client_name(const struct client *c)
+{
+	return c->session ? c->session->client_id : "(not connected)";
+}
+
+void client_reason_string(const struct client *c, struct mqtt_props *pr, const char *why)
+{
+	if (!why || c->version != MQTT_V5 || !c->request_problem_info)
+		return;
+	pr->have |= MQTT_PROP_BIT(MQTT_PROP_REASON_STRING);
+	pr->reason_string = (struct mqtt_bin){ (const uint8_t *)why, (uint32_t)strlen(why) };
+}
+
+void client_disconnect(struct client *c, uint8_t rc, const char *why)
+{
+	if (c->state == CLIENT_CLOSING)
+		return;
+	if (c->version == MQTT_V5) {
+		struct mqtt_reason r = { .rc = rc };
+		/* DISCONNECT may always carry a Reason String [MQTT-3.14.2-... ]. */
+		if (why) {
+			r.props.have |= MQTT_PROP_BIT(MQTT_PROP_REASON_STRING);
+			r.props.reason_string = (struct mqtt_bin){ (const uint8_t *)why, (uint32_t)strlen(why) };
+		}
+		if (c->state == CLIENT_NEW) {
+			struct mqtt_connack ack = { .rc = rc, .props = r.props };
+			mqtt_encode_connack(c->b->ports.out(c), MQTT_V5, &ack);
+		} else {
+			mqtt_encode_reason(c->b->ports.out(c), MQTT_V5, MQTT_DISCONNECT, &r);
+		}
+	}
+	log_notice("client %s (%s) disconnected: %s (0x%02x)", client_name(c), c->addr, why, rc);
+	/* A server-initiated close is not a normal DISCONNECT: the will fires [MQTT-3.1.2-8]. */
+	c->will_on_close = true;
+	c->state = CLIENT_CLOSING;
+	c->b->ports.close(c);
+}
+
+int handle_disconnect(struct client *c, const struct mqtt_reason *m)
+{
+	struct session *s = c->session;
+	if (c->version == MQTT_V5 && (m->props.have & MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY))) {
+		pthread_mutex_lock(&s->lock);
+		bool was_zero = s->expiry_interval == 0;
+		if (!was_zero && s->client == c)
+			s->expiry_interval = m->props.session_expiry;
+		pthread_mutex_unlock(&s->lock);
+		if (was_zero && m->props.session_expiry) { /* [MQTT-3.14.2-2] */
+			client_disconnect(c, MQTT_RC_PROTOCOL_ERROR, "session expiry set after connecting with 0");
+			return -1;
+		}
+	}
+	/* Normal disconnect discards the will, except 0x04 [MQTT-3.14.4-3]. */
+	c->will_on_close = m->rc == MQTT_RC_DISCONNECT_WITH_WILL;
+	log_info("client %s disconnected (0x%02x)", s->client_id, m->rc);
+	c->state = CLIENT_CLOSING;
+	c->b->ports.close(c);
+	return -1;
+}
+
+static int dispatch(struct client *c, const struct mqtt_packet *pk)
+{
+	if (c->state == CLIENT_NEW && pk->type != MQTT_CONNECT) {
+		/* [MQTT-3.1.0-1]: the first packet must be CONNECT. */
+		log_notice("client from %s sent %s before CONNECT", c->addr, mqtt_type_name(pk->type));
+		c->state = CLIENT_CLOSING;
+		c->b->ports.close(c);
+		return -1;
+	}
+	switch (pk->type) {
+	case MQTT_CONNECT: return handle_connect(c, &pk->u.connect);
+	case MQTT_PUBLISH: return handle_publish(c, &pk->u.publish);
+	case MQTT_PUBACK:
+	case MQTT_PUBREC:
+	case MQTT_PUBREL:
+	case MQTT_PUBCOMP: return handle_ack(c, pk->type, &pk->u.ack);
+	case MQTT_SUBSCRIBE: return handle_subscribe(c, &pk->u.subscribe);
+	case MQTT_UNSUBSCRIBE: return handle_unsubscribe(c, &pk->u.subscribe);
+	case MQTT_PINGREQ:
+		mqtt_encode_simple(c->b->ports.out(c), MQTT_PINGRESP);
+		c->b->ports.flush(c);
+		return 0;
+	case MQTT_DISCONNECT: return handle_disconnect(c, &pk->u.reason);
+	case MQTT_AUTH:
+		client_disconnect(c, MQTT_RC_PROTOCOL_ERROR, "AUTH without an authentication method");
+		return -1;
+	default: /* CONNACK, SUBACK, UNSUBACK, PINGRESP come only from servers */
+		client_disconnect(c, MQTT_RC_PROTOCOL_ERROR, "packet type not sent by clients");
+		return -1;
+	}
+}
+
+long broker_on_data(struct client *c, const uint8_t *p, size_t len)
+{
+	struct broker *b = c->b;
+	struct bworker *w = &b->workers[c->worker];
+	size_t used = 0;
+	c->last_rx_ms = clock_mono_ms();
+	w->stats.bytes_received += len;
+	while (used < len && c->state != CLIENT_CLOSING) {
+		struct mqtt_packet pk;
+		uint8_t version = c->state == CLIENT_NEW ? 0 : c->version;
+		int n = mqtt_decode(p + used, len - used, version, b->cfg.max_packet_size, &pk);
+		if (n == 0)
+			break;
+		if (n < 0) {
+			uint8_t rc = (uint8_t)-n;
+			if (c->state == CLIENT_NEW && pk.type == MQTT_CONNECT) {
+				c->version = pk.u.connect.version == MQTT_V5 ? MQTT_V5 : MQTT_V311;
+				if (rc == MQTT_RC_UNSUPPORTED_PROTOCOL) {
+					/* v3 code 1 for an unknown level [MQTT-3.1.2-2]. */
+					struct mqtt_connack ack = { .rc = c->version == MQTT_V5 ? rc : MQTT_V3_BAD_PROTOCOL };
+					mqtt_encode_connack(b->ports.out(c), c->version, &ack);
+					log_notice("client from %s: unsupported protocol version %u", c->addr,
+						   pk.u.connect.version);
+					c->state = CLIENT_CLOSING;
+					b->ports.close(c);
+					return -1;
+				}
+			}
+			client_disconnect(c, rc, mqtt_rc_name(rc));
+			return -1;
+		}
+		used += (size_t)n;
+		if (dispatch(c, &pk) < 0)
+			return -1;
+	}
+	return (long)used;
+}
+
+void broker_on_writable(struct client *c)
+{
+	struct session *s = c->session;
+	if (c->state != CLIENT_CONNECTED || !s)
+		return;
+	pthread_mutex_lock(&s->lock);
+	if (s->client == c)
+		session_pump(s);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* Detaches c from its session at connection end; returns what must happen
+ * after the lock is released. */
+static void detach(struct client *c, struct session *s, struct msg **will_now, bool *end_now,
+		   struct qring *shared)
+{
+	struct broker *b = c->b;
+	uint64_t now = clock_wall_ms();
+	s->client = NULL;
+	__atomic_store_n(&s->worker, -1, __ATOMIC_RELAXED);
+	if (s->will && c->will_on_close) {
+		if (s->will_delay == 0 || s->expiry_interval == 0) {
+			*will_now = s->will;
+			s->will = NULL;
+		} else {
+			s->will_at = now + (uint64_t)s->will_delay * 1000;
+		}
+	} else {
+		msg_unref(s->will);
+		s->will = NULL;
+	}
+	*end_now = s->expiry_interval == 0;
+	if (!*end_now && s->expiry_interval != UINT32_MAX)
+		s->expires_at = now + (uint64_t)s->expiry_interval * 1000;
+	/* Offline sessions keep only QoS 1/2; $share messages move to another member. */
+	for (struct qring *q = &s->inflight; q; q = q == &s->inflight ? &s->queue : NULL) {
+		for (uint32_t i = 0; i < q->count;) {
+			struct qentry *e = qring_at(q, i);
+			bool share = (e->flags & QE_SHARED) && e->state != QE_WAIT_PUBCOMP;
+			if (e->qos && !share) {
+				i++;
+				continue;
+			}
+			struct qentry taken;
+			qring_remove(q, i, &taken);
+			if (q == &s->queue)
+				s->queued_bytes -= taken.msg->payload_len;
+			if (!share || qring_push(shared, &taken))
+				qentry_release(&taken);
+		}
+	}
+	(void)b;
+}
+
+void broker_on_close(struct client *c)
+{
+	struct broker *b = c->b;
+	struct bworker *w = &b->workers[c->worker];
+	struct session *s = c->session;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		w->clients = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->prev = c->next = NULL;
+	if (s) {
+		struct msg *will_now = NULL;
+		bool end_now = false, ours = false;
+		struct qring shared = { 0 };
+		if (c->state != CLIENT_CLOSING || c->will_on_close) {
+			/* Closed without DISCONNECT [MQTT-3.1.2-8]. */
+			c->will_on_close = true;
+		}
+		if (b->shutting_down && !b->cfg.will_on_shutdown)
+			c->will_on_close = false;
+		pthread_mutex_lock(&b->reg_lock);
+		pthread_mutex_lock(&s->lock);
+		if (s->client == c) {
+			ours = true;
+			detach(c, s, &will_now, &end_now, &shared);
+		}
+		pthread_mutex_unlock(&s->lock);
+		if (ours && end_now && !b->shutting_down)
+			registry_remove(b, s);
+		else if (ours && (s->will_at || s->expires_at))
+			timed_add(b, s);
+		pthread_mutex_unlock(&b->reg_lock);
+		if (ours)
+			atomic_fetch_sub(&b->stats.clients_connected, 1);
+		for (uint32_t i = 0; i < shared.count; i++)
+			route_reshare(w, s, qring_at(&shared, i), 1);
+		free(shared.e);
+		will_publish(w, will_now);
+		if (ours && end_now && !b->shutting_down)
+			session_end(w, s); /* consumes the registry's reference */
+		session_unref(s);
+		c->session = NULL;
+	}
+	if (c->in_aliases) {
+		for (uint32_t i = 0; i <= c->alias_max_in; i++)
+			free(c->in_aliases[i]);
+		free(c->in_aliases);
+	}
+	if (c->out_aliases) {
+		for (uint32_t i = 0; i < c->n_out_aliases; i++)
+			free(c->out_aliases[i]);
+		free(c->out_aliases);
+	}
+	free(c->username);
+	c->in_aliases = NULL;
+	c->out_aliases = NULL;
+	c->username = NULL;
+	c->state = CLIENT_CLOSING;
+}
+
+void broker_worker_wake(struct bworker *w)
+{
+	struct broker *b = w->b;
+	pthread_mutex_lock(&w->wake_lock);
+	struct wake_item *items = w->wake;
+	uint32_t n = w->n_wake, cap = w->cap_wake;
+	w->wake = w->wake_spare;
+	w->cap_wake = w->cap_spare;
+	w->n_wake = 0;
+	w->wake_spare = NULL;
+	w->cap_spare = 0;
+	pthread_mutex_unlock(&w->wake_lock);
+	for (uint32_t i = 0; i < n; i++) {
+		struct wake_item *it = &items[i];
+		if (it->kick) {
+			struct client *old = it->kick;
+			if (old->state == CLIENT_CONNECTED) {
+				old->kicked = true;
+				client_disconnect(old, MQTT_RC_SESSION_TAKEN_OVER, "session taken over");
+			}
+			b->ports.conn_unref(old);
+		}
+		if (it->session) {
+			struct session *s = it->session;
+			atomic_store(&s->flush_pending, false);
+			pthread_mutex_lock(&s->lock);
+			if (s->client && s->worker == w->id)
+				session_pump(s);
+			pthread_mutex_unlock(&s->lock);
+			session_unref(s);
+		}
+	}
+	/* Keep the larger array as the spare to avoid reallocating every turn. */
+	pthread_mutex_lock(&w->wake_lock);
+	if (!w->wake_spare) {
+		w->wake_spare = items;
+		w->cap_spare = cap;
+	} else {
+		free(items);
+	}
+	pthread_mutex_unlock(&w->wake_lock);
+}
+
+void broker_worker_tick(struct bworker *w, uint64_t now)
+{
+	struct broker *b = w->b;
+	for (struct client *c = w->clients, *next; c; c = next) {
+		next = c->next;
+		if (c->state == CLIENT_NEW && now - c->connected_at_ms > (uint64_t)b->cfg.connect_timeout * 1000) {
+			log_notice("client from %s sent no CONNECT within %u s", c->addr, b->cfg.connect_timeout);
+			c->state = CLIENT_CLOSING;
+			b->ports.close(c);
+		} else if (c->state == CLIENT_CONNECTED && c->keepalive &&
+			   now - c->last_rx_ms > (uint64_t)c->keepalive * 1500) { /* [MQTT-3.1.2-22] */
+			client_disconnect(c, MQTT_RC_KEEP_ALIVE_TIMEOUT, "keep alive timeout");
+		}
+	}
+}
+
+void broker_worker_shutdown(struct bworker *w)
+{
+	struct broker *b = w->b;
+	for (struct client *c = w->clients, *next; c; c = next) {
+		next = c->next;
+		if (c->state == CLIENT_CONNECTED) {
+			client_disconnect(c, MQTT_RC_SERVER_SHUTTING_DOWN, "server shutting down");
+			c->will_on_close = b->cfg.will_on_shutdown;
+		} else if (c->state == CLIENT_NEW) {
+			c->state = CLIENT_CLOSING;
+			b->ports.close(c);
+		}
+	}
+}

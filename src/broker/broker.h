@@ -1,0 +1,146 @@
+/* The broker: packet handlers, routing, sessions registry, will and expiry.
+ * It does no I/O: the network layer feeds it bytes and gives it the ports
+ * below to send and close. Locks are always taken in this order:
+ * registry -> subscription index -> retained index -> one session.
+ */
+#ifndef FM_BROKER_H
+#define FM_BROKER_H
+#include "../base/buf.h"
+#include "../config/config.h"
+#include "../session/session.h"
+#include "../topic/topic.h"
+#include "stats.h"
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct broker;
+struct client;
+
+/* What the broker needs from the network layer (implemented in net/). */
+struct broker_ports {
+	/* Output buffer of the client's connection; packets are appended to it. */
+	struct buf *(*out)(struct client *c);
+	/* Bytes waiting in the client's output (for the output cap). */
+	size_t (*out_pending)(struct client *c);
+	/* Write the output at the end of this loop turn. */
+	void (*flush)(struct client *c);
+	/* Flush, then close the connection; broker_on_close follows. */
+	void (*close)(struct client *c);
+	/* Wake `worker`'s loop: its wake list has work. Thread-safe. */
+	void (*wake)(struct broker *b, int worker);
+	/* Context of the network layer, for `wake`. */
+	void *ctx;
+	/* A reference that keeps the connection's memory valid across threads. */
+	void (*conn_ref)(struct client *c);
+	/* Drops it; runs on the client's own worker. */
+	void (*conn_unref)(struct client *c);
+};
+
+enum client_state { CLIENT_NEW, CLIENT_CONNECTED, CLIENT_CLOSING };
+
+#define CLIENT_MAX_OUT_ALIASES 32
+
+/* Protocol state of one connection. Owned by its worker; embedded in the
+ * network layer's connection. */
+struct client {
+	struct broker *b;
+	int worker;
+	uint8_t state;
+	uint8_t version;
+	bool request_problem_info;
+	bool will_on_close; /* publish the session's will when this connection ends */
+	bool kicked;        /* taken over: the session is no longer ours */
+	uint16_t keepalive;         /* effective, seconds; 0 = none */
+	uint16_t send_max;          /* client's Receive Maximum capped by max_inflight_messages */
+	uint16_t alias_max_in;      /* aliases we accept */
+	uint16_t alias_max_out;     /* aliases the client accepts */
+	uint16_t n_out_aliases;
+	uint32_t max_packet_out;    /* client's Maximum Packet Size; 0 = protocol limit */
+	uint64_t last_rx_ms;        /* monotonic */
+	uint64_t connected_at_ms;
+	struct session *session;    /* reference owned by the client while attached */
+	char **in_aliases;          /* [alias_max_in + 1], lazily allocated */
+	char **out_aliases;         /* [CLIENT_MAX_OUT_ALIASES], lazily allocated */
+	char *username;
+	char addr[48];
+	struct client *prev, *next; /* the worker's list */
+};
+
+/* A pending session flush or a takeover kick, handed to a worker. */
+struct wake_item {
+	struct session *session; /* reference owned by the item, or NULL */
+	struct client *kick;     /* conn reference owned by the item, or NULL */
+};
+
+/* Broker-side state of one worker thread. */
+struct bworker {
+	int id;
+	struct broker *b;
+	pthread_mutex_t wake_lock;
+	struct wake_item *wake, *wake_spare;
+	uint32_t n_wake, cap_wake, cap_spare;
+	struct client *clients; /* connected and connecting clients of this worker */
+	/* Scratch for routing, reused per publish. */
+	struct route_target *targets;
+	uint32_t n_targets, cap_targets;
+	struct stats_local stats;
+};
+
+struct registry_entry;
+
+struct broker {
+	struct config cfg;
+	struct broker_ports ports;
+	unsigned n_workers;
+	struct bworker *workers;
+
+	pthread_rwlock_t subs_lock;
+	struct sub_index *subs;
+	pthread_rwlock_t retain_lock;
+	struct retain_index *retained;
+
+	pthread_mutex_t reg_lock;
+	struct registry_entry **reg; /* open hash: client id -> session */
+	uint32_t reg_cap, reg_count;
+	/* Offline sessions with a deadline (expiry or delayed will); refs owned. */
+	struct session **timed;
+	uint32_t n_timed, cap_timed;
+
+	atomic_uint_fast64_t next_sid;
+	atomic_uint_fast64_t next_client_no;
+	struct stats stats;
+	atomic_bool shutting_down; /* set before workers shut down */
+};
+
+/* Creates the broker state for `cfg` with n_workers workers.
+ * Returns NULL when out of memory. */
+struct broker *broker_new(const struct config *cfg, unsigned n_workers, const struct broker_ports *ports);
+/* Frees everything; all clients must be gone. */
+void broker_free(struct broker *b);
+
+/* ---- called by the network layer, on the client's worker ---- */
+
+/* A new connection: initialise c (embedded in the connection). */
+void broker_client_init(struct broker *b, struct client *c, int worker, const char *addr);
+/* Bytes arrived. Returns how many were consumed (the rest is an incomplete
+ * packet to present again with more bytes), or -1 when the connection must be
+ * closed (close has already been requested through the ports). */
+long broker_on_data(struct client *c, const uint8_t *p, size_t len);
+/* The connection is gone (peer closed, error, or after ports.close).
+ * Afterwards c is not touched by the broker. */
+void broker_on_close(struct client *c);
+/* The client's output drained below the cap: deliver what waits. */
+void broker_on_writable(struct client *c);
+/* Drains the worker's wake list (deliveries from other workers, kicks). */
+void broker_worker_wake(struct bworker *w);
+/* Periodic work of one worker (keep-alive, connect timeout); every ~250 ms. */
+void broker_worker_tick(struct bworker *w, uint64_t now_mono_ms);
+/* Periodic broker-wide work (session expiry, delayed wills); one worker calls it. */
+void broker_housekeeping(struct broker *b);
+/* Clean shutdown of one worker's clients: DISCONNECT 0x8B to v5 clients,
+ * wills only with will_on_shutdown. Set b->shutting_down first. */
+void broker_worker_shutdown(struct bworker *w);
+
+#endif

@@ -1,0 +1,244 @@
+/* CONNECT: protocol checks, client identifier, session take-over or
+ * creation, CONNACK, then what the session kept. */
+#include "internal.h"
+#include "../base/err.h"
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Refuses a CONNECT with the version's code, then closes. */
+static int connack_refuse(struct client *c, uint8_t rc5, uint8_t rc3, const char *why)
+{
+	struct mqtt_connack ack = { .rc = c->version == MQTT_V5 ? rc5 : rc3 };
+	if (c->version == MQTT_V5)
+		client_reason_string(c, &ack.props, why);
+	mqtt_encode_connack(c->b->ports.out(c), c->version, &ack);
+	log_notice("client connection from %s refused: %s (0x%02x)", c->addr, why, rc5);
+	c->state = CLIENT_CLOSING;
+	c->b->ports.close(c);
+	return -1;
+}
+
+static void assign_client_id(struct broker *b, char *out, size_t outlen)
+{
+	uint64_t n = atomic_fetch_add(&b->next_client_no, 1);
+	snprintf(out, outlen, "fm-%016" PRIx64 "-%06" PRIx64, clock_wall_ms(), n);
+}
+
+/* Applies the client's v5 limits and ours to c. Returns the Server Keep Alive
+ * to announce, or -1 when the client's own keep-alive stands. */
+static int negotiate(struct client *c, const struct mqtt_connect *m)
+{
+	const struct config *cfg = &c->b->cfg;
+	const struct mqtt_props *pr = &m->props;
+	int server_ka = -1;
+	c->keepalive = m->keepalive;
+	if (m->keepalive > cfg->max_keepalive || (m->keepalive == 0 && cfg->max_keepalive < 65535)) {
+		c->keepalive = (uint16_t)cfg->max_keepalive;
+		server_ka = c->keepalive;
+	}
+	uint32_t send_max = 65535;
+	if (pr->have & MQTT_PROP_BIT(MQTT_PROP_RECEIVE_MAXIMUM))
+		send_max = pr->receive_maximum;
+	c->send_max = (uint16_t)(send_max < cfg->max_inflight_messages ? send_max : cfg->max_inflight_messages);
+	c->max_packet_out = pr->have & MQTT_PROP_BIT(MQTT_PROP_MAXIMUM_PACKET_SIZE) ? pr->max_packet_size : 0;
+	c->alias_max_out = pr->topic_alias_maximum;
+	c->alias_max_in = (uint16_t)cfg->max_topic_alias;
+	c->request_problem_info = !(pr->have & MQTT_PROP_BIT(MQTT_PROP_REQUEST_PROBLEM_INFO)) ||
+				  pr->request_problem_info;
+	return server_ka;
+}
+
+static uint32_t session_expiry_of(const struct broker *b, const struct mqtt_connect *m)
+{
+	if (m->version == MQTT_V5)
+		return m->props.session_expiry; /* 0 when absent [MQTT-3.1.2.11.2] */
+	if (m->clean_start)
+		return 0;
+	return b->cfg.persistent_client_expiration ? b->cfg.persistent_client_expiration : UINT32_MAX;
+}
+
+struct takeover {
+	struct session *ending; /* the old session, when Clean Start discards it */
+	struct msg *will;       /* the previous connection's will, to publish now */
+	struct client *kick;    /* the previous connection, still open elsewhere */
+};
+
+/* Detaches whatever holds the session now (registry lock held). */
+static void take_over(struct session *s, bool clean_start, struct takeover *t)
+{
+	struct broker_ports *ports = NULL;
+	pthread_mutex_lock(&s->lock);
+	if (s->client) {
+		t->kick = s->client;
+		ports = &t->kick->b->ports;
+		ports->conn_ref(t->kick);
+		s->client = NULL;
+		__atomic_store_n(&s->worker, -1, __ATOMIC_RELAXED);
+	}
+	/* A will waits out its delay only while the session lives on without a
+	 * connection; a new connection to the same session cancels it
+	 * [MQTT-3.1.3-9], a discarded session publishes it. */
+	if (s->will && (clean_start || (t->kick && s->will_delay == 0)))
+		t->will = s->will;
+	else
+		msg_unref(s->will);
+	s->will = NULL;
+	s->will_at = 0;
+	s->expires_at = 0;
+	pthread_mutex_unlock(&s->lock);
+}
+
+static int build_will(struct client *c, const struct mqtt_connect *m, struct msg **will)
+{
+	*will = NULL;
+	if (!m->will)
+		return 0;
+	struct broker *b = c->b;
+	const char *topic = (const char *)m->will_topic.p;
+	if (!topic_name_valid(topic, m->will_topic.len))
+		return connack_refuse(c, MQTT_RC_TOPIC_NAME_INVALID, MQTT_V3_NOT_AUTHORIZED, "invalid will topic");
+	if (m->will_retain && !b->cfg.retain_available)
+		return connack_refuse(c, MQTT_RC_RETAIN_NOT_SUPPORTED, MQTT_V3_UNAVAILABLE, "retain not available");
+	*will = msg_build(b, &b->workers[c->worker], m->will_topic, m->will_payload, &m->will_props, m->version,
+			  m->will_qos, m->will_retain);
+	if (!*will)
+		return connack_refuse(c, MQTT_RC_SERVER_UNAVAILABLE, MQTT_V3_UNAVAILABLE, "out of memory");
+	return 0;
+}
+
+static void send_connack(struct client *c, const struct mqtt_connect *m, bool present, int server_ka,
+			 const char *assigned)
+{
+	const struct config *cfg = &c->b->cfg;
+	struct mqtt_connack ack = { .session_present = present, .rc = 0 };
+	struct mqtt_props *pr = &ack.props;
+	char response[128];
+	if (c->version == MQTT_V5) {
+		if (cfg->receive_maximum < 65535) {
+			pr->have |= MQTT_PROP_BIT(MQTT_PROP_RECEIVE_MAXIMUM);
+			pr->receive_maximum = (uint16_t)cfg->receive_maximum;
+		}
+		pr->have |= MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS_MAXIMUM);
+		pr->topic_alias_maximum = (uint16_t)cfg->max_topic_alias;
+		if (cfg->max_packet_size) {
+			pr->have |= MQTT_PROP_BIT(MQTT_PROP_MAXIMUM_PACKET_SIZE);
+			pr->max_packet_size = cfg->max_packet_size;
+		}
+		if (!cfg->retain_available) {
+			pr->have |= MQTT_PROP_BIT(MQTT_PROP_RETAIN_AVAILABLE);
+			pr->retain_available = 0;
+		}
+		if (assigned) {
+			pr->have |= MQTT_PROP_BIT(MQTT_PROP_ASSIGNED_CLIENT_ID);
+			pr->assigned_client_id = (struct mqtt_bin){ (const uint8_t *)assigned, (uint32_t)strlen(assigned) };
+		}
+		if (server_ka >= 0) {
+			pr->have |= MQTT_PROP_BIT(MQTT_PROP_SERVER_KEEP_ALIVE);
+			pr->server_keep_alive = (uint16_t)server_ka;
+		}
+		if ((m->props.have & MQTT_PROP_BIT(MQTT_PROP_REQUEST_RESPONSE_INFO)) && m->props.request_response_info) {
+			/* A topic prefix this client may use for responses. */
+			int n = snprintf(response, sizeof response, "response/%.100s", c->session->client_id);
+			pr->have |= MQTT_PROP_BIT(MQTT_PROP_RESPONSE_INFO);
+			pr->response_info = (struct mqtt_bin){ (const uint8_t *)response, (uint32_t)n };
+		}
+	}
+	mqtt_encode_connack(c->b->ports.out(c), c->version, &ack);
+}
+
+int handle_connect(struct client *c, const struct mqtt_connect *m)
+{
+	struct broker *b = c->b;
+	struct bworker *w = &b->workers[c->worker];
+	if (c->state != CLIENT_NEW) {
+		client_disconnect(c, MQTT_RC_PROTOCOL_ERROR, "second CONNECT"); /* [MQTT-3.1.0-2] */
+		return -1;
+	}
+	c->version = m->version;
+	if (m->version == MQTT_V5 && (m->props.have & MQTT_PROP_BIT(MQTT_PROP_AUTH_METHOD)))
+		return connack_refuse(c, MQTT_RC_BAD_AUTH_METHOD, MQTT_V3_NOT_AUTHORIZED,
+				      "enhanced authentication is not supported");
+	char assigned[64];
+	const char *id = (const char *)m->client_id.p;
+	size_t id_len = m->client_id.len;
+	bool was_assigned = false;
+	if (id_len == 0) {
+		/* v3.1.1 allows an empty id only with a clean session [MQTT-3.1.3-8]. */
+		if (m->version == MQTT_V31 || (m->version == MQTT_V311 && !m->clean_start))
+			return connack_refuse(c, MQTT_RC_CLIENT_ID_NOT_VALID, MQTT_V3_ID_REJECTED,
+					      "empty client id without a clean session");
+		assign_client_id(b, assigned, sizeof assigned);
+		id = assigned;
+		id_len = strlen(assigned);
+		was_assigned = true;
+	}
+	if (!b->cfg.allow_anonymous && !m->username.p)
+		return connack_refuse(c, MQTT_RC_NOT_AUTHORIZED, MQTT_V3_NOT_AUTHORIZED, "anonymous clients not allowed");
+	int server_ka = negotiate(c, m);
+	struct msg *will;
+	if (build_will(c, m, &will))
+		return -1;
+	if (m->username.p && !(c->username = strndup((const char *)m->username.p, m->username.len))) {
+		msg_unref(will);
+		return connack_refuse(c, MQTT_RC_SERVER_UNAVAILABLE, MQTT_V3_UNAVAILABLE, "out of memory");
+	}
+
+	struct takeover t = { 0 };
+	bool present = false;
+	pthread_mutex_lock(&b->reg_lock);
+	struct session *s = registry_find(b, id, id_len);
+	if (s) {
+		take_over(s, m->clean_start, &t);
+		if (m->clean_start) {
+			registry_remove(b, s);
+			t.ending = s;
+			s = NULL;
+		} else {
+			present = true;
+		}
+	}
+	if (!s) {
+		s = session_new(id, id_len, atomic_fetch_add(&b->next_sid, 1));
+		if (!s || registry_insert(b, s)) {
+			pthread_mutex_unlock(&b->reg_lock);
+			session_unref(s);
+			msg_unref(will);
+			return connack_refuse(c, MQTT_RC_SERVER_UNAVAILABLE, MQTT_V3_UNAVAILABLE, "out of memory");
+		}
+	}
+	pthread_mutex_lock(&s->lock);
+	s->client = c;
+	__atomic_store_n(&s->worker, c->worker, __ATOMIC_RELAXED);
+	s->version = m->version;
+	s->expiry_interval = session_expiry_of(b, m);
+	s->will = will;
+	s->will_delay = m->will_props.will_delay;
+	c->session = session_ref(s);
+	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_unlock(&b->reg_lock);
+
+	c->state = CLIENT_CONNECTED;
+	atomic_fetch_add(&b->stats.clients_connected, 1);
+	atomic_fetch_add(&b->stats.clients_total, 1);
+	log_info("client %s connected from %s (v%s, keepalive %u, %s%s)", s->client_id, c->addr,
+		 m->version == MQTT_V5 ? "5" : m->version == MQTT_V311 ? "3.1.1" : "3.1", c->keepalive,
+		 m->clean_start ? "clean start" : "resume", present ? ", session present" : "");
+	if (t.ending)
+		session_end(w, t.ending);
+	if (t.will)
+		will_publish(w, t.will);
+	if (t.kick && wake_push(w, t.kick->worker, (struct wake_item){ NULL, t.kick }))
+		b->ports.conn_unref(t.kick);
+	send_connack(c, m, present, server_ka, was_assigned ? assigned : NULL);
+
+	pthread_mutex_lock(&s->lock);
+	if (s->client == c) {
+		session_resend_inflight(s);
+		session_pump(s);
+	}
+	pthread_mutex_unlock(&s->lock);
+	b->ports.flush(c);
+	return 0;
+}

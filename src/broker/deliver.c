@@ -1,0 +1,152 @@
+/* Outgoing messages: from a session's queue into its connection's output,
+ * within the client's Receive Maximum, Maximum Packet Size and our output cap. */
+#include "internal.h"
+#include "../base/err.h"
+#include <stdlib.h>
+#include <string.h>
+
+struct session_limits broker_limits(const struct broker *b)
+{
+	return (struct session_limits){ b->cfg.max_queued_messages, b->cfg.max_queued_bytes,
+					b->cfg.queue_overflow == QUEUE_REJECT_NEW };
+}
+
+/* Server-to-client topic alias: reuse one the client knows, or assign the next
+ * free one while any are left [MQTT-3.3.2-... topic alias]. Returns the alias
+ * and sets *known when the topic may be omitted; 0 when none. */
+static uint16_t out_alias(struct client *c, const struct msg *m, bool *known)
+{
+	*known = false;
+	if (!c->alias_max_out)
+		return 0;
+	for (uint16_t i = 0; i < c->n_out_aliases; i++) {
+		const char *t = c->out_aliases[i];
+		if (strlen(t) == m->topic_len && !memcmp(t, msg_topic(m), m->topic_len)) {
+			*known = true;
+			return (uint16_t)(i + 1);
+		}
+	}
+	uint16_t limit = c->alias_max_out < CLIENT_MAX_OUT_ALIASES ? c->alias_max_out : CLIENT_MAX_OUT_ALIASES;
+	if (c->n_out_aliases >= limit)
+		return 0;
+	if (!c->out_aliases) {
+		c->out_aliases = calloc(CLIENT_MAX_OUT_ALIASES, sizeof *c->out_aliases);
+		if (!c->out_aliases)
+			return 0;
+	}
+	char *copy = strndup(msg_topic(m), m->topic_len);
+	if (!copy)
+		return 0;
+	c->out_aliases[c->n_out_aliases++] = copy;
+	return c->n_out_aliases;
+}
+
+/* Encodes e as a PUBLISH for c. Returns 0, -FM_ELIMIT when the packet exceeds
+ * the client's Maximum Packet Size, or -FM_ENOMEM. */
+static int encode_entry(struct client *c, const struct qentry *e, bool dup, uint64_t now)
+{
+	struct broker *b = c->b;
+	const struct msg *m = e->msg;
+	struct mqtt_publish p = { 0 };
+	p.qos = e->qos;
+	p.dup = dup;
+	p.retain = e->flags & QE_RETAIN;
+	p.pid = e->pid;
+	p.topic = (struct mqtt_bin){ (const uint8_t *)msg_topic(m), m->topic_len };
+	p.payload = (struct mqtt_bin){ msg_payload(m), m->payload_len };
+	if (c->version == MQTT_V5) {
+		struct mqtt_props *pr = &p.props;
+		pr->extra = (struct mqtt_bin){ msg_props(m), m->props_len };
+		if (m->expiry_at) {
+			/* The interval left, rounded up [MQTT-3.3.2-6]. */
+			pr->have |= MQTT_PROP_BIT(MQTT_PROP_MESSAGE_EXPIRY);
+			pr->message_expiry = (uint32_t)((m->expiry_at - now + 999) / 1000);
+		}
+		if (e->n_sub_ids) {
+			pr->have |= MQTT_PROP_BIT(MQTT_PROP_SUBSCRIPTION_ID);
+			pr->sub_ids = qentry_sub_ids(e);
+			pr->n_sub_ids = e->n_sub_ids;
+		}
+	}
+	if (c->max_packet_out && mqtt_publish_size(c->version, &p) > c->max_packet_out)
+		return -FM_ELIMIT; /* [MQTT-3.1.2-24] */
+	if (c->version == MQTT_V5 && c->alias_max_out) {
+		bool known;
+		uint16_t alias = out_alias(c, m, &known);
+		if (alias) {
+			p.props.have |= MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS);
+			p.props.topic_alias = alias;
+			if (known)
+				p.topic.len = 0;
+		}
+	}
+	struct buf *out = b->ports.out(c);
+	size_t before = out->len;
+	int rc = mqtt_encode_publish(out, c->version, &p);
+	if (rc == 0) {
+		struct bworker *w = &b->workers[c->worker];
+		w->stats.msgs_sent++;
+		w->stats.bytes_sent += out->len - before;
+	}
+	return rc;
+}
+
+void session_pump(struct session *s)
+{
+	struct client *c = s->client;
+	struct broker *b = c->b;
+	struct bworker *w = &b->workers[c->worker];
+	uint64_t now = clock_wall_ms();
+	bool wrote = false;
+	while (s->queue.count) {
+		if (b->ports.out_pending(c) >= b->cfg.max_output_buffer)
+			break; /* resumed by broker_on_writable */
+		struct qentry *head = qring_at(&s->queue, 0);
+		if (head->qos && s->inflight.count >= c->send_max)
+			break; /* resumed by an acknowledgement [MQTT-4.9.0-2] */
+		struct qentry e;
+		qring_remove(&s->queue, 0, &e);
+		s->queued_bytes -= e.msg->payload_len;
+		if (msg_expired(e.msg, now)) {
+			w->stats.drops[DROP_EXPIRED]++;
+			qentry_release(&e);
+			continue;
+		}
+		if (e.qos)
+			e.pid = session_next_pid(s);
+		int rc = encode_entry(c, &e, false, now);
+		if (rc == -FM_ELIMIT)
+			w->stats.drops[DROP_TOO_LARGE]++;
+		if (rc || e.qos == 0) {
+			qentry_release(&e);
+			wrote |= rc == 0;
+			continue;
+		}
+		e.state = e.qos == 1 ? QE_WAIT_PUBACK : QE_WAIT_PUBREC;
+		if (qring_push(&s->inflight, &e)) {
+			log_err("out of memory: message for %s dropped", s->client_id);
+			qentry_release(&e);
+		}
+		wrote = true;
+	}
+	if (wrote)
+		b->ports.flush(c);
+}
+
+void session_resend_inflight(struct session *s)
+{
+	struct client *c = s->client;
+	uint64_t now = clock_wall_ms();
+	for (uint32_t i = 0; i < s->inflight.count; i++) {
+		struct qentry *e = qring_at(&s->inflight, i);
+		if (e->state == QE_WAIT_PUBCOMP) {
+			struct mqtt_ack a = { .pid = e->pid };
+			mqtt_encode_ack(c->b->ports.out(c), c->version, MQTT_PUBREL, &a);
+		} else {
+			/* Resent with DUP [MQTT-4.4.0-1]; expiry is not applied to it. */
+			encode_entry(c, e, true, now);
+		}
+	}
+	if (s->inflight.count)
+		c->b->ports.flush(c);
+}

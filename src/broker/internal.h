@@ -1,0 +1,74 @@
+/* Declarations shared by the broker's own files. */
+#ifndef FM_BROKER_INTERNAL_H
+#define FM_BROKER_INTERNAL_H
+#include "broker.h"
+#include "../base/clock.h"
+#include "../base/log.h"
+#include "../mqtt/mqtt.h"
+
+/* One subscriber found for a message. */
+struct route_target {
+	struct session *s;
+	uint32_t sub_id;
+	uint8_t qos;
+	uint8_t flags; /* QE_RETAIN, QE_SHARED */
+};
+
+/* Outcome of routing one message. */
+struct route_result {
+	uint32_t matched;  /* sessions that took it */
+	uint32_t rejected; /* sessions whose full queue refused it (reject_new) */
+};
+
+/* handlers */
+int handle_connect(struct client *c, const struct mqtt_connect *m);
+int handle_publish(struct client *c, const struct mqtt_publish *m);
+int handle_ack(struct client *c, uint8_t type, const struct mqtt_ack *a);
+int handle_subscribe(struct client *c, const struct mqtt_subscribe *m);
+int handle_unsubscribe(struct client *c, const struct mqtt_subscribe *m);
+int handle_disconnect(struct client *c, const struct mqtt_reason *m);
+
+/* Sends a v5 DISCONNECT (v3: nothing) and closes. Logs the reason. */
+void client_disconnect(struct client *c, uint8_t rc, const char *why);
+/* Reason string property, only when the client did not opt out. */
+void client_reason_string(const struct client *c, struct mqtt_props *pr, const char *why);
+
+/* route.c */
+struct route_result route_publish(struct bworker *w, struct msg *m);
+/* Queues m for s and schedules its delivery. Takes its own reference. */
+int route_to_session(struct bworker *w, struct session *s, struct msg *m, uint8_t qos, uint8_t flags,
+		     const uint32_t *sub_ids, uint16_t n_sub_ids);
+/* Hands the entries of a $share member that left to other members; consumes them. */
+void route_reshare(struct bworker *w, struct session *from, struct qentry *entries, uint32_t n);
+/* Appends an item to a worker's wake list and wakes it. Returns 0 or -FM_ENOMEM. */
+int wake_push(struct bworker *from, int worker, struct wake_item item);
+/* Puts s on its worker's wake list (s->lock not held). */
+void session_schedule(struct bworker *from, struct session *s, int worker);
+
+/* publish.c: builds a message from PUBLISH or Will fields, keeping the v5
+ * properties that are forwarded and applying the expiry. */
+struct msg *msg_build(struct broker *b, struct bworker *w, struct mqtt_bin topic, struct mqtt_bin payload,
+		      const struct mqtt_props *pr, uint8_t version, uint8_t qos, bool retain);
+
+/* deliver.c: with s->lock held and s->client on this worker. */
+void session_pump(struct session *s);
+void session_resend_inflight(struct session *s);
+struct session_limits broker_limits(const struct broker *b);
+
+/* sessions.c */
+struct session *registry_find(struct broker *b, const char *id, size_t len);
+int registry_insert(struct broker *b, struct session *s);
+void registry_remove(struct broker *b, struct session *s);
+/* Drops every session (shutdown). */
+void registry_free_all(struct broker *b);
+/* Ends a session already removed from the registry: drops its
+ * subscriptions and queue, publishes a pending will; consumes one reference. */
+void session_end(struct bworker *w, struct session *s);
+/* Adds s to the deadline list (registry lock held). */
+int timed_add(struct broker *b, struct session *s);
+/* Publishes a will message (consumes the reference). */
+void will_publish(struct bworker *w, struct msg *will);
+
+static inline uint8_t min_u8(uint8_t a, uint8_t b) { return a < b ? a : b; }
+
+#endif

@@ -1,0 +1,162 @@
+/* SUBSCRIBE and UNSUBSCRIBE, and retained messages sent on subscribe. */
+#include "internal.h"
+#include "../base/err.h"
+#include <stdlib.h>
+#include <string.h>
+
+struct retained_list {
+	struct msg **m;
+	uint32_t n, cap;
+};
+
+static void collect_retained(void *ctx, void *msg)
+{
+	struct retained_list *l = ctx;
+	if (l->n == l->cap) {
+		uint32_t cap = l->cap ? l->cap * 2 : 16;
+		struct msg **n = realloc(l->m, sizeof *n * cap);
+		if (!n)
+			return;
+		l->m = n;
+		l->cap = cap;
+	}
+	l->m[l->n++] = msg_ref(msg);
+}
+
+/* Queues the retained messages matching filter for s [MQTT-3.3.1-9]. */
+static void send_retained(struct client *c, const char *filter, size_t flen, uint8_t qos, uint32_t sub_id)
+{
+	struct broker *b = c->b;
+	struct bworker *w = &b->workers[c->worker];
+	struct retained_list l = { 0 };
+	pthread_rwlock_rdlock(&b->retain_lock);
+	retain_index_match(b->retained, filter, flen, collect_retained, &l);
+	pthread_rwlock_unlock(&b->retain_lock);
+	uint64_t now = clock_wall_ms();
+	for (uint32_t i = 0; i < l.n; i++) {
+		if (!msg_expired(l.m[i], now))
+			route_to_session(w, c->session, l.m[i], min_u8(qos, l.m[i]->qos), QE_RETAIN, &sub_id,
+					 sub_id ? 1 : 0);
+		msg_unref(l.m[i]);
+	}
+	free(l.m);
+}
+
+/* Adds one subscription. Returns the SUBACK code. */
+static uint8_t subscribe_one(struct client *c, const struct mqtt_sub_entry *e, uint32_t sub_id, bool *fatal)
+{
+	struct broker *b = c->b;
+	struct session *s = c->session;
+	const char *f = (const char *)e->filter.p;
+	size_t flen = e->filter.len;
+	const char *group = NULL, *filter = f;
+	size_t glen = 0, plen = flen;
+	uint8_t qos = e->options & MQTT_SUBOPT_QOS_MASK;
+	int shared = topic_share_split(f, flen, &group, &glen, &filter, &plen);
+	if (shared < 0 || !topic_filter_valid(filter, plen))
+		return c->version == MQTT_V5 ? MQTT_RC_TOPIC_FILTER_INVALID : MQTT_V3_SUBACK_FAILURE;
+	if (shared == 1 && (e->options & MQTT_SUBOPT_NO_LOCAL)) {
+		client_disconnect(c, MQTT_RC_PROTOCOL_ERROR, "No Local on a shared subscription"); /* [MQTT-3.8.3-4] */
+		*fatal = true;
+		return MQTT_RC_PROTOCOL_ERROR;
+	}
+	struct sub_entry entry = { s, e->options, sub_id };
+	pthread_rwlock_wrlock(&b->subs_lock);
+	int existed = sub_index_add(b->subs, filter, plen, shared == 1 ? group : NULL, glen, &entry);
+	pthread_rwlock_unlock(&b->subs_lock);
+	if (existed < 0)
+		return c->version == MQTT_V5 ? MQTT_RC_UNSPECIFIED : MQTT_V3_SUBACK_FAILURE;
+	pthread_mutex_lock(&s->lock);
+	int rc = session_sub_add(s, f, flen, e->options, sub_id);
+	pthread_mutex_unlock(&s->lock);
+	if (rc < 0) {
+		pthread_rwlock_wrlock(&b->subs_lock);
+		sub_index_remove(b->subs, filter, plen, shared == 1 ? group : NULL, glen, s);
+		pthread_rwlock_unlock(&b->subs_lock);
+		return c->version == MQTT_V5 ? MQTT_RC_UNSPECIFIED : MQTT_V3_SUBACK_FAILURE;
+	}
+	log_debug("client %s subscribed to %.*s (QoS %u)", s->client_id, (int)flen, f, qos);
+	return qos;
+}
+
+int handle_subscribe(struct client *c, const struct mqtt_subscribe *m)
+{
+	struct broker *b = c->b;
+	uint32_t sub_id = m->props.have & MQTT_PROP_BIT(MQTT_PROP_SUBSCRIPTION_ID) ? m->props.sub_id : 0;
+	uint8_t *rcs = malloc(m->n);
+	if (!rcs) {
+		client_disconnect(c, MQTT_RC_IMPL_SPECIFIC, "out of memory");
+		return -1;
+	}
+	uint32_t off = 0, i = 0;
+	struct mqtt_sub_entry e;
+	bool fatal = false;
+	/* Which entries get retained messages once the SUBACK is out. */
+	bool *want_retained = calloc(m->n, sizeof *want_retained);
+	if (!want_retained) {
+		free(rcs);
+		client_disconnect(c, MQTT_RC_IMPL_SPECIFIC, "out of memory");
+		return -1;
+	}
+	while (!fatal && mqtt_topics_next(m, true, &off, &e)) {
+		pthread_mutex_lock(&c->session->lock);
+		bool existed = false;
+		for (uint32_t k = 0; k < c->session->n_subs && !existed; k++)
+			existed = c->session->subs[k].len == e.filter.len &&
+				  !memcmp(c->session->subs[k].filter, e.filter.p, e.filter.len);
+		pthread_mutex_unlock(&c->session->lock);
+		rcs[i] = subscribe_one(c, &e, sub_id, &fatal);
+		uint8_t rh = (e.options & MQTT_SUBOPT_RH_MASK) >> MQTT_SUBOPT_RH_SHIFT;
+		bool shared = e.filter.len > 7 && !memcmp(e.filter.p, "$share/", 7);
+		/* Retain Handling: 0 always, 1 only for a new subscription, 2 never;
+		 * shared subscriptions get none [MQTT-3.3.1-9..11]. */
+		want_retained[i] = rcs[i] < 0x80 && !shared && (rh == 0 || (rh == 1 && !existed));
+		i++;
+	}
+	if (!fatal) {
+		struct mqtt_suback ack = { .pid = m->pid, .rcs = rcs, .n = m->n };
+		mqtt_encode_suback(b->ports.out(c), c->version, MQTT_SUBACK, &ack);
+		b->ports.flush(c);
+		off = 0;
+		for (i = 0; mqtt_topics_next(m, true, &off, &e); i++)
+			if (want_retained[i])
+				send_retained(c, (const char *)e.filter.p, e.filter.len, rcs[i], sub_id);
+	}
+	free(want_retained);
+	free(rcs);
+	return fatal ? -1 : 0;
+}
+
+int handle_unsubscribe(struct client *c, const struct mqtt_subscribe *m)
+{
+	struct broker *b = c->b;
+	struct session *s = c->session;
+	uint8_t *rcs = malloc(m->n);
+	if (!rcs) {
+		client_disconnect(c, MQTT_RC_IMPL_SPECIFIC, "out of memory");
+		return -1;
+	}
+	uint32_t off = 0, i = 0;
+	struct mqtt_sub_entry e;
+	while (mqtt_topics_next(m, false, &off, &e)) {
+		const char *f = (const char *)e.filter.p, *group = NULL, *filter = f;
+		size_t glen = 0, plen = e.filter.len;
+		int shared = topic_share_split(f, e.filter.len, &group, &glen, &filter, &plen);
+		if (shared < 0 || !topic_filter_valid(filter, plen)) {
+			rcs[i++] = MQTT_RC_TOPIC_FILTER_INVALID;
+			continue;
+		}
+		pthread_rwlock_wrlock(&b->subs_lock);
+		int rc = sub_index_remove(b->subs, filter, plen, shared == 1 ? group : NULL, glen, s);
+		pthread_rwlock_unlock(&b->subs_lock);
+		pthread_mutex_lock(&s->lock);
+		session_sub_remove(s, f, e.filter.len);
+		pthread_mutex_unlock(&s->lock);
+		rcs[i++] = rc == 0 ? MQTT_RC_SUCCESS : MQTT_RC_NO_SUBSCRIPTION_EXISTED;
+	}
+	struct mqtt_suback ack = { .pid = m->pid, .rcs = rcs, .n = i };
+	mqtt_encode_suback(b->ports.out(c), c->version, MQTT_UNSUBACK, &ack);
+	b->ports.flush(c);
+	free(rcs);
+	return 0;
+}

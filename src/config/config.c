@@ -1,0 +1,346 @@
+/* The option table and its parser. Every option is declared once here: name,
+ * type, bounds, default and help. Names follow mosquitto.conf where the
+ * meaning is the same. */
+#include "config.h"
+#include "../base/log.h"
+#include <ctype.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+enum opt_type { OPT_BOOL, OPT_U32, OPT_SIZE, OPT_ENUM, OPT_PATH, OPT_LISTENER, OPT_LOG_DEST, OPT_LOG_TYPE };
+
+struct option {
+	const char *name;
+	enum opt_type type;
+	size_t offset;
+	uint64_t min, max;
+	const char *def;        /* default, parsed like a config value; NULL: none */
+	const char *const *choices; /* OPT_ENUM: names, index = value */
+	const char *args;
+	const char *help;
+};
+
+#define OFF(f) offsetof(struct config, f)
+static const char *const overflow_names[] = { "drop_oldest", "reject_new", NULL };
+
+static const struct option options[] = {
+	{ "listener", OPT_LISTENER, 0, 1, 65535, NULL, NULL, "PORT [ADDRESS]",
+	  "Listen for MQTT on PORT (TCP), on ADDRESS or 127.0.0.1. Repeatable. Default: 1883 127.0.0.1." },
+	{ "allow_anonymous", OPT_BOOL, OFF(allow_anonymous), 0, 1, "true", NULL, "true|false",
+	  "Accept clients that send no username." },
+	{ "workers", OPT_U32, OFF(workers), 0, 256, "0", NULL, "N",
+	  "Network worker threads; 0 means one per CPU core." },
+	{ "max_keepalive", OPT_U32, OFF(max_keepalive), 0, 65535, "65535", NULL, "SECONDS",
+	  "Largest keep-alive a client may use; larger requests (and 0) are capped and v5 clients told via Server Keep Alive." },
+	{ "max_packet_size", OPT_SIZE, OFF(max_packet_size), 0, 268435460, "0", NULL, "BYTES",
+	  "Largest packet accepted from a client (checked before the body is read); 0 = the protocol's limit." },
+	{ "max_queued_messages", OPT_U32, OFF(max_queued_messages), 0, UINT32_MAX, "1000", NULL, "N",
+	  "Messages queued per session beyond the in-flight window; 0 = no limit." },
+	{ "max_queued_bytes", OPT_SIZE, OFF(max_queued_bytes), 0, UINT64_MAX, "0", NULL, "BYTES",
+	  "Payload bytes queued per session; 0 = no limit. Accepts k, M, G suffixes." },
+	{ "queue_overflow", OPT_ENUM, OFF(queue_overflow), 0, 1, "drop_oldest", overflow_names,
+	  "drop_oldest|reject_new",
+	  "What a full session queue does: drop its oldest message, or refuse the new one (v5 QoS 1/2 publishers get 0x97)." },
+	{ "max_inflight_messages", OPT_U32, OFF(max_inflight_messages), 0, 65535, "20", NULL, "N",
+	  "Unacknowledged outgoing QoS 1/2 messages per client (also capped by the client's Receive Maximum); 0 = 65535." },
+	{ "receive_maximum", OPT_U32, OFF(receive_maximum), 1, 65535, "65535", NULL, "N",
+	  "Unacknowledged incoming QoS 1/2 publishes allowed per client (v5 Receive Maximum)." },
+	{ "max_topic_alias", OPT_U32, OFF(max_topic_alias), 0, 65535, "10", NULL, "N",
+	  "Topic aliases a v5 client may use towards the broker." },
+	{ "message_expiry_default", OPT_U32, OFF(message_expiry_default), 0, UINT32_MAX, "0", NULL, "SECONDS",
+	  "Expiry for messages that carry none (v3 messages included); 0 = never." },
+	{ "persistent_client_expiration", OPT_U32, OFF(persistent_client_expiration), 0, UINT32_MAX, "0", NULL,
+	  "SECONDS", "Expiry of offline v3 persistent sessions; 0 = never." },
+	{ "will_on_shutdown", OPT_BOOL, OFF(will_on_shutdown), 0, 1, "false", NULL, "true|false",
+	  "Publish the wills of connected clients when the broker shuts down cleanly." },
+	{ "connect_timeout", OPT_U32, OFF(connect_timeout), 1, 3600, "10", NULL, "SECONDS",
+	  "Close a connection that has not sent CONNECT within this time." },
+	{ "retain_available", OPT_BOOL, OFF(retain_available), 0, 1, "true", NULL, "true|false",
+	  "Accept retained messages." },
+	{ "max_output_buffer", OPT_SIZE, OFF(max_output_buffer), 4096, UINT64_MAX, "4M", NULL, "BYTES",
+	  "Bytes waiting to be written to one client before its deliveries pause (they stay queued)." },
+	{ "persistence", OPT_BOOL, OFF(persistence), 0, 1, "true", NULL, "true|false",
+	  "Keep sessions, queues and retained messages in persistence_location." },
+	{ "persistence_location", OPT_PATH, OFF(persistence_location), 0, 0, "./data", NULL, "DIR",
+	  "Directory of the durable store." },
+	{ "log_dest", OPT_LOG_DEST, 0, 0, 0, NULL, NULL, "stderr|syslog|file PATH|none",
+	  "Where logs go. Repeatable. Default: stderr." },
+	{ "log_type", OPT_LOG_TYPE, 0, 0, 0, NULL, NULL, "error|warning|notice|information|debug|all|none",
+	  "Which levels are logged. Repeatable. Default: error, warning, notice, information." },
+};
+#define N_OPTIONS (sizeof options / sizeof options[0])
+
+static const struct option *find_option(const char *name, size_t len)
+{
+	for (size_t i = 0; i < N_OPTIONS; i++)
+		if (strlen(options[i].name) == len && !memcmp(options[i].name, name, len))
+			return &options[i];
+	return NULL;
+}
+
+/* Parses an unsigned integer with an optional k/M/G (x1024) suffix. */
+static int parse_u64(const char *s, bool suffix, uint64_t *out)
+{
+	if (!isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	char *end;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno)
+		return -1;
+	uint64_t mult = 1;
+	if (suffix && *end) {
+		switch (*end) {
+		case 'k': case 'K': mult = 1024; break;
+		case 'm': case 'M': mult = 1024 * 1024; break;
+		case 'g': case 'G': mult = 1024 * 1024 * 1024; break;
+		default: return -1;
+		}
+		end++;
+	}
+	if (*end || (v && mult > UINT64_MAX / v))
+		return -1;
+	*out = (uint64_t)v * mult;
+	return 0;
+}
+
+static int set_listener(struct config *c, char *args, char *err, size_t errlen)
+{
+	char *save = NULL;
+	char *port = strtok_r(args, " \t", &save);
+	char *addr = strtok_r(NULL, " \t", &save);
+	uint64_t p;
+	if (!port || parse_u64(port, false, &p) || p < 1 || p > 65535) {
+		snprintf(err, errlen, "listener: port must be 1..65535");
+		return -1;
+	}
+	if (strtok_r(NULL, " \t", &save)) {
+		snprintf(err, errlen, "listener: expected PORT [ADDRESS]");
+		return -1;
+	}
+	if (!c->seen_listener) {
+		c->n_listeners = 0;
+		c->seen_listener = true;
+	}
+	if (c->n_listeners == CONFIG_MAX_LISTENERS) {
+		snprintf(err, errlen, "listener: at most %d listeners", CONFIG_MAX_LISTENERS);
+		return -1;
+	}
+	struct listener_conf *l = &c->listeners[c->n_listeners];
+	if (addr && strlen(addr) >= sizeof l->address) {
+		snprintf(err, errlen, "listener: address too long");
+		return -1;
+	}
+	l->port = (uint16_t)p;
+	snprintf(l->address, sizeof l->address, "%s", addr ? addr : "127.0.0.1");
+	c->n_listeners++;
+	return 0;
+}
+
+static int set_log_dest(struct config *c, char *args, char *err, size_t errlen)
+{
+	if (!c->seen_log_dest) {
+		c->log_stderr = c->log_syslog = false;
+		c->log_file[0] = 0;
+		c->seen_log_dest = true;
+	}
+	if (!strcmp(args, "stderr") || !strcmp(args, "stdout")) {
+		c->log_stderr = true;
+	} else if (!strcmp(args, "syslog")) {
+		c->log_syslog = true;
+	} else if (!strcmp(args, "none")) {
+	} else if (!strncmp(args, "file", 4) && (args[4] == ' ' || args[4] == '\t')) {
+		const char *path = args + 5;
+		while (*path == ' ' || *path == '\t')
+			path++;
+		if (!*path || strlen(path) >= sizeof c->log_file) {
+			snprintf(err, errlen, "log_dest file: missing or too long path");
+			return -1;
+		}
+		snprintf(c->log_file, sizeof c->log_file, "%s", path);
+	} else {
+		snprintf(err, errlen, "log_dest: expected stderr, syslog, file PATH or none, not '%s'", args);
+		return -1;
+	}
+	return 0;
+}
+
+static int set_log_type(struct config *c, const char *args, char *err, size_t errlen)
+{
+	static const struct { const char *name; unsigned mask; } types[] = {
+		{ "error", 1u << LVL_ERR }, { "warning", 1u << LVL_WARN },
+		{ "notice", 1u << LVL_NOTICE }, { "information", 1u << LVL_INFO },
+		{ "debug", 1u << LVL_DEBUG }, { "all", 0x1F }, { "none", 0 },
+		/* mosquitto's subscribe/unsubscribe/websockets types log at debug here */
+		{ "subscribe", 1u << LVL_DEBUG }, { "unsubscribe", 1u << LVL_DEBUG },
+	};
+	if (!c->seen_log_type) {
+		c->log_mask = 0;
+		c->seen_log_type = true;
+	}
+	for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+		if (!strcmp(args, types[i].name)) {
+			c->log_mask |= types[i].mask;
+			return 0;
+		}
+	}
+	snprintf(err, errlen, "log_type: unknown type '%s'", args);
+	return -1;
+}
+
+static int set_value(struct config *c, const struct option *o, char *val, char *err, size_t errlen)
+{
+	char *field = (char *)c + o->offset;
+	uint64_t v = 0;
+	switch (o->type) {
+	case OPT_BOOL:
+		if (!strcmp(val, "true"))
+			*(bool *)field = true;
+		else if (!strcmp(val, "false"))
+			*(bool *)field = false;
+		else
+			goto bad;
+		return 0;
+	case OPT_U32:
+	case OPT_SIZE:
+		if (parse_u64(val, o->type == OPT_SIZE, &v) || v < o->min || v > o->max)
+			goto range;
+		if (o->offset == OFF(max_queued_bytes) || o->offset == OFF(max_output_buffer))
+			*(uint64_t *)field = v;
+		else
+			*(uint32_t *)field = (uint32_t)v;
+		return 0;
+	case OPT_ENUM:
+		for (uint32_t i = 0; o->choices[i]; i++) {
+			if (!strcmp(val, o->choices[i])) {
+				*(uint32_t *)field = i;
+				return 0;
+			}
+		}
+		goto bad;
+	case OPT_PATH:
+		if (!*val || strlen(val) >= 512)
+			goto bad;
+		snprintf(field, 512, "%s", val);
+		return 0;
+	case OPT_LISTENER: return set_listener(c, val, err, errlen);
+	case OPT_LOG_DEST: return set_log_dest(c, val, err, errlen);
+	case OPT_LOG_TYPE: return set_log_type(c, val, err, errlen);
+	}
+bad:
+	snprintf(err, errlen, "%s: invalid value '%s' (expected %s)", o->name, val, o->args);
+	return -1;
+range:
+	snprintf(err, errlen, "%s: '%s' is not a number in %llu..%llu", o->name, val,
+		 (unsigned long long)o->min, (unsigned long long)o->max);
+	return -1;
+}
+
+void config_defaults(struct config *c)
+{
+	char err[256];
+	memset(c, 0, sizeof *c);
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		if (!options[i].def)
+			continue;
+		char val[64];
+		snprintf(val, sizeof val, "%s", options[i].def);
+		set_value(c, &options[i], val, err, sizeof err);
+	}
+	c->n_listeners = 1;
+	c->listeners[0].port = 1883;
+	snprintf(c->listeners[0].address, sizeof c->listeners[0].address, "127.0.0.1");
+	c->log_stderr = true;
+	c->log_mask = (1u << LVL_ERR) | (1u << LVL_WARN) | (1u << LVL_NOTICE) | (1u << LVL_INFO);
+}
+
+int config_apply_line(struct config *c, const char *line, char *err, size_t errlen)
+{
+	char buf[1024];
+	size_t len = strlen(line);
+	while (len && isspace((unsigned char)line[len - 1]))
+		len--;
+	while (len && isspace((unsigned char)*line)) {
+		line++;
+		len--;
+	}
+	if (len == 0 || *line == '#')
+		return 0;
+	if (len >= sizeof buf) {
+		snprintf(err, errlen, "line too long");
+		return -1;
+	}
+	memcpy(buf, line, len);
+	buf[len] = 0;
+	size_t klen = strcspn(buf, " \t");
+	const struct option *o = find_option(buf, klen);
+	if (!o) {
+		snprintf(err, errlen, "unknown option '%.*s'", (int)klen, buf);
+		return -1;
+	}
+	char *val = buf + klen;
+	while (*val == ' ' || *val == '\t')
+		val++;
+	if (!*val) {
+		snprintf(err, errlen, "%s: missing value (expected %s)", o->name, o->args);
+		return -1;
+	}
+	return set_value(c, o, val, err, errlen);
+}
+
+int config_load(struct config *c, const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+		return -1;
+	}
+	char line[1024], msg[512];
+	unsigned lineno = 0;
+	int rc = 0;
+	while (fgets(line, sizeof line, f)) {
+		lineno++;
+		if (!strchr(line, '\n') && !feof(f)) {
+			snprintf(err, errlen, "%s:%u: line too long", path, lineno);
+			rc = -1;
+			break;
+		}
+		if (config_apply_line(c, line, msg, sizeof msg)) {
+			snprintf(err, errlen, "%s:%u: %s", path, lineno, msg);
+			rc = -1;
+			break;
+		}
+	}
+	fclose(f);
+	return rc;
+}
+
+int config_finish(struct config *c, char *err, size_t errlen)
+{
+	for (unsigned i = 0; i < c->n_listeners; i++)
+		for (unsigned j = i + 1; j < c->n_listeners; j++)
+			if (c->listeners[i].port == c->listeners[j].port &&
+			    !strcmp(c->listeners[i].address, c->listeners[j].address)) {
+				snprintf(err, errlen, "listener %u %s is declared twice",
+					 c->listeners[i].port, c->listeners[i].address);
+				return -1;
+			}
+	if (c->max_inflight_messages == 0)
+		c->max_inflight_messages = 65535;
+	return 0;
+}
+
+void config_print_help(void *file)
+{
+	FILE *f = file;
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		fprintf(f, "  %s %s\n      %s", options[i].name, options[i].args, options[i].help);
+		if (options[i].def)
+			fprintf(f, " Default: %s.", options[i].def);
+		fputc('\n', f);
+	}
+}

@@ -1,0 +1,59 @@
+/* Broker configuration: one declarative option table (config.c), a line
+ * parser that reports `file:line: message`, and the parsed values. */
+#ifndef FM_CONFIG_H
+#define FM_CONFIG_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_MAX_LISTENERS 16
+
+enum queue_overflow { QUEUE_DROP_OLDEST, QUEUE_REJECT_NEW };
+
+struct listener_conf {
+	uint16_t port;
+	char address[64];
+};
+
+struct config {
+	struct listener_conf listeners[CONFIG_MAX_LISTENERS];
+	unsigned n_listeners;
+	bool allow_anonymous;
+	uint32_t workers;
+	uint32_t max_keepalive;
+	uint32_t max_packet_size;
+	uint32_t max_queued_messages;
+	uint64_t max_queued_bytes;
+	uint32_t queue_overflow;
+	uint32_t max_inflight_messages;
+	uint32_t receive_maximum;
+	uint32_t max_topic_alias;
+	uint32_t message_expiry_default;
+	uint32_t persistent_client_expiration;
+	bool will_on_shutdown;
+	uint32_t connect_timeout;
+	bool retain_available;
+	uint64_t max_output_buffer;
+	bool persistence;
+	char persistence_location[512];
+	/* Logging: set by log_dest / log_type lines. */
+	bool log_stderr, log_syslog;
+	char log_file[512];
+	unsigned log_mask;
+	/* Which repeatable options were given, so the first line replaces the default. */
+	bool seen_listener, seen_log_dest, seen_log_type;
+};
+
+/* Fills c with every option's default. */
+void config_defaults(struct config *c);
+/* Applies one line (comments and blank lines are fine). Returns 0, or -1 with
+ * a message in err (without the file:line prefix). Pure: no I/O. */
+int config_apply_line(struct config *c, const char *line, char *err, size_t errlen);
+/* Reads a file. Returns 0, or -1 with "file:line: message" in err. */
+int config_load(struct config *c, const char *path, char *err, size_t errlen);
+/* Checks values that depend on each other after all lines are read. */
+int config_finish(struct config *c, char *err, size_t errlen);
+/* Writes every option with its argument form and help text (for --help). */
+void config_print_help(void *file);
+
+#endif

@@ -1,0 +1,240 @@
+/* Worker threads and listeners. */
+#include "net.h"
+#include "worker.h"
+#include "../base/clock.h"
+#include "../base/err.h"
+#include "../base/log.h"
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define TICK_MS 250
+
+struct net {
+	struct broker *b;
+	unsigned n;
+	struct nworker *w;
+};
+
+void net_wake(struct broker *b, int worker);
+
+/* Socket bound with SO_REUSEPORT so each worker accepts on its own socket. */
+static int bind_listener(const struct listener_conf *l, int *fd_out)
+{
+	struct sockaddr_storage ss;
+	int rc = uv_ip4_addr(l->address, l->port, (struct sockaddr_in *)&ss);
+	if (rc)
+		rc = uv_ip6_addr(l->address, l->port, (struct sockaddr_in6 *)&ss);
+	if (rc) {
+		log_err("listener %s:%u: not an IP address", l->address, l->port);
+		return -FM_EINVAL;
+	}
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -FM_EIO;
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+	socklen_t sl = ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+	if (bind(fd, (struct sockaddr *)&ss, sl) < 0) {
+		log_err("listener %s:%u: %s", l->address, l->port, strerror(errno));
+		close(fd);
+		return -FM_EIO;
+	}
+	*fd_out = fd;
+	return 0;
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+	struct nworker *w = listener->data;
+	if (status < 0) {
+		log_warn("accept: %s", uv_strerror(status));
+		return;
+	}
+	conn_accept(w, listener);
+}
+
+static void close_quiet(uv_handle_t *h)
+{
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
+/* Once a stopping worker has no connections left, its own handles close
+ * and the loop ends. */
+static void maybe_finish(struct nworker *w)
+{
+	if (!w->stopping || w->n_conns)
+		return;
+	close_quiet((uv_handle_t *)&w->async);
+	close_quiet((uv_handle_t *)&w->check);
+	close_quiet((uv_handle_t *)&w->timer);
+}
+
+static void on_check(uv_check_t *h)
+{
+	struct nworker *w = h->data;
+	broker_worker_wake(w->bw);
+	conn_flush_all(w);
+	maybe_finish(w);
+}
+
+static void begin_stop(struct nworker *w)
+{
+	w->stopping = true;
+	for (unsigned i = 0; i < w->n_listeners; i++)
+		close_quiet((uv_handle_t *)&w->listeners[i]);
+	broker_worker_shutdown(w->bw);
+	conn_flush_all(w);
+}
+
+static void on_async(uv_async_t *h)
+{
+	struct nworker *w = h->data;
+	if (atomic_load(&w->stop) && !w->stopping)
+		begin_stop(w);
+	broker_worker_wake(w->bw);
+}
+
+static void on_timer(uv_timer_t *h)
+{
+	struct nworker *w = h->data;
+	broker_worker_tick(w->bw, clock_mono_ms());
+	if (w->id == 0 && !w->stopping)
+		broker_housekeeping(w->bw->b);
+}
+
+static void *worker_main(void *arg)
+{
+	struct nworker *w = arg;
+	uv_run(&w->loop, UV_RUN_DEFAULT);
+	return NULL;
+}
+
+static int worker_init(struct net *n, struct nworker *w, int id, const int *fds, unsigned n_fds)
+{
+	struct broker *b = n->b;
+	w->id = id;
+	w->net = n;
+	w->bw = &b->workers[id];
+	w->rbuf = malloc(NWORKER_READ_BUF);
+	if (!w->rbuf || uv_loop_init(&w->loop))
+		return -FM_ENOMEM;
+	uv_async_init(&w->loop, &w->async, on_async);
+	uv_check_init(&w->loop, &w->check);
+	uv_timer_init(&w->loop, &w->timer);
+	w->async.data = w->check.data = w->timer.data = w;
+	uv_check_start(&w->check, on_check);
+	uv_timer_start(&w->timer, on_timer, TICK_MS, TICK_MS);
+	for (unsigned i = 0; i < n_fds; i++) {
+		uv_tcp_t *t = &w->listeners[i];
+		uv_tcp_init(&w->loop, t);
+		t->data = w;
+		w->n_listeners++;
+		int rc = uv_tcp_open(t, fds[i]);
+		if (!rc)
+			rc = uv_listen((uv_stream_t *)t, 1024, on_connection);
+		if (rc) {
+			log_err("listen: %s", uv_strerror(rc));
+			return -FM_EIO;
+		}
+	}
+	return 0;
+}
+
+void net_wake(struct broker *b, int worker)
+{
+	struct net *n = b->ports.ctx;
+	uv_async_send(&n->w[worker].async);
+}
+
+struct net *net_start(struct broker *b)
+{
+	const struct config *cfg = &b->cfg;
+	struct net *n = calloc(1, sizeof *n);
+	if (!n)
+		return NULL;
+	n->b = b;
+	n->n = b->n_workers;
+	n->w = calloc(n->n, sizeof *n->w);
+	if (!n->w) {
+		free(n);
+		return NULL;
+	}
+	b->ports.ctx = n;
+	unsigned started = 0;
+	int rc = 0;
+	for (unsigned i = 0; i < n->n && !rc; i++) {
+		int fds[CONFIG_MAX_LISTENERS];
+		unsigned nf = 0;
+		for (unsigned l = 0; l < cfg->n_listeners && !rc; l++) {
+			rc = bind_listener(&cfg->listeners[l], &fds[nf]);
+			if (!rc)
+				nf++;
+		}
+		if (!rc)
+			rc = worker_init(n, &n->w[i], (int)i, fds, nf);
+		else
+			for (unsigned k = 0; k < nf; k++)
+				close(fds[k]);
+	}
+	if (!rc) {
+		for (unsigned i = 0; i < n->n; i++) {
+			if (pthread_create(&n->w[i].thread, NULL, worker_main, &n->w[i]))
+				break;
+			started++;
+		}
+	}
+	if (rc || started < n->n) {
+		/* Stop what started, then tear everything down. */
+		for (unsigned i = 0; i < started; i++) {
+			atomic_store(&n->w[i].stop, true);
+			uv_async_send(&n->w[i].async);
+			pthread_join(n->w[i].thread, NULL);
+		}
+		for (unsigned i = started; i < n->n; i++) {
+			struct nworker *w = &n->w[i];
+			if (!w->rbuf)
+				continue;
+			for (unsigned k = 0; k < w->n_listeners; k++)
+				close_quiet((uv_handle_t *)&w->listeners[k]);
+			close_quiet((uv_handle_t *)&w->async);
+			close_quiet((uv_handle_t *)&w->check);
+			close_quiet((uv_handle_t *)&w->timer);
+			uv_run(&w->loop, UV_RUN_DEFAULT);
+		}
+		for (unsigned i = 0; i < n->n; i++) {
+			if (n->w[i].rbuf)
+				uv_loop_close(&n->w[i].loop);
+			free(n->w[i].rbuf);
+		}
+		free(n->w);
+		free(n);
+		b->ports.ctx = NULL;
+		return NULL;
+	}
+	for (unsigned i = 0; i < cfg->n_listeners; i++)
+		log_notice("listening on %s:%u", cfg->listeners[i].address, cfg->listeners[i].port);
+	return n;
+}
+
+void net_stop(struct net *n)
+{
+	atomic_store(&n->b->shutting_down, true);
+	for (unsigned i = 0; i < n->n; i++) {
+		atomic_store(&n->w[i].stop, true);
+		uv_async_send(&n->w[i].async);
+	}
+	for (unsigned i = 0; i < n->n; i++) {
+		pthread_join(n->w[i].thread, NULL);
+		uv_loop_close(&n->w[i].loop);
+		free(n->w[i].rbuf);
+	}
+	n->b->ports.ctx = NULL;
+	free(n->w);
+	free(n);
+}

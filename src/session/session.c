@@ -1,0 +1,240 @@
+#include "session.h"
+#include "../base/err.h"
+#include "../mqtt/mqtt.h"
+#include <stdlib.h>
+#include <string.h>
+
+struct session *session_new(const char *client_id, size_t len, uint64_t sid)
+{
+	struct session *s = calloc(1, sizeof *s);
+	if (!s)
+		return NULL;
+	s->client_id = malloc(len + 1);
+	if (!s->client_id) {
+		free(s);
+		return NULL;
+	}
+	memcpy(s->client_id, client_id, len);
+	s->client_id[len] = 0;
+	s->client_id_len = (uint16_t)len;
+	atomic_init(&s->refs, 1);
+	atomic_init(&s->flush_pending, false);
+	s->sid = sid;
+	s->worker = -1;
+	s->next_pid = 1;
+	pthread_mutex_init(&s->lock, NULL);
+	return s;
+}
+
+void qentry_release(struct qentry *e)
+{
+	msg_unref(e->msg);
+	e->msg = NULL;
+	if (e->n_sub_ids > 1)
+		free(e->u.sub_ids);
+	e->n_sub_ids = 0;
+}
+
+void qring_free(struct qring *r)
+{
+	for (uint32_t i = 0; i < r->count; i++)
+		qentry_release(qring_at(r, i));
+	free(r->e);
+	memset(r, 0, sizeof *r);
+}
+
+int qring_push(struct qring *r, const struct qentry *e)
+{
+	if (r->count == r->cap) {
+		uint32_t cap = r->cap ? r->cap * 2 : 4;
+		struct qentry *n = malloc(sizeof *n * cap);
+		if (!n)
+			return -FM_ENOMEM;
+		for (uint32_t i = 0; i < r->count; i++)
+			n[i] = *qring_at(r, i);
+		free(r->e);
+		r->e = n;
+		r->head = 0;
+		r->cap = cap;
+	}
+	r->e[(r->head + r->count) % r->cap] = *e;
+	r->count++;
+	return 0;
+}
+
+void qring_remove(struct qring *r, uint32_t i, struct qentry *out)
+{
+	*out = *qring_at(r, i);
+	if (i == 0) {
+		r->head = (r->head + 1) % r->cap;
+	} else {
+		for (uint32_t k = i; k + 1 < r->count; k++)
+			*qring_at(r, k) = *qring_at(r, k + 1);
+	}
+	r->count--;
+	if (r->count == 0) {
+		/* An idle session keeps no queue memory. */
+		free(r->e);
+		r->e = NULL;
+		r->cap = r->head = 0;
+	}
+}
+
+void session_unref(struct session *s)
+{
+	if (!s || atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	qring_free(&s->queue);
+	qring_free(&s->inflight);
+	msg_unref(s->will);
+	for (uint32_t i = 0; i < s->n_subs; i++)
+		free(s->subs[i].filter);
+	free(s->subs);
+	free(s->rx_qos2);
+	pthread_mutex_destroy(&s->lock);
+	free(s->client_id);
+	free(s);
+}
+
+static bool over_limit(const struct session *s, const struct session_limits *lim, uint32_t add_bytes)
+{
+	if (lim->max_messages && s->queue.count + 1 > lim->max_messages)
+		return true;
+	return lim->max_bytes && s->queued_bytes + add_bytes > lim->max_bytes;
+}
+
+int session_enqueue(struct session *s, struct msg *msg, uint8_t qos, uint8_t flags,
+		    const uint32_t *sub_ids, uint16_t n_sub_ids, const struct session_limits *lim)
+{
+	int dropped = 0;
+	while (over_limit(s, lim, msg->payload_len)) {
+		if (lim->reject_new || s->queue.count == 0)
+			return -FM_ELIMIT;
+		struct qentry old;
+		qring_remove(&s->queue, 0, &old);
+		s->queued_bytes -= old.msg->payload_len;
+		qentry_release(&old);
+		dropped = 1;
+	}
+	struct qentry e = { .msg = msg, .qos = qos, .flags = flags, .state = QE_QUEUED };
+	e.n_sub_ids = n_sub_ids;
+	if (n_sub_ids == 1) {
+		e.u.sub_id = sub_ids[0];
+	} else if (n_sub_ids > 1) {
+		e.u.sub_ids = malloc(sizeof(uint32_t) * n_sub_ids);
+		if (!e.u.sub_ids)
+			return -FM_ENOMEM;
+		memcpy(e.u.sub_ids, sub_ids, sizeof(uint32_t) * n_sub_ids);
+	}
+	if (qring_push(&s->queue, &e)) {
+		if (n_sub_ids > 1)
+			free(e.u.sub_ids);
+		return -FM_ENOMEM;
+	}
+	msg_ref(msg);
+	s->queued_bytes += msg->payload_len;
+	return dropped;
+}
+
+int session_on_ack(struct session *s, uint16_t pid, uint8_t ack_type)
+{
+	uint8_t want = ack_type == MQTT_PUBACK ? QE_WAIT_PUBACK
+		     : ack_type == MQTT_PUBREC ? QE_WAIT_PUBREC : QE_WAIT_PUBCOMP;
+	for (uint32_t i = 0; i < s->inflight.count; i++) {
+		struct qentry *e = qring_at(&s->inflight, i);
+		if (e->pid != pid)
+			continue;
+		if (e->state != want)
+			return -FM_ENOENT;
+		if (ack_type == MQTT_PUBREC) {
+			e->state = QE_WAIT_PUBCOMP;
+			return 0;
+		}
+		struct qentry done;
+		qring_remove(&s->inflight, i, &done);
+		qentry_release(&done);
+		return 0;
+	}
+	return -FM_ENOENT;
+}
+
+uint16_t session_next_pid(struct session *s)
+{
+	for (;;) {
+		uint16_t pid = s->next_pid++;
+		if (s->next_pid == 0)
+			s->next_pid = 1;
+		bool used = false;
+		for (uint32_t i = 0; i < s->inflight.count && !used; i++)
+			used = qring_at(&s->inflight, i)->pid == pid;
+		if (!used)
+			return pid;
+	}
+}
+
+int session_rx_qos2_add(struct session *s, uint16_t pid)
+{
+	for (uint32_t i = 0; i < s->n_rx_qos2; i++)
+		if (s->rx_qos2[i] == pid)
+			return 0;
+	if (s->n_rx_qos2 == s->cap_rx_qos2) {
+		uint32_t cap = s->cap_rx_qos2 ? s->cap_rx_qos2 * 2 : 4;
+		uint16_t *n = realloc(s->rx_qos2, sizeof *n * cap);
+		if (!n)
+			return -FM_ENOMEM;
+		s->rx_qos2 = n;
+		s->cap_rx_qos2 = cap;
+	}
+	s->rx_qos2[s->n_rx_qos2++] = pid;
+	return 1;
+}
+
+bool session_rx_qos2_remove(struct session *s, uint16_t pid)
+{
+	for (uint32_t i = 0; i < s->n_rx_qos2; i++) {
+		if (s->rx_qos2[i] == pid) {
+			s->rx_qos2[i] = s->rx_qos2[--s->n_rx_qos2];
+			return true;
+		}
+	}
+	return false;
+}
+
+int session_sub_add(struct session *s, const char *filter, size_t len, uint8_t options, uint32_t sub_id)
+{
+	for (uint32_t i = 0; i < s->n_subs; i++) {
+		struct session_sub *sub = &s->subs[i];
+		if (sub->len == len && !memcmp(sub->filter, filter, len)) {
+			sub->options = options;
+			sub->sub_id = sub_id;
+			return 1;
+		}
+	}
+	if (s->n_subs == s->cap_subs) {
+		uint32_t cap = s->cap_subs ? s->cap_subs * 2 : 1;
+		struct session_sub *n = realloc(s->subs, sizeof *n * cap);
+		if (!n)
+			return -FM_ENOMEM;
+		s->subs = n;
+		s->cap_subs = cap;
+	}
+	char *copy = malloc(len + 1);
+	if (!copy)
+		return -FM_ENOMEM;
+	memcpy(copy, filter, len);
+	copy[len] = 0;
+	s->subs[s->n_subs++] = (struct session_sub){ copy, (uint16_t)len, options, sub_id };
+	return 0;
+}
+
+bool session_sub_remove(struct session *s, const char *filter, size_t len)
+{
+	for (uint32_t i = 0; i < s->n_subs; i++) {
+		if (s->subs[i].len == len && !memcmp(s->subs[i].filter, filter, len)) {
+			free(s->subs[i].filter);
+			s->subs[i] = s->subs[--s->n_subs];
+			return true;
+		}
+	}
+	return false;
+}

@@ -1,0 +1,143 @@
+/* A session: the durable state of one client id — subscriptions, the queue of
+ * messages waiting for delivery, messages in flight both ways, the will and
+ * the expiry. It outlives connections. Every field after `lock` is guarded
+ * by it; the functions here expect the caller to hold it.
+ */
+#ifndef FM_SESSION_H
+#define FM_SESSION_H
+#include "msg.h"
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct client;
+
+enum qentry_state {
+	QE_QUEUED = 0,   /* not sent yet */
+	QE_WAIT_PUBACK,  /* QoS 1 sent */
+	QE_WAIT_PUBREC,  /* QoS 2 sent */
+	QE_WAIT_PUBCOMP, /* QoS 2 PUBREL sent */
+};
+
+#define QE_RETAIN 0x01 /* send with the retain flag */
+#define QE_SHARED 0x02 /* came through a $share group: another member may take it over */
+
+/* One message for one session. Subscription identifiers: `sub_id` when
+ * n_sub_ids <= 1, else the heap array `sub_ids` (owned by the entry). */
+struct qentry {
+	struct msg *msg; /* one reference owned by the entry */
+	union {
+		uint32_t sub_id;
+		uint32_t *sub_ids;
+	} u;
+	uint16_t n_sub_ids;
+	uint16_t pid;
+	uint8_t qos;
+	uint8_t flags;
+	uint8_t state;
+};
+
+static inline const uint32_t *qentry_sub_ids(const struct qentry *e)
+{
+	return e->n_sub_ids > 1 ? e->u.sub_ids : &e->u.sub_id;
+}
+
+/* A ring of entries in order. */
+struct qring {
+	struct qentry *e;
+	uint32_t head, count, cap;
+};
+
+struct session_sub {
+	char *filter;    /* as subscribed, "$share/g/f" included */
+	uint16_t len;
+	uint8_t options;
+	uint32_t sub_id;
+};
+
+struct session_limits {
+	uint32_t max_messages; /* 0 = none */
+	uint64_t max_bytes;    /* 0 = none */
+	bool reject_new;
+};
+
+struct session {
+	atomic_uint refs;
+	atomic_bool flush_pending; /* queued on its worker's wake list */
+	uint64_t sid;              /* unique for the broker's lifetime, for No Local */
+	char *client_id;
+	uint16_t client_id_len;
+
+	pthread_mutex_t lock;
+	struct client *client; /* attached connection, NULL when offline */
+	int worker;            /* worker of `client`, -1 when offline */
+	bool ended;            /* removed from the registry; drop deliveries */
+	bool timed;            /* on the broker's deadline list (guarded by the registry lock) */
+	uint8_t version;
+	uint32_t expiry_interval; /* seconds; UINT32_MAX = never */
+	uint64_t expires_at;      /* wall ms when offline and finite, else 0 */
+
+	struct qring queue;    /* QE_QUEUED entries, delivery order */
+	struct qring inflight; /* sent, waiting for an ack, send order */
+	uint64_t queued_bytes; /* payload bytes in `queue` */
+	uint16_t next_pid;
+
+	/* Incoming QoS 2 packet ids between PUBREC and PUBREL [MQTT-4.3.3]. */
+	uint16_t *rx_qos2;
+	uint32_t n_rx_qos2, cap_rx_qos2;
+
+	struct msg *will;      /* the Will message, NULL when none */
+	uint32_t will_delay;   /* seconds */
+	uint64_t will_at;      /* wall ms when a delayed will is due, else 0 */
+
+	struct session_sub *subs;
+	uint32_t n_subs, cap_subs;
+};
+
+/* Creates a session with one reference. Returns NULL when out of memory. */
+struct session *session_new(const char *client_id, size_t len, uint64_t sid);
+static inline struct session *session_ref(struct session *s)
+{
+	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+	return s;
+}
+/* Drops one reference; the last frees the session, its queues and its will. */
+void session_unref(struct session *s);
+
+/* Queues a message. Takes its own reference to msg; sub_ids is copied.
+ * Returns 0, 1 when an older message was dropped to make room (drop_oldest),
+ * or -FM_ELIMIT when the new one was refused (reject_new, or nothing left to
+ * drop), or -FM_ENOMEM. */
+int session_enqueue(struct session *s, struct msg *msg, uint8_t qos, uint8_t flags,
+		    const uint32_t *sub_ids, uint16_t n_sub_ids, const struct session_limits *lim);
+
+/* Removes the in-flight entry with `pid` in `state` and returns 0, or
+ * -FM_ENOENT. QoS 2 PUBREC moves it to QE_WAIT_PUBCOMP instead (returns 0). */
+int session_on_ack(struct session *s, uint16_t pid, uint8_t ack_type);
+
+/* Next free outgoing packet id (skips ids in flight). */
+uint16_t session_next_pid(struct session *s);
+
+/* Incoming QoS 2 ids. add: 1 = new, 0 = already present, -FM_ENOMEM. */
+int session_rx_qos2_add(struct session *s, uint16_t pid);
+bool session_rx_qos2_remove(struct session *s, uint16_t pid);
+
+/* Subscription list (mirror of the index, for clean-up and listing).
+ * add returns 1 when it replaced an existing one, 0 when new. */
+int session_sub_add(struct session *s, const char *filter, size_t len, uint8_t options, uint32_t sub_id);
+bool session_sub_remove(struct session *s, const char *filter, size_t len);
+
+/* Entry helpers. */
+void qentry_release(struct qentry *e);
+void qring_free(struct qring *r);
+int qring_push(struct qring *r, const struct qentry *e);
+static inline struct qentry *qring_at(struct qring *r, uint32_t i)
+{
+	return &r->e[(r->head + i) % r->cap];
+}
+/* Removes entry i, keeping the order of the rest; the entry is copied to *out. */
+void qring_remove(struct qring *r, uint32_t i, struct qentry *out);
+
+#endif
