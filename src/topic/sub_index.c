@@ -356,7 +356,8 @@ int sub_index_add(struct sub_index *idx, const char *filter, size_t flen,
 		  const char *group, size_t glen, const struct sub_entry *e)
 {
 	int rc;
-	if (flen > TOPIC_MAX_LEN || glen > TOPIC_MAX_LEN)
+	/* a group name is kept as a C string (struct sub_group.name) */
+	if (flen > TOPIC_MAX_LEN || glen > TOPIC_MAX_LEN || (group && memchr(group, '\0', glen)))
 		return -FM_EINVAL;
 	struct topic_node *node = topic__node_path(idx->root, filter, flen, true, &rc);
 	if (!node)

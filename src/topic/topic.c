@@ -92,8 +92,10 @@ int topic_share_split(const char *p, size_t len, const char **group, size_t *gle
 	if (!slash)
 		return -1;
 	size_t gl = (size_t)(slash - g);
-	/* [MQTT-4.8.2-1] non-empty, [MQTT-4.8.2-2] no wildcard; and a filter follows */
-	if (gl == 0 || memchr(g, '+', gl) || memchr(g, '#', gl) || gl + 1 == rest)
+	/* [MQTT-4.8.2-1] non-empty, [MQTT-4.8.2-2] no wildcard, a filter follows;
+	 * no NUL either: the index keeps group names as C strings */
+	if (gl == 0 || memchr(g, '+', gl) || memchr(g, '#', gl) || memchr(g, '\0', gl) ||
+	    gl + 1 == rest)
 		return -1;
 	*group = g;
 	*glen = gl;
