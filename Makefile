@@ -5,7 +5,7 @@
 #   make bench  ferromq against Debian's mosquitto, writes BENCHMARKS.md
 #   make fuzz   run every fuzzer for FUZZ_SECONDS (default 300) each
 
-DEB_PACKAGES := build-essential cmake pkg-config clang libclang-rt-14-dev libuv1-dev \
+DEB_PACKAGES := build-essential cmake pkg-config clang libclang-rt-14-dev libuv1-dev libsqlite3-dev \
 	python3 python3-pytest python3-paho-mqtt mosquitto mosquitto-clients node-mqtt nodejs
 JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 300

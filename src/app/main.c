@@ -3,6 +3,7 @@
 #include "../broker/broker.h"
 #include "../config/config.h"
 #include "../net/net.h"
+#include "../store/store.h"
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -108,9 +109,6 @@ int main(int argc, char **argv)
 		log_err("persistence_location %s: %s", cfg.persistence_location, strerror(errno));
 		return 1;
 	}
-	if (cfg.persistence)
-		log_warn("this build keeps sessions in memory only; %s is reserved for the durable store",
-			 cfg.persistence_location);
 
 	unsigned n_workers = cfg.workers;
 	if (!n_workers) {
@@ -132,8 +130,23 @@ int main(int argc, char **argv)
 		log_err("out of memory");
 		return 1;
 	}
+	struct store *store = NULL;
+	if (cfg.persistence) {
+		store = store_open(cfg.persistence_location, cfg.durability, err, sizeof err);
+		if (!store || store_recover(store, b, err, sizeof err) || store_start(store, b)) {
+			log_err("%s", store ? err : err);
+			log_err("start-up stopped: nothing was served and nothing was changed");
+			store_close(store);
+			broker_free(b);
+			log_close();
+			return 1;
+		}
+	} else {
+		log_notice("persistence false: sessions and messages are kept in memory only");
+	}
 	struct net *net = net_start(b);
 	if (!net) {
+		store_close(store);
 		broker_free(b);
 		log_close();
 		return 1;
@@ -152,6 +165,7 @@ int main(int argc, char **argv)
 		break;
 	}
 	net_stop(net);
+	store_close(store); /* every worker has had its commits back */
 	broker_free(b);
 	log_notice("stopped");
 	log_close();

@@ -53,7 +53,10 @@ void broker_free(struct broker *b)
 			session_unref(w->wake[k].session);
 			if (w->wake[k].kick)
 				b->ports.conn_unref(w->wake[k].kick);
+			store_txn_free(w->wake[k].txn);
 		}
+		store_txn_free(w->txn);
+		free(w->held);
 		free(w->wake);
 		free(w->wake_spare);
 		free(w->targets);
@@ -226,6 +229,7 @@ static void detach(struct client *c, struct session *s, struct msg **will_now, b
 		   struct qring *shared)
 {
 	struct broker *b = c->b;
+	struct bworker *w = &b->workers[c->worker];
 	uint64_t now = clock_wall_ms();
 	s->client = NULL;
 	__atomic_store_n(&s->worker, -1, __ATOMIC_RELAXED);
@@ -256,11 +260,14 @@ static void detach(struct client *c, struct session *s, struct msg **will_now, b
 			qring_remove(q, i, &taken);
 			if (q == &s->queue)
 				s->queued_bytes -= taken.msg->payload_len;
+			persist_queue_del(w, s, &taken);
 			if (!share || qring_push(shared, &taken))
 				qentry_release(&taken);
 		}
 	}
-	(void)b;
+	/* The offline deadlines and the will must survive a restart. */
+	if (!*end_now)
+		persist_session(w, s);
 }
 
 void broker_on_close(struct client *c)
@@ -307,6 +314,7 @@ void broker_on_close(struct client *c)
 			session_end(w, s); /* consumes the registry's reference */
 		session_unref(s);
 		c->session = NULL;
+		broker_commit(w, NULL, NULL, 0, 0);
 	}
 	if (c->in_aliases) {
 		for (uint32_t i = 0; i <= c->alias_max_in; i++)
@@ -339,6 +347,13 @@ void broker_worker_wake(struct bworker *w)
 	pthread_mutex_unlock(&w->wake_lock);
 	for (uint32_t i = 0; i < n; i++) {
 		struct wake_item *it = &items[i];
+		if (it->txn) {
+			struct store_txn *t = it->txn;
+			if (t->done)
+				t->done(t, t->err);
+			store_txn_free(t);
+			atomic_fetch_sub(&w->pending_txns, 1);
+		}
 		if (it->kick) {
 			struct client *old = it->kick;
 			if (old->state == CLIENT_CONNECTED) {
@@ -357,6 +372,7 @@ void broker_worker_wake(struct bworker *w)
 			session_unref(s);
 		}
 	}
+	broker_commit(w, NULL, NULL, 0, 0);
 	/* Keep the larger array as the spare to avoid reallocating every turn. */
 	pthread_mutex_lock(&w->wake_lock);
 	if (!w->wake_spare) {

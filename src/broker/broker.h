@@ -10,6 +10,7 @@
 #include "../session/session.h"
 #include "../topic/topic.h"
 #include "stats.h"
+#include "store_port.h"
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -57,6 +58,7 @@ struct client {
 	uint16_t alias_max_in;      /* aliases we accept */
 	uint16_t alias_max_out;     /* aliases the client accepts */
 	uint16_t n_out_aliases;
+	uint32_t pending_acks;      /* QoS 1/2 publishes waiting for their store commit */
 	uint32_t max_packet_out;    /* client's Maximum Packet Size; 0 = protocol limit */
 	uint64_t last_rx_ms;        /* monotonic */
 	uint64_t connected_at_ms;
@@ -72,6 +74,7 @@ struct client {
 struct wake_item {
 	struct session *session; /* reference owned by the item, or NULL */
 	struct client *kick;     /* conn reference owned by the item, or NULL */
+	struct store_txn *txn;   /* a committed transaction, owned by the item, or NULL */
 };
 
 /* Broker-side state of one worker thread. */
@@ -85,6 +88,12 @@ struct bworker {
 	/* Scratch for routing, reused per publish. */
 	struct route_target *targets;
 	uint32_t n_targets, cap_targets;
+	/* Store records of the action being handled, submitted at its end. */
+	struct store_txn *txn;
+	atomic_uint pending_txns; /* submitted, not yet handed back */
+	/* Sessions that got a held (QoS 2, not yet committed) message. */
+	struct session **held;
+	uint32_t n_held, cap_held;
 	struct stats_local stats;
 };
 
@@ -108,6 +117,8 @@ struct broker {
 	struct session **timed;
 	uint32_t n_timed, cap_timed;
 
+	struct store_port *store; /* NULL: memory only (persistence false) */
+	atomic_uint_fast64_t next_msg_id;
 	atomic_uint_fast64_t next_sid;
 	atomic_uint_fast64_t next_client_no;
 	struct stats stats;
@@ -117,6 +128,21 @@ struct broker {
 /* Creates the broker state for `cfg` with n_workers workers.
  * Returns NULL when out of memory. */
 struct broker *broker_new(const struct config *cfg, unsigned n_workers, const struct broker_ports *ports);
+/* Connects the durable store (before any client). */
+void broker_set_store(struct broker *b, struct store_port *store);
+/* The store finished t (any thread): hands it to its worker. */
+void broker_store_complete(struct broker *b, struct store_txn *t);
+/* ---- recovery from the store, before serving (single-threaded) ---- */
+struct session *broker_restore_session(struct broker *b, uint64_t sid, const char *client_id,
+				       uint32_t expiry_interval, uint64_t expires_at, uint8_t version,
+				       struct msg *will, uint32_t will_delay, uint64_t will_at);
+int broker_restore_sub(struct broker *b, struct session *s, const char *filter, uint8_t options, uint32_t sub_id);
+/* state QE_QUEUED goes to the queue, the others in flight. Takes a reference to m. */
+int broker_restore_entry(struct session *s, struct msg *m, uint64_t seq, uint8_t qos, uint8_t flags,
+			 uint8_t state, const uint32_t *sub_ids, uint16_t n_sub_ids);
+int broker_restore_retained(struct broker *b, struct msg *m);
+void broker_restore_done(struct broker *b, uint64_t next_sid, uint64_t next_msg_id);
+
 /* Frees everything; all clients must be gone. */
 void broker_free(struct broker *b);
 

@@ -189,6 +189,12 @@ int handle_connect(struct client *c, const struct mqtt_connect *m)
 	bool present = false;
 	pthread_mutex_lock(&b->reg_lock);
 	struct session *s = registry_find(b, id, id_len);
+	if (s && !s->client && s->expires_at && clock_wall_ms() >= s->expires_at) {
+		/* Expired, not swept yet (e.g. while the broker was down). */
+		registry_remove(b, s);
+		t.ending = s;
+		s = NULL;
+	}
 	if (s) {
 		take_over(s, m->clean_start, &t);
 		if (m->clean_start) {
@@ -216,6 +222,7 @@ int handle_connect(struct client *c, const struct mqtt_connect *m)
 	s->will = will;
 	s->will_delay = m->will_props.will_delay;
 	c->session = session_ref(s);
+	persist_session(w, s);
 	pthread_mutex_unlock(&s->lock);
 	pthread_mutex_unlock(&b->reg_lock);
 
@@ -229,7 +236,7 @@ int handle_connect(struct client *c, const struct mqtt_connect *m)
 		session_end(w, t.ending);
 	if (t.will)
 		will_publish(w, t.will);
-	if (t.kick && wake_push(w, t.kick->worker, (struct wake_item){ NULL, t.kick }))
+	if (t.kick && wake_push(w, t.kick->worker, (struct wake_item){ NULL, t.kick, NULL }))
 		b->ports.conn_unref(t.kick);
 	send_connack(c, m, present, server_ka, was_assigned ? assigned : NULL);
 
@@ -240,5 +247,6 @@ int handle_connect(struct client *c, const struct mqtt_connect *m)
 	}
 	pthread_mutex_unlock(&s->lock);
 	b->ports.flush(c);
+	broker_commit(w, NULL, NULL, 0, 0);
 	return 0;
 }

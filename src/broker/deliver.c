@@ -102,32 +102,35 @@ void session_pump(struct session *s)
 		if (b->ports.out_pending(c) >= b->cfg.max_output_buffer)
 			break; /* resumed by broker_on_writable */
 		struct qentry *head = qring_at(&s->queue, 0);
-		if (head->qos && s->inflight.count >= c->send_max)
+		if (atomic_load_explicit(&head->msg->held, memory_order_acquire))
+			break; /* resumed when the store has it */
+		if (head->qos && (s->inflight.count >= c->send_max ||
+				  session_pid_in_use(s, head->seq)))
 			break; /* resumed by an acknowledgement [MQTT-4.9.0-2] */
 		struct qentry e;
 		qring_remove(&s->queue, 0, &e);
 		s->queued_bytes -= e.msg->payload_len;
+		int rc = -FM_ENOENT;
 		if (msg_expired(e.msg, now)) {
 			w->stats.drops[DROP_EXPIRED]++;
-			qentry_release(&e);
-			continue;
+		} else {
+			e.pid = e.qos ? qentry_pid_of(e.seq) : 0;
+			rc = encode_entry(c, &e, false, now);
+			if (rc == -FM_ELIMIT)
+				w->stats.drops[DROP_TOO_LARGE]++;
 		}
-		if (e.qos)
-			e.pid = session_next_pid(s);
-		int rc = encode_entry(c, &e, false, now);
-		if (rc == -FM_ELIMIT)
-			w->stats.drops[DROP_TOO_LARGE]++;
+		wrote |= rc == 0;
 		if (rc || e.qos == 0) {
+			persist_queue_del(w, s, &e);
 			qentry_release(&e);
-			wrote |= rc == 0;
 			continue;
 		}
 		e.state = e.qos == 1 ? QE_WAIT_PUBACK : QE_WAIT_PUBREC;
 		if (qring_push(&s->inflight, &e)) {
 			log_err("out of memory: message for %s dropped", s->client_id);
+			persist_queue_del(w, s, &e);
 			qentry_release(&e);
 		}
-		wrote = true;
 	}
 	if (wrote)
 		b->ports.flush(c);

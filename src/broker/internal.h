@@ -40,7 +40,10 @@ int route_to_session(struct bworker *w, struct session *s, struct msg *m, uint8_
 		     const uint32_t *sub_ids, uint16_t n_sub_ids);
 /* Hands the entries of a $share member that left to other members; consumes them. */
 void route_reshare(struct bworker *w, struct session *from, struct qentry *entries, uint32_t n);
-/* Appends an item to a worker's wake list and wakes it. Returns 0 or -FM_ENOMEM. */
+/* Appends an item to a worker's wake list and, when `wake`, wakes it.
+ * Returns 0 or -FM_ENOMEM. Thread-safe. */
+int wake_push_to(struct broker *b, int worker, struct wake_item item, bool wake);
+/* The same from a worker: the local one drains its list at the end of the turn. */
 int wake_push(struct bworker *from, int worker, struct wake_item item);
 /* Puts s on its worker's wake list (s->lock not held). */
 void session_schedule(struct bworker *from, struct session *s, int worker);
@@ -49,6 +52,22 @@ void session_schedule(struct bworker *from, struct session *s, int worker);
  * properties that are forwarded and applying the expiry. */
 struct msg *msg_build(struct broker *b, struct bworker *w, struct mqtt_bin topic, struct mqtt_bin payload,
 		      const struct mqtt_props *pr, uint8_t version, uint8_t qos, bool retain);
+
+/* persist.c: store records of the current action (no-ops without a store
+ * or for sessions that end with their connection). */
+bool session_durable(const struct broker *b, const struct session *s);
+void persist_queue_add(struct bworker *w, const struct session *s, const struct qentry *e);
+void persist_queue_del(struct bworker *w, const struct session *s, const struct qentry *e);
+void persist_queue_state(struct bworker *w, const struct session *s, const struct qentry *e);
+void persist_rx2(struct bworker *w, const struct session *s, uint16_t pid, bool add);
+void persist_session(struct bworker *w, struct session *s);
+void persist_session_del(struct bworker *w, struct session *s);
+void persist_sub(struct bworker *w, const struct session *s, const char *filter, size_t len, uint8_t options,
+		 uint32_t sub_id, bool add);
+void persist_retain(struct bworker *w, struct msg *m);
+/* Ends the current action: submits its records and runs done(ctx) after the
+ * commit, or at once when nothing durable changed. */
+void broker_commit(struct bworker *w, store_done_fn done, void *ctx, uint16_t pid, uint8_t kind);
 
 /* deliver.c: with s->lock held and s->client on this worker. */
 void session_pump(struct session *s);

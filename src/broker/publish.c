@@ -98,6 +98,85 @@ static void retain_update(struct broker *b, struct msg *m)
 	msg_unref(old);
 }
 
+/* An acknowledgement that waits for the store. */
+struct ack_ctx {
+	struct client *c;      /* connection reference */
+	struct msg *held;      /* QoS 2 message released at commit, or NULL */
+	struct session **held_sessions;
+	uint32_t n_held;
+	uint8_t rc;
+	const char *why;
+};
+
+static struct ack_ctx *ack_ctx_new(struct client *c, uint8_t rc, const char *why)
+{
+	struct ack_ctx *a = calloc(1, sizeof *a);
+	if (!a)
+		return NULL;
+	a->c = c;
+	a->rc = rc;
+	a->why = why;
+	c->b->ports.conn_ref(c);
+	return a;
+}
+
+/* Releases (commit) or withdraws (failure) a held QoS 2 message. */
+static void release_held(struct bworker *w, struct ack_ctx *a, bool committed)
+{
+	if (!a->held)
+		return;
+	atomic_store_explicit(&a->held->held, false, memory_order_release);
+	for (uint32_t i = 0; i < a->n_held; i++) {
+		struct session *s = a->held_sessions[i];
+		pthread_mutex_lock(&s->lock);
+		int worker = s->worker;
+		for (uint32_t k = 0; !committed && k < s->queue.count;) {
+			struct qentry *e = qring_at(&s->queue, k);
+			if (e->msg != a->held) {
+				k++;
+				continue;
+			}
+			struct qentry gone;
+			qring_remove(&s->queue, k, &gone);
+			s->queued_bytes -= gone.msg->payload_len;
+			qentry_release(&gone);
+		}
+		pthread_mutex_unlock(&s->lock);
+		session_schedule(w, s, worker);
+		session_unref(s);
+	}
+	free(a->held_sessions);
+	msg_unref(a->held);
+}
+
+static void publish_done(struct store_txn *t, int err)
+{
+	struct ack_ctx *a = t->ctx;
+	struct client *c = a->c;
+	struct broker *b = c->b;
+	struct bworker *w = &b->workers[c->worker];
+	release_held(w, a, err == 0);
+	if (c->state == CLIENT_CONNECTED) {
+		c->pending_acks--;
+		if (!err) {
+			send_ack(c, t->kind, t->pid, a->rc, a->why);
+		} else {
+			if (t->kind == MQTT_PUBREC) {
+				pthread_mutex_lock(&c->session->lock);
+				session_rx_qos2_remove(c->session, t->pid);
+				pthread_mutex_unlock(&c->session->lock);
+			}
+			if (c->version == MQTT_V5)
+				send_ack(c, t->kind, t->pid, err == -FM_ELIMIT ? MQTT_RC_QUOTA_EXCEEDED : MQTT_RC_UNSPECIFIED,
+					 "the message could not be stored");
+			else /* v3 has no negative ack: closing makes the client resend */
+				client_disconnect(c, MQTT_RC_UNSPECIFIED, "store write failed");
+		}
+	}
+	b->ports.conn_unref(c);
+	free(a);
+}
+
 int handle_publish(struct client *c, const struct mqtt_publish *m)
 {
 	struct broker *b = c->b;
@@ -114,30 +193,48 @@ int handle_publish(struct client *c, const struct mqtt_publish *m)
 		return -1;
 	}
 	if (m->retain && !b->cfg.retain_available) {
-		client_disconnect(c, MQTT_RC_RETAIN_NOT_SUPPORTED, "retain not available"); /* [MQTT-3.3.1-... ] */
+		client_disconnect(c, MQTT_RC_RETAIN_NOT_SUPPORTED, "retain not available");
 		return -1;
 	}
+	if (m->qos && c->pending_acks + s->n_rx_qos2 >= b->cfg.receive_maximum) {
+		client_disconnect(c, MQTT_RC_RECEIVE_MAX_EXCEEDED, "receive maximum exceeded"); /* [MQTT-3.3.4-9] */
+		return -1;
+	}
+	bool durable = session_durable(b, s);
 	if (m->qos == 2) {
 		pthread_mutex_lock(&s->lock);
 		int rc = s->client == c ? session_rx_qos2_add(s, m->pid) : -FM_ENOENT;
-		uint32_t held = s->n_rx_qos2;
 		pthread_mutex_unlock(&s->lock);
-		if (rc == 0) { /* a resend of one we have: acknowledge, do not deliver again */
-			send_ack(c, MQTT_PUBREC, m->pid, MQTT_RC_SUCCESS, NULL);
+		if (rc == -FM_ENOENT)
 			return 0;
-		}
-		if (rc < 0)
-			return rc == -FM_ENOENT ? 0 : -1;
-		if (held > b->cfg.receive_maximum) { /* [MQTT-3.3.4-9] */
-			client_disconnect(c, MQTT_RC_RECEIVE_MAX_EXCEEDED, "receive maximum exceeded");
+		if (rc < 0) {
+			client_disconnect(c, MQTT_RC_IMPL_SPECIFIC, "out of memory");
 			return -1;
 		}
+		if (rc == 0) {
+			/* A resend of one we have: acknowledge (after whatever is still being
+			 * committed for it), do not deliver again [MQTT-4.3.3-... ]. */
+			struct ack_ctx *a = ack_ctx_new(c, MQTT_RC_SUCCESS, NULL);
+			if (!a)
+				return -1;
+			c->pending_acks++;
+			if (b->store && !w->txn)
+				w->txn = store_txn_new(w->id); /* an empty transaction orders the ack */
+			broker_commit(w, publish_done, a, m->pid, MQTT_PUBREC);
+			return 0;
+		}
+		persist_rx2(w, s, m->pid, true);
 	}
 	if (topic.len >= 4 && !memcmp(topic.p, "$SYS", 4)) {
 		/* Clients do not write into the broker's own tree. */
 		w->stats.drops[DROP_NOT_AUTHORIZED]++;
-		if (m->qos)
-			send_ack(c, ack_type, m->pid, MQTT_RC_NOT_AUTHORIZED, "$SYS is read-only");
+		if (m->qos) {
+			struct ack_ctx *a = ack_ctx_new(c, MQTT_RC_NOT_AUTHORIZED, "$SYS is read-only");
+			if (!a)
+				return -1;
+			c->pending_acks++;
+			broker_commit(w, publish_done, a, m->pid, ack_type);
+		}
 		return 0;
 	}
 	struct msg *msg = msg_build(b, w, topic, m->payload, &m->props, c->version, m->qos, m->retain);
@@ -146,12 +243,23 @@ int handle_publish(struct client *c, const struct mqtt_publish *m)
 		return -1;
 	}
 	msg->origin_sid = s->sid;
-	if (m->retain)
+	/* Exactly once across a crash: subscribers see a QoS 2 message only
+	 * after its PUBREC state is on disk. */
+	bool hold = m->qos == 2 && durable;
+	if (hold)
+		atomic_store(&msg->held, true);
+	if (m->retain) {
 		retain_update(b, msg);
+		if (b->store)
+			persist_retain(w, msg);
+	}
+	w->n_held = 0;
 	struct route_result r = route_publish(w, msg);
-	msg_unref(msg);
-	if (m->qos == 0)
+	if (m->qos == 0) {
+		msg_unref(msg);
+		broker_commit(w, NULL, NULL, 0, 0);
 		return 0;
+	}
 	uint8_t rc = MQTT_RC_SUCCESS;
 	const char *why = NULL;
 	if (r.rejected) {
@@ -160,41 +268,87 @@ int handle_publish(struct client *c, const struct mqtt_publish *m)
 	} else if (r.matched == 0) {
 		rc = MQTT_RC_NO_MATCHING_SUBSCRIBERS;
 	}
-	send_ack(c, ack_type, m->pid, rc, why);
+	struct ack_ctx *a = ack_ctx_new(c, rc, why);
+	if (!a) {
+		msg_unref(msg);
+		client_disconnect(c, MQTT_RC_IMPL_SPECIFIC, "out of memory");
+		return -1;
+	}
+	if (hold) {
+		a->held = msg; /* the reference moves to the context */
+		a->held_sessions = w->held;
+		a->n_held = w->n_held;
+		w->held = NULL;
+		w->n_held = w->cap_held = 0;
+	} else {
+		msg_unref(msg);
+	}
+	c->pending_acks++;
+	broker_commit(w, publish_done, a, m->pid, ack_type);
 	return 0;
+}
+
+static void pubcomp_done(struct store_txn *t, int err)
+{
+	struct ack_ctx *a = t->ctx;
+	struct client *c = a->c;
+	/* Without the commit the PUBREL is not answered: the client resends it. */
+	if (c->state == CLIENT_CONNECTED && !err)
+		send_ack(c, MQTT_PUBCOMP, t->pid, a->rc, a->why);
+	c->b->ports.conn_unref(c);
+	free(a);
 }
 
 int handle_ack(struct client *c, uint8_t type, const struct mqtt_ack *a)
 {
+	struct broker *b = c->b;
+	struct bworker *w = &b->workers[c->worker];
 	struct session *s = c->session;
-	bool found;
 	pthread_mutex_lock(&s->lock);
 	if (s->client != c) {
 		pthread_mutex_unlock(&s->lock);
 		return 0;
 	}
 	if (type == MQTT_PUBREL) {
-		found = session_rx_qos2_remove(s, a->pid);
+		bool found = session_rx_qos2_remove(s, a->pid);
+		if (found)
+			persist_rx2(w, s, a->pid, false);
 		pthread_mutex_unlock(&s->lock);
-		/* PUBCOMP even for an unknown id, so the client can finish [MQTT-4.3.3-... ]. */
-		send_ack(c, MQTT_PUBCOMP, a->pid, found ? MQTT_RC_SUCCESS : MQTT_RC_PACKET_ID_NOT_FOUND,
-			 found ? NULL : "packet identifier not found");
+		/* PUBCOMP even for an unknown id, so the client can finish; after the
+		 * commit, so a restart cannot take a new message for a resend. */
+		struct ack_ctx *ctx = ack_ctx_new(c, found ? MQTT_RC_SUCCESS : MQTT_RC_PACKET_ID_NOT_FOUND,
+						  found ? NULL : "packet identifier not found");
+		if (!ctx)
+			return -1;
+		if (b->store && !w->txn)
+			w->txn = store_txn_new(w->id);
+		broker_commit(w, pubcomp_done, ctx, a->pid, MQTT_PUBCOMP);
 		return 0;
 	}
-	/* An error reason on PUBREC ends the QoS 2 exchange [MQTT-4.3.3-... ]. */
-	uint8_t as = type == MQTT_PUBREC && a->rc >= 0x80 ? MQTT_PUBCOMP : type;
-	if (as == MQTT_PUBCOMP && type == MQTT_PUBREC)
-		session_on_ack(s, a->pid, MQTT_PUBREC);
-	found = session_on_ack(s, a->pid, as) == 0;
-	if (found && type == MQTT_PUBREC && as == MQTT_PUBREC) {
+	struct qentry done;
+	/* A PUBREC with an error code ends the QoS 2 exchange [MQTT-4.3.3-... ]. */
+	bool rec_error = type == MQTT_PUBREC && a->rc >= 0x80;
+	int rc = session_on_ack(s, a->pid, type, &done);
+	if (rc == 0 && type == MQTT_PUBREC && !rec_error) {
+		persist_queue_state(w, s, &done);
 		struct mqtt_ack rel = { .pid = a->pid };
-		mqtt_encode_ack(c->b->ports.out(c), c->version, MQTT_PUBREL, &rel);
-		c->b->ports.flush(c);
-	} else if (!found && type == MQTT_PUBREC) {
+		mqtt_encode_ack(b->ports.out(c), c->version, MQTT_PUBREL, &rel);
+		b->ports.flush(c);
+	} else if (rc == 0 && type == MQTT_PUBREC) {
+		struct qentry gone;
+		if (session_on_ack(s, a->pid, MQTT_PUBCOMP, &gone) == 0) {
+			persist_queue_del(w, s, &gone);
+			qentry_release(&gone);
+		}
+	} else if (rc == 0) {
+		persist_queue_del(w, s, &done);
+		qentry_release(&done);
+	} else if (type == MQTT_PUBREC) {
 		send_ack(c, MQTT_PUBREL, a->pid, MQTT_RC_PACKET_ID_NOT_FOUND, "packet identifier not found");
 	}
 	/* A freed slot in the window lets the next queued message go. */
 	session_pump(s);
 	pthread_mutex_unlock(&s->lock);
+	broker_commit(w, NULL, NULL, 0, 0);
 	return 0;
 }

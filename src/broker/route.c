@@ -77,7 +77,11 @@ static int cmp_target(const void *a, const void *b)
 
 int wake_push(struct bworker *from, int worker, struct wake_item item)
 {
-	struct broker *b = from->b;
+	return wake_push_to(from->b, worker, item, from->id != worker);
+}
+
+int wake_push_to(struct broker *b, int worker, struct wake_item item, bool wake)
+{
 	struct bworker *to = &b->workers[worker];
 	pthread_mutex_lock(&to->wake_lock);
 	if (to->n_wake == to->cap_wake) {
@@ -92,8 +96,7 @@ int wake_push(struct bworker *from, int worker, struct wake_item item)
 	}
 	to->wake[to->n_wake++] = item;
 	pthread_mutex_unlock(&to->wake_lock);
-	/* The local worker drains its list at the end of this loop turn. */
-	if (to != from)
+	if (wake)
 		b->ports.wake(b, worker);
 	return 0;
 }
@@ -102,11 +105,25 @@ void session_schedule(struct bworker *from, struct session *s, int worker)
 {
 	if (worker < 0 || atomic_exchange(&s->flush_pending, true))
 		return;
-	if (wake_push(from, worker, (struct wake_item){ session_ref(s), NULL })) {
+	if (wake_push(from, worker, (struct wake_item){ session_ref(s), NULL, NULL })) {
 		atomic_store(&s->flush_pending, false);
 		session_unref(s);
 		log_err("out of memory scheduling a delivery to %s", s->client_id);
 	}
+}
+
+static int remember_held(struct bworker *w, struct session *s)
+{
+	if (w->n_held == w->cap_held) {
+		uint32_t cap = w->cap_held ? w->cap_held * 2 : 16;
+		struct session **n = realloc(w->held, sizeof *n * cap);
+		if (!n)
+			return -FM_ENOMEM;
+		w->held = n;
+		w->cap_held = cap;
+	}
+	w->held[w->n_held++] = session_ref(s);
+	return 0;
 }
 
 int route_to_session(struct bworker *w, struct session *s, struct msg *m, uint8_t qos, uint8_t flags,
@@ -114,22 +131,31 @@ int route_to_session(struct bworker *w, struct session *s, struct msg *m, uint8_
 {
 	struct broker *b = w->b;
 	struct session_limits lim = broker_limits(b);
+	struct qring dropped = { 0 };
 	pthread_mutex_lock(&s->lock);
 	int worker = s->worker;
 	int rc;
 	if (s->ended) {
 		rc = -FM_ENOENT;
 	} else if (!s->client && qos == 0) {
-		/* QoS 0 is not kept for offline sessions [MQTT-3.1.2-5 note]. */
+		/* QoS 0 is not kept for offline sessions. */
 		w->stats.drops[DROP_QOS0_OFFLINE]++;
 		rc = -FM_ENOENT;
 	} else {
-		rc = session_enqueue(s, m, qos, flags, sub_ids, n_sub_ids, &lim);
+		uint64_t seq;
+		rc = session_enqueue(s, m, qos, flags, sub_ids, n_sub_ids, &lim, &dropped, &seq);
 		if (rc == 1 || rc == -FM_ELIMIT)
-			w->stats.drops[DROP_QUEUE_FULL]++;
+			w->stats.drops[DROP_QUEUE_FULL] += rc == 1 ? dropped.count : 1;
+		for (uint32_t i = 0; i < dropped.count; i++)
+			persist_queue_del(w, s, qring_at(&dropped, i));
+		if (rc >= 0)
+			persist_queue_add(w, s, qring_at(&s->queue, s->queue.count - 1));
 	}
 	pthread_mutex_unlock(&s->lock);
-	if (rc >= 0)
+	qring_free(&dropped);
+	if (rc >= 0 && atomic_load(&m->held))
+		remember_held(w, s); /* scheduled when the store has it */
+	else if (rc >= 0)
 		session_schedule(w, s, worker);
 	return rc;
 }
@@ -218,16 +244,22 @@ static void reshare_group(void *ctx, struct sub_group *g)
 
 /* No other member is online: the message stays with the session that had it
  * (to be sent when it returns), unless that session has ended. */
-static bool keep_with(struct session *s, struct qentry *e)
+static bool keep_with(struct bworker *w, struct session *s, struct qentry *e)
 {
 	bool kept = false;
 	pthread_mutex_lock(&s->lock);
 	if (!s->ended) {
+		/* A new entry at the end, under a new sequence number (order and
+		 * packet ids follow sequence numbers). */
 		e->state = QE_QUEUED;
 		e->pid = 0;
+		e->seq = s->next_seq;
 		kept = qring_push(&s->queue, e) == 0;
-		if (kept)
+		if (kept) {
+			s->next_seq++;
 			s->queued_bytes += e->msg->payload_len;
+			persist_queue_add(w, s, e);
+		}
 	}
 	pthread_mutex_unlock(&s->lock);
 	return kept;
@@ -247,7 +279,7 @@ void route_reshare(struct bworker *w, struct session *from, struct qentry *entri
 					 (uint8_t)((e->flags & QE_RETAIN) | QE_SHARED), &id, id ? 1 : 0);
 		}
 		pthread_rwlock_unlock(&b->subs_lock);
-		if (!rc.found && keep_with(from, e))
+		if (!rc.found && keep_with(w, from, e))
 			continue;
 		qentry_release(e);
 	}

@@ -149,6 +149,7 @@ void session_end(struct bworker *w, struct session *s)
 
 	pthread_mutex_lock(&s->lock);
 	s->ended = true;
+	persist_session_del(w, s);
 	struct msg *will = s->will; /* a pending delayed will fires at session end */
 	s->will = NULL;
 	s->will_at = 0;
@@ -204,6 +205,7 @@ void broker_housekeeping(struct broker *b)
 				wills[n_wills++] = s->will;
 				s->will = NULL;
 				s->will_at = 0;
+				persist_session(w, s);
 			}
 			end = s->expires_at && now >= s->expires_at;
 			keep = !end && (s->will_at || s->expires_at);
@@ -230,4 +232,99 @@ void broker_housekeeping(struct broker *b)
 		session_end(w, ended[i]);
 	free(wills);
 	free(ended);
+	broker_commit(w, NULL, NULL, 0, 0);
+}
+
+struct session *broker_restore_session(struct broker *b, uint64_t sid, const char *client_id,
+				       uint32_t expiry_interval, uint64_t expires_at, uint8_t version,
+				       struct msg *will, uint32_t will_delay, uint64_t will_at)
+{
+	uint64_t now = clock_wall_ms();
+	struct session *s = session_new(client_id, strlen(client_id), sid);
+	if (!s)
+		return NULL;
+	s->expiry_interval = expiry_interval;
+	s->version = version;
+	s->stored = true;
+	/* A session that was connected when the broker stopped lost its
+	 * connection then: its expiry and its will start now. */
+	s->expires_at = expires_at ? expires_at
+		      : expiry_interval != UINT32_MAX ? now + (uint64_t)expiry_interval * 1000 : 0;
+	if (will) {
+		s->will = msg_ref(will);
+		s->will_delay = will_delay;
+		s->will_at = will_at ? will_at : now + (uint64_t)will_delay * 1000;
+	}
+	pthread_mutex_lock(&b->reg_lock);
+	int rc = registry_insert(b, s);
+	if (!rc && (s->expires_at || s->will_at))
+		rc = timed_add(b, s);
+	pthread_mutex_unlock(&b->reg_lock);
+	if (rc) {
+		session_unref(s);
+		return NULL;
+	}
+	return s;
+}
+
+int broker_restore_sub(struct broker *b, struct session *s, const char *filter, uint8_t options, uint32_t sub_id)
+{
+	size_t len = strlen(filter);
+	const char *group, *f;
+	size_t glen, flen;
+	int shared = topic_share_split(filter, len, &group, &glen, &f, &flen);
+	if (shared < 0 || !topic_filter_valid(f, flen))
+		return -FM_EINVAL;
+	struct sub_entry e = { s, options, sub_id };
+	pthread_rwlock_wrlock(&b->subs_lock);
+	int rc = sub_index_add(b->subs, f, flen, shared == 1 ? group : NULL, shared == 1 ? glen : 0, &e);
+	pthread_rwlock_unlock(&b->subs_lock);
+	if (rc < 0)
+		return rc;
+	rc = session_sub_add(s, filter, len, options, sub_id);
+	return rc < 0 ? rc : 0;
+}
+
+int broker_restore_entry(struct session *s, struct msg *m, uint64_t seq, uint8_t qos, uint8_t flags,
+			 uint8_t state, const uint32_t *sub_ids, uint16_t n_sub_ids)
+{
+	struct qentry e = { .msg = m, .seq = seq, .qos = qos, .flags = flags, .state = state };
+	e.n_sub_ids = n_sub_ids;
+	if (n_sub_ids == 1) {
+		e.u.sub_id = sub_ids[0];
+	} else if (n_sub_ids > 1) {
+		if (!(e.u.sub_ids = malloc(sizeof(uint32_t) * n_sub_ids)))
+			return -FM_ENOMEM;
+		memcpy(e.u.sub_ids, sub_ids, sizeof(uint32_t) * n_sub_ids);
+	}
+	if (state != QE_QUEUED)
+		e.pid = qentry_pid_of(seq);
+	struct qring *q = state == QE_QUEUED ? &s->queue : &s->inflight;
+	if (qring_push(q, &e)) {
+		if (n_sub_ids > 1)
+			free(e.u.sub_ids);
+		return -FM_ENOMEM;
+	}
+	msg_ref(m);
+	if (state == QE_QUEUED)
+		s->queued_bytes += m->payload_len;
+	if (seq >= s->next_seq)
+		s->next_seq = seq + 1;
+	return 0;
+}
+
+int broker_restore_retained(struct broker *b, struct msg *m)
+{
+	int err;
+	struct msg *old = retain_index_set(b->retained, msg_topic(m), m->topic_len, msg_ref(m), &err);
+	msg_unref(old);
+	if (err)
+		msg_unref(m);
+	return err;
+}
+
+void broker_restore_done(struct broker *b, uint64_t next_sid, uint64_t next_msg_id)
+{
+	atomic_store(&b->next_sid, next_sid);
+	atomic_store(&b->next_msg_id, next_msg_id);
 }

@@ -68,6 +68,8 @@ static uint8_t subscribe_one(struct client *c, const struct mqtt_sub_entry *e, u
 		return c->version == MQTT_V5 ? MQTT_RC_UNSPECIFIED : MQTT_V3_SUBACK_FAILURE;
 	pthread_mutex_lock(&s->lock);
 	int rc = session_sub_add(s, f, flen, e->options, sub_id);
+	if (rc >= 0)
+		persist_sub(&b->workers[c->worker], s, f, flen, e->options, sub_id, true);
 	pthread_mutex_unlock(&s->lock);
 	if (rc < 0) {
 		pthread_rwlock_wrlock(&b->subs_lock);
@@ -79,25 +81,77 @@ static uint8_t subscribe_one(struct client *c, const struct mqtt_sub_entry *e, u
 	return qos;
 }
 
+/* A SUBACK or UNSUBACK that waits for the store, and the retained messages
+ * to send after it. */
+struct suback_ctx {
+	struct client *c; /* connection reference */
+	struct buf reply;
+	struct retained_req {
+		char *filter;
+		uint16_t len;
+		uint8_t qos;
+		uint32_t sub_id;
+	} *retained;
+	uint32_t n_retained;
+};
+
+static void suback_done(struct store_txn *t, int err)
+{
+	struct suback_ctx *x = t->ctx;
+	struct client *c = x->c;
+	struct broker *b = c->b;
+	if (err)
+		log_warn("client %s: subscription change not stored (%s); acknowledged anyway, held in memory",
+			 c->session ? c->session->client_id : "?", fm_strerror(err));
+	if (c->state == CLIENT_CONNECTED) {
+		buf_append(b->ports.out(c), x->reply.p, x->reply.len);
+		b->ports.flush(c);
+		for (uint32_t i = 0; i < x->n_retained; i++)
+			send_retained(c, x->retained[i].filter, x->retained[i].len, x->retained[i].qos,
+				      x->retained[i].sub_id);
+		broker_commit(&b->workers[c->worker], NULL, NULL, 0, 0);
+	}
+	for (uint32_t i = 0; i < x->n_retained; i++)
+		free(x->retained[i].filter);
+	free(x->retained);
+	buf_free(&x->reply);
+	b->ports.conn_unref(c);
+	free(x);
+}
+
+static struct suback_ctx *suback_ctx_new(struct client *c, uint32_t n)
+{
+	struct suback_ctx *x = calloc(1, sizeof *x);
+	if (!x)
+		return NULL;
+	if (n && !(x->retained = calloc(n, sizeof *x->retained))) {
+		free(x);
+		return NULL;
+	}
+	x->c = c;
+	c->b->ports.conn_ref(c);
+	return x;
+}
+
 int handle_subscribe(struct client *c, const struct mqtt_subscribe *m)
 {
 	struct broker *b = c->b;
 	uint32_t sub_id = m->props.have & MQTT_PROP_BIT(MQTT_PROP_SUBSCRIPTION_ID) ? m->props.sub_id : 0;
 	uint8_t *rcs = malloc(m->n);
-	if (!rcs) {
+	struct suback_ctx *x = suback_ctx_new(c, m->n);
+	if (!rcs || !x) {
+		free(rcs);
+		if (x) {
+			b->ports.conn_unref(c);
+			free(x->retained);
+			free(x);
+		}
 		client_disconnect(c, MQTT_RC_IMPL_SPECIFIC, "out of memory");
 		return -1;
 	}
 	uint32_t off = 0, i = 0;
 	struct mqtt_sub_entry e;
 	bool fatal = false;
-	/* Which entries get retained messages once the SUBACK is out. */
-	bool *want_retained = calloc(m->n, sizeof *want_retained);
-	if (!want_retained) {
-		free(rcs);
-		client_disconnect(c, MQTT_RC_IMPL_SPECIFIC, "out of memory");
-		return -1;
-	}
 	while (!fatal && mqtt_topics_next(m, true, &off, &e)) {
 		pthread_mutex_lock(&c->session->lock);
 		bool existed = false;
@@ -110,29 +164,39 @@ int handle_subscribe(struct client *c, const struct mqtt_subscribe *m)
 		bool shared = e.filter.len > 7 && !memcmp(e.filter.p, "$share/", 7);
 		/* Retain Handling: 0 always, 1 only for a new subscription, 2 never;
 		 * shared subscriptions get none [MQTT-3.3.1-9..11]. */
-		want_retained[i] = rcs[i] < 0x80 && !shared && (rh == 0 || (rh == 1 && !existed));
+		if (rcs[i] < 0x80 && !shared && (rh == 0 || (rh == 1 && !existed))) {
+			struct retained_req *r = &x->retained[x->n_retained];
+			if ((r->filter = strndup((const char *)e.filter.p, e.filter.len))) {
+				r->len = (uint16_t)e.filter.len;
+				r->qos = rcs[i];
+				r->sub_id = sub_id;
+				x->n_retained++;
+			}
+		}
 		i++;
 	}
-	if (!fatal) {
-		struct mqtt_suback ack = { .pid = m->pid, .rcs = rcs, .n = m->n };
-		mqtt_encode_suback(b->ports.out(c), c->version, MQTT_SUBACK, &ack);
-		b->ports.flush(c);
-		off = 0;
-		for (i = 0; mqtt_topics_next(m, true, &off, &e); i++)
-			if (want_retained[i])
-				send_retained(c, (const char *)e.filter.p, e.filter.len, rcs[i], sub_id);
-	}
-	free(want_retained);
+	struct mqtt_suback ack = { .pid = m->pid, .rcs = rcs, .n = m->n };
+	if (!fatal)
+		mqtt_encode_suback(&x->reply, c->version, MQTT_SUBACK, &ack);
 	free(rcs);
+	/* The SUBACK promises the subscription survives a restart. */
+	broker_commit(&b->workers[c->worker], suback_done, x, m->pid, MQTT_SUBACK);
 	return fatal ? -1 : 0;
 }
 
 int handle_unsubscribe(struct client *c, const struct mqtt_subscribe *m)
 {
 	struct broker *b = c->b;
+	struct bworker *w = &b->workers[c->worker];
 	struct session *s = c->session;
 	uint8_t *rcs = malloc(m->n);
-	if (!rcs) {
+	struct suback_ctx *x = suback_ctx_new(c, 0);
+	if (!rcs || !x) {
+		free(rcs);
+		if (x) {
+			b->ports.conn_unref(c);
+			free(x);
+		}
 		client_disconnect(c, MQTT_RC_IMPL_SPECIFIC, "out of memory");
 		return -1;
 	}
@@ -150,13 +214,14 @@ int handle_unsubscribe(struct client *c, const struct mqtt_subscribe *m)
 		int rc = sub_index_remove(b->subs, filter, plen, shared == 1 ? group : NULL, glen, s);
 		pthread_rwlock_unlock(&b->subs_lock);
 		pthread_mutex_lock(&s->lock);
-		session_sub_remove(s, f, e.filter.len);
+		if (session_sub_remove(s, f, e.filter.len))
+			persist_sub(w, s, f, e.filter.len, 0, 0, false);
 		pthread_mutex_unlock(&s->lock);
 		rcs[i++] = rc == 0 ? MQTT_RC_SUCCESS : MQTT_RC_NO_SUBSCRIPTION_EXISTED;
 	}
 	struct mqtt_suback ack = { .pid = m->pid, .rcs = rcs, .n = i };
-	mqtt_encode_suback(b->ports.out(c), c->version, MQTT_UNSUBACK, &ack);
-	b->ports.flush(c);
+	mqtt_encode_suback(&x->reply, c->version, MQTT_UNSUBACK, &ack);
 	free(rcs);
+	broker_commit(w, suback_done, x, m->pid, MQTT_UNSUBACK);
 	return 0;
 }

@@ -26,6 +26,7 @@ struct option {
 
 #define OFF(f) offsetof(struct config, f)
 static const char *const overflow_names[] = { "drop_oldest", "reject_new", NULL };
+static const char *const durability_names[] = { "full", "normal", NULL };
 
 static const struct option options[] = {
 	{ "listener", OPT_LISTENER, 0, 1, 65535, NULL, NULL, "PORT [ADDRESS]",
@@ -65,6 +66,9 @@ static const struct option options[] = {
 	  "Bytes waiting to be written to one client before its deliveries pause (they stay queued)." },
 	{ "persistence", OPT_BOOL, OFF(persistence), 0, 1, "true", NULL, "true|false",
 	  "Keep sessions, queues and retained messages in persistence_location." },
+	{ "durability", OPT_ENUM, OFF(durability), 0, 1, "full", durability_names, "full|normal",
+	  "full: every group commit is fdatasync'ed before its acknowledgements (survives power loss); "
+	  "normal: written to the WAL without fsync (survives a crash of the broker, not of the machine)." },
 	{ "persistence_location", OPT_PATH, OFF(persistence_location), 0, 0, "./data", NULL, "DIR",
 	  "Directory of the durable store." },
 	{ "log_dest", OPT_LOG_DEST, 0, 0, 0, NULL, NULL, "stderr|syslog|file PATH|none",

@@ -9,6 +9,7 @@
 #define CONFIG_MAX_LISTENERS 16
 
 enum queue_overflow { QUEUE_DROP_OLDEST, QUEUE_REJECT_NEW };
+enum durability { DURABILITY_FULL, DURABILITY_NORMAL };
 
 struct listener_conf {
 	uint16_t port;
@@ -35,6 +36,7 @@ struct config {
 	bool retain_available;
 	uint64_t max_output_buffer;
 	bool persistence;
+	uint32_t durability;
 	char persistence_location[512];
 	/* Logging: set by log_dest / log_type lines. */
 	bool log_stderr, log_syslog;

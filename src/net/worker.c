@@ -68,7 +68,8 @@ static void close_quiet(uv_handle_t *h)
  * and the loop ends. */
 static void maybe_finish(struct nworker *w)
 {
-	if (!w->stopping || w->n_conns)
+	/* Wait for the store to hand back every transaction of this worker. */
+	if (!w->stopping || w->n_conns || atomic_load(&w->bw->pending_txns))
 		return;
 	close_quiet((uv_handle_t *)&w->async);
 	close_quiet((uv_handle_t *)&w->check);

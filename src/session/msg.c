@@ -16,6 +16,8 @@ struct msg *msg_new(const char *topic, uint16_t topic_len, const uint8_t *props,
 	m->payload_len = payload_len;
 	m->expiry_at = 0;
 	m->origin_sid = 0;
+	atomic_init(&m->id, 0);
+	atomic_init(&m->held, false);
 	memcpy(m->data, topic, topic_len);
 	if (props_len)
 		memcpy(m->data + topic_len, props, props_len);

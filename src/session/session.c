@@ -21,7 +21,7 @@ struct session *session_new(const char *client_id, size_t len, uint64_t sid)
 	atomic_init(&s->flush_pending, false);
 	s->sid = sid;
 	s->worker = -1;
-	s->next_pid = 1;
+	s->next_seq = 1;
 	pthread_mutex_init(&s->lock, NULL);
 	return s;
 }
@@ -104,19 +104,21 @@ static bool over_limit(const struct session *s, const struct session_limits *lim
 }
 
 int session_enqueue(struct session *s, struct msg *msg, uint8_t qos, uint8_t flags,
-		    const uint32_t *sub_ids, uint16_t n_sub_ids, const struct session_limits *lim)
+		    const uint32_t *sub_ids, uint16_t n_sub_ids, const struct session_limits *lim,
+		    struct qring *dropped, uint64_t *seq_out)
 {
-	int dropped = 0;
+	int rc = 0;
 	while (over_limit(s, lim, msg->payload_len)) {
 		if (lim->reject_new || s->queue.count == 0)
 			return -FM_ELIMIT;
 		struct qentry old;
 		qring_remove(&s->queue, 0, &old);
 		s->queued_bytes -= old.msg->payload_len;
-		qentry_release(&old);
-		dropped = 1;
+		if (qring_push(dropped, &old))
+			qentry_release(&old);
+		rc = 1;
 	}
-	struct qentry e = { .msg = msg, .qos = qos, .flags = flags, .state = QE_QUEUED };
+	struct qentry e = { .msg = msg, .seq = s->next_seq, .qos = qos, .flags = flags, .state = QE_QUEUED };
 	e.n_sub_ids = n_sub_ids;
 	if (n_sub_ids == 1) {
 		e.u.sub_id = sub_ids[0];
@@ -132,11 +134,13 @@ int session_enqueue(struct session *s, struct msg *msg, uint8_t qos, uint8_t fla
 		return -FM_ENOMEM;
 	}
 	msg_ref(msg);
+	s->next_seq++;
 	s->queued_bytes += msg->payload_len;
-	return dropped;
+	*seq_out = e.seq;
+	return rc;
 }
 
-int session_on_ack(struct session *s, uint16_t pid, uint8_t ack_type)
+int session_on_ack(struct session *s, uint16_t pid, uint8_t ack_type, struct qentry *done)
 {
 	uint8_t want = ack_type == MQTT_PUBACK ? QE_WAIT_PUBACK
 		     : ack_type == MQTT_PUBREC ? QE_WAIT_PUBREC : QE_WAIT_PUBCOMP;
@@ -148,28 +152,29 @@ int session_on_ack(struct session *s, uint16_t pid, uint8_t ack_type)
 			return -FM_ENOENT;
 		if (ack_type == MQTT_PUBREC) {
 			e->state = QE_WAIT_PUBCOMP;
+			*done = *e;
 			return 0;
 		}
-		struct qentry done;
-		qring_remove(&s->inflight, i, &done);
-		qentry_release(&done);
+		qring_remove(&s->inflight, i, done);
 		return 0;
 	}
 	return -FM_ENOENT;
 }
 
-uint16_t session_next_pid(struct session *s)
+bool session_pid_in_use(const struct session *s, uint64_t seq)
 {
-	for (;;) {
-		uint16_t pid = s->next_pid++;
-		if (s->next_pid == 0)
-			s->next_pid = 1;
-		bool used = false;
-		for (uint32_t i = 0; i < s->inflight.count && !used; i++)
-			used = qring_at(&s->inflight, i)->pid == pid;
-		if (!used)
-			return pid;
-	}
+	if (s->inflight.count == 0)
+		return false;
+	/* In flight is in ascending sequence order and below `seq`: the ids of
+	 * fewer than 65535 consecutive numbers cannot collide. */
+	uint64_t oldest = s->inflight.e[s->inflight.head].seq;
+	if (seq > oldest && seq - oldest < 65535)
+		return false;
+	uint16_t pid = qentry_pid_of(seq);
+	for (uint32_t i = 0; i < s->inflight.count; i++)
+		if (s->inflight.e[(s->inflight.head + i) % s->inflight.cap].pid == pid)
+			return true;
+	return false;
 }
 
 int session_rx_qos2_add(struct session *s, uint16_t pid)

@@ -28,6 +28,7 @@ enum qentry_state {
  * n_sub_ids <= 1, else the heap array `sub_ids` (owned by the entry). */
 struct qentry {
 	struct msg *msg; /* one reference owned by the entry */
+	uint64_t seq;    /* position in the session's stream; the store's key */
 	union {
 		uint32_t sub_id;
 		uint32_t *sub_ids;
@@ -75,6 +76,7 @@ struct session {
 	int worker;            /* worker of `client`, -1 when offline */
 	bool ended;            /* removed from the registry; drop deliveries */
 	bool timed;            /* on the broker's deadline list (guarded by the registry lock) */
+	bool stored;           /* has rows in the durable store */
 	uint8_t version;
 	uint32_t expiry_interval; /* seconds; UINT32_MAX = never */
 	uint64_t expires_at;      /* wall ms when offline and finite, else 0 */
@@ -82,7 +84,7 @@ struct session {
 	struct qring queue;    /* QE_QUEUED entries, delivery order */
 	struct qring inflight; /* sent, waiting for an ack, send order */
 	uint64_t queued_bytes; /* payload bytes in `queue` */
-	uint16_t next_pid;
+	uint64_t next_seq;     /* for the next queued entry */
 
 	/* Incoming QoS 2 packet ids between PUBREC and PUBREL [MQTT-4.3.3]. */
 	uint16_t *rx_qos2;
@@ -107,18 +109,26 @@ static inline struct session *session_ref(struct session *s)
 void session_unref(struct session *s);
 
 /* Queues a message. Takes its own reference to msg; sub_ids is copied.
- * Returns 0, 1 when an older message was dropped to make room (drop_oldest),
- * or -FM_ELIMIT when the new one was refused (reject_new, or nothing left to
- * drop), or -FM_ENOMEM. */
+ * Returns 0, 1 when older messages were dropped to make room (drop_oldest:
+ * they are moved to *dropped, which the caller releases), -FM_ELIMIT when the
+ * new one was refused (reject_new, or nothing left to drop), or -FM_ENOMEM.
+ * On success *seq_out is the new entry's sequence number. */
 int session_enqueue(struct session *s, struct msg *msg, uint8_t qos, uint8_t flags,
-		    const uint32_t *sub_ids, uint16_t n_sub_ids, const struct session_limits *lim);
+		    const uint32_t *sub_ids, uint16_t n_sub_ids, const struct session_limits *lim,
+		    struct qring *dropped, uint64_t *seq_out);
 
-/* Removes the in-flight entry with `pid` in `state` and returns 0, or
- * -FM_ENOENT. QoS 2 PUBREC moves it to QE_WAIT_PUBCOMP instead (returns 0). */
-int session_on_ack(struct session *s, uint16_t pid, uint8_t ack_type);
+/* Finds the in-flight entry with `pid` waiting for `ack_type`. PUBACK and
+ * PUBCOMP remove it (copied to *done, which the caller releases); PUBREC
+ * moves it to QE_WAIT_PUBCOMP (*done gets a copy without ownership).
+ * Returns 0 or -FM_ENOENT. */
+int session_on_ack(struct session *s, uint16_t pid, uint8_t ack_type, struct qentry *done);
 
-/* Next free outgoing packet id (skips ids in flight). */
-uint16_t session_next_pid(struct session *s);
+/* The packet id of an entry follows from its sequence number, so a restart
+ * resends every message under the id it had [MQTT-4.4.0-1]. */
+static inline uint16_t qentry_pid_of(uint64_t seq) { return (uint16_t)(seq % 65535 + 1); }
+/* Would the entry with this sequence number reuse an id in flight?
+ * Entries are queued and sent in ascending sequence order. */
+bool session_pid_in_use(const struct session *s, uint64_t seq);
 
 /* Incoming QoS 2 ids. add: 1 = new, 0 = already present, -FM_ENOMEM. */
 int session_rx_qos2_add(struct session *s, uint16_t pid);

@@ -1,0 +1,187 @@
+/* What the broker writes to the durable store, and when it acknowledges.
+ * Only sessions that outlive their connection (expiry interval > 0) are
+ * written: a clean session has nothing to recover. */
+#include "internal.h"
+#include "../base/err.h"
+#include <stdlib.h>
+#include <string.h>
+
+void broker_set_store(struct broker *b, struct store_port *store) { b->store = store; }
+
+bool session_durable(const struct broker *b, const struct session *s)
+{
+	return b->store && s->expiry_interval != 0;
+}
+
+static uint64_t msg_store_id(struct broker *b, struct msg *m)
+{
+	uint64_t id = atomic_load(&m->id);
+	if (id)
+		return id;
+	uint64_t fresh = atomic_fetch_add(&b->next_msg_id, 1);
+	/* Another worker may have stored it first: keep its id. */
+	return atomic_compare_exchange_strong(&m->id, &id, fresh) ? fresh : id;
+}
+
+/* Adds a record to the current action's transaction. NULL without a store
+ * or when out of memory (logged: the change then lives in memory only). */
+static struct store_op *op_add(struct bworker *w, uint8_t type)
+{
+	if (!w->b->store)
+		return NULL;
+	if (!w->txn && !(w->txn = store_txn_new(w->id)))
+		goto oom;
+	struct store_op *op = store_txn_add(w->txn, type);
+	if (op)
+		return op;
+oom:
+	log_err("out of memory: a store record was not written");
+	return NULL;
+}
+
+static void op_entry(struct store_op *op, struct broker *b, const struct session *s, const struct qentry *e)
+{
+	op->sid = s->sid;
+	op->seq = e->seq;
+	op->qos = e->qos;
+	op->flags = e->flags;
+	op->state = e->state;
+	op->pid = e->pid;
+	msg_store_id(b, e->msg);
+	op->msg = msg_ref(e->msg);
+}
+
+void persist_queue_add(struct bworker *w, const struct session *s, const struct qentry *e)
+{
+	if (!session_durable(w->b, s) || !e->qos)
+		return;
+	struct store_op *op = op_add(w, ST_QUEUE_ADD);
+	if (!op)
+		return;
+	op_entry(op, w->b, s, e);
+	op->n_sub_ids = e->n_sub_ids;
+	if (e->n_sub_ids == 1) {
+		op->sub_id = e->u.sub_id;
+	} else if (e->n_sub_ids > 1) {
+		op->sub_ids = malloc(sizeof(uint32_t) * e->n_sub_ids);
+		if (op->sub_ids)
+			memcpy(op->sub_ids, e->u.sub_ids, sizeof(uint32_t) * e->n_sub_ids);
+		else
+			op->n_sub_ids = 0;
+	}
+}
+
+void persist_queue_del(struct bworker *w, const struct session *s, const struct qentry *e)
+{
+	if (!session_durable(w->b, s) || !e->qos)
+		return;
+	struct store_op *op = op_add(w, ST_QUEUE_DEL);
+	if (op)
+		op_entry(op, w->b, s, e);
+}
+
+void persist_queue_state(struct bworker *w, const struct session *s, const struct qentry *e)
+{
+	if (!session_durable(w->b, s))
+		return;
+	struct store_op *op = op_add(w, ST_QUEUE_STATE);
+	if (op)
+		op_entry(op, w->b, s, e);
+}
+
+void persist_rx2(struct bworker *w, const struct session *s, uint16_t pid, bool add)
+{
+	if (!session_durable(w->b, s))
+		return;
+	struct store_op *op = op_add(w, add ? ST_RX2_ADD : ST_RX2_DEL);
+	if (op) {
+		op->sid = s->sid;
+		op->pid = pid;
+	}
+}
+
+void persist_session(struct bworker *w, struct session *s)
+{
+	if (!session_durable(w->b, s))
+		return;
+	struct store_op *op = op_add(w, ST_SESSION_PUT);
+	if (!op)
+		return;
+	s->stored = true;
+	op->sid = s->sid;
+	op->text = strdup(s->client_id);
+	op->expiry_interval = s->expiry_interval;
+	op->expires_at = s->expires_at;
+	op->qos = s->version;
+	if (s->will) {
+		msg_store_id(w->b, s->will);
+		op->msg = msg_ref(s->will);
+		op->will_delay = s->will_delay;
+		op->will_at = s->will_at;
+	}
+}
+
+void persist_session_del(struct bworker *w, struct session *s)
+{
+	if (!w->b->store || !s->stored)
+		return;
+	struct store_op *op = op_add(w, ST_SESSION_DEL);
+	if (op)
+		op->sid = s->sid;
+	s->stored = false;
+}
+
+void persist_sub(struct bworker *w, const struct session *s, const char *filter, size_t len, uint8_t options,
+		 uint32_t sub_id, bool add)
+{
+	if (!session_durable(w->b, s))
+		return;
+	struct store_op *op = op_add(w, add ? ST_SUB_PUT : ST_SUB_DEL);
+	if (!op)
+		return;
+	op->sid = s->sid;
+	op->text = strndup(filter, len);
+	op->flags = options;
+	op->sub_id = sub_id;
+}
+
+void persist_retain(struct bworker *w, struct msg *m)
+{
+	struct store_op *op = op_add(w, m->payload_len ? ST_RETAIN_PUT : ST_RETAIN_DEL);
+	if (!op)
+		return;
+	if (m->payload_len) {
+		msg_store_id(w->b, m);
+		op->msg = msg_ref(m);
+	} else {
+		op->text = strndup(msg_topic(m), m->topic_len);
+	}
+}
+
+void broker_commit(struct bworker *w, store_done_fn done, void *ctx, uint16_t pid, uint8_t kind)
+{
+	struct store_txn *t = w->txn;
+	w->txn = NULL;
+	if (!t) {
+		/* Nothing durable changed: the action is complete now. */
+		struct store_txn now = { .worker = w->id, .done = done, .ctx = ctx, .pid = pid, .kind = kind };
+		if (done)
+			done(&now, 0);
+		return;
+	}
+	t->done = done;
+	t->ctx = ctx;
+	t->pid = pid;
+	t->kind = kind;
+	atomic_fetch_add(&w->pending_txns, 1);
+	w->b->store->submit(w->b->store->ctx, t);
+}
+
+void broker_store_complete(struct broker *b, struct store_txn *t)
+{
+	if (wake_push_to(b, t->worker, (struct wake_item){ NULL, NULL, t }, true)) {
+		/* Cannot hand it back: run nothing, but do not leak. */
+		log_err("out of memory returning a store commit");
+		store_txn_free(t);
+	}
+}

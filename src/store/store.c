@@ -1,0 +1,543 @@
+/* SQLite store: schema and migrations, the group-commit writer thread, and
+ * recovery. Only the writer thread touches the connection once serving
+ * starts; recovery runs before that on the main thread. */
+#include "store.h"
+#include "store_internal.h"
+#include "../base/clock.h"
+#include "../base/err.h"
+#include "../base/log.h"
+#include <errno.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* Transactions per group: bounds the time one commit holds acknowledgements. */
+#define GROUP_MAX_TXNS 4096
+#define SCHEMA_VERSION 1
+
+/* Forward migrations: migrations[v] brings version v to v + 1. */
+static const char *const migrations[SCHEMA_VERSION] = {
+	/* 0 -> 1: the first schema. */
+	"CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER) WITHOUT ROWID;"
+	"CREATE TABLE msgs(id INTEGER PRIMARY KEY, topic TEXT NOT NULL, props BLOB, payload BLOB,"
+	"  qos INTEGER NOT NULL, retain INTEGER NOT NULL, expiry_at INTEGER NOT NULL, origin INTEGER NOT NULL);"
+	"CREATE TABLE sessions(sid INTEGER PRIMARY KEY, client_id TEXT NOT NULL, expiry_interval INTEGER NOT NULL,"
+	"  expires_at INTEGER NOT NULL, version INTEGER NOT NULL, will_msg INTEGER, will_delay INTEGER NOT NULL,"
+	"  will_at INTEGER NOT NULL);"
+	"CREATE TABLE subs(sid INTEGER NOT NULL, filter TEXT NOT NULL, options INTEGER NOT NULL,"
+	"  sub_id INTEGER NOT NULL, PRIMARY KEY(sid, filter)) WITHOUT ROWID;"
+	"CREATE TABLE queue(sid INTEGER NOT NULL, seq INTEGER NOT NULL, msg_id INTEGER NOT NULL,"
+	"  qos INTEGER NOT NULL, flags INTEGER NOT NULL, state INTEGER NOT NULL, sub_ids BLOB,"
+	"  PRIMARY KEY(sid, seq)) WITHOUT ROWID;"
+	"CREATE TABLE rx_qos2(sid INTEGER NOT NULL, pid INTEGER NOT NULL, PRIMARY KEY(sid, pid)) WITHOUT ROWID;"
+	"CREATE TABLE retained(topic TEXT PRIMARY KEY, msg_id INTEGER NOT NULL) WITHOUT ROWID;",
+};
+
+static const char *const stmt_sql[S__COUNT] = {
+	[S_BEGIN] = "BEGIN",
+	[S_COMMIT] = "COMMIT",
+	[S_ROLLBACK] = "ROLLBACK",
+	[S_MSG_INS] = "INSERT OR IGNORE INTO msgs(id, topic, props, payload, qos, retain, expiry_at, origin)"
+		      " VALUES(?,?,?,?,?,?,?,?)",
+	[S_MSG_DEL] = "DELETE FROM msgs WHERE id = ?",
+	[S_Q_INS] = "INSERT OR REPLACE INTO queue(sid, seq, msg_id, qos, flags, state, sub_ids) VALUES(?,?,?,?,?,?,?)",
+	[S_Q_DEL] = "DELETE FROM queue WHERE sid = ? AND seq = ? RETURNING msg_id",
+	[S_Q_STATE] = "UPDATE queue SET state = ? WHERE sid = ? AND seq = ?",
+	[S_Q_OF_SESSION] = "SELECT msg_id FROM queue WHERE sid = ?",
+	[S_Q_DEL_SESSION] = "DELETE FROM queue WHERE sid = ?",
+	[S_RX_INS] = "INSERT OR IGNORE INTO rx_qos2(sid, pid) VALUES(?,?)",
+	[S_RX_DEL] = "DELETE FROM rx_qos2 WHERE sid = ? AND pid = ?",
+	[S_RX_DEL_SESSION] = "DELETE FROM rx_qos2 WHERE sid = ?",
+	[S_SESS_WILL] = "SELECT will_msg FROM sessions WHERE sid = ?",
+	[S_SESS_PUT] = "INSERT OR REPLACE INTO sessions(sid, client_id, expiry_interval, expires_at, version,"
+		       " will_msg, will_delay, will_at) VALUES(?,?,?,?,?,?,?,?)",
+	[S_SESS_DEL] = "DELETE FROM sessions WHERE sid = ?",
+	[S_SUB_PUT] = "INSERT OR REPLACE INTO subs(sid, filter, options, sub_id) VALUES(?,?,?,?)",
+	[S_SUB_DEL] = "DELETE FROM subs WHERE sid = ? AND filter = ?",
+	[S_SUB_DEL_SESSION] = "DELETE FROM subs WHERE sid = ?",
+	[S_RET_GET] = "SELECT msg_id FROM retained WHERE topic = ?",
+	[S_RET_PUT] = "INSERT OR REPLACE INTO retained(topic, msg_id) VALUES(?,?)",
+	[S_RET_DEL] = "DELETE FROM retained WHERE topic = ?",
+};
+
+/* ---- statements ---- */
+
+static int step_done(struct store *st, enum stmt_id id)
+{
+	sqlite3_stmt *s = st->st[id];
+	int rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+
+/* Runs a statement that returns at most one integer; *out = -1 when no row. */
+static int step_int(struct store *st, enum stmt_id id, int64_t *out)
+{
+	sqlite3_stmt *s = st->st[id];
+	int rc = sqlite3_step(s);
+	*out = -1;
+	if (rc == SQLITE_ROW) {
+		if (sqlite3_column_type(s, 0) != SQLITE_NULL)
+			*out = sqlite3_column_int64(s, 0);
+		while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+			;
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* ---- message bodies, stored once ---- */
+
+static int msg_ensure(struct store *st, struct msg *m)
+{
+	uint64_t id = atomic_load(&m->id);
+	if (refmap_has(&st->refs, id))
+		return SQLITE_OK;
+	sqlite3_stmt *s = st->st[S_MSG_INS];
+	sqlite3_bind_int64(s, 1, (int64_t)id);
+	sqlite3_bind_text(s, 2, msg_topic(m), m->topic_len, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 3, msg_props(m), (int)m->props_len, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 4, msg_payload(m), (int)m->payload_len, SQLITE_STATIC);
+	sqlite3_bind_int(s, 5, m->qos);
+	sqlite3_bind_int(s, 6, m->retain);
+	sqlite3_bind_int64(s, 7, (int64_t)m->expiry_at);
+	sqlite3_bind_int64(s, 8, (int64_t)m->origin_sid);
+	int rc = step_done(st, S_MSG_INS);
+	if (rc == SQLITE_OK && refmap_put(&st->refs, id, 0))
+		rc = SQLITE_NOMEM;
+	return rc;
+}
+
+static int msg_hold(struct store *st, struct msg *m)
+{
+	int rc = msg_ensure(st, m);
+	if (rc == SQLITE_OK)
+		refmap_add(&st->refs, atomic_load(&m->id), 1);
+	return rc;
+}
+
+/* Drops one reference to a stored body; the last one deletes it. */
+static int msg_release(struct store *st, int64_t id)
+{
+	if (id <= 0)
+		return SQLITE_OK;
+	if (refmap_add(&st->refs, (uint64_t)id, -1) > 0)
+		return SQLITE_OK;
+	refmap_del(&st->refs, (uint64_t)id);
+	sqlite3_bind_int64(st->st[S_MSG_DEL], 1, id);
+	return step_done(st, S_MSG_DEL);
+}
+
+/* ---- one record ---- */
+
+static int apply_session_del(struct store *st, uint64_t sid)
+{
+	sqlite3_stmt *s = st->st[S_Q_OF_SESSION];
+	sqlite3_bind_int64(s, 1, (int64_t)sid);
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		int64_t id = sqlite3_column_int64(s, 0);
+		if (refmap_add(&st->refs, (uint64_t)id, -1) <= 0) {
+			refmap_del(&st->refs, (uint64_t)id);
+			sqlite3_bind_int64(st->st[S_MSG_DEL], 1, id);
+			if ((rc = step_done(st, S_MSG_DEL)) != SQLITE_OK)
+				break;
+		}
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE && rc != SQLITE_OK)
+		return rc;
+	int64_t will;
+	sqlite3_bind_int64(st->st[S_SESS_WILL], 1, (int64_t)sid);
+	if ((rc = step_int(st, S_SESS_WILL, &will)) || (rc = msg_release(st, will)))
+		return rc;
+	static const enum stmt_id dels[] = { S_Q_DEL_SESSION, S_RX_DEL_SESSION, S_SUB_DEL_SESSION, S_SESS_DEL };
+	for (size_t i = 0; i < sizeof dels / sizeof dels[0]; i++) {
+		sqlite3_bind_int64(st->st[dels[i]], 1, (int64_t)sid);
+		if ((rc = step_done(st, dels[i])))
+			return rc;
+	}
+	return SQLITE_OK;
+}
+
+static int apply_session_put(struct store *st, const struct store_op *op)
+{
+	int64_t old;
+	int rc;
+	sqlite3_bind_int64(st->st[S_SESS_WILL], 1, (int64_t)op->sid);
+	if ((rc = step_int(st, S_SESS_WILL, &old)))
+		return rc;
+	int64_t will = op->msg ? (int64_t)atomic_load(&op->msg->id) : -1;
+	if (old != will) {
+		if (op->msg && (rc = msg_hold(st, op->msg)))
+			return rc;
+		if ((rc = msg_release(st, old)))
+			return rc;
+	}
+	sqlite3_stmt *s = st->st[S_SESS_PUT];
+	sqlite3_bind_int64(s, 1, (int64_t)op->sid);
+	sqlite3_bind_text(s, 2, op->text ? op->text : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, op->expiry_interval);
+	sqlite3_bind_int64(s, 4, (int64_t)op->expires_at);
+	sqlite3_bind_int(s, 5, op->qos);
+	if (op->msg)
+		sqlite3_bind_int64(s, 6, will);
+	else
+		sqlite3_bind_null(s, 6);
+	sqlite3_bind_int64(s, 7, op->will_delay);
+	sqlite3_bind_int64(s, 8, (int64_t)op->will_at);
+	return step_done(st, S_SESS_PUT);
+}
+
+static int apply_retain(struct store *st, const struct store_op *op)
+{
+	const char *topic = op->msg ? msg_topic(op->msg) : op->text;
+	int tlen = op->msg ? op->msg->topic_len : -1;
+	int64_t old;
+	int rc;
+	sqlite3_bind_text(st->st[S_RET_GET], 1, topic, tlen, SQLITE_STATIC);
+	if ((rc = step_int(st, S_RET_GET, &old)))
+		return rc;
+	if (op->type == ST_RETAIN_PUT) {
+		if ((rc = msg_hold(st, op->msg)))
+			return rc;
+		sqlite3_bind_text(st->st[S_RET_PUT], 1, topic, tlen, SQLITE_STATIC);
+		sqlite3_bind_int64(st->st[S_RET_PUT], 2, (int64_t)atomic_load(&op->msg->id));
+		rc = step_done(st, S_RET_PUT);
+	} else {
+		sqlite3_bind_text(st->st[S_RET_DEL], 1, topic, tlen, SQLITE_STATIC);
+		rc = step_done(st, S_RET_DEL);
+	}
+	return rc ? rc : msg_release(st, old);
+}
+
+static int apply_op(struct store *st, const struct store_op *op)
+{
+	sqlite3_stmt *s;
+	int rc;
+	int64_t id;
+	switch (op->type) {
+	case ST_QUEUE_ADD:
+		if ((rc = msg_hold(st, op->msg)))
+			return rc;
+		s = st->st[S_Q_INS];
+		sqlite3_bind_int64(s, 1, (int64_t)op->sid);
+		sqlite3_bind_int64(s, 2, (int64_t)op->seq);
+		sqlite3_bind_int64(s, 3, (int64_t)atomic_load(&op->msg->id));
+		sqlite3_bind_int(s, 4, op->qos);
+		sqlite3_bind_int(s, 5, op->flags & QE_RETAIN);
+		sqlite3_bind_int(s, 6, op->state);
+		if (op->n_sub_ids)
+			sqlite3_bind_blob(s, 7, op->n_sub_ids > 1 ? op->sub_ids : &op->sub_id,
+					  (int)(op->n_sub_ids * sizeof(uint32_t)), SQLITE_STATIC);
+		else
+			sqlite3_bind_null(s, 7);
+		return step_done(st, S_Q_INS);
+	case ST_QUEUE_DEL:
+		sqlite3_bind_int64(st->st[S_Q_DEL], 1, (int64_t)op->sid);
+		sqlite3_bind_int64(st->st[S_Q_DEL], 2, (int64_t)op->seq);
+		if ((rc = step_int(st, S_Q_DEL, &id)))
+			return rc;
+		return msg_release(st, id);
+	case ST_QUEUE_STATE:
+		s = st->st[S_Q_STATE];
+		sqlite3_bind_int(s, 1, op->state);
+		sqlite3_bind_int64(s, 2, (int64_t)op->sid);
+		sqlite3_bind_int64(s, 3, (int64_t)op->seq);
+		return step_done(st, S_Q_STATE);
+	case ST_RX2_ADD:
+	case ST_RX2_DEL:
+		s = st->st[op->type == ST_RX2_ADD ? S_RX_INS : S_RX_DEL];
+		sqlite3_bind_int64(s, 1, (int64_t)op->sid);
+		sqlite3_bind_int(s, 2, op->pid);
+		return step_done(st, op->type == ST_RX2_ADD ? S_RX_INS : S_RX_DEL);
+	case ST_SESSION_PUT:
+		return apply_session_put(st, op);
+	case ST_SESSION_DEL:
+		return apply_session_del(st, op->sid);
+	case ST_SUB_PUT:
+		s = st->st[S_SUB_PUT];
+		sqlite3_bind_int64(s, 1, (int64_t)op->sid);
+		sqlite3_bind_text(s, 2, op->text, -1, SQLITE_STATIC);
+		sqlite3_bind_int(s, 3, op->flags);
+		sqlite3_bind_int64(s, 4, op->sub_id);
+		return step_done(st, S_SUB_PUT);
+	case ST_SUB_DEL:
+		s = st->st[S_SUB_DEL];
+		sqlite3_bind_int64(s, 1, (int64_t)op->sid);
+		sqlite3_bind_text(s, 2, op->text, -1, SQLITE_STATIC);
+		return step_done(st, S_SUB_DEL);
+	case ST_RETAIN_PUT:
+	case ST_RETAIN_DEL:
+		return apply_retain(st, op);
+	}
+	return SQLITE_MISUSE;
+}
+
+/* ---- the writer ---- */
+
+/* Applies a group in one transaction. Returns 0 or a negative fm_err. */
+static int commit_group(struct store *st, struct store_txn *list)
+{
+	int rc = step_done(st, S_BEGIN);
+	for (struct store_txn *t = list; t && rc == SQLITE_OK; t = t->next)
+		for (uint32_t i = 0; i < t->n_ops && rc == SQLITE_OK; i++)
+			rc = apply_op(st, &t->ops[i]);
+	if (rc == SQLITE_OK)
+		rc = step_done(st, S_COMMIT);
+	if (rc == SQLITE_OK) {
+		if (st->failing)
+			log_notice("store %s: writing again", st->path);
+		st->failing = false;
+		return 0;
+	}
+	int ext = sqlite3_extended_errcode(st->db);
+	if (!st->failing)
+		log_err("store %s: commit failed: %s (%d); new QoS 1/2 messages are refused until it works again",
+			st->path, sqlite3_errmsg(st->db), ext);
+	st->failing = true;
+	atomic_fetch_add(&st->failures, 1);
+	if (!sqlite3_get_autocommit(st->db))
+		step_done(st, S_ROLLBACK);
+	/* The in-memory reference counts followed the rolled-back records. */
+	store__load_refs(st);
+	return (rc & 0xFF) == SQLITE_FULL ? -FM_ELIMIT : -FM_EIO;
+}
+
+static void *writer_main(void *arg)
+{
+	struct store *st = arg;
+	struct store_txn *retry = NULL;
+	for (;;) {
+		pthread_mutex_lock(&st->lock);
+		while (!st->head && !retry && !st->stop)
+			pthread_cond_wait(&st->cond, &st->lock);
+		if (!st->head && !retry && st->stop) {
+			pthread_mutex_unlock(&st->lock);
+			break;
+		}
+		/* Take a group: whatever arrived while the last one was committing. */
+		struct store_txn *list = retry, **tail = &list;
+		unsigned n = 0;
+		while (*tail) {
+			tail = &(*tail)->next;
+			n++;
+		}
+		while (st->head && n < GROUP_MAX_TXNS) {
+			struct store_txn *t = st->head;
+			st->head = t->next;
+			t->next = NULL;
+			*tail = t;
+			tail = &t->next;
+			n++;
+		}
+		if (!st->head)
+			st->tail = NULL;
+		pthread_mutex_unlock(&st->lock);
+		retry = NULL;
+
+		int err = commit_group(st, list);
+		struct store_txn **rtail = &retry;
+		for (struct store_txn *t = list, *next; t; t = next) {
+			next = t->next;
+			t->next = NULL;
+			if (err && !t->done && !st->stop) {
+				/* Records nobody waits for (deliveries, expiry) are retried. */
+				*rtail = t;
+				rtail = &t->next;
+				continue;
+			}
+			t->err = err;
+			broker_store_complete(st->b, t);
+		}
+		if (retry) {
+			struct timespec ts = { 0, 100 * 1000 * 1000 };
+			nanosleep(&ts, NULL);
+		}
+	}
+	return NULL;
+}
+
+static void store_submit(void *ctx, struct store_txn *t)
+{
+	struct store *st = ctx;
+	t->next = NULL;
+	pthread_mutex_lock(&st->lock);
+	if (st->tail)
+		st->tail->next = t;
+	else
+		st->head = t;
+	st->tail = t;
+	pthread_cond_signal(&st->cond);
+	pthread_mutex_unlock(&st->lock);
+}
+
+/* ---- opening and schema ---- */
+
+static int exec(struct store *st, const char *sql, char *err, size_t errlen)
+{
+	char *msg = NULL;
+	if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) == SQLITE_OK)
+		return 0;
+	snprintf(err, errlen, "%s: %s", st->path, msg ? msg : sqlite3_errmsg(st->db));
+	sqlite3_free(msg);
+	return -1;
+}
+
+const char *const store__damaged_help =
+	"the database is damaged. Stop here to lose nothing: keep a copy of the file, then either restore "
+	"it from a backup, or try `sqlite3 FILE .recover | sqlite3 NEW` and move NEW in its place, or move "
+	"the file aside to start with an empty store (its sessions and queued messages are then not served)";
+
+static int schema_version(struct store *st, int *version, char *err, size_t errlen)
+{
+	sqlite3_stmt *s;
+	*version = 0;
+	int rc = sqlite3_prepare_v2(st->db, "SELECT count(*) FROM sqlite_master WHERE name = 'meta'", -1, &s, NULL);
+	if (rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int(s, 0) == 1) {
+		sqlite3_finalize(s);
+		rc = sqlite3_prepare_v2(st->db, "SELECT value FROM meta WHERE key = 'schema_version'", -1, &s, NULL);
+		if (rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+			*version = sqlite3_column_int(s, 0);
+	}
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s: %s", st->path, sqlite3_errmsg(st->db), store__damaged_help);
+		sqlite3_finalize(s);
+		return -1;
+	}
+	sqlite3_finalize(s);
+	return 0;
+}
+
+static int migrate(struct store *st, char *err, size_t errlen)
+{
+	int version;
+	if (schema_version(st, &version, err, errlen))
+		return -1;
+	if (version > SCHEMA_VERSION) {
+		snprintf(err, errlen, "%s: schema version %d is newer than this ferromq (%d): use a newer ferromq",
+			 st->path, version, SCHEMA_VERSION);
+		return -1;
+	}
+	for (int v = version; v < SCHEMA_VERSION; v++) {
+		char sql[96];
+		snprintf(sql, sizeof sql, "INSERT OR REPLACE INTO meta VALUES('schema_version', %d)", v + 1);
+		if (exec(st, "BEGIN", err, errlen) || exec(st, migrations[v], err, errlen) ||
+		    exec(st, sql, err, errlen) || exec(st, "COMMIT", err, errlen)) {
+			sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+			return -1;
+		}
+		log_notice("store %s: schema version %d", st->path, v + 1);
+	}
+	return 0;
+}
+
+struct store *store_open(const char *dir, unsigned durability, char *err, size_t errlen)
+{
+	struct store *st = calloc(1, sizeof *st);
+	if (!st) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	snprintf(st->path, sizeof st->path, "%s/%s", dir, STORE_FILE);
+	pthread_mutex_init(&st->lock, NULL);
+	pthread_cond_init(&st->cond, NULL);
+	if (sqlite3_open_v2(st->path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+			    NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", st->path, st->db ? sqlite3_errmsg(st->db) : "cannot open");
+		goto fail;
+	}
+	sqlite3_extended_result_codes(st->db, 1);
+	/* WAL: one writer, commits append to the log. synchronous FULL syncs the
+	 * WAL at every commit; NORMAL only at checkpoints. */
+	char pragmas[256];
+	snprintf(pragmas, sizeof pragmas,
+		 "PRAGMA journal_mode = WAL; PRAGMA synchronous = %s; PRAGMA journal_size_limit = 67108864;"
+		 "PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY;",
+		 durability == DURABILITY_FULL ? "FULL" : "NORMAL");
+	if (exec(st, pragmas, err, errlen)) {
+		size_t n = strlen(err);
+		snprintf(err + n, errlen - n, ": %s", store__damaged_help);
+		goto fail;
+	}
+	if (migrate(st, err, errlen))
+		goto fail;
+	for (int i = 0; i < S__COUNT; i++) {
+		if (sqlite3_prepare_v3(st->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->st[i], NULL)) {
+			snprintf(err, errlen, "%s: %s: %s", st->path, sqlite3_errmsg(st->db), store__damaged_help);
+			goto fail;
+		}
+	}
+	st->port.ctx = st;
+	st->port.submit = store_submit;
+	return st;
+fail:
+	store_close(st);
+	return NULL;
+}
+
+void store_close(struct store *st)
+{
+	if (!st)
+		return;
+	if (st->running) {
+		pthread_mutex_lock(&st->lock);
+		st->stop = true;
+		pthread_cond_signal(&st->cond);
+		pthread_mutex_unlock(&st->lock);
+		pthread_join(st->thread, NULL);
+	}
+	for (int i = 0; i < S__COUNT; i++)
+		sqlite3_finalize(st->st[i]);
+	if (st->db)
+		sqlite3_close(st->db);
+	refmap_free(&st->refs);
+	pthread_mutex_destroy(&st->lock);
+	pthread_cond_destroy(&st->cond);
+	free(st);
+}
+
+int store_start(struct store *st, struct broker *b)
+{
+	st->b = b;
+	if (pthread_create(&st->thread, NULL, writer_main, st))
+		return -FM_EIO;
+	st->running = true;
+	broker_set_store(b, &st->port);
+	return 0;
+}
+
+uint64_t store_disk_bytes(const struct store *st)
+{
+	struct stat sb;
+	uint64_t total = 0;
+	char wal[620];
+	if (stat(st->path, &sb) == 0)
+		total += (uint64_t)sb.st_size;
+	snprintf(wal, sizeof wal, "%s-wal", st->path);
+	if (stat(wal, &sb) == 0)
+		total += (uint64_t)sb.st_size;
+	return total;
+}
+
+/* ---- recovery ---- */
+
+/* Rebuilds the reference counts of stored bodies from the rows that use them. */
+int store__load_refs(struct store *st)
+{
+	static const char *const sql =
+		"SELECT msg_id, count(*) FROM (SELECT msg_id FROM queue UNION ALL SELECT msg_id FROM retained"
+		" UNION ALL SELECT will_msg AS msg_id FROM sessions WHERE will_msg IS NOT NULL) GROUP BY msg_id";
+	sqlite3_stmt *s;
+	refmap_free(&st->refs);
+	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK)
+		return -1;
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		refmap_put(&st->refs, (uint64_t)sqlite3_column_int64(s, 0), (int32_t)sqlite3_column_int(s, 1));
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}

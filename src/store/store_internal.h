@@ -1,0 +1,43 @@
+/* Internals shared by the store's files. */
+#ifndef FM_STORE_INTERNAL_H
+#define FM_STORE_INTERNAL_H
+#include "store.h"
+#include "refmap.h"
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+
+enum stmt_id {
+	S_BEGIN, S_COMMIT, S_ROLLBACK,
+	S_MSG_INS, S_MSG_DEL,
+	S_Q_INS, S_Q_DEL, S_Q_STATE, S_Q_OF_SESSION, S_Q_DEL_SESSION,
+	S_RX_INS, S_RX_DEL, S_RX_DEL_SESSION,
+	S_SESS_WILL, S_SESS_PUT, S_SESS_DEL,
+	S_SUB_PUT, S_SUB_DEL, S_SUB_DEL_SESSION,
+	S_RET_GET, S_RET_PUT, S_RET_DEL,
+	S__COUNT
+};
+
+struct store {
+	sqlite3 *db;
+	char path[600];
+	sqlite3_stmt *st[S__COUNT];
+	struct refmap refs; /* stored message id -> rows that reference it */
+	struct broker *b;
+	struct store_port port;
+	pthread_t thread;
+	bool running;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct store_txn *head, *tail; /* submitted, not yet taken by the writer */
+	bool stop;
+	bool failing; /* the last group failed: logged once per episode */
+	atomic_ulong failures;
+};
+
+/* Rebuilds the stored bodies' reference counts from the rows. Returns 0 or -1. */
+int store__load_refs(struct store *st);
+/* What to tell an operator whose database is damaged. */
+extern const char *const store__damaged_help;
+
+#endif
