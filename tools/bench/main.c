@@ -1,0 +1,520 @@
+/* ferromq-bench: MQTT load generator.
+ *
+ *   ferromq-bench fanin|fanout|idle|latency [options]
+ *
+ * The main thread parses the options, steps the phases (subscribers, then
+ * publishers, run, drain, stop), and reports; see bench.h for the threads.
+ */
+#include "bench.h"
+#include "base/clock.h"
+#include "base/err.h"
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *const mode_names[] = {"fanin", "fanout", "idle", "latency"};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: ferromq-bench fanin|fanout|idle|latency [options]\n"
+		"  fanin    P publishers -> S subscribers on a wildcard (default 8 -> 1)\n"
+		"  fanout   1 publisher -> S subscribers (default 1 -> 50)\n"
+		"  idle     N connections, one subscription each, held --duration s\n"
+		"  latency  steady --rate (0: ping-pong), 1 -> 1, end-to-end latency\n"
+		"options:\n"
+		"  --host H (127.0.0.1)  --port N (1883)  --protocol 4|5 (4)\n"
+		"  --qos 0|1|2 (0)  --size BYTES (200, >= %d)  --inflight N (64)\n"
+		"  --window N     messages a publisher may have out that not every\n"
+		"                 subscriber has received yet (default: --inflight, or one\n"
+		"                 second's worth at --rate; latency without --rate: 1; 0 = off)\n"
+		"  --rate MSG/S   total over all publishers, 0 = as fast as possible\n"
+		"  --duration S (10)  --warmup S (2)  --drain S (5)  --connect-timeout S (60)\n"
+		"  --pubs P  --subs S  --conns N (idle)  --threads N (1)\n"
+		"  --filter F (bench/#)  --keepalive S (60)  --pid PID (broker, idle RSS)\n"
+		"  --json         print one JSON object instead of the text line\n",
+		BENCH_HDR);
+}
+
+void bench_error(struct bench *b, bool fatal, const char *fmt, ...)
+{
+	pthread_mutex_lock(&b->err_lock);
+	if (!b->err[0]) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(b->err, sizeof(b->err), fmt, ap);
+		va_end(ap);
+	}
+	pthread_mutex_unlock(&b->err_lock);
+	if (fatal)
+		atomic_store(&b->fatal, true);
+}
+
+static int parse_num(const char *name, const char *s, double lo, double hi, double *out)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || end == s || *end || !(v >= lo && v <= hi)) {
+		fprintf(stderr, "ferromq-bench: --%s: '%s' is not a number in [%g, %g]\n", name, s, lo, hi);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+/* Fills b->o from argv. Returns 0, or -1 after printing why. */
+static int parse_args(struct bench *b, int argc, char **argv)
+{
+	struct bench_opts *o = &b->o;
+	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+		usage(argc < 2 ? stderr : stdout);
+		return -1;
+	}
+	int mode = -1;
+	for (int i = 0; i < 4; i++)
+		if (!strcmp(argv[1], mode_names[i]))
+			mode = i;
+	if (mode < 0) {
+		fprintf(stderr, "ferromq-bench: unknown scenario '%s'\n", argv[1]);
+		usage(stderr);
+		return -1;
+	}
+	*o = (struct bench_opts){
+		.mode = (enum bench_mode)mode, .host = "127.0.0.1", .port = 1883, .qos = 0,
+		.protocol = MQTT_V311, .size = 200, .inflight = 64, .duration = 10, .warmup = 2,
+		.drain = 5, .connect_timeout = 60, .threads = 1, .filter = "bench/#", .keepalive = 60,
+	};
+	double pubs = -1, subs = -1, window = -1;
+	static const struct option longopts[] = {
+		{"host", 1, 0, 'H'}, {"port", 1, 0, 'p'}, {"qos", 1, 0, 'q'}, {"size", 1, 0, 's'},
+		{"inflight", 1, 0, 'i'}, {"window", 1, 0, 'W'}, {"duration", 1, 0, 'd'},
+		{"warmup", 1, 0, 'w'}, {"drain", 1, 0, 'D'}, {"rate", 1, 0, 'r'},
+		{"protocol", 1, 0, 'V'}, {"pubs", 1, 0, 'P'}, {"subs", 1, 0, 'S'},
+		{"conns", 1, 0, 'S'}, {"threads", 1, 0, 't'}, {"json", 0, 0, 'j'},
+		{"pid", 1, 0, 'I'}, {"filter", 1, 0, 'f'}, {"keepalive", 1, 0, 'k'},
+		{"connect-timeout", 1, 0, 'c'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0},
+	};
+	int ch;
+	double v;
+	optind = 2;
+	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		const char *name = "";
+		for (const struct option *lo = longopts; lo->name; lo++)
+			if (lo->val == ch)
+				name = lo->name;
+		switch (ch) {
+		case 'H': o->host = optarg; continue;
+		case 'f': o->filter = optarg; continue;
+		case 'j': o->json = true; continue;
+		case 'h': usage(stdout); return -1;
+		case '?': usage(stderr); return -1;
+		default: break;
+		}
+		static const struct { int ch; double lo, hi; } bounds[] = {
+			{'p', 1, 65535}, {'q', 0, 2}, {'s', BENCH_HDR, 1 << 20}, {'i', 1, 65535},
+			{'W', 0, 1e9}, {'d', 0.1, 86400}, {'w', 0, 3600}, {'D', 0, 600}, {'r', 0, 1e8},
+			{'V', 4, 5}, {'P', 0, 100000}, {'S', 0, 100000}, {'t', 1, 64},
+			{'I', 1, 1 << 22}, {'k', 0, 65535}, {'c', 1, 3600},
+		};
+		double lo = 0, hi = 0;
+		for (size_t i = 0; i < sizeof(bounds) / sizeof(bounds[0]); i++)
+			if (bounds[i].ch == ch) {
+				lo = bounds[i].lo;
+				hi = bounds[i].hi;
+			}
+		if (parse_num(name, optarg, lo, hi, &v) < 0)
+			return -1;
+		switch (ch) {
+		case 'p': o->port = (uint16_t)v; break;
+		case 'q': o->qos = (uint8_t)v; break;
+		case 's': o->size = (uint32_t)v; break;
+		case 'i': o->inflight = (uint32_t)v; break;
+		case 'W': window = v; break;
+		case 'd': o->duration = v; break;
+		case 'w': o->warmup = v; break;
+		case 'D': o->drain = v; break;
+		case 'r': o->rate = v; break;
+		case 'V': o->protocol = (uint8_t)v; break;
+		case 'P': pubs = v; break;
+		case 'S': subs = v; break;
+		case 't': o->threads = (int)v; break;
+		case 'I': o->pid = (int)v; break;
+		case 'k': o->keepalive = (uint16_t)v; break;
+		case 'c': o->connect_timeout = v; break;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "ferromq-bench: unexpected argument '%s'\n", argv[optind]);
+		return -1;
+	}
+	static const uint32_t def_pubs[] = {8, 1, 0, 1}, def_subs[] = {1, 50, 1000, 1};
+	o->pubs = pubs >= 0 ? (uint32_t)pubs : def_pubs[o->mode];
+	o->subs = subs >= 0 ? (uint32_t)subs : def_subs[o->mode];
+	if (o->mode == BENCH_IDLE) {
+		o->pubs = 0;
+		o->warmup = 0;
+	} else if (o->mode == BENCH_FANOUT) {
+		o->pubs = 1;
+	}
+	if (o->mode != BENCH_IDLE && (o->pubs == 0 || o->subs == 0)) {
+		fprintf(stderr, "ferromq-bench: %s needs at least one publisher and one subscriber\n",
+			mode_names[o->mode]);
+		return -1;
+	}
+	if (window >= 0)
+		o->window = (uint32_t)window;
+	else if (o->mode == BENCH_LATENCY && o->rate == 0)
+		o->window = 1; /* ping-pong: one message out at a time */
+	else if (o->rate > 0 && o->rate / o->pubs > o->inflight)
+		o->window = (uint32_t)(o->rate / o->pubs); /* a second's worth: pacing is the bound */
+	else
+		o->window = o->inflight;
+	return 0;
+}
+
+static int resolve(struct bench *b)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+	char port[8];
+	snprintf(port, sizeof(port), "%u", b->o.port);
+	int rc = getaddrinfo(b->o.host, port, &hints, &res);
+	if (rc) {
+		fprintf(stderr, "ferromq-bench: error: cannot resolve '%s': %s\n", b->o.host, gai_strerror(rc));
+		return -1;
+	}
+	memcpy(&b->addr, res->ai_addr, res->ai_addrlen);
+	b->addrlen = res->ai_addrlen;
+	snprintf(b->addr_text, sizeof(b->addr_text), "%s:%u", b->o.host, b->o.port);
+	freeaddrinfo(res);
+	return 0;
+}
+
+/* Raises RLIMIT_NOFILE to the hard limit; returns the soft limit now in force. */
+static uint64_t raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return 1024;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	return rl.rlim_cur;
+}
+
+/* VmRSS of pid in kB, or 0 when it cannot be read. */
+static uint64_t rss_kb(int pid)
+{
+	char path[64], line[256];
+	uint64_t kb = 0;
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "VmRSS:", 6)) {
+			kb = strtoull(line + 6, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return kb;
+}
+
+static void sleep_us(uint64_t us)
+{
+	struct timespec ts = {(time_t)(us / 1000000u), (long)(us % 1000000u) * 1000};
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+static void set_phase(struct bench *b, int phase)
+{
+	atomic_store_explicit(&b->phase, phase, memory_order_release);
+	for (int i = 0; i < b->nworkers; i++)
+		worker_wake(b->workers[i]);
+}
+
+/* Waits until *count reaches want (plus failures in idle mode), a fatal
+ * error, or the connect timeout. Returns 0 when reached. */
+static int wait_ready(struct bench *b, _Atomic uint32_t *count, uint32_t want, const char *what)
+{
+	uint64_t until = clock_mono_us() + (uint64_t)(b->o.connect_timeout * 1e6);
+	for (;;) {
+		if (atomic_load(&b->fatal))
+			return -1;
+		uint32_t got = atomic_load(count);
+		uint32_t failed = b->o.mode == BENCH_IDLE ? atomic_load(&b->failed) : 0;
+		if (got + failed >= want)
+			return 0;
+		if (clock_mono_us() > until) {
+			bench_error(b, true, "timeout: %u of %u %s ready after %.0f s", got, want, what,
+				    b->o.connect_timeout);
+			return -1;
+		}
+		sleep_us(2000);
+	}
+}
+
+/* Drain: publishers have stopped; wait for every QoS1/2 flow to complete and
+ * every subscriber to reach each publisher's last sequence number. */
+static void drain(struct bench *b)
+{
+	uint64_t until = clock_mono_us() + (uint64_t)(b->o.drain * 1e6);
+	while (clock_mono_us() < until && !atomic_load(&b->fatal)) {
+		bool done = true;
+		for (uint32_t p = 0; p < b->o.pubs && done; p++) {
+			uint64_t sent = atomic_load(&b->pub[p].sent);
+			if (atomic_load(&b->pub[p].unacked))
+				done = false;
+			for (uint32_t s = 0; s < b->o.subs && done; s++)
+				if (atomic_load(&b->mark[(size_t)s * b->o.pubs + p]) < sent)
+					done = false;
+		}
+		if (done)
+			return;
+		sleep_us(2000);
+	}
+}
+
+struct result {
+	double secs, published_rate, delivered_rate;
+	uint64_t published, delivered, received_total, sent_total, lost, dup, foreign, rejected;
+	uint64_t p50, p99, p999, pmax, pmin;
+	double mean;
+};
+
+static void compute(struct bench *b, struct result *r)
+{
+	struct worker_totals t;
+	memset(&t, 0, sizeof(t));
+	for (int i = 0; i < b->nworkers; i++)
+		worker_totals_add(b->workers[i], &t);
+	r->secs = (double)(b->t1 - b->t0) / 1e6;
+	r->published = t.published_win;
+	r->delivered = t.delivered_win;
+	r->received_total = t.delivered_total;
+	r->published_rate = (double)t.published_win / r->secs;
+	r->delivered_rate = (double)t.delivered_win / r->secs;
+	r->p50 = hist_quantile(&t.lat, 0.50);
+	r->p99 = hist_quantile(&t.lat, 0.99);
+	r->p999 = hist_quantile(&t.lat, 0.999);
+	r->pmax = t.lat.max;
+	r->pmin = t.lat.min;
+	r->mean = t.lat.n ? (double)t.lat.sum / (double)t.lat.n : 0;
+	for (uint32_t p = 0; p < b->o.pubs; p++) {
+		struct pub_stat *ps = &b->pub[p];
+		uint64_t sent = atomic_load(&ps->sent);
+		r->sent_total += sent;
+		r->rejected += ps->rejected;
+		for (uint32_t s = 0; s < b->o.subs; s++)
+			r->lost += seqmap_missing(&b->sub[s].seen[p], b->o.qos ? &ps->acked : NULL, sent);
+	}
+	for (uint32_t s = 0; s < b->o.subs; s++) {
+		r->dup += b->sub[s].dup;
+		r->foreign += b->sub[s].foreign;
+	}
+}
+
+static void report(struct bench *b, const struct result *r)
+{
+	const struct bench_opts *o = &b->o;
+	if (o->json) {
+		printf("{\"scenario\":\"%s\",\"protocol\":%u,\"qos\":%u,\"pubs\":%u,\"subs\":%u,"
+		       "\"size\":%u,\"inflight\":%u,\"window\":%u,\"rate\":%.0f,\"threads\":%d,"
+		       "\"seconds\":%.3f,\"published_per_s\":%.1f,\"delivered_per_s\":%.1f,"
+		       "\"published\":%llu,\"delivered\":%llu,\"sent_total\":%llu,\"received_total\":%llu,"
+		       "\"lat_us\":{\"min\":%llu,\"p50\":%llu,\"p99\":%llu,\"p999\":%llu,\"max\":%llu,\"mean\":%.1f},"
+		       "\"lost\":%llu,\"dup\":%llu,\"rejected\":%llu,\"foreign\":%llu}\n",
+		       mode_names[o->mode], o->protocol, o->qos, o->pubs, o->subs, o->size, o->inflight,
+		       o->window, o->rate, o->threads, r->secs, r->published_rate, r->delivered_rate,
+		       (unsigned long long)r->published, (unsigned long long)r->delivered,
+		       (unsigned long long)r->sent_total, (unsigned long long)r->received_total,
+		       (unsigned long long)r->pmin, (unsigned long long)r->p50, (unsigned long long)r->p99,
+		       (unsigned long long)r->p999, (unsigned long long)r->pmax, r->mean,
+		       (unsigned long long)r->lost, (unsigned long long)r->dup,
+		       (unsigned long long)r->rejected, (unsigned long long)r->foreign);
+		return;
+	}
+	printf("%s v%u qos%u %u->%u size %u: delivered %.0f msg/s, published %.0f msg/s, "
+	       "latency p50 %llu us p99 %llu us p999 %llu us max %llu us, lost %llu, dup %llu "
+	       "(%.2f s measured; %llu sent, %llu received in all",
+	       mode_names[o->mode], o->protocol, o->qos, o->pubs, o->subs, o->size, r->delivered_rate,
+	       r->published_rate, (unsigned long long)r->p50, (unsigned long long)r->p99,
+	       (unsigned long long)r->p999, (unsigned long long)r->pmax, (unsigned long long)r->lost,
+	       (unsigned long long)r->dup, r->secs, (unsigned long long)r->sent_total,
+	       (unsigned long long)r->received_total);
+	if (r->rejected)
+		printf("; %llu rejected by the broker", (unsigned long long)r->rejected);
+	if (r->foreign)
+		printf("; %llu foreign messages", (unsigned long long)r->foreign);
+	printf(")\n");
+}
+
+struct idle_result {
+	uint32_t requested, established, failed;
+	double connect_secs;
+	uint64_t rss_before, rss_after;
+};
+
+static void report_idle(struct bench *b, const struct idle_result *r)
+{
+	double per_conn = r->established && r->rss_after
+		? ((double)r->rss_after - (double)r->rss_before) * 1024.0 / r->established : 0;
+	if (b->o.json) {
+		printf("{\"scenario\":\"idle\",\"protocol\":%u,\"qos\":%u,\"requested\":%u,"
+		       "\"established\":%u,\"failed\":%u,\"connect_seconds\":%.3f,\"hold_seconds\":%.1f,"
+		       "\"rss_before_kb\":%llu,\"rss_after_kb\":%llu,\"rss_per_conn_bytes\":%.0f}\n",
+		       b->o.protocol, b->o.qos, r->requested, r->established, r->failed, r->connect_secs,
+		       b->o.duration, (unsigned long long)r->rss_before, (unsigned long long)r->rss_after,
+		       per_conn);
+		return;
+	}
+	printf("idle v%u: %u of %u connections established (%u failed) in %.2f s, held %.1f s",
+	       b->o.protocol, r->established, r->requested, r->failed, r->connect_secs, b->o.duration);
+	if (b->o.pid)
+		printf("; broker RSS %llu kB -> %llu kB, %.0f bytes per connection",
+		       (unsigned long long)r->rss_before, (unsigned long long)r->rss_after, per_conn);
+	printf("\n");
+}
+
+static int bench_alloc(struct bench *b)
+{
+	const struct bench_opts *o = &b->o;
+	b->pub = calloc(o->pubs ? o->pubs : 1, sizeof(*b->pub));
+	b->sub = calloc(o->subs ? o->subs : 1, sizeof(*b->sub));
+	b->mark = calloc((size_t)o->subs * o->pubs + 1, sizeof(*b->mark));
+	if (!b->pub || !b->sub || !b->mark)
+		return -FM_ENOMEM;
+	for (uint32_t s = 0; o->pubs && s < o->subs; s++)
+		if (!(b->sub[s].seen = calloc(o->pubs, sizeof(struct seqmap))))
+			return -FM_ENOMEM;
+	b->workers = calloc((size_t)b->nworkers, sizeof(*b->workers));
+	if (!b->workers)
+		return -FM_ENOMEM;
+	for (int i = 0; i < b->nworkers; i++)
+		if (!(b->workers[i] = worker_create(b, i)))
+			return -FM_ENOMEM;
+	return 0;
+}
+
+static void bench_free(struct bench *b)
+{
+	for (int i = 0; b->workers && i < b->nworkers; i++)
+		worker_destroy(b->workers[i]);
+	free(b->workers);
+	for (uint32_t p = 0; b->pub && p < b->o.pubs; p++)
+		seqmap_free(&b->pub[p].acked);
+	for (uint32_t s = 0; b->sub && s < b->o.subs; s++) {
+		for (uint32_t p = 0; b->sub[s].seen && p < b->o.pubs; p++)
+			seqmap_free(&b->sub[s].seen[p]);
+		free(b->sub[s].seen);
+	}
+	free(b->pub);
+	free(b->sub);
+	free((void *)b->mark);
+}
+
+int main(int argc, char **argv)
+{
+	static struct bench bench;
+	struct bench *b = &bench;
+	int rc = 1, started = 0;
+	pthread_mutex_init(&b->err_lock, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (parse_args(b, argc, argv) < 0)
+		return 2;
+	if (resolve(b) < 0)
+		return 1;
+	const struct bench_opts *o = &b->o;
+	uint64_t nofile = raise_nofile();
+	b->nconns = o->subs + o->pubs;
+	if ((uint64_t)b->nconns + 64 > nofile) {
+		fprintf(stderr, "ferromq-bench: error: %u connections need more than the open-file limit %llu "
+			"(raise it with ulimit -n)\n", b->nconns, (unsigned long long)nofile);
+		return 1;
+	}
+	b->nworkers = o->threads;
+	if ((uint32_t)b->nworkers > b->nconns)
+		b->nworkers = b->nconns ? (int)b->nconns : 1;
+	if (bench_alloc(b) < 0) {
+		fprintf(stderr, "ferromq-bench: error: out of memory\n");
+		goto out;
+	}
+	struct idle_result ir = {.requested = o->subs};
+	if (o->pid) {
+		ir.rss_before = rss_kb(o->pid);
+		if (!ir.rss_before)
+			fprintf(stderr, "ferromq-bench: warning: cannot read /proc/%d/status\n", o->pid);
+	}
+	atomic_store(&b->phase, PH_CONNECT_SUBS);
+	uint64_t t_connect = clock_mono_us();
+	for (; started < b->nworkers; started++)
+		if (worker_start(b->workers[started]) < 0) {
+			bench_error(b, true, "cannot start a thread");
+			goto stop;
+		}
+	if (wait_ready(b, &b->subs_ready, o->subs, "subscribers") < 0)
+		goto stop;
+	set_phase(b, PH_CONNECT_PUBS);
+	if (wait_ready(b, &b->pubs_ready, o->pubs, "publishers") < 0)
+		goto stop;
+	ir.connect_secs = (double)(clock_mono_us() - t_connect) / 1e6;
+
+	b->t_run = clock_mono_us();
+	b->t0 = b->t_run + (uint64_t)(o->warmup * 1e6);
+	b->t1 = b->t0 + (uint64_t)(o->duration * 1e6);
+	set_phase(b, PH_RUN);
+	while (clock_mono_us() < b->t1 && !atomic_load(&b->fatal))
+		sleep_us(5000);
+	if (o->mode == BENCH_IDLE) {
+		ir.established = atomic_load(&b->subs_ready);
+		if (o->pid)
+			ir.rss_after = rss_kb(o->pid);
+	} else if (!atomic_load(&b->fatal)) {
+		set_phase(b, PH_DRAIN);
+		drain(b);
+	}
+stop:
+	set_phase(b, PH_STOP);
+	for (int i = 0; i < started; i++)
+		worker_join(b->workers[i]);
+	ir.failed = atomic_load(&b->failed);
+	if (atomic_load(&b->fatal)) {
+		fprintf(stderr, "ferromq-bench: error: %s\n", b->err[0] ? b->err : "failed");
+		goto out;
+	}
+	if (o->mode == BENCH_IDLE) {
+		report_idle(b, &ir);
+		if (ir.established < ir.requested) {
+			fprintf(stderr, "ferromq-bench: error: only %u of %u connections established; first failure: %s\n",
+				ir.established, ir.requested, b->err[0] ? b->err : "unknown");
+			goto out;
+		}
+		rc = 0;
+		goto out;
+	}
+	struct result r;
+	memset(&r, 0, sizeof(r));
+	compute(b, &r);
+	report(b, &r);
+	rc = 0;
+	if (o->qos == 2 && r.dup) {
+		fprintf(stderr, "ferromq-bench: error: %llu duplicates at QoS 2\n", (unsigned long long)r.dup);
+		rc = 3;
+	}
+out:
+	fflush(stdout);
+	bench_free(b);
+	return rc;
+}
