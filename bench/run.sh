@@ -81,8 +81,8 @@ start_broker() { # name set -> 0 when listening
 	port=$(free_port)
 	mkdir -p "$dir"
 	if [[ $name == ferromq ]]; then
-		printf 'listener %s 127.0.0.1\nmax_queued_messages 0\nmax_inflight_messages 1000\nlog_type error\n' \
-			"$port" >"$dir/broker.conf"
+		printf 'listener %s 127.0.0.1\nmax_queued_messages 0\nmax_inflight_messages 1000\nlog_type error\npersistence_location %s/data\n' \
+			"$port" "$dir" >"$dir/broker.conf"
 		[[ -x $FERROMQ_BIN ]] || return 1
 		"$FERROMQ_BIN" -c "$dir/broker.conf" >"$dir/log" 2>&1 &
 	else

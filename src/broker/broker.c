@@ -290,7 +290,9 @@ void broker_on_close(struct client *c)
 			/* Closed without DISCONNECT [MQTT-3.1.2-8]. */
 			c->will_on_close = true;
 		}
-		if (b->shutting_down && !b->cfg.will_on_shutdown)
+		/* Read once: shutdown may begin while this runs. */
+		bool stopping = atomic_load(&b->shutting_down);
+		if (stopping && !b->cfg.will_on_shutdown)
 			c->will_on_close = false;
 		pthread_mutex_lock(&b->reg_lock);
 		pthread_mutex_lock(&s->lock);
@@ -299,7 +301,7 @@ void broker_on_close(struct client *c)
 			detach(c, s, &will_now, &end_now, &shared);
 		}
 		pthread_mutex_unlock(&s->lock);
-		if (ours && end_now && !b->shutting_down)
+		if (ours && end_now && !stopping)
 			registry_remove(b, s);
 		else if (ours && (s->will_at || s->expires_at))
 			timed_add(b, s);
@@ -310,7 +312,7 @@ void broker_on_close(struct client *c)
 			route_reshare(w, s, qring_at(&shared, i), 1);
 		free(shared.e);
 		will_publish(w, will_now);
-		if (ours && end_now && !b->shutting_down)
+		if (ours && end_now && !stopping)
 			session_end(w, s); /* consumes the registry's reference */
 		session_unref(s);
 		c->session = NULL;
@@ -400,8 +402,28 @@ void broker_worker_tick(struct bworker *w, uint64_t now)
 	}
 }
 
+void broker_worker_publish_wills(struct bworker *w)
+{
+	for (struct client *c = w->clients; c; c = c->next) {
+		struct session *s = c->session;
+		if (c->state != CLIENT_CONNECTED || !s)
+			continue;
+		pthread_mutex_lock(&s->lock);
+		struct msg *will = s->client == c ? s->will : NULL;
+		if (will) {
+			s->will = NULL;
+			persist_session(w, s);
+		}
+		pthread_mutex_unlock(&s->lock);
+		will_publish(w, will);
+	}
+	broker_commit(w, NULL, NULL, 0, 0);
+}
+
 void broker_worker_shutdown(struct bworker *w)
 {
+	/* Deliveries already routed here go out before the DISCONNECTs. */
+	broker_worker_wake(w);
 	struct broker *b = w->b;
 	for (struct client *c = w->clients, *next; c; c = next) {
 		next = c->next;

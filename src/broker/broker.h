@@ -165,6 +165,9 @@ void broker_worker_wake(struct bworker *w);
 void broker_worker_tick(struct bworker *w, uint64_t now_mono_ms);
 /* Periodic broker-wide work (session expiry, delayed wills); one worker calls it. */
 void broker_housekeeping(struct broker *b);
+/* will_on_shutdown: publishes the wills of this worker's connected clients
+ * (every worker does this before any closes a connection). */
+void broker_worker_publish_wills(struct bworker *w);
 /* Clean shutdown of one worker's clients: DISCONNECT 0x8B to v5 clients,
  * wills only with will_on_shutdown. Set b->shutting_down first. */
 void broker_worker_shutdown(struct bworker *w);

@@ -185,6 +185,10 @@ int handle_publish(struct client *c, const struct mqtt_publish *m)
 	uint8_t ack_type = m->qos == 2 ? MQTT_PUBREC : MQTT_PUBACK;
 	w->stats.msgs_received++;
 
+	if (m->props.have & MQTT_PROP_BIT(MQTT_PROP_SUBSCRIPTION_ID)) {
+		client_disconnect(c, MQTT_RC_PROTOCOL_ERROR, "subscription identifier from a client"); /* [MQTT-3.3.4-6] */
+		return -1;
+	}
 	struct mqtt_bin topic = m->topic;
 	if (c->version == MQTT_V5 && resolve_alias(c, m, &topic))
 		return -1;

@@ -147,10 +147,10 @@ static int decode_publish(struct rd *r, uint8_t version, uint8_t flags, struct m
 		return MALFORMED;
 	if (m->qos == 0 && m->dup) /* [MQTT-3.3.1-2] */
 		return MALFORMED;
-	if (!rd_bin(r, &m->topic))
+	/* Ill-formed UTF-8 is malformed [MQTT-1.5.4-1]; 0x90 is for topics that
+	 * are well-formed but refused (wildcards), checked by the broker. */
+	if (!rd_utf8(r, &m->topic))
 		return MALFORMED;
-	if (!mqtt_utf8_valid(m->topic.p, m->topic.len))
-		return -MQTT_RC_TOPIC_NAME_INVALID;
 	m->pid = 0;
 	if (m->qos && (!rd_u16(r, &m->pid)))
 		return MALFORMED;

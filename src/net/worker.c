@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define TICK_MS 250
@@ -17,6 +18,7 @@ struct net {
 	struct broker *b;
 	unsigned n;
 	struct nworker *w;
+	atomic_uint wills_published; /* workers done with shutdown stage 1 */
 };
 
 void net_wake(struct broker *b, int worker);
@@ -96,7 +98,13 @@ static void begin_stop(struct nworker *w)
 static void on_async(uv_async_t *h)
 {
 	struct nworker *w = h->data;
-	if (atomic_load(&w->stop) && !w->stopping)
+	int stage = atomic_load(&w->stage);
+	if (stage == 1 && !w->wills_done) {
+		w->wills_done = true;
+		broker_worker_publish_wills(w->bw);
+		atomic_fetch_add(&w->net->wills_published, 1);
+	}
+	if (stage >= 2 && !w->stopping)
 		begin_stop(w);
 	broker_worker_wake(w->bw);
 }
@@ -193,7 +201,7 @@ struct net *net_start(struct broker *b)
 	if (rc || started < n->n) {
 		/* Stop what started, then tear everything down. */
 		for (unsigned i = 0; i < started; i++) {
-			atomic_store(&n->w[i].stop, true);
+			atomic_store(&n->w[i].stage, 2);
 			uv_async_send(&n->w[i].async);
 			pthread_join(n->w[i].thread, NULL);
 		}
@@ -225,9 +233,21 @@ struct net *net_start(struct broker *b)
 
 void net_stop(struct net *n)
 {
+	if (n->b->cfg.will_on_shutdown) {
+		/* Every will goes out while every subscriber is still connected. */
+		for (unsigned i = 0; i < n->n; i++) {
+			atomic_store(&n->w[i].stage, 1);
+			uv_async_send(&n->w[i].async);
+		}
+		uint64_t deadline = clock_mono_ms() + 5000;
+		while (atomic_load(&n->wills_published) < n->n && clock_mono_ms() < deadline) {
+			struct timespec ts = { 0, 1000 * 1000 };
+			nanosleep(&ts, NULL);
+		}
+	}
 	atomic_store(&n->b->shutting_down, true);
 	for (unsigned i = 0; i < n->n; i++) {
-		atomic_store(&n->w[i].stop, true);
+		atomic_store(&n->w[i].stage, 2);
 		uv_async_send(&n->w[i].async);
 	}
 	for (unsigned i = 0; i < n->n; i++) {

@@ -20,7 +20,8 @@ struct nworker {
 	uint8_t *rbuf;     /* one read buffer shared by all connections of the worker */
 	struct conn *flush_head;
 	unsigned n_conns;
-	atomic_bool stop;
+	atomic_int stage;  /* shutdown: 1 = publish wills, 2 = stop */
+	bool wills_done;
 	bool stopping;
 };
 

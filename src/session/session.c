@@ -108,6 +108,9 @@ int session_enqueue(struct session *s, struct msg *msg, uint8_t qos, uint8_t fla
 		    struct qring *dropped, uint64_t *seq_out)
 {
 	int rc = 0;
+	/* One that could never fit must not empty the queue on its way out. */
+	if (lim->max_bytes && msg->payload_len > lim->max_bytes)
+		return -FM_ELIMIT;
 	while (over_limit(s, lim, msg->payload_len)) {
 		if (lim->reject_new || s->queue.count == 0)
 			return -FM_ELIMIT;

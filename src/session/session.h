@@ -111,7 +111,8 @@ void session_unref(struct session *s);
 /* Queues a message. Takes its own reference to msg; sub_ids is copied.
  * Returns 0, 1 when older messages were dropped to make room (drop_oldest:
  * they are moved to *dropped, which the caller releases), -FM_ELIMIT when the
- * new one was refused (reject_new, or nothing left to drop), or -FM_ENOMEM.
+ * new one was refused (reject_new, larger than max_bytes by itself, or nothing
+ * left to drop; nothing is dropped then), or -FM_ENOMEM.
  * On success *seq_out is the new entry's sequence number. */
 int session_enqueue(struct session *s, struct msg *msg, uint8_t qos, uint8_t flags,
 		    const uint32_t *sub_ids, uint16_t n_sub_ids, const struct session_limits *lim,
