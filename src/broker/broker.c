@@ -316,7 +316,7 @@ void broker_on_close(struct client *c)
 			session_end(w, s); /* consumes the registry's reference */
 		session_unref(s);
 		c->session = NULL;
-		broker_commit(w, NULL, NULL, 0, 0);
+		broker_commit(w, NULL, NULL, NULL, 0, 0, false);
 	}
 	if (c->in_aliases) {
 		for (uint32_t i = 0; i <= c->alias_max_in; i++)
@@ -351,8 +351,12 @@ void broker_worker_wake(struct bworker *w)
 		struct wake_item *it = &items[i];
 		if (it->txn) {
 			struct store_txn *t = it->txn;
-			if (t->done)
-				t->done(t, t->err);
+			for (uint32_t k = 0; k < t->n_cbs; k++) {
+				const struct store_cb *cb = &t->cbs[k];
+				if (cb->c)
+					cb->c->pending_store--;
+				cb->done(cb->ctx, cb->pid, cb->kind, t->err);
+			}
 			store_txn_free(t);
 			atomic_fetch_sub(&w->pending_txns, 1);
 		}
@@ -374,7 +378,7 @@ void broker_worker_wake(struct bworker *w)
 			session_unref(s);
 		}
 	}
-	broker_commit(w, NULL, NULL, 0, 0);
+	broker_commit(w, NULL, NULL, NULL, 0, 0, false);
 	/* Keep the larger array as the spare to avoid reallocating every turn. */
 	pthread_mutex_lock(&w->wake_lock);
 	if (!w->wake_spare) {
@@ -417,7 +421,7 @@ void broker_worker_publish_wills(struct bworker *w)
 		pthread_mutex_unlock(&s->lock);
 		will_publish(w, will);
 	}
-	broker_commit(w, NULL, NULL, 0, 0);
+	broker_commit(w, NULL, NULL, NULL, 0, 0, false);
 }
 
 void broker_worker_shutdown(struct bworker *w)

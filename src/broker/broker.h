@@ -58,7 +58,7 @@ struct client {
 	uint16_t alias_max_in;      /* aliases we accept */
 	uint16_t alias_max_out;     /* aliases the client accepts */
 	uint16_t n_out_aliases;
-	uint32_t pending_acks;      /* QoS 1/2 publishes waiting for their store commit */
+	uint32_t pending_store;     /* acknowledgements waiting for a store commit */
 	uint32_t max_packet_out;    /* client's Maximum Packet Size; 0 = protocol limit */
 	uint64_t last_rx_ms;        /* monotonic */
 	uint64_t connected_at_ms;
@@ -90,6 +90,7 @@ struct bworker {
 	uint32_t n_targets, cap_targets;
 	/* Store records of the action being handled, submitted at its end. */
 	struct store_txn *txn;
+	uint32_t ops_mark;        /* txn->n_ops when the last action ended */
 	atomic_uint pending_txns; /* submitted, not yet handed back */
 	/* Sessions that got a held (QoS 2, not yet committed) message. */
 	struct session **held;
@@ -159,6 +160,8 @@ long broker_on_data(struct client *c, const uint8_t *p, size_t len);
 void broker_on_close(struct client *c);
 /* The client's output drained below the cap: deliver what waits. */
 void broker_on_writable(struct client *c);
+/* Sends the loop turn's store records to the writer (end of every turn). */
+void broker_worker_flush_store(struct bworker *w);
 /* Drains the worker's wake list (deliveries from other workers, kicks). */
 void broker_worker_wake(struct bworker *w);
 /* Periodic work of one worker (keep-alive, connect timeout); every ~250 ms. */

@@ -247,6 +247,6 @@ int handle_connect(struct client *c, const struct mqtt_connect *m)
 	}
 	pthread_mutex_unlock(&s->lock);
 	b->ports.flush(c);
-	broker_commit(w, NULL, NULL, 0, 0);
+	broker_commit(w, NULL, NULL, NULL, 0, 0, false);
 	return 0;
 }

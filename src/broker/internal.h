@@ -65,9 +65,13 @@ void persist_session_del(struct bworker *w, struct session *s);
 void persist_sub(struct bworker *w, const struct session *s, const char *filter, size_t len, uint8_t options,
 		 uint32_t sub_id, bool add);
 void persist_retain(struct bworker *w, struct msg *m);
-/* Ends the current action: submits its records and runs done(ctx) after the
- * commit, or at once when nothing durable changed. */
-void broker_commit(struct bworker *w, store_done_fn done, void *ctx, uint16_t pid, uint8_t kind);
+/* Ends the current action. done(ctx) runs after the commit of what the action
+ * wrote (the records go to the writer at the end of the loop turn), or at once
+ * when nothing durable changed and nothing of client c is still waiting.
+ * force: wait for the store even without records (to order an ack after
+ * earlier commits). */
+void broker_commit(struct bworker *w, struct client *c, store_done_fn done, void *ctx, uint16_t pid,
+		   uint8_t kind, bool force);
 
 /* deliver.c: with s->lock held and s->client on this worker. */
 void session_pump(struct session *s);

@@ -158,21 +158,42 @@ void persist_retain(struct bworker *w, struct msg *m)
 	}
 }
 
-void broker_commit(struct bworker *w, store_done_fn done, void *ctx, uint16_t pid, uint8_t kind)
+void broker_commit(struct bworker *w, struct client *c, store_done_fn done, void *ctx, uint16_t pid,
+		   uint8_t kind, bool force)
 {
 	struct store_txn *t = w->txn;
-	w->txn = NULL;
-	if (!t) {
-		/* Nothing durable changed: the action is complete now. */
-		struct store_txn now = { .worker = w->id, .done = done, .ctx = ctx, .pid = pid, .kind = kind };
-		if (done)
-			done(&now, 0);
+	bool wrote = t && t->n_ops > w->ops_mark;
+	/* Acknowledgements of one client go out in order [MQTT-4.6.0-2]: behind
+	 * one that waits for the disk, the next waits too. */
+	bool defer = w->b->store && done && (force || wrote || (c && c->pending_store));
+	w->ops_mark = t ? t->n_ops : 0;
+	if (!done)
+		return;
+	if (!defer) {
+		done(ctx, pid, kind, 0);
 		return;
 	}
-	t->done = done;
-	t->ctx = ctx;
-	t->pid = pid;
-	t->kind = kind;
+	struct store_cb cb = { done, ctx, c, pid, kind };
+	if ((!t && !(t = w->txn = store_txn_new(w->id))) || store_txn_add_cb(t, &cb)) {
+		log_err("out of memory: an acknowledgement is withheld");
+		done(ctx, pid, kind, -FM_ENOMEM);
+		return;
+	}
+	if (c)
+		c->pending_store++;
+}
+
+void broker_worker_flush_store(struct bworker *w)
+{
+	struct store_txn *t = w->txn;
+	if (!t)
+		return;
+	w->txn = NULL;
+	w->ops_mark = 0;
+	if (!t->n_ops && !t->n_cbs) {
+		store_txn_free(t);
+		return;
+	}
 	atomic_fetch_add(&w->pending_txns, 1);
 	w->b->store->submit(w->b->store->ctx, t);
 }

@@ -149,25 +149,24 @@ static void release_held(struct bworker *w, struct ack_ctx *a, bool committed)
 	msg_unref(a->held);
 }
 
-static void publish_done(struct store_txn *t, int err)
+static void publish_done(void *ctx, uint16_t pid, uint8_t kind, int err)
 {
-	struct ack_ctx *a = t->ctx;
+	struct ack_ctx *a = ctx;
 	struct client *c = a->c;
 	struct broker *b = c->b;
 	struct bworker *w = &b->workers[c->worker];
 	release_held(w, a, err == 0);
 	if (c->state == CLIENT_CONNECTED) {
-		c->pending_acks--;
 		if (!err) {
-			send_ack(c, t->kind, t->pid, a->rc, a->why);
+			send_ack(c, kind, pid, a->rc, a->why);
 		} else {
-			if (t->kind == MQTT_PUBREC) {
+			if (kind == MQTT_PUBREC) {
 				pthread_mutex_lock(&c->session->lock);
-				session_rx_qos2_remove(c->session, t->pid);
+				session_rx_qos2_remove(c->session, pid);
 				pthread_mutex_unlock(&c->session->lock);
 			}
 			if (c->version == MQTT_V5)
-				send_ack(c, t->kind, t->pid, err == -FM_ELIMIT ? MQTT_RC_QUOTA_EXCEEDED : MQTT_RC_UNSPECIFIED,
+				send_ack(c, kind, pid, err == -FM_ELIMIT ? MQTT_RC_QUOTA_EXCEEDED : MQTT_RC_UNSPECIFIED,
 					 "the message could not be stored");
 			else /* v3 has no negative ack: closing makes the client resend */
 				client_disconnect(c, MQTT_RC_UNSPECIFIED, "store write failed");
@@ -200,7 +199,7 @@ int handle_publish(struct client *c, const struct mqtt_publish *m)
 		client_disconnect(c, MQTT_RC_RETAIN_NOT_SUPPORTED, "retain not available");
 		return -1;
 	}
-	if (m->qos && c->pending_acks + s->n_rx_qos2 >= b->cfg.receive_maximum) {
+	if (m->qos && c->pending_store + s->n_rx_qos2 >= b->cfg.receive_maximum) {
 		client_disconnect(c, MQTT_RC_RECEIVE_MAX_EXCEEDED, "receive maximum exceeded"); /* [MQTT-3.3.4-9] */
 		return -1;
 	}
@@ -221,10 +220,7 @@ int handle_publish(struct client *c, const struct mqtt_publish *m)
 			struct ack_ctx *a = ack_ctx_new(c, MQTT_RC_SUCCESS, NULL);
 			if (!a)
 				return -1;
-			c->pending_acks++;
-			if (b->store && !w->txn)
-				w->txn = store_txn_new(w->id); /* an empty transaction orders the ack */
-			broker_commit(w, publish_done, a, m->pid, MQTT_PUBREC);
+			broker_commit(w, c, publish_done, a, m->pid, MQTT_PUBREC, true);
 			return 0;
 		}
 		persist_rx2(w, s, m->pid, true);
@@ -236,8 +232,7 @@ int handle_publish(struct client *c, const struct mqtt_publish *m)
 			struct ack_ctx *a = ack_ctx_new(c, MQTT_RC_NOT_AUTHORIZED, "$SYS is read-only");
 			if (!a)
 				return -1;
-			c->pending_acks++;
-			broker_commit(w, publish_done, a, m->pid, ack_type);
+			broker_commit(w, c, publish_done, a, m->pid, ack_type, false);
 		}
 		return 0;
 	}
@@ -261,7 +256,7 @@ int handle_publish(struct client *c, const struct mqtt_publish *m)
 	struct route_result r = route_publish(w, msg);
 	if (m->qos == 0) {
 		msg_unref(msg);
-		broker_commit(w, NULL, NULL, 0, 0);
+		broker_commit(w, NULL, NULL, NULL, 0, 0, false);
 		return 0;
 	}
 	uint8_t rc = MQTT_RC_SUCCESS;
@@ -287,18 +282,17 @@ int handle_publish(struct client *c, const struct mqtt_publish *m)
 	} else {
 		msg_unref(msg);
 	}
-	c->pending_acks++;
-	broker_commit(w, publish_done, a, m->pid, ack_type);
+	broker_commit(w, c, publish_done, a, m->pid, ack_type, false);
 	return 0;
 }
 
-static void pubcomp_done(struct store_txn *t, int err)
+static void pubcomp_done(void *ctx, uint16_t pid, uint8_t kind, int err)
 {
-	struct ack_ctx *a = t->ctx;
+	struct ack_ctx *a = ctx;
 	struct client *c = a->c;
 	/* Without the commit the PUBREL is not answered: the client resends it. */
 	if (c->state == CLIENT_CONNECTED && !err)
-		send_ack(c, MQTT_PUBCOMP, t->pid, a->rc, a->why);
+		send_ack(c, kind, pid, a->rc, a->why);
 	c->b->ports.conn_unref(c);
 	free(a);
 }
@@ -324,9 +318,7 @@ int handle_ack(struct client *c, uint8_t type, const struct mqtt_ack *a)
 						  found ? NULL : "packet identifier not found");
 		if (!ctx)
 			return -1;
-		if (b->store && !w->txn)
-			w->txn = store_txn_new(w->id);
-		broker_commit(w, pubcomp_done, ctx, a->pid, MQTT_PUBCOMP);
+		broker_commit(w, c, pubcomp_done, ctx, a->pid, MQTT_PUBCOMP, true);
 		return 0;
 	}
 	struct qentry done;
@@ -353,6 +345,6 @@ int handle_ack(struct client *c, uint8_t type, const struct mqtt_ack *a)
 	/* A freed slot in the window lets the next queued message go. */
 	session_pump(s);
 	pthread_mutex_unlock(&s->lock);
-	broker_commit(w, NULL, NULL, 0, 0);
+	broker_commit(w, NULL, NULL, NULL, 0, 0, false);
 	return 0;
 }

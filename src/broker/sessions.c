@@ -232,7 +232,7 @@ void broker_housekeeping(struct broker *b)
 		session_end(w, ended[i]);
 	free(wills);
 	free(ended);
-	broker_commit(w, NULL, NULL, 0, 0);
+	broker_commit(w, NULL, NULL, NULL, 0, 0, false);
 }
 
 struct session *broker_restore_session(struct broker *b, uint64_t sid, const char *client_id,

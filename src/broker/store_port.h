@@ -42,25 +42,34 @@ struct store_op {
 	uint32_t sub_id;
 };
 
-struct store_txn;
-typedef void (*store_done_fn)(struct store_txn *t, int err);
+struct client;
+/* Runs on the worker after the commit; err is 0 or a negative fm_err. */
+typedef void (*store_done_fn)(void *ctx, uint16_t pid, uint8_t kind, int err);
 
+/* What to do once the transaction is on disk (an acknowledgement). */
+struct store_cb {
+	store_done_fn done;
+	void *ctx;
+	struct client *c; /* whose acknowledgements must stay in order, or NULL */
+	uint16_t pid;
+	uint8_t kind;
+};
+
+/* The records and acknowledgements of one worker's loop turn. */
 struct store_txn {
 	struct store_op *ops;
 	uint32_t n_ops, cap_ops;
-	int worker;          /* where `done` runs */
-	store_done_fn done;  /* NULL: nothing to do after the commit */
-	void *ctx;           /* for `done` */
-	uint16_t pid;
-	uint8_t kind, rc;
+	struct store_cb *cbs;
+	uint32_t n_cbs, cap_cbs;
+	int worker;          /* where the callbacks run */
 	int err;             /* set by the store: 0 or a negative fm_err */
 	struct store_txn *next;
 };
 
 struct store_port {
 	void *ctx;
-	/* Takes the transaction; `done` later runs on t->worker through
-	 * broker_store_done. Thread-safe. */
+	/* Takes the transaction and later hands it back through
+	 * broker_store_complete. Thread-safe. */
 	void (*submit)(void *ctx, struct store_txn *t);
 };
 
@@ -68,6 +77,8 @@ struct store_port {
 struct store_txn *store_txn_new(int worker);
 /* Appends a record; returns it zeroed but for `type`, or NULL when out of memory. */
 struct store_op *store_txn_add(struct store_txn *t, uint8_t type);
+/* Appends a callback; returns 0 or -FM_ENOMEM. */
+int store_txn_add_cb(struct store_txn *t, const struct store_cb *cb);
 void store_txn_free(struct store_txn *t);
 
 #endif

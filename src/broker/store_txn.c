@@ -26,6 +26,20 @@ struct store_op *store_txn_add(struct store_txn *t, uint8_t type)
 	return op;
 }
 
+int store_txn_add_cb(struct store_txn *t, const struct store_cb *cb)
+{
+	if (t->n_cbs == t->cap_cbs) {
+		uint32_t cap = t->cap_cbs ? t->cap_cbs * 2 : 8;
+		struct store_cb *n = realloc(t->cbs, sizeof *n * cap);
+		if (!n)
+			return -1;
+		t->cbs = n;
+		t->cap_cbs = cap;
+	}
+	t->cbs[t->n_cbs++] = *cb;
+	return 0;
+}
+
 void store_txn_free(struct store_txn *t)
 {
 	if (!t)
@@ -38,5 +52,6 @@ void store_txn_free(struct store_txn *t)
 			free(op->sub_ids);
 	}
 	free(t->ops);
+	free(t->cbs);
 	free(t);
 }

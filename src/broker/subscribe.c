@@ -95,9 +95,9 @@ struct suback_ctx {
 	uint32_t n_retained;
 };
 
-static void suback_done(struct store_txn *t, int err)
+static void suback_done(void *ctx, uint16_t pid, uint8_t kind, int err)
 {
-	struct suback_ctx *x = t->ctx;
+	struct suback_ctx *x = ctx;
 	struct client *c = x->c;
 	struct broker *b = c->b;
 	if (err)
@@ -109,7 +109,7 @@ static void suback_done(struct store_txn *t, int err)
 		for (uint32_t i = 0; i < x->n_retained; i++)
 			send_retained(c, x->retained[i].filter, x->retained[i].len, x->retained[i].qos,
 				      x->retained[i].sub_id);
-		broker_commit(&b->workers[c->worker], NULL, NULL, 0, 0);
+		broker_commit(&b->workers[c->worker], NULL, NULL, NULL, 0, 0, false);
 	}
 	for (uint32_t i = 0; i < x->n_retained; i++)
 		free(x->retained[i].filter);
@@ -180,7 +180,7 @@ int handle_subscribe(struct client *c, const struct mqtt_subscribe *m)
 		mqtt_encode_suback(&x->reply, c->version, MQTT_SUBACK, &ack);
 	free(rcs);
 	/* The SUBACK promises the subscription survives a restart. */
-	broker_commit(&b->workers[c->worker], suback_done, x, m->pid, MQTT_SUBACK);
+	broker_commit(&b->workers[c->worker], c, suback_done, x, m->pid, MQTT_SUBACK, false);
 	return fatal ? -1 : 0;
 }
 
@@ -222,6 +222,6 @@ int handle_unsubscribe(struct client *c, const struct mqtt_subscribe *m)
 	struct mqtt_suback ack = { .pid = m->pid, .rcs = rcs, .n = i };
 	mqtt_encode_suback(&x->reply, c->version, MQTT_UNSUBACK, &ack);
 	free(rcs);
-	broker_commit(w, suback_done, x, m->pid, MQTT_UNSUBACK);
+	broker_commit(w, c, suback_done, x, m->pid, MQTT_UNSUBACK, false);
 	return 0;
 }

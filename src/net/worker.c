@@ -82,6 +82,7 @@ static void on_check(uv_check_t *h)
 {
 	struct nworker *w = h->data;
 	broker_worker_wake(w->bw);
+	broker_worker_flush_store(w->bw);
 	conn_flush_all(w);
 	maybe_finish(w);
 }

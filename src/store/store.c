@@ -133,6 +133,9 @@ static int msg_release(struct store *st, int64_t id)
 
 /* ---- one record ---- */
 
+/* A record dropped before it was applied (see cancel_delivered). */
+#define ST_CANCELLED 0
+
 static int apply_session_del(struct store *st, uint64_t sid)
 {
 	sqlite3_stmt *s = st->st[S_Q_OF_SESSION];
@@ -220,6 +223,8 @@ static int apply_op(struct store *st, const struct store_op *op)
 	int rc;
 	int64_t id;
 	switch (op->type) {
+	case ST_CANCELLED:
+		return SQLITE_OK;
 	case ST_QUEUE_ADD:
 		if ((rc = msg_hold(st, op->msg)))
 			return rc;
@@ -279,9 +284,54 @@ static int apply_op(struct store *st, const struct store_op *op)
 
 /* ---- the writer ---- */
 
+static uint32_t entry_slot(uint64_t sid, uint64_t seq, uint32_t mask)
+{
+	uint64_t h = (sid * 0x9E3779B97F4A7C15ull) ^ (seq * 0xC2B2AE3D27D4EB4Full);
+	return (uint32_t)(h ^ (h >> 29)) & mask;
+}
+
+/* A queue entry added and removed within one group (delivered and
+ * acknowledged while the previous group was being committed) never needs to
+ * reach the disk: both records are dropped, and the body is not written
+ * unless something else holds it. At high rates this removes most writes. */
+static void cancel_delivered(struct store_txn *list)
+{
+	uint32_t adds = 0;
+	for (struct store_txn *t = list; t; t = t->next)
+		for (uint32_t i = 0; i < t->n_ops; i++)
+			adds += t->ops[i].type == ST_QUEUE_ADD;
+	if (!adds)
+		return;
+	uint32_t cap = 16;
+	while (cap < adds * 2)
+		cap *= 2;
+	struct store_op **slots = calloc(cap, sizeof *slots);
+	if (!slots)
+		return; /* an optimisation only */
+	for (struct store_txn *t = list; t; t = t->next) {
+		for (uint32_t i = 0; i < t->n_ops; i++) {
+			struct store_op *op = &t->ops[i];
+			if (op->type != ST_QUEUE_ADD && op->type != ST_QUEUE_DEL && op->type != ST_QUEUE_STATE)
+				continue;
+			uint32_t j = entry_slot(op->sid, op->seq, cap - 1);
+			while (slots[j] && (slots[j]->sid != op->sid || slots[j]->seq != op->seq))
+				j = (j + 1) & (cap - 1);
+			if (op->type == ST_QUEUE_ADD) {
+				slots[j] = op;
+			} else if (slots[j] && slots[j]->type == ST_QUEUE_ADD) {
+				if (op->type == ST_QUEUE_DEL)
+					slots[j]->type = ST_CANCELLED;
+				op->type = ST_CANCELLED;
+			}
+		}
+	}
+	free(slots);
+}
+
 /* Applies a group in one transaction. Returns 0 or a negative fm_err. */
 static int commit_group(struct store *st, struct store_txn *list)
 {
+	cancel_delivered(list);
 	int rc = step_done(st, S_BEGIN);
 	for (struct store_txn *t = list; t && rc == SQLITE_OK; t = t->next)
 		for (uint32_t i = 0; i < t->n_ops && rc == SQLITE_OK; i++)
@@ -344,7 +394,7 @@ static void *writer_main(void *arg)
 		for (struct store_txn *t = list, *next; t; t = next) {
 			next = t->next;
 			t->next = NULL;
-			if (err && !t->done && !st->stop) {
+			if (err && !t->n_cbs && !st->stop) {
 				/* Records nobody waits for (deliveries, expiry) are retried. */
 				*rtail = t;
 				rtail = &t->next;

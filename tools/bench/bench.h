@@ -41,6 +41,7 @@ struct bench_opts {
 	uint32_t pubs, subs;
 	int threads;
 	bool json;
+	bool persistent;    /* subscribers keep their session (durable store path) */
 	int pid;            /* broker pid for RSS (idle), 0 = none */
 	const char *filter;
 	uint16_t keepalive;

@@ -41,7 +41,8 @@ static void usage(FILE *f)
 		"  --duration S (10)  --warmup S (2)  --drain S (5)  --connect-timeout S (60)\n"
 		"  --pubs P  --subs S  --conns N (idle)  --threads N (1)\n"
 		"  --filter F (bench/#)  --keepalive S (60)  --pid PID (broker, idle RSS)\n"
-		"  --json         print one JSON object instead of the text line\n",
+		"  --json         print one JSON object instead of the text line\n"
+		"  --persistent   subscribers keep their sessions (v3 clean session 0, v5 expiry 300 s)\n",
 		BENCH_HDR);
 }
 
@@ -102,7 +103,8 @@ static int parse_args(struct bench *b, int argc, char **argv)
 		{"protocol", 1, 0, 'V'}, {"pubs", 1, 0, 'P'}, {"subs", 1, 0, 'S'},
 		{"conns", 1, 0, 'S'}, {"threads", 1, 0, 't'}, {"json", 0, 0, 'j'},
 		{"pid", 1, 0, 'I'}, {"filter", 1, 0, 'f'}, {"keepalive", 1, 0, 'k'},
-		{"connect-timeout", 1, 0, 'c'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0},
+		{"connect-timeout", 1, 0, 'c'}, {"persistent", 0, 0, 'X'},
+		{"help", 0, 0, 'h'}, {0, 0, 0, 0},
 	};
 	int ch;
 	double v;
@@ -116,6 +118,7 @@ static int parse_args(struct bench *b, int argc, char **argv)
 		case 'H': o->host = optarg; continue;
 		case 'f': o->filter = optarg; continue;
 		case 'j': o->json = true; continue;
+		case 'X': o->persistent = true; continue;
 		case 'h': usage(stdout); return -1;
 		case '?': usage(stderr); return -1;
 		default: break;

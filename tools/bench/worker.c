@@ -234,13 +234,18 @@ static void conn_connected(struct conn *c)
 	}
 	char id[64];
 	int n = snprintf(id, sizeof(id), "fmb-%d-%c%u", (int)getpid(), c->role == ROLE_PUB ? 'p' : 's', c->idx);
+	bool keep = b->o.persistent && c->role != ROLE_PUB;
 	struct mqtt_connect cn = {
 		.protocol_name = {(const uint8_t *)"MQTT", 4},
 		.version = b->o.protocol,
-		.clean_start = true,
+		.clean_start = !keep,
 		.keepalive = b->o.keepalive,
 		.client_id = {(const uint8_t *)id, (uint32_t)n},
 	};
+	if (keep && b->o.protocol == MQTT_V5) {
+		cn.props.have |= MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY);
+		cn.props.session_expiry = 300;
+	}
 	if (mqtt_encode_connect(&c->wb, &cn) < 0) {
 		conn_fail(c, "out of memory");
 		return;

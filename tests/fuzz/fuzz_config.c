@@ -1,0 +1,81 @@
+/* libFuzzer target for src/config's line parser. The input, NUL-terminated,
+ * is applied as one line to a default config; then each of its '\n'-separated
+ * lines is applied in turn to another, as config_load would, followed by
+ * config_finish. Nothing may crash, a failure must leave a message, and the
+ * values must stay within the option table's bounds. Aborts otherwise.
+ */
+#include "config/config.h"
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CHECK(x) do { if (!(x)) abort(); } while (0)
+
+/* Invariants of a config every accepted line must keep. */
+static void check_config(const struct config *c)
+{
+	CHECK(c->n_listeners >= 1 && c->n_listeners <= CONFIG_MAX_LISTENERS);
+	for (unsigned i = 0; i < c->n_listeners; i++) {
+		CHECK(c->listeners[i].port >= 1);
+		CHECK(memchr(c->listeners[i].address, 0, sizeof c->listeners[i].address));
+	}
+	CHECK(c->workers <= 256);
+	CHECK(c->max_keepalive <= 65535);
+	CHECK(c->max_packet_size <= 268435460);
+	CHECK(c->queue_overflow <= QUEUE_REJECT_NEW);
+	CHECK(c->durability <= DURABILITY_NORMAL);
+	CHECK(c->max_inflight_messages <= 65535);
+	CHECK(c->receive_maximum >= 1 && c->receive_maximum <= 65535);
+	CHECK(c->max_topic_alias <= 65535);
+	CHECK(c->connect_timeout >= 1 && c->connect_timeout <= 3600);
+	CHECK(c->max_output_buffer >= 4096);
+	CHECK(c->persistence_location[0] && memchr(c->persistence_location, 0, sizeof c->persistence_location));
+	CHECK(memchr(c->log_file, 0, sizeof c->log_file));
+	CHECK(c->log_mask <= 0x1F);
+}
+
+/* Applies one line; a failure must say why in a terminated message. */
+static int apply(struct config *c, const char *line)
+{
+	char err[256];
+	memset(err, 0, sizeof err);
+	int rc = config_apply_line(c, line, err, sizeof err);
+	CHECK(rc == 0 || rc == -1);
+	if (rc)
+		CHECK(err[0] && memchr(err, 0, sizeof err));
+	return rc;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	char *text = malloc(size + 1);
+	CHECK(text);
+	memcpy(text, data, size);
+	text[size] = 0;
+
+	struct config c;
+	config_defaults(&c);
+	if (apply(&c, text) == 0)
+		check_config(&c);
+
+	/* line by line, stopping at the first error as config_load does */
+	config_defaults(&c);
+	char *save = NULL;
+	bool ok = true;
+	for (char *line = strtok_r(text, "\n", &save); line && ok; line = strtok_r(NULL, "\n", &save)) {
+		ok = apply(&c, line) == 0;
+		if (ok)
+			check_config(&c);
+	}
+	if (ok) {
+		char err[256] = "";
+		int rc = config_finish(&c, err, sizeof err);
+		CHECK(rc == 0 || (rc == -1 && err[0]));
+		if (rc == 0)
+			CHECK(c.max_inflight_messages >= 1);
+	}
+	free(text);
+	return 0;
+}
