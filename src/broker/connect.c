@@ -196,8 +196,11 @@ int handle_connect(struct client *c, const struct mqtt_connect *m)
 		s = NULL;
 	}
 	if (s) {
-		take_over(s, m->clean_start, &t);
-		if (m->clean_start) {
+		/* A session that ends with its connection (expiry 0) ends with the
+		 * take-over too: nothing of it is resumed [MQTT-3.1.2-23]. */
+		bool discard = m->clean_start || s->expiry_interval == 0;
+		take_over(s, discard, &t);
+		if (discard) {
 			registry_remove(b, s);
 			t.ending = s;
 			s = NULL;
