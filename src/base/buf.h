@@ -4,10 +4,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* 32-bit sizes: an MQTT packet is at most 256 MB, and idle connections keep
+ * two of these. */
 struct buf {
 	uint8_t *p;
-	size_t len;
-	size_t cap;
+	uint32_t len;
+	uint32_t cap;
 };
 
 /* Makes room for n more bytes; returns 0 or -FM_ENOMEM (the buffer is unchanged). */

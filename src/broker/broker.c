@@ -1,6 +1,8 @@
 /* Broker lifecycle, the packet dispatch and connection ends. */
 #include "internal.h"
 #include "../base/err.h"
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,7 +68,7 @@ void broker_free(struct broker *b)
 	free(b);
 }
 
-void broker_client_init(struct broker *b, struct client *c, int worker, const char *addr)
+void broker_client_init(struct broker *b, struct client *c, int worker, const struct sockaddr *peer)
 {
 	memset(c, 0, sizeof *c);
 	c->b = b;
@@ -74,12 +76,31 @@ void broker_client_init(struct broker *b, struct client *c, int worker, const ch
 	c->state = CLIENT_NEW;
 	c->version = MQTT_V311; /* until CONNECT says otherwise */
 	c->connected_at_ms = c->last_rx_ms = clock_mono_ms();
-	snprintf(c->addr, sizeof c->addr, "%s", addr);
+	if (peer && peer->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)peer;
+		memcpy(c->addr_ip, &a->sin6_addr, 16);
+		c->addr_port = ntohs(a->sin6_port);
+		c->addr_family = AF_INET6;
+	} else if (peer && peer->sa_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)peer;
+		memcpy(c->addr_ip, &a->sin_addr, 4);
+		c->addr_port = ntohs(a->sin_port);
+		c->addr_family = AF_INET;
+	}
 	struct bworker *w = &b->workers[worker];
 	c->next = w->clients;
 	if (w->clients)
 		w->clients->prev = c;
 	w->clients = c;
+}
+
+const char *client_addr_text(const struct client *c, char out[48])
+{
+	char ip[INET6_ADDRSTRLEN];
+	if (!c->addr_family || !inet_ntop(c->addr_family, c->addr_ip, ip, sizeof ip))
+		return "?";
+	snprintf(out, 48, c->addr_family == AF_INET6 ? "[%s]:%u" : "%s:%u", ip, c->addr_port);
+	return out;
 }
 
 static const char *client_name(const struct client *c)
@@ -113,7 +134,7 @@ void client_disconnect(struct client *c, uint8_t rc, const char *why)
 			mqtt_encode_reason(c->b->ports.out(c), MQTT_V5, MQTT_DISCONNECT, &r);
 		}
 	}
-	log_notice("client %s (%s) disconnected: %s (0x%02x)", client_name(c), c->addr, why, rc);
+	log_notice("client %s (%s) disconnected: %s (0x%02x)", client_name(c), CLIENT_ADDR(c), why, rc);
 	/* A server-initiated close is not a normal DISCONNECT: the will fires [MQTT-3.1.2-8]. */
 	c->will_on_close = true;
 	c->state = CLIENT_CLOSING;
@@ -146,7 +167,7 @@ static int dispatch(struct client *c, const struct mqtt_packet *pk)
 {
 	if (c->state == CLIENT_NEW && pk->type != MQTT_CONNECT) {
 		/* [MQTT-3.1.0-1]: the first packet must be CONNECT. */
-		log_notice("client from %s sent %s before CONNECT", c->addr, mqtt_type_name(pk->type));
+		log_notice("client from %s sent %s before CONNECT", CLIENT_ADDR(c), mqtt_type_name(pk->type));
 		c->state = CLIENT_CLOSING;
 		c->b->ports.close(c);
 		return -1;
@@ -195,7 +216,7 @@ long broker_on_data(struct client *c, const uint8_t *p, size_t len)
 					/* v3 code 1 for an unknown level [MQTT-3.1.2-2]. */
 					struct mqtt_connack ack = { .rc = c->version == MQTT_V5 ? rc : MQTT_V3_BAD_PROTOCOL };
 					mqtt_encode_connack(b->ports.out(c), c->version, &ack);
-					log_notice("client from %s: unsupported protocol version %u", c->addr,
+					log_notice("client from %s: unsupported protocol version %u", CLIENT_ADDR(c),
 						   pk.u.connect.version);
 					c->state = CLIENT_CLOSING;
 					b->ports.close(c);
@@ -396,7 +417,7 @@ void broker_worker_tick(struct bworker *w, uint64_t now)
 	for (struct client *c = w->clients, *next; c; c = next) {
 		next = c->next;
 		if (c->state == CLIENT_NEW && now - c->connected_at_ms > (uint64_t)b->cfg.connect_timeout * 1000) {
-			log_notice("client from %s sent no CONNECT within %u s", c->addr, b->cfg.connect_timeout);
+			log_notice("client from %s sent no CONNECT within %u s", CLIENT_ADDR(c), b->cfg.connect_timeout);
 			c->state = CLIENT_CLOSING;
 			b->ports.close(c);
 		} else if (c->state == CLIENT_CONNECTED && c->keepalive &&

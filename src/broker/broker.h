@@ -66,7 +66,9 @@ struct client {
 	char **in_aliases;          /* [alias_max_in + 1], lazily allocated */
 	char **out_aliases;         /* [CLIENT_MAX_OUT_ALIASES], lazily allocated */
 	char *username;
-	char addr[48];
+	uint8_t addr_ip[16];        /* peer address, formatted only for logs */
+	uint16_t addr_port;
+	uint8_t addr_family;
 	struct client *prev, *next; /* the worker's list */
 };
 
@@ -98,8 +100,6 @@ struct bworker {
 	struct stats_local stats;
 };
 
-struct registry_entry;
-
 struct broker {
 	struct config cfg;
 	struct broker_ports ports;
@@ -112,7 +112,7 @@ struct broker {
 	struct retain_index *retained;
 
 	pthread_mutex_t reg_lock;
-	struct registry_entry **reg; /* open hash: client id -> session */
+	struct session **reg;        /* hash: client id -> session, chained via reg_next */
 	uint32_t reg_cap, reg_count;
 	/* Offline sessions with a deadline (expiry or delayed will); refs owned. */
 	struct session **timed;
@@ -149,8 +149,12 @@ void broker_free(struct broker *b);
 
 /* ---- called by the network layer, on the client's worker ---- */
 
-/* A new connection: initialise c (embedded in the connection). */
-void broker_client_init(struct broker *b, struct client *c, int worker, const char *addr);
+/* A new connection from peer (may be NULL): initialise c (embedded in the connection). */
+struct sockaddr;
+void broker_client_init(struct broker *b, struct client *c, int worker, const struct sockaddr *peer);
+/* The peer address as text ("1.2.3.4:5678", "[::1]:5678") in out[48]. */
+const char *client_addr_text(const struct client *c, char out[48]);
+#define CLIENT_ADDR(c) client_addr_text((c), (char[48]){ 0 })
 /* Bytes arrived. Returns how many were consumed (the rest is an incomplete
  * packet to present again with more bytes), or -1 when the connection must be
  * closed (close has already been requested through the ports). */

@@ -14,7 +14,7 @@ static int connack_refuse(struct client *c, uint8_t rc5, uint8_t rc3, const char
 	if (c->version == MQTT_V5)
 		client_reason_string(c, &ack.props, why);
 	mqtt_encode_connack(c->b->ports.out(c), c->version, &ack);
-	log_notice("client connection from %s refused: %s (0x%02x)", c->addr, why, rc5);
+	log_notice("client connection from %s refused: %s (0x%02x)", CLIENT_ADDR(c), why, rc5);
 	c->state = CLIENT_CLOSING;
 	c->b->ports.close(c);
 	return -1;
@@ -232,7 +232,7 @@ int handle_connect(struct client *c, const struct mqtt_connect *m)
 	c->state = CLIENT_CONNECTED;
 	atomic_fetch_add(&b->stats.clients_connected, 1);
 	atomic_fetch_add(&b->stats.clients_total, 1);
-	log_info("client %s connected from %s (v%s, keepalive %u, %s%s)", s->client_id, c->addr,
+	log_info("client %s connected from %s (v%s, keepalive %u, %s%s)", s->client_id, CLIENT_ADDR(c),
 		 m->version == MQTT_V5 ? "5" : m->version == MQTT_V311 ? "3.1.1" : "3.1", c->keepalive,
 		 m->clean_start ? "clean start" : "resume", present ? ", session present" : "");
 	if (t.ending)

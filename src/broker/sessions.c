@@ -5,12 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct registry_entry {
-	struct registry_entry *next;
-	struct session *s; /* the registry's reference */
-	uint32_t hash;
-};
-
 static uint32_t id_hash(const char *p, size_t len)
 {
 	uint32_t h = 2166136261u; /* FNV-1a */
@@ -19,29 +13,30 @@ static uint32_t id_hash(const char *p, size_t len)
 	return h;
 }
 
+/* The registry is a hash table chained through the sessions themselves:
+ * no allocation per session. */
 struct session *registry_find(struct broker *b, const char *id, size_t len)
 {
 	if (!b->reg_cap)
 		return NULL;
 	uint32_t h = id_hash(id, len);
-	for (struct registry_entry *e = b->reg[h & (b->reg_cap - 1)]; e; e = e->next)
-		if (e->hash == h && e->s->client_id_len == len && !memcmp(e->s->client_id, id, len))
-			return e->s;
+	for (struct session *s = b->reg[h & (b->reg_cap - 1)]; s; s = s->reg_next)
+		if (s->reg_hash == h && s->client_id_len == len && !memcmp(s->client_id, id, len))
+			return s;
 	return NULL;
 }
 
 static int registry_grow(struct broker *b)
 {
 	uint32_t cap = b->reg_cap ? b->reg_cap * 2 : 1024;
-	struct registry_entry **n = calloc(cap, sizeof *n);
+	struct session **n = calloc(cap, sizeof *n);
 	if (!n)
 		return -FM_ENOMEM;
 	for (uint32_t i = 0; i < b->reg_cap; i++) {
-		struct registry_entry *e = b->reg[i], *next;
-		for (; e; e = next) {
-			next = e->next;
-			e->next = n[e->hash & (cap - 1)];
-			n[e->hash & (cap - 1)] = e;
+		for (struct session *s = b->reg[i], *next; s; s = next) {
+			next = s->reg_next;
+			s->reg_next = n[s->reg_hash & (cap - 1)];
+			n[s->reg_hash & (cap - 1)] = s;
 		}
 	}
 	free(b->reg);
@@ -54,13 +49,9 @@ int registry_insert(struct broker *b, struct session *s)
 {
 	if (b->reg_count * 4 >= b->reg_cap * 3 && registry_grow(b))
 		return -FM_ENOMEM;
-	struct registry_entry *e = malloc(sizeof *e);
-	if (!e)
-		return -FM_ENOMEM;
-	e->s = s;
-	e->hash = id_hash(s->client_id, s->client_id_len);
-	e->next = b->reg[e->hash & (b->reg_cap - 1)];
-	b->reg[e->hash & (b->reg_cap - 1)] = e;
+	s->reg_hash = id_hash(s->client_id, s->client_id_len);
+	s->reg_next = b->reg[s->reg_hash & (b->reg_cap - 1)];
+	b->reg[s->reg_hash & (b->reg_cap - 1)] = s;
 	b->reg_count++;
 	atomic_fetch_add(&b->stats.sessions, 1);
 	return 0;
@@ -68,12 +59,10 @@ int registry_insert(struct broker *b, struct session *s)
 
 void registry_remove(struct broker *b, struct session *s)
 {
-	uint32_t h = id_hash(s->client_id, s->client_id_len);
-	for (struct registry_entry **pp = &b->reg[h & (b->reg_cap - 1)]; *pp; pp = &(*pp)->next) {
-		if ((*pp)->s == s) {
-			struct registry_entry *e = *pp;
-			*pp = e->next;
-			free(e);
+	for (struct session **pp = &b->reg[s->reg_hash & (b->reg_cap - 1)]; *pp; pp = &(*pp)->reg_next) {
+		if (*pp == s) {
+			*pp = s->reg_next;
+			s->reg_next = NULL;
 			b->reg_count--;
 			atomic_fetch_sub(&b->stats.sessions, 1);
 			return;
@@ -84,10 +73,9 @@ void registry_remove(struct broker *b, struct session *s)
 void registry_free_all(struct broker *b)
 {
 	for (uint32_t i = 0; i < b->reg_cap; i++) {
-		for (struct registry_entry *e = b->reg[i], *next; e; e = next) {
-			next = e->next;
-			session_unref(e->s);
-			free(e);
+		for (struct session *s = b->reg[i], *next; s; s = next) {
+			next = s->reg_next;
+			session_unref(s);
 		}
 	}
 	free(b->reg);

@@ -78,7 +78,7 @@ static void on_written(uv_write_t *req, int status)
 	c->wreq = NULL;
 	if (status < 0) {
 		if (status != UV_ECANCELED)
-			log_debug("write to %s failed: %s", c->client.addr, uv_strerror(status));
+			log_debug("write to %s failed: %s", CLIENT_ADDR(&c->client), uv_strerror(status));
 		conn_close_now(c);
 		return;
 	}
@@ -101,7 +101,7 @@ static void conn_write(struct conn *c)
 		uv_buf_t ub = uv_buf_init((char *)c->out.p, (unsigned)c->out.len);
 		int n = uv_try_write((uv_stream_t *)&c->tcp, &ub, 1);
 		if (n < 0 && n != UV_EAGAIN) {
-			log_debug("write to %s failed: %s", c->client.addr, uv_strerror(n));
+			log_debug("write to %s failed: %s", CLIENT_ADDR(&c->client), uv_strerror(n));
 			c->out.len = 0;
 			conn_close_now(c);
 			return;
@@ -159,7 +159,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *ub)
 	struct conn *c = s->data;
 	if (nread < 0) {
 		if (nread != UV_EOF)
-			log_debug("read from %s: %s", c->client.addr, uv_strerror((int)nread));
+			log_debug("read from %s: %s", CLIENT_ADDR(&c->client), uv_strerror((int)nread));
 		conn_close_now(c);
 		return;
 	}
@@ -206,18 +206,8 @@ void conn_accept(struct nworker *w, uv_stream_t *listener)
 	uv_tcp_nodelay(&c->tcp, 1);
 	struct sockaddr_storage ss;
 	int sl = sizeof ss;
-	char addr[48] = "?";
-	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {
-		char ip[40];
-		if (ss.ss_family == AF_INET6) {
-			uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
-			snprintf(addr, sizeof addr, "[%s]:%u", ip, ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
-		} else {
-			uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof ip);
-			snprintf(addr, sizeof addr, "%s:%u", ip, ntohs(((struct sockaddr_in *)&ss)->sin_port));
-		}
-	}
-	broker_client_init(w->bw->b, &c->client, w->id, addr);
+	bool known = uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0;
+	broker_client_init(w->bw->b, &c->client, w->id, known ? (struct sockaddr *)&ss : NULL);
 	if (w->stopping || uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read))
 		conn_close_now(c);
 }

@@ -6,14 +6,9 @@
 
 struct session *session_new(const char *client_id, size_t len, uint64_t sid)
 {
-	struct session *s = calloc(1, sizeof *s);
+	struct session *s = calloc(1, sizeof *s + len + 1);
 	if (!s)
 		return NULL;
-	s->client_id = malloc(len + 1);
-	if (!s->client_id) {
-		free(s);
-		return NULL;
-	}
 	memcpy(s->client_id, client_id, len);
 	s->client_id[len] = 0;
 	s->client_id_len = (uint16_t)len;
@@ -92,7 +87,6 @@ void session_unref(struct session *s)
 	free(s->subs);
 	free(s->rx_qos2);
 	pthread_mutex_destroy(&s->lock);
-	free(s->client_id);
 	free(s);
 }
 

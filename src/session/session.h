@@ -68,7 +68,8 @@ struct session {
 	atomic_uint refs;
 	atomic_bool flush_pending; /* queued on its worker's wake list */
 	uint64_t sid;              /* unique for the broker's lifetime, for No Local */
-	char *client_id;
+	struct session *reg_next;  /* registry chain (guarded by the registry lock) */
+	uint32_t reg_hash;
 	uint16_t client_id_len;
 
 	pthread_mutex_t lock;
@@ -96,6 +97,7 @@ struct session {
 
 	struct session_sub *subs;
 	uint32_t n_subs, cap_subs;
+	char client_id[]; /* NUL-terminated */
 };
 
 /* Creates a session with one reference. Returns NULL when out of memory. */

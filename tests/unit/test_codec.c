@@ -1687,7 +1687,7 @@ static void test_publish_size(void)
 				ASSERT_EQ(mqtt_encode_publish(&b, v, &m), 0);
 				uint32_t size = mqtt_publish_size(v, &m);
 				if (size != b.len)
-					CHECK_FAIL("v%u QoS %u payload %u: size %u != encoded %zu", v, qos, lens[i], size,
+					CHECK_FAIL("v%u QoS %u payload %u: size %u != encoded %u", v, qos, lens[i], size,
 						   b.len);
 				ASSERT_EQ(dec(b.p, b.len, v, &pk), (int)b.len);
 				ASSERT_EQ(pk.u.publish.payload.len, lens[i]);
