@@ -113,8 +113,6 @@ def test_signal_clean_exit(start_broker, client, sig):
 @pytest.mark.parametrize("n", [1, 2, 40])
 def test_shutdown_while_clients_disconnect(start_broker, n):
     """SIGTERM while many clients close their sockets: exit 0, nothing leaked."""
-    import socket
-    import mqttraw as M
     for round_ in range(10 if n < 40 else 3):
         shutdown_round(start_broker, n, round_)
 
