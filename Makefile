@@ -4,6 +4,7 @@
 #   make build  optimized binaries in build/
 #   make bench  ferromq against Debian's mosquitto, writes BENCHMARKS.md
 #   make fuzz   run every fuzzer for FUZZ_SECONDS (default 300) each
+#   make test-durability   the kill -9 harness with 100 cycles
 
 DEB_PACKAGES := build-essential cmake pkg-config clang libclang-rt-14-dev libuv1-dev libsqlite3-dev \
 	python3 python3-pytest python3-paho-mqtt mosquitto mosquitto-clients node-mqtt nodejs
@@ -11,7 +12,7 @@ JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 300
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build run test test-build fuzz bench clean
+.PHONY: deps build run test test-build test-durability fuzz bench clean
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
@@ -35,6 +36,9 @@ test-build: deps
 
 test: test-build
 	cd build-test && FUZZ_SECONDS=10 ctest --output-on-failure -j $(JOBS)
+
+test-durability: test-build
+	cd build-test && KILL_CYCLES=100 ctest --output-on-failure -R '^durability\.'
 
 fuzz: test-build
 	cd build-test && FUZZ_SECONDS=$(FUZZ_SECONDS) ctest --output-on-failure -R '^fuzz\.'
