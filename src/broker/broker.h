@@ -124,6 +124,7 @@ struct broker {
 	atomic_uint_fast64_t next_client_no;
 	struct stats stats;
 	atomic_bool shutting_down; /* set before workers shut down */
+	uint32_t housekeeping_runs; /* worker 0 only */
 };
 
 /* Creates the broker state for `cfg` with n_workers workers.

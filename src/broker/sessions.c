@@ -171,6 +171,39 @@ void session_end(struct bworker *w, struct session *s)
 	session_unref(s);
 }
 
+/* Removes expired messages from the queues of offline sessions (online ones
+ * drop them when they reach the head), so they leave the disk too. */
+static void sweep_expired(struct bworker *w)
+{
+	struct broker *b = w->b;
+	uint64_t now = clock_wall_ms();
+	uint64_t swept = 0;
+	pthread_mutex_lock(&b->reg_lock);
+	for (uint32_t i = 0; i < b->reg_cap; i++) {
+		for (struct session *s = b->reg[i]; s; s = s->reg_next) {
+			pthread_mutex_lock(&s->lock);
+			for (uint32_t k = 0; !s->client && k < s->queue.count;) {
+				struct qentry *e = qring_at(&s->queue, k);
+				if (!msg_expired(e->msg, now)) {
+					k++;
+					continue;
+				}
+				struct qentry gone;
+				qring_remove(&s->queue, k, &gone);
+				s->queued_bytes -= gone.msg->payload_len;
+				persist_queue_del(w, s, &gone);
+				qentry_release(&gone);
+				swept++;
+			}
+			pthread_mutex_unlock(&s->lock);
+		}
+	}
+	pthread_mutex_unlock(&b->reg_lock);
+	w->stats.drops[DROP_EXPIRED] += swept;
+	if (swept)
+		log_debug("removed %llu expired messages from offline sessions", (unsigned long long)swept);
+}
+
 void broker_housekeeping(struct broker *b)
 {
 	struct bworker *w = &b->workers[0];
@@ -220,6 +253,9 @@ void broker_housekeeping(struct broker *b)
 		session_end(w, ended[i]);
 	free(wills);
 	free(ended);
+	/* Every ~10 s (housekeeping runs every 250 ms). */
+	if (++b->housekeeping_runs % 40 == 0)
+		sweep_expired(w);
 	broker_commit(w, NULL, NULL, NULL, 0, 0, false);
 }
 
