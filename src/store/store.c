@@ -226,6 +226,8 @@ static int apply_op(struct store *st, const struct store_op *op)
 	case ST_CANCELLED:
 		return SQLITE_OK;
 	case ST_QUEUE_ADD:
+		if (tombs_take(&st->tombs, op->sid, op->seq))
+			return SQLITE_OK; /* delivered and acknowledged already */
 		if ((rc = msg_hold(st, op->msg)))
 			return rc;
 		s = st->st[S_Q_INS];
@@ -246,6 +248,8 @@ static int apply_op(struct store *st, const struct store_op *op)
 		sqlite3_bind_int64(st->st[S_Q_DEL], 2, (int64_t)op->seq);
 		if ((rc = step_int(st, S_Q_DEL, &id)))
 			return rc;
+		if (id < 0 && tombs_add(&st->tombs, op->sid, op->seq))
+			return SQLITE_NOMEM;
 		return msg_release(st, id);
 	case ST_QUEUE_STATE:
 		s = st->st[S_Q_STATE];
@@ -339,6 +343,9 @@ static int commit_group(struct store *st, struct store_txn *list)
 	if (rc == SQLITE_OK)
 		rc = step_done(st, S_COMMIT);
 	if (rc == SQLITE_OK) {
+		/* A late insert arrives within a few groups; older pairs are dropped. */
+		if (++st->groups % 256 == 0)
+			tombs_age(&st->tombs);
 		if (st->failing)
 			log_notice("store %s: writing again", st->path);
 		st->failing = false;
@@ -545,6 +552,7 @@ void store_close(struct store *st)
 	if (st->db)
 		sqlite3_close(st->db);
 	refmap_free(&st->refs);
+	tombs_free(&st->tombs);
 	pthread_mutex_destroy(&st->lock);
 	pthread_cond_destroy(&st->cond);
 	free(st);

@@ -3,6 +3,7 @@
 #define FM_STORE_INTERNAL_H
 #include "store.h"
 #include "refmap.h"
+#include "tombs.h"
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
@@ -23,6 +24,8 @@ struct store {
 	char path[600];
 	sqlite3_stmt *st[S__COUNT];
 	struct refmap refs; /* stored message id -> rows that reference it */
+	struct tombs tombs; /* queue entries deleted before their insert arrived */
+	uint32_t groups;    /* committed groups, for aging the tombs */
 	struct broker *b;
 	struct store_port port;
 	pthread_t thread;
