@@ -163,6 +163,20 @@ int handle_disconnect(struct client *c, const struct mqtt_reason *m)
 	return -1;
 }
 
+static void send_pingresp(struct client *c)
+{
+	if (c->state == CLIENT_CONNECTED) {
+		mqtt_encode_simple(c->b->ports.out(c), MQTT_PINGRESP);
+		c->b->ports.flush(c);
+	}
+}
+
+static void pingresp_done(void *ctx, uint16_t pid, uint8_t kind, int err)
+{
+	send_pingresp(ctx);
+	((struct client *)ctx)->b->ports.conn_unref(ctx);
+}
+
 static int dispatch(struct client *c, const struct mqtt_packet *pk)
 {
 	if (c->state == CLIENT_NEW && pk->type != MQTT_CONNECT) {
@@ -182,8 +196,13 @@ static int dispatch(struct client *c, const struct mqtt_packet *pk)
 	case MQTT_SUBSCRIBE: return handle_subscribe(c, &pk->u.subscribe);
 	case MQTT_UNSUBSCRIBE: return handle_unsubscribe(c, &pk->u.subscribe);
 	case MQTT_PINGREQ:
-		mqtt_encode_simple(c->b->ports.out(c), MQTT_PINGRESP);
-		c->b->ports.flush(c);
+		if (c->pending_store) {
+			/* Behind an acknowledgement that waits for the disk. */
+			c->b->ports.conn_ref(c);
+			broker_commit(&c->b->workers[c->worker], c, pingresp_done, c, 0, MQTT_PINGRESP, true);
+			return 0;
+		}
+		send_pingresp(c);
 		return 0;
 	case MQTT_DISCONNECT: return handle_disconnect(c, &pk->u.reason);
 	case MQTT_AUTH:

@@ -53,6 +53,7 @@ struct client {
 	bool request_problem_info;
 	bool will_on_close; /* publish the session's will when this connection ends */
 	bool kicked;        /* taken over: the session is no longer ours */
+	bool connack_pending; /* CONNACK waits for the store: hold deliveries */
 	uint16_t keepalive;         /* effective, seconds; 0 = none */
 	uint16_t send_max;          /* client's Receive Maximum capped by max_inflight_messages */
 	uint16_t alias_max_in;      /* aliases we accept */
@@ -110,6 +111,7 @@ struct broker {
 	struct sub_index *subs;
 	pthread_rwlock_t retain_lock;
 	struct retain_index *retained;
+	uint64_t retain_version; /* orders retained updates in the store (retain_lock) */
 
 	pthread_mutex_t reg_lock;
 	struct session **reg;        /* hash: client id -> session, chained via reg_next */
@@ -143,7 +145,7 @@ int broker_restore_sub(struct broker *b, struct session *s, const char *filter, 
 int broker_restore_entry(struct session *s, struct msg *m, uint64_t seq, uint8_t qos, uint8_t flags,
 			 uint8_t state, const uint32_t *sub_ids, uint16_t n_sub_ids);
 int broker_restore_retained(struct broker *b, struct msg *m);
-void broker_restore_done(struct broker *b, uint64_t next_sid, uint64_t next_msg_id);
+void broker_restore_done(struct broker *b, uint64_t next_sid, uint64_t next_msg_id, uint64_t next_retain_version);
 
 /* Frees everything; all clients must be gone. */
 void broker_free(struct broker *b);

@@ -108,8 +108,8 @@ static int build_will(struct client *c, const struct mqtt_connect *m, struct msg
 	return 0;
 }
 
-static void send_connack(struct client *c, const struct mqtt_connect *m, bool present, int server_ka,
-			 const char *assigned)
+static void encode_connack(struct client *c, struct buf *out, const struct mqtt_connect *m, bool present,
+			   int server_ka, const char *assigned)
 {
 	const struct config *cfg = &c->b->cfg;
 	struct mqtt_connack ack = { .session_present = present, .rc = 0 };
@@ -145,7 +145,39 @@ static void send_connack(struct client *c, const struct mqtt_connect *m, bool pr
 			pr->response_info = (struct mqtt_bin){ (const uint8_t *)response, (uint32_t)n };
 		}
 	}
-	mqtt_encode_connack(c->b->ports.out(c), c->version, &ack);
+	mqtt_encode_connack(out, c->version, &ack);
+}
+
+/* The CONNACK, once the session (its will, its expiry) is on disk. */
+struct connack_ctx {
+	struct client *c; /* connection reference */
+	struct buf reply;
+};
+
+static void connack_done(void *ctx, uint16_t pid, uint8_t kind, int err)
+{
+	struct connack_ctx *x = ctx;
+	struct client *c = x->c;
+	struct broker *b = c->b;
+	if (err)
+		log_warn("client %s: session not stored (%s); connected with it held in memory",
+			 c->session ? c->session->client_id : "?", fm_strerror(err));
+	if (c->state == CLIENT_CONNECTED) {
+		c->connack_pending = false;
+		buf_append(b->ports.out(c), x->reply.p, x->reply.len);
+		struct session *s = c->session;
+		pthread_mutex_lock(&s->lock);
+		if (s->client == c) {
+			session_resend_inflight(s);
+			session_pump(s);
+		}
+		pthread_mutex_unlock(&s->lock);
+		b->ports.flush(c);
+		broker_commit(&b->workers[c->worker], NULL, NULL, NULL, 0, 0, false);
+	}
+	buf_free(&x->reply);
+	b->ports.conn_unref(c);
+	free(x);
 }
 
 int handle_connect(struct client *c, const struct mqtt_connect *m)
@@ -241,15 +273,16 @@ int handle_connect(struct client *c, const struct mqtt_connect *m)
 		will_publish(w, t.will);
 	if (t.kick && wake_push(w, t.kick->worker, (struct wake_item){ NULL, t.kick, NULL }))
 		b->ports.conn_unref(t.kick);
-	send_connack(c, m, present, server_ka, was_assigned ? assigned : NULL);
-
-	pthread_mutex_lock(&s->lock);
-	if (s->client == c) {
-		session_resend_inflight(s);
-		session_pump(s);
+	struct connack_ctx *x = calloc(1, sizeof *x);
+	if (!x) {
+		client_disconnect(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
+		return -1;
 	}
-	pthread_mutex_unlock(&s->lock);
-	b->ports.flush(c);
-	broker_commit(w, NULL, NULL, NULL, 0, 0, false);
+	x->c = c;
+	b->ports.conn_ref(c);
+	encode_connack(c, &x->reply, m, present, server_ka, was_assigned ? assigned : NULL);
+	/* Nothing goes to the client before its CONNACK. */
+	c->connack_pending = true;
+	broker_commit(w, c, connack_done, x, 0, MQTT_CONNACK, false);
 	return 0;
 }

@@ -98,6 +98,8 @@ void session_pump(struct session *s)
 	struct bworker *w = &b->workers[c->worker];
 	uint64_t now = clock_wall_ms();
 	bool wrote = false;
+	if (c->connack_pending)
+		return; /* resumed after the CONNACK */
 	while (s->queue.count) {
 		if (b->ports.out_pending(c) >= b->cfg.max_output_buffer)
 			break; /* resumed by broker_on_writable */
@@ -115,7 +117,7 @@ void session_pump(struct session *s)
 			w->stats.drops[DROP_EXPIRED]++;
 		} else {
 			e.pid = e.qos ? qentry_pid_of(e.seq) : 0;
-			rc = encode_entry(c, &e, false, now);
+			rc = encode_entry(c, &e, e.flags & QE_MAYBE_SENT, now);
 			if (rc == -FM_ELIMIT)
 				w->stats.drops[DROP_TOO_LARGE]++;
 		}

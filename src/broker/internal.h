@@ -64,7 +64,7 @@ void persist_session(struct bworker *w, struct session *s);
 void persist_session_del(struct bworker *w, struct session *s);
 void persist_sub(struct bworker *w, const struct session *s, const char *filter, size_t len, uint8_t options,
 		 uint32_t sub_id, bool add);
-void persist_retain(struct bworker *w, struct msg *m);
+void persist_retain(struct bworker *w, struct msg *m, uint64_t version);
 /* Ends the current action. done(ctx) runs after the commit of what the action
  * wrote (the records go to the writer at the end of the loop turn), or at once
  * when nothing durable changed and nothing of client c is still waiting.
@@ -89,6 +89,9 @@ void registry_free_all(struct broker *b);
 void session_end(struct bworker *w, struct session *s);
 /* Adds s to the deadline list (registry lock held). */
 int timed_add(struct broker *b, struct session *s);
+/* Sets (or, with an empty payload, clears) the retained message of m's topic,
+ * in memory and in the store [MQTT-3.3.1-5..7]. */
+void retain_set(struct bworker *w, struct msg *m);
 /* Publishes a will message (consumes the reference). */
 void will_publish(struct bworker *w, struct msg *will);
 

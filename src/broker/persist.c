@@ -145,11 +145,12 @@ void persist_sub(struct bworker *w, const struct session *s, const char *filter,
 	op->sub_id = sub_id;
 }
 
-void persist_retain(struct bworker *w, struct msg *m)
+void persist_retain(struct bworker *w, struct msg *m, uint64_t version)
 {
 	struct store_op *op = op_add(w, m->payload_len ? ST_RETAIN_PUT : ST_RETAIN_DEL);
 	if (!op)
 		return;
+	op->seq = version;
 	if (m->payload_len) {
 		msg_store_id(w->b, m);
 		op->msg = msg_ref(m);

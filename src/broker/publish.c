@@ -83,21 +83,6 @@ static void send_ack(struct client *c, uint8_t type, uint16_t pid, uint8_t rc, c
 	c->b->ports.flush(c);
 }
 
-/* Updates the retained index with m (an empty payload clears) [MQTT-3.3.1-5..7]. */
-static void retain_update(struct broker *b, struct msg *m)
-{
-	int err;
-	pthread_rwlock_wrlock(&b->retain_lock);
-	struct msg *old = retain_index_set(b->retained, msg_topic(m), m->topic_len,
-					   m->payload_len ? msg_ref(m) : NULL, &err);
-	pthread_rwlock_unlock(&b->retain_lock);
-	if (err && m->payload_len) {
-		msg_unref(m);
-		log_err("out of memory storing the retained message on %.*s", (int)m->topic_len, msg_topic(m));
-	}
-	msg_unref(old);
-}
-
 /* An acknowledgement that waits for the store. */
 struct ack_ctx {
 	struct client *c;      /* connection reference */
@@ -247,11 +232,8 @@ int handle_publish(struct client *c, const struct mqtt_publish *m)
 	bool hold = m->qos == 2 && durable;
 	if (hold)
 		atomic_store(&msg->held, true);
-	if (m->retain) {
-		retain_update(b, msg);
-		if (b->store)
-			persist_retain(w, msg);
-	}
+	if (m->retain)
+		retain_set(w, msg);
 	w->n_held = 0;
 	struct route_result r = route_publish(w, msg);
 	if (m->qos == 0) {

@@ -100,21 +100,31 @@ int timed_add(struct broker *b, struct session *s)
 	return 0;
 }
 
+void retain_set(struct bworker *w, struct msg *m)
+{
+	struct broker *b = w->b;
+	int err;
+	pthread_rwlock_wrlock(&b->retain_lock);
+	struct msg *old = retain_index_set(b->retained, msg_topic(m), m->topic_len,
+					   m->payload_len ? msg_ref(m) : NULL, &err);
+	uint64_t version = b->retain_version++;
+	pthread_rwlock_unlock(&b->retain_lock);
+	if (err && m->payload_len) {
+		msg_unref(m);
+		log_err("out of memory storing the retained message on %.*s", (int)m->topic_len, msg_topic(m));
+		return;
+	}
+	msg_unref(old);
+	persist_retain(w, m, version);
+}
+
 void will_publish(struct bworker *w, struct msg *will)
 {
 	if (!will)
 		return;
 	struct broker *b = w->b;
-	if (will->retain && b->cfg.retain_available) {
-		int err;
-		pthread_rwlock_wrlock(&b->retain_lock);
-		struct msg *old = retain_index_set(b->retained, msg_topic(will), will->topic_len,
-						   will->payload_len ? msg_ref(will) : NULL, &err);
-		pthread_rwlock_unlock(&b->retain_lock);
-		if (err && will->payload_len)
-			msg_unref(will);
-		msg_unref(old);
-	}
+	if (will->retain && b->cfg.retain_available)
+		retain_set(w, will);
 	log_debug("publishing will on %.*s", (int)will->topic_len, msg_topic(will));
 	route_publish(w, will);
 	msg_unref(will);
@@ -312,7 +322,9 @@ int broker_restore_sub(struct broker *b, struct session *s, const char *filter, 
 int broker_restore_entry(struct session *s, struct msg *m, uint64_t seq, uint8_t qos, uint8_t flags,
 			 uint8_t state, const uint32_t *sub_ids, uint16_t n_sub_ids)
 {
-	struct qentry e = { .msg = m, .seq = seq, .qos = qos, .flags = flags, .state = state };
+	/* Whether it went out before the restart is not known: send it as a
+	 * possible redelivery [MQTT-3.3.1-1]. */
+	struct qentry e = { .msg = m, .seq = seq, .qos = qos, .flags = (uint8_t)(flags | QE_MAYBE_SENT), .state = state };
 	e.n_sub_ids = n_sub_ids;
 	if (n_sub_ids == 1) {
 		e.u.sub_id = sub_ids[0];
@@ -347,8 +359,9 @@ int broker_restore_retained(struct broker *b, struct msg *m)
 	return err;
 }
 
-void broker_restore_done(struct broker *b, uint64_t next_sid, uint64_t next_msg_id)
+void broker_restore_done(struct broker *b, uint64_t next_sid, uint64_t next_msg_id, uint64_t next_retain_version)
 {
+	b->retain_version = next_retain_version;
 	atomic_store(&b->next_sid, next_sid);
 	atomic_store(&b->next_msg_id, next_msg_id);
 }

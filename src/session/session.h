@@ -23,6 +23,7 @@ enum qentry_state {
 
 #define QE_RETAIN 0x01 /* send with the retain flag */
 #define QE_SHARED 0x02 /* came through a $share group: another member may take it over */
+#define QE_MAYBE_SENT 0x04 /* restored after a restart: may have been sent before, so DUP */
 
 /* One message for one session. Subscription identifiers: `sub_id` when
  * n_sub_ids <= 1, else the heap array `sub_ids` (owned by the entry). */

@@ -99,7 +99,7 @@ struct recovery {
 	struct broker *b;
 	struct body_map bodies;
 	struct session_list sessions;
-	uint64_t max_sid, max_msg;
+	uint64_t max_sid, max_msg, max_retain;
 	uint64_t n_queued, n_retained, n_subs, n_dropped;
 	char *err;
 	size_t errlen;
@@ -266,10 +266,15 @@ static int load_rx2(struct recovery *r)
 static int load_retained(struct recovery *r)
 {
 	sqlite3_stmt *s;
-	if (sqlite3_prepare_v2(r->st->db, "SELECT msg_id FROM retained", -1, &s, NULL))
+	if (sqlite3_prepare_v2(r->st->db, "SELECT msg_id, version FROM retained", -1, &s, NULL))
 		return fail(r, "retained messages");
 	int rc;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		uint64_t version = (uint64_t)sqlite3_column_int64(s, 1);
+		if (version > r->max_retain)
+			r->max_retain = version;
+		if (sqlite3_column_type(s, 0) == SQLITE_NULL)
+			continue; /* a cleared topic */
 		struct msg *m = body_get(&r->bodies, (uint64_t)sqlite3_column_int64(s, 0));
 		if (!m || broker_restore_retained(r->b, m))
 			r->n_dropped++;
@@ -298,7 +303,7 @@ int store_recover(struct store *st, struct broker *b, char *err, size_t errlen)
 	if (!rc && store__load_refs(st))
 		rc = fail(&r, "message references");
 	if (!rc) {
-		broker_restore_done(b, r.max_sid + 1, r.max_msg + 1);
+		broker_restore_done(b, r.max_sid + 1, r.max_msg + 1, r.max_retain + 1);
 		log_notice("store %s: recovered %u sessions, %llu subscriptions, %llu queued messages, %llu retained "
 			   "in %.2f s", st->path, r.sessions.n, (unsigned long long)r.n_subs,
 			   (unsigned long long)r.n_queued, (unsigned long long)r.n_retained,

@@ -33,7 +33,7 @@ static const char *const migrations[SCHEMA_VERSION] = {
 	"  qos INTEGER NOT NULL, flags INTEGER NOT NULL, state INTEGER NOT NULL, sub_ids BLOB,"
 	"  PRIMARY KEY(sid, seq)) WITHOUT ROWID;"
 	"CREATE TABLE rx_qos2(sid INTEGER NOT NULL, pid INTEGER NOT NULL, PRIMARY KEY(sid, pid)) WITHOUT ROWID;"
-	"CREATE TABLE retained(topic TEXT PRIMARY KEY, msg_id INTEGER NOT NULL) WITHOUT ROWID;",
+	"CREATE TABLE retained(topic TEXT PRIMARY KEY, msg_id INTEGER, version INTEGER NOT NULL) WITHOUT ROWID;",
 };
 
 static const char *const stmt_sql[S__COUNT] = {
@@ -58,9 +58,8 @@ static const char *const stmt_sql[S__COUNT] = {
 	[S_SUB_PUT] = "INSERT OR REPLACE INTO subs(sid, filter, options, sub_id) VALUES(?,?,?,?)",
 	[S_SUB_DEL] = "DELETE FROM subs WHERE sid = ? AND filter = ?",
 	[S_SUB_DEL_SESSION] = "DELETE FROM subs WHERE sid = ?",
-	[S_RET_GET] = "SELECT msg_id FROM retained WHERE topic = ?",
-	[S_RET_PUT] = "INSERT OR REPLACE INTO retained(topic, msg_id) VALUES(?,?)",
-	[S_RET_DEL] = "DELETE FROM retained WHERE topic = ?",
+	[S_RET_GET] = "SELECT msg_id, version FROM retained WHERE topic = ?",
+	[S_RET_PUT] = "INSERT OR REPLACE INTO retained(topic, msg_id, version) VALUES(?,?,?)",
 };
 
 /* ---- statements ---- */
@@ -195,25 +194,38 @@ static int apply_session_put(struct store *st, const struct store_op *op)
 	return step_done(st, S_SESS_PUT);
 }
 
+/* Retained updates carry the version the broker gave them under its
+ * retained-index lock: two workers may submit them out of order, and only a
+ * newer one may replace the row. A clear keeps the row, without a message,
+ * as the version mark. */
 static int apply_retain(struct store *st, const struct store_op *op)
 {
 	const char *topic = op->msg ? msg_topic(op->msg) : op->text;
 	int tlen = op->msg ? op->msg->topic_len : -1;
-	int64_t old;
-	int rc;
-	sqlite3_bind_text(st->st[S_RET_GET], 1, topic, tlen, SQLITE_STATIC);
-	if ((rc = step_int(st, S_RET_GET, &old)))
-		return rc;
-	if (op->type == ST_RETAIN_PUT) {
-		if ((rc = msg_hold(st, op->msg)))
-			return rc;
-		sqlite3_bind_text(st->st[S_RET_PUT], 1, topic, tlen, SQLITE_STATIC);
-		sqlite3_bind_int64(st->st[S_RET_PUT], 2, (int64_t)atomic_load(&op->msg->id));
-		rc = step_done(st, S_RET_PUT);
-	} else {
-		sqlite3_bind_text(st->st[S_RET_DEL], 1, topic, tlen, SQLITE_STATIC);
-		rc = step_done(st, S_RET_DEL);
+	sqlite3_stmt *g = st->st[S_RET_GET];
+	sqlite3_bind_text(g, 1, topic, tlen, SQLITE_STATIC);
+	int64_t old = -1, version = -1;
+	int rc = sqlite3_step(g);
+	if (rc == SQLITE_ROW) {
+		if (sqlite3_column_type(g, 0) != SQLITE_NULL)
+			old = sqlite3_column_int64(g, 0);
+		version = sqlite3_column_int64(g, 1);
 	}
+	sqlite3_reset(g);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return rc;
+	if (version >= (int64_t)op->seq)
+		return SQLITE_OK; /* a newer update is on disk already */
+	if (op->type == ST_RETAIN_PUT && (rc = msg_hold(st, op->msg)))
+		return rc;
+	sqlite3_stmt *s = st->st[S_RET_PUT];
+	sqlite3_bind_text(s, 1, topic, tlen, SQLITE_STATIC);
+	if (op->type == ST_RETAIN_PUT)
+		sqlite3_bind_int64(s, 2, (int64_t)atomic_load(&op->msg->id));
+	else
+		sqlite3_bind_null(s, 2);
+	sqlite3_bind_int64(s, 3, (int64_t)op->seq);
+	rc = step_done(st, S_RET_PUT);
 	return rc ? rc : msg_release(st, old);
 }
 
