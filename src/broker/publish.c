@@ -279,6 +279,20 @@ static void pubcomp_done(void *ctx, uint16_t pid, uint8_t kind, int err)
 	free(a);
 }
 
+static void pubrel_done(void *ctx, uint16_t pid, uint8_t kind, int err)
+{
+	struct ack_ctx *a = ctx;
+	struct client *c = a->c;
+	/* Without the commit no PUBREL: the client resends PUBREC on reconnect. */
+	if (c->state == CLIENT_CONNECTED && !err) {
+		struct mqtt_ack rel = { .pid = pid };
+		mqtt_encode_ack(c->b->ports.out(c), c->version, MQTT_PUBREL, &rel);
+		c->b->ports.flush(c);
+	}
+	c->b->ports.conn_unref(c);
+	free(a);
+}
+
 int handle_ack(struct client *c, uint8_t type, const struct mqtt_ack *a)
 {
 	struct broker *b = c->b;
@@ -308,10 +322,20 @@ int handle_ack(struct client *c, uint8_t type, const struct mqtt_ack *a)
 	bool rec_error = type == MQTT_PUBREC && a->rc >= 0x80;
 	int rc = session_on_ack(s, a->pid, type, &done);
 	if (rc == 0 && type == MQTT_PUBREC && !rec_error) {
+		/* PUBREL only once WAIT_PUBCOMP is on disk: a restart must not send
+		 * the PUBLISH again to a client that may have finished with it. */
 		persist_queue_state(w, s, &done);
-		struct mqtt_ack rel = { .pid = a->pid };
-		mqtt_encode_ack(b->ports.out(c), c->version, MQTT_PUBREL, &rel);
-		b->ports.flush(c);
+		pthread_mutex_unlock(&s->lock);
+		struct ack_ctx *ctx = ack_ctx_new(c, MQTT_RC_SUCCESS, NULL);
+		if (!ctx)
+			return -1;
+		broker_commit(w, c, pubrel_done, ctx, a->pid, MQTT_PUBREL, false);
+		pthread_mutex_lock(&s->lock);
+		if (s->client == c)
+			session_pump(s);
+		pthread_mutex_unlock(&s->lock);
+		broker_commit(w, NULL, NULL, NULL, 0, 0, false);
+		return 0;
 	} else if (rc == 0 && type == MQTT_PUBREC) {
 		struct qentry gone;
 		if (session_on_ack(s, a->pid, MQTT_PUBCOMP, &gone) == 0) {

@@ -95,9 +95,11 @@ int wake_push_to(struct broker *b, int worker, struct wake_item item, bool wake)
 		to->cap_wake = cap;
 	}
 	to->wake[to->n_wake++] = item;
-	pthread_mutex_unlock(&to->wake_lock);
+	/* Woken under the lock: once the worker has taken the item (under the
+	 * same lock), nobody touches its loop any more, so it may stop. */
 	if (wake)
 		b->ports.wake(b, worker);
+	pthread_mutex_unlock(&to->wake_lock);
 	return 0;
 }
 

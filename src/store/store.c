@@ -237,8 +237,9 @@ static int apply_op(struct store *st, const struct store_op *op)
 	switch (op->type) {
 	case ST_CANCELLED:
 		return SQLITE_OK;
-	case ST_QUEUE_ADD:
-		if (tombs_take(&st->tombs, op->sid, op->seq))
+	case ST_QUEUE_ADD: {
+		int late = tombs_take(&st->tombs, op->sid, op->seq);
+		if (late == TOMB_DELETED)
 			return SQLITE_OK; /* delivered and acknowledged already */
 		if ((rc = msg_hold(st, op->msg)))
 			return rc;
@@ -248,19 +249,20 @@ static int apply_op(struct store *st, const struct store_op *op)
 		sqlite3_bind_int64(s, 3, (int64_t)atomic_load(&op->msg->id));
 		sqlite3_bind_int(s, 4, op->qos);
 		sqlite3_bind_int(s, 5, op->flags & QE_RETAIN);
-		sqlite3_bind_int(s, 6, op->state);
+		sqlite3_bind_int(s, 6, late >= 0 ? late : op->state);
 		if (op->n_sub_ids)
 			sqlite3_bind_blob(s, 7, op->n_sub_ids > 1 ? op->sub_ids : &op->sub_id,
 					  (int)(op->n_sub_ids * sizeof(uint32_t)), SQLITE_STATIC);
 		else
 			sqlite3_bind_null(s, 7);
 		return step_done(st, S_Q_INS);
+	}
 	case ST_QUEUE_DEL:
 		sqlite3_bind_int64(st->st[S_Q_DEL], 1, (int64_t)op->sid);
 		sqlite3_bind_int64(st->st[S_Q_DEL], 2, (int64_t)op->seq);
 		if ((rc = step_int(st, S_Q_DEL, &id)))
 			return rc;
-		if (id < 0 && tombs_add(&st->tombs, op->sid, op->seq))
+		if (id < 0 && tombs_add(&st->tombs, op->sid, op->seq, TOMB_DELETED))
 			return SQLITE_NOMEM;
 		return msg_release(st, id);
 	case ST_QUEUE_STATE:
@@ -268,7 +270,11 @@ static int apply_op(struct store *st, const struct store_op *op)
 		sqlite3_bind_int(s, 1, op->state);
 		sqlite3_bind_int64(s, 2, (int64_t)op->sid);
 		sqlite3_bind_int64(s, 3, (int64_t)op->seq);
-		return step_done(st, S_Q_STATE);
+		if ((rc = step_done(st, S_Q_STATE)))
+			return rc;
+		if (sqlite3_changes(st->db) == 0 && tombs_add(&st->tombs, op->sid, op->seq, op->state))
+			return SQLITE_NOMEM;
+		return SQLITE_OK;
 	case ST_RX2_ADD:
 	case ST_RX2_DEL:
 		s = st->st[op->type == ST_RX2_ADD ? S_RX_INS : S_RX_DEL];
@@ -337,6 +343,8 @@ static void cancel_delivered(struct store_txn *list)
 			} else if (slots[j] && slots[j]->type == ST_QUEUE_ADD) {
 				if (op->type == ST_QUEUE_DEL)
 					slots[j]->type = ST_CANCELLED;
+				else
+					slots[j]->state = op->state; /* inserted in its latest state */
 				op->type = ST_CANCELLED;
 			}
 		}
@@ -348,9 +356,10 @@ static void cancel_delivered(struct store_txn *list)
 static int commit_group(struct store *st, struct store_txn *list)
 {
 	cancel_delivered(list);
+	uint64_t ops = 0;
 	int rc = step_done(st, S_BEGIN);
 	for (struct store_txn *t = list; t && rc == SQLITE_OK; t = t->next)
-		for (uint32_t i = 0; i < t->n_ops && rc == SQLITE_OK; i++)
+		for (uint32_t i = 0; i < t->n_ops && rc == SQLITE_OK; i++, ops++)
 			rc = apply_op(st, &t->ops[i]);
 	if (rc == SQLITE_OK)
 		rc = step_done(st, S_COMMIT);
@@ -358,9 +367,12 @@ static int commit_group(struct store *st, struct store_txn *list)
 		/* A late insert arrives within a few groups; older pairs are dropped. */
 		if (++st->groups % 256 == 0)
 			tombs_age(&st->tombs);
-		if (st->failing)
+		/* A smaller group may fit where a larger one failed: the episode
+		 * ends with a group as large as the failed one, or after a while. */
+		if (st->failing && (ops >= st->failed_ops || clock_mono_ms() - st->last_failure_ms > 5000)) {
 			log_notice("store %s: writing again", st->path);
-		st->failing = false;
+			st->failing = false;
+		}
 		return 0;
 	}
 	int ext = sqlite3_extended_errcode(st->db);
@@ -368,6 +380,8 @@ static int commit_group(struct store *st, struct store_txn *list)
 		log_err("store %s: commit failed: %s (%d); new QoS 1/2 messages are refused until it works again",
 			st->path, sqlite3_errmsg(st->db), ext);
 	st->failing = true;
+	st->failed_ops = ops;
+	st->last_failure_ms = clock_mono_ms();
 	atomic_fetch_add(&st->failures, 1);
 	if (!sqlite3_get_autocommit(st->db))
 		step_done(st, S_ROLLBACK);

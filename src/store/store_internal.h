@@ -34,7 +34,9 @@ struct store {
 	pthread_cond_t cond;
 	struct store_txn *head, *tail; /* submitted, not yet taken by the writer */
 	bool stop;
-	bool failing; /* the last group failed: logged once per episode */
+	bool failing; /* in a failure episode: logged once */
+	uint64_t last_failure_ms;
+	uint64_t failed_ops; /* records in the group that failed */
 	atomic_ulong failures;
 };
 

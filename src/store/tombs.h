@@ -1,4 +1,5 @@
-/* Queue entries deleted before their insert reached the writer.
+/* Queue entries deleted (or moved to a new state) before their insert
+ * reached the writer.
  *
  * Records of one queue entry can come from two workers: the one that routed
  * the message (insert) and the one that delivered it (delete on PUBACK). Each
@@ -11,8 +12,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#define TOMB_DELETED 0xFF /* else the value is a queue entry state */
+
 struct tomb_gen {
 	uint64_t *sid, *seq; /* sid 0 = empty slot */
+	uint8_t *val;
 	uint32_t cap, n;
 };
 
@@ -20,10 +24,11 @@ struct tombs {
 	struct tomb_gen cur, old;
 };
 
-/* Remembers a pair; returns 0 or -FM_ENOMEM (then the insert is written). */
-int tombs_add(struct tombs *t, uint64_t sid, uint64_t seq);
-/* Forgets and returns true when the pair was remembered. */
-bool tombs_take(struct tombs *t, uint64_t sid, uint64_t seq);
+/* Remembers what happened to a pair (TOMB_DELETED or a state); a later
+ * value replaces an earlier one. Returns 0 or -FM_ENOMEM. */
+int tombs_add(struct tombs *t, uint64_t sid, uint64_t seq, uint8_t val);
+/* Forgets the pair and returns its value, or -1 when it was not remembered. */
+int tombs_take(struct tombs *t, uint64_t sid, uint64_t seq);
 /* Starts a new generation, dropping the oldest. */
 void tombs_age(struct tombs *t);
 void tombs_free(struct tombs *t);

@@ -32,28 +32,41 @@ static void test_tombs_skip_late_insert(void)
 {
 	struct tombs t = { 0 };
 	for (uint64_t seq = 1; seq <= 1000; seq++)
-		ASSERT_EQ(tombs_add(&t, 7, seq), 0);
-	ASSERT_TRUE(tombs_take(&t, 7, 500));
-	ASSERT_FALSE(tombs_take(&t, 7, 500)); /* taken once */
-	ASSERT_FALSE(tombs_take(&t, 8, 501)); /* other session */
+		ASSERT_EQ(tombs_add(&t, 7, seq, TOMB_DELETED), 0);
+	ASSERT_EQ(tombs_take(&t, 7, 500), TOMB_DELETED);
+	ASSERT_EQ(tombs_take(&t, 7, 500), -1); /* taken once */
+	ASSERT_EQ(tombs_take(&t, 8, 501), -1); /* other session */
 	for (uint64_t seq = 1; seq <= 1000; seq++)
-		ASSERT_EQ(tombs_take(&t, 7, seq), seq != 500);
+		ASSERT_EQ(tombs_take(&t, 7, seq), seq != 500 ? TOMB_DELETED : -1);
 	ASSERT_EQ(t.cur.n, 0);
+	tombs_free(&t);
+}
+
+static void test_tombs_state_then_delete(void)
+{
+	struct tombs t = { 0 };
+	ASSERT_EQ(tombs_add(&t, 1, 9, 3), 0);   /* a state change arrived first */
+	ASSERT_EQ(tombs_add(&t, 1, 9, 3), 0);
+	ASSERT_EQ(t.cur.n, 1);                  /* replaced, not duplicated */
+	ASSERT_EQ(tombs_take(&t, 1, 9), 3);
+	ASSERT_EQ(tombs_add(&t, 1, 10, TOMB_DELETED), 0);
+	ASSERT_EQ(tombs_add(&t, 1, 10, 3), 0);  /* a state never revives a delete */
+	ASSERT_EQ(tombs_take(&t, 1, 10), TOMB_DELETED);
 	tombs_free(&t);
 }
 
 static void test_tombs_age_out(void)
 {
 	struct tombs t = { 0 };
-	tombs_add(&t, 1, 1);
+	tombs_add(&t, 1, 1, TOMB_DELETED);
 	tombs_age(&t);
-	tombs_add(&t, 1, 2);
-	ASSERT_TRUE(tombs_take(&t, 1, 1)); /* one generation old: still known */
-	tombs_add(&t, 1, 3);
+	tombs_add(&t, 1, 2, TOMB_DELETED);
+	ASSERT_EQ(tombs_take(&t, 1, 1), TOMB_DELETED); /* one generation old: still known */
+	tombs_add(&t, 1, 3, TOMB_DELETED);
 	tombs_age(&t);
 	tombs_age(&t);
-	ASSERT_FALSE(tombs_take(&t, 1, 2)); /* two generations: forgotten */
-	ASSERT_FALSE(tombs_take(&t, 1, 3));
+	ASSERT_EQ(tombs_take(&t, 1, 2), -1); /* two generations: forgotten */
+	ASSERT_EQ(tombs_take(&t, 1, 3), -1);
 	tombs_free(&t);
 }
 
@@ -61,6 +74,7 @@ int main(void)
 {
 	RUN(test_refmap_counts);
 	RUN(test_tombs_skip_late_insert);
+	RUN(test_tombs_state_then_delete);
 	RUN(test_tombs_age_out);
 	return CHECK_DONE();
 }
