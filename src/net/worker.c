@@ -256,7 +256,6 @@ void net_stop(struct net *n)
 		uv_loop_close(&n->w[i].loop);
 		free(n->w[i].rbuf);
 	}
-	n->b->ports.ctx = NULL;
 	free(n->w);
 	free(n);
 }
