@@ -3,19 +3,14 @@
  * route in parallel; each target session is locked only to queue. */
 #include "internal.h"
 #include "../base/err.h"
+#include "../base/vec.h"
 #include <stdlib.h>
 #include <string.h>
 
 static int add_target(struct bworker *w, const struct route_target *t)
 {
-	if (w->n_targets == w->cap_targets) {
-		uint32_t cap = w->cap_targets ? w->cap_targets * 2 : 64;
-		struct route_target *n = realloc(w->targets, sizeof *n * cap);
-		if (!n)
-			return -FM_ENOMEM;
-		w->targets = n;
-		w->cap_targets = cap;
-	}
+	if (vec_grow(&w->targets, &w->cap_targets, w->n_targets, sizeof *w->targets, 64))
+		return -FM_ENOMEM;
 	w->targets[w->n_targets++] = *t;
 	return 0;
 }
@@ -84,15 +79,9 @@ int wake_push_to(struct broker *b, int worker, struct wake_item item, bool wake)
 {
 	struct bworker *to = &b->workers[worker];
 	pthread_mutex_lock(&to->wake_lock);
-	if (to->n_wake == to->cap_wake) {
-		uint32_t cap = to->cap_wake ? to->cap_wake * 2 : 64;
-		struct wake_item *n = realloc(to->wake, sizeof *n * cap);
-		if (!n) {
-			pthread_mutex_unlock(&to->wake_lock);
-			return -FM_ENOMEM;
-		}
-		to->wake = n;
-		to->cap_wake = cap;
+	if (vec_grow(&to->wake, &to->cap_wake, to->n_wake, sizeof *to->wake, 64)) {
+		pthread_mutex_unlock(&to->wake_lock);
+		return -FM_ENOMEM;
 	}
 	to->wake[to->n_wake++] = item;
 	/* Woken under the lock: once the worker has taken the item (under the
@@ -116,14 +105,8 @@ void session_schedule(struct bworker *from, struct session *s, int worker)
 
 static int remember_held(struct bworker *w, struct session *s)
 {
-	if (w->n_held == w->cap_held) {
-		uint32_t cap = w->cap_held ? w->cap_held * 2 : 16;
-		struct session **n = realloc(w->held, sizeof *n * cap);
-		if (!n)
-			return -FM_ENOMEM;
-		w->held = n;
-		w->cap_held = cap;
-	}
+	if (vec_grow(&w->held, &w->cap_held, w->n_held, sizeof *w->held, 16))
+		return -FM_ENOMEM;
 	w->held[w->n_held++] = session_ref(s);
 	return 0;
 }

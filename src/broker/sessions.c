@@ -2,6 +2,7 @@
  * and delayed wills. */
 #include "internal.h"
 #include "../base/err.h"
+#include "../base/vec.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -87,14 +88,8 @@ int timed_add(struct broker *b, struct session *s)
 {
 	if (s->timed)
 		return 0;
-	if (b->n_timed == b->cap_timed) {
-		uint32_t cap = b->cap_timed ? b->cap_timed * 2 : 64;
-		struct session **n = realloc(b->timed, sizeof *n * cap);
-		if (!n)
-			return -FM_ENOMEM;
-		b->timed = n;
-		b->cap_timed = cap;
-	}
+	if (vec_grow(&b->timed, &b->cap_timed, b->n_timed, sizeof *b->timed, 64))
+		return -FM_ENOMEM;
 	b->timed[b->n_timed++] = session_ref(s);
 	s->timed = true;
 	return 0;

@@ -1,4 +1,5 @@
 #include "store_port.h"
+#include "../base/vec.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,14 +13,8 @@ struct store_txn *store_txn_new(int worker)
 
 struct store_op *store_txn_add(struct store_txn *t, uint8_t type)
 {
-	if (t->n_ops == t->cap_ops) {
-		uint32_t cap = t->cap_ops ? t->cap_ops * 2 : 4;
-		struct store_op *n = realloc(t->ops, sizeof *n * cap);
-		if (!n)
-			return NULL;
-		t->ops = n;
-		t->cap_ops = cap;
-	}
+	if (vec_grow(&t->ops, &t->cap_ops, t->n_ops, sizeof *t->ops, 4))
+		return NULL;
 	struct store_op *op = &t->ops[t->n_ops++];
 	memset(op, 0, sizeof *op);
 	op->type = type;
@@ -28,14 +23,8 @@ struct store_op *store_txn_add(struct store_txn *t, uint8_t type)
 
 int store_txn_add_cb(struct store_txn *t, const struct store_cb *cb)
 {
-	if (t->n_cbs == t->cap_cbs) {
-		uint32_t cap = t->cap_cbs ? t->cap_cbs * 2 : 8;
-		struct store_cb *n = realloc(t->cbs, sizeof *n * cap);
-		if (!n)
-			return -1;
-		t->cbs = n;
-		t->cap_cbs = cap;
-	}
+	if (vec_grow(&t->cbs, &t->cap_cbs, t->n_cbs, sizeof *t->cbs, 8))
+		return -1;
 	t->cbs[t->n_cbs++] = *cb;
 	return 0;
 }

@@ -1,6 +1,7 @@
 /* SUBSCRIBE and UNSUBSCRIBE, and retained messages sent on subscribe. */
 #include "internal.h"
 #include "../base/err.h"
+#include "../base/vec.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,14 +13,8 @@ struct retained_list {
 static void collect_retained(void *ctx, void *msg)
 {
 	struct retained_list *l = ctx;
-	if (l->n == l->cap) {
-		uint32_t cap = l->cap ? l->cap * 2 : 16;
-		struct msg **n = realloc(l->m, sizeof *n * cap);
-		if (!n)
-			return;
-		l->m = n;
-		l->cap = cap;
-	}
+	if (vec_grow(&l->m, &l->cap, l->n, sizeof *l->m, 16))
+		return;
 	l->m[l->n++] = msg_ref(msg);
 }
 

@@ -1,5 +1,6 @@
 #include "session.h"
 #include "../base/err.h"
+#include "../base/vec.h"
 #include "../mqtt/mqtt.h"
 #include <stdlib.h>
 #include <string.h>
@@ -179,14 +180,8 @@ int session_rx_qos2_add(struct session *s, uint16_t pid)
 	for (uint32_t i = 0; i < s->n_rx_qos2; i++)
 		if (s->rx_qos2[i] == pid)
 			return 0;
-	if (s->n_rx_qos2 == s->cap_rx_qos2) {
-		uint32_t cap = s->cap_rx_qos2 ? s->cap_rx_qos2 * 2 : 4;
-		uint16_t *n = realloc(s->rx_qos2, sizeof *n * cap);
-		if (!n)
-			return -FM_ENOMEM;
-		s->rx_qos2 = n;
-		s->cap_rx_qos2 = cap;
-	}
+	if (vec_grow(&s->rx_qos2, &s->cap_rx_qos2, s->n_rx_qos2, sizeof *s->rx_qos2, 4))
+		return -FM_ENOMEM;
 	s->rx_qos2[s->n_rx_qos2++] = pid;
 	return 1;
 }
@@ -212,14 +207,8 @@ int session_sub_add(struct session *s, const char *filter, size_t len, uint8_t o
 			return 1;
 		}
 	}
-	if (s->n_subs == s->cap_subs) {
-		uint32_t cap = s->cap_subs ? s->cap_subs * 2 : 1;
-		struct session_sub *n = realloc(s->subs, sizeof *n * cap);
-		if (!n)
-			return -FM_ENOMEM;
-		s->subs = n;
-		s->cap_subs = cap;
-	}
+	if (vec_grow(&s->subs, &s->cap_subs, s->n_subs, sizeof *s->subs, 1))
+		return -FM_ENOMEM;
 	char *copy = malloc(len + 1);
 	if (!copy)
 		return -FM_ENOMEM;
