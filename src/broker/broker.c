@@ -369,9 +369,11 @@ void broker_on_close(struct client *c)
 		free(c->out_aliases);
 	}
 	free(c->username);
+	free(c->identity);
 	c->in_aliases = NULL;
 	c->out_aliases = NULL;
 	c->username = NULL;
+	c->identity = NULL;
 	c->state = CLIENT_CLOSING;
 }
 
@@ -479,4 +481,10 @@ void broker_worker_shutdown(struct bworker *w)
 			b->ports.close(c);
 		}
 	}
+}
+
+void broker_client_set_identity(struct client *c, const char *identity)
+{
+	free(c->identity);
+	c->identity = identity ? strdup(identity) : NULL;
 }

@@ -71,6 +71,8 @@ struct client {
 	uint16_t addr_port;
 	uint8_t addr_family;
 	struct client *prev, *next; /* the worker's list */
+	char *identity;             /* transport identity (certificate CN/SAN), owned; NULL: none */
+	bool identity_as_username;  /* set by the network layer: the listener's use_identity_as_username */
 };
 
 /* A pending session flush or a takeover kick, handed to a worker. */
@@ -181,5 +183,9 @@ void broker_worker_publish_wills(struct bworker *w);
 /* Clean shutdown of one worker's clients: DISCONNECT 0x8B to v5 clients,
  * wills only with will_on_shutdown. Set b->shutting_down first. */
 void broker_worker_shutdown(struct bworker *w);
+
+/* Records the transport identity of c (the client certificate's CN or SAN),
+ * copied; with identity_as_username it is the username at CONNECT. */
+void broker_client_set_identity(struct client *c, const char *identity);
 
 #endif

@@ -206,13 +206,20 @@ int handle_connect(struct client *c, const struct mqtt_connect *m)
 		id_len = strlen(assigned);
 		was_assigned = true;
 	}
-	if (!b->cfg.allow_anonymous && !m->username.p)
+	if (c->identity_as_username && !c->identity)
+		return connack_refuse(c, MQTT_RC_NOT_AUTHORIZED, MQTT_V3_NOT_AUTHORIZED,
+				      "use_identity_as_username: no client certificate identity");
+	if (!b->cfg.allow_anonymous && !m->username.p && !c->identity_as_username)
 		return connack_refuse(c, MQTT_RC_NOT_AUTHORIZED, MQTT_V3_NOT_AUTHORIZED, "anonymous clients not allowed");
 	int server_ka = negotiate(c, m);
 	struct msg *will;
 	if (build_will(c, m, &will))
 		return -1;
-	if (m->username.p && !(c->username = strndup((const char *)m->username.p, m->username.len))) {
+	if (c->identity_as_username)
+		c->username = strdup(c->identity);
+	else if (m->username.p)
+		c->username = strndup((const char *)m->username.p, m->username.len);
+	if ((m->username.p || c->identity_as_username) && !c->username) {
 		msg_unref(will);
 		return connack_refuse(c, MQTT_RC_SERVER_UNAVAILABLE, MQTT_V3_UNAVAILABLE, "out of memory");
 	}
