@@ -11,7 +11,12 @@
 #include <string.h>
 #include <strings.h>
 
-enum opt_type { OPT_BOOL, OPT_U32, OPT_SIZE, OPT_ENUM, OPT_PATH, OPT_LISTENER, OPT_LOG_DEST, OPT_LOG_TYPE };
+enum opt_type {
+	OPT_BOOL, OPT_U32, OPT_SIZE, OPT_ENUM, OPT_PATH, OPT_LISTENER, OPT_LOG_DEST, OPT_LOG_TYPE,
+	OPT_FILE,   /* struct conf_file: a path and the line that set it */
+	OPT_STRING, /* char[256] */
+	OPT_LIMIT,  /* uint32_t; -1 and 0 both mean unlimited */
+};
 
 struct option {
 	const char *name;
@@ -22,59 +27,95 @@ struct option {
 	const char *const *choices; /* OPT_ENUM: names, index = value */
 	const char *args;
 	const char *help;
+	bool per_listener; /* offset is into struct listener_conf */
 };
 
 #define OFF(f) offsetof(struct config, f)
+#define LOFF(f) offsetof(struct listener_conf, f)
+/* A per-listener option: applies to the listener declared above it. */
+#define LOPT(name, type, field, min, max, def, choices, args, help) \
+	{ name, type, LOFF(field), min, max, def, choices, args, help, true }
 static const char *const overflow_names[] = { "drop_oldest", "reject_new", NULL };
 static const char *const durability_names[] = { "full", "normal", NULL };
+static const char *const protocol_names[] = { "mqtt", "websockets", NULL };
+static const char *const tls_version_names[] = { "tlsv1.2", "tlsv1.3", NULL };
+static const char *const identity_names[] = { "cn", "san_dns", "san_uri", "san_email", NULL };
 
 static const struct option options[] = {
 	{ "listener", OPT_LISTENER, 0, 1, 65535, NULL, NULL, "PORT [ADDRESS]",
-	  "Listen for MQTT on PORT (TCP), on ADDRESS or 127.0.0.1. Repeatable. Default: 1883 127.0.0.1." },
+	  "Listen for MQTT on PORT (TCP), on ADDRESS or 127.0.0.1. Repeatable; the per-listener options "
+	  "below apply to the listener line above them. Default: 1883 127.0.0.1.", false },
+	LOPT("protocol", OPT_ENUM, protocol, 0, 1, "mqtt", protocol_names, "mqtt|websockets",
+	     "Per listener: MQTT directly over TCP/TLS, or MQTT over WebSocket (subprotocol mqtt or mqttv3.1)."),
+	LOPT("certfile", OPT_FILE, certfile, 0, 0, NULL, NULL, "PATH",
+	     "Per listener: PEM certificate (chain) of the server; setting it turns TLS on (needs keyfile)."),
+	LOPT("keyfile", OPT_FILE, keyfile, 0, 0, NULL, NULL, "PATH",
+	     "Per listener: PEM private key of certfile."),
+	LOPT("cafile", OPT_FILE, cafile, 0, 0, NULL, NULL, "PATH",
+	     "Per listener: PEM CA certificates trusted for client certificates."),
+	LOPT("capath", OPT_FILE, capath, 0, 0, NULL, NULL, "DIR",
+	     "Per listener: directory of hashed CA certificates (c_rehash) trusted for client certificates."),
+	LOPT("crlfile", OPT_FILE, crlfile, 0, 0, NULL, NULL, "PATH",
+	     "Per listener: PEM certificate revocation list; revoked client certificates are refused."),
+	LOPT("ciphers", OPT_STRING, ciphers, 0, 0, NULL, NULL, "LIST",
+	     "Per listener: OpenSSL cipher list for TLS 1.2. Default: OpenSSL's."),
+	LOPT("ciphers_tls1.3", OPT_STRING, ciphers_tls13, 0, 0, NULL, NULL, "LIST",
+	     "Per listener: OpenSSL cipher suites for TLS 1.3. Default: OpenSSL's."),
+	LOPT("tls_version", OPT_ENUM, tls_version, 0, 1, "tlsv1.2", tls_version_names, "tlsv1.2|tlsv1.3",
+	     "Per listener: the lowest TLS version accepted."),
+	LOPT("require_certificate", OPT_BOOL, require_certificate, 0, 1, "false", NULL, "true|false",
+	     "Per listener: refuse clients without a valid certificate (needs cafile or capath)."),
+	LOPT("use_identity_as_username", OPT_BOOL, use_identity_as_username, 0, 1, "false", NULL, "true|false",
+	     "Per listener: the client certificate's identity (identity_source) is the username; "
+	     "clients without a certificate are refused."),
+	LOPT("identity_source", OPT_ENUM, identity_source, 0, 3, "cn", identity_names, "cn|san_dns|san_uri|san_email",
+	     "Per listener: where the identity comes from: the subject's CN, or the first SAN of that type."),
+	LOPT("max_connections", OPT_LIMIT, max_connections, 0, UINT32_MAX, "-1", NULL, "N",
+	     "Per listener: connections open at once; more are closed at once. -1 or 0 = unlimited."),
 	{ "allow_anonymous", OPT_BOOL, OFF(allow_anonymous), 0, 1, "true", NULL, "true|false",
-	  "Accept clients that send no username." },
+	  "Accept clients that send no username.", false },
 	{ "workers", OPT_U32, OFF(workers), 0, 256, "0", NULL, "N",
-	  "Network worker threads; 0 means one per CPU core." },
+	  "Network worker threads; 0 means one per CPU core.", false },
 	{ "max_keepalive", OPT_U32, OFF(max_keepalive), 0, 65535, "65535", NULL, "SECONDS",
-	  "Largest keep-alive a client may use; larger requests (and 0) are capped and v5 clients told via Server Keep Alive." },
+	  "Largest keep-alive a client may use; larger requests (and 0) are capped and v5 clients told via Server Keep Alive.", false },
 	{ "max_packet_size", OPT_SIZE, OFF(max_packet_size), 0, 268435460, "0", NULL, "BYTES",
-	  "Largest packet accepted from a client (checked before the body is read); 0 = the protocol's limit." },
+	  "Largest packet accepted from a client (checked before the body is read); 0 = the protocol's limit.", false },
 	{ "max_queued_messages", OPT_U32, OFF(max_queued_messages), 0, UINT32_MAX, "1000", NULL, "N",
-	  "Messages queued per session beyond the in-flight window; 0 = no limit." },
+	  "Messages queued per session beyond the in-flight window; 0 = no limit.", false },
 	{ "max_queued_bytes", OPT_SIZE, OFF(max_queued_bytes), 0, UINT64_MAX, "0", NULL, "BYTES",
-	  "Payload bytes queued per session; 0 = no limit. Accepts k, M, G suffixes." },
+	  "Payload bytes queued per session; 0 = no limit. Accepts k, M, G suffixes.", false },
 	{ "queue_overflow", OPT_ENUM, OFF(queue_overflow), 0, 1, "drop_oldest", overflow_names,
 	  "drop_oldest|reject_new",
-	  "What a full session queue does: drop its oldest message, or refuse the new one (v5 QoS 1/2 publishers get 0x97)." },
+	  "What a full session queue does: drop its oldest message, or refuse the new one (v5 QoS 1/2 publishers get 0x97).", false },
 	{ "max_inflight_messages", OPT_U32, OFF(max_inflight_messages), 0, 65535, "20", NULL, "N",
-	  "Unacknowledged outgoing QoS 1/2 messages per client (also capped by the client's Receive Maximum); 0 = 65535." },
+	  "Unacknowledged outgoing QoS 1/2 messages per client (also capped by the client's Receive Maximum); 0 = 65535.", false },
 	{ "receive_maximum", OPT_U32, OFF(receive_maximum), 1, 65535, "65535", NULL, "N",
-	  "Unacknowledged incoming QoS 1/2 publishes allowed per client (v5 Receive Maximum)." },
+	  "Unacknowledged incoming QoS 1/2 publishes allowed per client (v5 Receive Maximum).", false },
 	{ "max_topic_alias", OPT_U32, OFF(max_topic_alias), 0, 65535, "10", NULL, "N",
-	  "Topic aliases a v5 client may use towards the broker." },
+	  "Topic aliases a v5 client may use towards the broker.", false },
 	{ "message_expiry_default", OPT_U32, OFF(message_expiry_default), 0, UINT32_MAX, "0", NULL, "SECONDS",
-	  "Expiry for messages that carry none (v3 messages included); 0 = never." },
+	  "Expiry for messages that carry none (v3 messages included); 0 = never.", false },
 	{ "persistent_client_expiration", OPT_U32, OFF(persistent_client_expiration), 0, UINT32_MAX, "0", NULL,
-	  "SECONDS", "Expiry of offline v3 persistent sessions; 0 = never." },
+	  "SECONDS", "Expiry of offline v3 persistent sessions; 0 = never.", false },
 	{ "will_on_shutdown", OPT_BOOL, OFF(will_on_shutdown), 0, 1, "false", NULL, "true|false",
-	  "Publish the wills of connected clients when the broker shuts down cleanly." },
+	  "Publish the wills of connected clients when the broker shuts down cleanly.", false },
 	{ "connect_timeout", OPT_U32, OFF(connect_timeout), 1, 3600, "10", NULL, "SECONDS",
-	  "Close a connection that has not sent CONNECT within this time." },
+	  "Close a connection that has not sent CONNECT (nor finished its TLS or WebSocket handshake) within this time.", false },
 	{ "retain_available", OPT_BOOL, OFF(retain_available), 0, 1, "true", NULL, "true|false",
-	  "Accept retained messages." },
+	  "Accept retained messages.", false },
 	{ "max_output_buffer", OPT_SIZE, OFF(max_output_buffer), 4096, UINT64_MAX, "4M", NULL, "BYTES",
-	  "Bytes waiting to be written to one client before its deliveries pause (they stay queued)." },
+	  "Bytes waiting to be written to one client before its deliveries pause (they stay queued).", false },
 	{ "persistence", OPT_BOOL, OFF(persistence), 0, 1, "true", NULL, "true|false",
-	  "Keep sessions, queues and retained messages in persistence_location." },
+	  "Keep sessions, queues and retained messages in persistence_location.", false },
 	{ "durability", OPT_ENUM, OFF(durability), 0, 1, "full", durability_names, "full|normal",
 	  "full: every group commit is fdatasync'ed before its acknowledgements (survives power loss); "
-	  "normal: written to the WAL without fsync (survives a crash of the broker, not of the machine)." },
+	  "normal: written to the WAL without fsync (survives a crash of the broker, not of the machine).", false },
 	{ "persistence_location", OPT_PATH, OFF(persistence_location), 0, 0, "./data", NULL, "DIR",
-	  "Directory of the durable store." },
+	  "Directory of the durable store.", false },
 	{ "log_dest", OPT_LOG_DEST, 0, 0, 0, NULL, NULL, "stderr|syslog|file PATH|none",
-	  "Where logs go. Repeatable. Default: stderr." },
+	  "Where logs go. Repeatable. Default: stderr.", false },
 	{ "log_type", OPT_LOG_TYPE, 0, 0, 0, NULL, NULL, "error|warning|notice|information|debug|all|none",
-	  "Which levels are logged. Repeatable. Default: error, warning, notice, information." },
+	  "Which levels are logged. Repeatable. Default: error, warning, notice, information.", false },
 };
 #define N_OPTIONS (sizeof options / sizeof options[0])
 
@@ -112,6 +153,13 @@ static int parse_u64(const char *s, bool suffix, uint64_t *out)
 	return 0;
 }
 
+/* Notes the file of a line whose line number is kept. */
+static void note_source(struct config *c)
+{
+	if (c->loading)
+		snprintf(c->source, sizeof c->source, "%s", c->loading);
+}
+
 static int set_listener(struct config *c, char *args, char *err, size_t errlen)
 {
 	char *save = NULL;
@@ -127,6 +175,11 @@ static int set_listener(struct config *c, char *args, char *err, size_t errlen)
 		return -1;
 	}
 	if (!c->seen_listener) {
+		if (c->default_listener_changed) {
+			snprintf(err, errlen, "listener: the per-listener options above apply to the default "
+					      "listener, which this line replaces; move them below it");
+			return -1;
+		}
 		c->n_listeners = 0;
 		c->seen_listener = true;
 	}
@@ -139,7 +192,10 @@ static int set_listener(struct config *c, char *args, char *err, size_t errlen)
 		snprintf(err, errlen, "listener: address too long");
 		return -1;
 	}
+	memset(l, 0, sizeof *l);
+	note_source(c);
 	l->port = (uint16_t)p;
+	l->line = c->cur_line;
 	snprintf(l->address, sizeof l->address, "%s", addr ? addr : "127.0.0.1");
 	c->n_listeners++;
 	return 0;
@@ -196,9 +252,20 @@ static int set_log_type(struct config *c, const char *args, char *err, size_t er
 	return -1;
 }
 
+/* Per-listener options go to the last listener, or to the default one
+ * before any listener line. */
+static char *option_field(struct config *c, const struct option *o)
+{
+	if (!o->per_listener)
+		return (char *)c + o->offset;
+	if (!c->seen_listener)
+		c->default_listener_changed = true;
+	return (char *)&c->listeners[c->seen_listener ? c->n_listeners - 1 : 0] + o->offset;
+}
+
 static int set_value(struct config *c, const struct option *o, char *val, char *err, size_t errlen)
 {
-	char *field = (char *)c + o->offset;
+	char *field = option_field(c, o);
 	uint64_t v = 0;
 	switch (o->type) {
 	case OPT_BOOL:
@@ -213,7 +280,7 @@ static int set_value(struct config *c, const struct option *o, char *val, char *
 	case OPT_SIZE:
 		if (parse_u64(val, o->type == OPT_SIZE, &v) || v < o->min || v > o->max)
 			goto range;
-		if (o->offset == OFF(max_queued_bytes) || o->offset == OFF(max_output_buffer))
+		if (!o->per_listener && (o->offset == OFF(max_queued_bytes) || o->offset == OFF(max_output_buffer)))
 			*(uint64_t *)field = v;
 		else
 			*(uint32_t *)field = (uint32_t)v;
@@ -230,6 +297,27 @@ static int set_value(struct config *c, const struct option *o, char *val, char *
 		if (!*val || strlen(val) >= 512)
 			goto bad;
 		snprintf(field, 512, "%s", val);
+		return 0;
+	case OPT_FILE: {
+		struct conf_file *f = (struct conf_file *)field;
+		if (strlen(val) >= sizeof f->path)
+			goto bad;
+		snprintf(f->path, sizeof f->path, "%s", val);
+		f->line = c->cur_line ? c->cur_line : 1;
+		note_source(c);
+		return 0;
+	}
+	case OPT_STRING:
+		if (strlen(val) >= 256)
+			goto bad;
+		snprintf(field, 256, "%s", val);
+		return 0;
+	case OPT_LIMIT:
+		if (!strcmp(val, "-1"))
+			v = 0;
+		else if (parse_u64(val, false, &v) || v > o->max)
+			goto range;
+		*(uint32_t *)field = (uint32_t)v;
 		return 0;
 	case OPT_LISTENER: return set_listener(c, val, err, errlen);
 	case OPT_LOG_DEST: return set_log_dest(c, val, err, errlen);
@@ -249,7 +337,8 @@ void config_defaults(struct config *c)
 	char err[256];
 	memset(c, 0, sizeof *c);
 	for (size_t i = 0; i < N_OPTIONS; i++) {
-		if (!options[i].def)
+		/* Per-listener defaults are all zero: a cleared listener_conf. */
+		if (!options[i].def || options[i].per_listener)
 			continue;
 		char val[64];
 		snprintf(val, sizeof val, "%s", options[i].def);
@@ -303,11 +392,13 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
 		return -1;
 	}
+	c->loading = path;
 	char line[1024], msg[512];
 	unsigned lineno = 0;
 	int rc = 0;
 	while (fgets(line, sizeof line, f)) {
 		lineno++;
+		c->cur_line = lineno;
 		if (!strchr(line, '\n') && !feof(f)) {
 			snprintf(err, errlen, "%s:%u: line too long", path, lineno);
 			rc = -1;
@@ -320,7 +411,35 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen)
 		}
 	}
 	fclose(f);
+	c->cur_line = 0;
+	c->loading = NULL;
 	return rc;
+}
+
+/* Checks the TLS and protocol options of one listener. */
+static int finish_listener(const struct config *c, const struct listener_conf *l, char *err, size_t errlen)
+{
+	const char *src = c->source[0] ? c->source : "(configuration)";
+	const char *msg = NULL;
+	uint32_t line = l->line;
+	bool tls = LISTENER_TLS(l);
+	if (tls && !l->keyfile.line) {
+		msg = "certfile without keyfile";
+		line = l->certfile.line;
+	} else if (l->keyfile.line && !tls) {
+		msg = "keyfile without certfile";
+		line = l->keyfile.line;
+	} else if (!tls && (l->cafile.line || l->capath.line || l->crlfile.line || l->ciphers[0] ||
+			    l->ciphers_tls13[0] || l->require_certificate || l->use_identity_as_username)) {
+		msg = "TLS options need certfile and keyfile on this listener";
+	} else if ((l->require_certificate || l->use_identity_as_username || l->crlfile.line) &&
+		   !l->cafile.line && !l->capath.line) {
+		msg = "require_certificate, use_identity_as_username and crlfile need cafile or capath";
+	}
+	if (!msg)
+		return 0;
+	snprintf(err, errlen, "%s:%u: listener %u: %s", src, line, l->port, msg);
+	return -1;
 }
 
 int config_finish(struct config *c, char *err, size_t errlen)
@@ -333,6 +452,9 @@ int config_finish(struct config *c, char *err, size_t errlen)
 					 c->listeners[i].port, c->listeners[i].address);
 				return -1;
 			}
+	for (unsigned i = 0; i < c->n_listeners; i++)
+		if (finish_listener(c, &c->listeners[i], err, errlen))
+			return -1;
 	if (c->max_inflight_messages == 0)
 		c->max_inflight_messages = 65535;
 	return 0;
@@ -342,6 +464,8 @@ void config_print_help(void *file)
 {
 	FILE *f = file;
 	for (size_t i = 0; i < N_OPTIONS; i++) {
+		if (i && options[i].per_listener != options[i - 1].per_listener)
+			fputc('\n', f);
 		fprintf(f, "  %s %s\n      %s", options[i].name, options[i].args, options[i].help);
 		if (options[i].def)
 			fprintf(f, " Default: %s.", options[i].def);

@@ -11,10 +11,36 @@
 enum queue_overflow { QUEUE_DROP_OLDEST, QUEUE_REJECT_NEW };
 enum durability { DURABILITY_FULL, DURABILITY_NORMAL };
 
+enum listener_protocol { PROTO_MQTT, PROTO_WEBSOCKETS };
+enum tls_min_version { TLS_MIN_12, TLS_MIN_13 };
+enum identity_source { IDENTITY_CN, IDENTITY_SAN_DNS, IDENTITY_SAN_URI, IDENTITY_SAN_EMAIL };
+
+/* A file named in the configuration, with the line that named it (for
+ * start-up and reload errors, which come after parsing). */
+struct conf_file {
+	char path[512];
+	uint32_t line; /* 0: not set */
+};
+
+/* One listener and the options written after its `listener` line. TLS is on
+ * when certfile is set. */
 struct listener_conf {
 	uint16_t port;
 	char address[64];
+	uint32_t line;            /* of the `listener` line; 0 for the default listener */
+	uint32_t protocol;        /* enum listener_protocol */
+	struct conf_file cafile, capath, certfile, keyfile, crlfile;
+	char ciphers[256];        /* TLS 1.2 cipher list; empty: OpenSSL's default */
+	char ciphers_tls13[256];  /* TLS 1.3 cipher suites; empty: OpenSSL's default */
+	uint32_t tls_version;     /* enum tls_min_version: the lowest accepted */
+	bool require_certificate;
+	bool use_identity_as_username;
+	uint32_t identity_source; /* enum identity_source */
+	uint32_t max_connections; /* 0: unlimited */
 };
+
+/* True when the listener speaks TLS. */
+#define LISTENER_TLS(l) ((l)->certfile.path[0] != 0)
 
 struct config {
 	struct listener_conf listeners[CONFIG_MAX_LISTENERS];
@@ -44,6 +70,11 @@ struct config {
 	unsigned log_mask;
 	/* Which repeatable options were given, so the first line replaces the default. */
 	bool seen_listener, seen_log_dest, seen_log_type;
+	bool default_listener_changed; /* per-listener options before any listener line */
+	/* Where listener and file lines come from, for errors found after parsing. */
+	char source[512];
+	const char *loading; /* the file being read, during config_load only */
+	uint32_t cur_line;
 };
 
 /* Fills c with every option's default. */
@@ -53,7 +84,8 @@ void config_defaults(struct config *c);
 int config_apply_line(struct config *c, const char *line, char *err, size_t errlen);
 /* Reads a file. Returns 0, or -1 with "file:line: message" in err. */
 int config_load(struct config *c, const char *path, char *err, size_t errlen);
-/* Checks values that depend on each other after all lines are read. */
+/* Checks values that depend on each other after all lines are read; errors
+ * name the file and line of the option at fault. No file is opened. */
 int config_finish(struct config *c, char *err, size_t errlen);
 /* Writes every option with its argument form and help text (for --help). */
 void config_print_help(void *file);
