@@ -26,7 +26,8 @@ static void usage(FILE *f)
 		"  -v, --version       print the version\n"
 		"\n"
 		"Without -c the broker listens on 127.0.0.1:1883 with the defaults below.\n"
-		"SIGTERM or SIGINT shut it down cleanly.\n"
+		"SIGTERM or SIGINT shut it down cleanly; SIGHUP reloads the certificates, keys and\n"
+		"CRLs of TLS listeners (established connections stay).\n"
 		"\n"
 		"Configuration options:\n");
 	config_print_help(f);
@@ -158,7 +159,8 @@ int main(int argc, char **argv)
 		if (sigwait(&sigs, &sig))
 			continue;
 		if (sig == SIGHUP) {
-			log_notice("SIGHUP: nothing to reload in this build");
+			/* Certificates, keys and CRLs of the TLS listeners; connections stay. */
+			net_reload_tls(net);
 			continue;
 		}
 		log_notice("%s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");

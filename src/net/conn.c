@@ -1,9 +1,13 @@
 /* Connections: reads into the worker's shared buffer, keeps only incomplete
  * packets per connection, and coalesces each connection's output into one
- * write per loop turn. */
+ * write per loop turn. A transport other than plain TCP (transport.c) turns
+ * socket bytes into MQTT bytes on the way in, and the turn's output into
+ * wire bytes in one go on the way out. */
 #include "worker.h"
 #include "../base/err.h"
 #include "../base/log.h"
+#include "../tls/tls.h"
+#include "../ws/ws.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,8 +26,20 @@ static struct conn *conn_of_client(struct client *c)
 	return (struct conn *)((char *)c - offsetof(struct conn, client));
 }
 
+const struct listener_conf *conn_listener(const struct conn *c)
+{
+	return &c->w->bw->b->cfg.listeners[c->listener];
+}
+
 static void conn_free(struct conn *c)
 {
+	if (c->x) {
+		tls_session_free(c->x->tls);
+		ws_session_free(c->x->ws);
+		buf_free(&c->x->mid);
+		buf_free(&c->x->wire);
+		free(c->x);
+	}
 	buf_free(&c->in);
 	buf_free(&c->out);
 	free(c);
@@ -46,6 +62,7 @@ static void on_closed(uv_handle_t *h)
 		}
 	}
 	c->w->n_conns--;
+	atomic_fetch_sub(&c->w->net->open[c->listener], 1);
 	broker_on_close(&c->client);
 	conn_unref_(c);
 }
@@ -91,31 +108,63 @@ static void on_written(uv_write_t *req, int status)
 		broker_on_writable(&c->client);
 }
 
-/* Writes c->out: synchronously as far as the socket takes it, the rest with
- * one uv_write that owns the buffer. */
+/* Idle connections hold no output memory; busy ones keep theirs. */
+static void release_idle(struct buf *b)
+{
+	if (!b->len && (b->cap <= SMALL_OUT_CAP || b->cap > KEEP_OUT_CAP))
+		buf_free(b);
+}
+
+/* Encodes the turn's output for a TLS or WebSocket connection, with the
+ * goodbye when it is closing. Returns the buffer to write, or NULL after
+ * closing the connection. */
+static struct buf *encode_out(struct conn *c)
+{
+	struct xport *x = c->x;
+	int rc = x->tp->encode(c);
+	c->out.len = 0;
+	release_idle(&c->out);
+	if (rc) {
+		log_debug("%s output to %s failed", x->tp->name, CLIENT_ADDR(&c->client));
+		conn_close_now(c);
+		return NULL;
+	}
+	if (c->closing && !x->shut) {
+		x->shut = true;
+		x->tp->shutdown(c);
+	}
+	return &x->wire;
+}
+
+/* Writes the connection's wire bytes (c->out for plain TCP): synchronously
+ * as far as the socket takes them, the rest with one uv_write that owns the
+ * buffer. */
 static void conn_write(struct conn *c)
 {
 	if (c->wreq || uv_is_closing((uv_handle_t *)&c->tcp))
 		return;
-	if (c->out.len) {
-		uv_buf_t ub = uv_buf_init((char *)c->out.p, (unsigned)c->out.len);
+	struct buf *wb = c->x ? encode_out(c) : &c->out;
+	if (!wb)
+		return;
+	if (wb->len) {
+		uv_buf_t ub = uv_buf_init((char *)wb->p, (unsigned)wb->len);
 		int n = uv_try_write((uv_stream_t *)&c->tcp, &ub, 1);
 		if (n < 0 && n != UV_EAGAIN) {
 			log_debug("write to %s failed: %s", CLIENT_ADDR(&c->client), uv_strerror(n));
-			c->out.len = 0;
+			wb->len = 0;
 			conn_close_now(c);
 			return;
 		}
 		size_t done = n > 0 ? (size_t)n : 0;
-		if (done < c->out.len) {
+		if (done < wb->len) {
 			struct wreq *wr = malloc(sizeof *wr);
 			if (!wr) {
 				conn_close_now(c);
 				return;
 			}
-			wr->data = c->out; /* the request owns the buffer now */
+			wr->data = *wb; /* the request owns the buffer now */
 			wr->off = done;
-			memset(&c->out, 0, sizeof c->out);
+			memset(wb, 0, sizeof *wb);
 			wr->req.data = c;
 			ub = uv_buf_init((char *)wr->data.p + done, (unsigned)(wr->data.len - done));
 			int rc = uv_write(&wr->req, (uv_stream_t *)&c->tcp, &ub, 1, on_written);
@@ -128,10 +177,8 @@ static void conn_write(struct conn *c)
 			c->wreq = wr;
 			return;
 		}
-		c->out.len = 0;
-		/* Idle connections hold no output memory; busy ones keep theirs. */
-		if (c->out.cap <= SMALL_OUT_CAP || c->out.cap > KEEP_OUT_CAP)
-			buf_free(&c->out);
+		wb->len = 0;
+		release_idle(wb);
 	}
 	if (c->closing)
 		conn_close_now(c);
@@ -154,6 +201,35 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
 	*out = uv_buf_init((char *)c->w->rbuf, NWORKER_READ_BUF);
 }
 
+int conn_deliver(struct conn *c, const uint8_t *p, size_t len)
+{
+	if (c->closing)
+		return -1;
+	if (c->in.len) {
+		/* Completes an earlier partial packet. */
+		if (buf_append(&c->in, p, len)) {
+			conn_close_now(c);
+			return -1;
+		}
+		p = c->in.p;
+		len = c->in.len;
+	}
+	long used = broker_on_data(&c->client, p, len);
+	if (used < 0)
+		return -1; /* the broker asked to close */
+	if (c->in.len) {
+		buf_consume(&c->in, (size_t)used);
+		if (!c->in.len)
+			buf_free(&c->in);
+	} else if ((size_t)used < len && buf_append(&c->in, p + used, len - (size_t)used)) {
+		conn_close_now(c);
+		return -1;
+	}
+	return 0;
+}
+
+static void conn_shut(struct conn *c);
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *ub)
 {
 	struct conn *c = s->data;
@@ -165,35 +241,43 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *ub)
 	}
 	if (nread == 0 || c->closing)
 		return;
-	const uint8_t *p = (const uint8_t *)ub->base;
-	size_t len = (size_t)nread;
-	if (c->in.len) {
-		/* Completes an earlier partial packet. */
-		if (buf_append(&c->in, p, len)) {
-			conn_close_now(c);
-			return;
-		}
-		p = c->in.p;
-		len = c->in.len;
+	if (!c->x) {
+		conn_deliver(c, (const uint8_t *)ub->base, (size_t)nread);
+		return;
 	}
-	long used = broker_on_data(&c->client, p, len);
-	if (used < 0)
-		return; /* the broker asked to close */
-	if (c->in.len) {
-		buf_consume(&c->in, (size_t)used);
-		if (!c->in.len)
-			buf_free(&c->in);
-	} else if ((size_t)used < len && buf_append(&c->in, p + used, len - (size_t)used)) {
-		conn_close_now(c);
-	}
+	if (c->x->tp->read(c, (const uint8_t *)ub->base, (size_t)nread) < 0)
+		conn_shut(c);
+	else
+		queue_flush(c); /* handshake replies, pongs */
 }
 
-void conn_accept(struct nworker *w, uv_stream_t *listener)
+/* Picks the transport of listener l and allocates its state. */
+static int transport_init(struct conn *c, const struct listener_conf *l)
+{
+	bool tls = LISTENER_TLS(l), ws = l->protocol == PROTO_WEBSOCKETS;
+	if (!tls && !ws)
+		return 0;
+	struct xport *x = calloc(1, sizeof *x);
+	if (!x)
+		return -FM_ENOMEM;
+	c->x = x;
+	x->tp = tls ? (ws ? &conn_wss : &conn_tls) : &conn_ws;
+	if (tls && !(x->tls = tls_session_new(c->w->tls.ctx[c->listener])))
+		return -FM_ENOMEM;
+	/* A frame larger than the largest packet we accept is refused. */
+	uint32_t mps = c->w->bw->b->cfg.max_packet_size;
+	if (ws && !(x->ws = ws_session_new(mps ? mps : 268435460u)))
+		return -FM_ENOMEM;
+	return 0;
+}
+
+void conn_accept(struct nworker *w, uv_stream_t *listener, unsigned idx)
 {
 	struct conn *c = calloc(1, sizeof *c);
 	if (!c)
 		return;
 	c->w = w;
+	c->listener = (uint8_t)idx;
 	atomic_init(&c->refs, 1);
 	uv_tcp_init(&w->loop, &c->tcp);
 	c->tcp.data = c;
@@ -208,7 +292,16 @@ void conn_accept(struct nworker *w, uv_stream_t *listener)
 	int sl = sizeof ss;
 	bool known = uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0;
 	broker_client_init(w->bw->b, &c->client, w->id, known ? (struct sockaddr *)&ss : NULL);
-	if (w->stopping || uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read))
+	const struct listener_conf *l = conn_listener(c);
+	c->client.identity_as_username = l->use_identity_as_username;
+	int open = atomic_fetch_add(&w->net->open[idx], 1) + 1;
+	if (l->max_connections && (unsigned)open > l->max_connections) {
+		log_notice("listener %u: max_connections %u reached, closing %s", l->port, l->max_connections,
+			   CLIENT_ADDR(&c->client));
+		conn_close_now(c);
+		return;
+	}
+	if (w->stopping || transport_init(c, l) || uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read))
 		conn_close_now(c);
 }
 
@@ -219,14 +312,18 @@ static struct buf *port_out(struct client *cl) { return &conn_of_client(cl)->out
 static size_t port_out_pending(struct client *cl)
 {
 	struct conn *c = conn_of_client(cl);
-	return c->out.len + (c->wreq ? c->wreq->data.len - c->wreq->off : 0);
+	return c->out.len + (c->x ? c->x->wire.len + c->x->mid.len : 0) +
+	       (c->wreq ? c->wreq->data.len - c->wreq->off : 0);
 }
 
 static void port_flush(struct client *cl) { queue_flush(conn_of_client(cl)); }
 
-static void port_close(struct client *cl)
+static void port_close(struct client *cl) { conn_shut(conn_of_client(cl)); }
+
+/* Stops reading; what is already in the output goes out, then the goodbye,
+ * then the socket closes. */
+static void conn_shut(struct conn *c)
 {
-	struct conn *c = conn_of_client(cl);
 	if (c->closing)
 		return;
 	c->closing = true;

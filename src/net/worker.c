@@ -4,6 +4,7 @@
 #include "../base/clock.h"
 #include "../base/err.h"
 #include "../base/log.h"
+#include "../tls/tls.h"
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -13,13 +14,6 @@
 #include <unistd.h>
 
 #define TICK_MS 250
-
-struct net {
-	struct broker *b;
-	unsigned n;
-	struct nworker *w;
-	atomic_uint wills_published; /* workers done with shutdown stage 1 */
-};
 
 void net_wake(struct broker *b, int worker);
 
@@ -57,7 +51,7 @@ static void on_connection(uv_stream_t *listener, int status)
 		log_warn("accept: %s", uv_strerror(status));
 		return;
 	}
-	conn_accept(w, listener);
+	conn_accept(w, listener, (unsigned)((uv_tcp_t *)listener - w->listeners));
 }
 
 static void close_quiet(uv_handle_t *h)
@@ -96,9 +90,34 @@ static void begin_stop(struct nworker *w)
 	conn_flush_all(w);
 }
 
+static void ctxset_clear(struct tls_ctxset *s)
+{
+	for (unsigned i = 0; i < CONFIG_MAX_LISTENERS; i++) {
+		SSL_CTX_free(s->ctx[i]);
+		s->ctx[i] = NULL;
+	}
+}
+
+/* Copies src with a reference of its own to each context. */
+static void ctxset_copy(struct tls_ctxset *dst, const struct tls_ctxset *src)
+{
+	for (unsigned i = 0; i < CONFIG_MAX_LISTENERS; i++) {
+		dst->ctx[i] = src->ctx[i];
+		if (dst->ctx[i])
+			SSL_CTX_up_ref(dst->ctx[i]);
+	}
+}
+
 static void on_async(uv_async_t *h)
 {
 	struct nworker *w = h->data;
+	struct tls_ctxset *fresh = atomic_exchange(&w->tls_next, NULL);
+	if (fresh) {
+		/* New connections use the new contexts; each SSL keeps its own. */
+		ctxset_clear(&w->tls);
+		w->tls = *fresh;
+		free(fresh);
+	}
 	int stage = atomic_load(&w->stage);
 	if (stage == 1 && !w->wills_done) {
 		w->wills_done = true;
@@ -134,6 +153,7 @@ static int worker_init(struct net *n, struct nworker *w, int id, const int *fds,
 	w->rbuf = malloc(NWORKER_READ_BUF);
 	if (!w->rbuf || uv_loop_init(&w->loop))
 		return -FM_ENOMEM;
+	ctxset_copy(&w->tls, &n->tls);
 	uv_async_init(&w->loop, &w->async, on_async);
 	uv_check_init(&w->loop, &w->check);
 	uv_timer_init(&w->loop, &w->timer);
@@ -178,6 +198,14 @@ struct net *net_start(struct broker *b)
 	b->ports.ctx = n;
 	unsigned started = 0;
 	int rc = 0;
+	for (unsigned l = 0; l < cfg->n_listeners && !rc; l++) {
+		char err[1024];
+		if (LISTENER_TLS(&cfg->listeners[l]) &&
+		    !(n->tls.ctx[l] = tls_ctx_build(&cfg->listeners[l], cfg->source, err, sizeof err))) {
+			log_err("%s", err);
+			rc = -FM_EINVAL;
+		}
+	}
 	for (unsigned i = 0; i < n->n && !rc; i++) {
 		int fds[CONFIG_MAX_LISTENERS];
 		unsigned nf = 0;
@@ -221,15 +249,66 @@ struct net *net_start(struct broker *b)
 			if (n->w[i].rbuf)
 				uv_loop_close(&n->w[i].loop);
 			free(n->w[i].rbuf);
+			ctxset_clear(&n->w[i].tls);
 		}
+		ctxset_clear(&n->tls);
 		free(n->w);
 		free(n);
 		b->ports.ctx = NULL;
 		return NULL;
 	}
-	for (unsigned i = 0; i < cfg->n_listeners; i++)
-		log_notice("listening on %s:%u", cfg->listeners[i].address, cfg->listeners[i].port);
+	for (unsigned i = 0; i < cfg->n_listeners; i++) {
+		const struct listener_conf *l = &cfg->listeners[i];
+		bool ws = l->protocol == PROTO_WEBSOCKETS;
+		log_notice("listening on %s:%u (%s)", l->address, l->port,
+			   LISTENER_TLS(l) ? (ws ? "MQTT over secure WebSocket" : "MQTT over TLS")
+					   : (ws ? "MQTT over WebSocket" : "MQTT"));
+	}
 	return n;
+}
+
+int net_reload_tls(struct net *n)
+{
+	const struct config *cfg = &n->b->cfg;
+	int failures = 0, reloaded = 0;
+	for (unsigned l = 0; l < cfg->n_listeners; l++) {
+		const struct listener_conf *lc = &cfg->listeners[l];
+		if (!LISTENER_TLS(lc))
+			continue;
+		char err[1024];
+		SSL_CTX *ctx = tls_ctx_build(lc, cfg->source, err, sizeof err);
+		if (!ctx) {
+			log_err("SIGHUP: %s; listener %u keeps its previous certificates", err, lc->port);
+			failures++;
+			continue;
+		}
+		SSL_CTX_free(n->tls.ctx[l]);
+		n->tls.ctx[l] = ctx;
+		reloaded++;
+		log_notice("SIGHUP: listener %u: certificate, key, CA and CRL files reloaded", lc->port);
+	}
+	if (!reloaded) {
+		if (!failures)
+			log_notice("SIGHUP: no TLS listener, nothing to reload");
+		return failures;
+	}
+	for (unsigned i = 0; i < n->n; i++) {
+		struct tls_ctxset *set = malloc(sizeof *set);
+		if (!set) {
+			log_err("SIGHUP: out of memory; worker %u keeps its previous certificates", i);
+			failures++;
+			continue;
+		}
+		ctxset_copy(set, &n->tls);
+		/* A set the worker has not taken yet is replaced by this one. */
+		struct tls_ctxset *old = atomic_exchange(&n->w[i].tls_next, set);
+		if (old) {
+			ctxset_clear(old);
+			free(old);
+		}
+		uv_async_send(&n->w[i].async);
+	}
+	return failures;
 }
 
 void net_stop(struct net *n)
@@ -255,7 +334,14 @@ void net_stop(struct net *n)
 		pthread_join(n->w[i].thread, NULL);
 		uv_loop_close(&n->w[i].loop);
 		free(n->w[i].rbuf);
+		ctxset_clear(&n->w[i].tls);
+		struct tls_ctxset *pending = atomic_exchange(&n->w[i].tls_next, NULL);
+		if (pending) {
+			ctxset_clear(pending);
+			free(pending);
+		}
 	}
+	ctxset_clear(&n->tls);
 	free(n->w);
 	free(n);
 }

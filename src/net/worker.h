@@ -1,10 +1,16 @@
-/* A network worker thread (net-internal). */
+/* A network worker thread, and the network layer's shared state (net-internal). */
 #ifndef FM_NWORKER_H
 #define FM_NWORKER_H
 #include "conn.h"
+#include <openssl/ssl.h>
 #include <pthread.h>
 
 #define NWORKER_READ_BUF (64 * 1024)
+
+/* TLS contexts of every listener (NULL for plain ones), one reference each. */
+struct tls_ctxset {
+	SSL_CTX *ctx[CONFIG_MAX_LISTENERS];
+};
 
 struct nworker {
 	int id;
@@ -12,7 +18,7 @@ struct nworker {
 	struct bworker *bw;
 	pthread_t thread;
 	uv_loop_t loop;
-	uv_async_t async;  /* wake-ups from other threads, and stop */
+	uv_async_t async;  /* wake-ups from other threads, TLS reloads, and stop */
 	uv_check_t check;  /* end of each loop turn: deliveries, then writes */
 	uv_timer_t timer;  /* keep-alive, connect timeout, housekeeping */
 	uv_tcp_t listeners[CONFIG_MAX_LISTENERS];
@@ -20,9 +26,20 @@ struct nworker {
 	uint8_t *rbuf;     /* one read buffer shared by all connections of the worker */
 	struct conn *flush_head;
 	unsigned n_conns;
+	struct tls_ctxset tls;                 /* for new connections; worker-owned */
+	_Atomic(struct tls_ctxset *) tls_next; /* posted by a reload, taken by the worker */
 	atomic_int stage;  /* shutdown: 1 = publish wills, 2 = stop */
 	bool wills_done;
 	bool stopping;
+};
+
+struct net {
+	struct broker *b;
+	unsigned n;
+	struct nworker *w;
+	atomic_uint wills_published; /* workers done with shutdown stage 1 */
+	atomic_int open[CONFIG_MAX_LISTENERS]; /* connections per listener, all workers */
+	struct tls_ctxset tls; /* the newest contexts; main thread only */
 };
 
 #endif

@@ -1,0 +1,349 @@
+/* WebSocket sessions: our Upgrade handshake, wslay's framing (see ws.h). */
+#include "ws.h"
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <wslay/wslay.h>
+
+/* An Upgrade request larger than this is refused. */
+#define WS_MAX_REQUEST 8192
+#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+struct ws_session {
+	wslay_event_context_ptr ctx; /* NULL until the upgrade */
+	struct buf req;              /* the request so far; freed at the upgrade */
+	uint64_t max_frame;
+	/* The current feed or send call. */
+	const uint8_t *in;
+	size_t in_len;
+	ws_sink_fn sink;
+	void *arg;
+	struct buf *wire;
+	const char *err;
+	const char *protocol;
+	uint8_t opcode;   /* of the frame being received */
+	bool binary_msg;  /* the message being received is binary */
+	bool stop;        /* the sink stopped, or the peer broke the rules */
+	bool nomem;
+};
+
+void ws_accept_key(const char *key, size_t key_len, char out[29])
+{
+	unsigned char md[SHA_DIGEST_LENGTH];
+	char cat[128];
+	size_t n = key_len < sizeof cat - sizeof WS_GUID ? key_len : sizeof cat - sizeof WS_GUID;
+	memcpy(cat, key, n);
+	memcpy(cat + n, WS_GUID, sizeof WS_GUID - 1);
+	SHA1((const unsigned char *)cat, n + sizeof WS_GUID - 1, md);
+	EVP_EncodeBlock((unsigned char *)out, md, SHA_DIGEST_LENGTH); /* 28 chars and a NUL */
+}
+
+/* ---- the Upgrade request ---- */
+
+struct http_req {
+	bool get, http11, upgrade_ws, conn_upgrade;
+	const char *key, *version;
+	size_t key_len, version_len;
+	bool want_mqtt, want_mqttv31, any_protocol;
+};
+
+static bool token_in(const char *v, size_t len, const char *token)
+{
+	size_t tl = strlen(token);
+	for (size_t i = 0; i < len;) {
+		while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+			i++;
+		size_t s = i;
+		while (i < len && v[i] != ',')
+			i++;
+		size_t e = i;
+		while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
+			e--;
+		if (e - s == tl && !strncasecmp(v + s, token, tl))
+			return true;
+	}
+	return false;
+}
+
+/* Parses the request line and the headers we need. Pure. */
+static void http_parse(const char *p, size_t len, struct http_req *r)
+{
+	memset(r, 0, sizeof *r);
+	const char *end = p + len;
+	const char *eol = memchr(p, '\n', len);
+	if (!eol)
+		return;
+	size_t l0 = (size_t)(eol - p);
+	r->get = l0 > 4 && !memcmp(p, "GET ", 4);
+	r->http11 = l0 >= 9 && !memcmp(eol - 9, "HTTP/1.1\r", 9);
+	for (const char *line = eol + 1; line < end; line = eol + 1) {
+		eol = memchr(line, '\n', (size_t)(end - line));
+		if (!eol)
+			break;
+		const char *le = eol > line && eol[-1] == '\r' ? eol - 1 : eol;
+		const char *colon = memchr(line, ':', (size_t)(le - line));
+		if (!colon)
+			continue;
+		size_t nl = (size_t)(colon - line);
+		const char *v = colon + 1;
+		while (v < le && (*v == ' ' || *v == '\t'))
+			v++;
+		const char *ve = le;
+		while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+			ve--;
+		size_t vl = (size_t)(ve - v);
+#define IS(name) (nl == sizeof name - 1 && !strncasecmp(line, name, nl))
+		if (IS("Upgrade"))
+			r->upgrade_ws |= token_in(v, vl, "websocket");
+		else if (IS("Connection"))
+			r->conn_upgrade |= token_in(v, vl, "upgrade");
+		else if (IS("Sec-WebSocket-Key"))
+			r->key = v, r->key_len = vl;
+		else if (IS("Sec-WebSocket-Version"))
+			r->version = v, r->version_len = vl;
+		else if (IS("Sec-WebSocket-Protocol")) {
+			r->any_protocol = true;
+			r->want_mqtt |= token_in(v, vl, "mqtt");
+			r->want_mqttv31 |= token_in(v, vl, "mqttv3.1");
+		}
+#undef IS
+	}
+}
+
+static int respond_error(struct ws_session *w, struct buf *wire, const char *status, const char *extra,
+			 const char *why)
+{
+	char resp[512];
+	int n = snprintf(resp, sizeof resp,
+			 "HTTP/1.1 %s\r\nConnection: close\r\n%sContent-Type: text/plain\r\n"
+			 "Content-Length: %zu\r\n\r\n%s\n",
+			 status, extra, strlen(why) + 1, why);
+	buf_append(wire, resp, (size_t)n);
+	w->err = why;
+	return WS_FEED_CLOSE;
+}
+
+static ssize_t on_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *user);
+static ssize_t on_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags, void *user);
+static void on_frame_start(wslay_event_context_ptr ctx, const struct wslay_event_on_frame_recv_start_arg *a,
+			   void *user);
+static void on_frame_chunk(wslay_event_context_ptr ctx, const struct wslay_event_on_frame_recv_chunk_arg *a,
+			   void *user);
+
+/* Answers the request in p[0..len) (headers and the blank line). */
+static int upgrade(struct ws_session *w, const char *p, size_t len, struct buf *wire)
+{
+	struct http_req r;
+	http_parse(p, len, &r);
+	if (!r.get || !r.http11)
+		return respond_error(w, wire, "400 Bad Request", "", "not an HTTP/1.1 GET request");
+	if (!r.upgrade_ws || !r.conn_upgrade)
+		return respond_error(w, wire, "426 Upgrade Required", "Upgrade: websocket\r\n",
+				     "this port speaks MQTT over WebSocket only");
+	if (!r.version || r.version_len != 2 || memcmp(r.version, "13", 2))
+		return respond_error(w, wire, "426 Upgrade Required", "Sec-WebSocket-Version: 13\r\n",
+				     "unsupported WebSocket version");
+	if (!r.key || r.key_len != 24)
+		return respond_error(w, wire, "400 Bad Request", "", "missing or bad Sec-WebSocket-Key");
+	if (r.any_protocol && !r.want_mqtt && !r.want_mqttv31)
+		return respond_error(w, wire, "400 Bad Request", "", "subprotocol must be mqtt or mqttv3.1");
+	w->protocol = r.want_mqtt ? "mqtt" : r.want_mqttv31 ? "mqttv3.1" : NULL;
+	static const struct wslay_event_callbacks cbs = {
+		.recv_callback = on_recv,
+		.send_callback = on_send,
+		.on_frame_recv_start_callback = on_frame_start,
+		.on_frame_recv_chunk_callback = on_frame_chunk,
+	};
+	if (wslay_event_context_server_init(&w->ctx, &cbs, w)) {
+		w->ctx = NULL;
+		return respond_error(w, wire, "503 Service Unavailable", "", "out of memory");
+	}
+	/* Payload goes straight to MQTT: no message is assembled in memory. */
+	wslay_event_config_set_no_buffering(w->ctx, 1);
+	wslay_event_config_set_max_recv_msg_length(w->ctx, w->max_frame);
+	char accept[29], resp[256];
+	ws_accept_key(r.key, r.key_len, accept);
+	int n = snprintf(resp, sizeof resp,
+			 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+			 "Sec-WebSocket-Accept: %s\r\n%s%s%s\r\n",
+			 accept, w->protocol ? "Sec-WebSocket-Protocol: " : "", w->protocol ? w->protocol : "",
+			 w->protocol ? "\r\n" : "");
+	if (buf_append(wire, resp, (size_t)n)) {
+		w->err = "out of memory";
+		return WS_FEED_CLOSE;
+	}
+	return WS_FEED_UPGRADED;
+}
+
+/* ---- wslay callbacks ---- */
+
+static ssize_t on_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *user)
+{
+	struct ws_session *w = user;
+	(void)flags;
+	if (w->stop || !w->in_len) {
+		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+		return -1;
+	}
+	size_t n = len < w->in_len ? len : w->in_len;
+	memcpy(buf, w->in, n);
+	w->in += n;
+	w->in_len -= n;
+	return (ssize_t)n;
+}
+
+static ssize_t on_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags, void *user)
+{
+	struct ws_session *w = user;
+	(void)flags;
+	if (!w->wire || buf_append(w->wire, data, len)) {
+		w->nomem = true;
+		wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+		return -1;
+	}
+	return (ssize_t)len;
+}
+
+static void fail(struct ws_session *w, uint16_t code, const char *why)
+{
+	wslay_event_queue_close(w->ctx, code, (const uint8_t *)why, strlen(why));
+	wslay_event_shutdown_read(w->ctx);
+	w->err = why;
+	w->stop = true;
+}
+
+static void on_frame_start(wslay_event_context_ptr ctx, const struct wslay_event_on_frame_recv_start_arg *a,
+			   void *user)
+{
+	struct ws_session *w = user;
+	(void)ctx;
+	w->opcode = a->opcode;
+	if (w->stop)
+		return;
+	if (a->opcode == WSLAY_BINARY_FRAME)
+		w->binary_msg = true;
+	else if (a->opcode == WSLAY_TEXT_FRAME || (a->opcode == WSLAY_CONTINUATION_FRAME && !w->binary_msg))
+		fail(w, WSLAY_CODE_UNSUPPORTED_DATA, "MQTT needs binary frames");
+}
+
+static void on_frame_chunk(wslay_event_context_ptr ctx, const struct wslay_event_on_frame_recv_chunk_arg *a,
+			   void *user)
+{
+	struct ws_session *w = user;
+	(void)ctx;
+	if (w->stop || (w->opcode != WSLAY_BINARY_FRAME && w->opcode != WSLAY_CONTINUATION_FRAME))
+		return;
+	if (w->sink(w->arg, a->data, a->data_length))
+		w->stop = true; /* the broker is closing the connection: not an error */
+}
+
+/* ---- the session ---- */
+
+struct ws_session *ws_session_new(uint64_t max_frame)
+{
+	struct ws_session *w = calloc(1, sizeof *w);
+	if (w)
+		w->max_frame = max_frame;
+	return w;
+}
+
+void ws_session_free(struct ws_session *w)
+{
+	if (!w)
+		return;
+	if (w->ctx)
+		wslay_event_context_free(w->ctx);
+	buf_free(&w->req);
+	free(w);
+}
+
+/* Runs wslay over in[0..len): frames in, replies out. */
+static int frames(struct ws_session *w, const uint8_t *p, size_t len, struct buf *wire)
+{
+	w->in = p;
+	w->in_len = len;
+	w->wire = wire;
+	int rc = wslay_event_recv(w->ctx);
+	wslay_event_send(w->ctx);
+	w->wire = NULL;
+	w->in = NULL;
+	w->in_len = 0;
+	if (w->nomem) {
+		w->err = "out of memory";
+		return WS_FEED_CLOSE;
+	}
+	if (rc < 0) {
+		w->err = w->err ? w->err : "WebSocket error";
+		return WS_FEED_CLOSE;
+	}
+	if (wslay_event_get_close_received(w->ctx)) {
+		w->err = "closed by the client";
+		return WS_FEED_CLOSE;
+	}
+	if (!wslay_event_get_read_enabled(w->ctx)) {
+		uint16_t code = wslay_event_get_status_code_sent(w->ctx);
+		if (!w->err)
+			w->err = code == WSLAY_CODE_MESSAGE_TOO_BIG ? "frame too large" : "WebSocket protocol error";
+		return WS_FEED_CLOSE;
+	}
+	return w->stop && w->err ? WS_FEED_CLOSE : WS_FEED_OK;
+}
+
+int ws_session_feed(struct ws_session *w, const uint8_t *p, size_t len, ws_sink_fn sink, void *arg, struct buf *wire)
+{
+	w->sink = sink;
+	w->arg = arg;
+	if (w->ctx)
+		return frames(w, p, len, wire);
+	if (w->req.len + len > WS_MAX_REQUEST)
+		return respond_error(w, wire, "431 Request Header Fields Too Large", "", "request too large");
+	if (buf_append(&w->req, p, len)) {
+		w->err = "out of memory";
+		return WS_FEED_CLOSE;
+	}
+	const uint8_t *end = memmem(w->req.p, w->req.len, "\r\n\r\n", 4);
+	if (!end)
+		return WS_FEED_OK;
+	size_t hlen = (size_t)(end - w->req.p) + 4;
+	int rc = upgrade(w, (const char *)w->req.p, hlen, wire);
+	if (rc == WS_FEED_UPGRADED && w->req.len > hlen) {
+		/* Frames sent right behind the request. */
+		int frc = frames(w, w->req.p + hlen, w->req.len - hlen, wire);
+		if (frc < 0)
+			rc = frc;
+	}
+	buf_free(&w->req);
+	return rc;
+}
+
+int ws_session_send(struct ws_session *w, const uint8_t *p, size_t len, struct buf *wire)
+{
+	if (!w->ctx)
+		return 0;
+	if (len) {
+		struct wslay_event_msg m = { WSLAY_BINARY_FRAME, p, len };
+		int rc = wslay_event_queue_msg(w->ctx, &m);
+		if (rc == WSLAY_ERR_NOMEM)
+			return -1;
+		/* After a close frame nothing more is sent: the bytes are dropped. */
+	}
+	w->wire = wire;
+	int rc = wslay_event_send(w->ctx);
+	w->wire = NULL;
+	return rc < 0 || w->nomem ? -1 : 0;
+}
+
+void ws_session_close(struct ws_session *w, struct buf *wire)
+{
+	if (!w->ctx || wslay_event_get_close_sent(w->ctx))
+		return;
+	wslay_event_queue_close(w->ctx, WSLAY_CODE_NORMAL_CLOSURE, NULL, 0);
+	ws_session_send(w, NULL, 0, wire);
+}
+
+const char *ws_session_error(const struct ws_session *w) { return w->err ? w->err : "closed"; }
+
+const char *ws_session_protocol(const struct ws_session *w) { return w->ctx ? w->protocol : NULL; }
