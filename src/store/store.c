@@ -528,6 +528,8 @@ struct store *store_open(const char *dir, unsigned durability, char *err, size_t
 	snprintf(st->path, sizeof st->path, "%s/%s", dir, STORE_FILE);
 	pthread_mutex_init(&st->lock, NULL);
 	pthread_cond_init(&st->cond, NULL);
+	pthread_mutex_init(&st->ckpt_lock, NULL);
+	pthread_cond_init(&st->ckpt_cond, NULL);
 	if (sqlite3_open_v2(st->path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 			    NULL) != SQLITE_OK) {
 		snprintf(err, errlen, "%s: %s", st->path, st->db ? sqlite3_errmsg(st->db) : "cannot open");
@@ -539,6 +541,7 @@ struct store *store_open(const char *dir, unsigned durability, char *err, size_t
 	char pragmas[256];
 	snprintf(pragmas, sizeof pragmas,
 		 "PRAGMA journal_mode = WAL; PRAGMA synchronous = %s; PRAGMA journal_size_limit = 67108864;"
+		 "PRAGMA wal_autocheckpoint = 0;"
 		 "PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY;",
 		 durability == DURABILITY_FULL ? "FULL" : "NORMAL");
 	if (exec(st, pragmas, err, errlen)) {
@@ -562,6 +565,47 @@ fail:
 	return NULL;
 }
 
+/* WAL pages after a commit above which a checkpoint is asked for. */
+#define CKPT_PAGES 1000
+
+static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int pages)
+{
+	struct store *st = arg;
+	(void)db;
+	(void)name;
+	if (pages >= CKPT_PAGES) {
+		pthread_mutex_lock(&st->ckpt_lock);
+		st->ckpt_wanted = true;
+		pthread_cond_signal(&st->ckpt_cond);
+		pthread_mutex_unlock(&st->ckpt_lock);
+	}
+	return SQLITE_OK;
+}
+
+static void *checkpoint_main(void *arg)
+{
+	struct store *st = arg;
+	pthread_mutex_lock(&st->ckpt_lock);
+	while (!st->ckpt_stop) {
+		if (!st->ckpt_wanted) {
+			pthread_cond_wait(&st->ckpt_cond, &st->ckpt_lock);
+			continue;
+		}
+		st->ckpt_wanted = false;
+		pthread_mutex_unlock(&st->ckpt_lock);
+		/* PASSIVE: copies what it can without blocking the writer; the
+		 * writer starts the WAL over once it has all been copied. */
+		int log_pages, done_pages;
+		int rc = sqlite3_wal_checkpoint_v2(st->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log_pages,
+						   &done_pages);
+		if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+			log_warn("store %s: checkpoint: %s", st->path, sqlite3_errmsg(st->ckpt_db));
+		pthread_mutex_lock(&st->ckpt_lock);
+	}
+	pthread_mutex_unlock(&st->ckpt_lock);
+	return NULL;
+}
+
 void store_close(struct store *st)
 {
 	if (!st)
@@ -573,6 +617,18 @@ void store_close(struct store *st)
 		pthread_mutex_unlock(&st->lock);
 		pthread_join(st->thread, NULL);
 	}
+	if (st->ckpt_running) {
+		pthread_mutex_lock(&st->ckpt_lock);
+		st->ckpt_stop = true;
+		pthread_cond_signal(&st->ckpt_cond);
+		pthread_mutex_unlock(&st->ckpt_lock);
+		pthread_join(st->ckpt_thread, NULL);
+	}
+	if (st->ckpt_db)
+		sqlite3_close(st->ckpt_db);
+	/* A clean stop leaves an empty WAL behind. */
+	if (st->db && st->running)
+		sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
 	for (int i = 0; i < S__COUNT; i++)
 		sqlite3_finalize(st->st[i]);
 	if (st->db)
@@ -581,12 +637,25 @@ void store_close(struct store *st)
 	tombs_free(&st->tombs);
 	pthread_mutex_destroy(&st->lock);
 	pthread_cond_destroy(&st->cond);
+	pthread_mutex_destroy(&st->ckpt_lock);
+	pthread_cond_destroy(&st->ckpt_cond);
 	free(st);
 }
 
 int store_start(struct store *st, struct broker *b)
 {
 	st->b = b;
+	if (sqlite3_open_v2(st->path, &st->ckpt_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		log_err("store %s: %s", st->path, st->ckpt_db ? sqlite3_errmsg(st->ckpt_db) : "cannot open");
+		return -FM_EIO;
+	}
+	/* A first read opens the WAL on this connection; without it a checkpoint
+	 * finds no log to copy. */
+	sqlite3_exec(st->ckpt_db, "PRAGMA journal_mode", NULL, NULL, NULL);
+	if (pthread_create(&st->ckpt_thread, NULL, checkpoint_main, st))
+		return -FM_EIO;
+	st->ckpt_running = true;
+	sqlite3_wal_hook(st->db, on_wal_commit, st);
 	if (pthread_create(&st->thread, NULL, writer_main, st))
 		return -FM_EIO;
 	st->running = true;

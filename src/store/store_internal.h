@@ -38,6 +38,14 @@ struct store {
 	uint64_t last_failure_ms;
 	uint64_t failed_ops; /* records in the group that failed */
 	atomic_ulong failures;
+	/* Checkpoints run on their own thread and connection, so copying the
+	 * WAL into the database never holds up a group commit. */
+	pthread_t ckpt_thread;
+	bool ckpt_running;
+	sqlite3 *ckpt_db;
+	pthread_mutex_t ckpt_lock;
+	pthread_cond_t ckpt_cond;
+	bool ckpt_wanted, ckpt_stop;
 };
 
 /* Rebuilds the stored bodies' reference counts from the rows. Returns 0 or -1. */
