@@ -2,6 +2,7 @@
 #include "tls.h"
 #include "../base/log.h"
 #include <errno.h>
+#include <openssl/buffer.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
@@ -133,6 +134,35 @@ void tls_session_free(struct tls_session *t)
 	free(t);
 }
 
+/* A memory BIO never gives memory back: one that grew beyond this during a
+ * burst is replaced by a fresh one once empty, so idle connections stay small. */
+#define TLS_BIO_KEEP (20 * 1024)
+/* Plaintext encrypted per SSL_write: one record, so the write BIO stays small. */
+#define TLS_WRITE_SLICE (16 * 1024)
+
+static void shrink_bios(struct tls_session *t)
+{
+	BUF_MEM *m = NULL;
+	BIO_get_mem_ptr(t->rbio, &m);
+	if (m && m->max > TLS_BIO_KEEP && !BIO_ctrl_pending(t->rbio)) {
+		BIO *fresh = BIO_new(BIO_s_mem());
+		if (fresh) {
+			BIO_set_mem_eof_return(fresh, -1);
+			SSL_set0_rbio(t->ssl, fresh); /* frees the old one */
+			t->rbio = fresh;
+		}
+	}
+	m = NULL;
+	BIO_get_mem_ptr(t->wbio, &m);
+	if (m && m->max > TLS_BIO_KEEP && !BIO_ctrl_pending(t->wbio)) {
+		BIO *fresh = BIO_new(BIO_s_mem());
+		if (fresh) {
+			SSL_set0_wbio(t->ssl, fresh);
+			t->wbio = fresh;
+		}
+	}
+}
+
 /* Moves what OpenSSL wrote for the peer into wire. */
 static int drain(struct tls_session *t, struct buf *wire)
 {
@@ -211,6 +241,7 @@ int tls_session_feed(struct tls_session *t, const uint8_t *p, size_t len, uint8_
 	}
 	if (drain(t, wire))
 		return TLS_FEED_ERROR;
+	shrink_bios(t);
 	return rc;
 }
 
@@ -218,18 +249,19 @@ int tls_session_encrypt(struct tls_session *t, const uint8_t *p, size_t len, str
 {
 	ERR_clear_error();
 	while (len) {
-		int n = SSL_write(t->ssl, p, len > (1u << 30) ? (1 << 30) : (int)len);
+		int n = SSL_write(t->ssl, p, len > TLS_WRITE_SLICE ? TLS_WRITE_SLICE : (int)len);
 		if (n <= 0) {
 			set_error(t, SSL_get_error(t->ssl, n));
 			return -1;
 		}
 		p += n;
 		len -= (size_t)n;
-		/* Keep the memory BIO small: move each batch of records out. */
+		/* Keep the memory BIO small: move each record out. */
 		if (drain(t, wire))
 			return -1;
 	}
-	return drain(t, wire);
+	shrink_bios(t);
+	return 0;
 }
 
 void tls_session_shutdown(struct tls_session *t, struct buf *wire)
