@@ -71,10 +71,11 @@ def mqtt_over_tls(pki, port, cert=None, maxv=None, version=4):
 
 def paho_tls(pki, port, client_id, cert=None, username=None, tls_version=None, protocol=mqtt.MQTTv311):
     c = mqtt.Client(client_id, protocol=protocol)
-    kw = {"certfile": cert[0], "keyfile": cert[1]} if cert else {}
-    c.tls_set(ca_certs=pki.ca, **kw)
     if tls_version:
-        c._ssl_context.maximum_version = tls_version
+        c.tls_set_context(client_ctx(pki, cert, maxv=tls_version))
+    else:
+        kw = {"certfile": cert[0], "keyfile": cert[1]} if cert else {}
+        c.tls_set(ca_certs=pki.ca, **kw)
     if username:
         c.username_pw_set(username, "x")
     result = {}
