@@ -273,7 +273,7 @@ int handle_connect(struct client *c, const struct mqtt_connect *m)
 	atomic_fetch_add(&b->stats.clients_total, 1);
 	log_info("client %s connected from %s (v%s, keepalive %u, %s%s)", s->client_id, CLIENT_ADDR(c),
 		 m->version == MQTT_V5 ? "5" : m->version == MQTT_V311 ? "3.1.1" : "3.1", c->keepalive,
-		 m->clean_start ? "clean start" : "resume", present ? ", session present" : "");
+		 m->clean_start ? "clean start" : present ? "resume" : "new session", present ? ", session present" : "");
 	if (t.ending)
 		session_end(w, t.ending);
 	if (t.will)

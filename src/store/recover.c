@@ -285,6 +285,35 @@ static int load_retained(struct recovery *r)
 	return rc == SQLITE_DONE ? 0 : fail(r, "retained messages");
 }
 
+/* Deletes stored bodies that nothing refers to any more (left by a crash
+ * between two commits of one body's last references). */
+static int drop_unreferenced(struct recovery *r)
+{
+	sqlite3_stmt *s;
+	if (sqlite3_prepare_v2(r->st->db, "DELETE FROM msgs WHERE id = ?", -1, &s, NULL))
+		return fail(r, "unreferenced messages");
+	int rc = SQLITE_DONE;
+	uint64_t n = 0;
+	sqlite3_exec(r->st->db, "BEGIN", NULL, NULL, NULL);
+	for (uint32_t i = 0; i < r->bodies.cap && rc == SQLITE_DONE; i++) {
+		uint64_t id = r->bodies.ids[i];
+		if (!id || refmap_has(&r->st->refs, id))
+			continue;
+		sqlite3_bind_int64(s, 1, (int64_t)id);
+		rc = sqlite3_step(s);
+		sqlite3_reset(s);
+		n++;
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE || sqlite3_exec(r->st->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		sqlite3_exec(r->st->db, "ROLLBACK", NULL, NULL, NULL);
+		return fail(r, "unreferenced messages");
+	}
+	if (n)
+		log_info("store %s: removed %llu unreferenced message bodies", r->st->path, (unsigned long long)n);
+	return 0;
+}
+
 int store_recover(struct store *st, struct broker *b, char *err, size_t errlen)
 {
 	uint64_t t0 = clock_mono_ms();
@@ -302,6 +331,8 @@ int store_recover(struct store *st, struct broker *b, char *err, size_t errlen)
 		rc = load_retained(&r);
 	if (!rc && store__load_refs(st))
 		rc = fail(&r, "message references");
+	if (!rc)
+		rc = drop_unreferenced(&r);
 	if (!rc) {
 		broker_restore_done(b, r.max_sid + 1, r.max_msg + 1, r.max_retain + 1);
 		log_notice("store %s: recovered %u sessions, %llu subscriptions, %llu queued messages, %llu retained "
@@ -312,10 +343,6 @@ int store_recover(struct store *st, struct broker *b, char *err, size_t errlen)
 			log_warn("store %s: %llu rows referred to missing sessions or messages and were skipped",
 				 st->path, (unsigned long long)r.n_dropped);
 	}
-	if (!rc && sqlite3_exec(st->db,
-				"DELETE FROM msgs WHERE id NOT IN (SELECT msg_id FROM queue UNION SELECT msg_id FROM retained"
-				" UNION SELECT will_msg FROM sessions WHERE will_msg IS NOT NULL)", NULL, NULL, NULL))
-		rc = fail(&r, "unreferenced messages");
 	/* The registry owns the sessions; the list only borrowed them. */
 	free(r.sessions.sids);
 	free(r.sessions.s);

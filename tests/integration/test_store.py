@@ -452,5 +452,8 @@ def test_store_size_bounded_under_churn(start_broker, raw):
         sizes.append(store_bytes(b))
     print("database + WAL bytes after each round: %r" % sizes)
     assert sizes[0] > 0
-    assert max(sizes[1:]) <= 2 * sizes[0] + 1024 * 1024, \
+    # Freed pages are reused and the WAL is checkpointed (every ~1000 pages,
+    # 4 MiB) and restarted: after the first round the total moves within one
+    # WAL cycle instead of growing by a round's worth (~2.5 MB) each time.
+    assert max(sizes[1:]) <= sizes[0] + 8 * 1024 * 1024, \
         "database + WAL bytes per round: %r" % sizes
