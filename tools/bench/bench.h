@@ -17,7 +17,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-enum bench_mode { BENCH_FANIN, BENCH_FANOUT, BENCH_IDLE, BENCH_LATENCY };
+enum bench_mode { BENCH_FANIN, BENCH_FANOUT, BENCH_IDLE, BENCH_LATENCY, BENCH_FILL, BENCH_DRAIN };
 
 /* Phases, stepped forward only by the main thread. */
 enum bench_phase {
@@ -39,6 +39,7 @@ struct bench_opts {
 	double duration, warmup, drain, connect_timeout;
 	double rate;        /* messages/s over all publishers; 0 = unpaced */
 	uint32_t pubs, subs;
+	uint64_t messages;  /* fill: total to publish; drain: expected per session */
 	int threads;
 	bool json;
 	bool persistent;    /* subscribers keep their session (durable store path) */
@@ -47,7 +48,12 @@ struct bench_opts {
 	uint16_t keepalive;
 };
 
-/* The first bytes of every payload, host byte order (same machine). */
+/* Client id prefix of the sessions fill leaves behind and drain resumes. */
+#define BENCH_FILL_ID "fmb-fill-s"
+
+
+/* The first bytes of every payload, host byte order (same machine). In fill
+ * mode seq is the message's number over all publishers, 0..messages-1. */
 #define BENCH_MAGIC 0x42514d46u /* "FMQB" */
 #define BENCH_HDR 24            /* magic u32, publisher u32, seq u64, send time us u64 */
 
@@ -87,8 +93,9 @@ struct pub_stat {
 
 /* Per subscriber, written by its worker. */
 struct sub_stat {
-	struct seqmap *seen;        /* [pubs] seqs received from each publisher */
+	struct seqmap *seen;        /* [pubs] seqs received from each publisher (drain: [1]) */
 	uint64_t dup, received, foreign;
+	_Atomic uint64_t unique;    /* drain: distinct seqs below messages; polled */
 };
 
 struct worker;
@@ -101,7 +108,8 @@ struct bench {
 	uint32_t nconns; /* subs + pubs */
 
 	_Atomic int phase;
-	/* Set by the main thread before it stores PH_RUN (release). */
+	/* Set by the main thread before it stores PH_RUN (release). Fill
+	 * measures everything: t0 = t_run, t1 = UINT64_MAX. */
 	uint64_t t_run, t0, t1; /* run start, measurement window [t0, t1) in us */
 
 	_Atomic uint32_t subs_ready, pubs_ready, failed;
@@ -133,7 +141,9 @@ void worker_wake(struct worker *w);
 /* Counters merged by the main thread after the join. */
 struct worker_totals {
 	uint64_t published_win, delivered_win, delivered_total;
-	struct hist lat;
+	uint64_t last_event;    /* fill: last ack; drain: last new message (us) */
+	struct hist lat;        /* publish to delivery */
+	struct hist ack;        /* publish to PUBACK (QoS 1) or PUBREC (QoS 2) */
 };
 void worker_totals_add(const struct worker *w, struct worker_totals *t);
 void worker_destroy(struct worker *w);

@@ -1,6 +1,6 @@
 /* ferromq-bench: MQTT load generator.
  *
- *   ferromq-bench fanin|fanout|idle|latency [options]
+ *   ferromq-bench fanin|fanout|idle|latency|fill|drain [options]
  *
  * The main thread parses the options, steps the phases (subscribers, then
  * publishers, run, drain, stop), and reports; see bench.h for the threads.
@@ -21,16 +21,21 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *const mode_names[] = {"fanin", "fanout", "idle", "latency"};
+static const char *const mode_names[] = {"fanin", "fanout", "idle", "latency", "fill", "drain"};
+#define N_MODES (sizeof(mode_names) / sizeof(mode_names[0]))
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: ferromq-bench fanin|fanout|idle|latency [options]\n"
+		"usage: ferromq-bench fanin|fanout|idle|latency|fill|drain [options]\n"
 		"  fanin    P publishers -> S subscribers on a wildcard (default 8 -> 1)\n"
 		"  fanout   1 publisher -> S subscribers (default 1 -> 50)\n"
 		"  idle     N connections, one subscription each, held --duration s\n"
 		"  latency  steady --rate (0: ping-pong), 1 -> 1, end-to-end latency\n"
+		"  fill     S sessions " BENCH_FILL_ID "0.. subscribe and disconnect, then P publishers\n"
+		"           (default 8) publish --messages N in all for them (QoS 1 by default)\n"
+		"  drain    the S sessions reconnect and receive; each must get all N\n"
+		"           (exit 3 on loss); --drain S: give up after S s without progress (30)\n"
 		"options:\n"
 		"  --host H (127.0.0.1)  --port N (1883)  --protocol 4|5 (4)\n"
 		"  --qos 0|1|2 (0)  --size BYTES (200, >= %d)  --inflight N (64)\n"
@@ -39,7 +44,7 @@ static void usage(FILE *f)
 		"                 second's worth at --rate; latency without --rate: 1; 0 = off)\n"
 		"  --rate MSG/S   total over all publishers, 0 = as fast as possible\n"
 		"  --duration S (10)  --warmup S (2)  --drain S (5)  --connect-timeout S (60)\n"
-		"  --pubs P  --subs S  --conns N (idle)  --threads N (1)\n"
+		"  --pubs P  --subs S  --conns N (idle)  --threads N (1)  --messages N (fill, drain)\n"
 		"  --filter F (bench/#)  --keepalive S (60)  --pid PID (broker, idle RSS)\n"
 		"  --json         print one JSON object instead of the text line\n"
 		"  --persistent   subscribers keep their sessions (v3 clean session 0, v5 expiry 300 s)\n",
@@ -82,7 +87,7 @@ static int parse_args(struct bench *b, int argc, char **argv)
 		return -1;
 	}
 	int mode = -1;
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < (int)N_MODES; i++)
 		if (!strcmp(argv[1], mode_names[i]))
 			mode = i;
 	if (mode < 0) {
@@ -95,7 +100,7 @@ static int parse_args(struct bench *b, int argc, char **argv)
 		.protocol = MQTT_V311, .size = 200, .inflight = 64, .duration = 10, .warmup = 2,
 		.drain = 5, .connect_timeout = 60, .threads = 1, .filter = "bench/#", .keepalive = 60,
 	};
-	double pubs = -1, subs = -1, window = -1;
+	double pubs = -1, subs = -1, window = -1, qos = -1, drain = -1;
 	static const struct option longopts[] = {
 		{"host", 1, 0, 'H'}, {"port", 1, 0, 'p'}, {"qos", 1, 0, 'q'}, {"size", 1, 0, 's'},
 		{"inflight", 1, 0, 'i'}, {"window", 1, 0, 'W'}, {"duration", 1, 0, 'd'},
@@ -103,7 +108,7 @@ static int parse_args(struct bench *b, int argc, char **argv)
 		{"protocol", 1, 0, 'V'}, {"pubs", 1, 0, 'P'}, {"subs", 1, 0, 'S'},
 		{"conns", 1, 0, 'S'}, {"threads", 1, 0, 't'}, {"json", 0, 0, 'j'},
 		{"pid", 1, 0, 'I'}, {"filter", 1, 0, 'f'}, {"keepalive", 1, 0, 'k'},
-		{"connect-timeout", 1, 0, 'c'}, {"persistent", 0, 0, 'X'},
+		{"connect-timeout", 1, 0, 'c'}, {"persistent", 0, 0, 'X'}, {"messages", 1, 0, 'n'},
 		{"help", 0, 0, 'h'}, {0, 0, 0, 0},
 	};
 	int ch;
@@ -127,7 +132,7 @@ static int parse_args(struct bench *b, int argc, char **argv)
 			{'p', 1, 65535}, {'q', 0, 2}, {'s', BENCH_HDR, 1 << 20}, {'i', 1, 65535},
 			{'W', 0, 1e9}, {'d', 0.1, 86400}, {'w', 0, 3600}, {'D', 0, 600}, {'r', 0, 1e8},
 			{'V', 4, 5}, {'P', 0, 100000}, {'S', 0, 100000}, {'t', 1, 64},
-			{'I', 1, 1 << 22}, {'k', 0, 65535}, {'c', 1, 3600},
+			{'I', 1, 1 << 22}, {'k', 0, 65535}, {'c', 1, 3600}, {'n', 1, 1e10},
 		};
 		double lo = 0, hi = 0;
 		for (size_t i = 0; i < sizeof(bounds) / sizeof(bounds[0]); i++)
@@ -139,13 +144,13 @@ static int parse_args(struct bench *b, int argc, char **argv)
 			return -1;
 		switch (ch) {
 		case 'p': o->port = (uint16_t)v; break;
-		case 'q': o->qos = (uint8_t)v; break;
+		case 'q': qos = v; break;
 		case 's': o->size = (uint32_t)v; break;
 		case 'i': o->inflight = (uint32_t)v; break;
 		case 'W': window = v; break;
 		case 'd': o->duration = v; break;
 		case 'w': o->warmup = v; break;
-		case 'D': o->drain = v; break;
+		case 'D': drain = v; break;
 		case 'r': o->rate = v; break;
 		case 'V': o->protocol = (uint8_t)v; break;
 		case 'P': pubs = v; break;
@@ -154,27 +159,41 @@ static int parse_args(struct bench *b, int argc, char **argv)
 		case 'I': o->pid = (int)v; break;
 		case 'k': o->keepalive = (uint16_t)v; break;
 		case 'c': o->connect_timeout = v; break;
+		case 'n': o->messages = (uint64_t)v; break;
 		}
 	}
 	if (optind < argc) {
 		fprintf(stderr, "ferromq-bench: unexpected argument '%s'\n", argv[optind]);
 		return -1;
 	}
-	static const uint32_t def_pubs[] = {8, 1, 0, 1}, def_subs[] = {1, 50, 1000, 1};
+	static const uint32_t def_pubs[] = {8, 1, 0, 1, 8, 0}, def_subs[] = {1, 50, 1000, 1, 1, 1};
+	bool fill = o->mode == BENCH_FILL, store = fill || o->mode == BENCH_DRAIN;
 	o->pubs = pubs >= 0 ? (uint32_t)pubs : def_pubs[o->mode];
 	o->subs = subs >= 0 ? (uint32_t)subs : def_subs[o->mode];
-	if (o->mode == BENCH_IDLE) {
+	o->qos = qos >= 0 ? (uint8_t)qos : fill ? 1 : 0;
+	o->drain = drain >= 0 ? drain : store ? 30 : 5;
+	if (o->mode == BENCH_IDLE || o->mode == BENCH_DRAIN) {
 		o->pubs = 0;
 		o->warmup = 0;
 	} else if (o->mode == BENCH_FANOUT) {
 		o->pubs = 1;
 	}
-	if (o->mode != BENCH_IDLE && (o->pubs == 0 || o->subs == 0)) {
+	if (store && !o->messages) {
+		fprintf(stderr, "ferromq-bench: %s needs --messages N\n", mode_names[o->mode]);
+		return -1;
+	}
+	if (o->mode == BENCH_DRAIN && o->subs == 0) {
+		fprintf(stderr, "ferromq-bench: drain needs at least one subscriber\n");
+		return -1;
+	}
+	if (o->mode != BENCH_IDLE && o->mode != BENCH_DRAIN && (o->pubs == 0 || o->subs == 0)) {
 		fprintf(stderr, "ferromq-bench: %s needs at least one publisher and one subscriber\n",
 			mode_names[o->mode]);
 		return -1;
 	}
-	if (window >= 0)
+	if (fill)
+		o->window = 0; /* the subscribers are offline: nothing to wait for */
+	else if (window >= 0)
 		o->window = (uint32_t)window;
 	else if (o->mode == BENCH_LATENCY && o->rate == 0)
 		o->window = 1; /* ping-pong: one message out at a time */
@@ -295,26 +314,40 @@ struct result {
 	uint64_t published, delivered, received_total, sent_total, lost, dup, foreign, rejected;
 	uint64_t p50, p99, p999, pmax, pmin;
 	double mean;
+	uint64_t ack_n, ack_p50, ack_p99, ack_p999, ack_max;
+	uint64_t last_event;
 };
 
-static void compute(struct bench *b, struct result *r)
+/* Merges the workers' counters and histograms into r. */
+static void compute_totals(struct bench *b, struct result *r)
 {
 	struct worker_totals t;
 	memset(&t, 0, sizeof(t));
 	for (int i = 0; i < b->nworkers; i++)
 		worker_totals_add(b->workers[i], &t);
-	r->secs = (double)(b->t1 - b->t0) / 1e6;
 	r->published = t.published_win;
 	r->delivered = t.delivered_win;
 	r->received_total = t.delivered_total;
-	r->published_rate = (double)t.published_win / r->secs;
-	r->delivered_rate = (double)t.delivered_win / r->secs;
+	r->last_event = t.last_event;
 	r->p50 = hist_quantile(&t.lat, 0.50);
 	r->p99 = hist_quantile(&t.lat, 0.99);
 	r->p999 = hist_quantile(&t.lat, 0.999);
 	r->pmax = t.lat.max;
 	r->pmin = t.lat.min;
 	r->mean = t.lat.n ? (double)t.lat.sum / (double)t.lat.n : 0;
+	r->ack_n = t.ack.n;
+	r->ack_p50 = hist_quantile(&t.ack, 0.50);
+	r->ack_p99 = hist_quantile(&t.ack, 0.99);
+	r->ack_p999 = hist_quantile(&t.ack, 0.999);
+	r->ack_max = t.ack.max;
+}
+
+static void compute(struct bench *b, struct result *r)
+{
+	compute_totals(b, r);
+	r->secs = (double)(b->t1 - b->t0) / 1e6;
+	r->published_rate = (double)r->published / r->secs;
+	r->delivered_rate = (double)r->delivered / r->secs;
 	for (uint32_t p = 0; p < b->o.pubs; p++) {
 		struct pub_stat *ps = &b->pub[p];
 		uint64_t sent = atomic_load(&ps->sent);
@@ -338,6 +371,7 @@ static void report(struct bench *b, const struct result *r)
 		       "\"seconds\":%.3f,\"published_per_s\":%.1f,\"delivered_per_s\":%.1f,"
 		       "\"published\":%llu,\"delivered\":%llu,\"sent_total\":%llu,\"received_total\":%llu,"
 		       "\"lat_us\":{\"min\":%llu,\"p50\":%llu,\"p99\":%llu,\"p999\":%llu,\"max\":%llu,\"mean\":%.1f},"
+		       "\"ack_n\":%llu,\"ack_p50_us\":%llu,\"ack_p99_us\":%llu,\"ack_p999_us\":%llu,\"ack_max_us\":%llu,"
 		       "\"lost\":%llu,\"dup\":%llu,\"rejected\":%llu,\"foreign\":%llu}\n",
 		       mode_names[o->mode], o->protocol, o->qos, o->pubs, o->subs, o->size, o->inflight,
 		       o->window, o->rate, o->threads, r->secs, r->published_rate, r->delivered_rate,
@@ -345,16 +379,22 @@ static void report(struct bench *b, const struct result *r)
 		       (unsigned long long)r->sent_total, (unsigned long long)r->received_total,
 		       (unsigned long long)r->pmin, (unsigned long long)r->p50, (unsigned long long)r->p99,
 		       (unsigned long long)r->p999, (unsigned long long)r->pmax, r->mean,
-		       (unsigned long long)r->lost, (unsigned long long)r->dup,
+		       (unsigned long long)r->ack_n, (unsigned long long)r->ack_p50,
+		       (unsigned long long)r->ack_p99, (unsigned long long)r->ack_p999,
+		       (unsigned long long)r->ack_max, (unsigned long long)r->lost, (unsigned long long)r->dup,
 		       (unsigned long long)r->rejected, (unsigned long long)r->foreign);
 		return;
 	}
 	printf("%s v%u qos%u %u->%u size %u: delivered %.0f msg/s, published %.0f msg/s, "
-	       "latency p50 %llu us p99 %llu us p999 %llu us max %llu us, lost %llu, dup %llu "
-	       "(%.2f s measured; %llu sent, %llu received in all",
+	       "latency p50 %llu us p99 %llu us p999 %llu us max %llu us, ",
 	       mode_names[o->mode], o->protocol, o->qos, o->pubs, o->subs, o->size, r->delivered_rate,
 	       r->published_rate, (unsigned long long)r->p50, (unsigned long long)r->p99,
-	       (unsigned long long)r->p999, (unsigned long long)r->pmax, (unsigned long long)r->lost,
+	       (unsigned long long)r->p999, (unsigned long long)r->pmax);
+	if (o->qos)
+		printf("ack p50 %llu us p99 %llu us p999 %llu us, ", (unsigned long long)r->ack_p50,
+		       (unsigned long long)r->ack_p99, (unsigned long long)r->ack_p999);
+	printf("lost %llu, dup %llu (%.2f s measured; %llu sent, %llu received in all",
+	       (unsigned long long)r->lost,
 	       (unsigned long long)r->dup, r->secs, (unsigned long long)r->sent_total,
 	       (unsigned long long)r->received_total);
 	if (r->rejected)
@@ -391,6 +431,136 @@ static void report_idle(struct bench *b, const struct idle_result *r)
 	printf("\n");
 }
 
+/* Fill: every message acknowledged. Drain: every session has them all.
+ * Gives up after --drain seconds without progress; a stalled fill is an
+ * error, a stalled drain is reported as loss. */
+static void wait_store(struct bench *b)
+{
+	const struct bench_opts *o = &b->o;
+	uint64_t last = 0, last_change = clock_mono_us();
+	while (!atomic_load(&b->fatal)) {
+		uint64_t progress = 0;
+		bool done = true;
+		for (uint32_t p = 0; p < o->pubs; p++) {
+			uint64_t sent = atomic_load(&b->pub[p].sent); /* first: see worker's release */
+			uint32_t unacked = atomic_load(&b->pub[p].unacked);
+			progress += sent > unacked ? sent - unacked : 0;
+			if (unacked)
+				done = false;
+		}
+		if (o->mode == BENCH_FILL && progress < o->messages)
+			done = false;
+		for (uint32_t s = 0; o->mode == BENCH_DRAIN && s < o->subs; s++) {
+			uint64_t u = atomic_load(&b->sub[s].unique);
+			progress += u;
+			if (u < o->messages)
+				done = false;
+		}
+		if (done)
+			return;
+		uint64_t now = clock_mono_us();
+		if (progress != last) {
+			last = progress;
+			last_change = now;
+		} else if (now - last_change > (uint64_t)(o->drain * 1e6)) {
+			if (o->mode == BENCH_FILL)
+				bench_error(b, true, "stalled: %llu of %llu messages acknowledged, none for %.0f s",
+					    (unsigned long long)progress, (unsigned long long)o->messages, o->drain);
+			else
+				fprintf(stderr, "ferromq-bench: no new message for %.0f s: giving up\n", o->drain);
+			return;
+		}
+		sleep_us(5000);
+	}
+}
+
+/* Fill report: the publishing side only (the subscribers are offline). */
+static void report_fill(struct bench *b, uint64_t t_end)
+{
+	const struct bench_opts *o = &b->o;
+	struct result r;
+	memset(&r, 0, sizeof(r));
+	compute_totals(b, &r);
+	for (uint32_t p = 0; p < o->pubs; p++) {
+		r.sent_total += atomic_load(&b->pub[p].sent);
+		r.rejected += b->pub[p].rejected;
+	}
+	if (o->qos && r.last_event)
+		t_end = r.last_event;
+	r.secs = (double)(t_end - b->t_run) / 1e6;
+	double rate = r.secs > 0 ? (double)r.sent_total / r.secs : 0;
+	if (o->json) {
+		printf("{\"scenario\":\"fill\",\"protocol\":%u,\"qos\":%u,\"pubs\":%u,\"subs\":%u,\"size\":%u,"
+		       "\"inflight\":%u,\"threads\":%d,\"messages\":%llu,\"sent_total\":%llu,\"rejected\":%llu,"
+		       "\"seconds\":%.3f,\"published_per_s\":%.1f,\"ack_n\":%llu,\"ack_p50_us\":%llu,"
+		       "\"ack_p99_us\":%llu,\"ack_p999_us\":%llu,\"ack_max_us\":%llu}\n",
+		       o->protocol, o->qos, o->pubs, o->subs, o->size, o->inflight, o->threads,
+		       (unsigned long long)o->messages, (unsigned long long)r.sent_total,
+		       (unsigned long long)r.rejected, r.secs, rate, (unsigned long long)r.ack_n,
+		       (unsigned long long)r.ack_p50, (unsigned long long)r.ack_p99,
+		       (unsigned long long)r.ack_p999, (unsigned long long)r.ack_max);
+		return;
+	}
+	printf("fill v%u qos%u %u publishers -> %u offline sessions, size %u: %llu messages %s in %.2f s, "
+	       "%.0f msg/s", o->protocol, o->qos, o->pubs, o->subs, o->size,
+	       (unsigned long long)r.sent_total, o->qos ? "acknowledged" : "sent", r.secs, rate);
+	if (o->qos)
+		printf(", ack p50 %llu us p99 %llu us p999 %llu us max %llu us", (unsigned long long)r.ack_p50,
+		       (unsigned long long)r.ack_p99, (unsigned long long)r.ack_p999,
+		       (unsigned long long)r.ack_max);
+	if (r.rejected)
+		printf("; %llu rejected by the broker", (unsigned long long)r.rejected);
+	printf("\n");
+}
+
+/* Drain report. Returns the exit code: 0, or 3 when a session missed
+ * messages. The time runs from the first connect to the last new message. */
+static int report_drain(struct bench *b, uint64_t t_start)
+{
+	const struct bench_opts *o = &b->o;
+	struct result r;
+	memset(&r, 0, sizeof(r));
+	compute_totals(b, &r);
+	uint64_t unique = 0, min = UINT64_MAX;
+	for (uint32_t s = 0; s < o->subs; s++) {
+		uint64_t u = atomic_load(&b->sub[s].unique);
+		unique += u;
+		r.lost += o->messages - u;
+		r.dup += b->sub[s].dup;
+		r.foreign += b->sub[s].foreign;
+		if (u < min)
+			min = u;
+	}
+	r.secs = r.last_event > t_start ? (double)(r.last_event - t_start) / 1e6 : 0;
+	double rate = r.secs > 0 ? (double)unique / r.secs : 0;
+	if (o->json) {
+		printf("{\"scenario\":\"drain\",\"protocol\":%u,\"subs\":%u,\"messages\":%llu,"
+		       "\"received_min\":%llu,\"unique_total\":%llu,\"received_total\":%llu,\"seconds\":%.3f,"
+		       "\"delivered_per_s\":%.1f,\"lost\":%llu,\"dup\":%llu,\"foreign\":%llu}\n",
+		       o->protocol, o->subs, (unsigned long long)o->messages, (unsigned long long)min,
+		       (unsigned long long)unique, (unsigned long long)r.received_total, r.secs, rate,
+		       (unsigned long long)r.lost, (unsigned long long)r.dup, (unsigned long long)r.foreign);
+	} else {
+		printf("drain v%u %u sessions: %llu of %llu messages in the emptiest session, %llu distinct in all "
+		       "in %.2f s, %.0f msg/s, lost %llu, dup %llu", o->protocol, o->subs,
+		       (unsigned long long)min, (unsigned long long)o->messages, (unsigned long long)unique,
+		       r.secs, rate, (unsigned long long)r.lost, (unsigned long long)r.dup);
+		if (r.foreign)
+			printf("; %llu foreign messages", (unsigned long long)r.foreign);
+		printf("\n");
+	}
+	if (!r.lost)
+		return 0;
+	fprintf(stderr, "ferromq-bench: error: %llu messages lost\n", (unsigned long long)r.lost);
+	return 3;
+}
+
+/* Sequence maps per subscriber: one per publisher; drain keeps one for all. */
+static uint32_t seen_maps(const struct bench_opts *o)
+{
+	return o->mode == BENCH_DRAIN ? 1 : o->pubs;
+}
+
 static int bench_alloc(struct bench *b)
 {
 	const struct bench_opts *o = &b->o;
@@ -399,8 +569,8 @@ static int bench_alloc(struct bench *b)
 	b->mark = calloc((size_t)o->subs * o->pubs + 1, sizeof(*b->mark));
 	if (!b->pub || !b->sub || !b->mark)
 		return -FM_ENOMEM;
-	for (uint32_t s = 0; o->pubs && s < o->subs; s++)
-		if (!(b->sub[s].seen = calloc(o->pubs, sizeof(struct seqmap))))
+	for (uint32_t s = 0; seen_maps(o) && s < o->subs; s++)
+		if (!(b->sub[s].seen = calloc(seen_maps(o), sizeof(struct seqmap))))
 			return -FM_ENOMEM;
 	b->workers = calloc((size_t)b->nworkers, sizeof(*b->workers));
 	if (!b->workers)
@@ -419,7 +589,7 @@ static void bench_free(struct bench *b)
 	for (uint32_t p = 0; b->pub && p < b->o.pubs; p++)
 		seqmap_free(&b->pub[p].acked);
 	for (uint32_t s = 0; b->sub && s < b->o.subs; s++) {
-		for (uint32_t p = 0; b->sub[s].seen && p < b->o.pubs; p++)
+		for (uint32_t p = 0; b->sub[s].seen && p < seen_maps(&b->o); p++)
 			seqmap_free(&b->sub[s].seen[p]);
 		free(b->sub[s].seen);
 	}
@@ -433,6 +603,7 @@ int main(int argc, char **argv)
 	static struct bench bench;
 	struct bench *b = &bench;
 	int rc = 1, started = 0;
+	uint64_t t_end = 0;
 	pthread_mutex_init(&b->err_lock, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	if (parse_args(b, argc, argv) < 0)
@@ -475,12 +646,18 @@ int main(int argc, char **argv)
 	ir.connect_secs = (double)(clock_mono_us() - t_connect) / 1e6;
 
 	b->t_run = clock_mono_us();
+	bool store = o->mode == BENCH_FILL || o->mode == BENCH_DRAIN;
 	b->t0 = b->t_run + (uint64_t)(o->warmup * 1e6);
-	b->t1 = b->t0 + (uint64_t)(o->duration * 1e6);
+	b->t1 = store ? UINT64_MAX : b->t0 + (uint64_t)(o->duration * 1e6);
+	if (store)
+		b->t0 = b->t_run;
 	set_phase(b, PH_RUN);
-	while (clock_mono_us() < b->t1 && !atomic_load(&b->fatal))
+	while (!store && clock_mono_us() < b->t1 && !atomic_load(&b->fatal))
 		sleep_us(5000);
-	if (o->mode == BENCH_IDLE) {
+	if (store) {
+		wait_store(b);
+		t_end = clock_mono_us();
+	} else if (o->mode == BENCH_IDLE) {
 		ir.established = atomic_load(&b->subs_ready);
 		if (o->pid)
 			ir.rss_after = rss_kb(o->pid);
@@ -505,6 +682,15 @@ stop:
 			goto out;
 		}
 		rc = 0;
+		goto out;
+	}
+	if (o->mode == BENCH_FILL) {
+		report_fill(b, t_end);
+		rc = 0;
+		goto out;
+	}
+	if (o->mode == BENCH_DRAIN) {
+		rc = report_drain(b, t_connect);
 		goto out;
 	}
 	struct result r;

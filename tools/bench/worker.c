@@ -5,6 +5,10 @@
  * connection's own buffer. Everything a connection has to send during one
  * loop turn is appended to its write buffer and written once at the end of
  * the turn.
+ *
+ * fill and drain use the same loop: a fill subscriber makes its session
+ * (CONNECT, SUBSCRIBE, DISCONNECT) and is done before the publishers start;
+ * a drain subscriber resumes that session and only receives.
  */
 #include "bench.h"
 #include "base/clock.h"
@@ -30,7 +34,12 @@
 enum conn_role { ROLE_SUB, ROLE_PUB };
 enum conn_state {
 	CS_NEW, CS_TCP, CS_CONNACK, CS_SUBACK, CS_READY, CS_CLOSED,
+	CS_CLOSING, /* sent DISCONNECT, waiting for the broker to close (fill) */
 };
+/* Steps of a fill subscriber. v3 has no way to start clean and keep the
+ * session afterwards, so it first connects with clean session 1 to discard
+ * whatever an earlier fill left, then again with 0. */
+enum fill_step { FILL_PURGE, FILL_SUBSCRIBE, FILL_DONE };
 enum slot_state { SLOT_FREE, SLOT_ACK, SLOT_COMP };
 
 struct pubconn {
@@ -42,6 +51,9 @@ struct pubconn {
 	uint16_t *free_ids;
 	uint32_t nfree;
 	uint64_t *slot_seq;     /* [cap + 1] */
+	uint64_t *slot_t;       /* [cap + 1] send time, us */
+	uint64_t seq_base;      /* fill: number of this publisher's first message */
+	uint64_t quota;         /* fill: messages to send; 0 = no limit */
 	uint8_t *slot_state;    /* [cap + 1] */
 	uint8_t *tpl;           /* payload template */
 	char topic[32];
@@ -52,6 +64,7 @@ struct conn {
 	struct worker *w;
 	int fd;
 	uint8_t role, state;
+	uint8_t fill_step;      /* fill subscribers: enum fill_step */
 	bool dirty, want_out;
 	uint32_t idx;           /* publisher or subscriber index */
 	uint16_t keepalive;
@@ -83,7 +96,8 @@ struct worker {
 	bool stopped;
 	/* results */
 	uint64_t published_win, delivered_win, delivered_total;
-	struct hist lat;
+	uint64_t last_event;
+	struct hist lat, ack;
 };
 
 static void conn_close(struct conn *c)
@@ -93,7 +107,8 @@ static void conn_close(struct conn *c)
 		close(c->fd);
 		c->fd = -1;
 	}
-	if (c->state != CS_READY && c->state != CS_CLOSED && c->state != CS_NEW && c->w->pending)
+	if (c->state != CS_READY && c->state != CS_CLOSED && c->state != CS_NEW && c->state != CS_CLOSING &&
+	    c->w->pending)
 		c->w->pending--;
 	c->state = CS_CLOSED;
 	c->wb.len = 0;
@@ -195,6 +210,46 @@ static int conn_ack(struct conn *c, uint8_t type, uint16_t pid)
 	return 0;
 }
 
+/* Appends DISCONNECT (v5: reason Success). Returns 0 or -FM_ENOMEM. */
+static int conn_put_disconnect(struct conn *c)
+{
+	struct mqtt_reason r = {.rc = MQTT_RC_SUCCESS};
+	uint8_t ver = c->w->b->o.protocol;
+	return ver == MQTT_V5 ? mqtt_encode_reason(&c->wb, MQTT_V5, MQTT_DISCONNECT, &r)
+			      : mqtt_encode_simple(&c->wb, MQTT_DISCONNECT);
+}
+
+/* Fill subscriber: leave the session with the broker. It is done once the
+ * broker closes the connection (conn_closing_done), which it does only
+ * after it has processed the DISCONNECT. */
+static void conn_leave(struct conn *c)
+{
+	if (conn_put_disconnect(c) < 0) {
+		conn_fail(c, "out of memory");
+		return;
+	}
+	if (c->state != CS_READY && c->w->pending)
+		c->w->pending--;
+	c->state = CS_CLOSING;
+	conn_mark_dirty(c);
+}
+
+static void conn_start(struct conn *c);
+
+/* The broker closed a connection in CS_CLOSING: the purge connection is
+ * followed by the real one; after the subscribing one the session is ready. */
+static void conn_closing_done(struct conn *c)
+{
+	conn_close(c);
+	if (c->fill_step == FILL_PURGE) {
+		c->fill_step = FILL_SUBSCRIBE;
+		conn_start(c);
+		return;
+	}
+	c->fill_step = FILL_DONE;
+	atomic_fetch_add(&c->w->b->subs_ready, 1);
+}
+
 static void conn_start(struct conn *c)
 {
 	struct bench *b = c->w->b;
@@ -233,16 +288,24 @@ static void conn_connected(struct conn *c)
 		return;
 	}
 	char id[64];
-	int n = snprintf(id, sizeof(id), "fmb-%d-%c%u", (int)getpid(), c->role == ROLE_PUB ? 'p' : 's', c->idx);
-	bool keep = b->o.persistent && c->role != ROLE_PUB;
+	int n;
+	bool fixed = c->role == ROLE_SUB && (b->o.mode == BENCH_FILL || b->o.mode == BENCH_DRAIN);
+	if (fixed)
+		n = snprintf(id, sizeof(id), BENCH_FILL_ID "%u", c->idx);
+	else
+		n = snprintf(id, sizeof(id), "fmb-%d-%c%u", (int)getpid(), c->role == ROLE_PUB ? 'p' : 's', c->idx);
+	bool keep = (b->o.persistent || fixed) && c->role != ROLE_PUB;
+	/* A fill starts from an empty session: v5 says so with clean start
+	 * plus an expiry, v3 with the purge connection first. */
+	bool clean = !keep || (b->o.mode == BENCH_FILL && (b->o.protocol == MQTT_V5 || c->fill_step == FILL_PURGE));
 	struct mqtt_connect cn = {
 		.protocol_name = {(const uint8_t *)"MQTT", 4},
 		.version = b->o.protocol,
-		.clean_start = !keep,
+		.clean_start = clean,
 		.keepalive = b->o.keepalive,
 		.client_id = {(const uint8_t *)id, (uint32_t)n},
 	};
-	if (keep && b->o.protocol == MQTT_V5) {
+	if (keep && b->o.protocol == MQTT_V5 && c->fill_step != FILL_PURGE) {
 		cn.props.have |= MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY);
 		cn.props.session_expiry = 300;
 	}
@@ -269,7 +332,8 @@ static int pub_setup(struct conn *c)
 		p->free_ids = malloc(sizeof(*p->free_ids) * cap);
 		p->slot_seq = calloc(cap + 1, sizeof(*p->slot_seq));
 		p->slot_state = calloc(cap + 1, 1);
-		if (!p->free_ids || !p->slot_seq || !p->slot_state)
+		p->slot_t = calloc(cap + 1, sizeof(*p->slot_t));
+		if (!p->free_ids || !p->slot_seq || !p->slot_state || !p->slot_t)
 			return -FM_ENOMEM;
 		for (uint32_t i = 0; i < cap; i++)
 			p->free_ids[i] = (uint16_t)(cap - i); /* pops 1 first */
@@ -306,6 +370,24 @@ static void on_connack(struct conn *c, const struct mqtt_connack *ca)
 		c->state = CS_READY;
 		c->w->pending--;
 		atomic_fetch_add(&b->pubs_ready, 1);
+		return;
+	}
+	if (b->o.mode == BENCH_FILL && c->fill_step == FILL_PURGE) {
+		conn_leave(c);
+		return;
+	}
+	if (b->o.mode == BENCH_DRAIN) {
+		/* The session, its subscription and its queue are the broker's. */
+		if (!ca->session_present) {
+			char msg[96];
+			snprintf(msg, sizeof(msg), "the broker has no session for " BENCH_FILL_ID "%u (run fill first)",
+				 c->idx);
+			conn_fail(c, msg);
+			return;
+		}
+		c->state = CS_READY;
+		c->w->pending--;
+		atomic_fetch_add(&b->subs_ready, 1);
 		return;
 	}
 	char filter[64];
@@ -345,6 +427,10 @@ static void on_suback(struct conn *c, const struct mqtt_suback *sa)
 		conn_fail(c, msg);
 		return;
 	}
+	if (b->o.mode == BENCH_FILL) {
+		conn_leave(c);
+		return;
+	}
 	c->state = CS_READY;
 	c->w->pending--;
 	atomic_fetch_add(&b->subs_ready, 1);
@@ -376,6 +462,7 @@ static void on_publish(struct conn *c, const struct mqtt_publish *m)
 	}
 	uint32_t magic, pi;
 	uint64_t seq, ts;
+	bool drain = b->o.mode == BENCH_DRAIN;
 	if (m->payload.len >= BENCH_HDR && st->seen) {
 		memcpy(&magic, m->payload.p, 4);
 		memcpy(&pi, m->payload.p + 4, 4);
@@ -385,8 +472,23 @@ static void on_publish(struct conn *c, const struct mqtt_publish *m)
 		magic = 0;
 		pi = seq = ts = 0;
 	}
-	if (magic != BENCH_MAGIC || pi >= b->o.pubs) {
+	if (magic != BENCH_MAGIC || (drain ? seq >= b->o.messages : pi >= b->o.pubs)) {
 		st->foreign++;
+	} else if (drain) {
+		/* Messages from an earlier run: no latency, no window; only count. */
+		int r = seqmap_set(&st->seen[0], seq);
+		if (r < 0) {
+			conn_fail(c, "out of memory");
+			return;
+		}
+		if (r) {
+			st->dup++;
+		} else {
+			atomic_fetch_add_explicit(&st->unique, 1, memory_order_relaxed);
+			w->last_event = w->now;
+		}
+		st->received++;
+		w->delivered_total++;
 	} else {
 		int r = seqmap_set(&st->seen[pi], seq);
 		if (r < 0) {
@@ -436,6 +538,14 @@ static void on_ack(struct conn *c, uint8_t type, const struct mqtt_ack *a)
 		return;
 	}
 	struct pub_stat *ps = &b->pub[c->idx];
+	if (type != MQTT_PUBCOMP && a->rc < 0x80) {
+		/* The first answer to the PUBLISH: what the publisher waits for,
+		 * and what a durable store delays. */
+		uint64_t t = p->slot_t[a->pid];
+		if (t >= b->t0 && t < b->t1)
+			hist_add(&c->w->ack, c->w->now > t ? c->w->now - t : 0);
+		c->w->last_event = c->w->now;
+	}
 	if (type == MQTT_PUBREC && a->rc < 0x80) {
 		p->slot_state[a->pid] = SLOT_COMP;
 		conn_ack(c, MQTT_PUBREL, a->pid);
@@ -508,6 +618,10 @@ static void conn_read(struct conn *c)
 			room = SCRATCH_SIZE;
 		}
 		ssize_t n = read(c->fd, dst, room);
+		if (n == 0 && c->state == CS_CLOSING) {
+			conn_closing_done(c);
+			return;
+		}
 		if (n == 0) {
 			conn_fail(c, "connection closed by the broker");
 			return;
@@ -515,6 +629,10 @@ static void conn_read(struct conn *c)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
+			if (errno == ECONNRESET && c->state == CS_CLOSING) {
+				conn_closing_done(c);
+				return;
+			}
 			if (errno != EAGAIN && errno != EWOULDBLOCK)
 				conn_fail_errno(c, "read from", errno);
 			return;
@@ -601,6 +719,8 @@ static bool pub_pump(struct worker *w, struct conn *c, uint64_t *next_due)
 		}
 		if (qos && p->nfree == 0)
 			break;
+		if (p->quota && p->next_seq >= p->quota)
+			break;
 		if (!pub_window_open(w, c)) {
 			w->pubs_blocked = true;
 			break;
@@ -620,6 +740,7 @@ static bool pub_pump(struct worker *w, struct conn *c, uint64_t *next_due)
 			m.pid = p->free_ids[--p->nfree];
 			p->slot_seq[m.pid] = p->next_seq;
 			p->slot_state[m.pid] = SLOT_ACK;
+			p->slot_t[m.pid] = now;
 			atomic_fetch_add_explicit(&ps->unacked, 1, memory_order_relaxed);
 		}
 		if (mqtt_encode_publish(&c->wb, b->o.protocol, &m) < 0) {
@@ -629,11 +750,13 @@ static bool pub_pump(struct worker *w, struct conn *c, uint64_t *next_due)
 		/* The payload is the packet's tail: stamp its header in place. */
 		uint8_t *pl = c->wb.p + c->wb.len - b->o.size;
 		uint32_t idx = c->idx;
+		uint64_t seq = p->seq_base + p->next_seq;
 		memcpy(pl + 4, &idx, 4);
-		memcpy(pl + 8, &p->next_seq, 8);
+		memcpy(pl + 8, &seq, 8);
 		memcpy(pl + 16, &now, 8);
 		p->next_seq++;
-		atomic_store_explicit(&ps->sent, p->next_seq, memory_order_relaxed);
+		/* Release: whoever sees this count also sees the unacked increment. */
+		atomic_store_explicit(&ps->sent, p->next_seq, memory_order_release);
 		if (now >= b->t0 && now < b->t1)
 			w->published_win++;
 		if (interval > 0) {
@@ -668,7 +791,6 @@ static void send_pings(struct worker *w)
  * and repeated runs do not run out of ephemeral ports. */
 static void worker_shutdown(struct worker *w)
 {
-	struct bench *b = w->b;
 	struct epoll_event evs[256];
 	for (uint32_t i = 0; i < w->nconns; i++) {
 		struct conn *c = &w->conns[i];
@@ -676,10 +798,7 @@ static void worker_shutdown(struct worker *w)
 			conn_close(c);
 			continue;
 		}
-		struct mqtt_reason r = {.rc = MQTT_RC_SUCCESS};
-		int rc = b->o.protocol == MQTT_V5 ? mqtt_encode_reason(&c->wb, MQTT_V5, MQTT_DISCONNECT, &r)
-						  : mqtt_encode_simple(&c->wb, MQTT_DISCONNECT);
-		if (rc == 0)
+		if (conn_put_disconnect(c) == 0)
 			conn_flush(c);
 	}
 	uint64_t until = clock_mono_us() + 2000000;
@@ -851,6 +970,7 @@ struct worker *worker_create(struct bench *b, int id)
 		c->role = ROLE_SUB;
 		c->idx = s;
 		c->keepalive = b->o.keepalive;
+		c->fill_step = b->o.mode == BENCH_FILL && b->o.protocol != MQTT_V5 ? FILL_PURGE : FILL_SUBSCRIBE;
 	}
 	for (uint32_t pi = (uint32_t)id; pi < b->o.pubs; pi += T, k++) {
 		struct conn *c = &w->conns[k];
@@ -871,6 +991,12 @@ struct worker *worker_create(struct bench *b, int id)
 		uint32_t magic = BENCH_MAGIC;
 		memcpy(p->tpl, &magic, 4);
 		p->topic_len = (uint16_t)snprintf(p->topic, sizeof(p->topic), "bench/%u", pi);
+		if (b->o.mode == BENCH_FILL) {
+			/* Split the messages; each publisher numbers a contiguous range. */
+			uint64_t each = b->o.messages / b->o.pubs, extra = b->o.messages % b->o.pubs;
+			p->quota = each + (pi < extra);
+			p->seq_base = (uint64_t)pi * each + (pi < extra ? pi : extra);
+		}
 		/* Stagger paced publishers over one interval. */
 		if (b->o.rate > 0)
 			p->next_due = (double)pi * 1e6 / b->o.rate;
@@ -903,7 +1029,10 @@ void worker_totals_add(const struct worker *w, struct worker_totals *t)
 	t->published_win += w->published_win;
 	t->delivered_win += w->delivered_win;
 	t->delivered_total += w->delivered_total;
+	if (w->last_event > t->last_event)
+		t->last_event = w->last_event;
 	hist_merge(&t->lat, &w->lat);
+	hist_merge(&t->ack, &w->ack);
 }
 
 void worker_destroy(struct worker *w)
@@ -921,6 +1050,7 @@ void worker_destroy(struct worker *w)
 			free(c->pub->free_ids);
 			free(c->pub->slot_seq);
 			free(c->pub->slot_state);
+			free(c->pub->slot_t);
 			free(c->pub->tpl);
 			free(c->pub);
 		}
