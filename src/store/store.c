@@ -585,6 +585,7 @@ static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int pages)
 static void *checkpoint_main(void *arg)
 {
 	struct store *st = arg;
+	bool ckpt_failing = false;
 	pthread_mutex_lock(&st->ckpt_lock);
 	while (!st->ckpt_stop) {
 		if (!st->ckpt_wanted) {
@@ -598,8 +599,13 @@ static void *checkpoint_main(void *arg)
 		int log_pages, done_pages;
 		int rc = sqlite3_wal_checkpoint_v2(st->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log_pages,
 						   &done_pages);
-		if (rc != SQLITE_OK && rc != SQLITE_BUSY)
-			log_warn("store %s: checkpoint: %s", st->path, sqlite3_errmsg(st->ckpt_db));
+		bool failed = rc != SQLITE_OK && rc != SQLITE_BUSY;
+		if (failed && !ckpt_failing)
+			log_warn("store %s: checkpoint: %s (retried while the WAL grows)", st->path,
+				 sqlite3_errmsg(st->ckpt_db));
+		else if (!failed && ckpt_failing)
+			log_notice("store %s: checkpoints work again", st->path);
+		ckpt_failing = failed;
 		pthread_mutex_lock(&st->ckpt_lock);
 	}
 	pthread_mutex_unlock(&st->ckpt_lock);
