@@ -27,7 +27,7 @@ static void usage(FILE *f)
 		"\n"
 		"Without -c the broker listens on 127.0.0.1:1883 with the defaults below.\n"
 		"SIGTERM or SIGINT shut it down cleanly; SIGHUP reloads the certificates, keys and\n"
-		"CRLs of TLS listeners (established connections stay).\n"
+		"CRLs of TLS listeners (established connections stay), the password file and the ACL.\n"
 		"\n"
 		"Configuration options:\n");
 	config_print_help(f);
@@ -95,6 +95,14 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (check_only) {
+		/* The password and ACL files are part of the configuration. */
+		struct broker *probe = broker_new(&cfg, 1, &net_ports);
+		int bad = probe && broker_auth_load(probe, cfg.password_file, cfg.acl_file, err, sizeof err);
+		broker_free(probe);
+		if (bad) {
+			fprintf(stderr, "%s\n", err);
+			return 1;
+		}
 		printf("%s: configuration OK\n", conf_path ? conf_path : "(defaults)");
 		return 0;
 	}
@@ -131,6 +139,12 @@ int main(int argc, char **argv)
 		log_err("out of memory");
 		return 1;
 	}
+	if (broker_auth_load(b, cfg.password_file, cfg.acl_file, err, sizeof err)) {
+		log_err("%s", err);
+		broker_free(b);
+		log_close();
+		return 1;
+	}
 	struct store *store = NULL;
 	if (cfg.persistence) {
 		store = store_open(cfg.persistence_location, cfg.durability, err, sizeof err);
@@ -161,6 +175,9 @@ int main(int argc, char **argv)
 		if (sig == SIGHUP) {
 			/* Certificates, keys and CRLs of the TLS listeners; connections stay. */
 			net_reload_tls(net);
+			/* Password file and ACL: new connections get the new ones. */
+			if (broker_auth_load(b, cfg.password_file, cfg.acl_file, err, sizeof err))
+				log_err("SIGHUP: %s; the previous password file and ACL stay", err);
 			continue;
 		}
 		log_notice("%s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");

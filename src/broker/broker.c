@@ -30,6 +30,7 @@ struct broker *broker_new(const struct config *cfg, unsigned n_workers, const st
 	pthread_rwlock_init(&b->subs_lock, NULL);
 	pthread_rwlock_init(&b->retain_lock, NULL);
 	pthread_mutex_init(&b->reg_lock, NULL);
+	pthread_mutex_init(&b->auth_lock, NULL);
 	atomic_init(&b->next_sid, 1);
 	atomic_init(&b->next_client_no, 1);
 	return b;
@@ -47,6 +48,7 @@ void broker_free(struct broker *b)
 		session_unref(b->timed[i]);
 	free(b->timed);
 	registry_free_all(b);
+	broker_auth_free(b);
 	if (b->retained)
 		retain_index_free(b->retained, drop_retained);
 	for (unsigned i = 0; b->workers && i < b->n_workers; i++) {
@@ -368,6 +370,7 @@ void broker_on_close(struct client *c)
 			free(c->out_aliases[i]);
 		free(c->out_aliases);
 	}
+	client_release_access(c);
 	free(c->username);
 	free(c->identity);
 	c->in_aliases = NULL;

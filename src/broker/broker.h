@@ -18,6 +18,8 @@
 
 struct broker;
 struct client;
+struct broker_auth;
+struct auth_acl_client;
 
 /* What the broker needs from the network layer (implemented in net/). */
 struct broker_ports {
@@ -73,6 +75,8 @@ struct client {
 	struct client *prev, *next; /* the worker's list */
 	char *identity;             /* transport identity (certificate CN/SAN), owned; NULL: none */
 	bool identity_as_username;  /* set by the network layer: the listener's use_identity_as_username */
+	struct broker_auth *auth;       /* the generation this client was admitted with */
+	struct auth_acl_client *acl;    /* its compiled ACL, NULL: no ACL */
 };
 
 /* A pending session flush or a takeover kick, handed to a worker. */
@@ -123,6 +127,8 @@ struct broker {
 	uint32_t n_timed, cap_timed;
 
 	struct store_port *store; /* NULL: memory only (persistence false) */
+	pthread_mutex_t auth_lock;
+	struct broker_auth *auth; /* current password file and ACL, or NULL */
 	atomic_uint_fast64_t next_msg_id;
 	atomic_uint_fast64_t next_sid;
 	atomic_uint_fast64_t next_client_no;
@@ -148,6 +154,11 @@ int broker_restore_entry(struct session *s, struct msg *m, uint64_t seq, uint8_t
 			 uint8_t state, const uint32_t *sub_ids, uint16_t n_sub_ids);
 int broker_restore_retained(struct broker *b, struct msg *m);
 void broker_restore_done(struct broker *b, uint64_t next_sid, uint64_t next_msg_id, uint64_t next_retain_version);
+
+/* Loads the password file and ACL (either path may be NULL or empty) and
+ * makes them current for new connections. Returns 0, or -FM_EINVAL with
+ * "path:line: message" in err (the current ones stay). */
+int broker_auth_load(struct broker *b, const char *passwd_path, const char *acl_path, char *err, size_t errlen);
 
 /* Frees everything; all clients must be gone. */
 void broker_free(struct broker *b);

@@ -223,6 +223,16 @@ int handle_connect(struct client *c, const struct mqtt_connect *m)
 		msg_unref(will);
 		return connack_refuse(c, MQTT_RC_SERVER_UNAVAILABLE, MQTT_V3_UNAVAILABLE, "out of memory");
 	}
+	char *id_z = strndup(id, id_len);
+	int denied = id_z ? client_admit(c, m, id_z) : -MQTT_RC_SERVER_UNAVAILABLE;
+	free(id_z);
+	if (denied) {
+		msg_unref(will);
+		if (denied == -MQTT_RC_BAD_USERNAME_PASSWORD)
+			return connack_refuse(c, MQTT_RC_BAD_USERNAME_PASSWORD, MQTT_V3_BAD_USERNAME_PASSWORD,
+					      "bad user name or password");
+		return connack_refuse(c, MQTT_RC_SERVER_UNAVAILABLE, MQTT_V3_UNAVAILABLE, "out of memory");
+	}
 
 	struct takeover t = { 0 };
 	bool present = false;

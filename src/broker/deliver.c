@@ -70,6 +70,9 @@ static int encode_entry(struct client *c, const struct qentry *e, bool dup, uint
 	}
 	if (c->max_packet_out && mqtt_publish_size(c->version, &p) > c->max_packet_out)
 		return -FM_ELIMIT; /* [MQTT-3.1.2-24] */
+	/* A subscription may overlap a deny rule: each delivery is checked. */
+	if (c->acl && !auth_acl_client_can_read(c->acl, msg_topic(m), m->topic_len))
+		return -FM_EPROTO;
 	if (c->version == MQTT_V5 && c->alias_max_out) {
 		bool known;
 		uint16_t alias = out_alias(c, m, &known);
@@ -120,6 +123,8 @@ void session_pump(struct session *s)
 			rc = encode_entry(c, &e, e.flags & QE_MAYBE_SENT, now);
 			if (rc == -FM_ELIMIT)
 				w->stats.drops[DROP_TOO_LARGE]++;
+			else if (rc == -FM_EPROTO)
+				w->stats.drops[DROP_NOT_AUTHORIZED]++;
 		}
 		wrote |= rc == 0;
 		if (rc || e.qos == 0) {

@@ -5,6 +5,7 @@
 #include "../base/clock.h"
 #include "../base/log.h"
 #include "../mqtt/mqtt.h"
+#include "../auth/auth.h"
 
 /* One subscriber found for a message. */
 struct route_target {
@@ -19,6 +20,12 @@ struct route_result {
 	uint32_t matched;  /* sessions that took it */
 	uint32_t rejected; /* sessions whose full queue refused it (reject_new) */
 };
+
+/* access.c: checks the password and compiles the client's ACL at CONNECT.
+ * Returns 0 or the negated v5 reason code to refuse with. */
+int client_admit(struct client *c, const struct mqtt_connect *m, const char *client_id);
+void client_release_access(struct client *c);
+void broker_auth_free(struct broker *b);
 
 /* handlers */
 int handle_connect(struct client *c, const struct mqtt_connect *m);

@@ -210,6 +210,24 @@ int handle_publish(struct client *c, const struct mqtt_publish *m)
 		}
 		persist_rx2(w, s, m->pid, true);
 	}
+	if (c->acl && !auth_acl_client_can_publish(c->acl, (const char *)topic.p, topic.len)) {
+		/* v5 learns why; v3 has no way to say it: dropped silently. */
+		w->stats.drops[DROP_NOT_AUTHORIZED]++;
+		log_debug("client %s: publish to %.*s denied by the ACL", s->client_id, (int)topic.len, topic.p);
+		if (m->qos) {
+			if (m->qos == 2) {
+				pthread_mutex_lock(&s->lock);
+				session_rx_qos2_remove(s, m->pid);
+				pthread_mutex_unlock(&s->lock);
+			}
+			uint8_t rc = c->version == MQTT_V5 ? MQTT_RC_NOT_AUTHORIZED : MQTT_RC_SUCCESS;
+			struct ack_ctx *a = ack_ctx_new(c, rc, "not authorized");
+			if (!a)
+				return -1;
+			broker_commit(w, c, publish_done, a, m->pid, ack_type, false);
+		}
+		return 0;
+	}
 	if (topic.len >= 4 && !memcmp(topic.p, "$SYS", 4)) {
 		/* Clients do not write into the broker's own tree. */
 		w->stats.drops[DROP_NOT_AUTHORIZED]++;

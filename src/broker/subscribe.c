@@ -55,6 +55,13 @@ static uint8_t subscribe_one(struct client *c, const struct mqtt_sub_entry *e, u
 		*fatal = true;
 		return MQTT_RC_PROTOCOL_ERROR;
 	}
+	if (c->acl) {
+		uint8_t verdict = auth_acl_client_can_subscribe(c->acl, filter, plen);
+		if (verdict) {
+			log_debug("client %s: subscription to %.*s denied by the ACL", s->client_id, (int)flen, f);
+			return c->version == MQTT_V5 ? MQTT_RC_NOT_AUTHORIZED : MQTT_V3_SUBACK_FAILURE;
+		}
+	}
 	struct sub_entry entry = { s, e->options, sub_id };
 	pthread_rwlock_wrlock(&b->subs_lock);
 	int existed = sub_index_add(b->subs, filter, plen, shared == 1 ? group : NULL, glen, &entry);

@@ -74,6 +74,12 @@ static const struct option options[] = {
 	     "Per listener: connections open at once; more are closed at once. -1 or 0 = unlimited."),
 	{ "allow_anonymous", OPT_BOOL, OFF(allow_anonymous), 0, 1, "true", NULL, "true|false",
 	  "Accept clients that send no username.", false },
+	{ "password_file", OPT_PATH, OFF(password_file), 0, 0, NULL, NULL, "PATH",
+	  "Mosquitto-format password file (made with ferromq-passwd or mosquitto_passwd); a client with a "
+	  "username must give its password. Reloaded on SIGHUP.", false },
+	{ "acl_file", OPT_PATH, OFF(acl_file), 0, 0, NULL, NULL, "PATH",
+	  "Mosquitto-format ACL file (user, topic, pattern with %c and %u); with it, what no rule allows is "
+	  "denied. Reloaded on SIGHUP (new connections get the new rules).", false },
 	{ "workers", OPT_U32, OFF(workers), 0, 256, "0", NULL, "N",
 	  "Network worker threads; 0 means one per CPU core.", false },
 	{ "max_keepalive", OPT_U32, OFF(max_keepalive), 0, 65535, "65535", NULL, "SECONDS",

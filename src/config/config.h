@@ -64,6 +64,8 @@ struct config {
 	bool persistence;
 	uint32_t durability;
 	char persistence_location[512];
+	char password_file[512];
+	char acl_file[512];
 	/* Logging: set by log_dest / log_type lines. */
 	bool log_stderr, log_syslog;
 	char log_file[512];
