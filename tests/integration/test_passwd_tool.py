@@ -253,6 +253,7 @@ def prompt_session(args, answers):
         os.execv(tool(), [tool(), *args])
     out = b""
     pending = list(answers)
+    answered = 0
     while True:
         r, _, _ = select.select([fd], [], [], 30)
         if not r:
@@ -265,7 +266,12 @@ def prompt_session(args, answers):
         if not chunk:
             break
         out += chunk
-        if pending and out.rstrip().lower().endswith(b"password:"):
+        # Answer each prompt once, when it appears: the echoed newline after an
+        # answer must not count as the next prompt (the tool flushes typed-ahead
+        # input when it turns echo off for the next one).
+        if pending and out.lower().count(b"password:") > answered \
+                and out.rstrip().lower().endswith(b"password:"):
+            answered += 1
             os.write(fd, pending.pop(0).encode() + b"\n")
     _, status = os.waitpid(pid, 0)
     os.close(fd)
