@@ -78,6 +78,7 @@ void broker_client_init(struct broker *b, struct client *c, int worker, const st
 	c->state = CLIENT_NEW;
 	c->version = MQTT_V311; /* until CONNECT says otherwise */
 	c->connected_at_ms = c->last_rx_ms = clock_mono_ms();
+	rate_init(c, c->connected_at_ms);
 	if (peer && peer->sa_family == AF_INET6) {
 		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)peer;
 		memcpy(c->addr_ip, &a->sin6_addr, 16);
@@ -223,7 +224,8 @@ long broker_on_data(struct client *c, const uint8_t *p, size_t len)
 	size_t used = 0;
 	c->last_rx_ms = clock_mono_ms();
 	w->stats.bytes_received += len;
-	while (used < len && c->state != CLIENT_CLOSING) {
+	/* A held client's packets wait (in the connection's input) for tokens. */
+	while (used < len && c->state != CLIENT_CLOSING && !c->rate_held) {
 		struct mqtt_packet pk;
 		uint8_t version = c->state == CLIENT_NEW ? 0 : c->version;
 		int n = mqtt_decode(p + used, len - used, version, b->cfg.max_packet_size, &pk);
@@ -248,6 +250,8 @@ long broker_on_data(struct client *c, const uint8_t *p, size_t len)
 			return -1;
 		}
 		used += (size_t)n;
+		if (pk.type == MQTT_PUBLISH)
+			rate_charge(c, (size_t)n, c->last_rx_ms);
 		if (dispatch(c, &pk) < 0)
 			return -1;
 	}

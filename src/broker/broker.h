@@ -77,6 +77,11 @@ struct client {
 	bool identity_as_username;  /* set by the network layer: the listener's use_identity_as_username */
 	struct broker_auth *auth;       /* the generation this client was admitted with */
 	struct auth_acl_client *acl;    /* its compiled ACL, NULL: no ACL */
+	/* max_publish_rate token buckets, in thousandths of a message / byte (rate.c). */
+	int64_t rate_msgs, rate_bytes;
+	uint64_t rate_at_ms;            /* last refill, monotonic */
+	uint64_t rate_over_since_ms;    /* over the rate since (buckets never full again); 0: not */
+	bool rate_held;                 /* out of tokens: no more packets are read until a refill */
 };
 
 /* A pending session flush or a takeover kick, handed to a worker. */
@@ -178,6 +183,11 @@ long broker_on_data(struct client *c, const uint8_t *p, size_t len);
 /* The connection is gone (peer closed, error, or after ports.close).
  * Afterwards c is not touched by the broker. */
 void broker_on_close(struct client *c);
+/* max_publish_rate: c is held (c->rate_held) after it used up its tokens;
+ * the rest of its input waits and its socket should not be read. Returns 0
+ * when it may go on (the held input first), the milliseconds to wait, or -1
+ * when it was disconnected for being over the rate for publish_rate_timeout. */
+long broker_client_rate_wait(struct client *c, uint64_t now_mono_ms);
 /* The client's output drained below the cap: deliver what waits. */
 void broker_on_writable(struct client *c);
 /* Sends the loop turn's store records to the writer (end of every turn). */

@@ -60,6 +60,15 @@ void session_schedule(struct bworker *from, struct session *s, int worker);
 struct msg *msg_build(struct broker *b, struct bworker *w, struct mqtt_bin topic, struct mqtt_bin payload,
 		      const struct mqtt_props *pr, uint8_t version, uint8_t qos, bool retain);
 
+/* True when a topic name or filter is within max_topic_length and
+ * max_topic_levels. */
+bool topic_within_limits(const struct config *cfg, const char *t, size_t len);
+
+/* rate.c: fills the buckets of a new client; takes a PUBLISH of
+ * packet_len bytes out of them, holding the client when they run out. */
+void rate_init(struct client *c, uint64_t now);
+void rate_charge(struct client *c, size_t packet_len, uint64_t now);
+
 /* persist.c: store records of the current action (no-ops without a store
  * or for sessions that end with their connection). */
 bool session_durable(const struct broker *b, const struct session *s);

@@ -34,6 +34,17 @@ struct msg *msg_build(struct broker *b, struct bworker *w, struct mqtt_bin topic
 	return m;
 }
 
+bool topic_within_limits(const struct config *cfg, const char *t, size_t len)
+{
+	if (len > cfg->max_topic_length)
+		return false;
+	uint32_t levels = 1;
+	for (const char *p = t, *end = t + len; (p = memchr(p, '/', (size_t)(end - p))) != NULL; p++)
+		if (++levels > cfg->max_topic_levels)
+			return false;
+	return true;
+}
+
 /* Resolves the topic of a v5 PUBLISH that may use a topic alias
  * [MQTT-3.3.2-7..12]. Returns 0 with *topic set, or -1 after disconnecting. */
 static int resolve_alias(struct client *c, const struct mqtt_publish *m, struct mqtt_bin *topic)
@@ -178,6 +189,12 @@ int handle_publish(struct client *c, const struct mqtt_publish *m)
 		return -1;
 	if (!topic_name_valid((const char *)topic.p, topic.len)) {
 		client_disconnect(c, MQTT_RC_TOPIC_NAME_INVALID, "invalid topic name"); /* [MQTT-3.3.2-2] */
+		return -1;
+	}
+	if (!topic_within_limits(&b->cfg, (const char *)topic.p, topic.len)) {
+		/* A topic name the server does not accept is a protocol violation,
+		 * not a refused message: DISCONNECT 0x90 (v5), close (v3). */
+		client_disconnect(c, MQTT_RC_TOPIC_NAME_INVALID, "topic longer than max_topic_length or max_topic_levels");
 		return -1;
 	}
 	if (m->retain && !b->cfg.retain_available) {

@@ -37,8 +37,10 @@ static void send_retained(struct client *c, const char *filter, size_t flen, uin
 	free(l.m);
 }
 
-/* Adds one subscription. Returns the SUBACK code. */
-static uint8_t subscribe_one(struct client *c, const struct mqtt_sub_entry *e, uint32_t sub_id, bool *fatal)
+/* Adds one subscription; quota_full: it would be one more than
+ * max_subscriptions_per_client. Returns the SUBACK code. */
+static uint8_t subscribe_one(struct client *c, const struct mqtt_sub_entry *e, uint32_t sub_id, bool quota_full,
+			     bool *fatal)
 {
 	struct broker *b = c->b;
 	struct session *s = c->session;
@@ -50,6 +52,10 @@ static uint8_t subscribe_one(struct client *c, const struct mqtt_sub_entry *e, u
 	int shared = topic_share_split(f, flen, &group, &glen, &filter, &plen);
 	if (shared < 0 || !topic_filter_valid(filter, plen))
 		return c->version == MQTT_V5 ? MQTT_RC_TOPIC_FILTER_INVALID : MQTT_V3_SUBACK_FAILURE;
+	if (!topic_within_limits(&b->cfg, f, flen)) {
+		log_info("client %s: filter refused: longer than max_topic_length or max_topic_levels", s->client_id);
+		return c->version == MQTT_V5 ? MQTT_RC_TOPIC_FILTER_INVALID : MQTT_V3_SUBACK_FAILURE;
+	}
 	if (shared == 1 && (e->options & MQTT_SUBOPT_NO_LOCAL)) {
 		client_disconnect(c, MQTT_RC_PROTOCOL_ERROR, "No Local on a shared subscription"); /* [MQTT-3.8.3-4] */
 		*fatal = true;
@@ -61,6 +67,11 @@ static uint8_t subscribe_one(struct client *c, const struct mqtt_sub_entry *e, u
 			log_debug("client %s: subscription to %.*s denied by the ACL", s->client_id, (int)flen, f);
 			return c->version == MQTT_V5 ? MQTT_RC_NOT_AUTHORIZED : MQTT_V3_SUBACK_FAILURE;
 		}
+	}
+	if (quota_full) {
+		log_info("client %s: subscription to %.*s refused: max_subscriptions_per_client %u reached",
+			 s->client_id, (int)flen, f, b->cfg.max_subscriptions_per_client);
+		return c->version == MQTT_V5 ? MQTT_RC_QUOTA_EXCEEDED : MQTT_V3_SUBACK_FAILURE;
 	}
 	struct sub_entry entry = { s, e->options, sub_id };
 	pthread_rwlock_wrlock(&b->subs_lock);
@@ -160,8 +171,10 @@ int handle_subscribe(struct client *c, const struct mqtt_subscribe *m)
 		for (uint32_t k = 0; k < c->session->n_subs && !existed; k++)
 			existed = c->session->subs[k].len == e.filter.len &&
 				  !memcmp(c->session->subs[k].filter, e.filter.p, e.filter.len);
+		uint32_t max = b->cfg.max_subscriptions_per_client;
+		bool quota_full = !existed && max && c->session->n_subs >= max;
 		pthread_mutex_unlock(&c->session->lock);
-		rcs[i] = subscribe_one(c, &e, sub_id, &fatal);
+		rcs[i] = subscribe_one(c, &e, sub_id, quota_full, &fatal);
 		uint8_t rh = (e.options & MQTT_SUBOPT_RH_MASK) >> MQTT_SUBOPT_RH_SHIFT;
 		bool shared = e.filter.len > 7 && !memcmp(e.filter.p, "$share/", 7);
 		/* Retain Handling: 0 always, 1 only for a new subscription, 2 never;

@@ -16,6 +16,7 @@ enum opt_type {
 	OPT_FILE,   /* struct conf_file: a path and the line that set it */
 	OPT_STRING, /* char[256] */
 	OPT_LIMIT,  /* uint32_t; -1 and 0 both mean unlimited */
+	OPT_RATE,   /* struct rate_conf: N [BYTES] */
 };
 
 struct option {
@@ -111,6 +112,18 @@ static const struct option options[] = {
 	  "Accept retained messages.", false },
 	{ "max_output_buffer", OPT_SIZE, OFF(max_output_buffer), 4096, UINT64_MAX, "4M", NULL, "BYTES",
 	  "Bytes waiting to be written to one client before its deliveries pause (they stay queued).", false },
+	{ "max_topic_length", OPT_U32, OFF(max_topic_length), 1, 65535, "65535", NULL, "BYTES",
+	  "Longest topic name (PUBLISH: v5 DISCONNECT 0x90, v3 close) or filter (SUBSCRIBE: SUBACK 0x8F, v3 0x80).", false },
+	{ "max_topic_levels", OPT_U32, OFF(max_topic_levels), 1, 65535, "128", NULL, "N",
+	  "Most '/'-separated levels in a topic name or filter; refused like max_topic_length.", false },
+	{ "max_subscriptions_per_client", OPT_U32, OFF(max_subscriptions_per_client), 0, UINT32_MAX, "0", NULL, "N",
+	  "Subscriptions one session may hold; more get SUBACK 0x97 (v3 0x80); replacing one is always "
+	  "allowed. 0 = unlimited.", false },
+	{ "max_publish_rate", OPT_RATE, OFF(max_publish_rate), 0, UINT32_MAX, "0", NULL, "MSGS_PER_S [BYTES_PER_S]",
+	  "PUBLISH packets (and bytes, k/M/G suffixes) per second accepted from one connection; a faster client "
+	  "is not read from until it is back under the rate. 0 = unlimited.", false },
+	{ "publish_rate_timeout", OPT_U32, OFF(publish_rate_timeout), 0, 86400, "10", NULL, "SECONDS",
+	  "A client held back by max_publish_rate without a pause this long is disconnected (v5: 0x96). 0 = never.", false },
 	{ "persistence", OPT_BOOL, OFF(persistence), 0, 1, "true", NULL, "true|false",
 	  "Keep sessions, queues and retained messages in persistence_location.", false },
 	{ "durability", OPT_ENUM, OFF(durability), 0, 1, "full", durability_names, "full|normal",
@@ -325,6 +338,21 @@ static int set_value(struct config *c, const struct option *o, char *val, char *
 			goto range;
 		*(uint32_t *)field = (uint32_t)v;
 		return 0;
+	case OPT_RATE: {
+		struct rate_conf *r = (struct rate_conf *)field;
+		char *bytes = val + strcspn(val, " \t");
+		if (*bytes) {
+			*bytes++ = 0;
+			bytes += strspn(bytes, " \t");
+		}
+		uint64_t b = 0;
+		if (parse_u64(val, false, &v) || v > o->max || (*bytes && parse_u64(bytes, true, &b)) ||
+		    b > (1ull << 40))
+			goto bad;
+		r->msgs = (uint32_t)v;
+		r->bytes = b;
+		return 0;
+	}
 	case OPT_LISTENER: return set_listener(c, val, err, errlen);
 	case OPT_LOG_DEST: return set_log_dest(c, val, err, errlen);
 	case OPT_LOG_TYPE: return set_log_type(c, val, err, errlen);

@@ -61,6 +61,14 @@ struct config {
 	uint32_t connect_timeout;
 	bool retain_available;
 	uint64_t max_output_buffer;
+	uint32_t max_topic_length;      /* bytes of a topic name or filter */
+	uint32_t max_topic_levels;      /* levels of a topic name or filter */
+	uint32_t max_subscriptions_per_client; /* 0: unlimited */
+	struct rate_conf {
+		uint32_t msgs;  /* PUBLISH packets per second; 0: unlimited */
+		uint64_t bytes; /* PUBLISH bytes per second; 0: unlimited */
+	} max_publish_rate;
+	uint32_t publish_rate_timeout;  /* seconds over the rate before a disconnect; 0: never */
 	bool persistence;
 	uint32_t durability;
 	char persistence_location[512];

@@ -4,6 +4,7 @@
  * socket bytes into MQTT bytes on the way in, and the turn's output into
  * wire bytes in one go on the way out. */
 #include "worker.h"
+#include "../base/clock.h"
 #include "../base/err.h"
 #include "../base/log.h"
 #include "../tls/tls.h"
@@ -58,6 +59,13 @@ static void on_closed(uv_handle_t *h)
 		if (*pp == c) {
 			*pp = c->flush_next;
 			c->flush_queued = false;
+			break;
+		}
+	}
+	for (struct conn **pp = &c->w->pace_head; c->paced && *pp; pp = &(*pp)->pace_next) {
+		if (*pp == c) {
+			*pp = c->pace_next;
+			c->paced = false;
 			break;
 		}
 	}
@@ -229,6 +237,72 @@ int conn_deliver(struct conn *c, const uint8_t *p, size_t len)
 }
 
 static void conn_shut(struct conn *c);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *ub);
+
+static bool conn_gone(struct conn *c)
+{
+	return c->closing || uv_is_closing((uv_handle_t *)&c->tcp);
+}
+
+/* Holds c back for `wait` ms: stops reading its socket and puts it on the
+ * worker's pace list, with the pace timer due by then. */
+static void pace_hold(struct conn *c, long wait)
+{
+	struct nworker *w = c->w;
+	if (!c->read_paused) {
+		uv_read_stop((uv_stream_t *)&c->tcp);
+		c->read_paused = true;
+	}
+	if (!c->paced) {
+		c->paced = true;
+		c->pace_next = w->pace_head;
+		w->pace_head = c;
+	}
+	uint64_t due = uv_now(&w->loop) + (uint64_t)wait;
+	if (!uv_is_active((uv_handle_t *)&w->pace) || due < w->pace_due) {
+		w->pace_due = due;
+		uv_timer_start(&w->pace, conn_on_pace, (uint64_t)wait, 0);
+	}
+}
+
+/* max_publish_rate, after input: a client out of tokens is not read from
+ * until it has some again; then its held input goes first, and reading
+ * resumes once that is done without running out again. */
+static void conn_pace(struct conn *c)
+{
+	while (c->client.rate_held) {
+		if (conn_gone(c))
+			return;
+		long wait = broker_client_rate_wait(&c->client, clock_mono_ms());
+		if (wait < 0)
+			return; /* disconnected for staying over the rate */
+		if (wait > 0) {
+			pace_hold(c, wait);
+			return;
+		}
+		if (c->in.len && conn_deliver(c, NULL, 0))
+			return;
+	}
+	if (c->read_paused && !conn_gone(c)) {
+		c->read_paused = false;
+		if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read))
+			conn_close_now(c);
+	}
+}
+
+void conn_on_pace(uv_timer_t *pace)
+{
+	struct nworker *w = pace->data;
+	/* Connections still over the rate go back on the list (and re-arm the timer). */
+	struct conn *list = w->pace_head;
+	w->pace_head = NULL;
+	while (list) {
+		struct conn *c = list;
+		list = c->pace_next;
+		c->paced = false;
+		conn_pace(c);
+	}
+}
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *ub)
 {
@@ -243,12 +317,14 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *ub)
 		return;
 	if (!c->x) {
 		conn_deliver(c, (const uint8_t *)ub->base, (size_t)nread);
-		return;
-	}
-	if (c->x->tp->read(c, (const uint8_t *)ub->base, (size_t)nread) < 0)
+	} else if (c->x->tp->read(c, (const uint8_t *)ub->base, (size_t)nread) < 0) {
 		conn_shut(c);
-	else
+		return;
+	} else {
 		queue_flush(c); /* handshake replies, pongs */
+	}
+	if (c->client.rate_held)
+		conn_pace(c);
 }
 
 /* Picks the transport of listener l and allocates its state. */

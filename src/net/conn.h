@@ -52,8 +52,11 @@ struct conn {
 	struct wreq *wreq; /* the write in progress, NULL when none */
 	atomic_int refs;
 	bool closing, flush_queued;
+	bool read_paused; /* max_publish_rate: reading stopped until the client has tokens */
+	bool paced;       /* on the worker's pace list */
 	uint8_t listener; /* index of its listener in the configuration */
 	struct conn *flush_next;
+	struct conn *pace_next;
 	struct client client;
 };
 
@@ -64,6 +67,9 @@ void conn_flush_all(struct nworker *w);
 /* Hands MQTT bytes to the broker, keeping an incomplete packet in c->in.
  * Returns 0, or -1 when the connection is closing. */
 int conn_deliver(struct conn *c, const uint8_t *p, size_t len);
+/* Lets the connections held back by max_publish_rate go on when they have
+ * tokens again (the worker's pace timer). */
+void conn_on_pace(uv_timer_t *pace);
 /* The configuration of c's listener. */
 const struct listener_conf *conn_listener(const struct conn *c);
 

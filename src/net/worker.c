@@ -70,6 +70,7 @@ static void maybe_finish(struct nworker *w)
 	close_quiet((uv_handle_t *)&w->async);
 	close_quiet((uv_handle_t *)&w->check);
 	close_quiet((uv_handle_t *)&w->timer);
+	close_quiet((uv_handle_t *)&w->pace);
 }
 
 static void on_check(uv_check_t *h)
@@ -157,7 +158,8 @@ static int worker_init(struct net *n, struct nworker *w, int id, const int *fds,
 	uv_async_init(&w->loop, &w->async, on_async);
 	uv_check_init(&w->loop, &w->check);
 	uv_timer_init(&w->loop, &w->timer);
-	w->async.data = w->check.data = w->timer.data = w;
+	uv_timer_init(&w->loop, &w->pace);
+	w->async.data = w->check.data = w->timer.data = w->pace.data = w;
 	uv_check_start(&w->check, on_check);
 	uv_timer_start(&w->timer, on_timer, TICK_MS, TICK_MS);
 	for (unsigned i = 0; i < n_fds; i++) {
@@ -243,6 +245,7 @@ struct net *net_start(struct broker *b)
 			close_quiet((uv_handle_t *)&w->async);
 			close_quiet((uv_handle_t *)&w->check);
 			close_quiet((uv_handle_t *)&w->timer);
+			close_quiet((uv_handle_t *)&w->pace);
 			uv_run(&w->loop, UV_RUN_DEFAULT);
 		}
 		for (unsigned i = 0; i < n->n; i++) {

@@ -21,6 +21,9 @@ struct nworker {
 	uv_async_t async;  /* wake-ups from other threads, TLS reloads, and stop */
 	uv_check_t check;  /* end of each loop turn: deliveries, then writes */
 	uv_timer_t timer;  /* keep-alive, connect timeout, housekeeping */
+	uv_timer_t pace;   /* max_publish_rate: when the first held connection may go on */
+	struct conn *pace_head; /* connections held back by max_publish_rate */
+	uint64_t pace_due; /* uv_now of the pace timer's next run, when active */
 	uv_tcp_t listeners[CONFIG_MAX_LISTENERS];
 	unsigned n_listeners;
 	uint8_t *rbuf;     /* one read buffer shared by all connections of the worker */
