@@ -439,6 +439,35 @@ void broker_worker_wake(struct bworker *w)
 	pthread_mutex_unlock(&w->wake_lock);
 }
 
+/* A client that does not read: its output is over 4 x max_output_buffer
+ * (deliveries pause at 1 x, but control packets and resends do not), or
+ * has stayed over max_output_buffer for output_stall_timeout. It is cut off
+ * at once: a goodbye would only wait behind the output it does not read. */
+static void check_output(struct client *c, uint64_t now)
+{
+	struct broker *b = c->b;
+	uint64_t cap = b->cfg.max_output_buffer, pending = b->ports.out_pending(c);
+	uint32_t stall = b->cfg.output_stall_timeout;
+	const char *why = NULL;
+	if (pending < cap) {
+		c->out_full_since_ms = 0;
+		return;
+	}
+	if (!c->out_full_since_ms)
+		c->out_full_since_ms = now;
+	if (pending > 4 * cap)
+		why = "output above 4 x max_output_buffer";
+	else if (stall && now - c->out_full_since_ms >= (uint64_t)stall * 1000)
+		why = "output above max_output_buffer for output_stall_timeout";
+	if (!why)
+		return;
+	log_notice("client %s (%s) disconnected: not reading, %s (%llu bytes pending)", client_name(c),
+		   CLIENT_ADDR(c), why, (unsigned long long)pending);
+	c->will_on_close = true; /* not a normal DISCONNECT [MQTT-3.1.2-8] */
+	c->state = CLIENT_CLOSING;
+	b->ports.abort(c);
+}
+
 void broker_worker_tick(struct bworker *w, uint64_t now)
 {
 	struct broker *b = w->b;
@@ -451,6 +480,8 @@ void broker_worker_tick(struct bworker *w, uint64_t now)
 		} else if (c->state == CLIENT_CONNECTED && c->keepalive &&
 			   now - c->last_rx_ms > (uint64_t)c->keepalive * 1500) { /* [MQTT-3.1.2-22] */
 			client_disconnect(c, MQTT_RC_KEEP_ALIVE_TIMEOUT, "keep alive timeout");
+		} else if (c->state == CLIENT_CONNECTED) {
+			check_output(c, now);
 		}
 	}
 }

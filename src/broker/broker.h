@@ -31,6 +31,9 @@ struct broker_ports {
 	void (*flush)(struct client *c);
 	/* Flush, then close the connection; broker_on_close follows. */
 	void (*close)(struct client *c);
+	/* Close the connection now, dropping its pending output (a client that
+	 * does not read); broker_on_close follows. */
+	void (*abort)(struct client *c);
 	/* Wake `worker`'s loop: its wake list has work. Thread-safe. */
 	void (*wake)(struct broker *b, int worker);
 	/* Context of the network layer, for `wake`. */
@@ -82,6 +85,7 @@ struct client {
 	uint64_t rate_at_ms;            /* last refill, monotonic */
 	uint64_t rate_over_since_ms;    /* over the rate since (buckets never full again); 0: not */
 	bool rate_held;                 /* out of tokens: no more packets are read until a refill */
+	uint64_t out_full_since_ms;     /* output at or above max_output_buffer since; 0: below */
 };
 
 /* A pending session flush or a takeover kick, handed to a worker. */

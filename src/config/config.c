@@ -112,6 +112,9 @@ static const struct option options[] = {
 	  "Accept retained messages.", false },
 	{ "max_output_buffer", OPT_SIZE, OFF(max_output_buffer), 4096, UINT64_MAX, "4M", NULL, "BYTES",
 	  "Bytes waiting to be written to one client before its deliveries pause (they stay queued).", false },
+	{ "output_stall_timeout", OPT_U32, OFF(output_stall_timeout), 0, 86400, "60", NULL, "SECONDS",
+	  "Disconnect a client whose pending output stays above max_output_buffer this long (it does not "
+	  "read); one whose output exceeds 4 x max_output_buffer is disconnected at once. 0 = only the latter.", false },
 	{ "max_topic_length", OPT_U32, OFF(max_topic_length), 1, 65535, "65535", NULL, "BYTES",
 	  "Longest topic name (PUBLISH: v5 DISCONNECT 0x90, v3 close) or filter (SUBSCRIBE: SUBACK 0x8F, v3 0x80).", false },
 	{ "max_topic_levels", OPT_U32, OFF(max_topic_levels), 1, 65535, "128", NULL, "N",

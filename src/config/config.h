@@ -61,6 +61,7 @@ struct config {
 	uint32_t connect_timeout;
 	bool retain_available;
 	uint64_t max_output_buffer;
+	uint32_t output_stall_timeout;  /* seconds above max_output_buffer before a disconnect; 0: never */
 	uint32_t max_topic_length;      /* bytes of a topic name or filter */
 	uint32_t max_topic_levels;      /* levels of a topic name or filter */
 	uint32_t max_subscriptions_per_client; /* 0: unlimited */

@@ -396,6 +396,13 @@ static void port_flush(struct client *cl) { queue_flush(conn_of_client(cl)); }
 
 static void port_close(struct client *cl) { conn_shut(conn_of_client(cl)); }
 
+static void port_abort(struct client *cl)
+{
+	struct conn *c = conn_of_client(cl);
+	c->closing = true;
+	conn_close_now(c);
+}
+
 /* Stops reading; what is already in the output goes out, then the goodbye,
  * then the socket closes. */
 static void conn_shut(struct conn *c)
@@ -417,6 +424,7 @@ const struct broker_ports net_ports = {
 	.out_pending = port_out_pending,
 	.flush = port_flush,
 	.close = port_close,
+	.abort = port_abort,
 	.wake = net_wake,
 	.conn_ref = port_conn_ref,
 	.conn_unref = port_conn_unref,

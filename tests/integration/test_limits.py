@@ -1,6 +1,7 @@
 """Limits against misbehaving clients: topic length and depth, subscriptions
 per client, publish rate, slow readers, TCP keep-alive."""
 import os
+import re
 import select
 import shutil
 import socket
@@ -197,3 +198,54 @@ def test_publishing_at_the_rate_is_not_disconnected(start_broker, raw):
         time.sleep(0.04)  # 25 a second
     pub.send(M.pingreq())
     pub.expect(M.PINGRESP)
+
+
+# ---- slow readers: output_stall_timeout, 4 x max_output_buffer ----
+
+def non_reading_client(port, version=4):
+    """A RawClient whose socket has a tiny receive buffer; the test then never
+    reads from it."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(5)
+    s.connect(("127.0.0.1", port))
+    r = M.RawClient.__new__(M.RawClient)
+    r.version, r.sock, r.buf, r.closed_seen, r.aliases, r.pending = version, s, bytearray(), False, {}, []
+    return r
+
+
+@pytest.mark.parametrize("proto", PROTOCOLS)
+def test_subscriber_that_does_not_read_is_disconnected(start_broker, raw, proto):
+    b = start_broker(max_output_buffer="64k", output_stall_timeout=2, max_queued_messages=100)
+    slow = non_reading_client(b.port, proto)
+    try:
+        assert slow.connect("slow", version=proto).rc == 0
+        assert slow.subscribe("busy/t").codes == [0]
+        good = connect_raw(raw, b, "good", proto)
+        good.subscribe("busy/t")
+        counter = Counter(good)
+        counter.start()
+        pub = connect_raw(raw, b, "busy-pub", proto)
+        rss0 = rss_kb(b.proc.pid)
+        payload = b"p" * 1000
+        sent = 0
+        deadline = time.monotonic() + 15
+        rx = re.compile(r"client slow .*disconnected: not reading")
+        while not rx.search(b.log_text()):
+            assert time.monotonic() < deadline, "slow subscriber not disconnected"
+            pub.send(b"".join(M.publish("busy/t", payload, version=proto) for _ in range(20)))
+            sent += 20
+            pub.send(M.pingreq())  # keep pace with the broker
+            pub.expect(M.PINGRESP)
+            time.sleep(0.01)  # about 2 MB/s: the reading subscriber keeps up
+        rss1 = rss_kb(b.proc.pid)
+        assert rss1 - rss0 < 30 * 1024, "RSS grew from %d to %d kB" % (rss0, rss1)
+        assert "output_stall_timeout" in b.log_text()
+        # The other subscriber got every message.
+        wait_for(lambda: len(counter.times) == sent, 10, what="%d messages" % sent)
+        counter.stop = True
+        counter.join(2)
+        assert not re.search(r"client (good|busy-pub) .*disconnected", b.log_text())
+        assert_broker_alive(b, proto)
+    finally:
+        slow.close()
