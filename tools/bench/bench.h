@@ -17,11 +17,16 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-enum bench_mode { BENCH_FANIN, BENCH_FANOUT, BENCH_IDLE, BENCH_LATENCY, BENCH_FILL, BENCH_DRAIN };
+enum bench_mode {
+	BENCH_FANIN, BENCH_FANOUT, BENCH_IDLE, BENCH_LATENCY, BENCH_FILL, BENCH_DRAIN,
+	BENCH_PLANT,    /* gateways -> historians, see plant.c */
+	BENCH_SESSIONS, /* many stored sessions, a few reconnect and receive */
+};
 
 /* Phases, stepped forward only by the main thread. */
 enum bench_phase {
 	PH_CONNECT_SUBS, /* connect + subscribe every subscriber */
+	PH_CONNECT_RESUME, /* sessions: the readers resume their sessions */
 	PH_CONNECT_PUBS, /* connect every publisher */
 	PH_RUN,          /* warmup then measurement (idle: the hold) */
 	PH_DRAIN,        /* publishers stop; wait for acks and stragglers */
@@ -46,10 +51,31 @@ struct bench_opts {
 	int pid;            /* broker pid for RSS (idle), 0 = none */
 	const char *filter;
 	uint16_t keepalive;
+	/* plant */
+	const char *profile;  /* small|medium|large or NULL */
+	uint32_t tags;        /* per gateway (the gateways are the publishers) */
+	double interval_ms;   /* each tag publishes once per interval */
+	const char *share;    /* historians subscribe through $share/GROUP/ */
+	double offline_after, offline_for; /* historian 0's outage; 0 = none */
+	const char *store_dir; /* broker's persistence_location, for du */
+	/* sessions */
+	uint32_t sessions;    /* stored sessions to create (the subscribers) */
+	uint32_t readers;     /* of which this many reconnect and receive */
+	uint32_t batch;       /* handshakes in flight at once */
 };
+
+/* Handshakes in progress at once over all workers, but for sessions' --batch. */
+#define PENDING_CONNECTS_DEFAULT 128
 
 /* Client id prefix of the sessions fill leaves behind and drain resumes. */
 #define BENCH_FILL_ID "fmb-fill-s"
+/* sessions mode: client ids and the five filters of each session. */
+#define BENCH_SESS_ID "fmb-sess-"
+#define BENCH_SESS_FILTERS 5
+/* Session expiry (v5) of the plant and sessions modes: outlives any run. */
+#define BENCH_LONG_EXPIRY 86400u
+/* plant: devices per plant; gateway g is plant g / this, device g % this. */
+#define PLANT_DEVICES 10
 
 
 /* The first bytes of every payload, host byte order (same machine). In fill
@@ -88,14 +114,19 @@ struct pub_stat {
 	_Atomic uint64_t sent;      /* sequence numbers 0..sent-1 were written */
 	_Atomic uint32_t unacked;   /* QoS1/2 publishes still in flight */
 	struct seqmap acked;        /* QoS1/2: seqs completed by PUBACK/PUBCOMP */
+	_Atomic uint64_t acked_n;   /* bits set in acked; polled (plant, sessions) */
 	uint64_t rejected;          /* v5 acks with a failure reason code */
 };
 
 /* Per subscriber, written by its worker. */
 struct sub_stat {
-	struct seqmap *seen;        /* [pubs] seqs received from each publisher (drain: [1]) */
+	struct seqmap *seen;        /* [pubs] seqs received from each publisher (drain: [1];
+				       sessions: [1], numbered per session, see sess_target) */
 	uint64_t dup, received, foreign;
-	_Atomic uint64_t unique;    /* drain: distinct seqs below messages; polled */
+	uint64_t status;            /* plant: retained online/offline messages */
+	uint64_t backlog;           /* plant: sent before the historian came back */
+	uint64_t backlog_last;      /* plant: when the last of those arrived, us */
+	_Atomic uint64_t unique;    /* drain, plant, sessions: distinct messages; polled */
 };
 
 struct worker;
@@ -125,7 +156,56 @@ struct bench {
 
 	struct worker **workers;
 	int nworkers;
+
+	/* plant: historian 0's outage, stepped by the main thread (enum
+	 * hist_cmd); the worker that owns it answers in hist_state. */
+	_Atomic int hist_cmd, hist_state;
+	uint64_t t_back;        /* when the reconnect was ordered, us */
 };
+
+enum hist_cmd { HIST_ONLINE, HIST_OFFLINE, HIST_RESUME };
+
+/* Shared by the phases of every mode (main.c). */
+void bench_set_phase(struct bench *b, enum bench_phase ph);
+/* Waits until *count reaches want; 0, or -1 on timeout or a fatal error. */
+int bench_wait_ready(struct bench *b, _Atomic uint32_t *count, uint32_t want, const char *what);
+void bench_sleep_us(uint64_t us);
+
+/* plant.c: the plant and sessions modes. Each returns the exit code. */
+int plant_run(struct bench *b);
+int sessions_run(struct bench *b);
+/* The plant payload: JSON of exactly `size` bytes carrying the header as
+ * hex. Writes into out[size]; size >= PLANT_MIN_SIZE. */
+#define PLANT_MIN_SIZE 160
+void plant_payload(uint8_t *out, uint32_t size, uint32_t gw, uint64_t seq, uint64_t now_us,
+		   uint32_t tags);
+/* Reads the header of a plant payload; false when it is not one. */
+bool plant_header(const uint8_t *p, uint32_t len, uint32_t *gw, uint64_t *seq, uint64_t *ts);
+/* Topic of gateway gw's tag; returns its length (buffer of 64). */
+int plant_topic(char *out, size_t n, uint32_t gw, uint32_t tag);
+/* sessions: message seq of publisher p goes to reader *target as its
+ * message number *k (each reader numbers its own from 0). */
+void sess_target(const struct bench *b, uint32_t p, uint64_t seq, uint32_t *target, uint64_t *k);
+
+/* probe.c: the broker process and its store, sampled from /proc. */
+uint64_t probe_rss_kb(int pid);
+/* utime + stime of pid in clock ticks, or -1. */
+int64_t probe_cpu_ticks(int pid);
+/* Disk usage of a directory tree in bytes (like du), or 0. */
+uint64_t probe_dir_bytes(const char *path);
+struct probe {
+	int pid;
+	const char *dir;
+	uint64_t t_first, t_last;      /* us */
+	int64_t cpu_first, cpu_last;   /* ticks */
+	uint64_t rss_max, rss_last;    /* kB */
+	uint64_t store_first, store_max, store_last;
+	uint32_t n;
+};
+/* Takes one sample (call about once a second). */
+void probe_sample(struct probe *pr);
+/* Mean CPU between the first and the last sample, % of one core. */
+double probe_cpu_pct(const struct probe *pr);
 
 /* Records the first error (later ones only go to stderr in verbose use).
  * fatal: stop the whole run. */

@@ -21,13 +21,14 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *const mode_names[] = {"fanin", "fanout", "idle", "latency", "fill", "drain"};
+static const char *const mode_names[] = {"fanin", "fanout", "idle", "latency", "fill", "drain",
+					  "plant", "sessions"};
 #define N_MODES (sizeof(mode_names) / sizeof(mode_names[0]))
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: ferromq-bench fanin|fanout|idle|latency|fill|drain [options]\n"
+		"usage: ferromq-bench fanin|fanout|idle|latency|fill|drain|plant|sessions [options]\n"
 		"  fanin    P publishers -> S subscribers on a wildcard (default 8 -> 1)\n"
 		"  fanout   1 publisher -> S subscribers (default 1 -> 50)\n"
 		"  idle     N connections, one subscription each, held --duration s\n"
@@ -47,8 +48,20 @@ static void usage(FILE *f)
 		"  --pubs P  --subs S  --conns N (idle)  --threads N (1)  --messages N (fill, drain)\n"
 		"  --filter F (bench/#)  --keepalive S (60)  --pid PID (broker, idle RSS)\n"
 		"  --json         print one JSON object instead of the text line\n"
-		"  --persistent   subscribers keep their sessions (v3 clean session 0, v5 expiry 300 s)\n",
-		BENCH_HDR);
+		"  --persistent   subscribers keep their sessions (v3 clean session 0, v5 expiry 300 s)\n"
+		"plant: G gateways (gw-P-D, persistent, will + retained status) publish T tags each\n"
+		"  every --interval ms, QoS 1, JSON payloads, to plants/P/devices/D/tags/T; H historians\n"
+		"  (persistent) take plants/+/devices/+/#; reports rate, loss, latency and the broker's\n"
+		"  RSS, CPU and store once a second\n"
+		"  --profile small|medium|large  10x50, 50x100, 200x200 at 1000 ms, 1 historian\n"
+		"  --gateways G (10)  --tags T (50)  --interval MS (1000)  --historians H (1)\n"
+		"  --share GROUP  historians subscribe to $share/GROUP/plants/+/devices/+/#\n"
+		"  --offline-after S --offline-for S  historian 0 leaves after S s, returns and drains\n"
+		"  --pid PID  --store-dir DIR  the broker and its persistence_location, sampled\n"
+		"sessions: create --sessions N (100000) stored sessions with %d subscriptions each,\n"
+		"  --batch B (1000) handshakes at a time; --connected C (5000) of them come back and\n"
+		"  receive --rate M (10000) msg/s QoS 1 from --pubs P (4) for --duration s\n",
+		BENCH_HDR, BENCH_SESS_FILTERS);
 }
 
 void bench_error(struct bench *b, bool fatal, const char *fmt, ...)
@@ -78,6 +91,44 @@ static int parse_num(const char *name, const char *s, double lo, double hi, doub
 	return 0;
 }
 
+/* plant: the profile, then explicit counts over it; the rate follows.
+ * Returns 0, or -1 after printing why. */
+static int parse_plant(struct bench_opts *o, const char *profile, double pubs, double subs, double tags,
+		       double interval)
+{
+	static const struct { const char *name; uint32_t gateways, tags; } profiles[] = {
+		{"small", 10, 50}, {"medium", 50, 100}, {"large", 200, 200},
+	};
+	uint32_t g = 10, t = 50;
+	if (profile) {
+		size_t i = 0;
+		while (i < sizeof(profiles) / sizeof(profiles[0]) && strcmp(profiles[i].name, profile))
+			i++;
+		if (i == sizeof(profiles) / sizeof(profiles[0])) {
+			fprintf(stderr, "ferromq-bench: --profile: '%s' is not small, medium or large\n", profile);
+			return -1;
+		}
+		g = profiles[i].gateways;
+		t = profiles[i].tags;
+	}
+	o->pubs = pubs >= 0 ? (uint32_t)pubs : g;
+	o->subs = subs >= 0 ? (uint32_t)subs : 1;
+	o->tags = tags >= 0 ? (uint32_t)tags : t;
+	o->interval_ms = interval >= 0 ? interval : 1000;
+	o->rate = (double)o->pubs * o->tags * 1000.0 / o->interval_ms;
+	o->persistent = true;
+	o->profile = profile;
+	if (o->size < PLANT_MIN_SIZE) {
+		fprintf(stderr, "ferromq-bench: plant payloads need --size >= %d\n", PLANT_MIN_SIZE);
+		return -1;
+	}
+	if ((o->offline_after > 0 || o->offline_for > 0) && !(o->offline_for > 0)) {
+		fprintf(stderr, "ferromq-bench: --offline-after needs --offline-for\n");
+		return -1;
+	}
+	return 0;
+}
+
 /* Fills b->o from argv. Returns 0, or -1 after printing why. */
 static int parse_args(struct bench *b, int argc, char **argv)
 {
@@ -100,7 +151,9 @@ static int parse_args(struct bench *b, int argc, char **argv)
 		.protocol = MQTT_V311, .size = 200, .inflight = 64, .duration = 10, .warmup = 2,
 		.drain = 5, .connect_timeout = 60, .threads = 1, .filter = "bench/#", .keepalive = 60,
 	};
-	double pubs = -1, subs = -1, window = -1, qos = -1, drain = -1;
+	double pubs = -1, subs = -1, window = -1, qos = -1, drain = -1, rate = -1, timeout = -1;
+	double tags = -1, interval = -1;
+	const char *profile = NULL;
 	static const struct option longopts[] = {
 		{"host", 1, 0, 'H'}, {"port", 1, 0, 'p'}, {"qos", 1, 0, 'q'}, {"size", 1, 0, 's'},
 		{"inflight", 1, 0, 'i'}, {"window", 1, 0, 'W'}, {"duration", 1, 0, 'd'},
@@ -109,6 +162,10 @@ static int parse_args(struct bench *b, int argc, char **argv)
 		{"conns", 1, 0, 'S'}, {"threads", 1, 0, 't'}, {"json", 0, 0, 'j'},
 		{"pid", 1, 0, 'I'}, {"filter", 1, 0, 'f'}, {"keepalive", 1, 0, 'k'},
 		{"connect-timeout", 1, 0, 'c'}, {"persistent", 0, 0, 'X'}, {"messages", 1, 0, 'n'},
+		{"gateways", 1, 0, 'P'}, {"historians", 1, 0, 'S'}, {"tags", 1, 0, 'T'},
+		{"interval", 1, 0, 'J'}, {"share", 1, 0, 'g'}, {"offline-after", 1, 0, 'a'},
+		{"offline-for", 1, 0, 'b'}, {"store-dir", 1, 0, 'o'}, {"profile", 1, 0, 'R'},
+		{"sessions", 1, 0, 'N'}, {"connected", 1, 0, 'C'}, {"batch", 1, 0, 'B'},
 		{"help", 0, 0, 'h'}, {0, 0, 0, 0},
 	};
 	int ch;
@@ -124,6 +181,9 @@ static int parse_args(struct bench *b, int argc, char **argv)
 		case 'f': o->filter = optarg; continue;
 		case 'j': o->json = true; continue;
 		case 'X': o->persistent = true; continue;
+		case 'g': o->share = optarg; continue;
+		case 'o': o->store_dir = optarg; continue;
+		case 'R': profile = optarg; continue;
 		case 'h': usage(stdout); return -1;
 		case '?': usage(stderr); return -1;
 		default: break;
@@ -133,6 +193,8 @@ static int parse_args(struct bench *b, int argc, char **argv)
 			{'W', 0, 1e9}, {'d', 0.1, 86400}, {'w', 0, 3600}, {'D', 0, 600}, {'r', 0, 1e8},
 			{'V', 4, 5}, {'P', 0, 100000}, {'S', 0, 100000}, {'t', 1, 64},
 			{'I', 1, 1 << 22}, {'k', 0, 65535}, {'c', 1, 3600}, {'n', 1, 1e10},
+			{'T', 1, 100000}, {'J', 1, 3600000}, {'a', 0, 86400}, {'b', 0, 86400},
+			{'N', 1, 10000000}, {'C', 1, 10000000}, {'B', 1, 100000},
 		};
 		double lo = 0, hi = 0;
 		for (size_t i = 0; i < sizeof(bounds) / sizeof(bounds[0]); i++)
@@ -151,27 +213,63 @@ static int parse_args(struct bench *b, int argc, char **argv)
 		case 'd': o->duration = v; break;
 		case 'w': o->warmup = v; break;
 		case 'D': drain = v; break;
-		case 'r': o->rate = v; break;
+		case 'r': rate = v; break;
 		case 'V': o->protocol = (uint8_t)v; break;
 		case 'P': pubs = v; break;
 		case 'S': subs = v; break;
 		case 't': o->threads = (int)v; break;
 		case 'I': o->pid = (int)v; break;
 		case 'k': o->keepalive = (uint16_t)v; break;
-		case 'c': o->connect_timeout = v; break;
+		case 'c': timeout = v; break;
 		case 'n': o->messages = (uint64_t)v; break;
+		case 'T': tags = v; break;
+		case 'J': interval = v; break;
+		case 'a': o->offline_after = v; break;
+		case 'b': o->offline_for = v; break;
+		case 'N': o->sessions = (uint32_t)v; break;
+		case 'C': o->readers = (uint32_t)v; break;
+		case 'B': o->batch = (uint32_t)v; break;
 		}
 	}
 	if (optind < argc) {
 		fprintf(stderr, "ferromq-bench: unexpected argument '%s'\n", argv[optind]);
 		return -1;
 	}
-	static const uint32_t def_pubs[] = {8, 1, 0, 1, 8, 0}, def_subs[] = {1, 50, 1000, 1, 1, 1};
+	static const uint32_t def_pubs[] = {8, 1, 0, 1, 8, 0, 10, 4}, def_subs[] = {1, 50, 1000, 1, 1, 1, 1, 0};
 	bool fill = o->mode == BENCH_FILL, store = fill || o->mode == BENCH_DRAIN;
+	bool plant = o->mode == BENCH_PLANT, sess = o->mode == BENCH_SESSIONS;
 	o->pubs = pubs >= 0 ? (uint32_t)pubs : def_pubs[o->mode];
 	o->subs = subs >= 0 ? (uint32_t)subs : def_subs[o->mode];
-	o->qos = qos >= 0 ? (uint8_t)qos : fill ? 1 : 0;
-	o->drain = drain >= 0 ? drain : store ? 30 : 5;
+	o->qos = qos >= 0 ? (uint8_t)qos : fill || plant || sess ? 1 : 0;
+	o->drain = drain >= 0 ? drain : store || plant || sess ? 30 : 5;
+	o->rate = rate >= 0 ? rate : sess ? 10000 : 0;
+	o->connect_timeout = timeout >= 0 ? timeout : sess ? 900 : 60;
+	if (plant && parse_plant(o, profile, pubs, subs, tags, interval) < 0)
+		return -1;
+	if (!plant && (profile || tags >= 0 || interval >= 0 || o->share || o->offline_for)) {
+		fprintf(stderr, "ferromq-bench: --profile, --tags, --interval, --share and --offline-* are for plant\n");
+		return -1;
+	}
+	if (sess) {
+		o->sessions = o->sessions ? o->sessions : 100000;
+		o->readers = o->readers ? o->readers : 5000;
+		o->batch = o->batch ? o->batch : 1000;
+		if (o->readers > o->sessions) {
+			fprintf(stderr, "ferromq-bench: --connected %u is more than --sessions %u\n", o->readers,
+				o->sessions);
+			return -1;
+		}
+		if (o->qos == 0 || o->rate == 0) {
+			fprintf(stderr, "ferromq-bench: sessions needs QoS 1 or 2 and a --rate\n");
+			return -1;
+		}
+		o->subs = o->sessions;
+		o->warmup = 0;
+	}
+	if (o->mode != BENCH_SESSIONS)
+		o->batch = PENDING_CONNECTS_DEFAULT;
+	if (plant || sess)
+		o->window = 0; /* one paced stream; a historian may be away on purpose */
 	if (o->mode == BENCH_IDLE || o->mode == BENCH_DRAIN) {
 		o->pubs = 0;
 		o->warmup = 0;
@@ -191,8 +289,8 @@ static int parse_args(struct bench *b, int argc, char **argv)
 			mode_names[o->mode]);
 		return -1;
 	}
-	if (fill)
-		o->window = 0; /* the subscribers are offline: nothing to wait for */
+	if (fill || plant || sess)
+		o->window = fill || window < 0 ? 0 : (uint32_t)window; /* fill: the subscribers are offline */
 	else if (window >= 0)
 		o->window = (uint32_t)window;
 	else if (o->mode == BENCH_LATENCY && o->rate == 0)
@@ -235,41 +333,23 @@ static uint64_t raise_nofile(void)
 	return rl.rlim_cur;
 }
 
-/* VmRSS of pid in kB, or 0 when it cannot be read. */
-static uint64_t rss_kb(int pid)
-{
-	char path[64], line[256];
-	uint64_t kb = 0;
-	snprintf(path, sizeof(path), "/proc/%d/status", pid);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, "VmRSS:", 6)) {
-			kb = strtoull(line + 6, NULL, 10);
-			break;
-		}
-	fclose(f);
-	return kb;
-}
-
-static void sleep_us(uint64_t us)
+void bench_sleep_us(uint64_t us)
 {
 	struct timespec ts = {(time_t)(us / 1000000u), (long)(us % 1000000u) * 1000};
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
 }
 
-static void set_phase(struct bench *b, int phase)
+void bench_set_phase(struct bench *b, enum bench_phase phase)
 {
-	atomic_store_explicit(&b->phase, phase, memory_order_release);
+	atomic_store_explicit(&b->phase, (int)phase, memory_order_release);
 	for (int i = 0; i < b->nworkers; i++)
 		worker_wake(b->workers[i]);
 }
 
 /* Waits until *count reaches want (plus failures in idle mode), a fatal
  * error, or the connect timeout. Returns 0 when reached. */
-static int wait_ready(struct bench *b, _Atomic uint32_t *count, uint32_t want, const char *what)
+int bench_wait_ready(struct bench *b, _Atomic uint32_t *count, uint32_t want, const char *what)
 {
 	uint64_t until = clock_mono_us() + (uint64_t)(b->o.connect_timeout * 1e6);
 	for (;;) {
@@ -284,7 +364,7 @@ static int wait_ready(struct bench *b, _Atomic uint32_t *count, uint32_t want, c
 				    b->o.connect_timeout);
 			return -1;
 		}
-		sleep_us(2000);
+		bench_sleep_us(2000);
 	}
 }
 
@@ -305,7 +385,7 @@ static void drain(struct bench *b)
 		}
 		if (done)
 			return;
-		sleep_us(2000);
+		bench_sleep_us(2000);
 	}
 }
 
@@ -470,7 +550,7 @@ static void wait_store(struct bench *b)
 				fprintf(stderr, "ferromq-bench: no new message for %.0f s: giving up\n", o->drain);
 			return;
 		}
-		sleep_us(5000);
+		bench_sleep_us(5000);
 	}
 }
 
@@ -558,7 +638,13 @@ static int report_drain(struct bench *b, uint64_t t_start)
 /* Sequence maps per subscriber: one per publisher; drain keeps one for all. */
 static uint32_t seen_maps(const struct bench_opts *o)
 {
-	return o->mode == BENCH_DRAIN ? 1 : o->pubs;
+	return o->mode == BENCH_DRAIN || o->mode == BENCH_SESSIONS ? 1 : o->pubs;
+}
+
+/* Subscribers that receive: sessions keeps maps only for its readers. */
+static uint32_t seen_subs(const struct bench_opts *o)
+{
+	return o->mode == BENCH_SESSIONS ? o->readers : o->subs;
 }
 
 static int bench_alloc(struct bench *b)
@@ -569,7 +655,7 @@ static int bench_alloc(struct bench *b)
 	b->mark = calloc((size_t)o->subs * o->pubs + 1, sizeof(*b->mark));
 	if (!b->pub || !b->sub || !b->mark)
 		return -FM_ENOMEM;
-	for (uint32_t s = 0; seen_maps(o) && s < o->subs; s++)
+	for (uint32_t s = 0; seen_maps(o) && s < seen_subs(o); s++)
 		if (!(b->sub[s].seen = calloc(seen_maps(o), sizeof(struct seqmap))))
 			return -FM_ENOMEM;
 	b->workers = calloc((size_t)b->nworkers, sizeof(*b->workers));
@@ -612,10 +698,12 @@ int main(int argc, char **argv)
 		return 1;
 	const struct bench_opts *o = &b->o;
 	uint64_t nofile = raise_nofile();
-	b->nconns = o->subs + o->pubs;
-	if ((uint64_t)b->nconns + 64 > nofile) {
-		fprintf(stderr, "ferromq-bench: error: %u connections need more than the open-file limit %llu "
-			"(raise it with ulimit -n)\n", b->nconns, (unsigned long long)nofile);
+	b->nconns = o->subs + o->readers + o->pubs;
+	/* sessions opens at most a batch of the sessions it makes at once. */
+	uint64_t open_max = o->mode == BENCH_SESSIONS ? (uint64_t)o->batch + o->readers + o->pubs : b->nconns;
+	if (open_max + 64 > nofile) {
+		fprintf(stderr, "ferromq-bench: error: %llu connections need more than the open-file limit %llu "
+			"(raise it with ulimit -n)\n", (unsigned long long)open_max, (unsigned long long)nofile);
 		return 1;
 	}
 	b->nworkers = o->threads;
@@ -625,9 +713,13 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ferromq-bench: error: out of memory\n");
 		goto out;
 	}
+	if (o->mode == BENCH_PLANT || o->mode == BENCH_SESSIONS) {
+		rc = o->mode == BENCH_PLANT ? plant_run(b) : sessions_run(b);
+		goto out;
+	}
 	struct idle_result ir = {.requested = o->subs};
 	if (o->pid) {
-		ir.rss_before = rss_kb(o->pid);
+		ir.rss_before = probe_rss_kb(o->pid);
 		if (!ir.rss_before)
 			fprintf(stderr, "ferromq-bench: warning: cannot read /proc/%d/status\n", o->pid);
 	}
@@ -638,10 +730,10 @@ int main(int argc, char **argv)
 			bench_error(b, true, "cannot start a thread");
 			goto stop;
 		}
-	if (wait_ready(b, &b->subs_ready, o->subs, "subscribers") < 0)
+	if (bench_wait_ready(b, &b->subs_ready, o->subs, "subscribers") < 0)
 		goto stop;
-	set_phase(b, PH_CONNECT_PUBS);
-	if (wait_ready(b, &b->pubs_ready, o->pubs, "publishers") < 0)
+	bench_set_phase(b, PH_CONNECT_PUBS);
+	if (bench_wait_ready(b, &b->pubs_ready, o->pubs, "publishers") < 0)
 		goto stop;
 	ir.connect_secs = (double)(clock_mono_us() - t_connect) / 1e6;
 
@@ -651,22 +743,22 @@ int main(int argc, char **argv)
 	b->t1 = store ? UINT64_MAX : b->t0 + (uint64_t)(o->duration * 1e6);
 	if (store)
 		b->t0 = b->t_run;
-	set_phase(b, PH_RUN);
+	bench_set_phase(b, PH_RUN);
 	while (!store && clock_mono_us() < b->t1 && !atomic_load(&b->fatal))
-		sleep_us(5000);
+		bench_sleep_us(5000);
 	if (store) {
 		wait_store(b);
 		t_end = clock_mono_us();
 	} else if (o->mode == BENCH_IDLE) {
 		ir.established = atomic_load(&b->subs_ready);
 		if (o->pid)
-			ir.rss_after = rss_kb(o->pid);
+			ir.rss_after = probe_rss_kb(o->pid);
 	} else if (!atomic_load(&b->fatal)) {
-		set_phase(b, PH_DRAIN);
+		bench_set_phase(b, PH_DRAIN);
 		drain(b);
 	}
 stop:
-	set_phase(b, PH_STOP);
+	bench_set_phase(b, PH_STOP);
 	for (int i = 0; i < started; i++)
 		worker_join(b->workers[i]);
 	ir.failed = atomic_load(&b->failed);

@@ -8,7 +8,11 @@
  *
  * fill and drain use the same loop: a fill subscriber makes its session
  * (CONNECT, SUBSCRIBE, DISCONNECT) and is done before the publishers start;
- * a drain subscriber resumes that session and only receives.
+ * a drain subscriber resumes that session and only receives. sessions does
+ * both in one run: its creators are fill subscribers with five filters, its
+ * readers resume the first of those sessions. plant's publishers are
+ * gateways with a will and a retained status, its subscribers historians;
+ * historian 0 may leave and come back on the main thread's word (hist_cmd).
  */
 #include "bench.h"
 #include "base/clock.h"
@@ -29,7 +33,6 @@
 #define WBUF_HIGH (256u << 10)   /* stop producing above this backlog */
 #define BATCH_MAX 256            /* publishes per publisher per turn */
 #define MAX_PACKET (1u << 24)
-#define PENDING_CONNECTS 128     /* handshakes in progress, all workers */
 
 enum conn_role { ROLE_SUB, ROLE_PUB };
 enum conn_state {
@@ -41,6 +44,7 @@ enum conn_state {
  * whatever an earlier fill left, then again with 0. */
 enum fill_step { FILL_PURGE, FILL_SUBSCRIBE, FILL_DONE };
 enum slot_state { SLOT_FREE, SLOT_ACK, SLOT_COMP };
+enum hist_away { AWAY_NO, AWAY_LEAVING, AWAY_BACKING };
 
 struct pubconn {
 	uint64_t next_seq;
@@ -55,9 +59,10 @@ struct pubconn {
 	uint64_t seq_base;      /* fill: number of this publisher's first message */
 	uint64_t quota;         /* fill: messages to send; 0 = no limit */
 	uint8_t *slot_state;    /* [cap + 1] */
-	uint8_t *tpl;           /* payload template */
-	char topic[32];
+	uint8_t *tpl;           /* payload template (plant: rebuilt per message) */
+	char topic[64];
 	uint16_t topic_len;
+	uint16_t status_pid;    /* plant: the retained "online" in flight, 0 = none */
 };
 
 struct conn {
@@ -66,6 +71,8 @@ struct conn {
 	uint8_t role, state;
 	uint8_t fill_step;      /* fill subscribers: enum fill_step */
 	bool dirty, want_out;
+	bool resume;            /* next CONNECT resumes a stored session: no SUBSCRIBE */
+	uint8_t away;           /* plant historian 0: enum hist_away */
 	uint32_t idx;           /* publisher or subscriber index */
 	uint16_t keepalive;
 	uint16_t recv_max;      /* the broker's Receive Maximum (v5) */
@@ -83,6 +90,8 @@ struct worker {
 	_Atomic bool want_wake;
 	struct conn *conns;
 	uint32_t nconns, nsubs;  /* subscribers first, then publishers */
+	uint32_t ncreate;        /* sessions: the first ncreate subscribers make sessions,
+				    the rest up to nsubs are readers; else nsubs */
 	uint32_t next_start;     /* next conn index to connect */
 	uint32_t pending;        /* handshakes in progress */
 	uint32_t pending_max;
@@ -107,8 +116,7 @@ static void conn_close(struct conn *c)
 		close(c->fd);
 		c->fd = -1;
 	}
-	if (c->state != CS_READY && c->state != CS_CLOSED && c->state != CS_NEW && c->state != CS_CLOSING &&
-	    c->w->pending)
+	if (c->state != CS_READY && c->state != CS_CLOSED && c->state != CS_NEW && c->w->pending)
 		c->w->pending--;
 	c->state = CS_CLOSED;
 	c->wb.len = 0;
@@ -221,15 +229,16 @@ static int conn_put_disconnect(struct conn *c)
 
 /* Fill subscriber: leave the session with the broker. It is done once the
  * broker closes the connection (conn_closing_done), which it does only
- * after it has processed the DISCONNECT. */
+ * after it has processed the DISCONNECT. Until then it counts as a pending
+ * handshake, so --batch bounds the open descriptors. */
 static void conn_leave(struct conn *c)
 {
 	if (conn_put_disconnect(c) < 0) {
 		conn_fail(c, "out of memory");
 		return;
 	}
-	if (c->state != CS_READY && c->w->pending)
-		c->w->pending--;
+	if (c->state == CS_READY)
+		c->w->pending++;
 	c->state = CS_CLOSING;
 	conn_mark_dirty(c);
 }
@@ -244,6 +253,11 @@ static void conn_closing_done(struct conn *c)
 	if (c->fill_step == FILL_PURGE) {
 		c->fill_step = FILL_SUBSCRIBE;
 		conn_start(c);
+		return;
+	}
+	if (c->away == AWAY_LEAVING) {
+		/* A historian on its outage: the session stays with the broker. */
+		atomic_store(&c->w->b->hist_state, HIST_OFFLINE);
 		return;
 	}
 	c->fill_step = FILL_DONE;
@@ -287,17 +301,28 @@ static void conn_connected(struct conn *c)
 		conn_fail_errno(c, "connect to", err);
 		return;
 	}
-	char id[64];
+	char id[64], status[64];
 	int n;
-	bool fixed = c->role == ROLE_SUB && (b->o.mode == BENCH_FILL || b->o.mode == BENCH_DRAIN);
-	if (fixed)
+	enum bench_mode mode = b->o.mode;
+	bool plant = mode == BENCH_PLANT, sub = c->role == ROLE_SUB;
+	bool fixed = sub && (mode == BENCH_FILL || mode == BENCH_DRAIN || mode == BENCH_SESSIONS);
+	if (sub && mode == BENCH_SESSIONS)
+		n = snprintf(id, sizeof(id), BENCH_SESS_ID "%u", c->idx);
+	else if (fixed)
 		n = snprintf(id, sizeof(id), BENCH_FILL_ID "%u", c->idx);
+	else if (plant && !sub)
+		n = snprintf(id, sizeof(id), "gw-%u-%u", c->idx / PLANT_DEVICES, c->idx % PLANT_DEVICES);
+	else if (plant)
+		n = snprintf(id, sizeof(id), "fmb-hist-%u", c->idx);
 	else
 		n = snprintf(id, sizeof(id), "fmb-%d-%c%u", (int)getpid(), c->role == ROLE_PUB ? 'p' : 's', c->idx);
-	bool keep = (b->o.persistent || fixed) && c->role != ROLE_PUB;
-	/* A fill starts from an empty session: v5 says so with clean start
-	 * plus an expiry, v3 with the purge connection first. */
-	bool clean = !keep || (b->o.mode == BENCH_FILL && (b->o.protocol == MQTT_V5 || c->fill_step == FILL_PURGE));
+	bool keep = ((b->o.persistent || fixed) && sub) || plant;
+	/* A fill (and a sessions creator, a plant client) starts from an empty
+	 * session: v5 says so with clean start plus an expiry, v3 with the
+	 * purge connection first (plant's gateways skip it: they subscribe to
+	 * nothing, so no earlier run can have left them anything). */
+	bool fresh = !c->resume && (plant || (sub && (mode == BENCH_FILL || mode == BENCH_SESSIONS)));
+	bool clean = !keep || (fresh && (b->o.protocol == MQTT_V5 || c->fill_step == FILL_PURGE));
 	struct mqtt_connect cn = {
 		.protocol_name = {(const uint8_t *)"MQTT", 4},
 		.version = b->o.protocol,
@@ -307,7 +332,18 @@ static void conn_connected(struct conn *c)
 	};
 	if (keep && b->o.protocol == MQTT_V5 && c->fill_step != FILL_PURGE) {
 		cn.props.have |= MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY);
-		cn.props.session_expiry = 300;
+		cn.props.session_expiry = plant || mode == BENCH_SESSIONS ? BENCH_LONG_EXPIRY : 300;
+	}
+	if (plant && !sub) {
+		/* The gateway's status: "online" once connected, "offline" by
+		 * the broker if the connection dies. */
+		int sn = snprintf(status, sizeof(status), "plants/%u/devices/%u/status", c->idx / PLANT_DEVICES,
+				  c->idx % PLANT_DEVICES);
+		cn.will = true;
+		cn.will_qos = 1;
+		cn.will_retain = true;
+		cn.will_topic = (struct mqtt_bin){(const uint8_t *)status, (uint32_t)sn};
+		cn.will_payload = (struct mqtt_bin){(const uint8_t *)"offline", 7};
 	}
 	if (mqtt_encode_connect(&c->wb, &cn) < 0) {
 		conn_fail(c, "out of memory");
@@ -325,8 +361,10 @@ static int pub_setup(struct conn *c)
 	uint32_t cap = b->o.inflight;
 	if (c->recv_max && cap > c->recv_max)
 		cap = c->recv_max;
-	if (cap > 65535)
-		cap = 65535;
+	if (cap > 65534)
+		cap = 65534; /* plant's status takes cap + 1 */
+	if (b->o.mode == BENCH_PLANT && c->recv_max && cap >= c->recv_max)
+		cap = c->recv_max > 1 ? c->recv_max - 1u : 1u; /* the status counts against it too */
 	p->cap = cap;
 	if (b->o.qos) {
 		p->free_ids = malloc(sizeof(*p->free_ids) * cap);
@@ -340,6 +378,60 @@ static int pub_setup(struct conn *c)
 		p->nfree = cap;
 	}
 	return 0;
+}
+
+/* plant gateway: publish the retained "online" (QoS 1, packet id cap + 1,
+ * outside the numbered messages). Returns 0 or -FM_ENOMEM. */
+static int gw_status(struct conn *c)
+{
+	struct pubconn *p = c->pub;
+	char topic[64];
+	int n = snprintf(topic, sizeof(topic), "plants/%u/devices/%u/status", c->idx / PLANT_DEVICES,
+			 c->idx % PLANT_DEVICES);
+	struct mqtt_publish m = {
+		.qos = 1,
+		.retain = true,
+		.topic = {(const uint8_t *)topic, (uint32_t)n},
+		.pid = (uint16_t)(p->cap + 1),
+		.payload = {(const uint8_t *)"online", 6},
+	};
+	p->status_pid = m.pid;
+	if (mqtt_encode_publish(&c->wb, c->w->b->o.protocol, &m) < 0)
+		return -FM_ENOMEM;
+	conn_mark_dirty(c);
+	return 0;
+}
+
+/* The filters subscriber c subscribes to, written into f (and pointed to
+ * by e). Returns how many. */
+static uint32_t sub_filters(const struct conn *c, char f[][96], struct mqtt_sub_entry *e)
+{
+	const struct bench_opts *o = &c->w->b->o;
+	uint32_t n = 1;
+	switch (o->mode) {
+	case BENCH_IDLE:
+		snprintf(f[0], 96, "idle/%u", c->idx);
+		break;
+	case BENCH_PLANT:
+		if (o->share)
+			snprintf(f[0], 96, "$share/%s/plants/+/devices/+/#", o->share);
+		else
+			snprintf(f[0], 96, "plants/+/devices/+/#");
+		break;
+	case BENCH_SESSIONS:
+		snprintf(f[0], 96, "s/%u/a/#", c->idx);
+		snprintf(f[1], 96, "s/%u/b", c->idx);
+		snprintf(f[2], 96, "s/%u/c/+", c->idx);
+		snprintf(f[3], 96, "fleet/%u/#", c->idx % 100);
+		snprintf(f[4], 96, "cmd/%u", c->idx);
+		n = BENCH_SESS_FILTERS;
+		break;
+	default:
+		snprintf(f[0], 96, "%s", o->filter);
+	}
+	for (uint32_t i = 0; i < n; i++)
+		e[i] = (struct mqtt_sub_entry){{(const uint8_t *)f[i], (uint32_t)strlen(f[i])}, o->qos};
+	return n;
 }
 
 static void on_connack(struct conn *c, const struct mqtt_connack *ca)
@@ -363,7 +455,7 @@ static void on_connack(struct conn *c, const struct mqtt_connack *ca)
 	if (ca->props.have & MQTT_PROP_BIT(MQTT_PROP_SERVER_KEEP_ALIVE))
 		c->keepalive = ca->props.server_keep_alive;
 	if (c->role == ROLE_PUB) {
-		if (pub_setup(c) < 0) {
+		if (pub_setup(c) < 0 || (b->o.mode == BENCH_PLANT && gw_status(c) < 0)) {
 			conn_fail(c, "out of memory");
 			return;
 		}
@@ -372,34 +464,38 @@ static void on_connack(struct conn *c, const struct mqtt_connack *ca)
 		atomic_fetch_add(&b->pubs_ready, 1);
 		return;
 	}
-	if (b->o.mode == BENCH_FILL && c->fill_step == FILL_PURGE) {
+	if (c->fill_step == FILL_PURGE) {
 		conn_leave(c);
 		return;
 	}
-	if (b->o.mode == BENCH_DRAIN) {
+	if (b->o.mode == BENCH_DRAIN || c->resume) {
 		/* The session, its subscription and its queue are the broker's. */
 		if (!ca->session_present) {
-			char msg[96];
-			snprintf(msg, sizeof(msg), "the broker has no session for " BENCH_FILL_ID "%u (run fill first)",
-				 c->idx);
+			char msg[128], id[48];
+			if (b->o.mode == BENCH_DRAIN)
+				snprintf(id, sizeof(id), BENCH_FILL_ID "%u (run fill first)", c->idx);
+			else
+				snprintf(id, sizeof(id), "%s %u", b->o.mode == BENCH_PLANT ? "historian" : "session",
+					 c->idx);
+			snprintf(msg, sizeof(msg), "the broker has no session for %s", id);
 			conn_fail(c, msg);
 			return;
 		}
 		c->state = CS_READY;
 		c->w->pending--;
-		atomic_fetch_add(&b->subs_ready, 1);
+		if (c->away == AWAY_BACKING) {
+			c->away = AWAY_NO;
+			atomic_store(&b->hist_state, HIST_RESUME);
+		} else {
+			atomic_fetch_add(&b->subs_ready, 1);
+		}
 		return;
 	}
-	char filter[64];
-	struct mqtt_sub_entry e = {.options = b->o.qos};
-	if (b->o.mode == BENCH_IDLE) {
-		int n = snprintf(filter, sizeof(filter), "idle/%u", c->idx);
-		e.filter = (struct mqtt_bin){(const uint8_t *)filter, (uint32_t)n};
-	} else {
-		e.filter = (struct mqtt_bin){(const uint8_t *)b->o.filter, (uint32_t)strlen(b->o.filter)};
-	}
+	char filters[BENCH_SESS_FILTERS][96];
+	struct mqtt_sub_entry e[BENCH_SESS_FILTERS];
+	uint32_t ne = sub_filters(c, filters, e);
 	struct mqtt_props none = {0};
-	if (mqtt_encode_subscribe(&c->wb, b->o.protocol, MQTT_SUBSCRIBE, 1, &none, &e, 1) < 0) {
+	if (mqtt_encode_subscribe(&c->wb, b->o.protocol, MQTT_SUBSCRIBE, 1, &none, e, ne) < 0) {
 		conn_fail(c, "out of memory");
 		return;
 	}
@@ -410,24 +506,27 @@ static void on_connack(struct conn *c, const struct mqtt_connack *ca)
 static void on_suback(struct conn *c, const struct mqtt_suback *sa)
 {
 	struct bench *b = c->w->b;
-	if (c->state != CS_SUBACK || sa->pid != 1 || sa->n < 1) {
+	uint32_t want = b->o.mode == BENCH_SESSIONS ? BENCH_SESS_FILTERS : 1;
+	if (c->state != CS_SUBACK || sa->pid != 1 || sa->n != want) {
 		conn_fail(c, "unexpected SUBACK");
 		return;
 	}
-	if (sa->rcs[0] >= 0x80) {
-		char msg[96];
-		snprintf(msg, sizeof(msg), "SUBACK refused: 0x%02x %s", sa->rcs[0],
-			 b->o.protocol == MQTT_V5 ? mqtt_rc_name(sa->rcs[0]) : "failure");
-		conn_fail(c, msg);
-		return;
+	for (uint32_t i = 0; i < sa->n; i++) {
+		if (sa->rcs[i] >= 0x80) {
+			char msg[96];
+			snprintf(msg, sizeof(msg), "SUBACK refused filter %u: 0x%02x %s", i + 1, sa->rcs[i],
+				 b->o.protocol == MQTT_V5 ? mqtt_rc_name(sa->rcs[i]) : "failure");
+			conn_fail(c, msg);
+			return;
+		}
+		if (sa->rcs[i] != b->o.qos) {
+			char msg[96];
+			snprintf(msg, sizeof(msg), "SUBACK granted QoS %u, asked for %u", sa->rcs[i], b->o.qos);
+			conn_fail(c, msg);
+			return;
+		}
 	}
-	if (sa->rcs[0] != b->o.qos) {
-		char msg[96];
-		snprintf(msg, sizeof(msg), "SUBACK granted QoS %u, asked for %u", sa->rcs[0], b->o.qos);
-		conn_fail(c, msg);
-		return;
-	}
-	if (b->o.mode == BENCH_FILL) {
+	if (b->o.mode == BENCH_FILL || b->o.mode == BENCH_SESSIONS) {
 		conn_leave(c);
 		return;
 	}
@@ -442,6 +541,8 @@ static void on_publish(struct conn *c, const struct mqtt_publish *m)
 	struct worker *w = c->w;
 	struct bench *b = w->b;
 	struct sub_stat *st = &b->sub[c->idx];
+	if (c->role == ROLE_SUB && c->state == CS_CLOSING)
+		return; /* sent before our DISCONNECT; unacknowledged, so it comes again */
 	if (c->role != ROLE_SUB || c->state != CS_READY) {
 		conn_fail(c, "unexpected PUBLISH");
 		return;
@@ -460,20 +561,48 @@ static void on_publish(struct conn *c, const struct mqtt_publish *m)
 		}
 		c->qos2_held[m->pid >> 3] |= bit;
 	}
-	uint32_t magic, pi;
-	uint64_t seq, ts;
+	uint32_t magic = 0, pi = 0;
+	uint64_t seq = 0, ts = 0;
 	bool drain = b->o.mode == BENCH_DRAIN;
-	if (m->payload.len >= BENCH_HDR && st->seen) {
+	if (b->o.mode == BENCH_PLANT) {
+		if (m->topic.len > 7 && !memcmp(m->topic.p + m->topic.len - 7, "/status", 7)) {
+			st->status++;
+			goto ack;
+		}
+		if (plant_header(m->payload.p, m->payload.len, &pi, &seq, &ts))
+			magic = BENCH_MAGIC;
+	} else if (m->payload.len >= BENCH_HDR && st->seen) {
 		memcpy(&magic, m->payload.p, 4);
 		memcpy(&pi, m->payload.p + 4, 4);
 		memcpy(&seq, m->payload.p + 8, 8);
 		memcpy(&ts, m->payload.p + 16, 8);
-	} else {
-		magic = 0;
-		pi = seq = ts = 0;
+	}
+	uint32_t target = 0;
+	if (b->o.mode == BENCH_SESSIONS && magic == BENCH_MAGIC && pi < b->o.pubs) {
+		/* Count by the reader's own numbering: small maps per session. */
+		sess_target(b, pi, seq, &target, &seq);
+		if (target != c->idx)
+			magic = 0;
 	}
 	if (magic != BENCH_MAGIC || (drain ? seq >= b->o.messages : pi >= b->o.pubs)) {
 		st->foreign++;
+	} else if (b->o.mode == BENCH_SESSIONS) {
+		int r = seqmap_set(&st->seen[0], seq);
+		if (r < 0) {
+			conn_fail(c, "out of memory");
+			return;
+		}
+		if (r)
+			st->dup++;
+		else
+			atomic_fetch_add_explicit(&st->unique, 1, memory_order_relaxed);
+		st->received++;
+		w->delivered_total++;
+		w->last_event = w->now;
+		if (w->now >= b->t0 && w->now < b->t1) {
+			w->delivered_win++;
+			hist_add(&w->lat, w->now > ts ? w->now - ts : 0);
+		}
 	} else if (drain) {
 		/* Messages from an earlier run: no latency, no window; only count. */
 		int r = seqmap_set(&st->seen[0], seq);
@@ -497,18 +626,26 @@ static void on_publish(struct conn *c, const struct mqtt_publish *m)
 		}
 		if (r)
 			st->dup++;
+		else
+			atomic_fetch_add_explicit(&st->unique, 1, memory_order_relaxed);
 		st->received++;
 		w->delivered_total++;
+		w->last_event = w->now;
 		_Atomic uint64_t *mk = &b->mark[(size_t)c->idx * b->o.pubs + pi];
 		if (seq + 1 > atomic_load_explicit(mk, memory_order_relaxed)) {
 			atomic_store_explicit(mk, seq + 1, memory_order_release);
 			w->marks_moved = true;
 		}
-		if (w->now >= b->t0 && w->now < b->t1) {
+		if (c->idx == 0 && b->t_back && ts < b->t_back) {
+			/* Queued during the outage: its latency is the outage's. */
+			st->backlog++;
+			st->backlog_last = w->now;
+		} else if (w->now >= b->t0 && w->now < b->t1) {
 			w->delivered_win++;
 			hist_add(&w->lat, w->now > ts ? w->now - ts : 0);
 		}
 	}
+ack:
 	if (m->qos == 1)
 		conn_ack(c, MQTT_PUBACK, m->pid);
 	else if (m->qos == 2)
@@ -529,6 +666,13 @@ static void on_ack(struct conn *c, uint8_t type, const struct mqtt_ack *a)
 		return;
 	}
 	struct pubconn *p = c->pub;
+	if (p && p->status_pid && a->pid == p->status_pid && type == MQTT_PUBACK) {
+		p->status_pid = 0;
+		if (a->rc >= 0x80)
+			bench_error(b, true, "publisher %u: retained status refused: 0x%02x %s", c->idx, a->rc,
+				    mqtt_rc_name(a->rc));
+		return;
+	}
 	uint8_t want = type == MQTT_PUBCOMP ? SLOT_COMP : SLOT_ACK;
 	bool qos_ok = (type == MQTT_PUBACK) == (b->o.qos == 1);
 	if (!p || !qos_ok || a->pid == 0 || a->pid > p->cap || p->slot_state[a->pid] != want) {
@@ -556,6 +700,8 @@ static void on_ack(struct conn *c, uint8_t type, const struct mqtt_ack *a)
 	} else if (seqmap_set(&ps->acked, p->slot_seq[a->pid]) < 0) {
 		conn_fail(c, "out of memory");
 		return;
+	} else {
+		atomic_fetch_add_explicit(&ps->acked_n, 1, memory_order_relaxed);
 	}
 	p->slot_state[a->pid] = SLOT_FREE;
 	p->free_ids[p->nfree++] = a->pid;
@@ -731,6 +877,17 @@ static bool pub_pump(struct worker *w, struct conn *c, uint64_t *next_due)
 				*next_due = (uint64_t)p->next_due;
 			break;
 		}
+		if (b->o.mode == BENCH_PLANT) {
+			/* Tags in turn, each its own topic; the header goes in as hex. */
+			p->topic_len = (uint16_t)plant_topic(p->topic, sizeof(p->topic), c->idx,
+							     (uint32_t)(p->next_seq % b->o.tags));
+			plant_payload(p->tpl, b->o.size, c->idx, p->next_seq, now, b->o.tags);
+		} else if (b->o.mode == BENCH_SESSIONS) {
+			uint32_t target;
+			uint64_t k;
+			sess_target(b, c->idx, p->next_seq, &target, &k);
+			p->topic_len = (uint16_t)snprintf(p->topic, sizeof(p->topic), "s/%u/a/x", target);
+		}
 		struct mqtt_publish m = {
 			.qos = qos,
 			.topic = {(const uint8_t *)p->topic, p->topic_len},
@@ -748,12 +905,14 @@ static bool pub_pump(struct worker *w, struct conn *c, uint64_t *next_due)
 			return false;
 		}
 		/* The payload is the packet's tail: stamp its header in place. */
-		uint8_t *pl = c->wb.p + c->wb.len - b->o.size;
-		uint32_t idx = c->idx;
-		uint64_t seq = p->seq_base + p->next_seq;
-		memcpy(pl + 4, &idx, 4);
-		memcpy(pl + 8, &seq, 8);
-		memcpy(pl + 16, &now, 8);
+		if (b->o.mode != BENCH_PLANT) {
+			uint8_t *pl = c->wb.p + c->wb.len - b->o.size;
+			uint32_t idx = c->idx;
+			uint64_t seq = p->seq_base + p->next_seq;
+			memcpy(pl + 4, &idx, 4);
+			memcpy(pl + 8, &seq, 8);
+			memcpy(pl + 16, &now, 8);
+		}
 		p->next_seq++;
 		/* Release: whoever sees this count also sees the unacked increment. */
 		atomic_store_explicit(&ps->sent, p->next_seq, memory_order_release);
@@ -829,6 +988,23 @@ static void worker_shutdown(struct worker *w)
 	w->stopped = true;
 }
 
+/* plant: historian 0 (conns[0] of worker 0) follows the main thread's
+ * hist_cmd: leave with its session kept, or come back for it. */
+static void hist_step(struct worker *w, struct conn *c)
+{
+	struct bench *b = w->b;
+	int cmd = atomic_load_explicit(&b->hist_cmd, memory_order_acquire);
+	if (cmd == HIST_OFFLINE && c->away == AWAY_NO && c->state == CS_READY) {
+		c->away = AWAY_LEAVING;
+		conn_leave(c);
+	} else if (cmd == HIST_RESUME && c->away == AWAY_LEAVING && c->state == CS_CLOSED) {
+		c->away = AWAY_BACKING;
+		c->resume = true;
+		b->t_back = w->now;
+		conn_start(c);
+	}
+}
+
 static void arm_timer(struct worker *w, uint64_t at_us)
 {
 	struct itimerspec its = {0};
@@ -854,9 +1030,12 @@ static void *worker_main(void *arg)
 			break;
 		}
 		/* Start handshakes for the phase's role, a bounded number at a time. */
-		uint32_t start_end = phase == PH_CONNECT_SUBS ? w->nsubs : w->nconns;
+		uint32_t start_end = phase == PH_CONNECT_SUBS ? w->ncreate
+				   : phase == PH_CONNECT_RESUME ? w->nsubs : w->nconns;
 		while (w->next_start < start_end && w->pending < w->pending_max)
 			conn_start(&w->conns[w->next_start++]);
+		if (b->o.mode == BENCH_PLANT && w->id == 0 && w->nsubs)
+			hist_step(w, &w->conns[0]);
 		flush_dirty(w);
 
 		int timeout = more ? 0 : 100;
@@ -948,7 +1127,11 @@ struct worker *worker_create(struct bench *b, int id)
 	w->nconns = w->nsubs;
 	for (uint32_t p = (uint32_t)id; p < b->o.pubs; p += T)
 		w->nconns++;
-	w->pending_max = PENDING_CONNECTS / T ? PENDING_CONNECTS / T : 1;
+	w->ncreate = w->nsubs;
+	for (uint32_t r = (uint32_t)id; r < b->o.readers; r += T)
+		w->nsubs++;
+	w->nconns += w->nsubs - w->ncreate;
+	w->pending_max = b->o.batch / T ? b->o.batch / T : 1;
 	w->conns = calloc(w->nconns ? w->nconns : 1, sizeof(*w->conns));
 	w->dirty = calloc(w->nconns ? w->nconns : 1, sizeof(*w->dirty));
 	w->scratch = malloc(SCRATCH_SIZE);
@@ -970,7 +1153,18 @@ struct worker *worker_create(struct bench *b, int id)
 		c->role = ROLE_SUB;
 		c->idx = s;
 		c->keepalive = b->o.keepalive;
-		c->fill_step = b->o.mode == BENCH_FILL && b->o.protocol != MQTT_V5 ? FILL_PURGE : FILL_SUBSCRIBE;
+		bool fresh = b->o.mode == BENCH_FILL || b->o.mode == BENCH_SESSIONS || b->o.mode == BENCH_PLANT;
+		c->fill_step = fresh && b->o.protocol != MQTT_V5 ? FILL_PURGE : FILL_SUBSCRIBE;
+	}
+	for (uint32_t r = (uint32_t)id; r < b->o.readers; r += T, k++) {
+		struct conn *c = &w->conns[k];
+		c->w = w;
+		c->fd = -1;
+		c->role = ROLE_SUB;
+		c->idx = r;
+		c->keepalive = b->o.keepalive;
+		c->resume = true;
+		c->fill_step = FILL_SUBSCRIBE;
 	}
 	for (uint32_t pi = (uint32_t)id; pi < b->o.pubs; pi += T, k++) {
 		struct conn *c = &w->conns[k];
