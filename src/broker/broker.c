@@ -455,7 +455,7 @@ static void check_output(struct client *c, uint64_t now)
 	}
 	if (!c->out_full_since_ms)
 		c->out_full_since_ms = now;
-	if (pending > 4 * cap)
+	if (pending / 4 > cap)
 		why = "output above 4 x max_output_buffer";
 	else if (stall && now - c->out_full_since_ms >= (uint64_t)stall * 1000)
 		why = "output above max_output_buffer for output_stall_timeout";

@@ -13,11 +13,6 @@ static int64_t bucket_cap(uint64_t per_s)
 	return cap < 2000 ? 2000 : cap;
 }
 
-static bool rate_on(const struct config *cfg)
-{
-	return cfg->max_publish_rate.msgs || cfg->max_publish_rate.bytes;
-}
-
 void rate_init(struct client *c, uint64_t now)
 {
 	const struct rate_conf *r = &c->b->cfg.max_publish_rate;
@@ -73,11 +68,14 @@ static long rate_wait_ms(const struct client *c)
 
 void rate_charge(struct client *c, size_t packet_len, uint64_t now)
 {
-	if (!rate_on(&c->b->cfg))
+	const struct rate_conf *r = &c->b->cfg.max_publish_rate;
+	if (!r->msgs && !r->bytes)
 		return;
 	rate_refill(c, now);
-	c->rate_msgs -= 1000;
-	c->rate_bytes -= (int64_t)packet_len * 1000;
+	if (r->msgs)
+		c->rate_msgs -= 1000;
+	if (r->bytes)
+		c->rate_bytes -= (int64_t)packet_len * 1000;
 	if (rate_wait_ms(c) > 0) {
 		c->rate_held = true;
 		if (!c->rate_over_since_ms)

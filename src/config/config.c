@@ -127,6 +127,12 @@ static const struct option options[] = {
 	  "is not read from until it is back under the rate. 0 = unlimited.", false },
 	{ "publish_rate_timeout", OPT_U32, OFF(publish_rate_timeout), 0, 86400, "10", NULL, "SECONDS",
 	  "A client held back by max_publish_rate without a pause this long is disconnected (v5: 0x96). 0 = never.", false },
+	{ "tcp_keepalive", OPT_U32, OFF(tcp_keepalive), 0, 86400, "60", NULL, "SECONDS",
+	  "TCP keep-alive probes after this much idle time on every client connection, against half-open "
+	  "connections. 0 = off.", false },
+	{ "tcp_user_timeout", OPT_U32, OFF(tcp_user_timeout), 0, INT32_MAX, "0", NULL, "MS",
+	  "TCP_USER_TIMEOUT of client connections: data left unacknowledged this long closes the connection. "
+	  "0 = the kernel's default.", false },
 	{ "persistence", OPT_BOOL, OFF(persistence), 0, 1, "true", NULL, "true|false",
 	  "Keep sessions, queues and retained messages in persistence_location.", false },
 	{ "durability", OPT_ENUM, OFF(durability), 0, 1, "full", durability_names, "full|normal",
@@ -343,13 +349,17 @@ static int set_value(struct config *c, const struct option *o, char *val, char *
 		return 0;
 	case OPT_RATE: {
 		struct rate_conf *r = (struct rate_conf *)field;
-		char *bytes = val + strcspn(val, " \t");
+		char msgs[64];
+		if (strlen(val) >= sizeof msgs)
+			goto bad;
+		snprintf(msgs, sizeof msgs, "%s", val); /* val stays whole for the error message */
+		char *bytes = msgs + strcspn(msgs, " \t");
 		if (*bytes) {
 			*bytes++ = 0;
 			bytes += strspn(bytes, " \t");
 		}
 		uint64_t b = 0;
-		if (parse_u64(val, false, &v) || v > o->max || (*bytes && parse_u64(bytes, true, &b)) ||
+		if (parse_u64(msgs, false, &v) || v > o->max || (*bytes && parse_u64(bytes, true, &b)) ||
 		    b > (1ull << 40))
 			goto bad;
 		r->msgs = (uint32_t)v;

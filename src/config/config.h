@@ -70,6 +70,8 @@ struct config {
 		uint64_t bytes; /* PUBLISH bytes per second; 0: unlimited */
 	} max_publish_rate;
 	uint32_t publish_rate_timeout;  /* seconds over the rate before a disconnect; 0: never */
+	uint32_t tcp_keepalive;         /* seconds of idle before TCP probes; 0: off */
+	uint32_t tcp_user_timeout;      /* TCP_USER_TIMEOUT in ms; 0: the kernel's */
 	bool persistence;
 	uint32_t durability;
 	char persistence_location[512];

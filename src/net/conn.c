@@ -9,8 +9,11 @@
 #include "../base/log.h"
 #include "../tls/tls.h"
 #include "../ws/ws.h"
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 /* Output buffers at most this big stay allocated between writes. */
 #define KEEP_OUT_CAP (256 * 1024)
@@ -347,6 +350,18 @@ static int transport_init(struct conn *c, const struct listener_conf *l)
 	return 0;
 }
 
+/* tcp_keepalive and tcp_user_timeout, against half-open connections. */
+static void set_tcp_options(struct conn *c, const struct config *cfg)
+{
+	if (cfg->tcp_keepalive && uv_tcp_keepalive(&c->tcp, 1, cfg->tcp_keepalive))
+		log_debug("tcp_keepalive on %s failed", CLIENT_ADDR(&c->client));
+	uv_os_fd_t fd;
+	unsigned ms = cfg->tcp_user_timeout;
+	if (ms && !uv_fileno((uv_handle_t *)&c->tcp, &fd) &&
+	    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms))
+		log_debug("tcp_user_timeout on %s failed", CLIENT_ADDR(&c->client));
+}
+
 void conn_accept(struct nworker *w, uv_stream_t *listener, unsigned idx)
 {
 	struct conn *c = calloc(1, sizeof *c);
@@ -370,6 +385,7 @@ void conn_accept(struct nworker *w, uv_stream_t *listener, unsigned idx)
 	broker_client_init(w->bw->b, &c->client, w->id, known ? (struct sockaddr *)&ss : NULL);
 	const struct listener_conf *l = conn_listener(c);
 	c->client.identity_as_username = l->use_identity_as_username;
+	set_tcp_options(c, &w->bw->b->cfg);
 	int open = atomic_fetch_add(&w->net->open[idx], 1) + 1;
 	if (l->max_connections && (unsigned)open > l->max_connections) {
 		log_notice("listener %u: max_connections %u reached, closing %s", l->port, l->max_connections,

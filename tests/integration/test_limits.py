@@ -12,7 +12,7 @@ import time
 import pytest
 
 import mqttraw as M
-from conftest import PROTOCOLS, assert_broker_alive, connect_raw, wait_for
+from conftest import PROTOCOLS, assert_broker_alive, broker_bin, connect_raw, wait_for
 
 
 # ---- max_topic_length, max_topic_levels ----
@@ -249,3 +249,39 @@ def test_subscriber_that_does_not_read_is_disconnected(start_broker, raw, proto)
         assert_broker_alive(b, proto)
     finally:
         slow.close()
+
+
+# ---- tcp_keepalive, tcp_user_timeout ----
+
+def broker_side_socket(port):
+    """ss's view of the broker's end of the connections to `port`."""
+    return subprocess.run(["ss", "-tinoe", "state", "established", "( sport = :%d )" % port],
+                          capture_output=True, text=True).stdout
+
+
+@pytest.mark.parametrize("keepalive", [30, 0])
+def test_tcp_keepalive_is_set_on_accepted_connections(start_broker, raw, keepalive):
+    b = start_broker(tcp_keepalive=keepalive, tcp_user_timeout=20000)
+    r = connect_raw(raw, b, "tcp-ka", 4)
+    r.send(M.pingreq())
+    r.expect(M.PINGRESP)
+    if not shutil.which("ss"):
+        pytest.skip("ss (iproute2) is not installed")
+    # Once what the broker sent is acknowledged, the socket's timer is the
+    # keep-alive one (or none).
+    out = wait_for(lambda: (lambda o: o if "timer:(on" not in o else None)(broker_side_socket(b.port)),
+                   what="no retransmission timer")
+    assert "127.0.0.1:%d" % b.port in out, out
+    if keepalive:
+        assert re.search(r"timer:\(keepalive,\d+", out), out
+    else:
+        assert "keepalive" not in out, out
+
+
+def test_tcp_options_are_checked(tmp_path):
+    conf = tmp_path / "bad.conf"
+    for line in ("tcp_keepalive -1", "tcp_user_timeout 3000000000", "tcp_keepalive 86401"):
+        conf.write_text(line + "\n")
+        r = subprocess.run([broker_bin(), "--check-config", "-c", str(conf)],
+                           capture_output=True, text=True)
+        assert r.returncode != 0 and "bad.conf:1:" in r.stderr, (line, r.stderr)

@@ -508,6 +508,41 @@ static void test_help(void)
 	free(text);
 }
 
+static void test_client_limits(void)
+{
+	struct config c;
+	config_defaults(&c);
+	ASSERT_EQ(c.max_topic_length, 65535);
+	ASSERT_EQ(c.max_topic_levels, 128);
+	ASSERT_EQ(c.max_subscriptions_per_client, 0);
+	ASSERT_EQ(c.max_publish_rate.msgs, 0);
+	ASSERT_EQ(c.max_publish_rate.bytes, 0);
+	ASSERT_EQ(c.publish_rate_timeout, 10);
+	ASSERT_EQ(c.output_stall_timeout, 60);
+	ASSERT_EQ(c.tcp_keepalive, 60);
+	ASSERT_EQ(c.tcp_user_timeout, 0);
+	ok_line(&c, "max_publish_rate 100");
+	ASSERT_EQ(c.max_publish_rate.msgs, 100);
+	ASSERT_EQ(c.max_publish_rate.bytes, 0);
+	ok_line(&c, "max_publish_rate 0   64k");
+	ASSERT_EQ(c.max_publish_rate.msgs, 0);
+	ASSERT_EQ(c.max_publish_rate.bytes, 65536);
+	ok_line(&c, "max_publish_rate 5 1G");
+	ASSERT_EQ(c.max_publish_rate.msgs, 5);
+	ASSERT_EQ(c.max_publish_rate.bytes, 1ull << 30);
+	const char *want = "max_publish_rate: invalid value '%s' (expected MSGS_PER_S [BYTES_PER_S])";
+	const char *bad[] = { "x", "-1", "10 1k 2", "10 2T", "10 1025G", "4294967296" };
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		char line[64], msg[128];
+		snprintf(line, sizeof line, "max_publish_rate %s", bad[i]);
+		snprintf(msg, sizeof msg, want, bad[i]);
+		bad_line(line, msg);
+	}
+	bad_line("max_topic_length 0", "max_topic_length: '0' is not a number in 1..65535");
+	bad_line("max_topic_levels 65536", "max_topic_levels: '65536' is not a number in 1..65535");
+	bad_line("tcp_user_timeout 2147483648", "tcp_user_timeout: '2147483648' is not a number in 0..2147483647");
+}
+
 int main(void)
 {
 	RUN(test_defaults);
@@ -523,5 +558,6 @@ int main(void)
 	RUN(test_load);
 	RUN(test_finish);
 	RUN(test_help);
+	RUN(test_client_limits);
 	return CHECK_DONE();
 }
