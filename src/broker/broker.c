@@ -439,13 +439,15 @@ void broker_worker_wake(struct bworker *w)
 	pthread_mutex_unlock(&w->wake_lock);
 }
 
-/* A client that does not read: its output is over 4 x max_output_buffer
+/* Cuts off a client that does not read: its output is over 4 x max_output_buffer
  * (deliveries pause at 1 x, but control packets and resends do not), or
  * has stayed over max_output_buffer for output_stall_timeout. It is cut off
  * at once: a goodbye would only wait behind the output it does not read. */
-static void check_output(struct client *c, uint64_t now)
+void broker_client_check_output(struct client *c, uint64_t now)
 {
 	struct broker *b = c->b;
+	if (c->state == CLIENT_CLOSING)
+		return;
 	uint64_t cap = b->cfg.max_output_buffer, pending = b->ports.out_pending(c);
 	uint32_t stall = b->cfg.output_stall_timeout;
 	const char *why = NULL;
@@ -481,7 +483,7 @@ void broker_worker_tick(struct bworker *w, uint64_t now)
 			   now - c->last_rx_ms > (uint64_t)c->keepalive * 1500) { /* [MQTT-3.1.2-22] */
 			client_disconnect(c, MQTT_RC_KEEP_ALIVE_TIMEOUT, "keep alive timeout");
 		} else if (c->state == CLIENT_CONNECTED) {
-			check_output(c, now);
+			broker_client_check_output(c, now);
 		}
 	}
 }

@@ -192,6 +192,10 @@ void broker_on_close(struct client *c);
  * when it may go on (the held input first), the milliseconds to wait, or -1
  * when it was disconnected for being over the rate for publish_rate_timeout. */
 long broker_client_rate_wait(struct client *c, uint64_t now_mono_ms);
+/* Cuts c off when its output exceeds 4 x max_output_buffer, or has stayed
+ * above max_output_buffer for output_stall_timeout (the worker tick checks
+ * every client; the network layer also checks when output grows). */
+void broker_client_check_output(struct client *c, uint64_t now_mono_ms);
 /* The client's output drained below the cap: deliver what waits. */
 void broker_on_writable(struct client *c);
 /* Sends the loop turn's store records to the writer (end of every turn). */

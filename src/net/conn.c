@@ -408,7 +408,13 @@ static size_t port_out_pending(struct client *cl)
 	       (c->wreq ? c->wreq->data.len - c->wreq->off : 0);
 }
 
-static void port_flush(struct client *cl) { queue_flush(conn_of_client(cl)); }
+static void port_flush(struct client *cl)
+{
+	queue_flush(conn_of_client(cl));
+	/* The hard output cap holds between worker ticks too. */
+	if (port_out_pending(cl) / 4 > cl->b->cfg.max_output_buffer)
+		broker_client_check_output(cl, clock_mono_ms());
+}
 
 static void port_close(struct client *cl) { conn_shut(conn_of_client(cl)); }
 

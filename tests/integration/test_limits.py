@@ -285,3 +285,28 @@ def test_tcp_options_are_checked(tmp_path):
         r = subprocess.run([broker_bin(), "--check-config", "-c", str(conf)],
                            capture_output=True, text=True)
         assert r.returncode != 0 and "bad.conf:1:" in r.stderr, (line, r.stderr)
+
+
+def test_output_beyond_four_times_the_cap_disconnects_at_once(start_broker):
+    # Replies to a client that never reads are not paused like deliveries:
+    # PINGRESPs pile up until the hard cap cuts it off, long before the
+    # (disabled) stall timeout.
+    b = start_broker(max_output_buffer="4k", output_stall_timeout=0)
+    r = non_reading_client(b.port, 4)
+    try:
+        assert r.connect("pinger").rc == 0
+        rss0 = rss_kb(b.proc.pid)
+        rx = re.compile(r"client pinger .*disconnected: not reading, output above 4 x max_output_buffer")
+        deadline = time.monotonic() + 15
+        r.sock.settimeout(0.5)
+        while not rx.search(b.log_text()):
+            assert time.monotonic() < deadline, "not disconnected"
+            try:
+                r.send(M.pingreq() * 5000)
+            except OSError:
+                break  # a send that blocks (or the close): no more whole packets
+        b.wait_log(rx.pattern)
+        assert rss_kb(b.proc.pid) - rss0 < 30 * 1024
+        assert_broker_alive(b)
+    finally:
+        r.close()
