@@ -78,12 +78,45 @@ static void on_closed(uv_handle_t *h)
 	conn_unref_(c);
 }
 
+static void free_timer(uv_handle_t *h) { free(h); }
+
 static void conn_close_now(struct conn *c)
 {
 	if (uv_is_closing((uv_handle_t *)&c->tcp))
 		return;
+	if (c->x && c->x->linger) {
+		uv_close((uv_handle_t *)c->x->linger, free_timer);
+		c->x->linger = NULL;
+	}
 	uv_read_stop((uv_stream_t *)&c->tcp);
 	uv_close((uv_handle_t *)&c->tcp, on_closed);
+}
+
+static void on_linger_timeout(uv_timer_t *t) { conn_close_now(t->data); }
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *ub);
+
+/* Closes after the goodbye went out. TLS and WebSocket peers answer with
+ * their own close (close_notify, close frame): closing the socket before it
+ * arrives makes the kernel reset the connection, and the peer sees an error.
+ * So those wait, reading and discarding, for the peer to close (at most 1 s). */
+static void conn_finish(struct conn *c)
+{
+	if (!c->x || !c->x->shut || c->x->linger || uv_is_closing((uv_handle_t *)&c->tcp)) {
+		conn_close_now(c);
+		return;
+	}
+	uv_timer_t *t = malloc(sizeof *t);
+	if (!t || uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read)) {
+		free(t);
+		conn_close_now(c);
+		return;
+	}
+	uv_timer_init(&c->w->loop, t);
+	t->data = c;
+	c->x->linger = t;
+	uv_timer_start(t, on_linger_timeout, 1000, 0);
 }
 
 static void queue_flush(struct conn *c)
@@ -113,7 +146,7 @@ static void on_written(uv_write_t *req, int status)
 	if (c->out.len)
 		conn_write(c);
 	else if (c->closing)
-		conn_close_now(c);
+		conn_finish(c);
 	/* Room again: let the session send what waited for it. */
 	if (!c->closing && !c->wreq)
 		broker_on_writable(&c->client);
@@ -192,7 +225,7 @@ static void conn_write(struct conn *c)
 		release_idle(wb);
 	}
 	if (c->closing)
-		conn_close_now(c);
+		conn_finish(c);
 }
 
 void conn_flush_all(struct nworker *w)
@@ -240,7 +273,6 @@ int conn_deliver(struct conn *c, const uint8_t *p, size_t len)
 }
 
 static void conn_shut(struct conn *c);
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *ub);
 
 static bool conn_gone(struct conn *c)
 {

@@ -41,6 +41,7 @@ struct xport {
 	struct buf wire;         /* bytes for the socket */
 	bool shut;               /* the goodbye has been appended */
 	bool ended;              /* wss: the WebSocket layer ended the connection */
+	uv_timer_t *linger;      /* after the goodbye: waiting for the peer to close */
 };
 
 struct conn {
