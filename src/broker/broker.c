@@ -364,21 +364,16 @@ void broker_on_close(struct client *c)
 		c->session = NULL;
 		broker_commit(w, NULL, NULL, NULL, 0, 0, false);
 	}
-	if (c->in_aliases) {
-		for (uint32_t i = 0; i <= c->alias_max_in; i++)
-			free(c->in_aliases[i]);
-		free(c->in_aliases);
-	}
-	if (c->out_aliases) {
-		for (uint32_t i = 0; i < c->n_out_aliases; i++)
-			free(c->out_aliases[i]);
-		free(c->out_aliases);
+	if (c->aliases) {
+		for (uint32_t i = 0; i <= (uint32_t)c->alias_max_in + CLIENT_MAX_OUT_ALIASES; i++)
+			free(c->aliases[i]);
+		free(c->aliases);
 	}
 	client_release_access(c);
+	rate_free(c);
 	free(c->username);
 	free(c->identity);
-	c->in_aliases = NULL;
-	c->out_aliases = NULL;
+	c->aliases = NULL;
 	c->username = NULL;
 	c->identity = NULL;
 	c->state = CLIENT_CLOSING;

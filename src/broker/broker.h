@@ -59,6 +59,8 @@ struct client {
 	bool will_on_close; /* publish the session's will when this connection ends */
 	bool kicked;        /* taken over: the session is no longer ours */
 	bool connack_pending; /* CONNACK waits for the store: hold deliveries */
+	bool identity_as_username;  /* set by the network layer: the listener's use_identity_as_username */
+	bool rate_held;             /* out of publish tokens: no more packets are read until a refill */
 	uint16_t keepalive;         /* effective, seconds; 0 = none */
 	uint16_t send_max;          /* client's Receive Maximum capped by max_inflight_messages */
 	uint16_t alias_max_in;      /* aliases we accept */
@@ -69,22 +71,18 @@ struct client {
 	uint64_t last_rx_ms;        /* monotonic */
 	uint64_t connected_at_ms;
 	struct session *session;    /* reference owned by the client while attached */
-	char **in_aliases;          /* [alias_max_in + 1], lazily allocated */
-	char **out_aliases;         /* [CLIENT_MAX_OUT_ALIASES], lazily allocated */
+	/* Topic aliases, allocated at first use: [0..alias_max_in] the topics the
+	 * client set (index = alias), then CLIENT_MAX_OUT_ALIASES of ours. */
+	char **aliases;
 	char *username;
 	uint8_t addr_ip[16];        /* peer address, formatted only for logs */
 	uint16_t addr_port;
 	uint8_t addr_family;
 	struct client *prev, *next; /* the worker's list */
 	char *identity;             /* transport identity (certificate CN/SAN), owned; NULL: none */
-	bool identity_as_username;  /* set by the network layer: the listener's use_identity_as_username */
 	struct broker_auth *auth;       /* the generation this client was admitted with */
 	struct auth_acl_client *acl;    /* its compiled ACL, NULL: no ACL */
-	/* max_publish_rate token buckets, in thousandths of a message / byte (rate.c). */
-	int64_t rate_msgs, rate_bytes;
-	uint64_t rate_at_ms;            /* last refill, monotonic */
-	uint64_t rate_over_since_ms;    /* over the rate since (buckets never full again); 0: not */
-	bool rate_held;                 /* out of tokens: no more packets are read until a refill */
+	struct client_rate *rate;       /* max_publish_rate buckets; NULL when there is no limit */
 	uint64_t out_full_since_ms;     /* output at or above max_output_buffer since; 0: below */
 };
 

@@ -19,8 +19,9 @@ static uint16_t out_alias(struct client *c, const struct msg *m, bool *known)
 	*known = false;
 	if (!c->alias_max_out)
 		return 0;
+	char **ours = c->aliases ? c->aliases + c->alias_max_in + 1 : NULL;
 	for (uint16_t i = 0; i < c->n_out_aliases; i++) {
-		const char *t = c->out_aliases[i];
+		const char *t = ours[i];
 		if (strlen(t) == m->topic_len && !memcmp(t, msg_topic(m), m->topic_len)) {
 			*known = true;
 			return (uint16_t)(i + 1);
@@ -29,15 +30,13 @@ static uint16_t out_alias(struct client *c, const struct msg *m, bool *known)
 	uint16_t limit = c->alias_max_out < CLIENT_MAX_OUT_ALIASES ? c->alias_max_out : CLIENT_MAX_OUT_ALIASES;
 	if (c->n_out_aliases >= limit)
 		return 0;
-	if (!c->out_aliases) {
-		c->out_aliases = calloc(CLIENT_MAX_OUT_ALIASES, sizeof *c->out_aliases);
-		if (!c->out_aliases)
-			return 0;
-	}
+	if (!client_aliases(c))
+		return 0;
+	ours = c->aliases + c->alias_max_in + 1;
 	char *copy = strndup(msg_topic(m), m->topic_len);
 	if (!copy)
 		return 0;
-	c->out_aliases[c->n_out_aliases++] = copy;
+	ours[c->n_out_aliases++] = copy;
 	return c->n_out_aliases;
 }
 

@@ -6,6 +6,7 @@
 #include "../base/log.h"
 #include "../mqtt/mqtt.h"
 #include "../auth/auth.h"
+#include <stdlib.h>
 
 /* One subscriber found for a message. */
 struct route_target {
@@ -67,6 +68,7 @@ bool topic_within_limits(const struct config *cfg, const char *t, size_t len);
 /* rate.c: fills the buckets of a new client; takes a PUBLISH of
  * packet_len bytes out of them, holding the client when they run out. */
 void rate_init(struct client *c, uint64_t now);
+void rate_free(struct client *c);
 void rate_charge(struct client *c, size_t packet_len, uint64_t now);
 
 /* persist.c: store records of the current action (no-ops without a store
@@ -112,5 +114,13 @@ void retain_set(struct bworker *w, struct msg *m);
 void will_publish(struct bworker *w, struct msg *will);
 
 static inline uint8_t min_u8(uint8_t a, uint8_t b) { return a < b ? a : b; }
+
+/* The client's alias table, allocated at first use; NULL when out of memory. */
+static inline char **client_aliases(struct client *c)
+{
+	if (!c->aliases)
+		c->aliases = calloc((size_t)c->alias_max_in + 1 + CLIENT_MAX_OUT_ALIASES, sizeof *c->aliases);
+	return c->aliases;
+}
 
 #endif

@@ -62,7 +62,7 @@ static int resolve_alias(struct client *c, const struct mqtt_publish *m, struct 
 		client_disconnect(c, MQTT_RC_TOPIC_ALIAS_INVALID, "topic alias out of range");
 		return -1;
 	}
-	if (!c->in_aliases && !(c->in_aliases = calloc((size_t)c->alias_max_in + 1, sizeof *c->in_aliases))) {
+	if (!client_aliases(c)) {
 		client_disconnect(c, MQTT_RC_IMPL_SPECIFIC, "out of memory");
 		return -1;
 	}
@@ -72,16 +72,16 @@ static int resolve_alias(struct client *c, const struct mqtt_publish *m, struct 
 			client_disconnect(c, MQTT_RC_IMPL_SPECIFIC, "out of memory");
 			return -1;
 		}
-		free(c->in_aliases[alias]);
-		c->in_aliases[alias] = copy;
+		free(c->aliases[alias]);
+		c->aliases[alias] = copy;
 		return 0;
 	}
-	if (!c->in_aliases[alias]) {
+	if (!c->aliases[alias]) {
 		client_disconnect(c, MQTT_RC_PROTOCOL_ERROR, "unknown topic alias");
 		return -1;
 	}
-	topic->p = (const uint8_t *)c->in_aliases[alias];
-	topic->len = (uint32_t)strlen(c->in_aliases[alias]);
+	topic->p = (const uint8_t *)c->aliases[alias];
+	topic->len = (uint32_t)strlen(c->aliases[alias]);
 	return 0;
 }
 

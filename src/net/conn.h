@@ -52,10 +52,12 @@ struct conn {
 	struct buf out; /* packets waiting for the next write */
 	struct wreq *wreq; /* the write in progress, NULL when none */
 	atomic_int refs;
-	bool closing, flush_queued;
-	bool read_paused; /* max_publish_rate: reading stopped until the client has tokens */
-	bool paced;       /* on the worker's pace list */
-	uint8_t listener; /* index of its listener in the configuration */
+	/* Bit-fields keep an idle connection in a smaller allocation class;
+	 * only the owning worker touches them. */
+	bool closing : 1, flush_queued : 1;
+	bool read_paused : 1; /* max_publish_rate: reading stopped until the client has tokens */
+	bool paced : 1;       /* on the worker's pace list */
+	uint8_t listener;     /* index of its listener in the configuration */
 	struct conn *flush_next;
 	struct conn *pace_next;
 	struct client client;
