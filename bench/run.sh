@@ -64,16 +64,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+# shellcheck source=bench/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 # Both brokers and the bench need ~IDLE_CONNS descriptors each: raise the
 # soft limit for this shell, which they all inherit.
-hard=$(ulimit -Hn)
-[[ $hard == unlimited ]] && hard=1048576
-limit=$(( hard < 20000 ? hard : 20000 ))
-ulimit -n "$limit" || die "cannot set ulimit -n $limit"
+raise_fd_limit
 if (( IDLE_CONNS + 200 > limit )); then
 	NOTES+=("The open-file limit is $limit, so the idle scenario uses $((limit - 200)) connections instead of $IDLE_CONNS.")
 	say "${NOTES[-1]}"

@@ -61,15 +61,11 @@ cleanup() { stop_broker; rm -rf "$tmp"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+# shellcheck source=bench/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 # The sessions run needs a batch of descriptors on each side; 20,000 is plenty.
-hard=$(ulimit -Hn)
-[[ $hard == unlimited ]] && hard=1048576
-limit=$(( hard < 20000 ? hard : 20000 ))
-ulimit -n "$limit" || die "cannot set ulimit -n $limit"
+raise_fd_limit
 
 # conf NAME EXTRA: the config of run NAME (its dir holds the store and log).
 conf() {
