@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 /* Transactions per group: bounds the time one commit holds acknowledgements. */
 #define GROUP_MAX_TXNS 4096
@@ -352,6 +353,21 @@ static void cancel_delivered(struct store_txn *list)
 	free(slots);
 }
 
+/* Free space that ends a disk-full episode. */
+#define ROOM_AGAIN (1024 * 1024)
+
+/* Near a full disk small groups keep fitting between failures (pages freed
+ * by deletes, WAL space kept after a rollback): the episode, and its log
+ * line, ends only when the filesystem has room again, or, where that cannot
+ * be read, with a group as large as the one that failed. */
+static bool episode_over(const struct store *st, uint64_t ops)
+{
+	struct statvfs sv;
+	if (statvfs(st->dir, &sv) == 0)
+		return (uint64_t)sv.f_bavail * sv.f_frsize >= ROOM_AGAIN;
+	return ops >= st->failed_ops;
+}
+
 /* Applies a group in one transaction. Returns 0 or a negative fm_err. */
 static int commit_group(struct store *st, struct store_txn *list)
 {
@@ -367,9 +383,7 @@ static int commit_group(struct store *st, struct store_txn *list)
 		/* A late insert arrives within a few groups; older pairs are dropped. */
 		if (++st->groups % 256 == 0)
 			tombs_age(&st->tombs);
-		/* A smaller group may fit where a larger one failed: the episode
-		 * ends with a group as large as the failed one, or after a while. */
-		if (st->failing && (ops >= st->failed_ops || clock_mono_ms() - st->last_failure_ms > 5000)) {
+		if (st->failing && episode_over(st, ops)) {
 			log_notice("store %s: writing again", st->path);
 			st->failing = false;
 		}
@@ -381,7 +395,6 @@ static int commit_group(struct store *st, struct store_txn *list)
 			st->path, sqlite3_errmsg(st->db), ext);
 	st->failing = true;
 	st->failed_ops = ops;
-	st->last_failure_ms = clock_mono_ms();
 	atomic_fetch_add(&st->failures, 1);
 	if (!sqlite3_get_autocommit(st->db))
 		step_done(st, S_ROLLBACK);
@@ -526,6 +539,7 @@ struct store *store_open(const char *dir, unsigned durability, char *err, size_t
 		return NULL;
 	}
 	snprintf(st->path, sizeof st->path, "%s/%s", dir, STORE_FILE);
+	snprintf(st->dir, sizeof st->dir, "%s", dir);
 	pthread_mutex_init(&st->lock, NULL);
 	pthread_cond_init(&st->cond, NULL);
 	pthread_mutex_init(&st->ckpt_lock, NULL);

@@ -22,6 +22,7 @@ enum stmt_id {
 struct store {
 	sqlite3 *db;
 	char path[600];
+	char dir[512];
 	sqlite3_stmt *st[S__COUNT];
 	struct refmap refs; /* stored message id -> rows that reference it */
 	struct tombs tombs; /* queue entries deleted before their insert arrived */
@@ -35,7 +36,6 @@ struct store {
 	struct store_txn *head, *tail; /* submitted, not yet taken by the writer */
 	bool stop;
 	bool failing; /* in a failure episode: logged once */
-	uint64_t last_failure_ms;
 	uint64_t failed_ops; /* records in the group that failed */
 	atomic_ulong failures;
 	/* Checkpoints run on their own thread and connection, so copying the
