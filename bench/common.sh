@@ -1,5 +1,8 @@
 # Shared by bench/run.sh and bench/sizing.sh (sourced).
 
+die() { echo "bench/${0##*/}: $*" >&2; exit 1; }
+say() { echo "bench/${0##*/}: $*" >&2; }
+
 free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }

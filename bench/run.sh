@@ -30,8 +30,8 @@ IDLE_CONNS=${IDLE_CONNS:-19000}
 RESTART_MESSAGES=${RESTART_MESSAGES:-1000000}
 OUT=${OUT:-$ROOT/BENCHMARKS.md}
 
-die() { echo "bench/run.sh: $*" >&2; exit 1; }
-say() { echo "bench/run.sh: $*" >&2; }
+# shellcheck source=bench/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 [[ -x $FERROMQ_BENCH ]] || die "no load generator at $FERROMQ_BENCH (build it first)"
 [[ -x $MOSQUITTO ]] || die "no mosquitto at $MOSQUITTO (apt-get install mosquitto)"
@@ -64,8 +64,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# shellcheck source=bench/common.sh
-source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 # Both brokers and the bench need ~IDLE_CONNS descriptors each: raise the
 # soft limit for this shell, which they all inherit.

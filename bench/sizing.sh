@@ -35,8 +35,8 @@ SESS_DURATION=${SESS_DURATION:-20}
 PRESETS=${PRESETS:-small medium large}
 OUT=${OUT:-$ROOT/SIZING.md}
 
-die() { echo "bench/sizing.sh: $*" >&2; exit 1; }
-say() { echo "bench/sizing.sh: $*" >&2; }
+# shellcheck source=bench/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 [[ -x $FERROMQ_BIN ]] || die "no broker at $FERROMQ_BIN (build it first)"
 [[ -x $FERROMQ_BENCH ]] || die "no load generator at $FERROMQ_BENCH (build it first)"
@@ -61,8 +61,6 @@ cleanup() { stop_broker; rm -rf "$tmp"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# shellcheck source=bench/common.sh
-source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 # The sessions run needs a batch of descriptors on each side; 20,000 is plenty.
 raise_fd_limit

@@ -586,40 +586,10 @@ static void on_publish(struct conn *c, const struct mqtt_publish *m)
 	}
 	if (magic != BENCH_MAGIC || (drain ? seq >= b->o.messages : pi >= b->o.pubs)) {
 		st->foreign++;
-	} else if (b->o.mode == BENCH_SESSIONS) {
-		int r = seqmap_set(&st->seen[0], seq);
-		if (r < 0) {
-			conn_fail(c, "out of memory");
-			return;
-		}
-		if (r)
-			st->dup++;
-		else
-			atomic_fetch_add_explicit(&st->unique, 1, memory_order_relaxed);
-		st->received++;
-		w->delivered_total++;
-		w->last_event = w->now;
-		if (w->now >= b->t0 && w->now < b->t1) {
-			w->delivered_win++;
-			hist_add(&w->lat, w->now > ts ? w->now - ts : 0);
-		}
-	} else if (drain) {
-		/* Messages from an earlier run: no latency, no window; only count. */
-		int r = seqmap_set(&st->seen[0], seq);
-		if (r < 0) {
-			conn_fail(c, "out of memory");
-			return;
-		}
-		if (r) {
-			st->dup++;
-		} else {
-			atomic_fetch_add_explicit(&st->unique, 1, memory_order_relaxed);
-			w->last_event = w->now;
-		}
-		st->received++;
-		w->delivered_total++;
 	} else {
-		int r = seqmap_set(&st->seen[pi], seq);
+		/* Sessions and drain count by the reader's own numbering (one map). */
+		bool one_map = b->o.mode == BENCH_SESSIONS || drain;
+		int r = seqmap_set(&st->seen[one_map ? 0 : pi], seq);
 		if (r < 0) {
 			conn_fail(c, "out of memory");
 			return;
@@ -630,19 +600,29 @@ static void on_publish(struct conn *c, const struct mqtt_publish *m)
 			atomic_fetch_add_explicit(&st->unique, 1, memory_order_relaxed);
 		st->received++;
 		w->delivered_total++;
-		w->last_event = w->now;
-		_Atomic uint64_t *mk = &b->mark[(size_t)c->idx * b->o.pubs + pi];
-		if (seq + 1 > atomic_load_explicit(mk, memory_order_relaxed)) {
-			atomic_store_explicit(mk, seq + 1, memory_order_release);
-			w->marks_moved = true;
-		}
-		if (c->idx == 0 && b->t_back && ts < b->t_back) {
-			/* Queued during the outage: its latency is the outage's. */
-			st->backlog++;
-			st->backlog_last = w->now;
-		} else if (w->now >= b->t0 && w->now < b->t1) {
-			w->delivered_win++;
-			hist_add(&w->lat, w->now > ts ? w->now - ts : 0);
+		/* A drain counts an earlier run's messages: no latency, no window,
+		 * and only new ones show progress. */
+		if (!drain || !r)
+			w->last_event = w->now;
+		if (b->o.mode == BENCH_SESSIONS) {
+			if (w->now >= b->t0 && w->now < b->t1) {
+				w->delivered_win++;
+				hist_add(&w->lat, w->now > ts ? w->now - ts : 0);
+			}
+		} else if (!drain) {
+			_Atomic uint64_t *mk = &b->mark[(size_t)c->idx * b->o.pubs + pi];
+			if (seq + 1 > atomic_load_explicit(mk, memory_order_relaxed)) {
+				atomic_store_explicit(mk, seq + 1, memory_order_release);
+				w->marks_moved = true;
+			}
+			if (c->idx == 0 && b->t_back && ts < b->t_back) {
+				/* Queued during the outage: its latency is the outage's. */
+				st->backlog++;
+				st->backlog_last = w->now;
+			} else if (w->now >= b->t0 && w->now < b->t1) {
+				w->delivered_win++;
+				hist_add(&w->lat, w->now > ts ? w->now - ts : 0);
+			}
 		}
 	}
 ack:
