@@ -33,6 +33,7 @@ struct broker *broker_new(const struct config *cfg, unsigned n_workers, const st
 	pthread_mutex_init(&b->auth_lock, NULL);
 	atomic_init(&b->next_sid, 1);
 	atomic_init(&b->next_client_no, 1);
+	b->started_wall_ms = clock_wall_ms();
 	return b;
 }
 
@@ -59,6 +60,10 @@ void broker_free(struct broker *b)
 				b->ports.conn_unref(w->wake[k].kick);
 			store_txn_free(w->wake[k].txn);
 		}
+		for (uint32_t k = 0; k < w->n_admin; k++)
+			if (w->admin[k].kick)
+				b->ports.conn_unref(w->admin[k].kick);
+		free(w->admin);
 		store_txn_free(w->txn);
 		free(w->held);
 		free(w->wake);
@@ -224,6 +229,7 @@ long broker_on_data(struct client *c, const uint8_t *p, size_t len)
 	size_t used = 0;
 	c->last_rx_ms = clock_mono_ms();
 	w->stats.bytes_received += len;
+	c->bytes_received += len;
 	/* A held client's packets wait (in the connection's input) for tokens. */
 	while (used < len && c->state != CLIENT_CLOSING && !c->rate_held) {
 		struct mqtt_packet pk;
@@ -395,6 +401,8 @@ void broker_worker_wake(struct bworker *w)
 		struct wake_item *it = &items[i];
 		if (it->txn) {
 			struct store_txn *t = it->txn;
+			if (t->n_ops) /* readyz: not ready while writes fail */
+				atomic_store_explicit(&b->stats.store_failing, t->err != 0, memory_order_relaxed);
 			for (uint32_t k = 0; k < t->n_cbs; k++) {
 				const struct store_cb *cb = &t->cbs[k];
 				if (cb->c)
@@ -422,6 +430,7 @@ void broker_worker_wake(struct bworker *w)
 			session_unref(s);
 		}
 	}
+	broker_worker_admin(w);
 	broker_commit(w, NULL, NULL, NULL, 0, 0, false);
 	/* Keep the larger array as the spare to avoid reallocating every turn. */
 	pthread_mutex_lock(&w->wake_lock);
@@ -465,9 +474,36 @@ void broker_client_check_output(struct client *c, uint64_t now)
 	b->ports.abort(c);
 }
 
+void broker_worker_publish_stats(struct bworker *w)
+{
+	const struct stats_local *l = &w->stats;
+	struct stats_published *p = &w->stats_pub;
+	atomic_store_explicit(&p->msgs_received, l->msgs_received, memory_order_relaxed);
+	atomic_store_explicit(&p->msgs_sent, l->msgs_sent, memory_order_relaxed);
+	atomic_store_explicit(&p->bytes_received, l->bytes_received, memory_order_relaxed);
+	atomic_store_explicit(&p->bytes_sent, l->bytes_sent, memory_order_relaxed);
+	for (int r = 0; r < DROP__COUNT; r++)
+		atomic_store_explicit(&p->drops[r], l->drops[r], memory_order_relaxed);
+}
+
+void broker_stats_sum(const struct broker *b, struct stats_local *out)
+{
+	memset(out, 0, sizeof *out);
+	for (unsigned i = 0; i < b->n_workers; i++) {
+		const struct stats_published *p = &b->workers[i].stats_pub;
+		out->msgs_received += atomic_load_explicit(&p->msgs_received, memory_order_relaxed);
+		out->msgs_sent += atomic_load_explicit(&p->msgs_sent, memory_order_relaxed);
+		out->bytes_received += atomic_load_explicit(&p->bytes_received, memory_order_relaxed);
+		out->bytes_sent += atomic_load_explicit(&p->bytes_sent, memory_order_relaxed);
+		for (int r = 0; r < DROP__COUNT; r++)
+			out->drops[r] += atomic_load_explicit(&p->drops[r], memory_order_relaxed);
+	}
+}
+
 void broker_worker_tick(struct bworker *w, uint64_t now)
 {
 	struct broker *b = w->b;
+	broker_worker_publish_stats(w);
 	for (struct client *c = w->clients, *next; c; c = next) {
 		next = c->next;
 		if (c->state == CLIENT_NEW && now - c->connected_at_ms > (uint64_t)b->cfg.connect_timeout * 1000) {

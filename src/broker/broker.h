@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 struct broker;
+struct bworker;
 struct client;
 struct broker_auth;
 struct auth_acl_client;
@@ -84,6 +85,19 @@ struct client {
 	struct auth_acl_client *acl;    /* its compiled ACL, NULL: no ACL */
 	struct client_rate *rate;       /* max_publish_rate buckets; NULL when there is no limit */
 	uint64_t out_full_since_ms;     /* output at or above max_output_buffer since; 0: below */
+	uint16_t listener_port;         /* set by the network layer, for listings */
+	/* Traffic of this connection (worker-owned; listed through a broker_job). */
+	uint64_t msgs_received, msgs_sent, bytes_received, bytes_sent;
+};
+
+/* Work that must run on every worker's own thread (listing its clients):
+ * run() on each worker, then done() on `home`, the worker that started it.
+ * The starter owns the job; it must stay valid until done() runs. */
+struct broker_job {
+	void (*run)(struct broker_job *j, struct bworker *w);
+	void (*done)(struct broker_job *j);
+	int home;
+	atomic_uint pending; /* workers that have not run it yet */
 };
 
 /* A pending session flush or a takeover kick, handed to a worker. */
@@ -93,6 +107,14 @@ struct wake_item {
 	struct store_txn *txn;   /* a committed transaction, owned by the item, or NULL */
 };
 
+/* Administrative work handed to a worker (admin.c), beside its wake list. */
+struct admin_item {
+	struct broker_job *job;  /* to run there (or finish, when `finish`), or NULL */
+	bool finish;
+	struct client *kick;     /* conn reference owned by the item, or NULL */
+	uint8_t kick_rc;         /* the DISCONNECT reason for `kick` */
+};
+
 /* Broker-side state of one worker thread. */
 struct bworker {
 	int id;
@@ -100,6 +122,8 @@ struct bworker {
 	pthread_mutex_t wake_lock;
 	struct wake_item *wake, *wake_spare;
 	uint32_t n_wake, cap_wake, cap_spare;
+	struct admin_item *admin; /* under wake_lock */
+	uint32_t n_admin, cap_admin;
 	struct client *clients; /* connected and connecting clients of this worker */
 	/* Scratch for routing, reused per publish. */
 	struct route_target *targets;
@@ -112,6 +136,7 @@ struct bworker {
 	struct session **held;
 	uint32_t n_held, cap_held;
 	struct stats_local stats;
+	struct stats_published stats_pub; /* copy of `stats` for other threads, every tick */
 };
 
 struct broker {
@@ -141,6 +166,8 @@ struct broker {
 	atomic_uint_fast64_t next_client_no;
 	struct stats stats;
 	atomic_bool shutting_down; /* set before workers shut down */
+	atomic_uint jobs_in_flight; /* broker_jobs started, not done: workers keep their loops */
+	uint64_t started_wall_ms;
 	uint32_t housekeeping_runs; /* worker 0 only */
 };
 
@@ -210,6 +237,11 @@ void broker_worker_publish_wills(struct bworker *w);
 /* Clean shutdown of one worker's clients: DISCONNECT 0x8B to v5 clients,
  * wills only with will_on_shutdown. Set b->shutting_down first. */
 void broker_worker_shutdown(struct bworker *w);
+
+/* Copies the worker's counters to w->stats_pub (its own thread, every tick). */
+void broker_worker_publish_stats(struct bworker *w);
+/* Sums every worker's published counters. Any thread. */
+void broker_stats_sum(const struct broker *b, struct stats_local *out);
 
 /* Records the transport identity of c (the client certificate's CN or SAN),
  * copied; with identity_as_username it is the username at CONNECT. */

@@ -277,10 +277,17 @@ int handle_connect(struct client *c, const struct mqtt_connect *m)
 	persist_session(w, s);
 	pthread_mutex_unlock(&s->lock);
 	pthread_mutex_unlock(&b->reg_lock);
+	/* The connection taken over no longer counts: its end will not find
+	 * itself attached to the session. */
+	if (t.kick)
+		atomic_fetch_sub(&b->stats.clients_connected, 1);
 
 	c->state = CLIENT_CONNECTED;
-	atomic_fetch_add(&b->stats.clients_connected, 1);
+	long now_connected = atomic_fetch_add(&b->stats.clients_connected, 1) + 1;
 	atomic_fetch_add(&b->stats.clients_total, 1);
+	long max = atomic_load(&b->stats.clients_maximum);
+	while (now_connected > max && !atomic_compare_exchange_weak(&b->stats.clients_maximum, &max, now_connected))
+		;
 	log_info("client %s connected from %s (v%s, keepalive %u, %s%s)", s->client_id, CLIENT_ADDR(c),
 		 m->version == MQTT_V5 ? "5" : m->version == MQTT_V311 ? "3.1.1" : "3.1", c->keepalive,
 		 m->clean_start ? "clean start" : present ? "resume" : "new session", present ? ", session present" : "");

@@ -89,6 +89,8 @@ static int encode_entry(struct client *c, const struct qentry *e, bool dup, uint
 		struct bworker *w = &b->workers[c->worker];
 		w->stats.msgs_sent++;
 		w->stats.bytes_sent += out->len - before;
+		c->msgs_sent++;
+		c->bytes_sent += out->len - before;
 	}
 	return rc;
 }

@@ -96,6 +96,9 @@ void session_pump(struct session *s);
 void session_resend_inflight(struct session *s);
 struct session_limits broker_limits(const struct broker *b);
 
+/* admin.c: runs the administrative items handed to w (kicks, jobs). */
+void broker_worker_admin(struct bworker *w);
+
 /* sessions.c */
 struct session *registry_find(struct broker *b, const char *id, size_t len);
 int registry_insert(struct broker *b, struct session *s);

@@ -179,6 +179,7 @@ int handle_publish(struct client *c, const struct mqtt_publish *m)
 	struct session *s = c->session;
 	uint8_t ack_type = m->qos == 2 ? MQTT_PUBREC : MQTT_PUBACK;
 	w->stats.msgs_received++;
+	c->msgs_received++;
 
 	if (m->props.have & MQTT_PROP_BIT(MQTT_PROP_SUBSCRIPTION_ID)) {
 		client_disconnect(c, MQTT_RC_PROTOCOL_ERROR, "subscription identifier from a client"); /* [MQTT-3.3.4-6] */

@@ -1,8 +1,12 @@
-/* Counters. Hot-path counters are per worker (no shared cache line); the
- * rest are broker-wide atomics. The metrics issue builds its table on these. */
+/* Counters. Hot-path counters are per worker (no shared cache line) and
+ * plain: only their worker writes them. Every tick the worker copies them to
+ * relaxed atomics (plain loads and stores on the machines we run on) that the
+ * metrics sampler reads from its own thread without a data race. The rest
+ * are broker-wide atomics. src/ops builds the metric table on these. */
 #ifndef FM_STATS_H
 #define FM_STATS_H
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 enum drop_reason { DROP_QUEUE_FULL, DROP_EXPIRED, DROP_TOO_LARGE, DROP_NOT_AUTHORIZED, DROP_QOS0_OFFLINE, DROP__COUNT };
@@ -13,10 +17,19 @@ struct stats_local {
 	uint64_t drops[DROP__COUNT];
 };
 
+/* The same counters, published by their worker for other threads. */
+struct stats_published {
+	atomic_uint_fast64_t msgs_received, msgs_sent;
+	atomic_uint_fast64_t bytes_received, bytes_sent;
+	atomic_uint_fast64_t drops[DROP__COUNT];
+};
+
 struct stats {
 	atomic_long clients_connected;
 	atomic_ulong clients_total;
+	atomic_long clients_maximum; /* most connected at once since start */
 	atomic_long sessions;
+	atomic_bool store_failing;   /* the last store commit failed (disk full, I/O error) */
 };
 
 static inline const char *drop_reason_name(enum drop_reason r)

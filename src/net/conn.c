@@ -417,6 +417,7 @@ void conn_accept(struct nworker *w, uv_stream_t *listener, unsigned idx)
 	broker_client_init(w->bw->b, &c->client, w->id, known ? (struct sockaddr *)&ss : NULL);
 	const struct listener_conf *l = conn_listener(c);
 	c->client.identity_as_username = l->use_identity_as_username;
+	c->client.listener_port = l->port;
 	set_tcp_options(c, &w->bw->b->cfg);
 	int open = atomic_fetch_add(&w->net->open[idx], 1) + 1;
 	if (l->max_connections && (unsigned)open > l->max_connections) {

@@ -165,3 +165,20 @@ void retain_index_match(const struct retain_index *idx, const char *filter, size
 		n = k;
 	}
 }
+
+void retain_index_each(const struct retain_index *idx, void (*each)(void *ctx, void *msg), void *ctx)
+{
+	/* Preorder without recursion: down to the first child, else to the next
+	 * sibling of the nearest ancestor that has one. */
+	const struct topic_node *n = topic__node_next_kid(idx->root, NULL);
+	while (n) {
+		if (n->val)
+			each(ctx, n->val);
+		const struct topic_node *k = topic__node_next_kid(n, NULL);
+		while (!k && n->parent) {
+			k = topic__node_next_kid(n->parent, n);
+			n = n->parent;
+		}
+		n = k;
+	}
+}

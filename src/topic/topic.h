@@ -91,5 +91,7 @@ void *retain_index_set(struct retain_index *idx, const char *name, size_t nlen, 
 void retain_index_match(const struct retain_index *idx, const char *filter, size_t flen,
 			void (*each)(void *ctx, void *msg), void *ctx);
 size_t retain_index_count(const struct retain_index *idx);
+/* Calls each(ctx, msg) for every retained message, '$' topics included. */
+void retain_index_each(const struct retain_index *idx, void (*each)(void *ctx, void *msg), void *ctx);
 
 #endif
