@@ -1,0 +1,365 @@
+/* Tables for the API's answers; see view.h. */
+#include "ctl/view.h"
+#include "ctl/table.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum view_kind {
+	KIND_TEXT,     /* view_text */
+	KIND_NUMBER,   /* view_text, right-aligned */
+	KIND_DURATION, /* seconds, in human units */
+	KIND_EXPIRY,   /* a session expiry interval: 4294967295 is "never" */
+	KIND_BYTES,    /* a byte count, in human units */
+	KIND_TIME,     /* unix seconds, as local date and time */
+};
+
+struct view_column {
+	const char *title, *key;
+	enum view_kind kind;
+};
+
+#define VIEW_END { NULL, NULL, KIND_TEXT }
+
+static const struct view_column view_clients[] = {
+	{ "CLIENT ID", "client_id", KIND_TEXT },
+	{ "ADDRESS", "address", KIND_TEXT },
+	{ "PROTOCOL", "protocol", KIND_TEXT },
+	{ "LISTENER", "listener", KIND_TEXT },
+	{ "USERNAME", "username", KIND_TEXT },
+	{ "IDENTITY", "identity", KIND_TEXT },
+	{ "KEEPALIVE", "keepalive", KIND_NUMBER },
+	{ "INFLIGHT", "inflight", KIND_NUMBER },
+	{ "QUEUED", "queued", KIND_NUMBER },
+	{ "MSGS IN", "msgs_received", KIND_NUMBER },
+	{ "MSGS OUT", "msgs_sent", KIND_NUMBER },
+	{ "BYTES IN", "bytes_received", KIND_NUMBER },
+	{ "BYTES OUT", "bytes_sent", KIND_NUMBER },
+	{ "CONNECTED", "connected_seconds", KIND_DURATION },
+	{ "WORKER", "worker", KIND_NUMBER },
+	VIEW_END,
+};
+
+static const struct view_column view_sessions[] = {
+	{ "CLIENT ID", "client_id", KIND_TEXT },
+	{ "CONNECTED", "connected", KIND_TEXT },
+	{ "QUEUED", "queued", KIND_NUMBER },
+	{ "QUEUED BYTES", "queued_bytes", KIND_NUMBER },
+	{ "OLDEST", "oldest_age_seconds", KIND_DURATION },
+	{ "INFLIGHT", "inflight", KIND_NUMBER },
+	{ "SUBS", "subscriptions", KIND_NUMBER },
+	{ "EXPIRY", "expiry_interval", KIND_EXPIRY },
+	{ "EXPIRES IN", "expires_in_seconds", KIND_DURATION },
+	VIEW_END,
+};
+
+static const struct view_column view_subscriptions[] = {
+	{ "CLIENT ID", "client_id", KIND_TEXT },
+	{ "FILTER", "filter", KIND_TEXT },
+	{ "QOS", "qos", KIND_NUMBER },
+	{ "NO LOCAL", "no_local", KIND_TEXT },
+	{ "RETAIN AS PUB", "retain_as_published", KIND_TEXT },
+	{ "RETAIN HANDLING", "retain_handling", KIND_NUMBER },
+	{ "SUB ID", "subscription_id", KIND_NUMBER },
+	VIEW_END,
+};
+
+static const struct view_column view_retained[] = {
+	{ "TOPIC", "topic", KIND_TEXT },
+	{ "BYTES", "bytes", KIND_NUMBER },
+	{ "QOS", "qos", KIND_NUMBER },
+	VIEW_END,
+};
+
+static const struct view_column view_top_queues[] = {
+	{ "TOP QUEUES", "client_id", KIND_TEXT },
+	{ "QUEUED", "queued", KIND_NUMBER },
+	{ "QUEUED BYTES", "queued_bytes", KIND_BYTES },
+	{ "CONNECTED", "connected", KIND_TEXT },
+	VIEW_END,
+};
+
+static const struct view_column view_alerts[] = {
+	{ "ALERT", "name", KIND_TEXT },
+	{ "STATE", "state", KIND_TEXT },
+	{ "VALUE", "value", KIND_NUMBER },
+	{ "THRESHOLD", "threshold", KIND_NUMBER },
+	{ "SINCE", "since", KIND_TIME },
+	VIEW_END,
+};
+
+void view_duration(double s, char *buf, size_t cap)
+{
+	long long t = s < 0 ? 0 : (long long)s;
+	if (t < 60)
+		snprintf(buf, cap, "%llds", t);
+	else if (t < 3600)
+		snprintf(buf, cap, "%lldm%02llds", t / 60, t % 60);
+	else if (t < 86400)
+		snprintf(buf, cap, "%lldh%02lldm", t / 3600, t / 60 % 60);
+	else
+		snprintf(buf, cap, "%lldd%02lldh", t / 86400, t / 3600 % 24);
+}
+
+void view_bytes(double b, char *buf, size_t cap)
+{
+	static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	size_t u = 0;
+	while (b >= 1024 && u + 1 < sizeof(unit) / sizeof(unit[0])) {
+		b /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, cap, "%.0f B", b);
+	else
+		snprintf(buf, cap, "%.1f %s", b, unit[u]);
+}
+
+/* Replaces C0 and C1 control characters (and DEL) of a UTF-8 string of len
+ * bytes with '?', so a client id cannot drive the terminal. */
+static void view__sanitize(char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c < 0x20 || c == 0x7F) {
+			s[i] = '?';
+		} else if (c == 0xC2 && i + 1 < len && (unsigned char)s[i + 1] >= 0x80 &&
+			   (unsigned char)s[i + 1] <= 0x9F) {
+			/* U+0080..U+009F take two bytes; keep the width at one. */
+			memmove(s + i + 1, s + i + 2, len - i - 2);
+			s[i] = '?';
+			s[--len] = '\0';
+		}
+	}
+}
+
+char *view_text(const struct json_doc *d, int v)
+{
+	if (v < 0 || d->tok[v].type == JSON_NULL)
+		return strdup("-");
+	const struct json_token *t = &d->tok[v];
+	long long ll;
+	double x;
+	char num[64];
+	char *s;
+	switch (t->type) {
+	case JSON_TRUE:
+		return strdup("yes");
+	case JSON_FALSE:
+		return strdup("no");
+	case JSON_NUMBER:
+		if (json_integer(d, v, &ll))
+			snprintf(num, sizeof(num), "%lld", ll);
+		else if (json_number(d, v, &x))
+			snprintf(num, sizeof(num), "%.1f", x);
+		else
+			return NULL;
+		return strdup(num);
+	case JSON_STRING: {
+		size_t n = json_string(d, v, NULL, 0);
+		if (!(s = malloc(n + 1)))
+			return NULL;
+		json_string(d, v, s, n + 1);
+		view__sanitize(s, n);
+		return s;
+	}
+	default:
+		if (!(s = strndup(d->text + t->start, t->len)))
+			return NULL;
+		view__sanitize(s, t->len);
+		return s;
+	}
+}
+
+static char *view__cell(const struct json_doc *d, int v, enum view_kind kind)
+{
+	double x;
+	char buf[64];
+	if (v < 0 || !json_number(d, v, &x) || kind == KIND_TEXT || kind == KIND_NUMBER)
+		return view_text(d, v);
+	if (kind == KIND_EXPIRY && x >= 4294967295.0)
+		return strdup("never");
+	if (kind == KIND_TIME) {
+		time_t when = (time_t)x;
+		struct tm tm;
+		if (!localtime_r(&when, &tm) || !strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm))
+			return view_text(d, v);
+	} else if (kind == KIND_BYTES)
+		view_bytes(x, buf, sizeof(buf));
+	else
+		view_duration(x, buf, sizeof(buf));
+	return strdup(buf);
+}
+
+/* Writes the rows of array arr (objects) with the given columns. */
+static int view__table(const struct json_doc *d, int arr, const struct view_column *cols,
+		       FILE *out, const char **why)
+{
+	const char *titles[TABLE_MAX_COLUMNS];
+	bool right[TABLE_MAX_COLUMNS];
+	char *cells[TABLE_MAX_COLUMNS];
+	size_t n = 0;
+	int ret = -1;
+	struct table t;
+	if (arr < 0 || d->tok[arr].type != JSON_ARRAY) {
+		*why = "expected a JSON array";
+		return -1;
+	}
+	for (; cols[n].title; n++) {
+		titles[n] = cols[n].title;
+		right[n] = cols[n].kind != KIND_TEXT;
+	}
+	table_init(&t, n, titles, right);
+	for (int row = json_first(d, arr); row >= 0; row = json_after(d, arr, row)) {
+		size_t c = 0;
+		if (d->tok[row].type != JSON_OBJECT) {
+			*why = "expected an array of JSON objects";
+			goto out;
+		}
+		for (; c < n; c++)
+			if (!(cells[c] = view__cell(d, json_get(d, row, cols[c].key), cols[c].kind)))
+				break;
+		int rc = c == n ? table_add(&t, (const char *const *)cells) : -1;
+		while (c > 0)
+			free(cells[--c]);
+		if (rc != 0) {
+			*why = "out of memory";
+			goto out;
+		}
+	}
+	table_print(&t, out);
+	ret = 0;
+out:
+	table_free(&t);
+	return ret;
+}
+
+int view_list(const struct json_doc *d, enum view_list which, FILE *out, const char **why)
+{
+	static const struct view_column *const cols[] = {
+		[VIEW_CLIENTS] = view_clients,
+		[VIEW_SESSIONS] = view_sessions,
+		[VIEW_SUBSCRIPTIONS] = view_subscriptions,
+		[VIEW_RETAINED] = view_retained,
+	};
+	return view__table(d, 0, cols[which], out, why);
+}
+
+/* Appends "label value" rows for the totals; a missing metric shows "-". */
+static int view__totals(const struct json_doc *d, int m, struct table *t)
+{
+	static const struct { const char *label, *key; enum view_kind kind; } rows[] = {
+		{ "messages received", "messages_received", KIND_NUMBER },
+		{ "messages sent", "messages_sent", KIND_NUMBER },
+		{ "bytes received", "bytes_received", KIND_BYTES },
+		{ "bytes sent", "bytes_sent", KIND_BYTES },
+		{ "clients connected", "clients_connected", KIND_NUMBER },
+		{ "clients disconnected", "clients_disconnected", KIND_NUMBER },
+		{ "clients maximum", "clients_maximum", KIND_NUMBER },
+		{ "clients total", "clients_total", KIND_NUMBER },
+		{ "subscriptions", "subscriptions", KIND_NUMBER },
+		{ "retained messages", "retained_messages", KIND_NUMBER },
+		{ "queued messages", "queued_messages", KIND_NUMBER },
+		{ "queued bytes", "queued_bytes", KIND_BYTES },
+		{ "inflight messages", "inflight_messages", KIND_NUMBER },
+		{ "heap", "heap_bytes", KIND_BYTES },
+		{ "heap maximum", "heap_max_bytes", KIND_BYTES },
+		{ "store", "store_bytes", KIND_BYTES },
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		char *v = view__cell(d, json_get(d, m, rows[i].key), rows[i].kind);
+		const char *cells[2] = { rows[i].label, v };
+		int rc = v ? table_add(t, cells) : -1;
+		free(v);
+		if (rc)
+			return -1;
+	}
+	int drops = json_get(d, m, "drops");
+	if (drops < 0 || d->tok[drops].type != JSON_OBJECT)
+		return 0;
+	for (int k = json_first(d, drops); k >= 0; k = json_after(d, drops, k)) {
+		char *name = view_text(d, k), *v = view_text(d, k + 1), *label = NULL;
+		int rc = -1;
+		if (name && v && asprintf(&label, "dropped: %s", name) >= 0) {
+			const char *cells[2] = { label, v };
+			rc = table_add(t, cells);
+			free(label);
+		}
+		free(name);
+		free(v);
+		if (rc)
+			return -1;
+	}
+	return 0;
+}
+
+/* The rates table: one row per rate, columns now/1m/5m/15m. */
+static int view__rates(const struct json_doc *d, int rates, FILE *out)
+{
+	static const char *const titles[] = { "RATE /s", "NOW", "1M", "5M", "15M" };
+	static const char *const keys[] = { NULL, "now", "1m", "5m", "15m" };
+	static const bool right[] = { false, true, true, true, true };
+	struct table t;
+	int ret = -1;
+	table_init(&t, 5, titles, right);
+	for (int k = rates >= 0 && d->tok[rates].type == JSON_OBJECT ? json_first(d, rates) : -1;
+	     k >= 0; k = json_after(d, rates, k)) {
+		char *cells[5] = { view_text(d, k) };
+		for (size_t c = 1; c < 5; c++)
+			cells[c] = view_text(d, json_get(d, k + 1, keys[c]));
+		bool ok = true;
+		for (size_t c = 0; c < 5; c++)
+			ok = ok && cells[c];
+		int rc = ok ? table_add(&t, (const char *const *)cells) : -1;
+		for (size_t c = 0; c < 5; c++)
+			free(cells[c]);
+		if (rc)
+			goto out;
+	}
+	table_print(&t, out);
+	ret = 0;
+out:
+	table_free(&t);
+	return ret;
+}
+
+int view_status(const struct json_doc *d, FILE *out, const char **why)
+{
+	struct table t;
+	double x;
+	char up[32] = "-";
+	*why = NULL;
+	if (d->tok[0].type != JSON_OBJECT) {
+		*why = "expected a JSON object";
+		return -1;
+	}
+	char *version = view_text(d, json_get(d, 0, "version"));
+	if (json_number(d, json_get(d, 0, "uptime_seconds"), &x))
+		view_duration(x, up, sizeof(up));
+	const char *head[2][2] = { { "version", version ? version : "-" }, { "uptime", up } };
+	table_init(&t, 2, NULL, NULL);
+	int rc = table_add(&t, head[0]) | table_add(&t, head[1]);
+	free(version);
+	if (rc == 0)
+		rc = view__totals(d, json_get(d, 0, "metrics"), &t);
+	if (rc == 0)
+		table_print(&t, out);
+	table_free(&t);
+	if (rc == 0) {
+		fputc('\n', out);
+		rc = view__rates(d, json_get(d, 0, "rates"), out);
+	}
+	int queues = json_get(d, 0, "top_queues"), alerts = json_get(d, 0, "alerts");
+	if (rc == 0 && queues >= 0) {
+		fputc('\n', out);
+		rc = view__table(d, queues, view_top_queues, out, why);
+	}
+	if (rc == 0 && alerts >= 0) {
+		fputc('\n', out);
+		rc = view__table(d, alerts, view_alerts, out, why);
+	}
+	if (rc != 0 && !*why)
+		*why = "out of memory";
+	return rc;
+}
