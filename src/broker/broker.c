@@ -303,7 +303,8 @@ static void detach(struct client *c, struct session *s, struct msg **will_now, b
 	for (struct qring *q = &s->inflight; q; q = q == &s->inflight ? &s->queue : NULL) {
 		for (uint32_t i = 0; i < q->count;) {
 			struct qentry *e = qring_at(q, i);
-			bool share = (e->flags & QE_SHARED) && e->state != QE_WAIT_PUBCOMP;
+			/* One whose body is on disk stays: it waits for this session's return. */
+			bool share = (e->flags & QE_SHARED) && e->state != QE_WAIT_PUBCOMP && !qentry_on_disk(e);
 			if (e->qos && !share) {
 				i++;
 				continue;
@@ -311,7 +312,7 @@ static void detach(struct client *c, struct session *s, struct msg **will_now, b
 			struct qentry taken;
 			qring_remove(q, i, &taken);
 			if (q == &s->queue)
-				s->queued_bytes -= taken.msg->payload_len;
+				s->queued_bytes -= taken.bytes;
 			persist_queue_del(w, s, &taken);
 			if (!share || qring_push(shared, &taken))
 				qentry_release(&taken);
@@ -409,6 +410,8 @@ void broker_worker_wake(struct bworker *w)
 					cb->c->pending_store--;
 				cb->done(cb->ctx, cb->pid, cb->kind, t->err);
 			}
+			if (!t->err)
+				spill_committed(t);
 			store_txn_free(t);
 			atomic_fetch_sub(&w->pending_txns, 1);
 		}

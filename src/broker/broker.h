@@ -183,9 +183,18 @@ struct session *broker_restore_session(struct broker *b, uint64_t sid, const cha
 				       uint32_t expiry_interval, uint64_t expires_at, uint8_t version,
 				       struct msg *will, uint32_t will_delay, uint64_t will_at);
 int broker_restore_sub(struct broker *b, struct session *s, const char *filter, uint8_t options, uint32_t sub_id);
-/* state QE_QUEUED goes to the queue, the others in flight. Takes a reference to m. */
-int broker_restore_entry(struct session *s, struct msg *m, uint64_t seq, uint8_t qos, uint8_t flags,
-			 uint8_t state, const uint32_t *sub_ids, uint16_t n_sub_ids);
+/* A stored queue entry. state QE_QUEUED goes to the queue, the others in
+ * flight; msg NULL: the body stays on disk (msg_id, bytes and expiry_at
+ * describe it), otherwise a reference to it is taken. */
+struct restored_entry {
+	struct msg *msg;
+	uint64_t msg_id, seq, expiry_at;
+	uint32_t bytes, queued_s;
+	uint8_t qos, flags, state;
+	uint16_t n_sub_ids; /* at most QENTRY_MAX_SUB_IDS */
+	const uint32_t *sub_ids;
+};
+int broker_restore_entry(struct session *s, const struct restored_entry *r);
 int broker_restore_retained(struct broker *b, struct msg *m);
 void broker_restore_done(struct broker *b, uint64_t next_sid, uint64_t next_msg_id, uint64_t next_retain_version);
 

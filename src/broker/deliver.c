@@ -50,7 +50,7 @@ static int encode_entry(struct client *c, const struct qentry *e, bool dup, uint
 	p.qos = e->qos;
 	p.dup = dup;
 	p.retain = e->flags & QE_RETAIN;
-	p.pid = e->pid;
+	p.pid = qentry_pid(e);
 	p.topic = (struct mqtt_bin){ (const uint8_t *)msg_topic(m), m->topic_len };
 	p.payload = (struct mqtt_bin){ msg_payload(m), m->payload_len };
 	if (c->version == MQTT_V5) {
@@ -108,19 +108,22 @@ void session_pump(struct session *s)
 		if (b->ports.out_pending(c) >= b->cfg.max_output_buffer)
 			break; /* resumed by broker_on_writable */
 		struct qentry *head = qring_at(&s->queue, 0);
-		if (atomic_load_explicit(&head->msg->held, memory_order_acquire))
+		if (qentry_on_disk(head) && !qentry_expired(head, now)) {
+			spill_load(w, s);
+			break; /* resumed when the bodies are back */
+		}
+		if (!qentry_on_disk(head) && atomic_load_explicit(&head->msg->held, memory_order_acquire))
 			break; /* resumed when the store has it */
 		if (head->qos && (s->inflight.count >= c->send_max ||
 				  session_pid_in_use(s, head->seq)))
 			break; /* resumed by an acknowledgement [MQTT-4.9.0-2] */
 		struct qentry e;
 		qring_remove(&s->queue, 0, &e);
-		s->queued_bytes -= e.msg->payload_len;
+		s->queued_bytes -= e.bytes;
 		int rc = -FM_ENOENT;
-		if (msg_expired(e.msg, now)) {
+		if (qentry_on_disk(&e) || msg_expired(e.msg, now)) {
 			w->stats.drops[DROP_EXPIRED]++;
 		} else {
-			e.pid = e.qos ? qentry_pid_of(e.seq) : 0;
 			rc = encode_entry(c, &e, e.flags & QE_MAYBE_SENT, now);
 			if (rc == -FM_ELIMIT)
 				w->stats.drops[DROP_TOO_LARGE]++;
@@ -151,7 +154,7 @@ void session_resend_inflight(struct session *s)
 	for (uint32_t i = 0; i < s->inflight.count; i++) {
 		struct qentry *e = qring_at(&s->inflight, i);
 		if (e->state == QE_WAIT_PUBCOMP) {
-			struct mqtt_ack a = { .pid = e->pid };
+			struct mqtt_ack a = { .pid = qentry_pid(e) };
 			mqtt_encode_ack(c->b->ports.out(c), c->version, MQTT_PUBREL, &a);
 		} else {
 			/* Resent with DUP [MQTT-4.4.0-1]; expiry is not applied to it. */

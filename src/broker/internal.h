@@ -74,6 +74,9 @@ void rate_charge(struct client *c, size_t packet_len, uint64_t now);
 /* persist.c: store records of the current action (no-ops without a store
  * or for sessions that end with their connection). */
 bool session_durable(const struct broker *b, const struct session *s);
+/* Appends a record to the worker's transaction; NULL without a store or
+ * when out of memory (logged). */
+struct store_op *persist_op_add(struct bworker *w, uint8_t type);
 void persist_queue_add(struct bworker *w, const struct session *s, const struct qentry *e);
 void persist_queue_del(struct bworker *w, const struct session *s, const struct qentry *e);
 void persist_queue_state(struct bworker *w, const struct session *s, const struct qentry *e);
@@ -90,6 +93,14 @@ void persist_retain(struct bworker *w, struct msg *m, uint64_t version);
  * earlier commits). */
 void broker_commit(struct bworker *w, struct client *c, store_done_fn done, void *ctx, uint16_t pid,
 		   uint8_t kind, bool force);
+
+/* spill.c: queued bodies of durable sessions live on disk once committed. */
+/* After the commit of t: entries it added give up their bodies when their
+ * session is offline or its queue is longer than the part kept in memory. */
+void spill_committed(const struct store_txn *t);
+/* The head of s's queue is on disk: asks the store for the bodies of the
+ * next entries (s->lock held); delivery resumes when they arrive. */
+void spill_load(struct bworker *w, struct session *s);
 
 /* deliver.c: with s->lock held and s->client on this worker. */
 void session_pump(struct session *s);

@@ -25,7 +25,7 @@ static uint64_t msg_store_id(struct broker *b, struct msg *m)
 
 /* Adds a record to the current action's transaction. NULL without a store
  * or when out of memory (logged: the change then lives in memory only). */
-static struct store_op *op_add(struct bworker *w, uint8_t type)
+struct store_op *persist_op_add(struct bworker *w, uint8_t type)
 {
 	if (!w->b->store)
 		return NULL;
@@ -46,7 +46,8 @@ static void op_entry(struct store_op *op, struct broker *b, const struct session
 	op->qos = e->qos;
 	op->flags = e->flags;
 	op->state = e->state;
-	op->pid = e->pid;
+	if (qentry_on_disk(e))
+		return; /* deletes and state changes need only the key */
 	msg_store_id(b, e->msg);
 	op->msg = msg_ref(e->msg);
 }
@@ -55,10 +56,12 @@ void persist_queue_add(struct bworker *w, const struct session *s, const struct 
 {
 	if (!session_durable(w->b, s) || !e->qos)
 		return;
-	struct store_op *op = op_add(w, ST_QUEUE_ADD);
+	struct store_op *op = persist_op_add(w, ST_QUEUE_ADD);
 	if (!op)
 		return;
 	op_entry(op, w->b, s, e);
+	op->session = session_ref((struct session *)s);
+	op->queued_s = e->queued_s;
 	op->n_sub_ids = e->n_sub_ids;
 	if (e->n_sub_ids == 1) {
 		op->sub_id = e->u.sub_id;
@@ -75,7 +78,7 @@ void persist_queue_del(struct bworker *w, const struct session *s, const struct 
 {
 	if (!session_durable(w->b, s) || !e->qos)
 		return;
-	struct store_op *op = op_add(w, ST_QUEUE_DEL);
+	struct store_op *op = persist_op_add(w, ST_QUEUE_DEL);
 	if (op)
 		op_entry(op, w->b, s, e);
 }
@@ -84,7 +87,7 @@ void persist_queue_state(struct bworker *w, const struct session *s, const struc
 {
 	if (!session_durable(w->b, s))
 		return;
-	struct store_op *op = op_add(w, ST_QUEUE_STATE);
+	struct store_op *op = persist_op_add(w, ST_QUEUE_STATE);
 	if (op)
 		op_entry(op, w->b, s, e);
 }
@@ -93,7 +96,7 @@ void persist_rx2(struct bworker *w, const struct session *s, uint16_t pid, bool 
 {
 	if (!session_durable(w->b, s))
 		return;
-	struct store_op *op = op_add(w, add ? ST_RX2_ADD : ST_RX2_DEL);
+	struct store_op *op = persist_op_add(w, add ? ST_RX2_ADD : ST_RX2_DEL);
 	if (op) {
 		op->sid = s->sid;
 		op->pid = pid;
@@ -104,7 +107,7 @@ void persist_session(struct bworker *w, struct session *s)
 {
 	if (!session_durable(w->b, s))
 		return;
-	struct store_op *op = op_add(w, ST_SESSION_PUT);
+	struct store_op *op = persist_op_add(w, ST_SESSION_PUT);
 	if (!op)
 		return;
 	s->stored = true;
@@ -125,7 +128,7 @@ void persist_session_del(struct bworker *w, struct session *s)
 {
 	if (!w->b->store || !s->stored)
 		return;
-	struct store_op *op = op_add(w, ST_SESSION_DEL);
+	struct store_op *op = persist_op_add(w, ST_SESSION_DEL);
 	if (op)
 		op->sid = s->sid;
 	s->stored = false;
@@ -136,7 +139,7 @@ void persist_sub(struct bworker *w, const struct session *s, const char *filter,
 {
 	if (!session_durable(w->b, s))
 		return;
-	struct store_op *op = op_add(w, add ? ST_SUB_PUT : ST_SUB_DEL);
+	struct store_op *op = persist_op_add(w, add ? ST_SUB_PUT : ST_SUB_DEL);
 	if (!op)
 		return;
 	op->sid = s->sid;
@@ -147,7 +150,7 @@ void persist_sub(struct bworker *w, const struct session *s, const char *filter,
 
 void persist_retain(struct bworker *w, struct msg *m, uint64_t version)
 {
-	struct store_op *op = op_add(w, m->payload_len ? ST_RETAIN_PUT : ST_RETAIN_DEL);
+	struct store_op *op = persist_op_add(w, m->payload_len ? ST_RETAIN_PUT : ST_RETAIN_DEL);
 	if (!op)
 		return;
 	op->seq = version;

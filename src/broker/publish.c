@@ -128,13 +128,13 @@ static void release_held(struct bworker *w, struct ack_ctx *a, bool committed)
 		int worker = s->worker;
 		for (uint32_t k = 0; !committed && k < s->queue.count;) {
 			struct qentry *e = qring_at(&s->queue, k);
-			if (e->msg != a->held) {
+			if (qentry_on_disk(e) || e->msg != a->held) {
 				k++;
 				continue;
 			}
 			struct qentry gone;
 			qring_remove(&s->queue, k, &gone);
-			s->queued_bytes -= gone.msg->payload_len;
+			s->queued_bytes -= gone.bytes;
 			qentry_release(&gone);
 		}
 		pthread_mutex_unlock(&s->lock);

@@ -237,12 +237,11 @@ static bool keep_with(struct bworker *w, struct session *s, struct qentry *e)
 		/* A new entry at the end, under a new sequence number (order and
 		 * packet ids follow sequence numbers). */
 		e->state = QE_QUEUED;
-		e->pid = 0;
 		e->seq = s->next_seq;
 		kept = qring_push(&s->queue, e) == 0;
 		if (kept) {
 			s->next_seq++;
-			s->queued_bytes += e->msg->payload_len;
+			s->queued_bytes += e->bytes;
 			persist_queue_add(w, s, e);
 		}
 	}

@@ -189,13 +189,13 @@ static void sweep_expired(struct bworker *w)
 			pthread_mutex_lock(&s->lock);
 			for (uint32_t k = 0; !s->client && k < s->queue.count;) {
 				struct qentry *e = qring_at(&s->queue, k);
-				if (!msg_expired(e->msg, now)) {
+				if (!qentry_expired(e, now)) {
 					k++;
 					continue;
 				}
 				struct qentry gone;
 				qring_remove(&s->queue, k, &gone);
-				s->queued_bytes -= gone.msg->payload_len;
+				s->queued_bytes -= gone.bytes;
 				persist_queue_del(w, s, &gone);
 				qentry_release(&gone);
 				swept++;
@@ -314,33 +314,39 @@ int broker_restore_sub(struct broker *b, struct session *s, const char *filter, 
 	return rc < 0 ? rc : 0;
 }
 
-int broker_restore_entry(struct session *s, struct msg *m, uint64_t seq, uint8_t qos, uint8_t flags,
-			 uint8_t state, const uint32_t *sub_ids, uint16_t n_sub_ids)
+int broker_restore_entry(struct session *s, const struct restored_entry *r)
 {
 	/* Whether it went out before the restart is not known: send it as a
 	 * possible redelivery [MQTT-3.3.1-1]. */
-	struct qentry e = { .msg = m, .seq = seq, .qos = qos, .flags = (uint8_t)(flags | QE_MAYBE_SENT), .state = state };
-	e.n_sub_ids = n_sub_ids;
-	if (n_sub_ids == 1) {
-		e.u.sub_id = sub_ids[0];
-	} else if (n_sub_ids > 1) {
-		if (!(e.u.sub_ids = malloc(sizeof(uint32_t) * n_sub_ids)))
-			return -FM_ENOMEM;
-		memcpy(e.u.sub_ids, sub_ids, sizeof(uint32_t) * n_sub_ids);
+	struct qentry e = { .seq = r->seq, .bytes = r->bytes, .expiry_s = (uint32_t)((r->expiry_at + 999) / 1000),
+			    .queued_s = r->queued_s,
+			    .qos = r->qos, .flags = (uint8_t)(r->flags | QE_MAYBE_SENT), .state = r->state };
+	if (r->msg) {
+		e.msg = r->msg;
+	} else {
+		e.msg_id = r->msg_id;
+		e.flags |= QE_ON_DISK;
 	}
-	if (state != QE_QUEUED)
-		e.pid = qentry_pid_of(seq);
-	struct qring *q = state == QE_QUEUED ? &s->queue : &s->inflight;
+	e.n_sub_ids = (uint8_t)r->n_sub_ids;
+	if (r->n_sub_ids == 1) {
+		e.u.sub_id = r->sub_ids[0];
+	} else if (r->n_sub_ids > 1) {
+		if (!(e.u.sub_ids = malloc(sizeof(uint32_t) * r->n_sub_ids)))
+			return -FM_ENOMEM;
+		memcpy(e.u.sub_ids, r->sub_ids, sizeof(uint32_t) * r->n_sub_ids);
+	}
+	struct qring *q = r->state == QE_QUEUED ? &s->queue : &s->inflight;
 	if (qring_push(q, &e)) {
-		if (n_sub_ids > 1)
+		if (r->n_sub_ids > 1)
 			free(e.u.sub_ids);
 		return -FM_ENOMEM;
 	}
-	msg_ref(m);
-	if (state == QE_QUEUED)
-		s->queued_bytes += m->payload_len;
-	if (seq >= s->next_seq)
-		s->next_seq = seq + 1;
+	if (r->msg)
+		msg_ref(r->msg);
+	if (r->state == QE_QUEUED)
+		s->queued_bytes += r->bytes;
+	if (r->seq >= s->next_seq)
+		s->next_seq = r->seq + 1;
 	return 0;
 }
 

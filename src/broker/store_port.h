@@ -26,6 +26,24 @@ enum store_op_type {
 	ST_SUB_DEL,      /* sid, text = filter */
 	ST_RETAIN_PUT,   /* msg (its topic is the key) */
 	ST_RETAIN_DEL,   /* text = topic */
+	ST_MSG_LOAD,     /* load: read stored bodies back (for a session's on-disk entries) */
+};
+
+struct session;
+
+/* Bodies to read back from the store for entries that gave theirs up. The
+ * store fills `msg` (a new reference, or NULL when there is no such body)
+ * and sets `failed` when reading went wrong; the broker takes the bodies in
+ * the completion callback. Owned by its ST_MSG_LOAD record. */
+struct store_load {
+	struct session *session; /* borrowed: the record holds the reference */
+	void *worker;            /* the broker worker that asked */
+	bool failed;
+	uint32_t n;
+	struct store_load_item {
+		uint64_t seq, id;
+		struct msg *msg;
+	} items[];
 };
 
 struct store_op {
@@ -35,8 +53,13 @@ struct store_op {
 	uint32_t n_sub_ids;
 	uint64_t sid, seq;
 	uint32_t expiry_interval, will_delay;
+	uint32_t queued_s; /* ST_QUEUE_ADD: when it was queued */
 	uint64_t expires_at, will_at;
 	struct msg *msg;   /* reference owned by the op, or NULL */
+	/* ST_QUEUE_ADD: the session, so the entry can give up its body once the
+	 * row is committed; ST_MSG_LOAD: the session loading. Reference owned. */
+	struct session *session;
+	struct store_load *load; /* ST_MSG_LOAD, owned */
 	char *text;        /* owned by the op, or NULL */
 	uint32_t *sub_ids; /* owned by the op when n_sub_ids > 1, else sub_id */
 	uint32_t sub_id;

@@ -1,4 +1,5 @@
 #include "store_port.h"
+#include "../session/session.h"
 #include "../base/vec.h"
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,12 @@ void store_txn_free(struct store_txn *t)
 	for (uint32_t i = 0; i < t->n_ops; i++) {
 		struct store_op *op = &t->ops[i];
 		msg_unref(op->msg);
+		session_unref(op->session);
+		if (op->load) {
+			for (uint32_t k = 0; k < op->load->n; k++)
+				msg_unref(op->load->items[k].msg);
+			free(op->load);
+		}
 		free(op->text);
 		if (op->n_sub_ids > 1)
 			free(op->sub_ids);

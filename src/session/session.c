@@ -1,4 +1,5 @@
 #include "session.h"
+#include "../base/clock.h"
 #include "../base/err.h"
 #include "../base/vec.h"
 #include "../mqtt/mqtt.h"
@@ -24,8 +25,10 @@ struct session *session_new(const char *client_id, size_t len, uint64_t sid)
 
 void qentry_release(struct qentry *e)
 {
-	msg_unref(e->msg);
+	if (!qentry_on_disk(e))
+		msg_unref(e->msg);
 	e->msg = NULL;
+	e->flags &= (uint8_t)~QE_ON_DISK;
 	if (e->n_sub_ids > 1)
 		free(e->u.sub_ids);
 	e->n_sub_ids = 0;
@@ -39,10 +42,25 @@ void qring_free(struct qring *r)
 	memset(r, 0, sizeof *r);
 }
 
+void qentry_spill(struct qentry *e)
+{
+	struct msg *m = e->msg;
+	e->msg_id = atomic_load(&m->id);
+	e->flags |= QE_ON_DISK;
+	msg_unref(m);
+}
+
+void qentry_fill(struct qentry *e, struct msg *m)
+{
+	e->msg = m;
+	e->flags &= (uint8_t)~QE_ON_DISK;
+}
+
 int qring_push(struct qring *r, const struct qentry *e)
 {
 	if (r->count == r->cap) {
-		uint32_t cap = r->cap ? r->cap * 2 : 4;
+		/* 1.5x: a long offline queue wastes at most a third of its ring. */
+		uint32_t cap = r->cap ? r->cap + r->cap / 2 : 4;
 		struct qentry *n = malloc(sizeof *n * cap);
 		if (!n)
 			return -FM_ENOMEM;
@@ -56,6 +74,19 @@ int qring_push(struct qring *r, const struct qentry *e)
 	r->e[(r->head + r->count) % r->cap] = *e;
 	r->count++;
 	return 0;
+}
+
+long qring_find(struct qring *r, uint64_t seq)
+{
+	uint32_t lo = 0, hi = r->count;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (qring_at(r, mid)->seq < seq)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < r->count && qring_at(r, lo)->seq == seq ? (long)lo : -1;
 }
 
 void qring_remove(struct qring *r, uint32_t i, struct qentry *out)
@@ -111,13 +142,17 @@ int session_enqueue(struct session *s, struct msg *msg, uint8_t qos, uint8_t fla
 			return -FM_ELIMIT;
 		struct qentry old;
 		qring_remove(&s->queue, 0, &old);
-		s->queued_bytes -= old.msg->payload_len;
+		s->queued_bytes -= old.bytes;
 		if (qring_push(dropped, &old))
 			qentry_release(&old);
 		rc = 1;
 	}
-	struct qentry e = { .msg = msg, .seq = s->next_seq, .qos = qos, .flags = flags, .state = QE_QUEUED };
-	e.n_sub_ids = n_sub_ids;
+	if (n_sub_ids > QENTRY_MAX_SUB_IDS)
+		n_sub_ids = QENTRY_MAX_SUB_IDS;
+	struct qentry e = { .msg = msg, .seq = s->next_seq, .bytes = msg->payload_len, .expiry_s = msg_expiry_s(msg),
+			    .queued_s = (uint32_t)(clock_wall_ms() / 1000), .qos = qos, .flags = flags,
+			    .state = QE_QUEUED };
+	e.n_sub_ids = (uint8_t)n_sub_ids;
 	if (n_sub_ids == 1) {
 		e.u.sub_id = sub_ids[0];
 	} else if (n_sub_ids > 1) {
@@ -144,7 +179,7 @@ int session_on_ack(struct session *s, uint16_t pid, uint8_t ack_type, struct qen
 		     : ack_type == MQTT_PUBREC ? QE_WAIT_PUBREC : QE_WAIT_PUBCOMP;
 	for (uint32_t i = 0; i < s->inflight.count; i++) {
 		struct qentry *e = qring_at(&s->inflight, i);
-		if (e->pid != pid)
+		if (qentry_pid(e) != pid)
 			continue;
 		if (e->state != want)
 			return -FM_ENOENT;
@@ -170,7 +205,7 @@ bool session_pid_in_use(const struct session *s, uint64_t seq)
 		return false;
 	uint16_t pid = qentry_pid_of(seq);
 	for (uint32_t i = 0; i < s->inflight.count; i++)
-		if (s->inflight.e[(s->inflight.head + i) % s->inflight.cap].pid == pid)
+		if (qentry_pid(&s->inflight.e[(s->inflight.head + i) % s->inflight.cap]) == pid)
 			return true;
 	return false;
 }

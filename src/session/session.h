@@ -24,29 +24,58 @@ enum qentry_state {
 #define QE_RETAIN 0x01 /* send with the retain flag */
 #define QE_SHARED 0x02 /* came through a $share group: another member may take it over */
 #define QE_MAYBE_SENT 0x04 /* restored after a restart: may have been sent before, so DUP */
+#define QE_ON_DISK 0x08 /* the body is in the durable store only: `msg_id`, not `msg` */
 
 /* One message for one session. Subscription identifiers: `sub_id` when
- * n_sub_ids <= 1, else the heap array `sub_ids` (owned by the entry). */
+ * n_sub_ids <= 1, else the heap array `sub_ids` (owned by the entry).
+ * A queued entry of a durable session whose row is on disk may give up its
+ * body (QE_ON_DISK) and is loaded back before it is sent: an offline queue
+ * costs this struct per message in memory, not the message. */
 struct qentry {
-	struct msg *msg; /* one reference owned by the entry */
+	union {
+		struct msg *msg; /* one reference owned by the entry */
+		uint64_t msg_id; /* QE_ON_DISK: the stored body */
+	};
 	uint64_t seq;    /* position in the session's stream; the store's key */
 	union {
 		uint32_t sub_id;
 		uint32_t *sub_ids;
 	} u;
-	uint16_t n_sub_ids;
-	uint16_t pid;
+	uint32_t bytes;     /* payload length, for the queue's byte limit */
+	uint32_t expiry_s;  /* wall-clock seconds when it expires (rounded up); 0 = never */
+	uint32_t queued_s;  /* wall-clock seconds when it was queued (a queue's oldest age) */
+	uint8_t n_sub_ids;  /* at most QENTRY_MAX_SUB_IDS */
 	uint8_t qos;
 	uint8_t flags;
 	uint8_t state;
 };
+/* 40 bytes: an offline queue's cost per message in memory. The packet id is
+ * not kept: it follows from the sequence number (qentry_pid). */
+_Static_assert(sizeof(struct qentry) == 40, "a queued message costs 40 bytes of memory");
+
+#define QENTRY_MAX_SUB_IDS 64
+
+static inline bool qentry_on_disk(const struct qentry *e) { return e->flags & QE_ON_DISK; }
+static inline bool qentry_expired(const struct qentry *e, uint64_t now_ms)
+{
+	return e->expiry_s && now_ms >= (uint64_t)e->expiry_s * 1000;
+}
+/* expiry_s of a message: rounded up, so an entry never expires early. */
+static inline uint32_t msg_expiry_s(const struct msg *m)
+{
+	return m->expiry_at ? (uint32_t)((m->expiry_at + 999) / 1000) : 0;
+}
+/* Gives up the body of an entry whose row is on disk (its reference is dropped). */
+void qentry_spill(struct qentry *e);
+/* Gives an on-disk entry its body back (takes over the reference to m). */
+void qentry_fill(struct qentry *e, struct msg *m);
 
 static inline const uint32_t *qentry_sub_ids(const struct qentry *e)
 {
 	return e->n_sub_ids > 1 ? e->u.sub_ids : &e->u.sub_id;
 }
 
-/* A ring of entries in order. */
+/* A ring of entries in ascending sequence order. */
 struct qring {
 	struct qentry *e;
 	uint32_t head, count, cap;
@@ -79,6 +108,7 @@ struct session {
 	bool ended;            /* removed from the registry; drop deliveries */
 	bool timed;            /* on the broker's deadline list (guarded by the registry lock) */
 	bool stored;           /* has rows in the durable store */
+	bool loading;          /* bodies of on-disk entries are being read back */
 	uint8_t version;
 	uint32_t expiry_interval; /* seconds; UINT32_MAX = never */
 	uint64_t expires_at;      /* wall ms when offline and finite, else 0 */
@@ -130,6 +160,8 @@ int session_on_ack(struct session *s, uint16_t pid, uint8_t ack_type, struct qen
 /* The packet id of an entry follows from its sequence number, so a restart
  * resends every message under the id it had [MQTT-4.4.0-1]. */
 static inline uint16_t qentry_pid_of(uint64_t seq) { return (uint16_t)(seq % 65535 + 1); }
+/* An entry's packet id: 0 for QoS 0. */
+static inline uint16_t qentry_pid(const struct qentry *e) { return e->qos ? qentry_pid_of(e->seq) : 0; }
 /* Would the entry with this sequence number reuse an id in flight?
  * Entries are queued and sent in ascending sequence order. */
 bool session_pid_in_use(const struct session *s, uint64_t seq);
@@ -151,6 +183,8 @@ static inline struct qentry *qring_at(struct qring *r, uint32_t i)
 {
 	return &r->e[(r->head + i) % r->cap];
 }
+/* Index of the entry with sequence number seq, or -1. */
+long qring_find(struct qring *r, uint64_t seq);
 /* Removes entry i, keeping the order of the rest; the entry is copied to *out. */
 void qring_remove(struct qring *r, uint32_t i, struct qentry *out);
 

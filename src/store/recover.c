@@ -9,71 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Message bodies by id, while recovering. */
-struct body_map {
-	uint64_t *ids;
-	struct msg **msgs;
-	uint32_t cap, n;
-};
-
-static uint32_t body_slot(uint64_t id, uint32_t cap) { return (uint32_t)(id * 0x9E3779B97F4A7C15ull >> 32) & (cap - 1); }
-
-static struct msg *body_get(const struct body_map *m, uint64_t id)
-{
-	if (!m->cap)
-		return NULL;
-	for (uint32_t i = body_slot(id, m->cap);; i = (i + 1) & (m->cap - 1)) {
-		if (m->ids[i] == id)
-			return m->msgs[i];
-		if (!m->ids[i])
-			return NULL;
-	}
-}
-
-static int body_put(struct body_map *m, uint64_t id, struct msg *msg)
-{
-	if ((m->n + 1) * 2 > m->cap) {
-		uint32_t cap = m->cap ? m->cap * 2 : 4096;
-		uint64_t *ids = calloc(cap, sizeof *ids);
-		struct msg **msgs = calloc(cap, sizeof *msgs);
-		if (!ids || !msgs) {
-			free(ids);
-			free(msgs);
-			return -FM_ENOMEM;
-		}
-		for (uint32_t i = 0; i < m->cap; i++) {
-			if (!m->ids[i])
-				continue;
-			uint32_t j = body_slot(m->ids[i], cap);
-			while (ids[j])
-				j = (j + 1) & (cap - 1);
-			ids[j] = m->ids[i];
-			msgs[j] = m->msgs[i];
-		}
-		free(m->ids);
-		free(m->msgs);
-		m->ids = ids;
-		m->msgs = msgs;
-		m->cap = cap;
-	}
-	uint32_t j = body_slot(id, m->cap);
-	while (m->ids[j])
-		j = (j + 1) & (m->cap - 1);
-	m->ids[j] = id;
-	m->msgs[j] = msg;
-	m->n++;
-	return 0;
-}
-
-static void body_free(struct body_map *m)
-{
-	for (uint32_t i = 0; i < m->cap; i++)
-		if (m->ids[i])
-			msg_unref(m->msgs[i]);
-	free(m->ids);
-	free(m->msgs);
-}
-
 /* Sessions by sid, while recovering (sids are dense: a sorted array). */
 struct session_list {
 	uint64_t *sids;
@@ -97,7 +32,6 @@ static struct session *session_find(const struct session_list *l, uint64_t sid)
 struct recovery {
 	struct store *st;
 	struct broker *b;
-	struct body_map bodies;
 	struct session_list sessions;
 	uint64_t max_sid, max_msg, max_retain;
 	uint64_t n_queued, n_retained, n_subs, n_dropped;
@@ -112,42 +46,29 @@ static int fail(struct recovery *r, const char *what)
 	return -1;
 }
 
-static int load_bodies(struct recovery *r)
+/* A stored body named by a session (will), a retained topic or a message in
+ * flight. NULL: missing (counted) or failed (*failed set). */
+static struct msg *body(struct recovery *r, uint64_t id, bool *failed)
+{
+	int rc;
+	struct msg *m = store__read_msg(r->st, id, &rc);
+	if (rc == SQLITE_DONE)
+		r->n_dropped++;
+	else if (rc != SQLITE_ROW)
+		*failed = true;
+	return m;
+}
+
+static int max_msg_id(struct recovery *r)
 {
 	sqlite3_stmt *s;
-	if (sqlite3_prepare_v2(r->st->db,
-			       "SELECT id, topic, props, payload, qos, retain, expiry_at, origin FROM msgs", -1, &s,
-			       NULL))
+	if (sqlite3_prepare_v2(r->st->db, "SELECT max(id) FROM msgs", -1, &s, NULL))
 		return fail(r, "messages");
-	int rc;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		uint64_t id = (uint64_t)sqlite3_column_int64(s, 0);
-		const char *topic = (const char *)sqlite3_column_text(s, 1);
-		int tlen = sqlite3_column_bytes(s, 1);
-		const uint8_t *props = sqlite3_column_blob(s, 2);
-		int plen = sqlite3_column_bytes(s, 2);
-		const uint8_t *payload = sqlite3_column_blob(s, 3);
-		int len = sqlite3_column_bytes(s, 3);
-		if (!topic || tlen > 65535) {
-			rc = SQLITE_CORRUPT;
-			break;
-		}
-		struct msg *m = msg_new(topic, (uint16_t)tlen, props, (uint32_t)plen, payload, (uint32_t)len,
-					(uint8_t)sqlite3_column_int(s, 4), sqlite3_column_int(s, 5) != 0);
-		if (!m || body_put(&r->bodies, id, m)) {
-			msg_unref(m);
-			sqlite3_finalize(s);
-			snprintf(r->err, r->errlen, "%s: out of memory loading messages", r->st->path);
-			return -1;
-		}
-		m->expiry_at = (uint64_t)sqlite3_column_int64(s, 6);
-		m->origin_sid = (uint64_t)sqlite3_column_int64(s, 7);
-		atomic_store(&m->id, id);
-		if (id > r->max_msg)
-			r->max_msg = id;
-	}
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		r->max_msg = (uint64_t)sqlite3_column_int64(s, 0);
 	sqlite3_finalize(s);
-	return rc == SQLITE_DONE ? 0 : fail(r, "messages");
+	return rc == SQLITE_ROW ? 0 : fail(r, "messages");
 }
 
 static int load_sessions(struct recovery *r)
@@ -173,12 +94,18 @@ static int load_sessions(struct recovery *r)
 			l->cap = cap;
 		}
 		uint64_t sid = (uint64_t)sqlite3_column_int64(s, 0);
+		bool failed = false;
 		struct msg *will = sqlite3_column_type(s, 5) == SQLITE_NULL ? NULL
-				 : body_get(&r->bodies, (uint64_t)sqlite3_column_int64(s, 5));
+				 : body(r, (uint64_t)sqlite3_column_int64(s, 5), &failed);
+		if (failed) {
+			rc = SQLITE_IOERR;
+			break;
+		}
 		struct session *ss = broker_restore_session(
 			r->b, sid, (const char *)sqlite3_column_text(s, 1), (uint32_t)sqlite3_column_int64(s, 2),
 			(uint64_t)sqlite3_column_int64(s, 3), (uint8_t)sqlite3_column_int(s, 4), will,
 			(uint32_t)sqlite3_column_int64(s, 6), (uint64_t)sqlite3_column_int64(s, 7));
+		msg_unref(will);
 		if (!ss)
 			break;
 		l->sids[l->n] = sid;
@@ -214,30 +141,50 @@ static int load_subs(struct recovery *r)
 	return rc == SQLITE_DONE ? 0 : fail(r, "subscriptions");
 }
 
+/* Queued entries come back without their bodies (read when delivery
+ * reaches them); entries in flight with them, to be resent on reconnect. */
 static int load_queues(struct recovery *r)
 {
 	sqlite3_stmt *s;
-	if (sqlite3_prepare_v2(r->st->db, "SELECT sid, seq, msg_id, qos, flags, state, sub_ids FROM queue ORDER BY sid, seq",
-			       -1, &s, NULL))
+	if (sqlite3_prepare_v2(r->st->db,
+			       "SELECT q.sid, q.seq, q.msg_id, q.qos, q.flags, q.state, q.sub_ids, length(m.payload),"
+			       " m.expiry_at, m.id IS NOT NULL, q.queued_at FROM queue q LEFT JOIN msgs m ON m.id = q.msg_id"
+			       " ORDER BY q.sid, q.seq", -1, &s, NULL))
 		return fail(r, "queues");
 	int rc;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		struct session *ss = session_find(&r->sessions, (uint64_t)sqlite3_column_int64(s, 0));
-		struct msg *m = body_get(&r->bodies, (uint64_t)sqlite3_column_int64(s, 2));
-		int state = sqlite3_column_int(s, 5);
-		int qos = sqlite3_column_int(s, 3);
+		struct restored_entry e = {
+			.msg_id = (uint64_t)sqlite3_column_int64(s, 2),
+			.seq = (uint64_t)sqlite3_column_int64(s, 1),
+			.expiry_at = (uint64_t)sqlite3_column_int64(s, 8),
+			.bytes = (uint32_t)sqlite3_column_int64(s, 7),
+			.queued_s = (uint32_t)sqlite3_column_int64(s, 10),
+			.qos = (uint8_t)sqlite3_column_int(s, 3),
+			.flags = (uint8_t)sqlite3_column_int(s, 4),
+			.state = (uint8_t)sqlite3_column_int(s, 5),
+		};
 		int ids_len = sqlite3_column_bytes(s, 6);
 		const void *ids_blob = sqlite3_column_blob(s, 6);
 		uint32_t ids[64];
-		uint16_t n_ids = (uint16_t)(ids_len / (int)sizeof(uint32_t));
-		if (!ss || !m || state < QE_QUEUED || state > QE_WAIT_PUBCOMP || qos < 1 || qos > 2 || n_ids > 64) {
+		e.n_sub_ids = (uint16_t)(ids_len / (int)sizeof(uint32_t));
+		if (!ss || !sqlite3_column_int(s, 9) || e.state > QE_WAIT_PUBCOMP || e.qos < 1 || e.qos > 2 ||
+		    e.n_sub_ids > 64) {
 			r->n_dropped++;
 			continue;
 		}
-		if (n_ids)
-			memcpy(ids, ids_blob, n_ids * sizeof(uint32_t));
-		if (broker_restore_entry(ss, m, (uint64_t)sqlite3_column_int64(s, 1), (uint8_t)qos,
-					 (uint8_t)sqlite3_column_int(s, 4), (uint8_t)state, ids, n_ids)) {
+		if (e.n_sub_ids)
+			memcpy(ids, ids_blob, e.n_sub_ids * sizeof(uint32_t));
+		e.sub_ids = ids;
+		bool failed = false;
+		if (e.state != QE_QUEUED && !(e.msg = body(r, e.msg_id, &failed))) {
+			if (failed)
+				break;
+			continue;
+		}
+		int err = broker_restore_entry(ss, &e);
+		msg_unref(e.msg);
+		if (err) {
 			sqlite3_finalize(s);
 			snprintf(r->err, r->errlen, "%s: out of memory loading queues", r->st->path);
 			return -1;
@@ -275,11 +222,17 @@ static int load_retained(struct recovery *r)
 			r->max_retain = version;
 		if (sqlite3_column_type(s, 0) == SQLITE_NULL)
 			continue; /* a cleared topic */
-		struct msg *m = body_get(&r->bodies, (uint64_t)sqlite3_column_int64(s, 0));
-		if (!m || broker_restore_retained(r->b, m))
+		bool failed = false;
+		struct msg *m = body(r, (uint64_t)sqlite3_column_int64(s, 0), &failed);
+		if (failed)
+			break;
+		if (!m)
+			continue;
+		if (broker_restore_retained(r->b, m))
 			r->n_dropped++;
 		else
 			r->n_retained++;
+		msg_unref(m); /* the index took its own reference */
 	}
 	sqlite3_finalize(s);
 	return rc == SQLITE_DONE ? 0 : fail(r, "retained messages");
@@ -289,28 +242,14 @@ static int load_retained(struct recovery *r)
  * between two commits of one body's last references). */
 static int drop_unreferenced(struct recovery *r)
 {
-	sqlite3_stmt *s;
-	if (sqlite3_prepare_v2(r->st->db, "DELETE FROM msgs WHERE id = ?", -1, &s, NULL))
+	static const char *const sql =
+		"DELETE FROM msgs WHERE id NOT IN (SELECT msg_id FROM queue UNION SELECT msg_id FROM retained"
+		" WHERE msg_id IS NOT NULL UNION SELECT will_msg FROM sessions WHERE will_msg IS NOT NULL)";
+	if (sqlite3_exec(r->st->db, sql, NULL, NULL, NULL) != SQLITE_OK)
 		return fail(r, "unreferenced messages");
-	int rc = SQLITE_DONE;
-	uint64_t n = 0;
-	sqlite3_exec(r->st->db, "BEGIN", NULL, NULL, NULL);
-	for (uint32_t i = 0; i < r->bodies.cap && rc == SQLITE_DONE; i++) {
-		uint64_t id = r->bodies.ids[i];
-		if (!id || refmap_has(&r->st->refs, id))
-			continue;
-		sqlite3_bind_int64(s, 1, (int64_t)id);
-		rc = sqlite3_step(s);
-		sqlite3_reset(s);
-		n++;
-	}
-	sqlite3_finalize(s);
-	if (rc != SQLITE_DONE || sqlite3_exec(r->st->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-		sqlite3_exec(r->st->db, "ROLLBACK", NULL, NULL, NULL);
-		return fail(r, "unreferenced messages");
-	}
+	int n = sqlite3_changes(r->st->db);
 	if (n)
-		log_info("store %s: removed %llu unreferenced message bodies", r->st->path, (unsigned long long)n);
+		log_info("store %s: removed %d unreferenced message bodies", r->st->path, n);
 	return 0;
 }
 
@@ -318,7 +257,9 @@ int store_recover(struct store *st, struct broker *b, char *err, size_t errlen)
 {
 	uint64_t t0 = clock_mono_ms();
 	struct recovery r = { .st = st, .b = b, .err = err, .errlen = errlen };
-	int rc = load_bodies(&r);
+	int rc = drop_unreferenced(&r);
+	if (!rc)
+		rc = max_msg_id(&r);
 	if (!rc)
 		rc = load_sessions(&r);
 	if (!rc)
@@ -331,8 +272,6 @@ int store_recover(struct store *st, struct broker *b, char *err, size_t errlen)
 		rc = load_retained(&r);
 	if (!rc && store__load_refs(st))
 		rc = fail(&r, "message references");
-	if (!rc)
-		rc = drop_unreferenced(&r);
 	if (!rc) {
 		broker_restore_done(b, r.max_sid + 1, r.max_msg + 1, r.max_retain + 1);
 		log_notice("store %s: recovered %u sessions, %llu subscriptions, %llu queued messages, %llu retained "
@@ -346,6 +285,5 @@ int store_recover(struct store *st, struct broker *b, char *err, size_t errlen)
 	/* The registry owns the sessions; the list only borrowed them. */
 	free(r.sessions.sids);
 	free(r.sessions.s);
-	body_free(&r.bodies);
 	return rc;
 }

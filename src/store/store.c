@@ -17,7 +17,7 @@
 
 /* Transactions per group: bounds the time one commit holds acknowledgements. */
 #define GROUP_MAX_TXNS 4096
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 
 /* Forward migrations: migrations[v] brings version v to v + 1. */
 static const char *const migrations[SCHEMA_VERSION] = {
@@ -35,6 +35,8 @@ static const char *const migrations[SCHEMA_VERSION] = {
 	"  PRIMARY KEY(sid, seq)) WITHOUT ROWID;"
 	"CREATE TABLE rx_qos2(sid INTEGER NOT NULL, pid INTEGER NOT NULL, PRIMARY KEY(sid, pid)) WITHOUT ROWID;"
 	"CREATE TABLE retained(topic TEXT PRIMARY KEY, msg_id INTEGER, version INTEGER NOT NULL) WITHOUT ROWID;",
+	/* 1 -> 2: when each entry was queued (a queue's oldest age survives a restart). */
+	"ALTER TABLE queue ADD COLUMN queued_at INTEGER NOT NULL DEFAULT 0;",
 };
 
 static const char *const stmt_sql[S__COUNT] = {
@@ -44,7 +46,9 @@ static const char *const stmt_sql[S__COUNT] = {
 	[S_MSG_INS] = "INSERT OR IGNORE INTO msgs(id, topic, props, payload, qos, retain, expiry_at, origin)"
 		      " VALUES(?,?,?,?,?,?,?,?)",
 	[S_MSG_DEL] = "DELETE FROM msgs WHERE id = ?",
-	[S_Q_INS] = "INSERT OR REPLACE INTO queue(sid, seq, msg_id, qos, flags, state, sub_ids) VALUES(?,?,?,?,?,?,?)",
+	[S_MSG_GET] = "SELECT topic, props, payload, qos, retain, expiry_at, origin FROM msgs WHERE id = ?",
+	[S_Q_INS] = "INSERT OR REPLACE INTO queue(sid, seq, msg_id, qos, flags, state, sub_ids, queued_at)"
+		    " VALUES(?,?,?,?,?,?,?,?)",
 	[S_Q_DEL] = "DELETE FROM queue WHERE sid = ? AND seq = ? RETURNING msg_id",
 	[S_Q_STATE] = "UPDATE queue SET state = ? WHERE sid = ? AND seq = ?",
 	[S_Q_OF_SESSION] = "SELECT msg_id FROM queue WHERE sid = ?",
@@ -91,11 +95,14 @@ static int step_int(struct store *st, enum stmt_id id, int64_t *out)
 
 /* ---- message bodies, stored once ---- */
 
-static int msg_ensure(struct store *st, struct msg *m)
+/* Takes one more reference to m's stored body, writing it if it is new. */
+static int msg_hold(struct store *st, struct msg *m)
 {
 	uint64_t id = atomic_load(&m->id);
-	if (refmap_has(&st->refs, id))
+	if (refmap_has(&st->refs, id)) {
+		refmap_add(&st->refs, id, 1);
 		return SQLITE_OK;
+	}
 	sqlite3_stmt *s = st->st[S_MSG_INS];
 	sqlite3_bind_int64(s, 1, (int64_t)id);
 	sqlite3_bind_text(s, 2, msg_topic(m), m->topic_len, SQLITE_STATIC);
@@ -106,16 +113,9 @@ static int msg_ensure(struct store *st, struct msg *m)
 	sqlite3_bind_int64(s, 7, (int64_t)m->expiry_at);
 	sqlite3_bind_int64(s, 8, (int64_t)m->origin_sid);
 	int rc = step_done(st, S_MSG_INS);
-	if (rc == SQLITE_OK && refmap_put(&st->refs, id, 0))
+	/* Already there with its one reference: now it has two. */
+	if (rc == SQLITE_OK && sqlite3_changes(st->db) == 0 && refmap_put(&st->refs, id, 2))
 		rc = SQLITE_NOMEM;
-	return rc;
-}
-
-static int msg_hold(struct store *st, struct msg *m)
-{
-	int rc = msg_ensure(st, m);
-	if (rc == SQLITE_OK)
-		refmap_add(&st->refs, atomic_load(&m->id), 1);
 	return rc;
 }
 
@@ -124,11 +124,54 @@ static int msg_release(struct store *st, int64_t id)
 {
 	if (id <= 0)
 		return SQLITE_OK;
-	if (refmap_add(&st->refs, (uint64_t)id, -1) > 0)
+	int32_t left = refmap_add(&st->refs, (uint64_t)id, -1);
+	if (left == 1)
+		refmap_del(&st->refs, (uint64_t)id); /* back to the implicit one */
+	if (left >= 1)
 		return SQLITE_OK;
-	refmap_del(&st->refs, (uint64_t)id);
 	sqlite3_bind_int64(st->st[S_MSG_DEL], 1, id);
 	return step_done(st, S_MSG_DEL);
+}
+
+struct msg *store__read_msg(struct store *st, uint64_t id, int *rc)
+{
+	sqlite3_stmt *s = st->st[S_MSG_GET];
+	struct msg *m = NULL;
+	sqlite3_bind_int64(s, 1, (int64_t)id);
+	*rc = sqlite3_step(s);
+	if (*rc == SQLITE_ROW) {
+		const char *topic = (const char *)sqlite3_column_text(s, 0);
+		int tlen = sqlite3_column_bytes(s, 0);
+		const uint8_t *props = sqlite3_column_blob(s, 1);
+		int plen = sqlite3_column_bytes(s, 1);
+		const uint8_t *payload = sqlite3_column_blob(s, 2);
+		int len = sqlite3_column_bytes(s, 2);
+		*rc = SQLITE_CORRUPT;
+		if (topic && tlen <= 65535 && (m = msg_new(topic, (uint16_t)tlen, props, (uint32_t)plen, payload,
+							   (uint32_t)len, (uint8_t)sqlite3_column_int(s, 3),
+							   sqlite3_column_int(s, 4) != 0))) {
+			m->expiry_at = (uint64_t)sqlite3_column_int64(s, 5);
+			m->origin_sid = (uint64_t)sqlite3_column_int64(s, 6);
+			atomic_store(&m->id, id);
+			*rc = SQLITE_ROW;
+		} else if (topic && tlen <= 65535) {
+			*rc = SQLITE_NOMEM;
+		}
+	}
+	sqlite3_reset(s);
+	return m;
+}
+
+/* Reads bodies back for a session's on-disk entries. A failure is the
+ * load's own (the broker retries it), never the group's. */
+static void apply_load(struct store *st, struct store_load *ld)
+{
+	for (uint32_t i = 0; ld && i < ld->n; i++) {
+		int rc;
+		ld->items[i].msg = store__read_msg(st, ld->items[i].id, &rc);
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+			ld->failed = true;
+	}
 }
 
 /* ---- one record ---- */
@@ -141,15 +184,9 @@ static int apply_session_del(struct store *st, uint64_t sid)
 	sqlite3_stmt *s = st->st[S_Q_OF_SESSION];
 	sqlite3_bind_int64(s, 1, (int64_t)sid);
 	int rc;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		int64_t id = sqlite3_column_int64(s, 0);
-		if (refmap_add(&st->refs, (uint64_t)id, -1) <= 0) {
-			refmap_del(&st->refs, (uint64_t)id);
-			sqlite3_bind_int64(st->st[S_MSG_DEL], 1, id);
-			if ((rc = step_done(st, S_MSG_DEL)) != SQLITE_OK)
-				break;
-		}
-	}
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		if ((rc = msg_release(st, sqlite3_column_int64(s, 0))) != SQLITE_OK)
+			break;
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE && rc != SQLITE_OK)
 		return rc;
@@ -256,6 +293,7 @@ static int apply_op(struct store *st, const struct store_op *op)
 					  (int)(op->n_sub_ids * sizeof(uint32_t)), SQLITE_STATIC);
 		else
 			sqlite3_bind_null(s, 7);
+		sqlite3_bind_int64(s, 8, op->queued_s);
 		return step_done(st, S_Q_INS);
 	}
 	case ST_QUEUE_DEL:
@@ -301,6 +339,9 @@ static int apply_op(struct store *st, const struct store_op *op)
 	case ST_RETAIN_PUT:
 	case ST_RETAIN_DEL:
 		return apply_retain(st, op);
+	case ST_MSG_LOAD:
+		apply_load(st, op->load);
+		return SQLITE_OK;
 	}
 	return SQLITE_MISUSE;
 }
@@ -556,7 +597,7 @@ struct store *store_open(const char *dir, unsigned durability, char *err, size_t
 	snprintf(pragmas, sizeof pragmas,
 		 "PRAGMA journal_mode = WAL; PRAGMA synchronous = %s; PRAGMA journal_size_limit = 67108864;"
 		 "PRAGMA wal_autocheckpoint = 0;"
-		 "PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY;",
+		 "PRAGMA cache_size = -8192; PRAGMA temp_store = MEMORY;",
 		 durability == DURABILITY_FULL ? "FULL" : "NORMAL");
 	if (exec(st, pragmas, err, errlen)) {
 		size_t n = strlen(err);
@@ -703,7 +744,8 @@ int store__load_refs(struct store *st)
 {
 	static const char *const sql =
 		"SELECT msg_id, count(*) FROM (SELECT msg_id FROM queue UNION ALL SELECT msg_id FROM retained"
-		" UNION ALL SELECT will_msg AS msg_id FROM sessions WHERE will_msg IS NOT NULL) GROUP BY msg_id";
+		" UNION ALL SELECT will_msg AS msg_id FROM sessions WHERE will_msg IS NOT NULL) GROUP BY msg_id"
+		" HAVING count(*) > 1";
 	sqlite3_stmt *s;
 	refmap_free(&st->refs);
 	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK)

@@ -10,7 +10,7 @@
 
 enum stmt_id {
 	S_BEGIN, S_COMMIT, S_ROLLBACK,
-	S_MSG_INS, S_MSG_DEL,
+	S_MSG_INS, S_MSG_DEL, S_MSG_GET,
 	S_Q_INS, S_Q_DEL, S_Q_STATE, S_Q_OF_SESSION, S_Q_DEL_SESSION,
 	S_RX_INS, S_RX_DEL, S_RX_DEL_SESSION,
 	S_SESS_WILL, S_SESS_PUT, S_SESS_DEL,
@@ -24,7 +24,10 @@ struct store {
 	char path[600];
 	char dir[512];
 	sqlite3_stmt *st[S__COUNT];
-	struct refmap refs; /* stored message id -> rows that reference it */
+	/* Stored message id -> rows that reference it, for bodies with two or
+	 * more; a stored body that is not in the map has exactly one (most
+	 * queued messages: no memory per message). */
+	struct refmap refs;
 	struct tombs tombs; /* queue entries deleted before their insert arrived */
 	uint32_t groups;    /* committed groups, for aging the tombs */
 	struct broker *b;
@@ -48,6 +51,10 @@ struct store {
 	bool ckpt_wanted, ckpt_stop;
 };
 
+/* Reads stored body id with S_MSG_GET. Returns a new message, or NULL with
+ * *rc SQLITE_DONE when there is none, or with another SQLite code (or
+ * SQLITE_NOMEM, SQLITE_CORRUPT) on failure. */
+struct msg *store__read_msg(struct store *st, uint64_t id, int *rc);
 /* Rebuilds the stored bodies' reference counts from the rows. Returns 0 or -1. */
 int store__load_refs(struct store *st);
 /* What to tell an operator whose database is damaged. */

@@ -54,8 +54,8 @@ static int ack(struct session *s, uint16_t pid, uint8_t type)
 	struct qentry done = { 0 };
 	uint32_t before = s->inflight.count;
 	int rc = session_on_ack(s, pid, type, &done);
-	if (rc == 0 && done.pid != pid)
-		CHECK_FAIL("ack %u handed back pid %u", pid, done.pid);
+	if (rc == 0 && qentry_pid(&done) != pid)
+		CHECK_FAIL("ack %u handed back pid %u", pid, qentry_pid(&done));
 	if (rc == 0 && s->inflight.count + 1 == before)
 		qentry_release(&done);
 	return rc;
@@ -75,11 +75,10 @@ static uint16_t send_head(struct session *s)
 	struct qentry e;
 	ASSERT_FALSE(session_pid_in_use(s, qring_at(&s->queue, 0)->seq));
 	qring_remove(&s->queue, 0, &e);
-	s->queued_bytes -= e.msg->payload_len;
-	e.pid = qentry_pid_of(e.seq);
+	s->queued_bytes -= e.bytes;
 	e.state = e.qos == 1 ? QE_WAIT_PUBACK : QE_WAIT_PUBREC;
 	ASSERT_EQ(qring_push(&s->inflight, &e), 0);
-	return e.pid;
+	return qentry_pid(&e);
 }
 
 /* Is the queue exactly msgs[0..n) in order? */
@@ -361,7 +360,7 @@ static void test_ack_qos2(void)
 	/* PUBREC moves the entry to WAIT_PUBCOMP, still in flight */
 	struct qentry done;
 	ASSERT_EQ(session_on_ack(s, p1, MQTT_PUBREC, &done), 0);
-	ASSERT_EQ(done.pid, p1); /* a copy: the entry keeps its reference */
+	ASSERT_EQ(qentry_pid(&done), p1); /* a copy: the entry keeps its reference */
 	ASSERT_EQ(done.state, QE_WAIT_PUBCOMP);
 	ASSERT_EQ(s->inflight.count, 2);
 	ASSERT_EQ(qring_at(&s->inflight, 0)->state, QE_WAIT_PUBCOMP);
@@ -414,8 +413,8 @@ static void test_pid_in_use(void)
 	ASSERT_FALSE(session_pid_in_use(s, 1));
 	ASSERT_FALSE(session_pid_in_use(s, 65536));
 	fill_inflight(s, m, 3); /* sequences 1, 2, 3: ids 2, 3, 4 */
-	ASSERT_EQ(qring_at(&s->inflight, 0)->pid, 2);
-	ASSERT_EQ(qring_at(&s->inflight, 2)->pid, 4);
+	ASSERT_EQ(qentry_pid(qring_at(&s->inflight, 0)), 2);
+	ASSERT_EQ(qentry_pid(qring_at(&s->inflight, 2)), 4);
 	ASSERT_FALSE(session_pid_in_use(s, 4));
 	ASSERT_FALSE(session_pid_in_use(s, 65535)); /* id 1, not in flight */
 	ASSERT_TRUE(session_pid_in_use(s, 65536));  /* id 2, in flight for sequence 1 */
@@ -438,8 +437,8 @@ static void test_pid_in_use(void)
 	s = mksession();
 	s->next_seq = 65530;
 	fill_inflight(s, m, 10); /* sequences 65530..65539: ids 65531..65535, 1..5 */
-	ASSERT_EQ(qring_at(&s->inflight, 4)->pid, 65535);
-	ASSERT_EQ(qring_at(&s->inflight, 5)->pid, 1);
+	ASSERT_EQ(qentry_pid(qring_at(&s->inflight, 4)), 65535);
+	ASSERT_EQ(qentry_pid(qring_at(&s->inflight, 5)), 1);
 	ASSERT_EQ(enq(s, m, 1, 0, NULL, 0, &no_limits), 0);
 	uint64_t head = qring_at(&s->queue, 0)->seq;
 	ASSERT_EQ(head, 65540);
@@ -449,7 +448,7 @@ static void test_pid_in_use(void)
 	for (uint32_t i = 0; i < 11; i++) {
 		if (s->inflight.count == 0)
 			break;
-		uint16_t pid = qring_at(&s->inflight, 0)->pid;
+		uint16_t pid = qentry_pid(qring_at(&s->inflight, 0));
 		ASSERT_EQ(ack(s, pid, MQTT_PUBACK), 0);
 	}
 	ASSERT_EQ(s->inflight.count, 0);
@@ -526,34 +525,34 @@ static void test_qring(void)
 	for (int i = 0; i < 8; i++)
 		m[i] = mkmsg("r", 0);
 	for (uint16_t i = 0; i < 4; i++)
-		ASSERT_EQ(qring_push(&r, &(struct qentry){ .msg = msg_ref(m[i]), .pid = i }), 0);
+		ASSERT_EQ(qring_push(&r, &(struct qentry){ .msg = msg_ref(m[i]), .seq = i }), 0);
 	ASSERT_EQ(r.cap, 4);
 	struct qentry out;
 	qring_remove(&r, 0, &out);
-	ASSERT_EQ(out.pid, 0);
+	ASSERT_EQ(out.seq, 0);
 	qentry_release(&out);
 	ASSERT_TRUE(out.msg == NULL);
 	qring_remove(&r, 0, &out);
-	ASSERT_EQ(out.pid, 1);
+	ASSERT_EQ(out.seq, 1);
 	qentry_release(&out);
 	ASSERT_EQ(r.head, 2);
 	/* these wrap around the end of the array, then the ring grows */
 	for (uint16_t i = 4; i < 8; i++)
-		ASSERT_EQ(qring_push(&r, &(struct qentry){ .msg = msg_ref(m[i]), .pid = i }), 0);
+		ASSERT_EQ(qring_push(&r, &(struct qentry){ .msg = msg_ref(m[i]), .seq = i }), 0);
 	ASSERT_EQ(r.count, 6);
-	ASSERT_EQ(r.cap, 8);
+	ASSERT_EQ(r.cap, 6); /* grown by half */
 	for (uint32_t i = 0; i < 6; i++)
-		ASSERT_EQ(qring_at(&r, i)->pid, i + 2);
+		ASSERT_EQ(qring_at(&r, i)->seq, i + 2);
 	/* removing from the middle keeps the order */
 	qring_remove(&r, 3, &out);
-	ASSERT_EQ(out.pid, 5);
+	ASSERT_EQ(out.seq, 5);
 	qentry_release(&out);
 	qring_remove(&r, 4, &out);
-	ASSERT_EQ(out.pid, 7);
+	ASSERT_EQ(out.seq, 7);
 	qentry_release(&out);
 	static const uint16_t want[] = { 2, 3, 4, 6 };
 	for (uint32_t i = 0; i < 4; i++)
-		ASSERT_EQ(qring_at(&r, i)->pid, want[i]);
+		ASSERT_EQ(qring_at(&r, i)->seq, want[i]);
 	qring_free(&r);
 	ASSERT_EQ(r.count, 0);
 	ASSERT_TRUE(r.e == NULL);
@@ -565,6 +564,66 @@ static void test_qring(void)
 
 /* The last reference frees the queue, the in-flight window, the will, the
  * subscriptions and the incoming QoS 2 ids; ASan reports any leak. */
+/* Entries that gave up their bodies keep their place, size and expiry; the
+ * byte limit drops them like any other; lookups by sequence number find them. */
+static void test_spilled_entries(void)
+{
+	struct session *s = mksession();
+	struct msg *m[4];
+	for (int i = 0; i < 4; i++) {
+		m[i] = mkmsg("t", 10u + (uint32_t)i);
+		atomic_store(&m[i]->id, 100u + (unsigned)i);
+		ASSERT_EQ(enq(s, m[i], 1, 0, NULL, 0, &no_limits), 0);
+	}
+	qentry_spill(qring_at(&s->queue, 1));
+	qentry_spill(qring_at(&s->queue, 2));
+	ASSERT_EQ(refs(m[1]), 1);
+	ASSERT_TRUE(qentry_on_disk(qring_at(&s->queue, 1)));
+	ASSERT_EQ(qring_at(&s->queue, 1)->msg_id, 101);
+	ASSERT_EQ(qring_at(&s->queue, 2)->bytes, 12);
+	ASSERT_EQ(qring_find(&s->queue, 3), 2);
+	ASSERT_EQ(qring_find(&s->queue, 9), -1);
+
+	/* The body comes back in place. */
+	qentry_fill(qring_at(&s->queue, 1), msg_ref(m[1]));
+	ASSERT_FALSE(qentry_on_disk(qring_at(&s->queue, 1)));
+	ASSERT_TRUE(qring_at(&s->queue, 1)->msg == m[1]);
+
+	/* drop_oldest counts the bytes of an on-disk entry it drops. */
+	qentry_spill(qring_at(&s->queue, 0));
+	struct session_limits lim = { 0, 10 + 11 + 12 + 13, false };
+	struct qring dropped = { 0 };
+	uint64_t seq;
+	ASSERT_EQ(session_enqueue(s, mkmsg("t", 10), 1, 0, NULL, 0, &lim, &dropped, &seq), 1);
+	ASSERT_EQ(dropped.count, 1);
+	ASSERT_TRUE(qentry_on_disk(qring_at(&dropped, 0)));
+	ASSERT_EQ(qring_at(&dropped, 0)->msg_id, 100);
+	qring_free(&dropped);
+	ASSERT_EQ(s->queued_bytes, 11 + 12 + 13 + 10);
+	ASSERT_EQ(qring_find(&s->queue, 1), -1);
+	ASSERT_EQ(qring_find(&s->queue, 2), 0);
+	msg_unref(qring_at(&s->queue, 3)->msg); /* mkmsg's reference of the new one */
+	session_unref(s);
+	for (int i = 0; i < 4; i++) {
+		ASSERT_EQ(refs(m[i]), 1);
+		msg_unref(m[i]);
+	}
+}
+
+/* An expiry in seconds, rounded up: an entry never expires before its message. */
+static void test_entry_expiry(void)
+{
+	struct msg *m = mkmsg("t", 1);
+	m->expiry_at = 10001;
+	struct qentry e = { .expiry_s = msg_expiry_s(m) };
+	ASSERT_EQ(e.expiry_s, 11);
+	ASSERT_FALSE(qentry_expired(&e, 10999));
+	ASSERT_TRUE(qentry_expired(&e, 11000));
+	e.expiry_s = 0;
+	ASSERT_FALSE(qentry_expired(&e, UINT64_MAX / 2));
+	msg_unref(m);
+}
+
 static void test_unref_releases_everything(void)
 {
 	struct session *s = mksession();
@@ -606,6 +665,8 @@ int main(void)
 	RUN(test_rx_qos2);
 	RUN(test_subs);
 	RUN(test_qring);
+	RUN(test_spilled_entries);
+	RUN(test_entry_expiry);
 	RUN(test_unref_releases_everything);
 	return CHECK_DONE();
 }

@@ -1,0 +1,105 @@
+/* Offline queues on disk. A queued entry of a durable session keeps its
+ * message body in memory only while it may soon be sent: once its row is
+ * committed, an entry of an offline session, or one far down a long queue,
+ * keeps just the stored id (QE_ON_DISK). When delivery reaches such entries
+ * their bodies are read back through the store's writer thread, in batches,
+ * behind every record submitted before (so the rows are there). */
+#include "internal.h"
+#include "../base/err.h"
+#include <stdlib.h>
+
+/* Queued entries kept with their bodies while the session is connected. */
+#define QUEUE_RAM_WINDOW 256
+/* Bodies read back per request. */
+#define LOAD_BATCH 256
+
+static void spill_entry(struct session *s, uint64_t seq)
+{
+	pthread_mutex_lock(&s->lock);
+	long i = s->ended ? -1 : qring_find(&s->queue, seq);
+	if (i >= 0 && (!s->client || i >= QUEUE_RAM_WINDOW)) {
+		struct qentry *e = qring_at(&s->queue, (uint32_t)i);
+		if (!qentry_on_disk(e) && e->state == QE_QUEUED &&
+		    !atomic_load_explicit(&e->msg->held, memory_order_acquire))
+			qentry_spill(e);
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+void spill_committed(const struct store_txn *t)
+{
+	for (uint32_t i = 0; i < t->n_ops; i++) {
+		const struct store_op *op = &t->ops[i];
+		/* A cancelled add was delivered within its group: nothing to spill. */
+		if (op->type == ST_QUEUE_ADD && op->session)
+			spill_entry(op->session, op->seq);
+	}
+}
+
+static void dropped_missing(struct bworker *w, struct session *s, long i)
+{
+	struct qentry gone;
+	qring_remove(&s->queue, (uint32_t)i, &gone);
+	s->queued_bytes -= gone.bytes;
+	log_err("store: the body of a message queued for %s is missing from the database; it is dropped",
+		s->client_id);
+	persist_queue_del(w, s, &gone);
+	qentry_release(&gone);
+}
+
+/* Runs on the worker that asked, after the store has read the bodies. */
+static void loaded(void *ctx, uint16_t pid, uint8_t kind, int err)
+{
+	struct store_load *ld = ctx;
+	struct bworker *w = ld->worker;
+	struct session *s = ld->session;
+	pthread_mutex_lock(&s->lock);
+	s->loading = false;
+	for (uint32_t k = 0; k < ld->n && !s->ended; k++) {
+		struct store_load_item *it = &ld->items[k];
+		long i = qring_find(&s->queue, it->seq);
+		if (i < 0)
+			continue; /* dropped, expired or taken while it was read */
+		struct qentry *e = qring_at(&s->queue, (uint32_t)i);
+		if (!qentry_on_disk(e) || e->msg_id != it->id)
+			continue;
+		if (it->msg) {
+			qentry_fill(e, it->msg);
+			it->msg = NULL;
+		} else if (!ld->failed) {
+			dropped_missing(w, s, i);
+		}
+	}
+	if (ld->failed)
+		log_err("store: reading queued messages of %s back failed; retrying", s->client_id);
+	int worker = s->worker;
+	pthread_mutex_unlock(&s->lock);
+	session_schedule(w, s, worker);
+}
+
+void spill_load(struct bworker *w, struct session *s)
+{
+	if (s->loading || !w->b->store)
+		return;
+	uint32_t n = 0;
+	for (uint32_t i = 0; i < s->queue.count && n < LOAD_BATCH; i++)
+		n += qentry_on_disk(qring_at(&s->queue, i));
+	struct store_load *ld = calloc(1, sizeof *ld + sizeof ld->items[0] * n);
+	struct store_op *op = ld ? persist_op_add(w, ST_MSG_LOAD) : NULL;
+	struct store_cb cb = { loaded, ld, NULL, 0, 0 };
+	if (!op || store_txn_add_cb(w->txn, &cb)) {
+		free(ld); /* a record without its load reads nothing */
+		log_err("out of memory: messages queued for %s wait in the store", s->client_id);
+		return;
+	}
+	ld->session = s;
+	ld->worker = w;
+	for (uint32_t i = 0; i < s->queue.count && ld->n < n; i++) {
+		const struct qentry *e = qring_at(&s->queue, i);
+		if (qentry_on_disk(e))
+			ld->items[ld->n++] = (struct store_load_item){ e->seq, e->msg_id, NULL };
+	}
+	op->session = session_ref(s);
+	op->load = ld;
+	s->loading = true;
+}
