@@ -2,7 +2,9 @@
 #include "../base/log.h"
 #include "../broker/broker.h"
 #include "../config/config.h"
+#include "../http/http.h"
 #include "../net/net.h"
+#include "../ops/ops.h"
 #include "../store/store.h"
 #include <errno.h>
 #include <signal.h>
@@ -26,8 +28,9 @@ static void usage(FILE *f)
 		"  -v, --version       print the version\n"
 		"\n"
 		"Without -c the broker listens on 127.0.0.1:1883 with the defaults below.\n"
-		"SIGTERM or SIGINT shut it down cleanly; SIGHUP reloads the certificates, keys and\n"
-		"CRLs of TLS listeners (established connections stay), the password file and the ACL.\n"
+		"SIGTERM or SIGINT shut it down cleanly; SIGHUP (or POST /api/reload) reloads the\n"
+		"certificates, keys and CRLs of TLS listeners (established connections stay), the\n"
+		"password file, the ACL, http_token_file and the alert thresholds.\n"
 		"\n"
 		"Configuration options:\n");
 	config_print_help(f);
@@ -47,6 +50,32 @@ static void raise_fd_limit(void)
 	}
 	log_info("open file limit %llu (was %llu): at most ~%llu clients", (unsigned long long)rl.rlim_cur,
 		 (unsigned long long)before, (unsigned long long)(rl.rlim_cur > 64 ? rl.rlim_cur - 64 : 0));
+}
+
+/* What runs on worker 0's loop beside its clients. */
+struct services {
+	struct ops *ops;
+	struct http_server *http; /* NULL without http_listener */
+};
+
+static int services_start(void *ctx, uv_loop_t *loop)
+{
+	struct services *s = ctx;
+	if (ops_start(s->ops, loop))
+		return -1;
+	if (s->http && http_server_start(s->http, loop)) {
+		ops_stop(s->ops);
+		return -1;
+	}
+	return 0;
+}
+
+static void services_stop(void *ctx)
+{
+	struct services *s = ctx;
+	if (s->http)
+		http_server_stop(s->http);
+	ops_stop(s->ops);
 }
 
 static int make_dirs(const char *path)
@@ -108,6 +137,7 @@ int main(int argc, char **argv)
 	}
 
 	log_mask = cfg.log_mask;
+	log_json = cfg.log_format == LOG_FORMAT_JSON;
 	if (log_open(cfg.log_stderr, cfg.log_file[0] ? cfg.log_file : NULL, cfg.log_syslog)) {
 		fprintf(stderr, "ferromq: cannot open log file %s: %s\n", cfg.log_file, strerror(errno));
 		return 1;
@@ -159,13 +189,25 @@ int main(int argc, char **argv)
 	} else {
 		log_notice("persistence false: sessions and messages are kept in memory only");
 	}
-	struct net *net = net_start(b);
+	struct services svc = { ops_new(b, conf_path, err, sizeof err), NULL };
+	if (svc.ops && cfg.http_port && !(svc.http = http_server_new(svc.ops, &b->cfg)))
+		snprintf(err, sizeof err, "out of memory");
+	struct net *net = NULL;
+	if (svc.ops && (svc.http || !cfg.http_port)) {
+		ops_set_store(svc.ops, store);
+		net = net_start(b, &(struct net_service){ &svc, services_start, services_stop });
+	} else {
+		log_err("%s", err);
+	}
 	if (!net) {
+		http_server_free(svc.http);
+		ops_free(svc.ops);
 		store_close(store);
 		broker_free(b);
 		log_close();
 		return 1;
 	}
+	ops_set_ready(svc.ops);
 	log_notice("ready: %u workers", n_workers);
 
 	for (;;) {
@@ -173,17 +215,16 @@ int main(int argc, char **argv)
 		if (sigwait(&sigs, &sig))
 			continue;
 		if (sig == SIGHUP) {
-			/* Certificates, keys and CRLs of the TLS listeners; connections stay. */
-			net_reload_tls(net);
-			/* Password file and ACL: new connections get the new ones. */
-			if (broker_auth_load(b, cfg.password_file, cfg.acl_file, err, sizeof err))
-				log_err("SIGHUP: %s; the previous password file and ACL stay", err);
+			struct reload_result r;
+			ops_reload(svc.ops, "SIGHUP", &r);
 			continue;
 		}
 		log_notice("%s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 		break;
 	}
 	net_stop(net);
+	http_server_free(svc.http);
+	ops_free(svc.ops);
 	store_close(store); /* every worker has had its commits back */
 	broker_free(b);
 	log_notice("stopped");

@@ -8,6 +8,7 @@
 #include <time.h>
 
 unsigned log_mask = (1u << LVL_ERR) | (1u << LVL_WARN) | (1u << LVL_NOTICE) | (1u << LVL_INFO);
+bool log_json;
 
 static bool log_stderr = true;
 static bool log_syslog;
@@ -44,13 +45,57 @@ void log_close(void)
 	log_syslog = false;
 }
 
-void log_write(enum log_level lvl, const char *fmt, ...)
+/* Appends s as a JSON string (or null) to out[cap] at *n. */
+static void json_str(char *out, size_t cap, size_t *n, const char *s)
+{
+	if (!s) {
+		*n += (size_t)snprintf(out + *n, *n < cap ? cap - *n : 0, "null");
+		return;
+	}
+	if (*n < cap)
+		out[(*n)++] = '"';
+	for (; *s && *n + 8 < cap; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			*n += (size_t)snprintf(out + *n, cap - *n, "\\%c", c);
+		else if (c < 0x20)
+			*n += (size_t)snprintf(out + *n, cap - *n, "\\u%04x", c);
+		else
+			out[(*n)++] = (char)c;
+	}
+	if (*n < cap)
+		out[(*n)++] = '"';
+}
+
+/* The JSON line of one message into out[cap]. */
+static void json_line(char *out, size_t cap, const char *stamp, enum log_level lvl, const char *msg,
+		      const struct log_client *who)
+{
+	size_t n = (size_t)snprintf(out, cap, "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":", stamp, level_names[lvl]);
+	json_str(out, cap - 2, &n, msg);
+	if (who) {
+		const char *keys[] = { "client_id", "address", "identity", "username", "protocol" };
+		const char *vals[] = { who->client_id, who->address, who->identity, who->username, who->protocol };
+		for (int i = 0; i < 5 && n < cap - 2; i++) {
+			n += (size_t)snprintf(out + n, cap - 2 - n, ",\"%s\":", keys[i]);
+			if (n < cap - 2)
+				json_str(out, cap - 2, &n, vals[i]);
+		}
+		if (n < cap - 2 && who->reason_code >= 0)
+			n += (size_t)snprintf(out + n, cap - 2 - n, ",\"reason_code\":%d", who->reason_code);
+		else if (n < cap - 2)
+			n += (size_t)snprintf(out + n, cap - 2 - n, ",\"reason_code\":null");
+	}
+	if (n > cap - 2)
+		n = cap - 2;
+	out[n++] = '}';
+	out[n] = 0;
+}
+
+static void vwrite(enum log_level lvl, const struct log_client *who, const char *fmt, va_list ap)
 {
 	char msg[1024];
-	va_list ap;
-	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
 
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -59,13 +104,36 @@ void log_write(enum log_level lvl, const char *fmt, ...)
 	char stamp[40];
 	size_t n = strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(stamp + n, sizeof stamp - n, ".%03ldZ", ts.tv_nsec / 1000000);
+	char json[4096];
+	if (log_json)
+		json_line(json, sizeof json, stamp, lvl, msg, who);
 
 	pthread_mutex_lock(&log_lock);
-	if (log_stderr)
+	if (log_stderr && log_json)
+		fprintf(stderr, "%s\n", json);
+	else if (log_stderr)
 		fprintf(stderr, "%s %s: %s\n", stamp, level_names[lvl], msg);
-	if (log_file)
+	if (log_file && log_json)
+		fprintf(log_file, "%s\n", json);
+	else if (log_file)
 		fprintf(log_file, "%s %s: %s\n", stamp, level_names[lvl], msg);
 	if (log_syslog)
-		syslog(syslog_prio[lvl], "%s", msg);
+		syslog(syslog_prio[lvl], "%s", log_json ? json : msg);
 	pthread_mutex_unlock(&log_lock);
+}
+
+void log_write(enum log_level lvl, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vwrite(lvl, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void log_write_client(enum log_level lvl, const struct log_client *who, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vwrite(lvl, who, fmt, ap);
+	va_end(ap);
 }

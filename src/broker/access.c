@@ -49,6 +49,18 @@ fail:
 	return -FM_EINVAL;
 }
 
+bool broker_check_user(struct broker *b, const char *user, size_t ulen, const uint8_t *pass, size_t plen)
+{
+	pthread_mutex_lock(&b->auth_lock);
+	struct broker_auth *a = b->auth;
+	if (a)
+		atomic_fetch_add(&a->refs, 1);
+	pthread_mutex_unlock(&b->auth_lock);
+	bool ok = a && a->passwd && auth_passwd_check(a->passwd, user, ulen, pass, plen);
+	auth_unref(a);
+	return ok;
+}
+
 void broker_auth_free(struct broker *b)
 {
 	auth_unref(b->auth);

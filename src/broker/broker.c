@@ -111,6 +111,22 @@ const char *client_addr_text(const struct client *c, char out[48])
 	return out;
 }
 
+const char *client_protocol_name(uint8_t version)
+{
+	return version == MQTT_V5 ? "mqttv5" : version == MQTT_V311 ? "mqttv311" : "mqttv31";
+}
+
+const struct log_client *client_who(const struct client *c, int rc, struct log_client *who, char addr[48])
+{
+	who->client_id = c->session ? c->session->client_id : NULL;
+	who->address = client_addr_text(c, addr);
+	who->identity = c->identity;
+	who->username = c->username;
+	who->protocol = client_protocol_name(c->version);
+	who->reason_code = rc;
+	return who;
+}
+
 static const char *client_name(const struct client *c)
 {
 	return c->session ? c->session->client_id : "(not connected)";
@@ -142,7 +158,8 @@ void client_disconnect(struct client *c, uint8_t rc, const char *why)
 			mqtt_encode_reason(c->b->ports.out(c), MQTT_V5, MQTT_DISCONNECT, &r);
 		}
 	}
-	log_notice("client %s (%s) disconnected: %s (0x%02x)", client_name(c), CLIENT_ADDR(c), why, rc);
+	log_client(LVL_NOTICE, WHO(c, rc), "client %s (%s, identity %s) disconnected: %s (0x%02x)", client_name(c),
+		   CLIENT_ADDR(c), OR_DASH(c->identity), why, rc);
 	/* A server-initiated close is not a normal DISCONNECT: the will fires [MQTT-3.1.2-8]. */
 	c->will_on_close = true;
 	c->state = CLIENT_CLOSING;
@@ -165,7 +182,8 @@ int handle_disconnect(struct client *c, const struct mqtt_reason *m)
 	}
 	/* Normal disconnect discards the will, except 0x04 [MQTT-3.14.4-3]. */
 	c->will_on_close = m->rc == MQTT_RC_DISCONNECT_WITH_WILL;
-	log_info("client %s disconnected (0x%02x)", s->client_id, m->rc);
+	log_client(LVL_INFO, WHO(c, m->rc), "client %s disconnected (0x%02x) from %s, identity %s", s->client_id, m->rc,
+		   CLIENT_ADDR(c), OR_DASH(c->identity));
 	c->state = CLIENT_CLOSING;
 	c->b->ports.close(c);
 	return -1;
@@ -470,8 +488,8 @@ void broker_client_check_output(struct client *c, uint64_t now)
 		why = "output above max_output_buffer for output_stall_timeout";
 	if (!why)
 		return;
-	log_notice("client %s (%s) disconnected: not reading, %s (%llu bytes pending)", client_name(c),
-		   CLIENT_ADDR(c), why, (unsigned long long)pending);
+	log_client(LVL_NOTICE, WHO(c, -1), "client %s (%s, identity %s) disconnected: not reading, %s (%llu bytes pending)",
+		   client_name(c), CLIENT_ADDR(c), OR_DASH(c->identity), why, (unsigned long long)pending);
 	c->will_on_close = true; /* not a normal DISCONNECT [MQTT-3.1.2-8] */
 	c->state = CLIENT_CLOSING;
 	b->ports.abort(c);

@@ -14,7 +14,8 @@ static int connack_refuse(struct client *c, uint8_t rc5, uint8_t rc3, const char
 	if (c->version == MQTT_V5)
 		client_reason_string(c, &ack.props, why);
 	mqtt_encode_connack(c->b->ports.out(c), c->version, &ack);
-	log_notice("client connection from %s refused: %s (0x%02x)", CLIENT_ADDR(c), why, rc5);
+	log_client(LVL_NOTICE, WHO(c, c->version == MQTT_V5 ? rc5 : rc3), "client connection from %s (identity %s) refused: %s (0x%02x)",
+		   CLIENT_ADDR(c), OR_DASH(c->identity), why, c->version == MQTT_V5 ? rc5 : rc3);
 	c->state = CLIENT_CLOSING;
 	c->b->ports.close(c);
 	return -1;
@@ -288,9 +289,10 @@ int handle_connect(struct client *c, const struct mqtt_connect *m)
 	long max = atomic_load(&b->stats.clients_maximum);
 	while (now_connected > max && !atomic_compare_exchange_weak(&b->stats.clients_maximum, &max, now_connected))
 		;
-	log_info("client %s connected from %s (v%s, keepalive %u, %s%s)", s->client_id, CLIENT_ADDR(c),
-		 m->version == MQTT_V5 ? "5" : m->version == MQTT_V311 ? "3.1.1" : "3.1", c->keepalive,
-		 m->clean_start ? "clean start" : present ? "resume" : "new session", present ? ", session present" : "");
+	log_client(LVL_INFO, WHO(c, 0), "client %s connected from %s (v%s, keepalive %u, %s%s; username %s, identity %s) (0x00)",
+		   s->client_id, CLIENT_ADDR(c), m->version == MQTT_V5 ? "5" : m->version == MQTT_V311 ? "3.1.1" : "3.1",
+		   c->keepalive, m->clean_start ? "clean start" : present ? "resume" : "new session",
+		   present ? ", session present" : "", OR_DASH(c->username), OR_DASH(c->identity));
 	if (t.ending)
 		session_end(w, t.ending);
 	if (t.will)

@@ -36,6 +36,12 @@ int handle_subscribe(struct client *c, const struct mqtt_subscribe *m);
 int handle_unsubscribe(struct client *c, const struct mqtt_subscribe *m);
 int handle_disconnect(struct client *c, const struct mqtt_reason *m);
 
+/* The fields of c's connect and disconnect log lines, with reason code rc
+ * (-1: none); addr is where the address text goes. Returns who. */
+const struct log_client *client_who(const struct client *c, int rc, struct log_client *who, char addr[48]);
+#define WHO(c, rc) client_who((c), (rc), &(struct log_client){ 0 }, (char[48]){ 0 })
+#define OR_DASH(s) ((s) ? (s) : "-")
+
 /* Sends a v5 DISCONNECT (v3: nothing) and closes. Logs the reason. */
 void client_disconnect(struct client *c, uint8_t rc, const char *why);
 /* Reason string property, only when the client did not opt out. */

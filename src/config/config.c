@@ -17,6 +17,7 @@ enum opt_type {
 	OPT_STRING, /* char[256] */
 	OPT_LIMIT,  /* uint32_t; -1 and 0 both mean unlimited */
 	OPT_RATE,   /* struct rate_conf: N [BYTES] */
+	OPT_HTTP_LISTENER,
 };
 
 struct option {
@@ -41,6 +42,7 @@ static const char *const durability_names[] = { "full", "normal", NULL };
 static const char *const protocol_names[] = { "mqtt", "websockets", NULL };
 static const char *const tls_version_names[] = { "tlsv1.2", "tlsv1.3", NULL };
 static const char *const identity_names[] = { "cn", "san_dns", "san_uri", "san_email", NULL };
+static const char *const log_format_names[] = { "text", "json", NULL };
 
 static const struct option options[] = {
 	{ "listener", OPT_LISTENER, 0, 1, 65535, NULL, NULL, "PORT [ADDRESS]",
@@ -144,6 +146,39 @@ static const struct option options[] = {
 	  "Where logs go. Repeatable. Default: stderr.", false },
 	{ "log_type", OPT_LOG_TYPE, 0, 0, 0, NULL, NULL, "error|warning|notice|information|debug|all|none",
 	  "Which levels are logged. Repeatable. Default: error, warning, notice, information.", false },
+	{ "log_format", OPT_ENUM, OFF(log_format), 0, 1, "text", log_format_names, "text|json",
+	  "text: one line 'TIME LEVEL: message'; json: one object per line with time, level, msg and, on "
+	  "connect and disconnect lines, client_id, address, identity, username, protocol, reason_code.", false },
+	{ "sys_interval", OPT_U32, OFF(sys_interval), 0, 86400, "10", NULL, "SECONDS",
+	  "Seconds between updates of the retained $SYS/broker/... topics (a value is published again only "
+	  "when it changed). 0 = off (alerts are still published when they change).", false },
+	{ "http_listener", OPT_HTTP_LISTENER, 0, 1, 65535, NULL, NULL, "PORT [ADDRESS]",
+	  "Serve the HTTP API, Prometheus /metrics, /healthz, /readyz and the dashboard on PORT, on ADDRESS "
+	  "or 127.0.0.1. Needs http_token_file or password_file. Default: off.", false },
+	{ "http_token_file", OPT_FILE, OFF(http_token_file), 0, 0, NULL, NULL, "PATH",
+	  "Bearer token of the HTTP API (first line). Created with a random token, mode 0600, when missing. "
+	  "Reloaded on SIGHUP.", false },
+	{ "memory_limit", OPT_SIZE, OFF(memory_limit), 0, UINT64_MAX, "0", NULL, "BYTES",
+	  "Heap size the memory alert measures against (k, M, G suffixes). 0 = the memory alert is off.", false },
+	{ "alert_clients_drop_percent", OPT_U32, OFF(alert_clients_drop_percent), 1, 100, "10", NULL, "PERCENT",
+	  "Alert clients_drop fires when connected clients fall more than this below their peak of the window.", false },
+	{ "alert_clients_drop_window", OPT_U32, OFF(alert_clients_drop_window), 1, 3600, "300", NULL, "SECONDS",
+	  "The window of clients_drop.", false },
+	{ "alert_rate_drop_percent", OPT_U32, OFF(alert_rate_drop_percent), 1, 100, "50", NULL, "PERCENT",
+	  "Alert message_rate_drop fires when the received rate over alert_rate_window is this much below its "
+	  "average over alert_rate_baseline (quiet while that average is under 1 message/s).", false },
+	{ "alert_rate_window", OPT_U32, OFF(alert_rate_window), 1, 3600, "60", NULL, "SECONDS",
+	  "The recent window of message_rate_drop.", false },
+	{ "alert_rate_baseline", OPT_U32, OFF(alert_rate_baseline), 1, 3600, "900", NULL, "SECONDS",
+	  "The rolling average of message_rate_drop.", false },
+	{ "alert_memory_percent", OPT_U32, OFF(alert_memory_percent), 1, 100, "80", NULL, "PERCENT",
+	  "Alert memory fires when the heap is above this share of memory_limit.", false },
+	{ "alert_subscriptions_growth_percent", OPT_U32, OFF(alert_subscriptions_growth_percent), 1, 100000, "50",
+	  NULL, "PERCENT",
+	  "Alert subscription_leak fires when subscriptions grow more than this (and by 10 or more) within "
+	  "alert_subscriptions_window while connected clients grow 5 % or less.", false },
+	{ "alert_subscriptions_window", OPT_U32, OFF(alert_subscriptions_window), 1, 3600, "600", NULL, "SECONDS",
+	  "The window of subscription_leak.", false },
 };
 #define N_OPTIONS (sizeof options / sizeof options[0])
 
@@ -229,6 +264,27 @@ static int set_listener(struct config *c, char *args, char *err, size_t errlen)
 	return 0;
 }
 
+static int set_http_listener(struct config *c, char *args, char *err, size_t errlen)
+{
+	char *save = NULL;
+	char *port = strtok_r(args, " \t", &save);
+	char *addr = strtok_r(NULL, " \t", &save);
+	uint64_t p;
+	if (!port || parse_u64(port, false, &p) || p < 1 || p > 65535) {
+		snprintf(err, errlen, "http_listener: port must be 1..65535");
+		return -1;
+	}
+	if (strtok_r(NULL, " \t", &save) || (addr && strlen(addr) >= sizeof c->http_address)) {
+		snprintf(err, errlen, "http_listener: expected PORT [ADDRESS]");
+		return -1;
+	}
+	note_source(c);
+	c->http_port = (uint16_t)p;
+	c->http_line = c->cur_line ? c->cur_line : 1;
+	snprintf(c->http_address, sizeof c->http_address, "%s", addr ? addr : "127.0.0.1");
+	return 0;
+}
+
 static int set_log_dest(struct config *c, char *args, char *err, size_t errlen)
 {
 	if (!c->seen_log_dest) {
@@ -308,7 +364,8 @@ static int set_value(struct config *c, const struct option *o, char *val, char *
 	case OPT_SIZE:
 		if (parse_u64(val, o->type == OPT_SIZE, &v) || v < o->min || v > o->max)
 			goto range;
-		if (!o->per_listener && (o->offset == OFF(max_queued_bytes) || o->offset == OFF(max_output_buffer)))
+		if (!o->per_listener && (o->offset == OFF(max_queued_bytes) || o->offset == OFF(max_output_buffer) ||
+					 o->offset == OFF(memory_limit)))
 			*(uint64_t *)field = v;
 		else
 			*(uint32_t *)field = (uint32_t)v;
@@ -367,6 +424,7 @@ static int set_value(struct config *c, const struct option *o, char *val, char *
 		return 0;
 	}
 	case OPT_LISTENER: return set_listener(c, val, err, errlen);
+	case OPT_HTTP_LISTENER: return set_http_listener(c, val, err, errlen);
 	case OPT_LOG_DEST: return set_log_dest(c, val, err, errlen);
 	case OPT_LOG_TYPE: return set_log_type(c, val, err, errlen);
 	}
@@ -502,6 +560,17 @@ int config_finish(struct config *c, char *err, size_t errlen)
 	for (unsigned i = 0; i < c->n_listeners; i++)
 		if (finish_listener(c, &c->listeners[i], err, errlen))
 			return -1;
+	if (c->http_port && !c->http_token_file.line && !c->password_file[0]) {
+		snprintf(err, errlen, "%s:%u: http_listener needs http_token_file or password_file for its users",
+			 c->source[0] ? c->source : "(configuration)", c->http_line);
+		return -1;
+	}
+	for (unsigned i = 0; c->http_port && i < c->n_listeners; i++)
+		if (c->listeners[i].port == c->http_port) {
+			snprintf(err, errlen, "%s:%u: http_listener %u: the port of an MQTT listener",
+				 c->source[0] ? c->source : "(configuration)", c->http_line, c->http_port);
+			return -1;
+		}
 	if (c->max_inflight_messages == 0)
 		c->max_inflight_messages = 65535;
 	return 0;

@@ -10,6 +10,7 @@
 
 enum queue_overflow { QUEUE_DROP_OLDEST, QUEUE_REJECT_NEW };
 enum durability { DURABILITY_FULL, DURABILITY_NORMAL };
+enum log_format { LOG_FORMAT_TEXT, LOG_FORMAT_JSON };
 
 enum listener_protocol { PROTO_MQTT, PROTO_WEBSOCKETS };
 enum tls_min_version { TLS_MIN_12, TLS_MIN_13 };
@@ -81,6 +82,18 @@ struct config {
 	bool log_stderr, log_syslog;
 	char log_file[512];
 	unsigned log_mask;
+	uint32_t log_format;            /* enum log_format */
+	/* Operations: $SYS, the HTTP API, alerts. */
+	uint32_t sys_interval;          /* seconds between $SYS updates; 0: off */
+	uint16_t http_port;             /* 0: no HTTP listener */
+	char http_address[64];
+	uint32_t http_line;             /* of the http_listener line */
+	struct conf_file http_token_file;
+	uint64_t memory_limit;          /* bytes; 0: the memory alert is off */
+	uint32_t alert_clients_drop_percent, alert_clients_drop_window;
+	uint32_t alert_rate_drop_percent, alert_rate_window, alert_rate_baseline;
+	uint32_t alert_memory_percent;
+	uint32_t alert_subscriptions_growth_percent, alert_subscriptions_window;
 	/* Which repeatable options were given, so the first line replaces the default. */
 	bool seen_listener, seen_log_dest, seen_log_type;
 	bool default_listener_changed; /* per-listener options before any listener line */

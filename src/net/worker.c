@@ -64,8 +64,10 @@ static void close_quiet(uv_handle_t *h)
  * and the loop ends. */
 static void maybe_finish(struct nworker *w)
 {
-	/* Wait for the store to hand back every transaction of this worker. */
-	if (!w->stopping || w->n_conns || atomic_load(&w->bw->pending_txns))
+	/* Wait for the store to hand back every transaction of this worker, and
+	 * for administrative jobs, which may still come to this loop. */
+	if (!w->stopping || w->n_conns || atomic_load(&w->bw->pending_txns) ||
+	    atomic_load(&w->bw->b->jobs_in_flight))
 		return;
 	close_quiet((uv_handle_t *)&w->async);
 	close_quiet((uv_handle_t *)&w->check);
@@ -87,6 +89,8 @@ static void begin_stop(struct nworker *w)
 	w->stopping = true;
 	for (unsigned i = 0; i < w->n_listeners; i++)
 		close_quiet((uv_handle_t *)&w->listeners[i]);
+	if (w->id == 0 && w->net->svc.ctx)
+		w->net->svc.stop(w->net->svc.ctx);
 	broker_worker_shutdown(w->bw);
 	conn_flush_all(w);
 }
@@ -184,7 +188,7 @@ void net_wake(struct broker *b, int worker)
 	uv_async_send(&n->w[worker].async);
 }
 
-struct net *net_start(struct broker *b)
+struct net *net_start(struct broker *b, const struct net_service *svc)
 {
 	const struct config *cfg = &b->cfg;
 	struct net *n = calloc(1, sizeof *n);
@@ -198,6 +202,7 @@ struct net *net_start(struct broker *b)
 		return NULL;
 	}
 	b->ports.ctx = n;
+	pthread_mutex_init(&n->reload_lock, NULL);
 	unsigned started = 0;
 	int rc = 0;
 	for (unsigned l = 0; l < cfg->n_listeners && !rc; l++) {
@@ -221,6 +226,12 @@ struct net *net_start(struct broker *b)
 		else
 			for (unsigned k = 0; k < nf; k++)
 				close(fds[k]);
+		if (!rc && i == 0 && svc) {
+			/* A service that fails to start closes what it opened. */
+			rc = svc->start(svc->ctx, &n->w[0].loop) ? -FM_EIO : 0;
+			if (!rc)
+				n->svc = *svc;
+		}
 	}
 	if (!rc) {
 		for (unsigned i = 0; i < n->n; i++) {
@@ -242,6 +253,8 @@ struct net *net_start(struct broker *b)
 				continue;
 			for (unsigned k = 0; k < w->n_listeners; k++)
 				close_quiet((uv_handle_t *)&w->listeners[k]);
+			if (i == 0 && n->svc.ctx)
+				n->svc.stop(n->svc.ctx);
 			close_quiet((uv_handle_t *)&w->async);
 			close_quiet((uv_handle_t *)&w->check);
 			close_quiet((uv_handle_t *)&w->timer);
@@ -255,6 +268,7 @@ struct net *net_start(struct broker *b)
 			ctxset_clear(&n->w[i].tls);
 		}
 		ctxset_clear(&n->tls);
+		pthread_mutex_destroy(&n->reload_lock);
 		free(n->w);
 		free(n);
 		b->ports.ctx = NULL;
@@ -270,10 +284,18 @@ struct net *net_start(struct broker *b)
 	return n;
 }
 
-int net_reload_tls(struct net *n)
+unsigned net_listener_open(const struct net *n, unsigned idx)
+{
+	int open = atomic_load_explicit(&n->open[idx], memory_order_relaxed);
+	return open > 0 ? (unsigned)open : 0;
+}
+
+int net_reload_tls(struct net *n, const char *origin, void (*on_error)(void *ctx, const char *msg), void *ctx_arg)
 {
 	const struct config *cfg = &n->b->cfg;
 	int failures = 0, reloaded = 0;
+	char msg[1200];
+	pthread_mutex_lock(&n->reload_lock);
 	for (unsigned l = 0; l < cfg->n_listeners; l++) {
 		const struct listener_conf *lc = &cfg->listeners[l];
 		if (!LISTENER_TLS(lc))
@@ -281,24 +303,29 @@ int net_reload_tls(struct net *n)
 		char err[1024];
 		SSL_CTX *ctx = tls_ctx_build(lc, cfg->source, err, sizeof err);
 		if (!ctx) {
-			log_err("SIGHUP: %s; listener %u keeps its previous certificates", err, lc->port);
+			snprintf(msg, sizeof msg, "%s; listener %u keeps its previous certificates", err, lc->port);
+			log_err("%s: %s", origin, msg);
+			on_error(ctx_arg, msg);
 			failures++;
 			continue;
 		}
 		SSL_CTX_free(n->tls.ctx[l]);
 		n->tls.ctx[l] = ctx;
 		reloaded++;
-		log_notice("SIGHUP: listener %u: certificate, key, CA and CRL files reloaded", lc->port);
+		log_notice("%s: listener %u: certificate, key, CA and CRL files reloaded", origin, lc->port);
 	}
 	if (!reloaded) {
 		if (!failures)
-			log_notice("SIGHUP: no TLS listener, nothing to reload");
+			log_notice("%s: no TLS listener, nothing to reload", origin);
+		pthread_mutex_unlock(&n->reload_lock);
 		return failures;
 	}
 	for (unsigned i = 0; i < n->n; i++) {
 		struct tls_ctxset *set = malloc(sizeof *set);
 		if (!set) {
-			log_err("SIGHUP: out of memory; worker %u keeps its previous certificates", i);
+			snprintf(msg, sizeof msg, "out of memory; worker %u keeps its previous certificates", i);
+			log_err("%s: %s", origin, msg);
+			on_error(ctx_arg, msg);
 			failures++;
 			continue;
 		}
@@ -311,6 +338,7 @@ int net_reload_tls(struct net *n)
 		}
 		uv_async_send(&n->w[i].async);
 	}
+	pthread_mutex_unlock(&n->reload_lock);
 	return failures;
 }
 
@@ -345,6 +373,7 @@ void net_stop(struct net *n)
 		}
 	}
 	ctxset_clear(&n->tls);
+	pthread_mutex_destroy(&n->reload_lock);
 	free(n->w);
 	free(n);
 }

@@ -2,6 +2,7 @@
 #ifndef FM_NWORKER_H
 #define FM_NWORKER_H
 #include "conn.h"
+#include "net.h"
 #include <openssl/ssl.h>
 #include <pthread.h>
 
@@ -42,7 +43,9 @@ struct net {
 	struct nworker *w;
 	atomic_uint wills_published; /* workers done with shutdown stage 1 */
 	atomic_int open[CONFIG_MAX_LISTENERS]; /* connections per listener, all workers */
-	struct tls_ctxset tls; /* the newest contexts; main thread only */
+	struct tls_ctxset tls; /* the newest contexts; under reload_lock */
+	pthread_mutex_t reload_lock;
+	struct net_service svc; /* on worker 0; svc.ctx NULL: none */
 };
 
 #endif

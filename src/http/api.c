@@ -1,0 +1,599 @@
+/* The router: authentication, then one handler per endpoint. Everything
+ * but /healthz needs a bearer token, a user of the password file (Basic),
+ * or the ferromq_token cookie. */
+#include "internal.h"
+#include "../base/clock.h"
+#include "../base/err.h"
+#include "../base/log.h"
+#include "../mqtt/mqtt.h"
+#include "../ops/token.h"
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define JSON_TYPE "application/json"
+#define TEXT_TYPE "text/plain; charset=utf-8"
+
+static void text(struct http_response *res, int status, const char *body)
+{
+	res->status = status;
+	res->type = TEXT_TYPE;
+	buf_append(&res->body, body, strlen(body));
+}
+
+void api_error(struct http_response *res, int status, const char *why)
+{
+	struct jw j = { 0 };
+	jw_obj(&j);
+	jw_key(&j, "error");
+	jw_str(&j, why);
+	jw_obj_end(&j);
+	buf_free(&res->body);
+	res->body = j.out;
+	res->status = status;
+	res->type = JSON_TYPE;
+	res->api = true;
+}
+
+/* Takes the finished JSON document (a 500 when it ran out of memory). */
+static void json_done(struct http_response *res, struct jw *j)
+{
+	if (j->oom) {
+		buf_free(&j->out);
+		api_error(res, 500, "out of memory");
+		return;
+	}
+	res->status = 200;
+	res->type = JSON_TYPE;
+	res->api = true;
+	res->body = j->out;
+}
+
+/* ---- authentication ---- */
+
+static bool cookie_token(const struct http_request *req, const char **tok, size_t *len)
+{
+	const struct http_header *h = http_header_find(req, "Cookie");
+	if (!h)
+		return false;
+	static const char name[] = "ferromq_token=";
+	for (size_t i = 0; i + sizeof name - 1 <= h->value_len; i++) {
+		if ((i == 0 || h->value[i - 1] == ' ' || h->value[i - 1] == ';') &&
+		    !memcmp(h->value + i, name, sizeof name - 1)) {
+			size_t s = i + sizeof name - 1, e = s;
+			while (e < h->value_len && h->value[e] != ';')
+				e++;
+			*tok = h->value + s;
+			*len = e - s;
+			return true;
+		}
+	}
+	return false;
+}
+
+static bool basic_ok(struct http_server *s, const char *b64, size_t n)
+{
+	unsigned char dec[768];
+	if (n == 0 || n % 4 || n / 4 * 3 >= sizeof dec)
+		return false;
+	int len = EVP_DecodeBlock(dec, (const unsigned char *)b64, (int)n);
+	if (len < 0)
+		return false;
+	len -= (b64[n - 1] == '=') + (n > 1 && b64[n - 2] == '=');
+	const unsigned char *colon = memchr(dec, ':', (size_t)len);
+	if (!colon)
+		return false;
+	size_t ulen = (size_t)(colon - dec);
+	return broker_check_user(ops_broker(s->ops), (const char *)dec, ulen, colon + 1, (size_t)len - ulen - 1);
+}
+
+static bool authorized(struct http_server *s, const struct http_request *req)
+{
+	const struct http_header *h = http_header_find(req, "Authorization");
+	const char *tok;
+	size_t len;
+	if (h && h->value_len > 7 && !strncasecmp(h->value, "Bearer ", 7))
+		return ops_token_matches(s->ops, h->value + 7, h->value_len - 7);
+	if (h && h->value_len > 6 && !strncasecmp(h->value, "Basic ", 6))
+		return basic_ok(s, h->value + 6, h->value_len - 6);
+	return cookie_token(req, &tok, &len) && ops_token_matches(s->ops, tok, len);
+}
+
+static void unauthorized(struct http_response *res)
+{
+	api_error(res, 401, "authentication required: a bearer token, a user of the password file, or the "
+			    "ferromq_token cookie");
+	snprintf(res->headers, sizeof res->headers, "WWW-Authenticate: Basic realm=\"ferromq\"\r\n");
+}
+
+/* ---- endpoints ---- */
+
+static void rate_obj(struct jw *j, const struct rate *r)
+{
+	jw_obj(j);
+	jw_key(j, "now");
+	jw_num(j, r->now);
+	for (int w = 0; w < RATE__WINDOWS; w++) {
+		jw_key(j, rate_window_names[w]);
+		jw_num(j, r->ewma[w]);
+	}
+	jw_obj_end(j);
+}
+
+static void get_status(struct http_server *s, struct http_response *res)
+{
+	const struct metrics_snapshot *m = ops_snapshot(s->ops);
+	struct jw j = { 0 };
+	jw_obj(&j);
+	jw_key(&j, "version");
+	jw_str(&j, FM_VERSION);
+	jw_key(&j, "uptime_seconds");
+	jw_u64(&j, m->v[M_UPTIME_SECONDS]);
+	jw_key(&j, "metrics");
+	jw_obj(&j);
+	for (int i = 0; i < M_DROPS; i++) {
+		jw_key(&j, metric_defs[i].key);
+		jw_u64(&j, m->v[i]);
+	}
+	jw_key(&j, "drops");
+	jw_obj(&j);
+	for (int r = 0; r < DROP__COUNT; r++) {
+		jw_key(&j, metric_defs[M_DROPS + r].key);
+		jw_u64(&j, m->v[M_DROPS + r]);
+	}
+	jw_obj_end(&j);
+	jw_obj_end(&j);
+	jw_key(&j, "rates");
+	jw_obj(&j);
+	for (int r = 0; r < R__COUNT; r++) {
+		jw_key(&j, rate_defs[r].key);
+		rate_obj(&j, &m->rates[r]);
+	}
+	jw_obj_end(&j);
+	jw_key(&j, "top_queues");
+	jw_arr(&j);
+	for (uint32_t i = 0; i < m->queues.n_top; i++) {
+		const struct queue_top *q = &m->queues.top[i];
+		jw_obj(&j);
+		jw_key(&j, "client_id");
+		jw_str(&j, q->client_id);
+		jw_key(&j, "queued");
+		jw_u64(&j, q->queued);
+		jw_key(&j, "queued_bytes");
+		jw_u64(&j, q->queued_bytes);
+		jw_key(&j, "connected");
+		jw_bool(&j, q->connected);
+		jw_obj_end(&j);
+	}
+	jw_arr_end(&j);
+	jw_key(&j, "alerts");
+	jw_arr(&j);
+	for (int a = 0; a < ALERT__COUNT; a++) {
+		const struct alert_state *st = &m->alerts[a];
+		jw_obj(&j);
+		jw_key(&j, "name");
+		jw_str(&j, alert_name((enum alert_id)a));
+		jw_key(&j, "state");
+		jw_str(&j, st->firing ? "firing" : "ok");
+		jw_key(&j, "value");
+		jw_num(&j, st->value);
+		jw_key(&j, "threshold");
+		jw_num(&j, st->threshold);
+		jw_key(&j, "since");
+		if (st->since_s)
+			jw_u64(&j, st->since_s);
+		else
+			jw_null(&j);
+		jw_obj_end(&j);
+	}
+	jw_arr_end(&j);
+	jw_obj_end(&j);
+	json_done(res, &j);
+}
+
+static void get_metrics(struct http_server *s, struct http_response *res)
+{
+	if (metrics_prometheus(ops_snapshot(s->ops), ops_not_ready(s->ops) == NULL, &res->body)) {
+		api_error(res, 500, "out of memory");
+		return;
+	}
+	res->status = 200;
+	res->type = "text/plain; version=0.0.4; charset=utf-8";
+	res->api = true;
+}
+
+/* /api/clients: every worker lists its own clients on its own thread. */
+struct clients_job {
+	struct broker_job job;
+	struct hconn *c;
+	unsigned n_workers;
+	struct client_list {
+		struct client_info *a;
+		uint32_t n, cap;
+		bool oom;
+	} lists[];
+};
+
+static void clients_run(struct broker_job *job, struct bworker *w)
+{
+	struct clients_job *cj = (struct clients_job *)job;
+	struct client_list *l = &cj->lists[w->id];
+	l->oom = broker_worker_list_clients(w, &l->a, &l->n, &l->cap) != 0;
+}
+
+static void clients_done(struct broker_job *job)
+{
+	struct clients_job *cj = (struct clients_job *)job;
+	struct http_response res = { 0 };
+	struct jw j = { 0 };
+	uint64_t now = clock_mono_ms();
+	jw_arr(&j);
+	for (unsigned w = 0; w < cj->n_workers; w++) {
+		const struct client_list *l = &cj->lists[w];
+		j.oom |= l->oom;
+		for (uint32_t i = 0; i < l->n; i++) {
+			const struct client_info *ci = &l->a[i];
+			jw_obj(&j);
+			jw_key(&j, "client_id");
+			jw_str(&j, ci->client_id);
+			jw_key(&j, "address");
+			jw_str(&j, ci->address);
+			jw_key(&j, "protocol");
+			jw_str(&j, client_protocol_name(ci->version));
+			jw_key(&j, "listener");
+			jw_u64(&j, ci->listener_port);
+			jw_key(&j, "username");
+			jw_str(&j, ci->username);
+			jw_key(&j, "identity");
+			jw_str(&j, ci->identity);
+			jw_key(&j, "keepalive");
+			jw_u64(&j, ci->keepalive);
+			jw_key(&j, "inflight");
+			jw_u64(&j, ci->inflight);
+			jw_key(&j, "queued");
+			jw_u64(&j, ci->queued);
+			jw_key(&j, "msgs_received");
+			jw_u64(&j, ci->msgs_received);
+			jw_key(&j, "msgs_sent");
+			jw_u64(&j, ci->msgs_sent);
+			jw_key(&j, "bytes_received");
+			jw_u64(&j, ci->bytes_received);
+			jw_key(&j, "bytes_sent");
+			jw_u64(&j, ci->bytes_sent);
+			jw_key(&j, "connected_seconds");
+			jw_u64(&j, (now - ci->connected_ms) / 1000);
+			jw_key(&j, "worker");
+			jw_u64(&j, (uint64_t)ci->worker);
+			jw_obj_end(&j);
+		}
+		client_info_free(l->a, l->n);
+	}
+	jw_arr_end(&j);
+	json_done(&res, &j);
+	http_reply(cj->c, &res);
+	free(cj);
+}
+
+static int get_clients(struct http_server *s, struct hconn *c, struct http_response *res)
+{
+	struct broker *b = ops_broker(s->ops);
+	struct clients_job *cj = calloc(1, sizeof *cj + b->n_workers * sizeof cj->lists[0]);
+	if (!cj) {
+		api_error(res, 500, "out of memory");
+		return 0;
+	}
+	cj->job.run = clients_run;
+	cj->job.done = clients_done;
+	cj->c = c;
+	cj->n_workers = b->n_workers;
+	if (broker_job_start(b, &cj->job, 0)) {
+		free(cj);
+		api_error(res, 503, "shutting down");
+		return 0;
+	}
+	return 1;
+}
+
+static void get_sessions(struct http_server *s, struct http_response *res)
+{
+	struct session_info *a;
+	uint32_t n;
+	if (broker_list_sessions(ops_broker(s->ops), &a, &n)) {
+		api_error(res, 500, "out of memory");
+		return;
+	}
+	uint64_t now = clock_wall_ms();
+	struct jw j = { 0 };
+	jw_arr(&j);
+	for (uint32_t i = 0; i < n; i++) {
+		const struct session_info *si = &a[i];
+		jw_obj(&j);
+		jw_key(&j, "client_id");
+		jw_str(&j, si->client_id);
+		jw_key(&j, "connected");
+		jw_bool(&j, si->connected);
+		jw_key(&j, "queued");
+		jw_u64(&j, si->queued);
+		jw_key(&j, "queued_bytes");
+		jw_u64(&j, si->queued_bytes);
+		jw_key(&j, "oldest_age_seconds");
+		if (si->oldest_ms)
+			jw_u64(&j, now > si->oldest_ms ? (now - si->oldest_ms) / 1000 : 0);
+		else
+			jw_null(&j);
+		jw_key(&j, "inflight");
+		jw_u64(&j, si->inflight);
+		jw_key(&j, "subscriptions");
+		jw_u64(&j, si->subscriptions);
+		jw_key(&j, "expiry_interval");
+		jw_u64(&j, si->expiry_interval);
+		jw_key(&j, "expires_in_seconds");
+		if (si->expires_at)
+			jw_u64(&j, si->expires_at > now ? (si->expires_at - now) / 1000 : 0);
+		else
+			jw_null(&j);
+		jw_obj_end(&j);
+	}
+	jw_arr_end(&j);
+	session_info_free(a, n);
+	json_done(res, &j);
+}
+
+static void get_subscriptions(struct http_server *s, struct http_response *res)
+{
+	struct sub_info *a;
+	uint32_t n;
+	if (broker_list_subscriptions(ops_broker(s->ops), &a, &n)) {
+		api_error(res, 500, "out of memory");
+		return;
+	}
+	struct jw j = { 0 };
+	jw_arr(&j);
+	for (uint32_t i = 0; i < n; i++) {
+		uint8_t o = a[i].options;
+		jw_obj(&j);
+		jw_key(&j, "client_id");
+		jw_str(&j, a[i].client_id);
+		jw_key(&j, "filter");
+		jw_str(&j, a[i].filter);
+		jw_key(&j, "qos");
+		jw_u64(&j, o & MQTT_SUBOPT_QOS_MASK);
+		jw_key(&j, "no_local");
+		jw_bool(&j, o & MQTT_SUBOPT_NO_LOCAL);
+		jw_key(&j, "retain_as_published");
+		jw_bool(&j, o & MQTT_SUBOPT_RAP);
+		jw_key(&j, "retain_handling");
+		jw_u64(&j, (o >> 4) & 3);
+		jw_key(&j, "subscription_id");
+		if (a[i].sub_id)
+			jw_u64(&j, a[i].sub_id);
+		else
+			jw_null(&j);
+		jw_obj_end(&j);
+	}
+	jw_arr_end(&j);
+	sub_info_free(a, n);
+	json_done(res, &j);
+}
+
+static void get_retained(struct http_server *s, struct http_response *res)
+{
+	struct retained_info *a;
+	uint32_t n;
+	if (broker_list_retained(ops_broker(s->ops), &a, &n)) {
+		api_error(res, 500, "out of memory");
+		return;
+	}
+	struct jw j = { 0 };
+	jw_arr(&j);
+	for (uint32_t i = 0; i < n; i++) {
+		jw_obj(&j);
+		jw_key(&j, "topic");
+		jw_str(&j, a[i].topic);
+		jw_key(&j, "bytes");
+		jw_u64(&j, a[i].bytes);
+		jw_key(&j, "qos");
+		jw_u64(&j, a[i].qos);
+		jw_obj_end(&j);
+	}
+	jw_arr_end(&j);
+	retained_info_free(a, n);
+	json_done(res, &j);
+}
+
+static void bool_answer(struct http_response *res, const char *key)
+{
+	struct jw j = { 0 };
+	jw_obj(&j);
+	jw_key(&j, key);
+	jw_bool(&j, true);
+	jw_obj_end(&j);
+	json_done(res, &j);
+}
+
+static void post_kick(struct http_server *s, const char *id, size_t len, struct http_response *res)
+{
+	if (broker_kick(ops_broker(s->ops), id, len, MQTT_RC_ADMIN_ACTION))
+		api_error(res, 404, "no connected client with that id");
+	else
+		bool_answer(res, "kicked");
+}
+
+static void delete_session(struct http_server *s, const char *id, size_t len, struct http_response *res)
+{
+	struct broker *b = ops_broker(s->ops);
+	if (broker_delete_session(&b->workers[0], id, len, MQTT_RC_ADMIN_ACTION))
+		api_error(res, 404, "no session with that id");
+	else
+		bool_answer(res, "deleted");
+}
+
+static void post_reload(struct http_server *s, struct http_response *res)
+{
+	struct reload_result *r = malloc(sizeof *r);
+	if (!r) {
+		api_error(res, 500, "out of memory");
+		return;
+	}
+	ops_reload(s->ops, "HTTP reload", r);
+	struct jw j = { 0 };
+	jw_obj(&j);
+	jw_key(&j, "reloaded");
+	jw_bool(&j, r->n == 0);
+	jw_key(&j, "errors");
+	jw_arr(&j);
+	for (unsigned i = 0; i < r->n; i++)
+		jw_str(&j, r->errors[i]);
+	jw_arr_end(&j);
+	jw_obj_end(&j);
+	free(r);
+	json_done(res, &j);
+}
+
+static bool serve_asset(const char *name, size_t len, struct http_response *res)
+{
+	for (unsigned i = 0; i < http_n_assets; i++) {
+		if (strlen(http_assets[i].name) == len && !memcmp(http_assets[i].name, name, len)) {
+			res->status = 200;
+			res->type = http_assets[i].type;
+			res->fixed = http_assets[i].data;
+			res->fixed_len = http_assets[i].len;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* ---- routing ---- */
+
+static bool is(const char *path, size_t len, const char *want)
+{
+	return strlen(want) == len && !memcmp(path, want, len);
+}
+
+static bool method(const struct http_request *req, const char *m)
+{
+	return strlen(m) == req->method_len && !memcmp(req->method, m, req->method_len);
+}
+
+static void not_allowed(struct http_response *res, const char *allow)
+{
+	api_error(res, 405, "method not allowed");
+	snprintf(res->headers, sizeof res->headers, "Allow: %s\r\n", allow);
+}
+
+/* "/api/clients/<id>/kick" and "/api/sessions/<id>": decodes the id into
+ * out. Returns its length, or -1 when path is not prefix + id + suffix. */
+static long path_id(const char *path, size_t len, const char *prefix, const char *suffix, char *out, size_t cap)
+{
+	size_t pl = strlen(prefix), sl = strlen(suffix);
+	if (len <= pl + sl || memcmp(path, prefix, pl) || memcmp(path + len - sl, suffix, sl))
+		return -1;
+	if (memchr(path + pl, '/', len - pl - sl))
+		return -1;
+	return http_pct_decode(path + pl, len - pl - sl, out, cap);
+}
+
+/* The cookie login: GET /?token=T with the right token sets the cookie. */
+static bool token_login(struct http_server *s, const char *q, size_t qlen, struct http_response *res)
+{
+	char tok[TOKEN_MAX];
+	long n = http_query_get(q, qlen, "token", tok, sizeof tok);
+	if (n < 0)
+		return false;
+	if (!ops_token_matches(s->ops, tok, (size_t)n)) {
+		unauthorized(res);
+		return true;
+	}
+	res->status = 303;
+	res->type = TEXT_TYPE;
+	res->api = true;
+	/* The token was checked: it is safe to echo into the header. */
+	snprintf(res->headers, sizeof res->headers,
+		 "Location: /\r\nSet-Cookie: ferromq_token=%s; HttpOnly; SameSite=Strict; Path=/\r\n", tok);
+	return true;
+}
+
+int api_dispatch(struct http_server *s, struct hconn *c, const struct http_request *req, struct http_response *res)
+{
+	const char *path = req->target;
+	const char *q = memchr(path, '?', req->target_len);
+	size_t plen = q ? (size_t)(q - path) : req->target_len;
+	size_t qlen = q ? req->target_len - plen - 1 : 0;
+	q = q ? q + 1 : "";
+	bool get = method(req, "GET");
+	char id[HTTP_MAX_TARGET + 1];
+	long idlen;
+
+	if (is(path, plen, "/healthz")) {
+		if (!get)
+			not_allowed(res, "GET");
+		else
+			text(res, 200, "ok\n");
+		return 0;
+	}
+	if (is(path, plen, "/") && get && token_login(s, q, qlen, res))
+		return 0;
+	if (!authorized(s, req)) {
+		unauthorized(res);
+		return 0;
+	}
+	if (is(path, plen, "/readyz")) {
+		const char *why = ops_not_ready(s->ops);
+		if (!get) {
+			not_allowed(res, "GET");
+		} else if (why) {
+			text(res, 503, why);
+			buf_append(&res->body, "\n", 1);
+		} else {
+			text(res, 200, "ready\n");
+		}
+	} else if (is(path, plen, "/metrics")) {
+		if (get)
+			get_metrics(s, res);
+		else
+			not_allowed(res, "GET");
+	} else if (is(path, plen, "/api/status") || is(path, plen, "/api/clients") || is(path, plen, "/api/sessions") ||
+		   is(path, plen, "/api/subscriptions") || is(path, plen, "/api/retained")) {
+		if (!get)
+			not_allowed(res, "GET");
+		else if (is(path, plen, "/api/status"))
+			get_status(s, res);
+		else if (is(path, plen, "/api/clients"))
+			return get_clients(s, c, res);
+		else if (is(path, plen, "/api/sessions"))
+			get_sessions(s, res);
+		else if (is(path, plen, "/api/subscriptions"))
+			get_subscriptions(s, res);
+		else
+			get_retained(s, res);
+	} else if (is(path, plen, "/api/reload")) {
+		if (method(req, "POST"))
+			post_reload(s, res);
+		else
+			not_allowed(res, "POST");
+	} else if ((idlen = path_id(path, plen, "/api/clients/", "/kick", id, sizeof id)) >= 0) {
+		if (method(req, "POST"))
+			post_kick(s, id, (size_t)idlen, res);
+		else
+			not_allowed(res, "POST");
+	} else if ((idlen = path_id(path, plen, "/api/sessions/", "", id, sizeof id)) >= 0) {
+		if (method(req, "DELETE"))
+			delete_session(s, id, (size_t)idlen, res);
+		else
+			not_allowed(res, "DELETE");
+	} else if (is(path, plen, "/") || (plen > 8 && !memcmp(path, "/assets/", 8))) {
+		if (!get)
+			not_allowed(res, "GET");
+		else if (!(is(path, plen, "/") ? serve_asset("index.html", 10, res)
+					       : serve_asset(path + 8, plen - 8, res)))
+			api_error(res, 404, "no such file");
+	} else if (plen >= 5 && (!memcmp(path, "/api/", 5))) {
+		api_error(res, 404, "no such endpoint");
+	} else {
+		api_error(res, 404, "not found");
+	}
+	return 0;
+}

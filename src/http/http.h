@@ -1,0 +1,19 @@
+/* The HTTP listener (http_listener): the JSON API, Prometheus /metrics,
+ * /healthz, /readyz and the dashboard, served on worker 0's loop. */
+#ifndef FM_HTTP_H
+#define FM_HTTP_H
+#include "../ops/ops.h"
+
+struct http_server;
+
+/* A server for cfg's http_listener, answering from ops. NULL: out of memory. */
+struct http_server *http_server_new(struct ops *ops, const struct config *cfg);
+/* Binds and listens on loop (before the loop runs). Returns 0, or -1 after
+ * logging why. */
+int http_server_start(struct http_server *s, uv_loop_t *loop);
+/* Closes the listener and every connection (on the loop's thread). */
+void http_server_stop(struct http_server *s);
+/* After the loop has ended. */
+void http_server_free(struct http_server *s);
+
+#endif

@@ -1,0 +1,103 @@
+/* Rules: clients_drop (connected clients fell by more than a percentage from
+ * their peak within a window), message_rate_drop (the received rate over a
+ * short window against its average over a long one), memory (heap against
+ * memory_limit), subscription_leak (subscriptions grow while clients do not). */
+#include "alerts.h"
+
+static const char *const names[ALERT__COUNT] = { "clients_drop", "message_rate_drop", "memory",
+						 "subscription_leak" };
+
+const char *alert_name(enum alert_id id) { return names[id]; }
+
+void alert_history_push(struct alert_history *h, struct alert_point p)
+{
+	h->p[h->head] = p;
+	h->head = (h->head + 1) % (ALERT_MAX_WINDOW + 1);
+	if (h->n < ALERT_MAX_WINDOW + 1)
+		h->n++;
+}
+
+/* The point `ago` samples before the newest (ago < h->n). */
+static const struct alert_point *point_ago(const struct alert_history *h, uint32_t ago)
+{
+	uint32_t cap = ALERT_MAX_WINDOW + 1;
+	return &h->p[(h->head + cap - 1 - ago) % cap];
+}
+
+/* Samples back a window of `seconds` reaches, within the history. */
+static uint32_t span(const struct alert_history *h, uint32_t seconds)
+{
+	return seconds < h->n - 1 ? seconds : h->n - 1;
+}
+
+static double avg_rate(const struct alert_history *h, uint32_t seconds)
+{
+	uint32_t k = seconds < h->n ? seconds : h->n;
+	double sum = 0;
+	for (uint32_t i = 0; i < k; i++)
+		sum += point_ago(h, i)->msg_rate;
+	return k ? sum / k : 0;
+}
+
+static double pct_change(double from, double to)
+{
+	return (to - from) * 100.0 / (from > 1 ? from : 1);
+}
+
+static bool eval_clients_drop(const struct alert_config *c, const struct alert_history *h, struct alert_state *s)
+{
+	double peak = 0, now = point_ago(h, 0)->clients;
+	for (uint32_t i = 0; i <= span(h, c->clients_drop_window); i++)
+		if (point_ago(h, i)->clients > peak)
+			peak = point_ago(h, i)->clients;
+	s->value = peak > 0 ? (peak - now) * 100.0 / peak : 0;
+	s->threshold = c->clients_drop_percent;
+	return s->value > s->threshold;
+}
+
+static bool eval_rate_drop(const struct alert_config *c, const struct alert_history *h, struct alert_state *s)
+{
+	double recent = avg_rate(h, c->rate_window), baseline = avg_rate(h, c->rate_baseline);
+	s->threshold = c->rate_drop_percent;
+	s->value = baseline >= ALERT_RATE_MIN_BASELINE && recent < baseline ? (baseline - recent) * 100.0 / baseline : 0;
+	return s->value > s->threshold;
+}
+
+static bool eval_memory(const struct alert_config *c, uint64_t heap, struct alert_state *s)
+{
+	s->threshold = c->memory_percent;
+	s->value = c->memory_limit ? (double)heap * 100.0 / (double)c->memory_limit : 0;
+	return c->memory_limit && s->value > s->threshold;
+}
+
+static bool eval_subscription_leak(const struct alert_config *c, const struct alert_history *h,
+				   struct alert_state *s)
+{
+	const struct alert_point *now = point_ago(h, 0), *then = point_ago(h, span(h, c->subs_window));
+	s->threshold = c->subs_growth_percent;
+	s->value = now->subs > then->subs ? pct_change(then->subs, now->subs) : 0;
+	return now->subs - then->subs >= ALERT_SUBS_MIN_GROWTH && s->value > s->threshold &&
+	       pct_change(then->clients, now->clients) <= ALERT_SUBS_CLIENTS_GROWTH;
+}
+
+unsigned alerts_evaluate(const struct alert_config *cfg, const struct alert_history *h, uint64_t heap_bytes,
+			 uint64_t now_s, struct alert_state st[ALERT__COUNT])
+{
+	if (!h->n)
+		return 0;
+	bool firing[ALERT__COUNT] = {
+		[ALERT_CLIENTS_DROP] = eval_clients_drop(cfg, h, &st[ALERT_CLIENTS_DROP]),
+		[ALERT_MESSAGE_RATE_DROP] = eval_rate_drop(cfg, h, &st[ALERT_MESSAGE_RATE_DROP]),
+		[ALERT_MEMORY] = eval_memory(cfg, heap_bytes, &st[ALERT_MEMORY]),
+		[ALERT_SUBSCRIPTION_LEAK] = eval_subscription_leak(cfg, h, &st[ALERT_SUBSCRIPTION_LEAK]),
+	};
+	unsigned changed = 0;
+	for (int i = 0; i < ALERT__COUNT; i++) {
+		if (firing[i] == st[i].firing)
+			continue;
+		st[i].firing = firing[i];
+		st[i].since_s = now_s;
+		changed |= 1u << i;
+	}
+	return changed;
+}

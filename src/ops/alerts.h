@@ -1,0 +1,53 @@
+/* Alert rules over the per-second history of a few metrics. Pure: the
+ * sampler feeds points and acts on the state changes (log, $SYS). */
+#ifndef FM_OPS_ALERTS_H
+#define FM_OPS_ALERTS_H
+#include <stdbool.h>
+#include <stdint.h>
+
+enum alert_id { ALERT_CLIENTS_DROP, ALERT_MESSAGE_RATE_DROP, ALERT_MEMORY, ALERT_SUBSCRIPTION_LEAK, ALERT__COUNT };
+
+/* Longest window of any rule, in seconds (samples kept). */
+#define ALERT_MAX_WINDOW 3600
+/* Below this baseline (messages/s) the rate rule stays quiet: an idle
+ * broker is not a dropping one. */
+#define ALERT_RATE_MIN_BASELINE 1.0
+/* A leak is at least this many new subscriptions. */
+#define ALERT_SUBS_MIN_GROWTH 10
+/* Clients may grow this much (percent) while subscriptions leak. */
+#define ALERT_SUBS_CLIENTS_GROWTH 5.0
+
+struct alert_config {
+	uint32_t clients_drop_percent, clients_drop_window;
+	uint32_t rate_drop_percent, rate_window, rate_baseline;
+	uint32_t memory_percent;
+	uint64_t memory_limit; /* bytes; 0: the memory rule is off */
+	uint32_t subs_growth_percent, subs_window;
+};
+
+/* One sample a second. */
+struct alert_point {
+	double clients, msg_rate, subs;
+};
+
+/* Ring of the last ALERT_MAX_WINDOW + 1 points. */
+struct alert_history {
+	struct alert_point p[ALERT_MAX_WINDOW + 1];
+	uint32_t n, head; /* head: where the next point goes */
+};
+
+struct alert_state {
+	bool firing;
+	double value, threshold;
+	uint64_t since_s; /* unix seconds of the last state change; 0: ok since start */
+};
+
+const char *alert_name(enum alert_id id);
+void alert_history_push(struct alert_history *h, struct alert_point p);
+/* Evaluates every rule on h with the current heap size at unix time now_s.
+ * Updates value and threshold, and firing/since. Returns a bit (1 << id)
+ * for every rule whose firing state changed. */
+unsigned alerts_evaluate(const struct alert_config *cfg, const struct alert_history *h, uint64_t heap_bytes,
+			 uint64_t now_s, struct alert_state st[ALERT__COUNT]);
+
+#endif

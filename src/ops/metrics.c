@@ -1,0 +1,156 @@
+/* The metric table and its Prometheus rendering. */
+#include "metrics.h"
+#include "../base/err.h"
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#define DROP_ROW(reason)                                                                            \
+	{ #reason, "$SYS/broker/messages/dropped/" #reason, "ferromq_dropped_messages_total",       \
+	  "reason=\"" #reason "\"", true, "Messages dropped, by reason." }
+
+const struct metric_def metric_defs[M__COUNT] = {
+	[M_MESSAGES_RECEIVED] = { "messages_received", "$SYS/broker/messages/received",
+				  "ferromq_messages_received_total", NULL, true, "PUBLISH packets received." },
+	[M_MESSAGES_SENT] = { "messages_sent", "$SYS/broker/messages/sent", "ferromq_messages_sent_total", NULL,
+			      true, "PUBLISH packets sent." },
+	[M_BYTES_RECEIVED] = { "bytes_received", "$SYS/broker/bytes/received", "ferromq_bytes_received_total",
+			       NULL, true, "Bytes received from clients." },
+	[M_BYTES_SENT] = { "bytes_sent", "$SYS/broker/bytes/sent", "ferromq_bytes_sent_total", NULL, true,
+			   "Bytes of PUBLISH packets sent to clients." },
+	[M_CLIENTS_CONNECTED] = { "clients_connected", "$SYS/broker/clients/connected", "ferromq_clients_connected",
+				  NULL, false, "Clients connected now." },
+	[M_CLIENTS_DISCONNECTED] = { "clients_disconnected", "$SYS/broker/clients/disconnected",
+				     "ferromq_clients_disconnected", NULL, false,
+				     "Sessions kept for clients that are offline." },
+	[M_CLIENTS_MAXIMUM] = { "clients_maximum", "$SYS/broker/clients/maximum", "ferromq_clients_maximum", NULL,
+				false, "Most clients connected at once since start." },
+	[M_CLIENTS_TOTAL] = { "clients_total", "$SYS/broker/clients/total", "ferromq_clients_total", NULL, true,
+			      "Client connections accepted (CONNACK success) since start." },
+	[M_SUBSCRIPTIONS] = { "subscriptions", "$SYS/broker/subscriptions/count", "ferromq_subscriptions", NULL,
+			      false, "Subscriptions, shared ones included." },
+	[M_RETAINED_MESSAGES] = { "retained_messages", "$SYS/broker/retained messages/count",
+				  "ferromq_retained_messages", NULL, false, "Retained messages, $SYS included." },
+	[M_QUEUED_MESSAGES] = { "queued_messages", "$SYS/broker/messages/queued", "ferromq_queued_messages", NULL,
+				false, "Messages waiting in session queues." },
+	[M_QUEUED_BYTES] = { "queued_bytes", "$SYS/broker/bytes/queued", "ferromq_queued_bytes", NULL, false,
+			     "Payload bytes waiting in session queues." },
+	[M_INFLIGHT_MESSAGES] = { "inflight_messages", "$SYS/broker/messages/inflight", "ferromq_inflight_messages",
+				  NULL, false, "QoS 1/2 messages sent and not yet acknowledged." },
+	[M_HEAP_BYTES] = { "heap_bytes", "$SYS/broker/heap/current", "ferromq_heap_bytes", NULL, false,
+			   "Heap bytes allocated now." },
+	[M_HEAP_MAX_BYTES] = { "heap_max_bytes", "$SYS/broker/heap/maximum", "ferromq_heap_max_bytes", NULL, false,
+			       "Most heap bytes allocated at a sample since start." },
+	[M_STORE_BYTES] = { "store_bytes", "$SYS/broker/store/bytes", "ferromq_store_bytes", NULL, false,
+			    "Size of the durable store on disk (database and WAL)." },
+	[M_UPTIME_SECONDS] = { "uptime_seconds", "$SYS/broker/uptime", "ferromq_uptime_seconds", NULL, false,
+			       "Seconds since the broker started." },
+	[M_DROPS + DROP_QUEUE_FULL] = DROP_ROW(queue_full),
+	[M_DROPS + DROP_EXPIRED] = DROP_ROW(expired),
+	[M_DROPS + DROP_TOO_LARGE] = DROP_ROW(too_large),
+	[M_DROPS + DROP_NOT_AUTHORIZED] = DROP_ROW(not_authorized),
+	[M_DROPS + DROP_QOS0_OFFLINE] = DROP_ROW(qos0_offline),
+};
+
+const struct rate_def rate_defs[R__COUNT] = {
+	[R_MESSAGES_RECEIVED] = { M_MESSAGES_RECEIVED, "messages_received", "$SYS/broker/load/messages/received",
+				  "ferromq_messages_received_per_second" },
+	[R_MESSAGES_SENT] = { M_MESSAGES_SENT, "messages_sent", "$SYS/broker/load/messages/sent",
+			      "ferromq_messages_sent_per_second" },
+	[R_BYTES_RECEIVED] = { M_BYTES_RECEIVED, "bytes_received", "$SYS/broker/load/bytes/received",
+			       "ferromq_bytes_received_per_second" },
+	[R_BYTES_SENT] = { M_BYTES_SENT, "bytes_sent", "$SYS/broker/load/bytes/sent",
+			   "ferromq_bytes_sent_per_second" },
+};
+
+const char *const rate_window_names[RATE__WINDOWS] = { "1m", "5m", "15m" };
+
+int buf_printf(struct buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0 || buf_reserve(b, (size_t)n + 1))
+		return -FM_ENOMEM;
+	va_start(ap, fmt);
+	vsnprintf((char *)b->p + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (uint32_t)n;
+	return 0;
+}
+
+static int family(struct buf *out, const char *name, const char *type, const char *help)
+{
+	return buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static const char *const worker_families[][3] = {
+	{ "ferromq_worker_messages_received_total", "PUBLISH packets received, per worker." },
+	{ "ferromq_worker_messages_sent_total", "PUBLISH packets sent, per worker." },
+	{ "ferromq_worker_bytes_received_total", "Bytes received, per worker." },
+	{ "ferromq_worker_bytes_sent_total", "Bytes of PUBLISH packets sent, per worker." },
+};
+
+static uint64_t worker_value(const struct stats_local *w, int i)
+{
+	const uint64_t v[] = { w->msgs_received, w->msgs_sent, w->bytes_received, w->bytes_sent };
+	return v[i];
+}
+
+int metrics_prometheus(const struct metrics_snapshot *s, bool ready, struct buf *out)
+{
+	int rc = 0;
+	for (int i = 0; i < M__COUNT && !rc; i++) {
+		const struct metric_def *d = &metric_defs[i];
+		/* Rows of one family are adjacent in the table: HELP and TYPE once. */
+		if (i == 0 || strcmp(metric_defs[i - 1].prom, d->prom))
+			rc = family(out, d->prom, d->counter ? "counter" : "gauge", d->help);
+		if (!rc)
+			rc = d->label ? buf_printf(out, "%s{%s} %llu\n", d->prom, d->label, (unsigned long long)s->v[i])
+				      : buf_printf(out, "%s %llu\n", d->prom, (unsigned long long)s->v[i]);
+	}
+	for (int r = 0; r < R__COUNT && !rc; r++) {
+		const struct rate *rt = &s->rates[r];
+		rc = family(out, rate_defs[r].prom, "gauge",
+			    "Per second: over the last sample (now) and averaged over 1, 5 and 15 minutes.");
+		if (!rc)
+			rc = buf_printf(out, "%s{window=\"now\"} %.3f\n", rate_defs[r].prom, rt->now);
+		for (int w = 0; w < RATE__WINDOWS && !rc; w++)
+			rc = buf_printf(out, "%s{window=\"%s\"} %.3f\n", rate_defs[r].prom, rate_window_names[w],
+					rt->ewma[w]);
+	}
+	for (int f = 0; f < 4 && !rc; f++) {
+		rc = family(out, worker_families[f][0], "counter", worker_families[f][1]);
+		for (unsigned w = 0; w < s->n_workers && !rc; w++)
+			rc = buf_printf(out, "%s{worker=\"%u\"} %llu\n", worker_families[f][0], w,
+					(unsigned long long)worker_value(&s->workers[w], f));
+	}
+	if (!rc)
+		rc = family(out, "ferromq_listener_connections", "gauge", "Open connections, per MQTT listener port.");
+	for (unsigned l = 0; l < s->n_listeners && !rc; l++)
+		rc = buf_printf(out, "ferromq_listener_connections{listener=\"%u\"} %u\n", s->listener_port[l],
+				s->listener_open[l]);
+	static const char *const alert_families[][2] = {
+		{ "ferromq_alert_firing", "1 while the alert rule fires, else 0." },
+		{ "ferromq_alert_value", "The value the alert rule compares with its threshold (percent)." },
+		{ "ferromq_alert_threshold", "The alert rule's threshold (percent)." },
+	};
+	for (int f = 0; f < 3 && !rc; f++) {
+		rc = family(out, alert_families[f][0], "gauge", alert_families[f][1]);
+		for (int a = 0; a < ALERT__COUNT && !rc; a++) {
+			const struct alert_state *st = &s->alerts[a];
+			double v = f == 0 ? st->firing : f == 1 ? st->value : st->threshold;
+			rc = buf_printf(out, "%s{name=\"%s\"} %.6g\n", alert_families[f][0], alert_name((enum alert_id)a), v);
+		}
+	}
+	if (!rc)
+		rc = family(out, "ferromq_ready", "gauge", "1 when /readyz answers 200.");
+	if (!rc)
+		rc = buf_printf(out, "ferromq_ready %d\n", ready);
+	if (!rc)
+		rc = family(out, "ferromq_build_info", "gauge", "The broker's version, as a label.");
+	if (!rc)
+		rc = buf_printf(out, "ferromq_build_info{version=\"%s\"} 1\n", FM_VERSION);
+	return rc;
+}

@@ -1,0 +1,291 @@
+/* The operations service on worker 0's loop: a one-second sampler that
+ * fills the metric snapshot, feeds the alert rules and publishes $SYS. */
+#include "ops.h"
+#include "sys.h"
+#include "token.h"
+#include "../base/clock.h"
+#include "../base/err.h"
+#include "../base/features.h"
+#include "../base/log.h"
+#include "../net/net.h"
+#include "../store/store.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SAMPLE_MS 1000
+
+struct ops {
+	struct broker *b;
+	struct store *store;
+	const char *conf_path;
+	uv_timer_t timer;
+	bool timer_open;
+	uint64_t last_sample_ms; /* monotonic */
+	uint64_t next_sys_s;     /* uptime second of the next $SYS update */
+	bool alerts_published;
+	struct metrics_snapshot snap;
+	struct sys_state sys;
+	struct alert_history history;
+	atomic_bool ready;
+	/* Shared with reloads on other threads. */
+	pthread_mutex_t lock;
+	struct alert_config alert_cfg;
+	char token[TOKEN_MAX]; /* empty: no token file */
+	pthread_mutex_t reload_lock; /* one reload at a time */
+};
+
+static void alert_config_from(struct alert_config *a, const struct config *c)
+{
+	*a = (struct alert_config){
+		.clients_drop_percent = c->alert_clients_drop_percent,
+		.clients_drop_window = c->alert_clients_drop_window,
+		.rate_drop_percent = c->alert_rate_drop_percent,
+		.rate_window = c->alert_rate_window,
+		.rate_baseline = c->alert_rate_baseline,
+		.memory_percent = c->alert_memory_percent,
+		.memory_limit = c->memory_limit,
+		.subs_growth_percent = c->alert_subscriptions_growth_percent,
+		.subs_window = c->alert_subscriptions_window,
+	};
+}
+
+struct ops *ops_new(struct broker *b, const char *conf_path, char *err, size_t errlen)
+{
+	struct ops *o = calloc(1, sizeof *o);
+	if (!o || !(o->snap.workers = calloc(b->n_workers, sizeof *o->snap.workers))) {
+		free(o);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	o->b = b;
+	o->conf_path = conf_path;
+	o->snap.n_workers = b->n_workers;
+	pthread_mutex_init(&o->lock, NULL);
+	pthread_mutex_init(&o->reload_lock, NULL);
+	alert_config_from(&o->alert_cfg, &b->cfg);
+	for (int i = 0; i < ALERT__COUNT; i++)
+		o->snap.alerts[i].threshold = 0;
+	const struct conf_file *tf = &b->cfg.http_token_file;
+	if (tf->line) {
+		bool created;
+		char msg[700];
+		if (token_load(tf->path, true, o->token, &created, msg, sizeof msg)) {
+			snprintf(err, errlen, "%s:%u: http_token_file %s", b->cfg.source, tf->line, msg);
+			ops_free(o);
+			return NULL;
+		}
+		if (created)
+			log_notice("http_token_file %s: created with a new random token (mode 0600)", tf->path);
+	}
+	return o;
+}
+
+void ops_set_store(struct ops *o, struct store *store) { o->store = store; }
+
+/* The network layer, set in the broker's ports before any worker runs. */
+static struct net *ops_net(const struct ops *o) { return o->b->ports.ctx; }
+
+void ops_free(struct ops *o)
+{
+	if (!o)
+		return;
+	queue_totals_free(&o->snap.queues);
+	free(o->snap.workers);
+	pthread_mutex_destroy(&o->lock);
+	pthread_mutex_destroy(&o->reload_lock);
+	free(o);
+}
+
+void ops_set_ready(struct ops *o) { atomic_store(&o->ready, true); }
+
+const char *ops_not_ready(struct ops *o)
+{
+	if (!atomic_load(&o->ready))
+		return "starting: recovery or listeners not finished";
+	if (atomic_load_explicit(&o->b->stats.store_failing, memory_order_relaxed))
+		return "store: writes are failing (disk full or I/O error); QoS 1/2 messages are refused";
+	return NULL;
+}
+
+const struct metrics_snapshot *ops_snapshot(const struct ops *o) { return &o->snap; }
+struct broker *ops_broker(const struct ops *o) { return o->b; }
+
+bool ops_token_matches(struct ops *o, const char *tok, size_t len)
+{
+	pthread_mutex_lock(&o->lock);
+	bool ok = o->token[0] && token_equal(tok, len, o->token);
+	pthread_mutex_unlock(&o->lock);
+	return ok;
+}
+
+/* Fills the snapshot from the broker's counters (worker 0). */
+static void sample(struct ops *o, double dt_s)
+{
+	struct broker *b = o->b;
+	struct metrics_snapshot *s = &o->snap;
+	struct stats_local sum;
+	broker_stats_sum(b, &sum);
+	for (unsigned i = 0; i < b->n_workers; i++) {
+		const struct stats_published *p = &b->workers[i].stats_pub;
+		struct stats_local *w = &s->workers[i];
+		w->msgs_received = atomic_load_explicit(&p->msgs_received, memory_order_relaxed);
+		w->msgs_sent = atomic_load_explicit(&p->msgs_sent, memory_order_relaxed);
+		w->bytes_received = atomic_load_explicit(&p->bytes_received, memory_order_relaxed);
+		w->bytes_sent = atomic_load_explicit(&p->bytes_sent, memory_order_relaxed);
+	}
+	uint64_t *v = s->v;
+	v[M_MESSAGES_RECEIVED] = sum.msgs_received;
+	v[M_MESSAGES_SENT] = sum.msgs_sent;
+	v[M_BYTES_RECEIVED] = sum.bytes_received;
+	v[M_BYTES_SENT] = sum.bytes_sent;
+	for (int r = 0; r < DROP__COUNT; r++)
+		v[M_DROPS + r] = sum.drops[r];
+	long connected = atomic_load(&b->stats.clients_connected), sessions = atomic_load(&b->stats.sessions);
+	v[M_CLIENTS_CONNECTED] = connected > 0 ? (uint64_t)connected : 0;
+	v[M_CLIENTS_DISCONNECTED] = sessions > connected ? (uint64_t)(sessions - connected) : 0;
+	v[M_CLIENTS_MAXIMUM] = (uint64_t)atomic_load(&b->stats.clients_maximum);
+	v[M_CLIENTS_TOTAL] = atomic_load(&b->stats.clients_total);
+	v[M_SUBSCRIPTIONS] = broker_subscription_count(b);
+	v[M_RETAINED_MESSAGES] = broker_retained_count(b);
+	queue_totals_free(&s->queues);
+	broker_queue_totals(b, &s->queues);
+	v[M_QUEUED_MESSAGES] = s->queues.queued;
+	v[M_QUEUED_BYTES] = s->queues.queued_bytes;
+	v[M_INFLIGHT_MESSAGES] = s->queues.inflight;
+	v[M_HEAP_BYTES] = fm_heap_current();
+	if (v[M_HEAP_BYTES] > v[M_HEAP_MAX_BYTES])
+		v[M_HEAP_MAX_BYTES] = v[M_HEAP_BYTES];
+	v[M_STORE_BYTES] = o->store ? store_disk_bytes(o->store) : 0;
+	s->wall_ms = clock_wall_ms();
+	v[M_UPTIME_SECONDS] = (s->wall_ms - b->started_wall_ms) / 1000;
+	for (int r = 0; r < R__COUNT; r++)
+		rate_update(&s->rates[r], v[rate_defs[r].of], dt_s);
+	s->n_listeners = b->cfg.n_listeners;
+	for (unsigned l = 0; l < s->n_listeners; l++) {
+		s->listener_port[l] = b->cfg.listeners[l].port;
+		s->listener_open[l] = net_listener_open(ops_net(o), l);
+	}
+	s->sampled = true;
+}
+
+static void evaluate_alerts(struct ops *o)
+{
+	struct metrics_snapshot *s = &o->snap;
+	struct alert_config cfg;
+	pthread_mutex_lock(&o->lock);
+	cfg = o->alert_cfg;
+	pthread_mutex_unlock(&o->lock);
+	alert_history_push(&o->history, (struct alert_point){ (double)s->v[M_CLIENTS_CONNECTED],
+							      s->rates[R_MESSAGES_RECEIVED].now,
+							      (double)s->v[M_SUBSCRIPTIONS] });
+	unsigned changed = alerts_evaluate(&cfg, &o->history, s->v[M_HEAP_BYTES], s->wall_ms / 1000, s->alerts);
+	struct bworker *w0 = &o->b->workers[0];
+	for (int i = 0; i < ALERT__COUNT; i++) {
+		const struct alert_state *a = &s->alerts[i];
+		if (changed & (1u << i)) {
+			if (a->firing)
+				log_warn("alert %s firing: value %.1f above threshold %.1f", alert_name((enum alert_id)i),
+					 a->value, a->threshold);
+			else
+				log_notice("alert %s cleared: value %.1f, threshold %.1f", alert_name((enum alert_id)i),
+					   a->value, a->threshold);
+		}
+		/* Every rule's state is on $SYS from the first sample on. */
+		if ((changed & (1u << i)) || !o->alerts_published)
+			sys_publish_alert(w0, (enum alert_id)i, a);
+	}
+	o->alerts_published = true;
+}
+
+static void on_sample(uv_timer_t *t)
+{
+	struct ops *o = t->data;
+	uint64_t now = clock_mono_ms();
+	double dt = o->last_sample_ms ? (double)(now - o->last_sample_ms) / 1000.0 : 0;
+	o->last_sample_ms = now;
+	sample(o, dt);
+	evaluate_alerts(o);
+	uint32_t interval = o->b->cfg.sys_interval;
+	if (interval && o->snap.v[M_UPTIME_SECONDS] >= o->next_sys_s) {
+		sys_publish(&o->sys, &o->b->workers[0], &o->snap);
+		o->next_sys_s = o->snap.v[M_UPTIME_SECONDS] + interval;
+	}
+}
+
+int ops_start(struct ops *o, uv_loop_t *loop)
+{
+	uv_timer_init(loop, &o->timer);
+	o->timer.data = o;
+	o->timer_open = true;
+	/* The first sample primes the rates at once. */
+	uv_timer_start(&o->timer, on_sample, 0, SAMPLE_MS);
+	return 0;
+}
+
+void ops_stop(struct ops *o)
+{
+	if (o->timer_open && !uv_is_closing((uv_handle_t *)&o->timer))
+		uv_close((uv_handle_t *)&o->timer, NULL);
+}
+
+static void add_error(void *ctx, const char *msg)
+{
+	struct reload_result *r = ctx;
+	if (r->n < RELOAD_MAX_ERRORS)
+		snprintf(r->errors[r->n++], sizeof r->errors[0], "%s", msg);
+}
+
+/* The thresholds and memory_limit from the configuration file as it is now. */
+static void reload_alerts(struct ops *o, const char *origin, struct reload_result *r)
+{
+	struct config *c = malloc(sizeof *c);
+	char err[768];
+	if (!c) {
+		add_error(r, "out of memory");
+		return;
+	}
+	config_defaults(c);
+	if (config_load(c, o->conf_path, err, sizeof err) || config_finish(c, err, sizeof err)) {
+		log_err("%s: %s; the alert thresholds stay", origin, err);
+		add_error(r, err);
+	} else {
+		pthread_mutex_lock(&o->lock);
+		alert_config_from(&o->alert_cfg, c);
+		pthread_mutex_unlock(&o->lock);
+	}
+	free(c);
+}
+
+void ops_reload(struct ops *o, const char *origin, struct reload_result *r)
+{
+	struct broker *b = o->b;
+	char err[768];
+	memset(r, 0, sizeof *r);
+	pthread_mutex_lock(&o->reload_lock);
+	/* Certificates, keys and CRLs of the TLS listeners; connections stay. */
+	if (ops_net(o))
+		net_reload_tls(ops_net(o), origin, add_error, r);
+	/* Password file and ACL: new connections get the new ones. */
+	if (broker_auth_load(b, b->cfg.password_file, b->cfg.acl_file, err, sizeof err)) {
+		log_err("%s: %s; the previous password file and ACL stay", origin, err);
+		add_error(r, err);
+	}
+	const struct conf_file *tf = &b->cfg.http_token_file;
+	if (tf->line) {
+		char tok[TOKEN_MAX];
+		bool created;
+		if (token_load(tf->path, false, tok, &created, err, sizeof err)) {
+			log_err("%s: http_token_file %s; the previous token stays", origin, err);
+			add_error(r, err);
+		} else {
+			pthread_mutex_lock(&o->lock);
+			memcpy(o->token, tok, sizeof tok);
+			pthread_mutex_unlock(&o->lock);
+		}
+	}
+	if (o->conf_path)
+		reload_alerts(o, origin, r);
+	pthread_mutex_unlock(&o->reload_lock);
+	log_notice("%s: reload done (%u error%s)", origin, r->n, r->n == 1 ? "" : "s");
+}

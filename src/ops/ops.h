@@ -1,0 +1,49 @@
+/* The operations service: samples the metric table once a second on worker
+ * 0's loop, publishes $SYS, evaluates the alert rules, keeps the HTTP API's
+ * token, and runs reloads (SIGHUP and POST /api/reload alike). */
+#ifndef FM_OPS_H
+#define FM_OPS_H
+#include "metrics.h"
+#include <uv.h>
+
+struct ops;
+struct net;
+struct store;
+
+#define RELOAD_MAX_ERRORS 8
+struct reload_result {
+	unsigned n;
+	char errors[RELOAD_MAX_ERRORS][1280];
+};
+
+/* Creates the service for b, configured from b->cfg; conf_path (may be NULL)
+ * is read again by reloads for the alert thresholds. With http_token_file
+ * the token is read, or the file created with a random token (mode 0600).
+ * Returns NULL with a message in err. */
+struct ops *ops_new(struct broker *b, const char *conf_path, char *err, size_t errlen);
+/* Connects the store (NULL: memory only), before net_start. */
+void ops_set_store(struct ops *o, struct store *store);
+/* Starts the sampler on worker 0's loop (called before the loop runs). */
+int ops_start(struct ops *o, uv_loop_t *loop);
+/* Stops it (worker 0, at shutdown). */
+void ops_stop(struct ops *o);
+void ops_free(struct ops *o);
+/* Start-up finished: recovery done, listeners up. Any thread. */
+void ops_set_ready(struct ops *o);
+/* NULL when ready to serve, else why not. Any thread. */
+const char *ops_not_ready(struct ops *o);
+
+/* Worker 0 only. */
+const struct metrics_snapshot *ops_snapshot(const struct ops *o);
+struct broker *ops_broker(const struct ops *o);
+
+/* Compares tok with the token of http_token_file in constant time; false
+ * without a token file. Any thread. */
+bool ops_token_matches(struct ops *o, const char *tok, size_t len);
+
+/* Reloads TLS files, the password file and ACL, the HTTP token and the alert
+ * thresholds. origin names the trigger in log lines ("SIGHUP", "HTTP").
+ * Any thread; reloads run one at a time. Errors are logged and listed in r. */
+void ops_reload(struct ops *o, const char *origin, struct reload_result *r);
+
+#endif

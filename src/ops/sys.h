@@ -1,0 +1,19 @@
+/* The retained $SYS/broker/... tree, from the metric table (internal to src/ops). */
+#ifndef FM_OPS_SYS_H
+#define FM_OPS_SYS_H
+#include "metrics.h"
+
+/* One slot per metric, per rate window, and the version. */
+#define SYS_SLOTS (M__COUNT + R__COUNT * RATE__WINDOWS + 1)
+
+/* The payloads last published, so unchanged values are not sent again. */
+struct sys_state {
+	char last[SYS_SLOTS][48];
+};
+
+/* Publishes every value of s that changed since the last call. On worker 0. */
+void sys_publish(struct sys_state *st, struct bworker *w, const struct metrics_snapshot *s);
+/* Publishes $SYS/broker/alerts/<name> with the rule's state. On worker 0. */
+void sys_publish_alert(struct bworker *w, enum alert_id id, const struct alert_state *a);
+
+#endif
