@@ -154,7 +154,14 @@
     return 10 * p;
   }
 
-  function drawChart(canvas, series, format) {
+  // Four grid steps of a round size covering the largest value; whole
+  // steps for counts.
+  function axisStep(max, whole) {
+    const step = niceCeil(max / 4);
+    return whole ? Math.max(1, Math.ceil(step)) : step;
+  }
+
+  function drawChart(canvas, series, format, whole) {
     const dpr = window.devicePixelRatio || 1;
     const w = canvas.clientWidth, h = canvas.clientHeight;
     if (w === 0 || h === 0) return;
@@ -171,7 +178,8 @@
     const now = Date.now(), start = now - WINDOW_MS;
     let max = 0;
     for (const p of history) for (const s of series) if (p[s.key] > max) max = p[s.key];
-    max = niceCeil(max);
+    const step = axisStep(max, whole);
+    max = step * 4;
     const left = ctx.measureText(format(max)).width + 8, right = w - 4, top = fontPx * 0.7, bottom = h - fontPx * 1.5;
     const x = (t) => left + (t - start) / WINDOW_MS * (right - left);
     const y = (v) => bottom - v / max * (bottom - top);
@@ -182,7 +190,7 @@
     ctx.textBaseline = 'middle';
     ctx.textAlign = 'right';
     for (let i = 0; i <= 4; i++) {
-      const v = max * i / 4, yy = Math.round(y(v)) + 0.5;
+      const v = step * i, yy = Math.round(y(v)) + 0.5;
       ctx.beginPath();
       ctx.moveTo(left, yy);
       ctx.lineTo(right, yy);
@@ -217,8 +225,8 @@
   }
 
   function drawCharts() {
-    drawChart($('chart-rates'), [{ key: 'in', color: COLORS.in }, { key: 'out', color: COLORS.out }], formatRate);
-    drawChart($('chart-clients'), [{ key: 'clients', color: COLORS.clients }], formatCount);
+    drawChart($('chart-rates'), [{ key: 'in', color: COLORS.in }, { key: 'out', color: COLORS.out }], formatRate, false);
+    drawChart($('chart-clients'), [{ key: 'clients', color: COLORS.clients }], formatCount, true);
   }
 
   function remember(point) {
