@@ -1,0 +1,176 @@
+"""The live dashboard in headless Chromium (Debian's chromium driven by
+playwright-core from npm), served by the broker itself: opened the way a
+person opens it (/?token=..., which sets the cookie and redirects to /), its
+numbers move while a paho publisher runs, it asks nothing of any host but
+the broker, breaks no rule of the broker's Content-Security-Policy, and
+shows "connection lost" when the broker goes away. Screenshots are saved in
+the test's tmp dir."""
+import json
+import os
+import shutil
+import subprocess
+import threading
+import urllib.request
+
+import pytest
+
+from conftest import broker_bin, free_port, wait_for
+
+# The newest playwright-core whose engines field still admits Debian 12's
+# nodejs 18; it drives the system's chromium, it downloads no browser.
+PLAYWRIGHT_VERSION = "1.61.1"
+
+BROWSER_SCRIPT = r"""
+const { chromium } = require('playwright-core');
+const [exe, url, shot] = process.argv.slice(1);
+const say = (o) => process.stdout.write(JSON.stringify(o) + '\n');
+const lines = require('readline').createInterface({ input: process.stdin });
+const nextLine = () => new Promise((resolve) => lines.once('line', resolve));
+(async () => {
+  const browser = await chromium.launch({ executablePath: exe,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  const requests = [], problems = [];
+  page.on('request', (r) => requests.push(r.url()));
+  page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') problems.push(m.text()); });
+  page.on('pageerror', (e) => problems.push('page error: ' + e.message));
+  await page.goto(url);
+  await page.waitForSelector('#connection-state.state-live', { timeout: 15000 });
+  const read = () => page.evaluate(() => {
+    const v = (id) => document.getElementById(id).dataset.value;
+    return { rateIn: v('rate-in'), rateOut: v('rate-out'), clients: v('clients-connected'),
+             store: v('store-bytes'), firing: document.getElementById('alerts').dataset.firing };
+  });
+  // Until the rate has been seen non-zero and with two different values.
+  const samples = [];
+  for (let i = 0; i < 30; i++) {
+    samples.push(await read());
+    const rates = new Set(samples.map((s) => s.rateIn));
+    if (samples.some((s) => Number(s.rateIn) > 0 && Number(s.rateOut) > 0) && rates.size >= 2) break;
+    await page.waitForTimeout(500);
+  }
+  const paint = await page.evaluate(() =>
+    performance.getEntriesByType('paint').map((e) => ({ name: e.name, ms: e.startTime })));
+  await page.screenshot({ path: shot, fullPage: true });
+  say({ samples, paint, requests: requests.slice(), problems: problems.slice(), url: page.url() });
+  await nextLine(); // the broker is stopped now
+  await page.waitForSelector('#connection-state.state-lost', { timeout: 15000 });
+  const lost = await page.textContent('#connection-state');
+  await page.screenshot({ path: shot.replace(/\.png$/, '-lost.png'), fullPage: true });
+  say({ lost, requests });
+  await browser.close();
+  lines.close();
+})().catch((e) => { say({ error: String(e && e.stack || e) }); process.exit(1); });
+"""
+
+
+def chromium_bin():
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def playwright_node_path():
+    """playwright-core, npm-installed into a cache beside the broker binary."""
+    cache = os.path.join(os.path.dirname(broker_bin()), "npm-cache", "playwright-core-" + PLAYWRIGHT_VERSION)
+    modules = os.path.join(cache, "node_modules")
+    if not os.path.exists(os.path.join(modules, "playwright-core", "package.json")):
+        os.makedirs(cache, exist_ok=True)
+        r = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--no-save", "--prefix", cache,
+                            "playwright-core@" + PLAYWRIGHT_VERSION], capture_output=True, text=True, timeout=240)
+        assert r.returncode == 0, "npm install playwright-core failed:\n" + r.stdout + r.stderr
+    return modules
+
+
+def healthy(origin):
+    try:
+        with urllib.request.urlopen(origin + "/healthz", timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def browser_says(proc):
+    """The next JSON line from the browser script; fails with its stderr
+    when it reports an error or ends."""
+    line = proc.stdout.readline()
+    said = json.loads(line) if line else {"error": "the browser script ended"}
+    if "error" in said:
+        proc.kill()
+        pytest.fail("browser script: %s\n%s" % (said["error"], proc.stderr.read()[-3000:]))
+    return said
+
+
+def test_dashboard_in_headless_chromium(start_broker, client, tmp_path):
+    browser = chromium_bin()
+    if not browser:
+        pytest.skip("chromium is not installed (Debian package chromium; `make deps` installs it)")
+    if not shutil.which("npm") or not shutil.which("node"):
+        pytest.skip("node and npm are needed for playwright-core (Debian packages nodejs and npm)")
+    node_path = playwright_node_path()
+
+    http_port = free_port()
+    token_file = tmp_path / "http.token"
+    b = start_broker(extra_lines=["http_listener %d 127.0.0.1" % http_port, "http_token_file %s" % token_file])
+    origin = "http://127.0.0.1:%d" % http_port
+    token = wait_for(lambda: token_file.exists() and token_file.read_text().strip(), what="token file")
+    wait_for(lambda: healthy(origin), what="GET /healthz")
+
+    sub = client(b, "dash-sub")
+    sub.subscribe("line/#", 0)
+    pub = client(b, "dash-pub")
+    stop = threading.Event()
+
+    def publish():
+        # A rate that changes every second, so the numbers must move.
+        n = 0
+        while not stop.wait(0.02 if (n // 50) % 2 else 0.05):
+            pub.publish("line/%d" % (n % 7), b"%d" % n)
+            n += 1
+    t = threading.Thread(target=publish, daemon=True)
+    t.start()
+
+    shot = str(tmp_path / "dashboard.png")
+    proc = subprocess.Popen(["node", "-e", BROWSER_SCRIPT, browser, "%s/?token=%s" % (origin, token), shot],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, NODE_PATH=node_path))
+    try:
+        live = browser_says(proc)
+        stop.set()
+        t.join(5)
+        print("dashboard screenshot: %s" % shot)
+        fcp = [p["ms"] for p in live["paint"] if p["name"] == "first-contentful-paint"]
+        print("first-contentful-paint: %s ms" % (round(fcp[0]) if fcp else "none"))
+
+        # The token left the address bar; the cookie carried the API calls.
+        assert live["url"] == origin + "/", live["url"]
+        strangers = [u for u in live["requests"] if not u.startswith(origin + "/")]
+        assert not strangers, "requests to other hosts: %r" % strangers
+        assert any(u == origin + "/api/status" for u in live["requests"]), live["requests"]
+        assert not live["problems"], "console errors (CSP violations show here): %r" % live["problems"]
+        assert fcp, "no first-contentful-paint entry: %r" % live["paint"]
+
+        samples = live["samples"]
+        assert max(float(s["rateIn"] or 0) for s in samples) > 0, samples
+        assert max(float(s["rateOut"] or 0) for s in samples) > 0, samples
+        assert len({s["rateIn"] for s in samples}) >= 2, "the rate never changed: %r" % samples
+        assert samples[-1]["clients"] == "2", samples
+        assert samples[-1]["store"] != "" and samples[-1]["firing"] == "0", samples
+
+        sub.stop()
+        pub.stop()
+        b.stop()
+        proc.stdin.write("stopped\n")
+        proc.stdin.flush()
+        lost = browser_says(proc)
+        assert lost["lost"].startswith("connection lost"), lost["lost"]
+        strangers = [u for u in lost["requests"] if not u.startswith(origin + "/")]
+        assert not strangers, "requests to other hosts: %r" % strangers
+        assert proc.wait(30) == 0, proc.stderr.read()[-3000:]
+    finally:
+        stop.set()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
