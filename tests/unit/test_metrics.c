@@ -1,0 +1,189 @@
+/* src/ops: rates, moving averages and the alert rules, as pure functions. */
+#include "check.h"
+#include "ops/alerts.h"
+#include "ops/metrics.h"
+#include "ops/rates.h"
+#include "ops/token.h"
+#include <math.h>
+#include <stdlib.h>
+
+#define ASSERT_NEAR(a, b, eps) do { double a_ = (a), b_ = (b); \
+	if (fabs(a_ - b_) > (eps)) CHECK_FAIL("%s ~ %s: %g != %g", #a, #b, a_, b_); } while (0)
+
+static void test_rate_now_and_ewma(void)
+{
+	struct rate r = { 0 };
+	rate_update(&r, 1000, 1.0); /* primes only */
+	ASSERT_NEAR(r.now, 0, 1e-9);
+	rate_update(&r, 1100, 1.0);
+	ASSERT_NEAR(r.now, 100, 1e-9);
+	ASSERT_NEAR(r.ewma[RATE_1M], 100 * (1 - exp(-1.0 / 60)), 1e-9);
+	rate_update(&r, 1300, 2.0);
+	ASSERT_NEAR(r.now, 100, 1e-9);
+	/* A steady rate converges: after 15 minutes the 1-minute average is there. */
+	for (int i = 0; i < 900; i++)
+		rate_update(&r, 1300 + (uint64_t)(i + 1) * 50, 1.0);
+	ASSERT_NEAR(r.ewma[RATE_1M], 50, 0.01);
+	/* Slower windows are still on their way up from 0: 1 - e^-3, 1 - e^-1. */
+	ASSERT_NEAR(r.ewma[RATE_5M], 50 * (1 - exp(-3.0)), 1);
+	ASSERT_NEAR(r.ewma[RATE_15M], 50 * (1 - exp(-1.0)), 1);
+	/* A counter that went backwards is no traffic, not a huge rate. */
+	rate_update(&r, 10, 1.0);
+	ASSERT_NEAR(r.now, 0, 1e-9);
+}
+
+static void test_ewma_step(void)
+{
+	ASSERT_NEAR(ewma_step(0, 10, 60, 60), 10 * (1 - exp(-1)), 1e-9);
+	ASSERT_NEAR(ewma_step(5, 5, 1, 900), 5, 1e-12);
+}
+
+static struct alert_config config(void)
+{
+	return (struct alert_config){ .clients_drop_percent = 10, .clients_drop_window = 5,
+				      .rate_drop_percent = 50, .rate_window = 2, .rate_baseline = 10,
+				      .memory_percent = 80, .memory_limit = 1000,
+				      .subs_growth_percent = 50, .subs_window = 3 };
+}
+
+static void feed(struct alert_history *h, double clients, double rate, double subs, int seconds)
+{
+	for (int i = 0; i < seconds; i++)
+		alert_history_push(h, (struct alert_point){ clients, rate, subs });
+}
+
+static void test_clients_drop(void)
+{
+	struct alert_config c = config();
+	struct alert_history *h = calloc(1, sizeof *h);
+	struct alert_state st[ALERT__COUNT] = { 0 };
+	feed(h, 100, 0, 0, 3);
+	ASSERT_EQ(alerts_evaluate(&c, h, 0, 1000, st), 0);
+	feed(h, 85, 0, 0, 1);
+	ASSERT_EQ(alerts_evaluate(&c, h, 0, 1001, st), 1u << ALERT_CLIENTS_DROP);
+	ASSERT_TRUE(st[ALERT_CLIENTS_DROP].firing);
+	ASSERT_NEAR(st[ALERT_CLIENTS_DROP].value, 15, 1e-9);
+	ASSERT_NEAR(st[ALERT_CLIENTS_DROP].threshold, 10, 1e-9);
+	ASSERT_EQ(st[ALERT_CLIENTS_DROP].since_s, 1001);
+	/* Once the peak leaves the window, the lower level is the new normal. */
+	feed(h, 85, 0, 0, 4);
+	ASSERT_EQ(alerts_evaluate(&c, h, 0, 1005, st), 0);
+	feed(h, 85, 0, 0, 1);
+	ASSERT_EQ(alerts_evaluate(&c, h, 0, 1006, st), 1u << ALERT_CLIENTS_DROP);
+	ASSERT_FALSE(st[ALERT_CLIENTS_DROP].firing);
+	free(h);
+}
+
+static void test_rate_drop(void)
+{
+	struct alert_config c = config();
+	struct alert_history *h = calloc(1, sizeof *h);
+	struct alert_state st[ALERT__COUNT] = { 0 };
+	/* Idle: a baseline under the minimum never alarms. */
+	feed(h, 1, 0.5, 0, 10);
+	feed(h, 1, 0, 0, 2);
+	ASSERT_EQ(alerts_evaluate(&c, h, 0, 1, st), 0);
+	feed(h, 1, 100, 0, 10);
+	ASSERT_EQ(alerts_evaluate(&c, h, 0, 2, st), 0);
+	feed(h, 1, 0, 0, 2); /* baseline 80, recent 0 */
+	ASSERT_EQ(alerts_evaluate(&c, h, 0, 3, st), 1u << ALERT_MESSAGE_RATE_DROP);
+	ASSERT_NEAR(st[ALERT_MESSAGE_RATE_DROP].value, 100, 1e-9);
+	feed(h, 1, 100, 0, 2); /* back */
+	ASSERT_EQ(alerts_evaluate(&c, h, 0, 4, st), 1u << ALERT_MESSAGE_RATE_DROP);
+	ASSERT_FALSE(st[ALERT_MESSAGE_RATE_DROP].firing);
+	free(h);
+}
+
+static void test_memory(void)
+{
+	struct alert_config c = config();
+	struct alert_history *h = calloc(1, sizeof *h);
+	struct alert_state st[ALERT__COUNT] = { 0 };
+	feed(h, 0, 0, 0, 1);
+	ASSERT_EQ(alerts_evaluate(&c, h, 800, 1, st), 0); /* 80 % is not above 80 % */
+	ASSERT_EQ(alerts_evaluate(&c, h, 801, 2, st), 1u << ALERT_MEMORY);
+	ASSERT_NEAR(st[ALERT_MEMORY].value, 80.1, 1e-9);
+	c.memory_limit = 0; /* off */
+	ASSERT_EQ(alerts_evaluate(&c, h, 1u << 30, 3, st), 1u << ALERT_MEMORY);
+	ASSERT_FALSE(st[ALERT_MEMORY].firing);
+	free(h);
+}
+
+static void test_subscription_leak(void)
+{
+	struct alert_config c = config();
+	struct alert_history *h = calloc(1, sizeof *h);
+	struct alert_state st[ALERT__COUNT] = { 0 };
+	feed(h, 10, 0, 20, 4);
+	/* Growth with clients: not a leak. */
+	feed(h, 20, 0, 40, 1);
+	ASSERT_EQ(alerts_evaluate(&c, h, 0, 1, st), 0);
+	feed(h, 20, 0, 40, 4);
+	/* Too small to matter: +9. */
+	feed(h, 20, 0, 49, 1);
+	ASSERT_EQ(alerts_evaluate(&c, h, 0, 2, st), 0);
+	feed(h, 20, 0, 70, 1); /* +30 = 75 % within 3 s, clients flat */
+	ASSERT_EQ(alerts_evaluate(&c, h, 0, 3, st), 1u << ALERT_SUBSCRIPTION_LEAK);
+	ASSERT_NEAR(st[ALERT_SUBSCRIPTION_LEAK].value, 75, 1e-9);
+	feed(h, 20, 0, 70, 3); /* the window moved past the growth */
+	ASSERT_EQ(alerts_evaluate(&c, h, 0, 4, st), 1u << ALERT_SUBSCRIPTION_LEAK);
+	ASSERT_FALSE(st[ALERT_SUBSCRIPTION_LEAK].firing);
+	free(h);
+}
+
+static void test_history_wraps(void)
+{
+	struct alert_config c = config();
+	c.clients_drop_window = ALERT_MAX_WINDOW;
+	struct alert_history *h = calloc(1, sizeof *h);
+	struct alert_state st[ALERT__COUNT] = { 0 };
+	feed(h, 100, 0, 0, 10);
+	feed(h, 50, 0, 0, ALERT_MAX_WINDOW + 5);
+	ASSERT_EQ(h->n, ALERT_MAX_WINDOW + 1);
+	ASSERT_EQ(alerts_evaluate(&c, h, 0, 1, st), 0); /* the peak of 100 fell out */
+	free(h);
+}
+
+static void test_prometheus_families(void)
+{
+	struct metrics_snapshot s = { 0 };
+	struct stats_local w = { .msgs_received = 3 };
+	s.workers = &w;
+	s.n_workers = 1;
+	s.v[M_DROPS + DROP_EXPIRED] = 7;
+	struct buf out = { 0 };
+	ASSERT_EQ(metrics_prometheus(&s, true, &out), 0);
+	buf_append(&out, "", 1);
+	const char *t = (const char *)out.p;
+	ASSERT_TRUE(strstr(t, "# TYPE ferromq_dropped_messages_total counter\n") != NULL);
+	ASSERT_TRUE(strstr(t, "ferromq_dropped_messages_total{reason=\"expired\"} 7\n") != NULL);
+	ASSERT_TRUE(strstr(t, "ferromq_worker_messages_received_total{worker=\"0\"} 3\n") != NULL);
+	ASSERT_TRUE(strstr(t, "ferromq_alert_firing{name=\"memory\"} 0\n") != NULL);
+	/* One HELP per family, however many rows it has. */
+	const char *first = strstr(t, "# HELP ferromq_dropped_messages_total");
+	ASSERT_TRUE(first && !strstr(first + 1, "# HELP ferromq_dropped_messages_total"));
+	buf_free(&out);
+}
+
+static void test_token_compare(void)
+{
+	ASSERT_TRUE(token_equal("abc", 3, "abc"));
+	ASSERT_FALSE(token_equal("abd", 3, "abc"));
+	ASSERT_FALSE(token_equal("ab", 2, "abc"));
+	ASSERT_FALSE(token_equal("abcd", 4, "abc"));
+	ASSERT_FALSE(token_equal("", 0, "abc"));
+}
+
+int main(void)
+{
+	RUN(test_rate_now_and_ewma);
+	RUN(test_ewma_step);
+	RUN(test_clients_drop);
+	RUN(test_rate_drop);
+	RUN(test_memory);
+	RUN(test_subscription_leak);
+	RUN(test_history_wraps);
+	RUN(test_prometheus_families);
+	RUN(test_token_compare);
+	return CHECK_DONE();
+}
