@@ -388,6 +388,12 @@ void broker_on_close(struct client *c)
 		session_unref(s);
 		c->session = NULL;
 		broker_commit(w, NULL, NULL, NULL, 0, 0, false);
+		/* Close callbacks run after the loop's end-of-turn flush: wake it so
+		 * these records reach the store now, not at the next tick. (A
+		 * session deleted on another worker meanwhile must not come back
+		 * by a late record of this one.) */
+		if (w->txn && w->txn->n_ops)
+			b->ports.wake(b, c->worker);
 	}
 	if (c->aliases) {
 		for (uint32_t i = 0; i <= (uint32_t)c->alias_max_in + CLIENT_MAX_OUT_ALIASES; i++)
