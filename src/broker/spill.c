@@ -9,7 +9,7 @@
 #include <stdlib.h>
 
 /* Queued entries kept with their bodies while the session is connected. */
-#define QUEUE_RAM_WINDOW 256
+#define QUEUE_RAM_WINDOW 8192
 /* Bodies read back per request. */
 #define LOAD_BATCH 256
 
