@@ -1,5 +1,6 @@
 """Log destinations and levels: log_dest file/stderr/syslog/none, log_type."""
 import os
+import re
 
 from conftest import wait_for
 
@@ -69,3 +70,29 @@ def _connectable(port):
             return True
     except OSError:
         return False
+
+
+def test_log_format_json_carries_client_fields(start_broker, client):
+    import json
+    b = start_broker(log_format="json")
+    c = client(b, "json-client", protocol=5)
+    c.disconnect()
+    b.wait_log(r'"msg":"client json-client disconnected')
+    lines = [json.loads(line) for line in b.log_text().splitlines() if line.startswith("{")]
+    assert lines and all({"time", "level", "msg"} <= set(x) for x in lines)
+    conn = [x for x in lines if x["msg"].startswith("client json-client connected")][0]
+    assert conn["level"] == "info" and conn["client_id"] == "json-client"
+    assert conn["address"].startswith("127.0.0.1:") and conn["protocol"] == "mqttv5"
+    assert conn["identity"] is None and conn["username"] is None and conn["reason_code"] == 0
+    gone = [x for x in lines if x["msg"].startswith("client json-client disconnected")][0]
+    assert gone["reason_code"] == 0 and gone["client_id"] == "json-client"
+
+
+def test_text_lines_name_reason_address_identity(start_broker, raw):
+    b = start_broker()
+    r = raw(b, 5)
+    assert r.connect("text-client", username="alice").rc == 0
+    r.disconnect()
+    b.wait_log(r"client text-client disconnected \(0x00\) from 127\.0\.0\.1:\d+, identity -")
+    assert re.search(r"client text-client connected from 127\.0\.0\.1:\d+ \(v5, .*username alice, "
+                     r"identity -\) \(0x00\)", b.log_text())
