@@ -11,6 +11,7 @@
 #   IDLE_CONNS     idle connections         (default 19000, lowered to fit the fd limit)
 #   RESTART_MESSAGES  messages queued before the kill -9 restart (default 1000000)
 #   OUT            report path              (default BENCHMARKS.md at the repo root)
+#   ONLY           scenario ids to run, space-separated (default: all; "restart" for the restart one)
 #
 # Every load is bounded in time and goes to 127.0.0.1 only. Each broker is
 # started once per scenario set (the idle set and the durable sets: once per
@@ -53,6 +54,11 @@ stop_broker() { # name
 	fi
 	wait "$pid" 2>/dev/null
 	unset "PID[$name]"
+	if [[ -n ${SCRAPER[$name]:-} ]]; then
+		kill -TERM "${SCRAPER[$name]}" 2>/dev/null
+		wait "${SCRAPER[$name]}" 2>/dev/null
+		unset "SCRAPER[$name]"
+	fi
 	# The store of a finished run is not needed; its log is (see the end).
 	[[ -n ${DIR[$name]:-} ]] && rm -rf "${DIR[$name]}/data"
 }
@@ -84,12 +90,41 @@ declare -A FERROMQ_EXTRA=(
 	[ferromq-normal]=$'persistence true\ndurability normal'
 	[ferromq-nopersist]='persistence false'
 	[ferromq-restart]=$'persistence true\ndurability full\nlog_type warning\nlog_type notice'
+	[ferromq-scraped]=$'http_listener HTTP_PORT 127.0.0.1\nhttp_token_file DIR/http.token'
 )
+# The ferromq-scraped variant's scraper: GET /metrics once a second, as
+# Prometheus would, for as long as the broker runs.
+declare -A SCRAPER=()
+start_scraper() { # name http_port token_file
+	python3 - "$2" "$3" >"${DIR[$1]}/scraper.log" 2>&1 <<'PY' &
+import http.client, os, sys, time
+port, token_file = int(sys.argv[1]), sys.argv[2]
+while not os.path.exists(token_file):
+    time.sleep(0.05)
+token = open(token_file).read().strip()
+scrapes = 0
+while True:
+    t = time.monotonic()
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        c.request("GET", "/metrics", headers={"Authorization": "Bearer " + token})
+        r = c.getresponse()
+        body = r.read()
+        c.close()
+        scrapes += 1
+        print("scrape %d: %d, %d bytes" % (scrapes, r.status, len(body)), flush=True)
+    except OSError as e:
+        print("scrape failed: %s" % e, flush=True)
+    time.sleep(max(0.0, 1.0 - (time.monotonic() - t)))
+PY
+	SCRAPER[$1]=$!
+}
 
-ferromq_conf() { # name port dir
+ferromq_conf() { # name port dir [http_port]
 	printf 'listener %s 127.0.0.1\nmax_queued_messages 0\nmax_inflight_messages 1000\nlog_type error\npersistence_location %s/data\n' \
 		"$2" "$3"
-	[[ -n ${FERROMQ_EXTRA[$1]} ]] && printf '%s\n' "${FERROMQ_EXTRA[$1]}"
+	local extra=${FERROMQ_EXTRA[$1]//HTTP_PORT/${4:-HTTP_PORT}}
+	[[ -n $extra ]] && printf '%s\n' "${extra//DIR/$3}"
 }
 
 declare -A DIR=()
@@ -99,7 +134,9 @@ start_broker() { # name set -> 0 when listening
 	mkdir -p "$dir"
 	DIR[$name]=$dir
 	if [[ $name == ferromq* ]]; then
-		ferromq_conf "$name" "$port" "$dir" >"$dir/broker.conf"
+		local http_port
+		http_port=$(free_port)
+		ferromq_conf "$name" "$port" "$dir" "$http_port" >"$dir/broker.conf"
 		[[ -x $FERROMQ_BIN ]] || return 1
 		"$FERROMQ_BIN" -c "$dir/broker.conf" >"$dir/log" 2>&1 &
 	else
@@ -113,6 +150,7 @@ start_broker() { # name set -> 0 when listening
 		kill -0 "${PID[$name]}" 2>/dev/null || break
 		if ss -Hltn "sport = :$port" 2>/dev/null | grep -q .; then
 			say "$name started: pid ${PID[$name]}, port $port"
+			[[ $name == ferromq-scraped ]] && start_scraper "$name" "$http_port" "$dir/http.token"
 			return 0
 		fi
 		sleep 0.1
@@ -177,6 +215,10 @@ scenario durable-q1 "Durable fan-in 8 -> 1 persistent subscriber, QoS 1" \
 with_brokers "ferromq-full mosquitto" "ferromq-full/mosquitto"
 scenario acklat-q1 "Publish-to-PUBACK latency at a steady 10,000 msg/s, QoS 1, persistent subscriber" \
 	latency --rate 10000 --qos 1 --persistent $common
+# The cost of metrics: the same fan-in with Prometheus scraping /metrics every second (target: <= 3 %).
+with_brokers "ferromq ferromq-scraped" "ferromq-scraped/ferromq"
+scenario fanin-q0-scraped "Fan-in 8 -> 1 on bench/#, QoS 0, with and without a /metrics scraper (1/s)" \
+	fanin --pubs 8 --subs 1 --qos 0 $common
 
 : >"$tmp/results.tsv"
 for sid in "${ORDER[@]}"; do
@@ -190,6 +232,12 @@ done >"$tmp/scenarios.tsv"
 run_set() { # fresh_per_run scenario...
 	local fresh=$1 run name sid i
 	shift
+	if [[ -n ${ONLY:-} ]]; then
+		local keep=()
+		for sid in "$@"; do [[ " $ONLY " == *" $sid "* ]] && keep+=("$sid"); done
+		(( ${#keep[@]} )) || return 0
+		set -- "${keep[@]}"
+	fi
 	local brokers
 	read -ra brokers <<<"${SBROKERS[$1]}"
 	(( fresh )) || for name in "${brokers[@]}"; do start_broker "$name" "$1" || true; done
@@ -310,7 +358,8 @@ run_set 1 idle
 run_set 0 latency-q0 latency-q1
 run_set 1 durable-q1
 run_set 1 acklat-q1
-run_restart
+run_set 0 fanin-q0-scraped
+[[ -z ${ONLY:-} || " $ONLY " == *" restart "* ]] && run_restart
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 # Anything ferromq logged at error or warning level, over every run.
 grep -h -E '^[^ ]+ (error|warning): ' "$tmp"/ferromq*/log "$tmp"/ferromq*/log.before-kill 2>/dev/null \
@@ -325,7 +374,7 @@ printf '%s\n' "${NOTES[@]+"${NOTES[@]}"}" >"$tmp/notes.txt"
 M_NPROC=$(nproc) M_CPU=$machine_cpu M_KERNEL=$(uname -srm) M_MOSQ=$mosq_version M_DATE=$started \
 M_COMMIT=$commit M_RUNS=$RUNS M_DURATION=$DURATION M_WARMUP=$WARMUP M_MOSQ_BIN=$MOSQUITTO \
 M_LOAD_BEFORE=$load_before M_LOAD_AFTER=$load_after M_FSYNC=$fsync_us M_FERROMQ_BASE="$(ferromq_conf ferromq PORT DIR)" \
-M_FERROMQ_VARIANTS="$(for v in ferromq-full ferromq-normal ferromq-nopersist ferromq-restart; do
+M_FERROMQ_VARIANTS="$(for v in ferromq-full ferromq-normal ferromq-nopersist ferromq-restart ferromq-scraped; do
 	printf '%s\t%s\n' "$v" "${FERROMQ_EXTRA[$v]//$'\n'/\\n}"; done)" \
 python3 - "$tmp/results.tsv" "$tmp/scenarios.tsv" "$tmp/notes.txt" "$OUT" "$tmp/restart.tsv" \
 	"$tmp/broker-warnings.txt" <<'PY'
@@ -343,7 +392,8 @@ warn = [l.rstrip() for l in open(warnings) if l.strip()] if os.path.exists(warni
 variants = dict(l.split("\t", 1) for l in machine["ferromq_variants"].splitlines() if "\t" in l)
 
 LABEL = {"ferromq": "ferromq", "mosquitto": "mosquitto", "ferromq-full": "ferromq full",
-         "ferromq-normal": "ferromq normal", "ferromq-nopersist": "ferromq persistence false"}
+         "ferromq-normal": "ferromq normal", "ferromq-nopersist": "ferromq persistence false",
+         "ferromq-scraped": "ferromq, /metrics scraped 1/s"}
 
 # (label, getter, higher_is_better) per kind of scenario
 def lat(k): return lambda j: j["lat_us"][k]
@@ -408,7 +458,8 @@ o.append("Without `persistence` and `durability` lines ferromq runs with its def
          "and `durability full`; the clean sessions of the classic scenarios never reach the store. "
          "The durable scenarios add one of:\n")
 for v, what in (("ferromq-full", "ferromq full"), ("ferromq-normal", "ferromq normal"),
-                ("ferromq-nopersist", "ferromq persistence false"), ("ferromq-restart", "restart scenario")):
+                ("ferromq-nopersist", "ferromq persistence false"), ("ferromq-restart", "restart scenario"),
+                ("ferromq-scraped", "ferromq, /metrics scraped 1/s (HTTP_PORT: a free port)")):
     o.append(f"- {what}: `" + variants.get(v, "").replace("\\n", "`, `") + "`")
 o.append("")
 o.append("mosquitto (`mosquitto -c FILE`):\n\n```\nlistener PORT 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\nmax_inflight_messages 1000\npersistence false\n```\n")
