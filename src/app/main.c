@@ -1,5 +1,6 @@
 /* ferromq: arguments, configuration, start and stop order, signals. */
 #include "../base/log.h"
+#include "../bridge/bridge.h"
 #include "../broker/broker.h"
 #include "../config/config.h"
 #include "../http/http.h"
@@ -56,6 +57,7 @@ static void raise_fd_limit(void)
 struct services {
 	struct ops *ops;
 	struct http_server *http; /* NULL without http_listener */
+	struct bridges *bridges;  /* NULL without connection sections */
 };
 
 static int services_start(void *ctx, uv_loop_t *loop)
@@ -67,12 +69,20 @@ static int services_start(void *ctx, uv_loop_t *loop)
 		ops_stop(s->ops);
 		return -1;
 	}
+	if (s->bridges && bridges_start(s->bridges, loop)) {
+		if (s->http)
+			http_server_stop(s->http);
+		ops_stop(s->ops);
+		return -1;
+	}
 	return 0;
 }
 
 static void services_stop(void *ctx)
 {
 	struct services *s = ctx;
+	if (s->bridges)
+		bridges_stop(s->bridges);
 	if (s->http)
 		http_server_stop(s->http);
 	ops_stop(s->ops);
@@ -175,6 +185,15 @@ int main(int argc, char **argv)
 		log_close();
 		return 1;
 	}
+	/* Before recovery: the store hands the spools back to them. */
+	int bridge_err;
+	struct bridges *bridges = bridges_new(b, &bridge_err);
+	if (bridge_err) {
+		log_err("out of memory");
+		broker_free(b);
+		log_close();
+		return 1;
+	}
 	struct store *store = NULL;
 	if (cfg.persistence) {
 		store = store_open(cfg.persistence_location, cfg.durability, err, sizeof err);
@@ -182,6 +201,7 @@ int main(int argc, char **argv)
 			log_err("%s", store ? err : err);
 			log_err("start-up stopped: nothing was served and nothing was changed");
 			store_close(store);
+			bridges_free(bridges);
 			broker_free(b);
 			log_close();
 			return 1;
@@ -189,7 +209,7 @@ int main(int argc, char **argv)
 	} else {
 		log_notice("persistence false: sessions and messages are kept in memory only");
 	}
-	struct services svc = { ops_new(b, conf_path, err, sizeof err), NULL };
+	struct services svc = { ops_new(b, conf_path, err, sizeof err), NULL, bridges };
 	if (svc.ops && cfg.http_port && !(svc.http = http_server_new(svc.ops, &b->cfg)))
 		snprintf(err, sizeof err, "out of memory");
 	struct net *net = NULL;
@@ -203,6 +223,7 @@ int main(int argc, char **argv)
 		http_server_free(svc.http);
 		ops_free(svc.ops);
 		store_close(store);
+		bridges_free(bridges);
 		broker_free(b);
 		log_close();
 		return 1;
@@ -226,6 +247,7 @@ int main(int argc, char **argv)
 	http_server_free(svc.http);
 	ops_free(svc.ops);
 	store_close(store); /* every worker has had its commits back */
+	bridges_free(bridges);
 	broker_free(b);
 	log_notice("stopped");
 	log_close();

@@ -436,6 +436,8 @@ void broker_worker_wake(struct bworker *w)
 			}
 			if (!t->err)
 				spill_committed(t);
+			if (b->bridges)
+				b->bridges->committed(b->bridges->ctx, t);
 			store_txn_free(t);
 			atomic_fetch_sub(&w->pending_txns, 1);
 		}

@@ -7,6 +7,7 @@
 #define FM_BROKER_H
 #include "../base/buf.h"
 #include "../config/config.h"
+#include "../mqtt/mqtt.h"
 #include "../session/session.h"
 #include "../topic/topic.h"
 #include "stats.h"
@@ -43,6 +44,28 @@ struct broker_ports {
 	void (*conn_ref)(struct client *c);
 	/* Drops it; runs on the client's own worker. */
 	void (*conn_unref)(struct client *c);
+};
+
+/* A bridge spool row read back at start-up (bridge/ takes it). */
+struct restored_spool_entry {
+	uint64_t seq, msg_id;
+	uint32_t bytes, queued_s;
+};
+
+/* What the broker needs from the bridges (implemented in bridge/);
+ * b->bridges is NULL when none is configured, so routing pays nothing. */
+struct bridge_port {
+	void *ctx;
+	/* m was routed on worker w: spools it (records in w's transaction) for
+	 * every bridge whose out topics take it and that it did not come from.
+	 * Returns how many bridges took it; *refused counts those whose full
+	 * spool refused it (reject_new). */
+	uint32_t (*route)(void *ctx, struct bworker *w, struct msg *m, uint32_t *refused);
+	/* t was committed (t->err 0) or failed, on its worker. */
+	void (*committed)(void *ctx, const struct store_txn *t);
+	/* A spool row, during recovery. Returns 0, -FM_ENOENT (no such bridge)
+	 * or -FM_ENOMEM. */
+	int (*restore)(void *ctx, const char *bridge, const struct restored_spool_entry *e);
 };
 
 enum client_state { CLIENT_NEW, CLIENT_CONNECTED, CLIENT_CLOSING };
@@ -159,6 +182,7 @@ struct broker {
 	uint32_t n_timed, cap_timed;
 
 	struct store_port *store; /* NULL: memory only (persistence false) */
+	const struct bridge_port *bridges; /* NULL: no bridge */
 	pthread_mutex_t auth_lock;
 	struct broker_auth *auth; /* current password file and ACL, or NULL */
 	atomic_uint_fast64_t next_msg_id;
@@ -196,12 +220,36 @@ struct restored_entry {
 };
 int broker_restore_entry(struct session *s, const struct restored_entry *r);
 int broker_restore_retained(struct broker *b, struct msg *m);
+/* Hands a spool row to the bridges: 0, -FM_ENOENT (no such bridge, or no
+ * bridges) or -FM_ENOMEM. */
+int broker_restore_spool(struct broker *b, const char *bridge, const struct restored_spool_entry *e);
 void broker_restore_done(struct broker *b, uint64_t next_sid, uint64_t next_msg_id, uint64_t next_retain_version);
 
 /* Loads the password file and ACL (either path may be NULL or empty) and
  * makes them current for new connections. Returns 0, or -FM_EINVAL with
  * "path:line: message" in err (the current ones stay). */
 int broker_auth_load(struct broker *b, const char *passwd_path, const char *acl_path, char *err, size_t errlen);
+
+/* ---- for the bridges (bridge/) ---- */
+
+/* Connects the bridges (before recovery). */
+void broker_set_bridges(struct broker *b, const struct bridge_port *p);
+/* Store records of a spool, in w's current transaction (no-ops without a store). */
+void broker_spool_add(struct bworker *w, const char *bridge, uint64_t seq, struct msg *m, uint32_t queued_s);
+void broker_spool_del(struct bworker *w, const char *bridge, uint64_t seq);
+/* Asks the store (through w's transaction) to read the bodies listed in ld;
+ * done(ld, ...) runs on w afterwards. Takes ld. Returns 0 or -FM_ENOMEM
+ * (ld freed; nothing runs). */
+int broker_store_load(struct bworker *w, struct store_load *ld, store_done_fn done);
+/* A message for a local PUBLISH from a bridge: v5 properties pr are kept as
+ * for a client's (NULL: none). Returns NULL when out of memory. */
+struct msg *broker_msg_new(struct broker *b, struct mqtt_bin topic, struct mqtt_bin payload,
+			   const struct mqtt_props *pr, uint8_t qos, bool retain);
+/* Publishes m (origin_sid set by the caller) on worker w as a client's
+ * PUBLISH would be: retained, routed to subscribers and bridges, stored.
+ * done(ctx, pid, 0, err) runs once what it wrote is committed, in the order
+ * of calls. Consumes the reference to m. */
+void broker_publish_bridged(struct bworker *w, struct msg *m, store_done_fn done, void *ctx, uint16_t pid);
 
 /* Frees everything; all clients must be gone. */
 void broker_free(struct broker *b);

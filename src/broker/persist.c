@@ -8,6 +8,13 @@
 
 void broker_set_store(struct broker *b, struct store_port *store) { b->store = store; }
 
+void broker_set_bridges(struct broker *b, const struct bridge_port *p) { b->bridges = p; }
+
+int broker_restore_spool(struct broker *b, const char *bridge, const struct restored_spool_entry *e)
+{
+	return b->bridges ? b->bridges->restore(b->bridges->ctx, bridge, e) : -FM_ENOENT;
+}
+
 bool session_durable(const struct broker *b, const struct session *s)
 {
 	return b->store && s->expiry_interval != 0;
@@ -160,6 +167,41 @@ void persist_retain(struct bworker *w, struct msg *m, uint64_t version)
 	} else {
 		op->text = strndup(msg_topic(m), m->topic_len);
 	}
+}
+
+void broker_spool_add(struct bworker *w, const char *bridge, uint64_t seq, struct msg *m, uint32_t queued_s)
+{
+	struct store_op *op = persist_op_add(w, ST_SPOOL_ADD);
+	if (!op)
+		return;
+	op->bridge = bridge;
+	op->seq = seq;
+	op->queued_s = queued_s;
+	msg_store_id(w->b, m);
+	op->msg = msg_ref(m);
+}
+
+void broker_spool_del(struct bworker *w, const char *bridge, uint64_t seq)
+{
+	struct store_op *op = persist_op_add(w, ST_SPOOL_DEL);
+	if (!op)
+		return;
+	op->bridge = bridge;
+	op->seq = seq;
+}
+
+int broker_store_load(struct bworker *w, struct store_load *ld, store_done_fn done)
+{
+	struct store_op *op = persist_op_add(w, ST_MSG_LOAD);
+	struct store_cb cb = { done, ld, NULL, 0, 0 };
+	if (!op || store_txn_add_cb(w->txn, &cb)) {
+		free(ld); /* a record without its load reads nothing */
+		return -FM_ENOMEM;
+	}
+	op->load = ld;
+	/* Not a write: the next acknowledgement on w need not wait for it. */
+	w->ops_mark = w->txn->n_ops;
+	return 0;
 }
 
 void broker_commit(struct bworker *w, struct client *c, store_done_fn done, void *ctx, uint16_t pid,

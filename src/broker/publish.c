@@ -304,6 +304,26 @@ int handle_publish(struct client *c, const struct mqtt_publish *m)
 	return 0;
 }
 
+struct msg *broker_msg_new(struct broker *b, struct mqtt_bin topic, struct mqtt_bin payload,
+			   const struct mqtt_props *pr, uint8_t qos, bool retain)
+{
+	static const struct mqtt_props none;
+	return msg_build(b, NULL, topic, payload, pr ? pr : &none, pr ? MQTT_V5 : MQTT_V311, qos, retain);
+}
+
+void broker_publish_bridged(struct bworker *w, struct msg *m, store_done_fn done, void *ctx, uint16_t pid)
+{
+	struct broker *b = w->b;
+	w->stats.msgs_received++;
+	if (m->retain && b->cfg.retain_available)
+		retain_set(w, m);
+	route_publish(w, m);
+	msg_unref(m);
+	/* Through the store even when nothing was written, so the remote's
+	 * acknowledgements keep the order of its messages. */
+	broker_commit(w, NULL, done, ctx, pid, 0, true);
+}
+
 static void pubcomp_done(void *ctx, uint16_t pid, uint8_t kind, int err)
 {
 	struct ack_ctx *a = ctx;

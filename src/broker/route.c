@@ -191,6 +191,11 @@ struct route_result route_publish(struct bworker *w, struct msg *m)
 	struct route_result r = deliver_targets(w, m);
 	pthread_rwlock_unlock(&b->subs_lock);
 	w->n_targets = 0;
+	if (b->bridges) {
+		uint32_t refused = 0;
+		r.matched += b->bridges->route(b->bridges->ctx, w, m, &refused);
+		r.rejected += refused;
+	}
 	return r;
 }
 

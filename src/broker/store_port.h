@@ -27,6 +27,8 @@ enum store_op_type {
 	ST_RETAIN_PUT,   /* msg (its topic is the key) */
 	ST_RETAIN_DEL,   /* text = topic */
 	ST_MSG_LOAD,     /* load: read stored bodies back (for a session's on-disk entries) */
+	ST_SPOOL_ADD,    /* bridge, seq, msg, queued_s: a message leaving through a bridge */
+	ST_SPOOL_DEL,    /* bridge, seq: acknowledged by the remote broker, or dropped */
 };
 
 struct session;
@@ -36,7 +38,7 @@ struct session;
  * and sets `failed` when reading went wrong; the broker takes the bodies in
  * the completion callback. Owned by its ST_MSG_LOAD record. */
 struct store_load {
-	struct session *session; /* borrowed: the record holds the reference */
+	struct session *session; /* borrowed: the record holds the reference; NULL for a bridge */
 	void *worker;            /* the broker worker that asked */
 	bool failed;
 	uint32_t n;
@@ -61,6 +63,7 @@ struct store_op {
 	struct session *session;
 	struct store_load *load; /* ST_MSG_LOAD, owned */
 	char *text;        /* owned by the op, or NULL */
+	const char *bridge; /* ST_SPOOL_*: the bridge's name, borrowed from the configuration */
 	uint32_t *sub_ids; /* owned by the op when n_sub_ids > 1, else sub_id */
 	uint32_t sub_id;
 };

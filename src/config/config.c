@@ -18,7 +18,16 @@ enum opt_type {
 	OPT_LIMIT,  /* uint32_t; -1 and 0 both mean unlimited */
 	OPT_RATE,   /* struct rate_conf: N [BYTES] */
 	OPT_HTTP_LISTENER,
+	OPT_CONNECTION,    /* starts a bridge section */
+	OPT_ADDRESS,       /* HOST[:PORT] ..., a bridge's failover list */
+	OPT_BRIDGE_TOPIC,  /* PATTERN [DIR [QOS [LOCAL_PREFIX [REMOTE_PREFIX]]]] */
+	OPT_RESTART,       /* MIN [MAX] seconds */
+	OPT_NUMBER,        /* double */
 };
+
+/* Where an option's value goes: the configuration, the listener above it,
+ * the bridge (`connection`) above it, or that bridge's last `topic` line. */
+enum opt_scope { SCOPE_GLOBAL, SCOPE_LISTENER, SCOPE_BRIDGE, SCOPE_BRIDGE_TOPIC };
 
 struct option {
 	const char *name;
@@ -29,20 +38,29 @@ struct option {
 	const char *const *choices; /* OPT_ENUM: names, index = value */
 	const char *args;
 	const char *help;
-	bool per_listener; /* offset is into struct listener_conf */
+	uint8_t scope; /* enum opt_scope: offset is into that struct */
 };
 
 #define OFF(f) offsetof(struct config, f)
 #define LOFF(f) offsetof(struct listener_conf, f)
 /* A per-listener option: applies to the listener declared above it. */
 #define LOPT(name, type, field, min, max, def, choices, args, help) \
-	{ name, type, LOFF(field), min, max, def, choices, args, help, true }
+	{ name, type, LOFF(field), min, max, def, choices, args, help, SCOPE_LISTENER }
+#define BOFF(f) offsetof(struct bridge_conf, f)
+#define TOFF(f) offsetof(struct bridge_topic, f)
+/* A bridge option: applies to the `connection` section it is in. */
+#define BOPT(name, type, field, min, max, def, choices, args, help) \
+	{ name, type, BOFF(field), min, max, def, choices, args, help, SCOPE_BRIDGE }
+/* A data reduction option: applies to the bridge `topic` line above it. */
+#define TOPT(name, type, field, min, max, def, choices, args, help) \
+	{ name, type, TOFF(field), min, max, def, choices, args, help, SCOPE_BRIDGE_TOPIC }
 static const char *const overflow_names[] = { "drop_oldest", "reject_new", NULL };
 static const char *const durability_names[] = { "full", "normal", NULL };
 static const char *const protocol_names[] = { "mqtt", "websockets", NULL };
 static const char *const tls_version_names[] = { "tlsv1.2", "tlsv1.3", NULL };
 static const char *const identity_names[] = { "cn", "san_dns", "san_uri", "san_email", NULL };
 static const char *const log_format_names[] = { "text", "json", NULL };
+static const char *const bridge_protocol_names[] = { "mqttv311", "mqttv50", NULL };
 
 static const struct option options[] = {
 	{ "listener", OPT_LISTENER, 0, 1, 65535, NULL, NULL, "PORT [ADDRESS]",
@@ -179,6 +197,67 @@ static const struct option options[] = {
 	  "alert_subscriptions_window while connected clients grow 5 % or less.", false },
 	{ "alert_subscriptions_window", OPT_U32, OFF(alert_subscriptions_window), 1, 3600, "600", NULL, "SECONDS",
 	  "The window of subscription_leak.", false },
+	{ "connection", OPT_CONNECTION, 0, 0, 0, NULL, NULL, "NAME",
+	  "Starts a bridge to a remote broker; the bridge options below apply to the connection line above "
+	  "them. Messages it sends wait in a spool in the store until the remote's PUBACK.", SCOPE_BRIDGE },
+	{ "address", OPT_ADDRESS, 0, 0, 0, NULL, NULL, "HOST[:PORT] [HOST[:PORT] ...]",
+	  "Bridge: the remote broker (port 1883 when omitted); with several, each reconnection tries the next.",
+	  SCOPE_BRIDGE },
+	{ "topic", OPT_BRIDGE_TOPIC, 0, 0, 0, NULL, NULL, "PATTERN [out|in|both [QOS [LOCAL_PREFIX [REMOTE_PREFIX]]]]",
+	  "Bridge: local topics LOCAL_PREFIX+PATTERN go out as REMOTE_PREFIX+PATTERN (out), remote ones come in "
+	  "the other way (in), or both; \"\" is an empty prefix. Out is sent at QoS 1; in subscribes at QOS "
+	  "(at most 1). Repeatable; the first line that matches a message decides. Default: out 0 \"\" \"\".",
+	  SCOPE_BRIDGE },
+	BOPT("remote_clientid", OPT_STRING, remote_clientid, 0, 0, NULL, NULL, "ID",
+	     "Bridge: client id at the remote. Default: HOSTNAME.NAME."),
+	BOPT("remote_username", OPT_STRING, remote_username, 0, 0, NULL, NULL, "NAME", "Bridge: username at the remote."),
+	BOPT("remote_password", OPT_STRING, remote_password, 0, 0, NULL, NULL, "PASSWORD",
+	     "Bridge: password at the remote."),
+	BOPT("bridge_protocol_version", OPT_ENUM, protocol_version, 0, 1, "mqttv311", bridge_protocol_names,
+	     "mqttv311|mqttv50",
+	     "Bridge: MQTT version spoken to the remote. With mqttv50 the remote subscriptions use No Local, so "
+	     "what we send never comes back; with mqttv311 a message arriving on a topic this bridge also sends "
+	     "out is taken for our own echo and not published (use separate prefixes for in and out)."),
+	BOPT("bridge_cafile", OPT_FILE, cafile, 0, 0, NULL, NULL, "PATH",
+	     "Bridge: PEM CA certificates the remote's certificate must chain to; setting it turns TLS on. "
+	     "The certificate must name the address's host."),
+	BOPT("bridge_certfile", OPT_FILE, certfile, 0, 0, NULL, NULL, "PATH",
+	     "Bridge: PEM client certificate presented to the remote (needs bridge_keyfile and bridge_cafile)."),
+	BOPT("bridge_keyfile", OPT_FILE, keyfile, 0, 0, NULL, NULL, "PATH", "Bridge: PEM private key of bridge_certfile."),
+	BOPT("cleansession", OPT_BOOL, cleansession, 0, 1, "false", NULL, "true|false",
+	     "Bridge: false keeps our session at the remote across reconnections (v5: session expiry never), so "
+	     "commands sent while the link was down are delivered when it is back."),
+	BOPT("keepalive_interval", OPT_U32, keepalive_interval, 0, 65535, "60", NULL, "SECONDS",
+	     "Bridge: MQTT keep-alive towards the remote; a PINGREQ after this much silence, the connection is "
+	     "dropped after 1.5 x with nothing from the remote. 0 = off."),
+	{ "restart_timeout", OPT_RESTART, BOFF(restart_timeout), 1, 86400, "5 30", NULL, "MIN [MAX]",
+	  "Bridge: seconds before reconnecting: MIN after the first failure, doubling up to MAX, each with "
+	  "random jitter (half to all of it).", SCOPE_BRIDGE },
+	BOPT("bridge_max_spool_bytes", OPT_SIZE, max_spool_bytes, 0, UINT64_MAX, "0", NULL, "BYTES",
+	     "Bridge: payload bytes the spool holds while the remote is unreachable (k, M, G suffixes). "
+	     "Size it as messages/s x average payload x longest outage in seconds. 0 = only the disk limits it."),
+	BOPT("bridge_spool_overflow", OPT_ENUM, spool_overflow, 0, 1, "drop_oldest", overflow_names,
+	     "drop_oldest|reject_new",
+	     "Bridge: what a full spool does: drop its oldest message, or refuse the new one (v5 QoS 1/2 "
+	     "publishers get 0x97 when no other subscriber took it)."),
+	BOPT("bridge_max_msgs_per_sec", OPT_U32, max_msgs_per_sec, 0, UINT32_MAX, "0", NULL, "N",
+	     "Bridge: messages sent to the remote per second (token bucket); the rest waits in the spool, "
+	     "never dropped for the rate. 0 = unlimited."),
+	BOPT("bridge_max_bytes_per_sec", OPT_SIZE, max_bytes_per_sec, 0, UINT64_MAX, "0", NULL, "BYTES",
+	     "Bridge: payload bytes sent to the remote per second (k, M, G suffixes), like "
+	     "bridge_max_msgs_per_sec. 0 = unlimited."),
+	TOPT("report_by_exception", OPT_BOOL, report_by_exception, 0, 1, "false", NULL, "true|false",
+	     "Bridge topic line above: forward a message only when its payload differs from the last one "
+	     "forwarded on the same topic."),
+	TOPT("deadband", OPT_NUMBER, deadband, 0, 0, NULL, NULL, "VALUE",
+	     "Bridge topic line above: forward a numeric value only when it differs by VALUE or more from the "
+	     "last one forwarded on the same topic (payloads without a number always pass)."),
+	TOPT("deadband_field", OPT_STRING, deadband_field, 0, 0, NULL, NULL, "NAME",
+	     "Bridge topic line above: the deadband reads this top-level member of a JSON object payload "
+	     "instead of a plain-number payload."),
+	TOPT("min_interval", OPT_U32, min_interval, 0, 86400, "0", NULL, "SECONDS",
+	     "Bridge topic line above: forward at most one message per topic every SECONDS; the latest value "
+	     "held back is forwarded when the interval ends (held in memory only). 0 = off."),
 };
 #define N_OPTIONS (sizeof options / sizeof options[0])
 
@@ -337,18 +416,172 @@ static int set_log_type(struct config *c, const char *args, char *err, size_t er
 }
 
 /* Per-listener options go to the last listener, or to the default one
- * before any listener line. */
+ * before any listener line; bridge options to the last connection, data
+ * reduction options to its last topic line (set_value checks they exist). */
 static char *option_field(struct config *c, const struct option *o)
 {
-	if (!o->per_listener)
-		return (char *)c + o->offset;
-	if (!c->seen_listener)
-		c->default_listener_changed = true;
-	return (char *)&c->listeners[c->seen_listener ? c->n_listeners - 1 : 0] + o->offset;
+	struct bridge_conf *br = c->n_bridges ? &c->bridges[c->n_bridges - 1] : NULL;
+	switch (o->scope) {
+	case SCOPE_LISTENER:
+		if (!c->seen_listener)
+			c->default_listener_changed = true;
+		return (char *)&c->listeners[c->seen_listener ? c->n_listeners - 1 : 0] + o->offset;
+	case SCOPE_BRIDGE:
+		return (char *)br + o->offset;
+	case SCOPE_BRIDGE_TOPIC:
+		return (char *)&br->topics[br->n_topics - 1] + o->offset;
+	}
+	return (char *)c + o->offset;
+}
+
+static int set_value(struct config *c, const struct option *o, char *val, char *err, size_t errlen);
+
+static int set_connection(struct config *c, const char *name, char *err, size_t errlen)
+{
+	if (c->n_bridges == CONFIG_MAX_BRIDGES) {
+		snprintf(err, errlen, "connection: at most %d bridges", CONFIG_MAX_BRIDGES);
+		return -1;
+	}
+	size_t len = strlen(name);
+	if (len >= sizeof c->bridges[0].name || strcspn(name, " \t/+#") != len) {
+		snprintf(err, errlen, "connection: the name must be one word of at most %zu characters without / + #",
+			 sizeof c->bridges[0].name - 1);
+		return -1;
+	}
+	for (unsigned i = 0; i < c->n_bridges; i++)
+		if (!strcmp(c->bridges[i].name, name)) {
+			snprintf(err, errlen, "connection: '%s' is declared twice (first on line %u)", name,
+				 c->bridges[i].line);
+			return -1;
+		}
+	struct bridge_conf *br = &c->bridges[c->n_bridges++];
+	memset(br, 0, sizeof *br);
+	snprintf(br->name, sizeof br->name, "%s", name);
+	br->line = c->cur_line ? c->cur_line : 1;
+	note_source(c);
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		char def[64];
+		if (options[i].scope != SCOPE_BRIDGE || !options[i].def)
+			continue;
+		snprintf(def, sizeof def, "%s", options[i].def);
+		set_value(c, &options[i], def, err, errlen);
+	}
+	return 0;
+}
+
+static int set_address(struct bridge_conf *br, char *args, char *err, size_t errlen)
+{
+	char *save = NULL;
+	br->n_addresses = 0;
+	for (char *a = strtok_r(args, " \t", &save); a; a = strtok_r(NULL, " \t", &save)) {
+		if (br->n_addresses == CONFIG_MAX_BRIDGE_ADDRESSES) {
+			snprintf(err, errlen, "address: at most %d addresses", CONFIG_MAX_BRIDGE_ADDRESSES);
+			return -1;
+		}
+		struct bridge_address *ad = &br->addresses[br->n_addresses];
+		char *host = a, *port = NULL;
+		if (*a == '[') { /* [IPv6]:PORT */
+			char *close = strchr(a, ']');
+			if (!close || (close[1] && close[1] != ':')) {
+				snprintf(err, errlen, "address: '%s' is not HOST[:PORT] ([IPV6]:PORT for IPv6)", a);
+				return -1;
+			}
+			*close = 0;
+			host = a + 1;
+			port = close[1] ? close + 2 : NULL;
+		} else if ((port = strchr(a, ':'))) {
+			*port++ = 0;
+		}
+		uint64_t p = 1883;
+		if (!*host || strlen(host) >= sizeof ad->host || (port && (parse_u64(port, false, &p) || !p || p > 65535))) {
+			snprintf(err, errlen, "address: '%s%s%s' is not HOST[:PORT] with a port in 1..65535", host,
+				 port ? ":" : "", port ? port : "");
+			return -1;
+		}
+		snprintf(ad->host, sizeof ad->host, "%s", host);
+		ad->port = (uint16_t)p;
+		br->n_addresses++;
+	}
+	return 0;
+}
+
+/* A topic filter: '#' only as the last level, '+' and '#' alone in theirs. */
+static bool filter_ok(const char *f)
+{
+	if (!*f)
+		return false;
+	for (const char *p = f; *p; p++) {
+		bool start = p == f || p[-1] == '/', end = p[1] == 0 || p[1] == '/';
+		if ((*p == '+' && (!start || !end)) || (*p == '#' && (!start || p[1])))
+			return false;
+	}
+	return true;
+}
+
+/* "" is the empty prefix (mosquitto's form). */
+static const char *prefix_arg(const char *a) { return a && !strcmp(a, "\"\"") ? "" : a ? a : ""; }
+
+static int set_bridge_topic(struct bridge_conf *br, char *args, uint32_t line, char *err, size_t errlen)
+{
+	static const char *const dirs[] = { "out", "in", "both" };
+	static const uint8_t dir_values[] = { BRIDGE_OUT, BRIDGE_IN, BRIDGE_BOTH };
+	if (br->n_topics == CONFIG_MAX_BRIDGE_TOPICS) {
+		snprintf(err, errlen, "topic: at most %d topic lines per connection", CONFIG_MAX_BRIDGE_TOPICS);
+		return -1;
+	}
+	char *save = NULL;
+	char *f[6];
+	unsigned n = 0;
+	for (char *a = strtok_r(args, " \t", &save); a && n < 6; a = strtok_r(NULL, " \t", &save))
+		f[n++] = a;
+	struct bridge_topic t = { .direction = BRIDGE_OUT, .line = line };
+	const char *lp = prefix_arg(n > 3 ? f[3] : NULL), *rp = prefix_arg(n > 4 ? f[4] : NULL);
+	const char *why = NULL;
+	if (n > 5)
+		why = "too many fields (expected PATTERN [out|in|both [QOS [LOCAL_PREFIX [REMOTE_PREFIX]]]])";
+	else if (!filter_ok(f[0]) || strlen(f[0]) >= sizeof t.pattern)
+		why = "PATTERN must be a topic filter ('+' and '#' alone in their level, '#' last)";
+	else if (strlen(lp) >= sizeof t.local_prefix || strlen(rp) >= sizeof t.remote_prefix ||
+		 strpbrk(lp, "+#") || strpbrk(rp, "+#"))
+		why = "the prefixes must be topic names of at most 127 characters, without '+' or '#'";
+	if (!why && n > 1) {
+		unsigned d = 0;
+		while (d < 3 && strcmp(f[1], dirs[d]))
+			d++;
+		if (d == 3)
+			why = "the direction must be out, in or both";
+		else
+			t.direction = dir_values[d];
+	}
+	if (!why && n > 2) {
+		if (strlen(f[2]) != 1 || f[2][0] < '0' || f[2][0] > '2')
+			why = "QOS must be 0, 1 or 2";
+		else
+			t.qos = (uint8_t)(f[2][0] - '0');
+	}
+	if (why) {
+		snprintf(err, errlen, "topic: %s", why);
+		return -1;
+	}
+	snprintf(t.pattern, sizeof t.pattern, "%s", f[0]);
+	snprintf(t.local_prefix, sizeof t.local_prefix, "%s", lp);
+	snprintf(t.remote_prefix, sizeof t.remote_prefix, "%s", rp);
+	br->topics[br->n_topics++] = t;
+	return 0;
 }
 
 static int set_value(struct config *c, const struct option *o, char *val, char *err, size_t errlen)
 {
+	if (o->type == OPT_CONNECTION)
+		return set_connection(c, val, err, errlen);
+	if (o->scope >= SCOPE_BRIDGE && !c->n_bridges) {
+		snprintf(err, errlen, "%s: bridge option without a `connection NAME` line above it", o->name);
+		return -1;
+	}
+	if (o->scope == SCOPE_BRIDGE_TOPIC && !c->bridges[c->n_bridges - 1].n_topics) {
+		snprintf(err, errlen, "%s: applies to the bridge `topic` line above it, and there is none", o->name);
+		return -1;
+	}
 	char *field = option_field(c, o);
 	uint64_t v = 0;
 	switch (o->type) {
@@ -364,8 +597,9 @@ static int set_value(struct config *c, const struct option *o, char *val, char *
 	case OPT_SIZE:
 		if (parse_u64(val, o->type == OPT_SIZE, &v) || v < o->min || v > o->max)
 			goto range;
-		if (!o->per_listener && (o->offset == OFF(max_queued_bytes) || o->offset == OFF(max_output_buffer) ||
-					 o->offset == OFF(memory_limit)))
+		if ((o->scope == SCOPE_GLOBAL && (o->offset == OFF(max_queued_bytes) || o->offset == OFF(max_output_buffer) ||
+						  o->offset == OFF(memory_limit))) ||
+		    (o->scope == SCOPE_BRIDGE && (o->offset == BOFF(max_spool_bytes) || o->offset == BOFF(max_bytes_per_sec))))
 			*(uint64_t *)field = v;
 		else
 			*(uint32_t *)field = (uint32_t)v;
@@ -423,6 +657,34 @@ static int set_value(struct config *c, const struct option *o, char *val, char *
 		r->bytes = b;
 		return 0;
 	}
+	case OPT_NUMBER: {
+		struct bridge_topic *t = (struct bridge_topic *)(field - TOFF(deadband));
+		char *end;
+		errno = 0;
+		double d = strtod(val, &end);
+		if (errno || *end || !(d >= 0) || d > 1e300)
+			goto bad;
+		t->deadband = d;
+		t->has_deadband = true;
+		return 0;
+	}
+	case OPT_RESTART: {
+		struct bridge_conf *br = (struct bridge_conf *)(field - BOFF(restart_timeout));
+		char *save = NULL, *lo = strtok_r(val, " \t", &save), *hi = strtok_r(NULL, " \t", &save);
+		uint64_t a, b;
+		if (!lo || parse_u64(lo, false, &a) || a < o->min || a > o->max || strtok_r(NULL, " \t", &save) ||
+		    (hi && (parse_u64(hi, false, &b) || b < a || b > o->max))) {
+			snprintf(err, errlen, "restart_timeout: expected MIN [MAX], seconds in 1..86400 with MIN <= MAX");
+			return -1;
+		}
+		br->restart_timeout.min = (uint32_t)a;
+		br->restart_timeout.max = (uint32_t)(hi ? b : a);
+		return 0;
+	}
+	case OPT_ADDRESS: return set_address(&c->bridges[c->n_bridges - 1], val, err, errlen);
+	case OPT_BRIDGE_TOPIC:
+		return set_bridge_topic(&c->bridges[c->n_bridges - 1], val, c->cur_line ? c->cur_line : 1, err, errlen);
+	case OPT_CONNECTION: return set_connection(c, val, err, errlen);
 	case OPT_LISTENER: return set_listener(c, val, err, errlen);
 	case OPT_HTTP_LISTENER: return set_http_listener(c, val, err, errlen);
 	case OPT_LOG_DEST: return set_log_dest(c, val, err, errlen);
@@ -442,8 +704,9 @@ void config_defaults(struct config *c)
 	char err[256];
 	memset(c, 0, sizeof *c);
 	for (size_t i = 0; i < N_OPTIONS; i++) {
-		/* Per-listener defaults are all zero: a cleared listener_conf. */
-		if (!options[i].def || options[i].per_listener)
+		/* Per-listener defaults are all zero: a cleared listener_conf;
+		 * bridge defaults are set by each connection line. */
+		if (!options[i].def || options[i].scope != SCOPE_GLOBAL)
 			continue;
 		char val[64];
 		snprintf(val, sizeof val, "%s", options[i].def);
@@ -547,8 +810,47 @@ static int finish_listener(const struct config *c, const struct listener_conf *l
 	return -1;
 }
 
+/* Checks one bridge section as a whole. */
+static int finish_bridge(const struct config *c, const struct bridge_conf *br, char *err, size_t errlen)
+{
+	const char *src = c->source[0] ? c->source : "(configuration)";
+	const char *msg = NULL;
+	uint32_t line = br->line;
+	if (!br->n_addresses) {
+		msg = "needs an address line";
+	} else if (!br->n_topics) {
+		msg = "needs at least one topic line";
+	} else if (br->certfile.line && !br->keyfile.line) {
+		msg = "bridge_certfile without bridge_keyfile";
+		line = br->certfile.line;
+	} else if (br->keyfile.line && !br->certfile.line) {
+		msg = "bridge_keyfile without bridge_certfile";
+		line = br->keyfile.line;
+	} else if (br->certfile.line && !br->cafile.line) {
+		msg = "bridge_certfile needs bridge_cafile (TLS is on only with a CA to check the remote)";
+		line = br->certfile.line;
+	}
+	for (unsigned i = 0; !msg && i < br->n_topics; i++) {
+		const struct bridge_topic *t = &br->topics[i];
+		if (t->deadband_field[0] && !t->has_deadband) {
+			msg = "deadband_field without deadband";
+			line = t->line;
+		} else if ((t->report_by_exception || t->has_deadband || t->min_interval) && !(t->direction & BRIDGE_OUT)) {
+			msg = "report_by_exception, deadband and min_interval apply to out and both topic lines only";
+			line = t->line;
+		}
+	}
+	if (!msg)
+		return 0;
+	snprintf(err, errlen, "%s:%u: connection %s: %s", src, line, br->name, msg);
+	return -1;
+}
+
 int config_finish(struct config *c, char *err, size_t errlen)
 {
+	for (unsigned i = 0; i < c->n_bridges; i++)
+		if (finish_bridge(c, &c->bridges[i], err, errlen))
+			return -1;
 	for (unsigned i = 0; i < c->n_listeners; i++)
 		for (unsigned j = i + 1; j < c->n_listeners; j++)
 			if (c->listeners[i].port == c->listeners[j].port &&
@@ -580,7 +882,7 @@ void config_print_help(void *file)
 {
 	FILE *f = file;
 	for (size_t i = 0; i < N_OPTIONS; i++) {
-		if (i && options[i].per_listener != options[i - 1].per_listener)
+		if (i && options[i].scope != options[i - 1].scope && options[i].scope != SCOPE_BRIDGE_TOPIC)
 			fputc('\n', f);
 		fprintf(f, "  %s %s\n      %s", options[i].name, options[i].args, options[i].help);
 		if (options[i].def)

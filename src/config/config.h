@@ -43,6 +43,53 @@ struct listener_conf {
 /* True when the listener speaks TLS. */
 #define LISTENER_TLS(l) ((l)->certfile.path[0] != 0)
 
+#define CONFIG_MAX_BRIDGES 4
+#define CONFIG_MAX_BRIDGE_ADDRESSES 8
+#define CONFIG_MAX_BRIDGE_TOPICS 16
+
+enum bridge_direction { BRIDGE_OUT = 1, BRIDGE_IN = 2, BRIDGE_BOTH = 3 };
+enum bridge_protocol { BRIDGE_MQTTV311, BRIDGE_MQTTV50 };
+
+/* One `topic PATTERN out|in|both QOS LOCAL_PREFIX REMOTE_PREFIX` line of a
+ * bridge and the data reduction options written after it. */
+struct bridge_topic {
+	char pattern[256];
+	char local_prefix[128], remote_prefix[128];
+	uint8_t direction; /* enum bridge_direction */
+	uint8_t qos;       /* of the remote subscription (in); out is always sent at QoS 1 */
+	bool report_by_exception;
+	bool has_deadband;
+	double deadband;
+	char deadband_field[256]; /* JSON field holding the number; empty: the payload is the number */
+	uint32_t min_interval;   /* seconds; 0: off */
+	uint32_t line;
+};
+
+struct bridge_address {
+	char host[128];
+	uint16_t port;
+};
+
+/* One `connection NAME` section. */
+struct bridge_conf {
+	char name[64];
+	uint32_t line;
+	struct bridge_address addresses[CONFIG_MAX_BRIDGE_ADDRESSES];
+	unsigned n_addresses;
+	struct bridge_topic topics[CONFIG_MAX_BRIDGE_TOPICS];
+	unsigned n_topics;
+	char remote_clientid[256], remote_username[256], remote_password[256];
+	uint32_t protocol_version; /* enum bridge_protocol */
+	struct conf_file cafile, certfile, keyfile;
+	bool cleansession;
+	uint32_t keepalive_interval;
+	struct { uint32_t min, max; } restart_timeout; /* seconds */
+	uint64_t max_spool_bytes;  /* 0: only the disk limits it */
+	uint32_t spool_overflow;   /* enum queue_overflow */
+	uint32_t max_msgs_per_sec; /* 0: unlimited */
+	uint64_t max_bytes_per_sec;
+};
+
 struct config {
 	struct listener_conf listeners[CONFIG_MAX_LISTENERS];
 	unsigned n_listeners;
@@ -94,6 +141,8 @@ struct config {
 	uint32_t alert_rate_drop_percent, alert_rate_window, alert_rate_baseline;
 	uint32_t alert_memory_percent;
 	uint32_t alert_subscriptions_growth_percent, alert_subscriptions_window;
+	struct bridge_conf bridges[CONFIG_MAX_BRIDGES];
+	unsigned n_bridges;
 	/* Which repeatable options were given, so the first line replaces the default. */
 	bool seen_listener, seen_log_dest, seen_log_type;
 	bool default_listener_changed; /* per-listener options before any listener line */

@@ -34,7 +34,7 @@ struct recovery {
 	struct broker *b;
 	struct session_list sessions;
 	uint64_t max_sid, max_msg, max_retain;
-	uint64_t n_queued, n_retained, n_subs, n_dropped;
+	uint64_t n_queued, n_retained, n_subs, n_dropped, n_spooled;
 	char *err;
 	size_t errlen;
 };
@@ -238,13 +238,58 @@ static int load_retained(struct recovery *r)
 	return rc == SQLITE_DONE ? 0 : fail(r, "retained messages");
 }
 
+/* Bridge spools come back without their bodies: the id and the payload
+ * length are all a spooled message costs in memory until it is sent. Rows of
+ * a bridge that is no longer configured stay in the database (logged). */
+static int load_spools(struct recovery *r)
+{
+	sqlite3_stmt *s;
+	if (sqlite3_prepare_v2(r->st->db,
+			       "SELECT s.bridge, s.seq, s.msg_id, length(m.payload), s.queued_at, m.id IS NOT NULL"
+			       " FROM spool s LEFT JOIN msgs m ON m.id = s.msg_id ORDER BY s.bridge, s.seq", -1, &s, NULL))
+		return fail(r, "bridge spools");
+	char unknown[64] = "";
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *bridge = (const char *)sqlite3_column_text(s, 0);
+		struct restored_spool_entry e = {
+			.seq = (uint64_t)sqlite3_column_int64(s, 1),
+			.msg_id = (uint64_t)sqlite3_column_int64(s, 2),
+			.bytes = (uint32_t)sqlite3_column_int64(s, 3),
+			.queued_s = (uint32_t)sqlite3_column_int64(s, 4),
+		};
+		if (!bridge || !sqlite3_column_int(s, 5)) {
+			r->n_dropped++;
+			continue;
+		}
+		int err = broker_restore_spool(r->b, bridge, &e);
+		if (err == -FM_ENOMEM) {
+			sqlite3_finalize(s);
+			snprintf(r->err, r->errlen, "%s: out of memory loading bridge spools", r->st->path);
+			return -1;
+		}
+		if (err == -FM_ENOENT) {
+			/* One line per unknown bridge (rows come grouped by bridge). */
+			if (strcmp(unknown, bridge))
+				log_warn("store %s: spool of bridge '%s' kept: no such connection is configured",
+					 r->st->path, bridge);
+			snprintf(unknown, sizeof unknown, "%s", bridge);
+			continue;
+		}
+		r->n_spooled++;
+	}
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : fail(r, "bridge spools");
+}
+
 /* Deletes stored bodies that nothing refers to any more (left by a crash
  * between two commits of one body's last references). */
 static int drop_unreferenced(struct recovery *r)
 {
 	static const char *const sql =
 		"DELETE FROM msgs WHERE id NOT IN (SELECT msg_id FROM queue UNION SELECT msg_id FROM retained"
-		" WHERE msg_id IS NOT NULL UNION SELECT will_msg FROM sessions WHERE will_msg IS NOT NULL)";
+		" WHERE msg_id IS NOT NULL UNION SELECT will_msg FROM sessions WHERE will_msg IS NOT NULL"
+		" UNION SELECT msg_id FROM spool)";
 	if (sqlite3_exec(r->st->db, sql, NULL, NULL, NULL) != SQLITE_OK)
 		return fail(r, "unreferenced messages");
 	int n = sqlite3_changes(r->st->db);
@@ -270,13 +315,16 @@ int store_recover(struct store *st, struct broker *b, char *err, size_t errlen)
 		rc = load_rx2(&r);
 	if (!rc)
 		rc = load_retained(&r);
+	if (!rc)
+		rc = load_spools(&r);
 	if (!rc && store__load_refs(st))
 		rc = fail(&r, "message references");
 	if (!rc) {
 		broker_restore_done(b, r.max_sid + 1, r.max_msg + 1, r.max_retain + 1);
-		log_notice("store %s: recovered %u sessions, %llu subscriptions, %llu queued messages, %llu retained "
-			   "in %.2f s", st->path, r.sessions.n, (unsigned long long)r.n_subs,
+		log_notice("store %s: recovered %u sessions, %llu subscriptions, %llu queued messages, %llu retained, "
+			   "%llu spooled for bridges in %.2f s", st->path, r.sessions.n, (unsigned long long)r.n_subs,
 			   (unsigned long long)r.n_queued, (unsigned long long)r.n_retained,
+			   (unsigned long long)r.n_spooled,
 			   (double)(clock_mono_ms() - t0) / 1000.0);
 		if (r.n_dropped)
 			log_warn("store %s: %llu rows referred to missing sessions or messages and were skipped",

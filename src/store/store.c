@@ -17,7 +17,7 @@
 
 /* Transactions per group: bounds the time one commit holds acknowledgements. */
 #define GROUP_MAX_TXNS 4096
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 
 /* Forward migrations: migrations[v] brings version v to v + 1. */
 static const char *const migrations[SCHEMA_VERSION] = {
@@ -37,6 +37,9 @@ static const char *const migrations[SCHEMA_VERSION] = {
 	"CREATE TABLE retained(topic TEXT PRIMARY KEY, msg_id INTEGER, version INTEGER NOT NULL) WITHOUT ROWID;",
 	/* 1 -> 2: when each entry was queued (a queue's oldest age survives a restart). */
 	"ALTER TABLE queue ADD COLUMN queued_at INTEGER NOT NULL DEFAULT 0;",
+	/* 2 -> 3: bridge spools, messages waiting for the remote broker's PUBACK. */
+	("CREATE TABLE spool(bridge TEXT NOT NULL, seq INTEGER NOT NULL, msg_id INTEGER NOT NULL,"
+	 "  queued_at INTEGER NOT NULL, PRIMARY KEY(bridge, seq)) WITHOUT ROWID;"),
 };
 
 static const char *const stmt_sql[S__COUNT] = {
@@ -65,6 +68,8 @@ static const char *const stmt_sql[S__COUNT] = {
 	[S_SUB_DEL_SESSION] = "DELETE FROM subs WHERE sid = ?",
 	[S_RET_GET] = "SELECT msg_id, version FROM retained WHERE topic = ?",
 	[S_RET_PUT] = "INSERT OR REPLACE INTO retained(topic, msg_id, version) VALUES(?,?,?)",
+	[S_SPOOL_INS] = "INSERT OR IGNORE INTO spool(bridge, seq, msg_id, queued_at) VALUES(?,?,?,?)",
+	[S_SPOOL_DEL] = "DELETE FROM spool WHERE bridge = ? AND seq = ? RETURNING msg_id",
 };
 
 /* ---- statements ---- */
@@ -342,6 +347,25 @@ static int apply_op(struct store *st, const struct store_op *op)
 	case ST_MSG_LOAD:
 		apply_load(st, op->load);
 		return SQLITE_OK;
+	case ST_SPOOL_ADD:
+		if ((rc = msg_hold(st, op->msg)))
+			return rc;
+		s = st->st[S_SPOOL_INS];
+		sqlite3_bind_text(s, 1, op->bridge, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 2, (int64_t)op->seq);
+		sqlite3_bind_int64(s, 3, (int64_t)atomic_load(&op->msg->id));
+		sqlite3_bind_int64(s, 4, op->queued_s);
+		if ((rc = step_done(st, S_SPOOL_INS)))
+			return rc;
+		/* A row that was there already (a resubmitted group) keeps its one hold. */
+		return sqlite3_changes(st->db) ? SQLITE_OK : msg_release(st, (int64_t)atomic_load(&op->msg->id));
+	case ST_SPOOL_DEL:
+		/* The bridge deletes only rows it saw committed: no tombstone needed. */
+		sqlite3_bind_text(st->st[S_SPOOL_DEL], 1, op->bridge, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st->st[S_SPOOL_DEL], 2, (int64_t)op->seq);
+		if ((rc = step_int(st, S_SPOOL_DEL, &id)))
+			return rc;
+		return msg_release(st, id);
 	}
 	return SQLITE_MISUSE;
 }
@@ -744,7 +768,8 @@ int store__load_refs(struct store *st)
 {
 	static const char *const sql =
 		"SELECT msg_id, count(*) FROM (SELECT msg_id FROM queue UNION ALL SELECT msg_id FROM retained"
-		" UNION ALL SELECT will_msg AS msg_id FROM sessions WHERE will_msg IS NOT NULL) GROUP BY msg_id"
+		" UNION ALL SELECT will_msg AS msg_id FROM sessions WHERE will_msg IS NOT NULL"
+		" UNION ALL SELECT msg_id FROM spool) GROUP BY msg_id"
 		" HAVING count(*) > 1";
 	sqlite3_stmt *s;
 	refmap_free(&st->refs);

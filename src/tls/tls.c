@@ -126,6 +126,62 @@ struct tls_session *tls_session_new(SSL_CTX *ctx)
 	return t;
 }
 
+/* "FILE:LINE: bridge NAME: what PATH: why" */
+static SSL_CTX *client_fail(SSL_CTX *ctx, const char *src, const char *name, const struct conf_file *f,
+			    const char *what, const char *why, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "%s:%u: bridge %s: %s %s: %s", src, f->line, name, what, f->path, why);
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+SSL_CTX *tls_client_ctx_build(const char *name, const struct conf_file *cafile, const struct conf_file *certfile,
+			      const struct conf_file *keyfile, const char *src, char *err, size_t errlen)
+{
+	if (!src || !*src)
+		src = "(configuration)";
+	ERR_clear_error();
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	if (!ctx) {
+		snprintf(err, errlen, "bridge %s: TLS context: %s", name, ssl_reason("out of memory"));
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	if (SSL_CTX_load_verify_locations(ctx, cafile->path, NULL) != 1)
+		return client_fail(ctx, src, name, cafile, "bridge_cafile", ssl_reason("no CA certificate"), err,
+				   errlen);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	if (certfile->line && SSL_CTX_use_certificate_chain_file(ctx, certfile->path) != 1)
+		return client_fail(ctx, src, name, certfile, "bridge_certfile", ssl_reason("not a PEM certificate"),
+				   err, errlen);
+	if (keyfile->line && SSL_CTX_use_PrivateKey_file(ctx, keyfile->path, SSL_FILETYPE_PEM) != 1)
+		return client_fail(ctx, src, name, keyfile, "bridge_keyfile", ssl_reason("not a PEM private key"),
+				   err, errlen);
+	if (certfile->line && SSL_CTX_check_private_key(ctx) != 1)
+		return client_fail(ctx, src, name, keyfile, "bridge_keyfile", "does not match bridge_certfile", err,
+				   errlen);
+	return ctx;
+}
+
+struct tls_session *tls_client_session_new(SSL_CTX *ctx, const char *host)
+{
+	struct tls_session *t = tls_session_new(ctx);
+	if (!t)
+		return NULL;
+	SSL_set_connect_state(t->ssl);
+	/* The server's certificate must name the host we asked for: its IP
+	 * address, or its DNS name (sent as SNI too). */
+	X509_VERIFY_PARAM *param = SSL_get0_param(t->ssl);
+	bool ok = X509_VERIFY_PARAM_set1_ip_asc(param, host) == 1 ||
+		  (SSL_set_tlsext_host_name(t->ssl, host) == 1 && SSL_set1_host(t->ssl, host) == 1);
+	if (!ok) {
+		tls_session_free(t);
+		return NULL;
+	}
+	return t;
+}
+
 void tls_session_free(struct tls_session *t)
 {
 	if (!t)

@@ -28,6 +28,15 @@ SSL_CTX *tls_ctx_build(const struct listener_conf *l, const char *src, char *err
 struct tls_session *tls_session_new(SSL_CTX *ctx);
 void tls_session_free(struct tls_session *t);
 
+/* The client context of bridge `name`: trusts cafile (required), presents
+ * certfile/keyfile when set (line 0: not set). Returns a context owned by the
+ * caller, or NULL with "FILE:LINE: message" in err. */
+SSL_CTX *tls_client_ctx_build(const char *name, const struct conf_file *cafile, const struct conf_file *certfile,
+			      const struct conf_file *keyfile, const char *src, char *err, size_t errlen);
+/* A client session to `host` (its certificate must name it). Feeding it
+ * nothing starts the handshake. Returns NULL when out of memory. */
+struct tls_session *tls_client_session_new(SSL_CTX *ctx, const char *host);
+
 /* Results of tls_session_feed. */
 enum tls_feed {
 	TLS_FEED_OK = 0,

@@ -1,0 +1,41 @@
+/* Data reduction of one bridge topic line (pure): report by exception,
+ * numeric deadband and a minimum interval, decided per local topic from the
+ * last value forwarded on it. */
+#ifndef FM_BRIDGE_REDUCE_H
+#define FM_BRIDGE_REDUCE_H
+#include "../config/config.h"
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* What was last forwarded on one topic. */
+struct reduce_state {
+	uint64_t hash;      /* of the last forwarded payload (FNV-1a 64) */
+	uint32_t len;
+	bool seen;          /* something was forwarded */
+	bool has_value;     /* `value` holds the last forwarded number */
+	double value;
+	uint64_t last_ms;   /* when it was forwarded (monotonic) */
+};
+
+enum reduce_verdict {
+	REDUCE_SEND, /* forward it now */
+	REDUCE_DROP, /* same payload, or within the deadband */
+	REDUCE_HOLD, /* changed, but min_interval has not passed: keep as the latest */
+};
+
+/* True when line t reduces anything. */
+bool reduce_enabled(const struct bridge_topic *t);
+/* Decides for a payload arriving at now_ms. Numbers that cannot be read
+ * (not a number, no such JSON field) pass the deadband. */
+enum reduce_verdict reduce_check(const struct bridge_topic *t, const struct reduce_state *st, const uint8_t *p,
+				 size_t len, uint64_t now_ms);
+/* Records that the payload was forwarded at now_ms. */
+void reduce_sent(const struct bridge_topic *t, struct reduce_state *st, const uint8_t *p, size_t len,
+		 uint64_t now_ms);
+/* Reads the number of a payload: the whole payload (field NULL or empty)
+ * or the top-level member `field` of a JSON object. Returns false when there
+ * is none. */
+bool reduce_number(const uint8_t *p, size_t len, const char *field, double *out);
+
+#endif
