@@ -50,3 +50,152 @@ def test_out_remaps_and_arrives_in_order(start_broker, client):
     assert [int(m.payload) for m in got] == list(range(200))
     time.sleep(0.3)
     assert len(sub.messages) == 200
+
+
+def test_outage_with_edge_kill9_loses_nothing(start_broker, client):
+    """Cloud down, N messages published at a fixed rate at the edge, the edge
+    killed with -9 in the middle and restarted, then the cloud back: all N
+    arrive once, in order, remapped."""
+    n = 300
+    cloud = start_broker()
+    edge = start_broker(extra_lines=bridge_lines("cloud", cloud.port, ['machines/# out 1 "" plant-detroit/']))
+    from conftest import props, PacketTypes
+    persist = dict(client_id="collector", protocol=5, clean=False,
+                   properties=props(PacketTypes.CONNECT, SessionExpiryInterval=3600))
+    sub = client(cloud, **persist)
+    sub.subscribe("plant-detroit/#", 1)
+    wait_connected(edge)
+    sub.stop()
+    cloud.stop()
+    pub = client(edge, protocol=5)
+    t0 = time.monotonic()
+    for i in range(n // 2):
+        pub.publish("machines/line-%d/count" % (i % 3), b"%d" % i, qos=1)
+        time.sleep(max(0, t0 + i * 0.01 - time.monotonic()))  # 100 messages/s
+    pub.stop()
+    edge.kill9()
+    edge.start()
+    edge.wait_log(r"recovered .* %d spooled for bridges" % (n // 2))
+    pub = client(edge, protocol=5)
+    for i in range(n // 2, n):
+        pub.publish("machines/line-%d/count" % (i % 3), b"%d" % i, qos=1)
+        time.sleep(0.01)
+    cloud.start()
+    sub = client(cloud, **persist)
+    got = sub.messages.wait_for(n, timeout=30)
+    time.sleep(0.5)
+    got = sub.messages.snapshot()
+    assert [int(m.payload) for m in got] == list(range(n))
+    assert all(m.topic == "plant-detroit/machines/line-%d/count" % (int(m.payload) % 3) for m in got)
+
+
+def test_commands_flow_down_and_nothing_loops(start_broker, client):
+    cloud = start_broker()
+    edge = start_broker(extra_lines=bridge_lines("cloud", cloud.port, [
+        'machines/# out 1 "" plant-detroit/',
+        'commands/# in 1 "" plant-detroit/',
+        'shared/# both 1 "" ""']))
+    cloud_sub = collect(client, cloud, "#")
+    edge_sub = collect(client, edge, "#")
+    wait_connected(edge)
+    edge.wait_log(r"bridge cloud: connected")
+    time.sleep(0.3)  # the bridge's SUBSCRIBE reaches the cloud
+    cloud_pub = client(cloud, protocol=5)
+    edge_pub = client(edge, protocol=5)
+    cloud_pub.publish("plant-detroit/commands/chiller-01/setpoint", b"7.5", qos=1)
+    edge_sub.messages.wait_match(lambda m: m.topic == "commands/chiller-01/setpoint" and m.payload == b"7.5")
+    edge_pub.publish("shared/from-edge", b"e", qos=1)
+    cloud_pub.publish("shared/from-cloud", b"c", qos=1)
+    edge_pub.publish("machines/m1/state", b"running", qos=1)
+    cloud_sub.messages.wait_match(lambda m: m.topic == "plant-detroit/machines/m1/state")
+    edge_sub.messages.wait_match(lambda m: m.topic == "shared/from-cloud")
+    cloud_sub.messages.wait_match(lambda m: m.topic == "shared/from-edge")
+    time.sleep(1.5)  # long enough for any echo to come round
+    at_cloud = sorted(m.topic for m in cloud_sub.messages.snapshot())
+    at_edge = sorted(m.topic for m in edge_sub.messages.snapshot())
+    assert at_cloud == ["plant-detroit/commands/chiller-01/setpoint", "plant-detroit/machines/m1/state",
+                        "shared/from-cloud", "shared/from-edge"]
+    assert at_edge == ["commands/chiller-01/setpoint", "machines/m1/state", "shared/from-cloud",
+                       "shared/from-edge"]
+
+
+def test_rate_limit_within_ten_percent(start_broker, client):
+    rate, n = 50, 200
+    cloud = start_broker()
+    edge = start_broker(extra_lines=bridge_lines("cloud", cloud.port, ['data/# out 1'],
+                                                 extra=["bridge_max_msgs_per_sec %d" % rate]))
+    sub = collect(client, cloud, "data/#")
+    wait_connected(edge)
+    pub = client(edge, protocol=5)
+    for i in range(n):
+        pub.publish("data/x", b"%d" % i, qos=1, wait=False)
+    got = sub.messages.wait_for(n, timeout=n / rate + 10)
+    assert [int(m.payload) for m in got] == list(range(n))  # nothing dropped for rate
+    # Past the first tenth of a second's burst.
+    span = got[-1].time - got[10].time
+    observed = (n - 11) / span
+    assert abs(observed - rate) <= rate * 0.1, "observed %.1f messages/s for a limit of %d" % (observed, rate)
+
+
+def test_data_reduction_forwards_exactly_as_configured(start_broker, client):
+    cloud = start_broker()
+    edge = start_broker(extra_lines=bridge_lines("cloud", cloud.port, [], extra=[
+        'topic s/rbe/# out 1 "" c/', "report_by_exception true",
+        'topic s/db/# out 1 "" c/', "deadband 0.5",
+        'topic s/json/# out 1 "" c/', "deadband 1", "deadband_field value",
+        'topic s/slow/# out 1 "" c/', "min_interval 1"]))
+    sub = collect(client, cloud, "c/#")
+    wait_connected(edge)
+    pub = client(edge, protocol=5)
+    sent = {
+        "s/rbe/a": [b"on", b"on", b"off", b"off", b"on"],
+        "s/db/t": [b"10", b"10.2", b"10.4", b"10.6", b"10.7", b"9.9", b"n/a"],
+        "s/json/t": [b'{"value": 1}', b'{"value": 1.5}', b'{"value": 2.1}', b'{"unit": "C", "value": 2.5}',
+                     b'{"value": 3.2}'],
+    }
+    for topic, payloads in sent.items():
+        for p in payloads:
+            pub.publish(topic, p, qos=1)
+    for i in range(1, 11):
+        pub.publish("s/slow/t", b"%d" % i, qos=1)
+    expected = {
+        "c/s/rbe/a": [b"on", b"off", b"on"],
+        "c/s/db/t": [b"10", b"10.6", b"9.9", b"n/a"],
+        "c/s/json/t": [b'{"value": 1}', b'{"value": 2.1}', b'{"value": 3.2}'],
+        "c/s/slow/t": [b"1", b"10"],
+    }
+    sub.messages.wait_for(sum(len(v) for v in expected.values()), timeout=10)
+    time.sleep(1.5)  # nothing more comes, the held min_interval value included
+    got = {}
+    for m in sub.messages.snapshot():
+        got.setdefault(m.topic, []).append(m.payload)
+    assert got == expected
+
+
+def check_config(tmp_path, lines):
+    conf = tmp_path / "bad.conf"
+    conf.write_text("\n".join(lines) + "\n")
+    from conftest import broker_bin
+    r = subprocess.run([broker_bin(), "--check-config", "-c", str(conf)], capture_output=True, text=True)
+    assert r.returncode == 1
+    return r.stderr.strip()
+
+
+@pytest.mark.parametrize("lines,where,what", [
+    (["address 127.0.0.1:1883"], 1, "without a `connection NAME` line"),
+    (["connection c", "address 127.0.0.1:99999"], 2, "port in 1..65535"),
+    (["connection c", "address h:1", "topic a/# sideways"], 3, "out, in or both"),
+    (["connection c", "address h:1", "topic a/#/b out"], 3, "topic filter"),
+    (["connection c", "address h:1", "topic a/# out 3"], 3, "QOS must be 0, 1 or 2"),
+    (["connection c", "address h:1", "deadband 1"], 3, "there is none"),
+    (["connection c", "address h:1", "topic a/#", "deadband x"], 4, "invalid value 'x'"),
+    (["connection c", "address h:1", "topic a/#", "restart_timeout 10 5"], 4, "MIN <= MAX"),
+    (["connection c", "address h:1", "topic a/#", "bridge_protocol_version mqttv4"], 4, "mqttv311|mqttv50"),
+    (["", "connection c", "topic a/#"], 2, "needs an address line"),
+    (["connection c", "address h", "topic a/# in 1", "report_by_exception true"], 3, "out and both"),
+    (["connection c", "address h", "topic a/#", "connection c"], 4, "declared twice"),
+])
+def test_bad_bridge_lines_name_file_and_line(tmp_path, lines, where, what):
+    err = check_config(tmp_path, lines)
+    assert err.startswith("%s:%d: " % (tmp_path / "bad.conf", where)), err
+    assert what in err, err
