@@ -199,3 +199,86 @@ def test_bad_bridge_lines_name_file_and_line(tmp_path, lines, where, what):
     err = check_config(tmp_path, lines)
     assert err.startswith("%s:%d: " % (tmp_path / "bad.conf", where)), err
     assert what in err, err
+
+
+class Mosquitto:
+    """Debian's mosquitto as the cloud broker, on a free loopback port."""
+
+    def __init__(self, tmp_path):
+        self.port = free_port()
+        self.dir = tmp_path / "mosquitto"
+        self.dir.mkdir()
+        self.conf = self.dir / "mosquitto.conf"
+        # As root, mosquitto would drop to its own user, which cannot write here.
+        user = "user root\n" if os.geteuid() == 0 else ""
+        self.conf.write_text("listener %d 127.0.0.1\nallow_anonymous true\npersistence true\n"
+                             "persistence_location %s/\nlog_dest stderr\n%s" % (self.port, self.dir, user))
+        self.log = open(self.dir / "mosquitto.log", "ab")
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=self.log, stderr=subprocess.STDOUT)
+
+        def listening():
+            import socket
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return True
+            except OSError:
+                return False
+        wait_for(listening, 10, what="mosquitto listening")
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(10)
+        self.proc = None
+
+
+@pytest.fixture
+def mosquitto(tmp_path):
+    if not os.path.exists(MOSQUITTO):
+        pytest.skip("Debian's mosquitto is not installed (%s): apt-get install mosquitto" % MOSQUITTO)
+    m = Mosquitto(tmp_path)
+    yield m.start()
+    m.stop()
+    m.log.close()
+
+
+@pytest.mark.parametrize("version", ["mqttv50", "mqttv311"])
+def test_mosquitto_as_the_cloud(start_broker, client, mosquitto, version):
+    """Out through an outage of mosquitto, commands down, and, for v3 (no No
+    Local), nothing that we send comes back as a command."""
+    edge = start_broker(extra_lines=bridge_lines("cloud", mosquitto.port, [
+        'machines/# out 1 "" plant-detroit/',
+        'commands/# in 1 "" plant-detroit/'], version=version))
+    from conftest import props, PacketTypes
+    persist = dict(client_id="collector", protocol=5, clean=False,
+                   properties=props(PacketTypes.CONNECT, SessionExpiryInterval=3600))
+    sub = client(mosquitto.port, **persist)
+    sub.subscribe("plant-detroit/#", 1)
+    edge_sub = collect(client, edge, "#")
+    wait_connected(edge)
+    time.sleep(0.3)
+    pub = client(edge, protocol=5)
+    for i in range(100):
+        pub.publish("machines/press-7/cycles", b"%d" % i, qos=1)
+    sub.messages.wait_for(100, timeout=10)
+    sub.stop()
+    mosquitto.stop()
+    for i in range(100, 200):
+        pub.publish("machines/press-7/cycles", b"%d" % i, qos=1)
+    mosquitto.start()
+    sub = client(mosquitto.port, **persist)
+    got = sub.messages.wait_for(100, timeout=20)
+    cmd = client(mosquitto.port, protocol=5)
+    cmd.publish("plant-detroit/commands/press-7/stop", b"now", qos=1)
+    edge_sub.messages.wait_match(lambda m: m.topic == "commands/press-7/stop", timeout=10)
+    time.sleep(1)
+    got = sub.messages.snapshot()
+    cycles = [int(m.payload) for m in got if m.topic == "plant-detroit/machines/press-7/cycles"]
+    assert cycles == list(range(100, 200))
+    at_edge = [m.topic for m in edge_sub.messages.snapshot()]
+    assert at_edge.count("commands/press-7/stop") == 1
+    assert at_edge.count("machines/press-7/cycles") == 200
