@@ -215,6 +215,7 @@ int main(int argc, char **argv)
 	struct net *net = NULL;
 	if (svc.ops && (svc.http || !cfg.http_port)) {
 		ops_set_store(svc.ops, store);
+		ops_set_bridges(svc.ops, bridges);
 		net = net_start(b, &(struct net_service){ &svc, services_start, services_stop });
 	} else {
 		log_err("%s", err);

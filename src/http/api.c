@@ -193,6 +193,51 @@ static void get_status(struct http_server *s, struct http_response *res)
 	json_done(res, &j);
 }
 
+/* /api/bridges: each bridge's link and spool, from the last sample. */
+static void get_bridges(struct http_server *s, struct http_response *res)
+{
+	const struct metrics_snapshot *snap = ops_snapshot(s->ops);
+	struct jw j = { 0 };
+	jw_arr(&j);
+	for (unsigned i = 0; i < snap->n_bridges; i++) {
+		const struct bridge_status *b = &snap->bridges[i];
+		jw_obj(&j);
+		jw_key(&j, "name");
+		jw_str(&j, b->name);
+		jw_key(&j, "connected");
+		jw_bool(&j, b->connected);
+		jw_key(&j, "remote");
+		jw_str(&j, b->remote);
+		jw_key(&j, "spool_messages");
+		jw_u64(&j, b->spool_messages);
+		jw_key(&j, "spool_bytes");
+		jw_u64(&j, b->spool_bytes);
+		jw_key(&j, "oldest_age_seconds");
+		jw_u64(&j, b->oldest_age_s);
+		jw_key(&j, "drain_seconds");
+		if (b->drain_s >= 0)
+			jw_u64(&j, (uint64_t)b->drain_s);
+		else
+			jw_null(&j); /* not sending: unknown */
+		jw_key(&j, "sent");
+		jw_u64(&j, b->sent);
+		jw_key(&j, "received");
+		jw_u64(&j, b->received);
+		jw_key(&j, "reduced");
+		jw_u64(&j, b->reduced);
+		jw_key(&j, "dropped");
+		jw_obj(&j);
+		for (int r = 0; r < BRIDGE_DROP__COUNT; r++) {
+			jw_key(&j, bridge_drop_names[r]);
+			jw_u64(&j, b->dropped[r]);
+		}
+		jw_obj_end(&j);
+		jw_obj_end(&j);
+	}
+	jw_arr_end(&j);
+	json_done(res, &j);
+}
+
 static void get_metrics(struct http_server *s, struct http_response *res)
 {
 	if (metrics_prometheus(ops_snapshot(s->ops), ops_not_ready(s->ops) == NULL, &res->body)) {
@@ -556,7 +601,7 @@ int api_dispatch(struct http_server *s, struct hconn *c, const struct http_reque
 		else
 			not_allowed(res, "GET");
 	} else if (is(path, plen, "/api/status") || is(path, plen, "/api/clients") || is(path, plen, "/api/sessions") ||
-		   is(path, plen, "/api/subscriptions") || is(path, plen, "/api/retained")) {
+		   is(path, plen, "/api/subscriptions") || is(path, plen, "/api/retained") || is(path, plen, "/api/bridges")) {
 		if (!get)
 			not_allowed(res, "GET");
 		else if (is(path, plen, "/api/status"))
@@ -567,6 +612,8 @@ int api_dispatch(struct http_server *s, struct hconn *c, const struct http_reque
 			get_sessions(s, res);
 		else if (is(path, plen, "/api/subscriptions"))
 			get_subscriptions(s, res);
+		else if (is(path, plen, "/api/bridges"))
+			get_bridges(s, res);
 		else
 			get_retained(s, res);
 	} else if (is(path, plen, "/api/reload")) {

@@ -98,6 +98,50 @@ static uint64_t worker_value(const struct stats_local *w, int i)
 	return v[i];
 }
 
+/* The per-bridge values of a status, in bridge_families' order. */
+static int64_t bridge_value(const struct bridge_status *b, int f)
+{
+	const int64_t v[] = { b->connected, (int64_t)b->spool_messages, (int64_t)b->spool_bytes,
+			      (int64_t)b->oldest_age_s, b->drain_s, (int64_t)b->sent, (int64_t)b->received,
+			      (int64_t)b->reduced };
+	return v[f];
+}
+
+static const char *const bridge_families[][3] = {
+	{ "ferromq_bridge_connected", "gauge", "1 while the bridge is connected to its remote broker." },
+	{ "ferromq_bridge_spool_messages", "gauge", "Messages in the bridge's spool, waiting for the remote's PUBACK." },
+	{ "ferromq_bridge_spool_bytes", "gauge", "Payload bytes in the bridge's spool." },
+	{ "ferromq_bridge_spool_oldest_age_seconds", "gauge", "Age of the oldest message in the spool." },
+	{ "ferromq_bridge_spool_drain_seconds", "gauge",
+	  "Estimated seconds to empty the spool at the recent acknowledgement rate; -1 while not sending." },
+	{ "ferromq_bridge_messages_sent_total", "counter", "PUBLISH packets sent to the remote (resends included)." },
+	{ "ferromq_bridge_messages_received_total", "counter", "PUBLISH packets received from the remote." },
+	{ "ferromq_bridge_messages_reduced_total", "counter",
+	  "Messages not forwarded by data reduction (report_by_exception, deadband, min_interval)." },
+};
+
+static int bridges_prometheus(const struct metrics_snapshot *s, struct buf *out)
+{
+	int rc = 0;
+	if (!s->n_bridges)
+		return 0;
+	for (int f = 0; f < (int)(sizeof bridge_families / sizeof bridge_families[0]) && !rc; f++) {
+		rc = family(out, bridge_families[f][0], bridge_families[f][1], bridge_families[f][2]);
+		for (unsigned i = 0; i < s->n_bridges && !rc; i++)
+			rc = buf_printf(out, "%s{bridge=\"%s\"} %lld\n", bridge_families[f][0], s->bridges[i].name,
+					(long long)bridge_value(&s->bridges[i], f));
+	}
+	if (!rc)
+		rc = family(out, "ferromq_bridge_dropped_total", "counter",
+			    "Messages a bridge did not forward, by reason (spool_full, remote_refused, echo).");
+	for (unsigned i = 0; i < s->n_bridges && !rc; i++)
+		for (int r = 0; r < BRIDGE_DROP__COUNT && !rc; r++)
+			rc = buf_printf(out, "ferromq_bridge_dropped_total{bridge=\"%s\",reason=\"%s\"} %llu\n",
+					s->bridges[i].name, bridge_drop_names[r],
+					(unsigned long long)s->bridges[i].dropped[r]);
+	return rc;
+}
+
 int metrics_prometheus(const struct metrics_snapshot *s, bool ready, struct buf *out)
 {
 	int rc = 0;
@@ -144,6 +188,8 @@ int metrics_prometheus(const struct metrics_snapshot *s, bool ready, struct buf 
 			rc = buf_printf(out, "%s{name=\"%s\"} %.6g\n", alert_families[f][0], alert_name((enum alert_id)a), v);
 		}
 	}
+	if (!rc)
+		rc = bridges_prometheus(s, out);
 	if (!rc)
 		rc = family(out, "ferromq_ready", "gauge", "1 when /readyz answers 200.");
 	if (!rc)

@@ -7,6 +7,7 @@
 #include "alerts.h"
 #include "rates.h"
 #include "../base/buf.h"
+#include "../bridge/bridge.h"
 #include "../broker/admin.h"
 #include "../broker/stats.h"
 #include "../config/config.h"
@@ -53,6 +54,8 @@ struct metrics_snapshot {
 	uint16_t listener_port[CONFIG_MAX_LISTENERS];
 	uint32_t listener_open[CONFIG_MAX_LISTENERS];
 	struct alert_state alerts[ALERT__COUNT];
+	unsigned n_bridges;
+	struct bridge_status bridges[CONFIG_MAX_BRIDGES];
 };
 
 /* Appends the snapshot in the Prometheus text format 0.0.4. Returns 0 or -FM_ENOMEM. */

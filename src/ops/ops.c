@@ -18,6 +18,7 @@
 struct ops {
 	struct broker *b;
 	struct store *store;
+	struct bridges *bridges;
 	const char *conf_path;
 	uv_timer_t timer;
 	bool timer_open;
@@ -82,6 +83,7 @@ struct ops *ops_new(struct broker *b, const char *conf_path, char *err, size_t e
 }
 
 void ops_set_store(struct ops *o, struct store *store) { o->store = store; }
+void ops_set_bridges(struct ops *o, struct bridges *bridges) { o->bridges = bridges; }
 
 /* The network layer, set in the broker's ports before any worker runs. */
 static struct net *ops_net(const struct ops *o) { return o->b->ports.ctx; }
@@ -166,6 +168,9 @@ static void sample(struct ops *o, double dt_s)
 		s->listener_port[l] = b->cfg.listeners[l].port;
 		s->listener_open[l] = net_listener_open(ops_net(o), l);
 	}
+	s->n_bridges = bridges_count(o->bridges);
+	for (unsigned i = 0; i < s->n_bridges; i++)
+		bridges_status(o->bridges, i, &s->bridges[i]);
 	s->sampled = true;
 }
 

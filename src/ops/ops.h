@@ -23,6 +23,8 @@ struct reload_result {
 struct ops *ops_new(struct broker *b, const char *conf_path, char *err, size_t errlen);
 /* Connects the store (NULL: memory only), before net_start. */
 void ops_set_store(struct ops *o, struct store *store);
+/* Connects the bridges (NULL: none), before net_start. */
+void ops_set_bridges(struct ops *o, struct bridges *bridges);
 /* Starts the sampler on worker 0's loop (called before the loop runs). */
 int ops_start(struct ops *o, uv_loop_t *loop);
 /* Stops it (worker 0, at shutdown). */

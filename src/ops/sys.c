@@ -5,14 +5,46 @@
 #include <stdio.h>
 #include <string.h>
 
-static void publish_if_changed(struct sys_state *st, unsigned slot, struct bworker *w, const char *topic,
-			       const char *payload)
+static void publish_into(char *last, size_t last_size, struct bworker *w, const char *topic, const char *payload)
 {
-	if (!strcmp(st->last[slot], payload))
+	if (!strcmp(last, payload))
 		return;
 	if (broker_publish_sys(w, topic, payload, strlen(payload)))
 		return; /* out of memory: tried again next time */
-	snprintf(st->last[slot], sizeof st->last[slot], "%s", payload);
+	snprintf(last, last_size, "%s", payload);
+}
+
+static void publish_if_changed(struct sys_state *st, unsigned slot, struct bworker *w, const char *topic,
+			       const char *payload)
+{
+	publish_into(st->last[slot], sizeof st->last[slot], w, topic, payload);
+}
+
+/* $SYS/broker/bridges/NAME/...: connected, spool/{messages,bytes,oldest_age,drain_seconds},
+ * messages/{sent,received,reduced}, dropped/REASON. */
+static void sys_publish_bridges(struct sys_state *st, struct bworker *w, const struct metrics_snapshot *s)
+{
+	static const char *const names[8] = { "connected", "spool/messages", "spool/bytes", "spool/oldest_age",
+					      "spool/drain_seconds", "messages/sent", "messages/received",
+					      "messages/reduced" };
+	for (unsigned i = 0; i < s->n_bridges; i++) {
+		const struct bridge_status *b = &s->bridges[i];
+		const int64_t v[8] = { b->connected, (int64_t)b->spool_messages, (int64_t)b->spool_bytes,
+				       (int64_t)b->oldest_age_s, b->drain_s, (int64_t)b->sent, (int64_t)b->received,
+				       (int64_t)b->reduced };
+		char topic[160], payload[24];
+		for (unsigned k = 0; k < SYS_BRIDGE_SLOTS; k++) {
+			if (k < 8) {
+				snprintf(topic, sizeof topic, "$SYS/broker/bridges/%s/%s", b->name, names[k]);
+				snprintf(payload, sizeof payload, "%lld", (long long)v[k]);
+			} else {
+				snprintf(topic, sizeof topic, "$SYS/broker/bridges/%s/dropped/%s", b->name,
+					 bridge_drop_names[k - 8]);
+				snprintf(payload, sizeof payload, "%llu", (unsigned long long)b->dropped[k - 8]);
+			}
+			publish_into(st->bridge_last[i][k], sizeof st->bridge_last[i][k], w, topic, payload);
+		}
+	}
 }
 
 void sys_publish(struct sys_state *st, struct bworker *w, const struct metrics_snapshot *s)
@@ -32,6 +64,7 @@ void sys_publish(struct sys_state *st, struct bworker *w, const struct metrics_s
 		}
 	}
 	publish_if_changed(st, SYS_SLOTS - 1, w, "$SYS/broker/version", "ferromq version " FM_VERSION);
+	sys_publish_bridges(st, w, s);
 }
 
 void sys_publish_alert(struct bworker *w, enum alert_id id, const struct alert_state *a)

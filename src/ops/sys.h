@@ -7,8 +7,13 @@
 #define SYS_SLOTS (M__COUNT + R__COUNT * RATE__WINDOWS + 1)
 
 /* The payloads last published, so unchanged values are not sent again. */
+/* Per bridge: connected, the spool's messages, bytes, oldest age and drain
+ * estimate, sent, received, reduced, and the drops by reason. */
+#define SYS_BRIDGE_SLOTS (8 + BRIDGE_DROP__COUNT)
+
 struct sys_state {
 	char last[SYS_SLOTS][48];
+	char bridge_last[CONFIG_MAX_BRIDGES][SYS_BRIDGE_SLOTS][24];
 };
 
 /* Publishes every value of s that changed since the last call. On worker 0. */

@@ -282,3 +282,45 @@ def test_mosquitto_as_the_cloud(start_broker, client, mosquitto, version):
     at_edge = [m.topic for m in edge_sub.messages.snapshot()]
     assert at_edge.count("commands/press-7/stop") == 1
     assert at_edge.count("machines/press-7/cycles") == 200
+
+
+def test_spool_is_visible_in_metrics_sys_api_and_ctl(start_broker, client, tmp_path):
+    import opshttp
+    ctl_bin = os.environ.get("FERROMQ_CTL") or os.path.join(os.path.dirname(os.path.dirname(
+        os.path.dirname(os.path.abspath(__file__)))), "build", "ferromq-ctl")
+    cloud_port = free_port()  # nothing listens: a long outage
+    edge = opshttp.ops_broker(start_broker, tmp_path, extra_lines=bridge_lines(
+        "cloud", cloud_port, ['machines/# out 1 "" plant-detroit/'],
+        extra=["bridge_max_spool_bytes 1000", "bridge_spool_overflow drop_oldest"]))
+    sys_sub = collect(client, edge, "$SYS/broker/bridges/#")
+    pub = client(edge, protocol=5)
+    for i in range(120):
+        pub.publish("machines/m/v", b"%010d" % i, qos=1)  # 10 bytes each: 100 fit
+    m = wait_for(lambda: (lambda v: v if v.get('ferromq_bridge_spool_messages{bridge="cloud"}') == 100 else None)(
+        opshttp.metrics(edge)), timeout=5, what="the spool in /metrics")
+    assert m['ferromq_bridge_connected{bridge="cloud"}'] == 0
+    assert m['ferromq_bridge_spool_bytes{bridge="cloud"}'] == 1000
+    assert m['ferromq_bridge_spool_drain_seconds{bridge="cloud"}'] == -1
+    assert m['ferromq_bridge_dropped_total{bridge="cloud",reason="spool_full"}'] == 20
+    bridges = opshttp.api(edge, "GET", "/api/bridges")
+    assert len(bridges) == 1 and bridges[0]["name"] == "cloud" and bridges[0]["connected"] is False
+    assert bridges[0]["spool_messages"] == 100 and bridges[0]["drain_seconds"] is None
+    assert bridges[0]["remote"] == "127.0.0.1:%d" % cloud_port
+    sys_sub.messages.wait_match(lambda x: x.topic == "$SYS/broker/bridges/cloud/spool/messages"
+                                and x.payload == b"100", timeout=5)
+    r = subprocess.run([ctl_bin, "--url", "http://127.0.0.1:%d" % edge.http_port, "--token-file",
+                        edge.token_path, "bridge"], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0, r.stderr
+    header, row = r.stdout.splitlines()[:2]
+    assert header.split()[:4] == ["BRIDGE", "CONNECTED", "REMOTE", "SPOOLED"]
+    assert row.split()[:4] == ["cloud", "no", "127.0.0.1:%d" % cloud_port, "100"]
+    # The oldest are gone (drop_oldest): the cloud, once up, gets 20..119.
+    cloud = start_broker()
+    with open(edge.conf) as f:
+        conf = f.read().replace("127.0.0.1:%d" % cloud_port, "127.0.0.1:%d" % cloud.port)
+    sub = collect(client, cloud, "plant-detroit/#")
+    with open(edge.conf, "w") as f:
+        f.write(conf)
+    edge.restart()
+    got = sub.messages.wait_for(100, timeout=15)
+    assert [int(x.payload) for x in got] == list(range(20, 120))

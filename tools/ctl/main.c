@@ -47,6 +47,8 @@ static const struct ctl_command ctl_commands[] = {
 	  "every subscription with its options" },
 	{ "retained", "GET", "/api/retained", ACT_LIST, VIEW_RETAINED,
 	  "retained topics with their size and QoS" },
+	{ "bridge", "GET", "/api/bridges", ACT_LIST, VIEW_BRIDGES,
+	  "bridges: link state, spool depth, bytes, oldest age, drain estimate, traffic, drops" },
 	{ "kick", "POST", "/api/clients/", ACT_KICK, 0,
 	  "CLIENT_ID: disconnect the client (its session stays)" },
 	{ "delete-session", "DELETE", "/api/sessions/", ACT_DELETE_SESSION, 0,

@@ -72,6 +72,21 @@ static const struct view_column view_retained[] = {
 	VIEW_END,
 };
 
+static const struct view_column view_bridges[] = {
+	{ "BRIDGE", "name", KIND_TEXT },
+	{ "CONNECTED", "connected", KIND_TEXT },
+	{ "REMOTE", "remote", KIND_TEXT },
+	{ "SPOOLED", "spool_messages", KIND_NUMBER },
+	{ "SPOOL BYTES", "spool_bytes", KIND_BYTES },
+	{ "OLDEST", "oldest_age_seconds", KIND_DURATION },
+	{ "DRAIN IN", "drain_seconds", KIND_DURATION },
+	{ "SENT", "sent", KIND_NUMBER },
+	{ "RECEIVED", "received", KIND_NUMBER },
+	{ "REDUCED", "reduced", KIND_NUMBER },
+	{ "DROPPED", "dropped", KIND_TEXT },
+	VIEW_END,
+};
+
 static const struct view_column view_top_queues[] = {
 	{ "TOP QUEUES", "client_id", KIND_TEXT },
 	{ "QUEUED", "queued", KIND_NUMBER },
@@ -242,6 +257,7 @@ int view_list(const struct json_doc *d, enum view_list which, FILE *out, const c
 		[VIEW_SESSIONS] = view_sessions,
 		[VIEW_SUBSCRIPTIONS] = view_subscriptions,
 		[VIEW_RETAINED] = view_retained,
+		[VIEW_BRIDGES] = view_bridges,
 	};
 	return view__table(d, 0, cols[which], out, why);
 }

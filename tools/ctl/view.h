@@ -12,6 +12,7 @@ enum view_list {
 	VIEW_SESSIONS,      /* GET /api/sessions */
 	VIEW_SUBSCRIPTIONS, /* GET /api/subscriptions */
 	VIEW_RETAINED,      /* GET /api/retained */
+	VIEW_BRIDGES,       /* GET /api/bridges */
 };
 
 /* Writes the array answer d of one of the list endpoints as a table.
