@@ -178,8 +178,7 @@ static int add_session(void *ctx, struct session *s)
 	si->expiry_interval = s->expiry_interval;
 	si->queued_bytes = s->queued_bytes;
 	const struct qentry *head = s->queue.count ? qring_at(&s->queue, 0) : NULL;
-	/* A body spilled to disk carries no time: its age is unknown. */
-	si->oldest_ms = head && !qentry_on_disk(head) ? head->msg->created_ms : 0;
+	si->oldest_ms = head ? (uint64_t)head->queued_s * 1000 : 0;
 	si->expires_at = s->client ? 0 : s->expires_at;
 	l->n++;
 	return 0;

@@ -30,7 +30,7 @@ struct session_info {
 	bool connected;
 	uint32_t queued, inflight, subscriptions, expiry_interval;
 	uint64_t queued_bytes;
-	uint64_t oldest_ms;  /* wall ms the oldest queued message was built; 0: none */
+	uint64_t oldest_ms;  /* wall ms the oldest queued message was queued (to the second); 0: none */
 	uint64_t expires_at; /* wall ms; 0: connected or never */
 };
 int broker_list_sessions(struct broker *b, struct session_info **out, uint32_t *n);

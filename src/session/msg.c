@@ -1,5 +1,4 @@
 #include "msg.h"
-#include "../base/clock.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,7 +16,6 @@ struct msg *msg_new(const char *topic, uint16_t topic_len, const uint8_t *props,
 	m->payload_len = payload_len;
 	m->expiry_at = 0;
 	m->origin_sid = 0;
-	m->created_ms = clock_wall_ms();
 	atomic_init(&m->id, 0);
 	atomic_init(&m->held, false);
 	memcpy(m->data, topic, topic_len);

@@ -15,7 +15,6 @@ struct msg {
 	uint32_t payload_len;
 	uint64_t expiry_at;   /* wall-clock ms; 0 = never */
 	uint64_t origin_sid;  /* session id of the publisher, for No Local; 0 = none */
-	uint64_t created_ms;  /* wall-clock ms when built or recovered (a queue's oldest age) */
 	atomic_uint_fast64_t id; /* durable store id, 0 until first stored */
 	atomic_bool held;     /* QoS 2: not to be sent before its store commit */
 	uint8_t data[];       /* topic | props | payload */

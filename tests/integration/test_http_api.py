@@ -95,12 +95,15 @@ def test_endpoints_with_clients(start_broker, tmp_path, client):
     sessions = {s["client_id"]: s for s in api(b, "GET", "/api/sessions")}
     off = sessions["api-offline"]
     assert off["connected"] is False and off["queued"] == 3 and off["queued_bytes"] == 300
-    # Null once the queue's bodies are spilled to disk (they carry no time).
-    assert off["oldest_age_seconds"] is None or off["oldest_age_seconds"] >= 0
+    # Known also when the queue's bodies are on disk (each entry keeps its time).
+    assert isinstance(off["oldest_age_seconds"], int) and 0 <= off["oldest_age_seconds"] <= 5, off
     assert off["subscriptions"] == 1
     assert sessions["api-v5"]["connected"] is True and sessions["api-v5"]["expiry_interval"] == 300
     assert sessions["api-v5"]["expires_in_seconds"] is None
     assert sessions["api-v311"]["oldest_age_seconds"] is None
+    time.sleep(2.2)
+    aged = {s["client_id"]: s for s in api(b, "GET", "/api/sessions")}["api-offline"]["oldest_age_seconds"]
+    assert 2 <= aged <= 8, aged
 
     subs = {(s["client_id"], s["filter"]): s for s in api(b, "GET", "/api/subscriptions")}
     s5 = subs[("api-v5", "plant/+/temp")]
