@@ -426,8 +426,6 @@ void broker_worker_wake(struct bworker *w)
 		struct wake_item *it = &items[i];
 		if (it->txn) {
 			struct store_txn *t = it->txn;
-			if (t->n_ops) /* readyz: not ready while writes fail */
-				atomic_store_explicit(&b->stats.store_failing, t->err != 0, memory_order_relaxed);
 			for (uint32_t k = 0; k < t->n_cbs; k++) {
 				const struct store_cb *cb = &t->cbs[k];
 				if (cb->c)

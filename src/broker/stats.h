@@ -29,7 +29,7 @@ struct stats {
 	atomic_ulong clients_total;
 	atomic_long clients_maximum; /* most connected at once since start */
 	atomic_long sessions;
-	atomic_bool store_failing;   /* the last store commit failed (disk full, I/O error) */
+	atomic_bool store_failing;   /* in a store failure episode (disk full, I/O error); set by the store */
 };
 
 static inline const char *drop_reason_name(enum drop_reason r)

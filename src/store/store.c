@@ -451,6 +451,7 @@ static int commit_group(struct store *st, struct store_txn *list)
 		if (st->failing && episode_over(st, ops)) {
 			log_notice("store %s: writing again", st->path);
 			st->failing = false;
+			atomic_store_explicit(&st->b->stats.store_failing, false, memory_order_relaxed);
 		}
 		return 0;
 	}
@@ -459,6 +460,7 @@ static int commit_group(struct store *st, struct store_txn *list)
 		log_err("store %s: commit failed: %s (%d); new QoS 1/2 messages are refused until it works again",
 			st->path, sqlite3_errmsg(st->db), ext);
 	st->failing = true;
+	atomic_store_explicit(&st->b->stats.store_failing, true, memory_order_relaxed);
 	st->failed_ops = ops;
 	atomic_fetch_add(&st->failures, 1);
 	if (!sqlite3_get_autocommit(st->db))

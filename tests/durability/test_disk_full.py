@@ -16,6 +16,7 @@ import pytest
 
 import mqttraw as M
 from fm_harness import connect_raw, wait_for
+from opshttp import ops_broker, request
 
 FS_SIZE = 4 * 1024 * 1024
 PAYLOAD = 2000
@@ -80,7 +81,7 @@ def test_disk_full(start_broker, raw, tmp_path):
     try:
         data = os.path.join(mnt, "data")
         filler = os.path.join(mnt, "filler")
-        b = start_broker(persistence_location=data, max_queued_messages=100000)
+        b = ops_broker(start_broker, tmp_path, persistence_location=data, max_queued_messages=100000)
         off = connect_raw(raw, b, "df-offline", 5, clean=False,
                           properties=[(M.P_SESSION_EXPIRY, 3600)])
         assert off.subscribe([("df/q", 1)]).codes == [1]
@@ -115,6 +116,10 @@ def test_disk_full(start_broker, raw, tmp_path):
             assert refused.rc in (0x97, 0x80), refused
             assert refused.props.get(M.P_REASON_STRING), "no reason string: %r" % refused
             fill(filler, 0)  # take what is left, so a larger message cannot fit either
+
+            # A load balancer sees it: not ready while writes fail.
+            status, _, why = request(b, "GET", "/readyz", token=b.token)
+            assert status == 503 and b"store" in why, (status, why)
 
             # v3 has no negative PUBACK: the connection is closed instead.
             v3 = connect_raw(raw, b, "df-pub3-%d" % ep, 4)
@@ -151,6 +156,7 @@ def test_disk_full(start_broker, raw, tmp_path):
                 time.sleep(0.1)
             for i in range(20):
                 assert publish("after%d-%d" % (ep, i)).rc == 0
+            assert request(b, "GET", "/readyz", token=b.token)[:3:2] == (200, b"ready\n")
             assert b.log_text().count("commit failed") == ep + 1
 
         # Everything acknowledged is on disk: kill -9, restart, drain.
