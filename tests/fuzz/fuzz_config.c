@@ -32,6 +32,21 @@ static void check_config(const struct config *c)
 	CHECK(c->persistence_location[0] && memchr(c->persistence_location, 0, sizeof c->persistence_location));
 	CHECK(memchr(c->log_file, 0, sizeof c->log_file));
 	CHECK(c->log_mask <= 0x1F);
+	CHECK(c->n_bridges <= CONFIG_MAX_BRIDGES);
+	for (unsigned i = 0; i < c->n_bridges; i++) {
+		const struct bridge_conf *b = &c->bridges[i];
+		CHECK(b->name[0] && memchr(b->name, 0, sizeof b->name));
+		CHECK(b->n_addresses <= CONFIG_MAX_BRIDGE_ADDRESSES && b->n_topics <= CONFIG_MAX_BRIDGE_TOPICS);
+		for (unsigned k = 0; k < b->n_addresses; k++)
+			CHECK(b->addresses[k].port >= 1 && b->addresses[k].host[0]);
+		for (unsigned k = 0; k < b->n_topics; k++) {
+			const struct bridge_topic *t = &b->topics[k];
+			CHECK(t->pattern[0] && t->direction >= BRIDGE_OUT && t->direction <= BRIDGE_BOTH && t->qos <= 2);
+			CHECK(!t->has_deadband || t->deadband >= 0);
+		}
+		CHECK(b->restart_timeout.min >= 1 && b->restart_timeout.min <= b->restart_timeout.max);
+		CHECK(b->protocol_version <= BRIDGE_MQTTV50 && b->spool_overflow <= QUEUE_REJECT_NEW);
+	}
 }
 
 /* Applies one line; a failure must say why in a terminated message. */
