@@ -14,7 +14,8 @@ import urllib.request
 
 import pytest
 
-from conftest import broker_bin, free_port, wait_for
+from browser import chromium_bin, npm_package
+from conftest import free_port, wait_for
 
 # The newest playwright-core whose engines field still admits Debian 12's
 # nodejs 18; it drives the system's chromium, it downloads no browser.
@@ -64,26 +65,6 @@ const nextLine = () => new Promise((resolve) => lines.once('line', resolve));
 """
 
 
-def chromium_bin():
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
-
-
-def playwright_node_path():
-    """playwright-core, npm-installed into a cache beside the broker binary."""
-    cache = os.path.join(os.path.dirname(broker_bin()), "npm-cache", "playwright-core-" + PLAYWRIGHT_VERSION)
-    modules = os.path.join(cache, "node_modules")
-    if not os.path.exists(os.path.join(modules, "playwright-core", "package.json")):
-        os.makedirs(cache, exist_ok=True)
-        r = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--no-save", "--prefix", cache,
-                            "playwright-core@" + PLAYWRIGHT_VERSION], capture_output=True, text=True, timeout=240)
-        assert r.returncode == 0, "npm install playwright-core failed:\n" + r.stdout + r.stderr
-    return modules
-
-
 def healthy(origin):
     try:
         with urllib.request.urlopen(origin + "/healthz", timeout=2) as r:
@@ -109,7 +90,7 @@ def test_dashboard_in_headless_chromium(start_broker, client, tmp_path):
         pytest.skip("chromium is not installed (Debian package chromium; `make deps` installs it)")
     if not shutil.which("npm") or not shutil.which("node"):
         pytest.skip("node and npm are needed for playwright-core (Debian packages nodejs and npm)")
-    node_path = playwright_node_path()
+    node_path = npm_package("playwright-core", PLAYWRIGHT_VERSION)
 
     http_port = free_port()
     token_file = tmp_path / "http.token"

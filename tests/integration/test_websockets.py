@@ -16,7 +16,8 @@ import pytest
 
 import mqttraw
 import paho.mqtt.client as mqtt
-from conftest import REPO, broker_bin, free_port, wait_for
+from browser import chromium_bin, npm_package
+from conftest import REPO, free_port, wait_for
 from tls_certs import PKI
 from ws_client import OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, WSClient
 
@@ -225,25 +226,10 @@ def test_hostile_websocket_input(ws_broker, pki):
 
 # ---- MQTT.js in headless Chromium ----
 
-def chromium_bin():
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
-
-
 def mqttjs_bundle():
-    """The browser build of MQTT.js: npm install into a cache beside the broker binary."""
-    cache = os.path.join(os.path.dirname(broker_bin()), "npm-cache", "mqtt-" + MQTTJS_VERSION)
-    bundle = os.path.join(cache, "node_modules", "mqtt", "dist", "mqtt.min.js")
-    if not os.path.exists(bundle):
-        assert shutil.which("npm"), ("npm is missing: the browser build of MQTT.js comes from the npm registry "
-                                     "(NodeSource's nodejs ships npm; with Debian's nodejs install npm)")
-        os.makedirs(cache, exist_ok=True)
-        r = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--no-save", "--prefix", cache,
-                            "mqtt@" + MQTTJS_VERSION], capture_output=True, text=True, timeout=240)
-        assert r.returncode == 0 and os.path.exists(bundle), "npm install mqtt failed:\n" + r.stdout + r.stderr
+    """The browser build of MQTT.js."""
+    bundle = os.path.join(npm_package("mqtt", MQTTJS_VERSION), "mqtt", "dist", "mqtt.min.js")
+    assert os.path.exists(bundle), "no browser build in the npm package: " + bundle
     return bundle
 
 
