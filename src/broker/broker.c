@@ -66,6 +66,9 @@ void broker_free(struct broker *b)
 		free(w->admin);
 		store_txn_free(w->txn);
 		free(w->held);
+		for (uint32_t k = 0; k < w->n_load_retry; k++)
+			session_unref(w->load_retry[k]);
+		free(w->load_retry);
 		free(w->wake);
 		free(w->wake_spare);
 		free(w->targets);
@@ -531,6 +534,7 @@ void broker_worker_tick(struct bworker *w, uint64_t now)
 {
 	struct broker *b = w->b;
 	broker_worker_publish_stats(w);
+	spill_retry(w);
 	for (struct client *c = w->clients, *next; c; c = next) {
 		next = c->next;
 		if (c->state == CLIENT_NEW && now - c->connected_at_ms > (uint64_t)b->cfg.connect_timeout * 1000) {

@@ -158,6 +158,9 @@ struct bworker {
 	/* Sessions that got a held (QoS 2, not yet committed) message. */
 	struct session **held;
 	uint32_t n_held, cap_held;
+	/* Sessions whose queued bodies could not be read back: retried at the next tick. */
+	struct session **load_retry;
+	uint32_t n_load_retry, cap_load_retry;
 	struct stats_local stats;
 	struct stats_published stats_pub; /* copy of `stats` for other threads, every tick */
 };

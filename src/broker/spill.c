@@ -6,6 +6,7 @@
  * behind every record submitted before (so the rows are there). */
 #include "internal.h"
 #include "../base/err.h"
+#include "../base/vec.h"
 #include <stdlib.h>
 
 /* Queued entries kept with their bodies while the session is connected. */
@@ -41,7 +42,7 @@ static void dropped_missing(struct bworker *w, struct session *s, long i)
 	struct qentry gone;
 	qring_remove(&s->queue, (uint32_t)i, &gone);
 	s->queued_bytes -= gone.bytes;
-	log_err("store: the body of a message queued for %s is missing from the database; it is dropped",
+	log_err("store: the body of a message queued for %s is missing or damaged in the database; it is dropped",
 		s->client_id);
 	persist_queue_del(w, s, &gone);
 	qentry_release(&gone);
@@ -70,11 +71,32 @@ static void loaded(void *ctx, uint16_t pid, uint8_t kind, int err)
 			dropped_missing(w, s, i);
 		}
 	}
-	if (ld->failed)
-		log_err("store: reading queued messages of %s back failed; retrying", s->client_id);
 	int worker = s->worker;
 	pthread_mutex_unlock(&s->lock);
-	session_schedule(w, s, worker);
+	if (!ld->failed) {
+		session_schedule(w, s, worker);
+		return;
+	}
+	/* Not at once: a failing disk would be asked again and again. */
+	log_err("store: reading queued messages of %s back failed; retrying shortly", s->client_id);
+	if (vec_grow(&w->load_retry, &w->cap_load_retry, w->n_load_retry, sizeof *w->load_retry, 8))
+		session_schedule(w, s, worker);
+	else
+		w->load_retry[w->n_load_retry++] = session_ref(s);
+}
+
+void spill_retry(struct bworker *w)
+{
+	uint32_t n = w->n_load_retry;
+	w->n_load_retry = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		struct session *s = w->load_retry[i];
+		pthread_mutex_lock(&s->lock);
+		int worker = s->worker;
+		pthread_mutex_unlock(&s->lock);
+		session_schedule(w, s, worker);
+		session_unref(s);
+	}
 }
 
 void spill_load(struct bworker *w, struct session *s)

@@ -168,13 +168,17 @@ struct msg *store__read_msg(struct store *st, uint64_t id, int *rc)
 }
 
 /* Reads bodies back for a session's on-disk entries. A failure is the
- * load's own (the broker retries it), never the group's. */
+ * load's own (the broker retries it), never the group's; a damaged row is
+ * logged and counts as missing (the entry is dropped, not retried forever). */
 static void apply_load(struct store *st, struct store_load *ld)
 {
 	for (uint32_t i = 0; ld && i < ld->n; i++) {
 		int rc;
 		ld->items[i].msg = store__read_msg(st, ld->items[i].id, &rc);
-		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		if (rc == SQLITE_CORRUPT)
+			log_err("store %s: stored message %llu is damaged", st->path,
+				(unsigned long long)ld->items[i].id);
+		else if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 			ld->failed = true;
 	}
 }

@@ -7,6 +7,8 @@ remaining expiry; expired ones never; all of it across a kill -9.
 MQTT 5.0 sections 3.3.2.3.3 (message expiry), 3.3.4 (subscription
 identifiers), 4.6 (message ordering).
 """
+import os
+import sqlite3
 import time
 
 import pytest
@@ -72,7 +74,7 @@ def test_long_offline_queue_comes_back_from_disk(start_broker, raw, proto):
     if proto == V5:
         assert all(p.props.get(M.P_SUBSCRIPTION_ID) in (7, [7]) for p in got), got[0].props
     assert s.quiet(0.5) == []
-    assert "missing from the database" not in b.log_text()
+    assert "missing or damaged" not in b.log_text()
 
 
 def test_backlog_of_a_connected_slow_client(start_broker, raw):
@@ -115,3 +117,27 @@ def test_queue_on_disk_survives_kill_and_second_offline_period(start_broker, raw
     rest = receive(s, 800)
     assert [p.payload for p in rest] == payloads[700:]
     assert s.quiet(0.5) == []
+
+
+def test_body_gone_from_the_database_is_dropped_with_a_log_line(start_broker, raw):
+    """A queued message whose stored body has vanished (a damaged or
+    hand-edited database) is dropped with an error naming the session; the
+    rest of the queue is delivered and the broker goes on."""
+    b = start_broker(max_queued_messages=0)
+    s = connect_raw(raw, b, "gone-sub", V5, **persist_kw(V5))
+    s.subscribe([("gone/t", 1)])
+    s.disconnect()
+    pub = connect_raw(raw, b, "gone-pub", V5)
+    payloads = [b"g%02d" % i for i in range(10)]
+    publish_many(pub, "gone/t", payloads)
+    db = sqlite3.connect(os.path.join(b.data, "ferromq.db"), timeout=10)
+    with db:
+        n = db.execute("DELETE FROM msgs WHERE payload = ?", (payloads[4],)).rowcount
+    db.close()
+    assert n == 1
+    s = raw(b, V5)
+    assert s.connect("gone-sub", **persist_kw(V5)).session_present
+    got = receive(s, 9)
+    assert [p.payload for p in got] == payloads[:4] + payloads[5:]
+    assert s.quiet(0.5) == []
+    assert "gone-sub is missing or damaged in the database" in b.log_text()
