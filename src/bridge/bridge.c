@@ -293,7 +293,8 @@ void bridge_inbound(struct bridge *br, const struct mqtt_publish *p, store_done_
 			echo = remap_is_echo(&c->topics[i], (const char *)p->topic.p, p->topic.len);
 	const char *why = len <= 0 || len > 65535 ? "no `in` topic line takes it"
 			: echo ? "it is one of ours coming back (a v3 remote has no No Local)"
-			: !topic_name_valid(topic, (size_t)len) ? "its local topic is not valid" : NULL;
+			: !topic_name_valid(topic, (size_t)len) ? "its local topic is not valid"
+			: !strncmp(topic, "$SYS", 4) ? "$SYS is the broker's own tree" : NULL;
 	if (why) {
 		if (echo)
 			atomic_fetch_add(&br->dropped[BRIDGE_DROP_ECHO], 1);

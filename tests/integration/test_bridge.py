@@ -324,3 +324,41 @@ def test_spool_is_visible_in_metrics_sys_api_and_ctl(start_broker, client, tmp_p
     edge.restart()
     got = sub.messages.wait_for(100, timeout=15)
     assert [int(x.payload) for x in got] == list(range(20, 120))
+
+
+def test_tls_with_a_client_certificate(start_broker, client, tmp_path):
+    from tls_certs import PKI
+    pki = PKI(tmp_path / "pki")
+    server_crt, server_key = pki.server()
+    edge_crt, edge_key = pki.issue("edge", "plant-detroit-edge", 301)
+    tls_port = free_port()
+    cloud = start_broker(extra_lines=["listener %d 127.0.0.1" % tls_port, "certfile " + server_crt,
+                                      "keyfile " + server_key, "cafile " + pki.ca, "require_certificate true"])
+    sub = collect(client, cloud, "plant-detroit/#")
+    tls = ["bridge_cafile " + pki.ca, "bridge_certfile " + edge_crt, "bridge_keyfile " + edge_key]
+    edge = start_broker(extra_lines=bridge_lines("cloud", tls_port, ['machines/# out 1 "" plant-detroit/'],
+                                                 extra=tls))
+    wait_connected(edge)
+    pub = client(edge, protocol=5)
+    pub.publish("machines/m1/state", b"running", qos=1)
+    sub.messages.wait_match(lambda m: m.topic == "plant-detroit/machines/m1/state" and m.payload == b"running")
+    # A CA that did not sign the cloud's certificate: no connection, the message waits.
+    other = PKI(tmp_path / "other")
+    bad = start_broker(extra_lines=bridge_lines("cloud", tls_port, ['machines/# out 1 "" plant-detroit/'],
+                                                extra=["bridge_cafile " + other.ca]))
+    bad.wait_log(r"bridge cloud: connection to 127\.0\.0\.1:%d closed: TLS handshake: " % tls_port)
+    client(bad, protocol=5).publish("machines/m2/state", b"stopped", qos=1)
+    time.sleep(1)
+    assert not any(m.topic.endswith("m2/state") for m in sub.messages.snapshot())
+    assert "bridge cloud: connected" not in bad.log_text()
+
+
+def test_remote_sys_tree_is_not_taken_in(start_broker, client):
+    cloud = start_broker(sys_interval=1)
+    edge = start_broker(extra_lines=bridge_lines("cloud", cloud.port, ['$SYS/broker/version in 0', 'x/# in 0']))
+    edge_x = collect(client, edge, "x/#")
+    wait_connected(edge)
+    time.sleep(0.3)
+    client(cloud, protocol=5).publish("x/after", b"1", qos=1)
+    edge_x.messages.wait_match(lambda m: m.topic == "x/after")  # the link works, and came after $SYS
+    edge.wait_log(r"\$SYS/broker/version from the remote not published: \$SYS is the broker's own tree")
