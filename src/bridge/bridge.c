@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *const bridge_drop_names[BRIDGE_DROP__COUNT] = { "spool_full", "remote_refused", "echo" };
+const char *const bridge_drop_names[BRIDGE_DROP__COUNT] = { "spool_full", "remote_refused", "echo", "expired" };
 
 /* Committed bodies kept in memory this far beyond the next one to send;
  * further ones wait on disk and are read back in batches. */

@@ -13,6 +13,7 @@ enum bridge_drop {
 	BRIDGE_DROP_SPOOL_FULL,     /* bridge_max_spool_bytes: the oldest (drop_oldest) or the new one (reject_new) */
 	BRIDGE_DROP_REMOTE_REFUSED, /* the remote broker's PUBACK said no (0x87 and other final refusals) */
 	BRIDGE_DROP_ECHO,           /* a v3 remote sent back what we sent it */
+	BRIDGE_DROP_EXPIRED,        /* its v5 Message Expiry passed while it was spooled */
 	BRIDGE_DROP__COUNT
 };
 extern const char *const bridge_drop_names[BRIDGE_DROP__COUNT];

@@ -256,10 +256,14 @@ static int remote_topic(const struct bridge_conf *c, const struct msg *m, char *
 
 /* Encodes the entry seq (body in memory) as a PUBLISH. Returns 0, or -1
  * when it cannot be sent (dropped, logged). */
-static int send_entry(struct link *l, uint64_t seq, struct spool_entry *e)
+static int send_entry(struct link *l, uint64_t seq, struct spool_entry *e, uint64_t now_wall)
 {
 	struct bridge *br = l->br;
 	const struct msg *m = e->msg;
+	if (msg_expired(m, now_wall)) {
+		atomic_fetch_add(&br->dropped[BRIDGE_DROP_EXPIRED], 1);
+		return -1;
+	}
 	char topic[65536];
 	int tlen = remote_topic(br->conf, m, topic, sizeof topic);
 	struct mqtt_publish p = {
@@ -270,8 +274,12 @@ static int send_entry(struct link *l, uint64_t seq, struct spool_entry *e)
 		.pid = (uint16_t)(seq % 65535 + 1),
 		.payload = { msg_payload(m), m->payload_len },
 	};
-	if (tlen > 0 && l->version == MQTT_V5 && m->props_len) {
+	if (tlen > 0 && l->version == MQTT_V5) {
 		p.props.extra = (struct mqtt_bin){ msg_props(m), m->props_len };
+		if (m->expiry_at) { /* what is left of it [MQTT-3.3.2-6] */
+			p.props.have |= MQTT_PROP_BIT(MQTT_PROP_MESSAGE_EXPIRY);
+			p.props.message_expiry = (uint32_t)((m->expiry_at - now_wall + 999) / 1000);
+		}
 	}
 	const char *why = tlen <= 0 ? "its topic is no longer sent by this bridge"
 			: (l->max_packet && mqtt_publish_size(l->version, &p) > l->max_packet)
@@ -292,7 +300,7 @@ void link_pump(struct link *l)
 		return;
 	struct spool *sp = &br->spool;
 	struct bworker *w = bridge_worker(br);
-	uint64_t now_us = clock_mono_us();
+	uint64_t now_us = clock_mono_us(), now_wall = clock_wall_ms();
 	if (now_us < l->pause_until_us)
 		return;
 	pthread_mutex_lock(&sp->lock);
@@ -317,7 +325,7 @@ void link_pump(struct link *l)
 			l->pause_until_us = now_us + wait; /* the tick resumes */
 			break;
 		}
-		if (send_entry(l, seq, e)) {
+		if (send_entry(l, seq, e, now_wall)) {
 			spool_remove(sp, seq);
 			broker_spool_del(w, br->conf->name, seq);
 			continue;

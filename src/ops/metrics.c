@@ -133,7 +133,7 @@ static int bridges_prometheus(const struct metrics_snapshot *s, struct buf *out)
 	}
 	if (!rc)
 		rc = family(out, "ferromq_bridge_dropped_total", "counter",
-			    "Messages a bridge did not forward, by reason (spool_full, remote_refused, echo).");
+			    "Messages a bridge did not forward, by reason (spool_full, remote_refused, echo, expired).");
 	for (unsigned i = 0; i < s->n_bridges && !rc; i++)
 		for (int r = 0; r < BRIDGE_DROP__COUNT && !rc; r++)
 			rc = buf_printf(out, "ferromq_bridge_dropped_total{bridge=\"%s\",reason=\"%s\"} %llu\n",

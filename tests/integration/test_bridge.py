@@ -362,3 +362,26 @@ def test_remote_sys_tree_is_not_taken_in(start_broker, client):
     client(cloud, protocol=5).publish("x/after", b"1", qos=1)
     edge_x.messages.wait_match(lambda m: m.topic == "x/after")  # the link works, and came after $SYS
     edge.wait_log(r"\$SYS/broker/version from the remote not published: \$SYS is the broker's own tree")
+
+
+def test_message_expiry_passes_in_the_spool(start_broker, client):
+    from conftest import props, PacketTypes
+    cloud = start_broker()
+    edge = start_broker(extra_lines=bridge_lines("cloud", cloud.port, ['m/# out 1']))
+    persist = dict(client_id="collector", protocol=5, clean=False,
+                   properties=props(PacketTypes.CONNECT, SessionExpiryInterval=3600))
+    sub = client(cloud, **persist)
+    sub.subscribe("m/#", 1)
+    wait_connected(edge)
+    sub.stop()
+    cloud.stop()
+    pub = client(edge, protocol=5)
+    pub.publish("m/short", b"gone", qos=1, properties=props(PacketTypes.PUBLISH, MessageExpiryInterval=1))
+    pub.publish("m/long", b"kept", qos=1, properties=props(PacketTypes.PUBLISH, MessageExpiryInterval=3600))
+    time.sleep(2.2)
+    cloud.start()
+    sub = client(cloud, **persist)
+    msg = sub.messages.wait_match(lambda m: m.topic == "m/long", timeout=10)
+    assert 3590 <= msg.properties.MessageExpiryInterval <= 3600
+    time.sleep(0.5)
+    assert [m.topic for m in sub.messages.snapshot()] == ["m/long"]
