@@ -385,3 +385,43 @@ def test_message_expiry_passes_in_the_spool(start_broker, client):
     assert 3590 <= msg.properties.MessageExpiryInterval <= 3600
     time.sleep(0.5)
     assert [m.topic for m in sub.messages.snapshot()] == ["m/long"]
+
+
+def test_remote_refusal_is_dropped_and_counted_and_the_rest_flows(start_broker, client, tmp_path):
+    import opshttp
+    acl = tmp_path / "cloud.acl"
+    acl.write_text("topic readwrite plant/#\n")  # anonymous clients: plant/# only
+    cloud = start_broker(acl_file=str(acl))
+    sub = collect(client, cloud, "plant/#")
+    edge = opshttp.ops_broker(start_broker, tmp_path, extra_lines=bridge_lines(
+        "cloud", cloud.port, ['plant/# out 1', 'secret/# out 1']))
+    wait_connected(edge)
+    pub = client(edge, protocol=5)
+    pub.publish("plant/a", b"1", qos=1)
+    pub.publish("secret/b", b"2", qos=1)  # the cloud answers 0x87 Not authorized
+    pub.publish("plant/c", b"3", qos=1)
+    got = sub.messages.wait_for(2, timeout=10)
+    assert [m.topic for m in got] == ["plant/a", "plant/c"]
+    edge.wait_log(r"bridge cloud: 127\.0\.0\.1:%d refused spooled message \d+: .*\(0x87\); it is dropped" % cloud.port)
+    wait_for(lambda: opshttp.metrics(edge).get('ferromq_bridge_dropped_total{bridge="cloud",reason="remote_refused"}')
+             == 1 and opshttp.metrics(edge).get('ferromq_bridge_spool_messages{bridge="cloud"}') == 0,
+             timeout=5, what="the refusal counted and the spool empty")
+
+
+def test_quota_exceeded_is_retried_later_in_order(start_broker, client):
+    from conftest import props, PacketTypes
+    cloud = start_broker(max_queued_messages=2, queue_overflow="reject_new")
+    persist = dict(client_id="slow", protocol=5, clean=False,
+                   properties=props(PacketTypes.CONNECT, SessionExpiryInterval=3600))
+    sub = client(cloud, **persist)
+    sub.subscribe("plant/#", 1)
+    sub.stop()  # offline: its queue takes 2, then the cloud answers 0x97
+    edge = start_broker(extra_lines=bridge_lines("cloud", cloud.port, ['plant/# out 1']))
+    wait_connected(edge)
+    pub = client(edge, protocol=5)
+    for i in range(5):
+        pub.publish("plant/x", b"%d" % i, qos=1)
+    edge.wait_log(r"bridge cloud: .* refused a message with 0x97 Quota exceeded; resending in 1 s")
+    sub = client(cloud, **persist)
+    got = sub.messages.wait_for(5, timeout=10)
+    assert [int(m.payload) for m in got] == list(range(5))
