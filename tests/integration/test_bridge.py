@@ -425,3 +425,34 @@ def test_quota_exceeded_is_retried_later_in_order(start_broker, client):
     sub = client(cloud, **persist)
     got = sub.messages.wait_for(5, timeout=10)
     assert [int(m.payload) for m in got] == list(range(5))
+
+
+def test_failover_to_the_next_address(start_broker, client):
+    cloud = start_broker()
+    dead = free_port()
+    lines = bridge_lines("cloud", cloud.port, ['m/# out 1'])
+    lines[1] = "address 127.0.0.1:%d 127.0.0.1:%d" % (dead, cloud.port)
+    edge = start_broker(extra_lines=lines)
+    edge.wait_log(r"bridge cloud: connection to 127\.0\.0\.1:%d closed: connect: connection refused" % dead)
+    edge.wait_log(r"bridge cloud: connected to 127\.0\.0\.1:%d" % cloud.port, timeout=10)
+
+
+def test_commands_sent_while_the_edge_is_down_arrive(start_broker, client):
+    """cleansession false: the cloud keeps the bridge's session and queues
+    what comes for it while the edge is away."""
+    from conftest import props, PacketTypes
+    cloud = start_broker()
+    edge = start_broker(extra_lines=bridge_lines("cloud", cloud.port, ['cmd/# in 1 "" plant/']))
+    persist = dict(client_id="plc", protocol=5, clean=False,
+                   properties=props(PacketTypes.CONNECT, SessionExpiryInterval=3600))
+    plc = client(edge, **persist)
+    plc.subscribe("cmd/#", 1)
+    wait_connected(edge)
+    time.sleep(0.3)  # the bridge's SUBSCRIBE is in
+    plc.stop()
+    edge.stop()
+    client(cloud, protocol=5).publish("plant/cmd/stop", b"now", qos=1)
+    edge.start()
+    wait_connected(edge)
+    plc = client(edge, **persist)
+    plc.messages.wait_match(lambda m: m.topic == "cmd/stop" and m.payload == b"now", timeout=10)
