@@ -543,6 +543,60 @@ static void test_client_limits(void)
 	bad_line("tcp_user_timeout 2147483648", "tcp_user_timeout: '2147483648' is not a number in 0..2147483647");
 }
 
+static void test_bridge_section(void)
+{
+	struct config c;
+	char err[ERRLEN];
+	config_defaults(&c);
+	ok_line(&c, "connection cloud");
+	ok_line(&c, "address cloud.example.com:8883 [::1] 10.0.0.7");
+	ok_line(&c, "topic machines/# out 1 \"\" plant-detroit/");
+	ok_line(&c, "report_by_exception true");
+	ok_line(&c, "deadband 0.25");
+	ok_line(&c, "deadband_field value");
+	ok_line(&c, "topic +/cmd in");
+	ok_line(&c, "restart_timeout 2");
+	ok_line(&c, "bridge_max_spool_bytes 360M");
+	ok_line(&c, "bridge_max_bytes_per_sec 1k");
+	ASSERT_EQ(c.n_bridges, 1);
+	const struct bridge_conf *b = &c.bridges[0];
+	ASSERT_STRN(b->name, strlen(b->name), "cloud");
+	ASSERT_EQ(b->n_addresses, 3);
+	ASSERT_STRN(b->addresses[0].host, strlen(b->addresses[0].host), "cloud.example.com");
+	ASSERT_EQ(b->addresses[0].port, 8883);
+	ASSERT_STRN(b->addresses[1].host, strlen(b->addresses[1].host), "::1");
+	ASSERT_EQ(b->addresses[1].port, 1883);
+	ASSERT_EQ(b->addresses[2].port, 1883);
+	ASSERT_EQ(b->n_topics, 2);
+	ASSERT_EQ(b->topics[0].direction, BRIDGE_OUT);
+	ASSERT_EQ(b->topics[0].qos, 1);
+	ASSERT_EQ(b->topics[0].local_prefix[0], 0);
+	ASSERT_STRN(b->topics[0].remote_prefix, strlen(b->topics[0].remote_prefix), "plant-detroit/");
+	ASSERT_TRUE(b->topics[0].report_by_exception && b->topics[0].has_deadband);
+	ASSERT_TRUE(b->topics[0].deadband == 0.25);
+	ASSERT_STRN(b->topics[0].deadband_field, strlen(b->topics[0].deadband_field), "value");
+	ASSERT_EQ(b->topics[1].direction, BRIDGE_IN);
+	ASSERT_EQ(b->topics[1].qos, 0);
+	ASSERT_FALSE(b->topics[1].report_by_exception); /* the options went to the line above */
+	ASSERT_EQ(b->restart_timeout.min, 2);
+	ASSERT_EQ(b->restart_timeout.max, 2);
+	ASSERT_EQ(b->max_spool_bytes, 360ull << 20);
+	ASSERT_EQ(b->max_bytes_per_sec, 1024);
+	/* Defaults of a section, set by its connection line. */
+	ASSERT_EQ(b->keepalive_interval, 60);
+	ASSERT_EQ(b->protocol_version, BRIDGE_MQTTV311);
+	ASSERT_FALSE(b->cleansession);
+	ASSERT_EQ(config_finish(&c, err, sizeof err), 0);
+	/* A second section starts with the defaults again. */
+	ok_line(&c, "connection backup");
+	ASSERT_EQ(c.bridges[1].restart_timeout.min, 5);
+	ASSERT_EQ(c.bridges[1].restart_timeout.max, 30);
+	ASSERT_EQ(config_finish(&c, err, sizeof err), -1);
+	ASSERT_TRUE(strstr(err, "connection backup: needs an address line") != NULL);
+	bad_line("connection a/b", "connection: the name must be one word of at most 63 characters without / + #");
+	bad_line("topic a/#", "topic: bridge option without a `connection NAME` line above it");
+}
+
 int main(void)
 {
 	RUN(test_defaults);
@@ -559,5 +613,6 @@ int main(void)
 	RUN(test_finish);
 	RUN(test_help);
 	RUN(test_client_limits);
+	RUN(test_bridge_section);
 	return CHECK_DONE();
 }
