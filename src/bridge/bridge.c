@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 const char *const bridge_drop_names[BRIDGE_DROP__COUNT] = { "spool_full", "remote_refused", "echo", "expired" };
 
@@ -335,6 +336,8 @@ struct bridges *bridges_new(struct broker *b, int *err)
 	}
 	all->b = b;
 	pthread_mutex_init(&all->wake_lock, NULL);
+	/* The reconnection jitter (rand(), worker 0 only) differs from edge to edge. */
+	srand((unsigned)(clock_wall_ms() ^ ((uint64_t)getpid() << 16)));
 	uint64_t now_us = clock_mono_us();
 	for (unsigned i = 0; i < cfg->n_bridges; i++) {
 		struct bridge *br = &all->v[i];
