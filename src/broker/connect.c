@@ -44,7 +44,8 @@ static int negotiate(struct client *c, const struct mqtt_connect *m)
 		send_max = pr->receive_maximum;
 	c->send_max = (uint16_t)(send_max < cfg->max_inflight_messages ? send_max : cfg->max_inflight_messages);
 	c->max_packet_out = pr->have & MQTT_PROP_BIT(MQTT_PROP_MAXIMUM_PACKET_SIZE) ? pr->max_packet_size : 0;
-	c->alias_max_out = pr->topic_alias_maximum;
+	c->alias_max_out = (uint8_t)(pr->topic_alias_maximum < CLIENT_MAX_OUT_ALIASES ? pr->topic_alias_maximum
+											  : CLIENT_MAX_OUT_ALIASES);
 	c->alias_max_in = (uint16_t)cfg->max_topic_alias;
 	c->request_problem_info = !(pr->have & MQTT_PROP_BIT(MQTT_PROP_REQUEST_PROBLEM_INFO)) ||
 				  pr->request_problem_info;

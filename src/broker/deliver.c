@@ -27,8 +27,7 @@ static uint16_t out_alias(struct client *c, const struct msg *m, bool *known)
 			return (uint16_t)(i + 1);
 		}
 	}
-	uint16_t limit = c->alias_max_out < CLIENT_MAX_OUT_ALIASES ? c->alias_max_out : CLIENT_MAX_OUT_ALIASES;
-	if (c->n_out_aliases >= limit)
+	if (c->n_out_aliases >= c->alias_max_out)
 		return 0;
 	if (!client_aliases(c))
 		return 0;

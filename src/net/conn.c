@@ -7,6 +7,7 @@
 #include "../base/clock.h"
 #include "../base/err.h"
 #include "../base/log.h"
+#include "../base/vec.h"
 #include "../tls/tls.h"
 #include "../ws/ws.h"
 #include <netinet/in.h>
@@ -32,7 +33,7 @@ static struct conn *conn_of_client(struct client *c)
 
 const struct listener_conf *conn_listener(const struct conn *c)
 {
-	return &c->w->bw->b->cfg.listeners[c->listener];
+	return &conn_worker(c)->bw->b->cfg.listeners[c->listener];
 }
 
 static void conn_free(struct conn *c)
@@ -58,22 +59,22 @@ static void conn_unref_(struct conn *c)
 static void on_closed(uv_handle_t *h)
 {
 	struct conn *c = h->data;
-	for (struct conn **pp = &c->w->flush_head; c->flush_queued && *pp; pp = &(*pp)->flush_next) {
+	for (struct conn **pp = &conn_worker(c)->flush_head; c->flush_queued && *pp; pp = &(*pp)->flush_next) {
 		if (*pp == c) {
 			*pp = c->flush_next;
 			c->flush_queued = false;
 			break;
 		}
 	}
-	for (struct conn **pp = &c->w->pace_head; c->paced && *pp; pp = &(*pp)->pace_next) {
-		if (*pp == c) {
-			*pp = c->pace_next;
+	struct nworker *w = conn_worker(c);
+	for (uint32_t i = 0; c->paced && i < w->n_paced; i++) {
+		if (w->paced[i] == c) {
+			w->paced[i] = w->paced[--w->n_paced];
 			c->paced = false;
-			break;
 		}
 	}
-	c->w->n_conns--;
-	atomic_fetch_sub(&c->w->net->open[c->listener], 1);
+	conn_worker(c)->n_conns--;
+	atomic_fetch_sub(&conn_worker(c)->net->open[c->listener], 1);
 	broker_on_close(&c->client);
 	conn_unref_(c);
 }
@@ -113,7 +114,7 @@ static void conn_finish(struct conn *c)
 		conn_close_now(c);
 		return;
 	}
-	uv_timer_init(&c->w->loop, t);
+	uv_timer_init(&conn_worker(c)->loop, t);
 	t->data = c;
 	c->x->linger = t;
 	uv_timer_start(t, on_linger_timeout, 1000, 0);
@@ -124,8 +125,8 @@ static void queue_flush(struct conn *c)
 	if (c->flush_queued)
 		return;
 	c->flush_queued = true;
-	c->flush_next = c->w->flush_head;
-	c->w->flush_head = c;
+	c->flush_next = conn_worker(c)->flush_head;
+	conn_worker(c)->flush_head = c;
 }
 
 static void conn_write(struct conn *c);
@@ -242,7 +243,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
 {
 	struct conn *c = h->data;
 	(void)suggested;
-	*out = uv_buf_init((char *)c->w->rbuf, NWORKER_READ_BUF);
+	*out = uv_buf_init((char *)conn_worker(c)->rbuf, NWORKER_READ_BUF);
 }
 
 int conn_deliver(struct conn *c, const uint8_t *p, size_t len)
@@ -283,15 +284,18 @@ static bool conn_gone(struct conn *c)
  * worker's pace list, with the pace timer due by then. */
 static void pace_hold(struct conn *c, long wait)
 {
-	struct nworker *w = c->w;
+	struct nworker *w = conn_worker(c);
 	if (!c->read_paused) {
 		uv_read_stop((uv_stream_t *)&c->tcp);
 		c->read_paused = true;
 	}
 	if (!c->paced) {
+		if (vec_grow(&w->paced, &w->cap_paced, w->n_paced, sizeof *w->paced, 8)) {
+			conn_close_now(c); /* cannot be held back: cut off rather than flood */
+			return;
+		}
 		c->paced = true;
-		c->pace_next = w->pace_head;
-		w->pace_head = c;
+		w->paced[w->n_paced++] = c;
 	}
 	uint64_t due = uv_now(&w->loop) + (uint64_t)wait;
 	if (!uv_is_active((uv_handle_t *)&w->pace) || due < w->pace_due) {
@@ -329,14 +333,15 @@ void conn_on_pace(uv_timer_t *pace)
 {
 	struct nworker *w = pace->data;
 	/* Connections still over the rate go back on the list (and re-arm the timer). */
-	struct conn *list = w->pace_head;
-	w->pace_head = NULL;
-	while (list) {
-		struct conn *c = list;
-		list = c->pace_next;
-		c->paced = false;
-		conn_pace(c);
-	}
+	struct conn **list = w->paced;
+	uint32_t n = w->n_paced;
+	w->paced = NULL;
+	w->n_paced = w->cap_paced = 0;
+	for (uint32_t i = 0; i < n; i++)
+		list[i]->paced = false;
+	for (uint32_t i = 0; i < n; i++)
+		conn_pace(list[i]);
+	free(list);
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *ub)
@@ -373,10 +378,10 @@ static int transport_init(struct conn *c, const struct listener_conf *l)
 		return -FM_ENOMEM;
 	c->x = x;
 	x->tp = tls ? (ws ? &conn_wss : &conn_tls) : &conn_ws;
-	if (tls && !(x->tls = tls_session_new(c->w->tls.ctx[c->listener])))
+	if (tls && !(x->tls = tls_session_new(conn_worker(c)->tls.ctx[c->listener])))
 		return -FM_ENOMEM;
 	/* A frame larger than the largest packet we accept is refused. */
-	uint32_t mps = c->w->bw->b->cfg.max_packet_size;
+	uint32_t mps = conn_worker(c)->bw->b->cfg.max_packet_size;
 	if (ws && !(x->ws = ws_session_new(mps ? mps : 268435460u)))
 		return -FM_ENOMEM;
 	return 0;
@@ -399,7 +404,6 @@ void conn_accept(struct nworker *w, uv_stream_t *listener, unsigned idx)
 	struct conn *c = calloc(1, sizeof *c);
 	if (!c)
 		return;
-	c->w = w;
 	c->listener = (uint8_t)idx;
 	atomic_init(&c->refs, 1);
 	uv_tcp_init(&w->loop, &c->tcp);

@@ -45,8 +45,7 @@ struct xport {
 };
 
 struct conn {
-	uv_tcp_t tcp;
-	struct nworker *w;
+	uv_tcp_t tcp;           /* first: its loop is the worker's (conn_worker) */
 	struct xport *x; /* NULL for plain TCP */
 	struct buf in;  /* bytes of an incomplete packet; empty (no memory) when idle */
 	struct buf out; /* packets waiting for the next write */
@@ -59,7 +58,6 @@ struct conn {
 	bool paced : 1;       /* on the worker's pace list */
 	uint8_t listener;     /* index of its listener in the configuration */
 	struct conn *flush_next;
-	struct conn *pace_next;
 	struct client client;
 };
 

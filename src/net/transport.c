@@ -41,10 +41,10 @@ static int tls_in(struct conn *c, const uint8_t *p, size_t len, tls_sink_fn sink
 {
 	struct xport *x = c->x;
 	bool was_established = tls_session_established(x->tls);
-	int rc = tls_session_feed(x->tls, p, len, c->w->rbuf, NWORKER_READ_BUF, sink, c, &x->wire);
+	int rc = tls_session_feed(x->tls, p, len, conn_worker(c)->rbuf, NWORKER_READ_BUF, sink, c, &x->wire);
 	if (rc == TLS_FEED_HANDSHAKE_DONE) {
 		tls_established(c);
-		rc = tls_session_feed(x->tls, NULL, 0, c->w->rbuf, NWORKER_READ_BUF, sink, c, &x->wire);
+		rc = tls_session_feed(x->tls, NULL, 0, conn_worker(c)->rbuf, NWORKER_READ_BUF, sink, c, &x->wire);
 	}
 	if (rc == TLS_FEED_ERROR) {
 		if (was_established)

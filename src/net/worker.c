@@ -265,6 +265,7 @@ struct net *net_start(struct broker *b, const struct net_service *svc)
 			if (n->w[i].rbuf)
 				uv_loop_close(&n->w[i].loop);
 			free(n->w[i].rbuf);
+		free(n->w[i].paced);
 			ctxset_clear(&n->w[i].tls);
 		}
 		ctxset_clear(&n->tls);
@@ -365,6 +366,7 @@ void net_stop(struct net *n)
 		pthread_join(n->w[i].thread, NULL);
 		uv_loop_close(&n->w[i].loop);
 		free(n->w[i].rbuf);
+		free(n->w[i].paced);
 		ctxset_clear(&n->w[i].tls);
 		struct tls_ctxset *pending = atomic_exchange(&n->w[i].tls_next, NULL);
 		if (pending) {

@@ -5,6 +5,7 @@
 #include "net.h"
 #include <openssl/ssl.h>
 #include <pthread.h>
+#include <stddef.h>
 
 #define NWORKER_READ_BUF (64 * 1024)
 
@@ -23,7 +24,8 @@ struct nworker {
 	uv_check_t check;  /* end of each loop turn: deliveries, then writes */
 	uv_timer_t timer;  /* keep-alive, connect timeout, housekeeping */
 	uv_timer_t pace;   /* max_publish_rate: when the first held connection may go on */
-	struct conn *pace_head; /* connections held back by max_publish_rate */
+	struct conn **paced;    /* connections held back by max_publish_rate */
+	uint32_t n_paced, cap_paced;
 	uint64_t pace_due; /* uv_now of the pace timer's next run, when active */
 	uv_tcp_t listeners[CONFIG_MAX_LISTENERS];
 	unsigned n_listeners;
@@ -47,5 +49,12 @@ struct net {
 	pthread_mutex_t reload_lock;
 	struct net_service svc; /* on worker 0; svc.ctx NULL: none */
 };
+
+/* The worker of a connection: the one whose loop its socket is on (so a
+ * connection needs no pointer of its own). */
+static inline struct nworker *conn_worker(const struct conn *c)
+{
+	return (struct nworker *)(void *)((char *)c->tcp.loop - offsetof(struct nworker, loop));
+}
 
 #endif
