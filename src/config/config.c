@@ -302,20 +302,38 @@ static void note_source(struct config *c)
 		snprintf(c->source, sizeof c->source, "%s", c->loading);
 }
 
-static int set_listener(struct config *c, char *args, char *err, size_t errlen)
+/* "PORT [ADDRESS]" of a listener line `name`; the address defaults to
+ * loopback and must fit addr_size. */
+static int parse_port_address(const char *name, char *args, uint16_t *port, const char **addr, size_t addr_size,
+			      char *err, size_t errlen)
 {
 	char *save = NULL;
-	char *port = strtok_r(args, " \t", &save);
-	char *addr = strtok_r(NULL, " \t", &save);
+	char *p_text = strtok_r(args, " \t", &save);
+	char *a_text = strtok_r(NULL, " \t", &save);
 	uint64_t p;
-	if (!port || parse_u64(port, false, &p) || p < 1 || p > 65535) {
-		snprintf(err, errlen, "listener: port must be 1..65535");
+	if (!p_text || parse_u64(p_text, false, &p) || p < 1 || p > 65535) {
+		snprintf(err, errlen, "%s: port must be 1..65535", name);
 		return -1;
 	}
 	if (strtok_r(NULL, " \t", &save)) {
-		snprintf(err, errlen, "listener: expected PORT [ADDRESS]");
+		snprintf(err, errlen, "%s: expected PORT [ADDRESS]", name);
 		return -1;
 	}
+	if (a_text && strlen(a_text) >= addr_size) {
+		snprintf(err, errlen, "%s: address too long", name);
+		return -1;
+	}
+	*port = (uint16_t)p;
+	*addr = a_text ? a_text : "127.0.0.1";
+	return 0;
+}
+
+static int set_listener(struct config *c, char *args, char *err, size_t errlen)
+{
+	uint16_t port;
+	const char *addr;
+	if (parse_port_address("listener", args, &port, &addr, sizeof c->listeners[0].address, err, errlen))
+		return -1;
 	if (!c->seen_listener) {
 		if (c->default_listener_changed) {
 			snprintf(err, errlen, "listener: the per-listener options above apply to the default "
@@ -330,37 +348,25 @@ static int set_listener(struct config *c, char *args, char *err, size_t errlen)
 		return -1;
 	}
 	struct listener_conf *l = &c->listeners[c->n_listeners];
-	if (addr && strlen(addr) >= sizeof l->address) {
-		snprintf(err, errlen, "listener: address too long");
-		return -1;
-	}
 	memset(l, 0, sizeof *l);
 	note_source(c);
-	l->port = (uint16_t)p;
+	l->port = port;
 	l->line = c->cur_line;
-	snprintf(l->address, sizeof l->address, "%s", addr ? addr : "127.0.0.1");
+	snprintf(l->address, sizeof l->address, "%s", addr);
 	c->n_listeners++;
 	return 0;
 }
 
 static int set_http_listener(struct config *c, char *args, char *err, size_t errlen)
 {
-	char *save = NULL;
-	char *port = strtok_r(args, " \t", &save);
-	char *addr = strtok_r(NULL, " \t", &save);
-	uint64_t p;
-	if (!port || parse_u64(port, false, &p) || p < 1 || p > 65535) {
-		snprintf(err, errlen, "http_listener: port must be 1..65535");
+	uint16_t port;
+	const char *addr;
+	if (parse_port_address("http_listener", args, &port, &addr, sizeof c->http_address, err, errlen))
 		return -1;
-	}
-	if (strtok_r(NULL, " \t", &save) || (addr && strlen(addr) >= sizeof c->http_address)) {
-		snprintf(err, errlen, "http_listener: expected PORT [ADDRESS]");
-		return -1;
-	}
 	note_source(c);
-	c->http_port = (uint16_t)p;
+	c->http_port = port;
 	c->http_line = c->cur_line ? c->cur_line : 1;
-	snprintf(c->http_address, sizeof c->http_address, "%s", addr ? addr : "127.0.0.1");
+	snprintf(c->http_address, sizeof c->http_address, "%s", addr);
 	return 0;
 }
 
