@@ -11,7 +11,8 @@
 #   IDLE_CONNS     idle connections         (default 19000, lowered to fit the fd limit)
 #   RESTART_MESSAGES  messages queued before the kill -9 restart (default 1000000)
 #   OUT            report path              (default BENCHMARKS.md at the repo root)
-#   ONLY           scenario ids to run, space-separated (default: all; "restart" for the restart one)
+#   ONLY           scenario ids to run, space-separated (default: all; "restart" for the restart one,
+#                  "dashboard" for the dashboard's first paint, bench/dashboard.sh)
 #
 # Every load is bounded in time and goes to 127.0.0.1 only. Each broker is
 # started once per scenario set (the idle set and the durable sets: once per
@@ -360,6 +361,11 @@ run_set 1 durable-q1
 run_set 1 acklat-q1
 run_set 0 fanin-q0-scraped
 [[ -z ${ONLY:-} || " $ONLY " == *" restart "* ]] && run_restart
+if [[ -z ${ONLY:-} || " $ONLY " == *" dashboard "* ]]; then
+	say "dashboard: bench/dashboard.sh"
+	FERROMQ_BIN=$FERROMQ_BIN bash "$ROOT/bench/dashboard.sh" >"$tmp/dashboard.txt" 2>&1 ||
+		{ say "dashboard failed: $(tail -1 "$tmp/dashboard.txt")"; failures=$((failures + 1)); }
+fi
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 # Anything ferromq logged at error or warning level, over every run.
 grep -h -E '^[^ ]+ (error|warning): ' "$tmp"/ferromq*/log "$tmp"/ferromq*/log.before-kill 2>/dev/null \
@@ -377,10 +383,10 @@ M_LOAD_BEFORE=$load_before M_LOAD_AFTER=$load_after M_FSYNC=$fsync_us M_FERROMQ_
 M_FERROMQ_VARIANTS="$(for v in ferromq-full ferromq-normal ferromq-nopersist ferromq-restart ferromq-scraped; do
 	printf '%s\t%s\n' "$v" "${FERROMQ_EXTRA[$v]//$'\n'/\\n}"; done)" \
 python3 - "$tmp/results.tsv" "$tmp/scenarios.tsv" "$tmp/notes.txt" "$OUT" "$tmp/restart.tsv" \
-	"$tmp/broker-warnings.txt" <<'PY'
+	"$tmp/broker-warnings.txt" "$tmp/dashboard.txt" <<'PY'
 
 import json, os, statistics, sys
-results, scenarios, notes, out, restart, warnings = sys.argv[1:7]
+results, scenarios, notes, out, restart, warnings, dashboard = sys.argv[1:8]
 machine = {k: os.environ["M_" + k.upper()] for k in
            ("nproc", "cpu", "kernel", "mosq", "date", "commit", "runs", "duration", "warmup", "mosq_bin",
             "load_before", "load_after", "fsync", "ferromq_base", "ferromq_variants")}
@@ -568,6 +574,14 @@ if rs.get("store_files"): o.append(f"Store files after the kill: {rs['store_file
 for k in ("fill", "drain"):
     if rs.get(f"{k}_rc", "0") != "0":
         o.append(f"**{k} exited {rs[f'{k}_rc']}:** {rs.get(f'{k}_err', '')}\n")
+if os.path.exists(dashboard):
+    loads = [l.strip() for l in open(dashboard) if "first-contentful-paint" in l]
+    o.append("## Dashboard first paint\n")
+    o.append("`bash bench/dashboard.sh`: ferromq with an HTTP listener; each load a fresh headless Chromium "
+             "context (no cache, no cookie): `/?token=...`, the redirect, the page, its assets and the first "
+             "`/api/status`. Target: under 1 s on loopback.\n\n```")
+    o += loads or ["no result: " + (open(dashboard).read().strip().splitlines() or ["(empty)"])[-1]]
+    o.append("```\n")
 o.append("## ferromq log: errors and warnings\n")
 if warn:
     o.append("Over every ferromq run above (count, then message):\n\n```")
