@@ -44,10 +44,11 @@ int token_load(const char *path, bool create, char out[TOKEN_MAX], bool *created
 		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
 		return -1;
 	}
-	char line[TOKEN_MAX + 2];
+	/* Empty: fgets leaves line untouched on an empty file. */
+	char line[TOKEN_MAX + 2] = "";
 	bool got = fgets(line, sizeof line, f) != NULL;
 	fclose(f);
-	size_t len = got ? strcspn(line, "\r\n") : 0;
+	size_t len = strcspn(line, "\r\n");
 	size_t start = strspn(line, " \t");
 	while (len > start && (line[len - 1] == ' ' || line[len - 1] == '\t'))
 		len--;

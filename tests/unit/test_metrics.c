@@ -6,6 +6,8 @@
 #include "ops/token.h"
 #include <math.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define ASSERT_NEAR(a, b, eps) do { double a_ = (a), b_ = (b); \
 	if (fabs(a_ - b_) > (eps)) CHECK_FAIL("%s ~ %s: %g != %g", #a, #b, a_, b_); } while (0)
@@ -174,6 +176,55 @@ static void test_token_compare(void)
 	ASSERT_FALSE(token_equal("", 0, "abc"));
 }
 
+/* Fills the stack below the caller with blanks, as an earlier call might
+ * have left it. */
+static __attribute__((noinline)) void blank_stack(void)
+{
+	volatile char junk[8192];
+	for (size_t i = 0; i < sizeof junk; i++)
+		junk[i] = ' ';
+}
+
+static int write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	if (!f)
+		return -1;
+	fputs(text, f);
+	return fclose(f);
+}
+
+static void test_token_file(void)
+{
+	char dir[] = "/tmp/fm-token-XXXXXX", path[64], tok[TOKEN_MAX], err[256];
+	bool created;
+	ASSERT_TRUE(mkdtemp(dir) != NULL);
+	snprintf(path, sizeof path, "%s/token", dir);
+	ASSERT_EQ(write_file(path, "  s3cret-token \t\r\nsecond line\n"), 0);
+	ASSERT_EQ(token_load(path, false, tok, &created, err, sizeof err), 0);
+	ASSERT_STRN(tok, strlen(tok), "s3cret-token");
+	ASSERT_FALSE(created);
+	/* An empty file (fgets reads nothing and leaves the buffer as it was:
+	 * here, blanks past its end) and a blank line are refused. */
+	const char *bad[] = { "", " \t\n", "\ntoken on line 2\n" };
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		ASSERT_EQ(write_file(path, bad[i]), 0);
+		blank_stack();
+		ASSERT_EQ(token_load(path, false, tok, &created, err, sizeof err), -1);
+		ASSERT_TRUE(strstr(err, "expected a token") != NULL);
+	}
+	ASSERT_EQ(unlink(path), 0);
+	ASSERT_EQ(token_load(path, false, tok, &created, err, sizeof err), -1);
+	ASSERT_EQ(token_load(path, true, tok, &created, err, sizeof err), 0);
+	ASSERT_TRUE(created);
+	ASSERT_EQ(strlen(tok), 64);
+	struct stat st;
+	ASSERT_EQ(stat(path, &st), 0);
+	ASSERT_EQ(st.st_mode & 0777, 0600);
+	unlink(path);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	RUN(test_rate_now_and_ewma);
@@ -185,5 +236,6 @@ int main(void)
 	RUN(test_history_wraps);
 	RUN(test_prometheus_families);
 	RUN(test_token_compare);
+	RUN(test_token_file);
 	return CHECK_DONE();
 }
