@@ -405,6 +405,33 @@ int broker_kick(struct broker *b, const char *id, size_t len, uint8_t rc)
 	return 0;
 }
 
+/* Deleting the session of a connected client. The client can still send
+ * until its own worker disconnects it, and a SUBSCRIBE it sends after
+ * session_end would leave the subscription index pointing at the freed
+ * session (and session_end would read s->subs while that worker grows it).
+ * So that worker disconnects the client, then ends the session. */
+struct delete_job {
+	struct broker_job job;
+	struct client *c;  /* conn reference */
+	struct session *s; /* the registry's reference */
+	int worker;        /* c's, copied: c may be gone when others run the job */
+	uint8_t rc;
+};
+
+static void delete_run(struct broker_job *j, struct bworker *w)
+{
+	struct delete_job *d = (struct delete_job *)j;
+	if (w->id != d->worker)
+		return;
+	if (d->c->state == CLIENT_CONNECTED)
+		client_disconnect(d->c, d->rc, "administrative action");
+	session_end(w, d->s); /* consumes the registry's reference */
+	broker_commit(w, NULL, NULL, NULL, 0, 0, false);
+	w->b->ports.conn_unref(d->c);
+}
+
+static void delete_done(struct broker_job *j) { free(j); }
+
 int broker_delete_session(struct bworker *w, const char *id, size_t len, uint8_t rc)
 {
 	struct broker *b = w->b;
@@ -429,6 +456,20 @@ int broker_delete_session(struct bworker *w, const char *id, size_t len, uint8_t
 	log_notice("session %.*s deleted by an administrator", (int)len, id);
 	if (c) {
 		atomic_fetch_sub(&b->stats.clients_connected, 1);
+		struct delete_job *d = calloc(1, sizeof *d);
+		if (d) {
+			d->job.run = delete_run;
+			d->job.done = delete_done;
+			d->c = c;
+			d->s = s;
+			d->worker = c->worker;
+			d->rc = rc;
+			if (!broker_job_start(b, &d->job, w->id))
+				return 0;
+			free(d);
+		}
+		/* No job (out of memory, or shutting down, when no client sends
+		 * any more): at once. */
 		kick_to_worker(b, c, rc);
 	}
 	session_end(w, s); /* consumes the registry's reference */

@@ -6,9 +6,11 @@ import os
 import socket
 import stat
 import subprocess
+import threading
 import time
 
-from conftest import broker_bin, free_port, props, wait_for
+import mqttraw
+from conftest import assert_broker_alive, broker_bin, connect_raw, free_port, props, wait_for
 from opshttp import api, ops_broker, request
 from paho.mqtt.packettypes import PacketTypes
 
@@ -234,3 +236,44 @@ def test_keep_alive_and_pipelining(start_broker, tmp_path, client):
     assert out.startswith(b"HTTP/1.1 200 OK") and b"Connection: close" in out
     time.sleep(0.1)
     assert b.alive()
+
+
+def test_delete_session_while_it_subscribes(start_broker, tmp_path, raw):
+    b = ops_broker(start_broker, tmp_path)
+    pub = connect_raw(raw, b, "race-pub")
+    raced = 0
+    for attempt in range(60):
+        if raced == 4:
+            break
+        cid = "racer-%d" % attempt
+        r = connect_raw(raw, b, cid, clean=False)
+        # Only a client on another worker than the HTTP server's can race it.
+        if {c["client_id"]: c["worker"] for c in api(b, "GET", "/api/clients")}[cid] == 0:
+            r.close()
+            continue
+        raced += 1
+        stop = threading.Event()
+        flood = mqttraw.subscribe(1, [("race/%d/#" % attempt, 0)]) * 200
+
+        def subscribe_nonstop():
+            try:
+                while not stop.is_set():
+                    r.sock.sendall(flood)
+            except OSError:
+                pass
+        t = threading.Thread(target=subscribe_nonstop)
+        t.start()
+        time.sleep(0.1)
+        # SUBSCRIBEs the client sent after the deletion must not outlive the
+        # session in the subscription index (then routing reads freed memory).
+        assert api(b, "DELETE", "/api/sessions/" + cid) == {"deleted": True}
+        time.sleep(0.1)
+        stop.set()
+        t.join()
+        r.close()
+        wait_for(lambda: cid not in {c["client_id"] for c in api(b, "GET", "/api/clients")},
+                 what="the deleted session's client gone")
+        pub.send(mqttraw.publish("race/%d/x" % attempt, b"after"))
+        assert_broker_alive(b)
+    assert raced == 4
+    wait_for(lambda: api(b, "GET", "/api/status")["metrics"]["subscriptions"] == 0, what="no subscription left")
