@@ -130,6 +130,13 @@ static int reduce_and_append(struct bridge *br, struct bworker *w, struct msg *m
 	int rc = 1;
 	enum reduce_verdict v = e ? reduce_check(t, &e->st, msg_payload(m), m->payload_len, now) : REDUCE_SEND;
 	if (v == REDUCE_DROP) {
+		/* Back to what the remote has: a held value would now be stale. */
+		if (e->pending) {
+			msg_unref(e->pending);
+			e->pending = NULL;
+			br->n_pending--;
+			atomic_fetch_add(&br->reduced, 1);
+		}
 		atomic_fetch_add(&br->reduced, 1);
 		rc = 0;
 	} else if (v == REDUCE_HOLD) {

@@ -172,6 +172,26 @@ def test_data_reduction_forwards_exactly_as_configured(start_broker, client):
     assert got == expected
 
 
+def test_min_interval_never_sends_a_value_the_latest_one_replaced(start_broker, client):
+    """A value held for min_interval, then the old value again (dropped by
+    report by exception or the deadband as what the cloud already has): the
+    held one is stale and must not be sent when the interval ends."""
+    cloud = start_broker()
+    edge = start_broker(extra_lines=bridge_lines("cloud", cloud.port, [], extra=[
+        'topic s/rbe/# out 1 "" c/', "report_by_exception true", "min_interval 1",
+        'topic s/db/# out 1 "" c/', "deadband 0.5", "min_interval 1"]))
+    sub = collect(client, cloud, "c/#")
+    wait_connected(edge)
+    pub = client(edge, protocol=5)
+    for topic, values in (("s/rbe/valve", [b"open", b"closed", b"open"]), ("s/db/t", [b"10", b"20", b"10.1"])):
+        for v in values:
+            pub.publish(topic, v, qos=1)
+    sub.messages.wait_for(2, timeout=10)
+    time.sleep(2)  # past the interval: a held value would have gone by now
+    got = sorted((m.topic, m.payload) for m in sub.messages.snapshot())
+    assert got == [("c/s/db/t", b"10"), ("c/s/rbe/valve", b"open")]
+
+
 def check_config(tmp_path, lines):
     conf = tmp_path / "bad.conf"
     conf.write_text("\n".join(lines) + "\n")
