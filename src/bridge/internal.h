@@ -74,12 +74,15 @@ struct link {
 	bool tcp_open;
 	bool writing;
 	bool stopping;
+	bool retain_ok;     /* the remote takes retained messages (v5 Retain Available) */
 	uint8_t version;    /* MQTT_V311 or MQTT_V5 */
 	uint32_t generation; /* bumped at every connection, for late store callbacks */
 	unsigned addr_index;
 	unsigned attempts;  /* failed connections since the last success */
 	uint16_t window;    /* in-flight limit: the remote's Receive Maximum */
 	uint16_t sub_pid;
+	uint16_t keepalive;  /* seconds: ours, or the remote's Server Keep Alive */
+	uint32_t rx_pending; /* QoS 1 PUBLISHes from the remote not yet acknowledged, this connection */
 	uint32_t max_packet; /* the remote's Maximum Packet Size; 0: no limit */
 	uint64_t last_tx_ms, last_rx_ms, connect_started_ms;
 	uint64_t pause_until_us; /* rate limit */

@@ -149,6 +149,16 @@ static void send_connect(struct link *l)
 		m.props.have |= MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY);
 		m.props.session_expiry = UINT32_MAX;
 	}
+	/* The remote is held to the limits our clients have [MQTT-3.1.2-24, 3.3.4-9]. */
+	const struct config *cfg = &l->br->all->b->cfg;
+	if (l->version == MQTT_V5 && cfg->max_packet_size) {
+		m.props.have |= MQTT_PROP_BIT(MQTT_PROP_MAXIMUM_PACKET_SIZE);
+		m.props.max_packet_size = cfg->max_packet_size;
+	}
+	if (l->version == MQTT_V5 && cfg->receive_maximum < 65535) {
+		m.props.have |= MQTT_PROP_BIT(MQTT_PROP_RECEIVE_MAXIMUM);
+		m.props.receive_maximum = (uint16_t)cfg->receive_maximum;
+	}
 	if (mqtt_encode_connect(&l->out, &m)) {
 		link_close(l, "out of memory");
 		return;
@@ -269,7 +279,7 @@ static int send_entry(struct link *l, uint64_t seq, struct spool_entry *e, uint6
 	struct mqtt_publish p = {
 		.qos = 1,
 		.dup = seq < br->spool.dup_below,
-		.retain = m->retain,
+		.retain = m->retain && l->retain_ok,
 		.topic = { (const uint8_t *)topic, (uint32_t)(tlen > 0 ? tlen : 0) },
 		.pid = (uint16_t)(seq % 65535 + 1),
 		.payload = { msg_payload(m), m->payload_len },
@@ -304,7 +314,10 @@ void link_pump(struct link *l)
 	if (now_us < l->pause_until_us)
 		return;
 	pthread_mutex_lock(&sp->lock);
-	while (sp->inflight < l->window && sp->next_send < sp->tail) {
+	/* Packet ids are seq % 65535 + 1, unique only within 65,535 of the head:
+	 * while the head waits for its PUBACK nothing further goes out, or two
+	 * messages would share an id [MQTT-2.2.1-3] and one PUBACK remove the other. */
+	while (sp->inflight < l->window && sp->next_send < sp->tail && sp->next_send - sp->head < 65535) {
 		uint64_t seq = sp->next_send;
 		struct spool_entry *e = spool_at(sp, seq);
 		if (e->bits & SP_GONE) {
@@ -407,8 +420,13 @@ static void inbound_done(void *ctx, uint16_t pid, uint8_t kind, int err)
 {
 	struct inbound_ack *a = ctx;
 	struct link *l = a->l;
+	if (l->generation != a->generation || l->state != LINK_ONLINE) {
+		free(a);
+		return;
+	}
+	l->rx_pending--;
 	/* Not committed: no PUBACK, so the remote sends it again. */
-	if (!err && l->state == LINK_ONLINE && l->generation == a->generation) {
+	if (!err) {
 		struct mqtt_ack ack = { .pid = pid };
 		mqtt_encode_ack(&l->out, l->version, MQTT_PUBACK, &ack);
 		link_flush(l);
@@ -423,12 +441,17 @@ static int on_publish(struct link *l, const struct mqtt_publish *p)
 		return -1;
 	}
 	struct inbound_ack *a = NULL;
+	if (p->qos == 1 && l->version == MQTT_V5 && l->rx_pending >= l->br->all->b->cfg.receive_maximum) {
+		link_close(l, "more unacknowledged QoS 1 PUBLISHes than our Receive Maximum [MQTT-3.3.4-9]");
+		return -1;
+	}
 	if (p->qos == 1) {
 		if (!(a = malloc(sizeof *a))) {
 			link_close(l, "out of memory");
 			return -1;
 		}
 		*a = (struct inbound_ack){ l, l->generation };
+		l->rx_pending++;
 	}
 	bridge_inbound(l->br, p, a ? inbound_done : NULL, a);
 	return 0;
@@ -446,9 +469,18 @@ static int on_connack(struct link *l, const struct mqtt_connack *c)
 	l->state = LINK_ONLINE;
 	l->attempts = 0;
 	l->generation++;
+	l->rx_pending = 0;
 	l->window = LINK_V3_WINDOW;
 	l->max_packet = 0;
+	l->keepalive = (uint16_t)l->br->conf->keepalive_interval;
+	l->retain_ok = true;
 	if (l->version == MQTT_V5) {
+		/* The remote's keep alive replaces ours [MQTT-3.2.2-21]. */
+		if (c->props.have & MQTT_PROP_BIT(MQTT_PROP_SERVER_KEEP_ALIVE))
+			l->keepalive = c->props.server_keep_alive;
+		/* A retained PUBLISH to a remote without retain is a protocol error
+		 * [MQTT-3.2.2-14]: it would close the link at that message every time. */
+		l->retain_ok = !(c->props.have & MQTT_PROP_BIT(MQTT_PROP_RETAIN_AVAILABLE)) || c->props.retain_available;
 		l->window = LINK_MAX_WINDOW;
 		if ((c->props.have & MQTT_PROP_BIT(MQTT_PROP_RECEIVE_MAXIMUM)) && c->props.receive_maximum < l->window)
 			l->window = c->props.receive_maximum;
@@ -465,6 +497,9 @@ static int on_connack(struct link *l, const struct mqtt_connack *c)
 
 static int on_packet(struct link *l, const struct mqtt_packet *pk)
 {
+	/* Before its CONNACK the remote may send nothing else [MQTT-3.2.0-1]. */
+	if (l->state == LINK_MQTT && pk->type != MQTT_CONNACK)
+		goto unexpected;
 	switch (pk->type) {
 	case MQTT_CONNACK:
 		if (l->state != LINK_MQTT)
@@ -494,6 +529,7 @@ static int on_packet(struct link *l, const struct mqtt_packet *pk)
 	default:
 		break;
 	}
+unexpected:;
 	char why[64];
 	snprintf(why, sizeof why, "unexpected %s from the remote", mqtt_type_name(pk->type));
 	link_close(l, why);
@@ -511,7 +547,8 @@ static int link_input(void *arg, const uint8_t *p, size_t len)
 	size_t used = 0;
 	while (l->state == LINK_MQTT || l->state == LINK_ONLINE) {
 		struct mqtt_packet pk;
-		int n = mqtt_decode(l->in.p + used, l->in.len - used, l->version, 0, &pk);
+		int n = mqtt_decode(l->in.p + used, l->in.len - used, l->version, l->br->all->b->cfg.max_packet_size,
+				    &pk);
 		if (n == 0)
 			break;
 		if (n < 0) {
@@ -662,7 +699,7 @@ int link_init(struct link *l, struct bridge *br, uv_loop_t *loop)
 
 void link_tick(struct link *l, uint64_t now_ms)
 {
-	uint32_t ka = l->br->conf->keepalive_interval;
+	uint32_t ka = l->keepalive;
 	if ((l->state == LINK_RESOLVING || l->state == LINK_CONNECTING || l->state == LINK_TLS ||
 	     l->state == LINK_MQTT) && now_ms - l->connect_started_ms > LINK_CONNECT_TIMEOUT_MS) {
 		if (l->state == LINK_RESOLVING)

@@ -5,11 +5,13 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 
 import pytest
 
+import mqttraw
 from conftest import free_port, wait_for
 
 MOSQUITTO = "/usr/sbin/mosquitto"
@@ -476,3 +478,189 @@ def test_commands_sent_while_the_edge_is_down_arrive(start_broker, client):
     wait_connected(edge)
     plc = client(edge, **persist)
     plc.messages.wait_match(lambda m: m.topic == "cmd/stop" and m.payload == b"now", timeout=10)
+
+
+# ---- a remote broker we script, byte by byte ----
+
+class RemoteConn(mqttraw.RawClient):
+    """The remote's side of one bridge connection (an accepted socket)."""
+
+    def __init__(self, sock, version):
+        self.version = version
+        self.sock = sock
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = bytearray()
+        self.closed_seen = False
+        self.aliases = {}
+        self.pending = []
+
+    def expect_connect(self):
+        """The bridge's CONNECT: returns its v5 properties as a dict."""
+        p = self.expect(mqttraw.CONNECT, timeout=10)
+        r = mqttraw.Reader(p.raw)
+        assert r.str() == "MQTT"
+        level = r.u8()
+        assert level == self.version, "CONNECT level %d" % level
+        r.u8(), r.u16()
+        return r.props() if level == 5 else {}
+
+    def connack(self, rc=0, properties=None):
+        body = mqttraw.u8(0) + mqttraw.u8(rc)
+        if self.version == 5:
+            body += mqttraw.props(properties)
+        self.send(mqttraw.packet(mqttraw.CONNACK, 0, body))
+
+
+class FakeRemote:
+    """Listens on a free loopback port; each accept() is one connection of
+    the bridge."""
+
+    def __init__(self, version=5):
+        self.version = version
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(8)
+        self.port = self.srv.getsockname()[1]
+        self.conns = []
+
+    def accept(self, timeout=10):
+        self.srv.settimeout(timeout)
+        sock, _ = self.srv.accept()
+        c = RemoteConn(sock, self.version)
+        self.conns.append(c)
+        return c
+
+    def close(self):
+        for c in self.conns:
+            c.close()
+        self.srv.close()
+
+
+@pytest.fixture
+def fake_remote():
+    made = []
+
+    def factory(version=5):
+        r = FakeRemote(version)
+        made.append(r)
+        return r
+    yield factory
+    for r in made:
+        r.close()
+
+
+def test_hostile_remote_is_held_to_our_limits(start_broker, client, fake_remote):
+    """The remote gets our max_packet_size and receive_maximum in CONNECT
+    (v5) and is disconnected when it ignores them, or sends anything before
+    its CONNACK; within them, what it sends comes in."""
+    remote = fake_remote(5)
+    edge = start_broker(max_packet_size=4096, receive_maximum=5, extra_lines=bridge_lines(
+        "cloud", remote.port, ['cmd/# in 1 "" plant/']))
+    edge_sub = collect(client, edge, "cmd/#")
+    c = remote.accept()
+    got = c.expect_connect()
+    assert got.get(mqttraw.P_MAXIMUM_PACKET_SIZE) == 4096 and got.get(mqttraw.P_RECEIVE_MAXIMUM) == 5, got
+    c.send(mqttraw.publish("plant/cmd/early", b"x", qos=1, pid=1, version=5))
+    assert c.is_closed(5)
+    edge.wait_log(r"closed: unexpected PUBLISH from the remote")
+
+    c = remote.accept()
+    c.expect_connect()
+    c.connack()
+    # A header announcing 1 MB: refused at once, not buffered while it comes.
+    c.send(mqttraw.u8(mqttraw.PUBLISH << 4 | 2) + mqttraw.varint(1 << 20) + mqttraw.mstr("plant/cmd/big"))
+    assert c.is_closed(5)
+    edge.wait_log(r"closed: bad packet from the remote: .*(large|Large)")
+
+    c = remote.accept()
+    c.expect_connect()
+    c.connack()
+    c.send(b"".join(mqttraw.publish("plant/cmd/flood", b"%d" % i, qos=1, pid=i + 1, version=5) for i in range(6)))
+    assert c.is_closed(5)
+    edge.wait_log(r"closed: more unacknowledged QoS 1 PUBLISHes than our Receive Maximum")
+
+    c = remote.accept()
+    c.expect_connect()
+    c.connack()
+    c.send(b"".join(mqttraw.publish("plant/cmd/ok", b"%d" % i, qos=1, pid=i + 1, version=5) for i in range(5)))
+    acks = sorted(c.expect_skip(mqttraw.PUBACK).pid for _ in range(5))
+    assert acks == [1, 2, 3, 4, 5]
+    edge_sub.messages.wait_match(lambda m: m.topic == "cmd/ok" and m.payload == b"4")
+    got = edge_sub.messages.snapshot()
+    assert [m.payload for m in got if m.topic == "cmd/ok"] == [b"%d" % i for i in range(5)]
+    assert not [m for m in got if m.topic == "cmd/early"]
+
+
+def test_packet_ids_never_shared_while_the_head_waits(start_broker, fake_remote, raw):
+    """The remote acknowledges everything but the first message (and sends
+    PUBACKs for ids never used, and twice): the bridge must not reuse the
+    first one's packet id while it waits, so no other PUBACK can take it."""
+    remote = fake_remote(5)
+    edge = start_broker(extra_lines=bridge_lines("cloud", remote.port, ['m/# out 1']))
+    c = remote.accept()
+    c.expect_connect()
+    c.connack()
+    n = 65540
+    pub = raw(edge, 4)
+    assert pub.connect("flood").rc == 0
+    pub.send(b"".join(mqttraw.publish("m/x", b"%d" % i) for i in range(n)))
+    pending = None          # pid of message 0, never acknowledged here
+    in_flight = {}          # pid -> payload
+    seen = []
+    c.send(mqttraw.ack(mqttraw.PUBACK, 7777, version=5))  # an id not in use
+    while True:
+        try:
+            p = c.expect_skip(mqttraw.PUBLISH, timeout=3)  # before the bridge's keep alive gives up on us
+        except TimeoutError:
+            break
+        assert p.pid not in in_flight, "packet id %d sent again while %r waits for its PUBACK" % (
+            p.pid, in_flight[p.pid])
+        seen.append(int(p.payload))
+        if pending is None:
+            pending = p.pid
+            in_flight[p.pid] = p.payload
+        else:
+            c.send(mqttraw.ack(mqttraw.PUBACK, p.pid, version=5) * 2)  # and a duplicate
+    assert seen == list(range(65535)), "sent %d, the last %r" % (len(seen), seen[-3:])
+    c.send(mqttraw.ack(mqttraw.PUBACK, pending, version=5))
+    while len(seen) < n:
+        p = c.expect_skip(mqttraw.PUBLISH, timeout=10)
+        seen.append(int(p.payload))
+        c.send(mqttraw.ack(mqttraw.PUBACK, p.pid, version=5))
+    assert seen == list(range(n))
+
+
+def test_remote_keep_alive_and_silence(start_broker, fake_remote):
+    """A remote that never answers CONNECT is given up after 10 s; one whose
+    CONNACK sets a Server Keep Alive gets its PINGREQs at that pace, and is
+    given up when it stops answering them."""
+    remote = fake_remote(5)
+    edge = start_broker(extra_lines=bridge_lines("cloud", remote.port, ['m/# out 1']))
+    c = remote.accept()
+    c.expect_connect()
+    t0 = time.monotonic()
+    assert c.is_closed(15)
+    assert 9 <= time.monotonic() - t0 <= 13
+    edge.wait_log(r"closed: no CONNACK within 10 s")
+
+    c = remote.accept()
+    c.expect_connect()
+    c.connack(properties=[(mqttraw.P_SERVER_KEEP_ALIVE, 1)])  # ours is 5 s
+    t0 = time.monotonic()
+    c.expect(mqttraw.PINGREQ, timeout=2.5)
+    assert c.is_closed(5)
+    assert time.monotonic() - t0 <= 3.5
+    edge.wait_log(r"closed: keep alive timeout")
+
+
+def test_remote_without_retain_gets_no_retain_flag(start_broker, client, fake_remote):
+    """A v5 remote whose CONNACK says Retain Available 0 would close the link
+    at a retained PUBLISH, every time: the bridge sends it without the flag."""
+    remote = fake_remote(5)
+    edge = start_broker(extra_lines=bridge_lines("cloud", remote.port, ['m/# out 1']))
+    c = remote.accept()
+    c.expect_connect()
+    c.connack(properties=[(mqttraw.P_RETAIN_AVAILABLE, 0)])
+    client(edge, protocol=5).publish("m/state", b"running", qos=1, retain=True)
+    p = c.expect_skip(mqttraw.PUBLISH, timeout=10)
+    assert (p.topic, p.payload, p.retain) == ("m/state", b"running", False)
