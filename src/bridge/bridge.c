@@ -20,6 +20,9 @@ const char *const bridge_drop_names[BRIDGE_DROP__COUNT] = { "spool_full", "remot
 /* origin_sid of messages that came in over bridge i (sessions count from 1). */
 #define BRIDGE_ORIGIN(i) ((1ull << 62) + (i))
 #define TICK_MS 100
+/* Topics with reduction state per bridge (~100 bytes each): a plant's tags
+ * fit; topics that never repeat cannot take the edge's memory. */
+#define REDUCE_MAX_TOPICS (1u << 17)
 
 /* The first out line of br that sends a message on topic. */
 static int out_line(const struct bridge_conf *c, const struct msg *m)
@@ -72,53 +75,6 @@ int bridge_spool_append(struct bridge *br, struct bworker *w, struct msg *m)
 
 /* ---- data reduction ---- */
 
-static uint32_t reduce_hash(unsigned line, const char *topic, size_t len)
-{
-	uint32_t h = 2166136261u ^ line;
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (uint8_t)topic[i]) * 16777619u;
-	return h;
-}
-
-/* The state of (line, topic), created when missing (reduce_lock held). */
-static struct reduce_entry *reduce_find(struct bridge *br, unsigned line, const char *topic, size_t len)
-{
-	if (br->reduce_cap) {
-		struct reduce_entry *e = br->reduce[reduce_hash(line, topic, len) & (br->reduce_cap - 1)];
-		for (; e; e = e->next)
-			if (e->line == line && e->topic_len == len && !memcmp(e->topic, topic, len))
-				return e;
-	}
-	if (br->reduce_count >= br->reduce_cap / 2) {
-		uint32_t cap = br->reduce_cap ? br->reduce_cap * 2 : 64;
-		struct reduce_entry **v = calloc(cap, sizeof *v);
-		if (!v)
-			return NULL;
-		for (uint32_t i = 0; i < br->reduce_cap; i++) {
-			for (struct reduce_entry *e = br->reduce[i], *next; e; e = next) {
-				next = e->next;
-				uint32_t k = reduce_hash(e->line, e->topic, e->topic_len) & (cap - 1);
-				e->next = v[k];
-				v[k] = e;
-			}
-		}
-		free(br->reduce);
-		br->reduce = v;
-		br->reduce_cap = cap;
-	}
-	struct reduce_entry *e = calloc(1, sizeof *e + len);
-	if (!e)
-		return NULL;
-	e->line = (uint16_t)line;
-	e->topic_len = (uint16_t)len;
-	memcpy(e->topic, topic, len);
-	uint32_t k = reduce_hash(line, topic, len) & (br->reduce_cap - 1);
-	e->next = br->reduce[k];
-	br->reduce[k] = e;
-	br->reduce_count++;
-	return e;
-}
-
 /* Spools m through the reduction of line `line`. Returns 1 when spooled, 0
  * when reduced away or held, -FM_ELIMIT when the spool refused it. */
 static int reduce_and_append(struct bridge *br, struct bworker *w, struct msg *m, unsigned line)
@@ -126,7 +82,11 @@ static int reduce_and_append(struct bridge *br, struct bworker *w, struct msg *m
 	const struct bridge_topic *t = &br->conf->topics[line];
 	uint64_t now = clock_mono_ms();
 	pthread_mutex_lock(&br->reduce_lock);
-	struct reduce_entry *e = reduce_find(br, line, msg_topic(m), m->topic_len);
+	uint64_t forgotten = br->reduce.forgotten;
+	struct reduce_entry *e = reduce_table_get(&br->reduce, line, msg_topic(m), m->topic_len);
+	if (!forgotten && br->reduce.forgotten)
+		log_warn("bridge %s: reduction state for more than %u topics: others are forgotten (their next "
+			 "message is forwarded)", br->conf->name, br->reduce.max);
 	int rc = 1;
 	enum reduce_verdict v = e ? reduce_check(t, &e->st, msg_payload(m), m->payload_len, now) : REDUCE_SEND;
 	if (v == REDUCE_DROP) {
@@ -168,8 +128,8 @@ uint64_t bridge_flush_held(struct bridge *br, uint64_t now)
 {
 	uint64_t next = 0;
 	pthread_mutex_lock(&br->reduce_lock);
-	for (uint32_t i = 0; br->n_pending && i < br->reduce_cap; i++) {
-		for (struct reduce_entry *e = br->reduce[i]; e; e = e->next) {
+	for (uint32_t i = 0; br->n_pending && i < br->reduce.cap; i++) {
+		for (struct reduce_entry *e = br->reduce.v[i]; e; e = e->next) {
 			if (!e->pending)
 				continue;
 			const struct bridge_topic *t = &br->conf->topics[e->line];
@@ -354,6 +314,7 @@ struct bridges *bridges_new(struct broker *b, int *err)
 		br->origin = BRIDGE_ORIGIN(i);
 		spool_init(&br->spool);
 		pthread_mutex_init(&br->reduce_lock, NULL);
+		br->reduce.max = REDUCE_MAX_TOPICS;
 		bucket_init(&br->msgs_bucket, br->conf->max_msgs_per_sec, now_us);
 		bucket_init(&br->bytes_bucket, (double)br->conf->max_bytes_per_sec, now_us);
 		atomic_store(&br->drain_s, -1);
@@ -448,14 +409,10 @@ void bridges_free(struct bridges *all)
 		struct bridge *br = &all->v[i];
 		link_free(&br->link);
 		spool_free(&br->spool);
-		for (uint32_t k = 0; k < br->reduce_cap; k++) {
-			for (struct reduce_entry *e = br->reduce[k], *next; e; e = next) {
-				next = e->next;
+		for (uint32_t k = 0; k < br->reduce.cap; k++)
+			for (struct reduce_entry *e = br->reduce.v[k]; e; e = e->next)
 				msg_unref(e->pending);
-				free(e);
-			}
-		}
-		free(br->reduce);
+		reduce_table_free(&br->reduce);
 		pthread_mutex_destroy(&br->reduce_lock);
 	}
 	pthread_mutex_destroy(&all->wake_lock);

@@ -107,16 +107,6 @@ void link_free(struct link *l);
 
 /* ---- bridge.c ---- */
 
-/* Per-topic reduction state of one `topic` line, by local topic. */
-struct reduce_entry {
-	struct reduce_entry *next;
-	struct reduce_state st;
-	struct msg *pending; /* min_interval: the latest value held back, or NULL */
-	uint16_t line;       /* index of the topic line */
-	uint16_t topic_len;
-	char topic[];
-};
-
 struct bridge {
 	struct bridges *all;
 	const struct bridge_conf *conf; /* in the broker's configuration */
@@ -127,8 +117,8 @@ struct bridge {
 	struct token_bucket msgs_bucket, bytes_bucket;
 	/* Reduction state, under reduce_lock (publishing workers). */
 	pthread_mutex_t reduce_lock;
-	struct reduce_entry **reduce;
-	uint32_t reduce_cap, reduce_count, n_pending;
+	struct reduce_table reduce;
+	uint32_t n_pending;
 	atomic_bool connected;
 	atomic_uint_fast64_t sent, received, reduced, acked;
 	atomic_uint_fast64_t dropped[BRIDGE_DROP__COUNT];

@@ -97,6 +97,38 @@ static void test_reduce_verdicts(void)
 	ASSERT_FALSE(reduce_enabled(&(struct bridge_topic){ 0 }));
 }
 
+#define GET(t, line, topic) reduce_table_get(&(t), line, topic, strlen(topic))
+
+static void test_reduce_table_is_bounded(void)
+{
+	struct reduce_table t = { .max = 4 };
+	struct reduce_entry *a = GET(t, 0, "a");
+	ASSERT_TRUE(a != NULL);
+	ASSERT_TRUE(GET(t, 0, "a") == a);
+	ASSERT_TRUE(GET(t, 1, "a") != a); /* per topic line */
+	GET(t, 0, "b");
+	GET(t, 0, "c");
+	ASSERT_EQ(t.count, 4);
+	a->pending = (struct msg *)&t; /* holds a value: never forgotten */
+	char topic[16];
+	for (int i = 0; i < 1000; i++) {
+		snprintf(topic, sizeof topic, "unique/%d", i);
+		ASSERT_TRUE(GET(t, 0, topic) != NULL);
+		ASSERT_EQ(t.count, 4);
+	}
+	ASSERT_EQ(t.forgotten, 1000);
+	ASSERT_TRUE(GET(t, 0, "a") == a);
+	ASSERT_EQ(t.cap, 64); /* never grown past its first size */
+	/* Every entry holding a value: no room, the caller forwards unreduced. */
+	for (uint32_t k = 0; k < t.cap; k++)
+		for (struct reduce_entry *e = t.v[k]; e; e = e->next)
+			e->pending = (struct msg *)&t;
+	ASSERT_TRUE(GET(t, 0, "new") == NULL);
+	ASSERT_EQ(t.count, 4);
+	reduce_table_free(&t);
+	ASSERT_EQ(t.count, 0);
+}
+
 static void test_bucket(void)
 {
 	struct token_bucket b;
@@ -156,6 +188,7 @@ int main(void)
 	RUN(test_remap);
 	RUN(test_reduce_number);
 	RUN(test_reduce_verdicts);
+	RUN(test_reduce_table_is_bounded);
 	RUN(test_bucket);
 	RUN(test_spool_blocks);
 	return CHECK_DONE();
