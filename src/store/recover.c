@@ -240,7 +240,10 @@ static int load_retained(struct recovery *r)
 
 /* Bridge spools come back without their bodies: the id and the payload
  * length are all a spooled message costs in memory until it is sent. Rows of
- * a bridge that is no longer configured stay in the database (logged). */
+ * a bridge that is no longer configured stay in the database (logged). Rows
+ * whose body is missing (a damaged database) cannot be sent and are deleted:
+ * left in place, a new message given their sequence number would lose its
+ * row to them (INSERT OR IGNORE) and be gone after the next restart. */
 static int load_spools(struct recovery *r)
 {
 	sqlite3_stmt *s;
@@ -249,6 +252,7 @@ static int load_spools(struct recovery *r)
 			       " FROM spool s LEFT JOIN msgs m ON m.id = s.msg_id ORDER BY s.bridge, s.seq", -1, &s, NULL))
 		return fail(r, "bridge spools");
 	char unknown[64] = "";
+	uint64_t orphans = 0;
 	int rc;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		const char *bridge = (const char *)sqlite3_column_text(s, 0);
@@ -259,7 +263,7 @@ static int load_spools(struct recovery *r)
 			.queued_s = (uint32_t)sqlite3_column_int64(s, 4),
 		};
 		if (!bridge || !sqlite3_column_int(s, 5)) {
-			r->n_dropped++;
+			orphans++;
 			continue;
 		}
 		int err = broker_restore_spool(r->b, bridge, &e);
@@ -279,7 +283,13 @@ static int load_spools(struct recovery *r)
 		r->n_spooled++;
 	}
 	sqlite3_finalize(s);
-	return rc == SQLITE_DONE ? 0 : fail(r, "bridge spools");
+	if (rc != SQLITE_DONE)
+		return fail(r, "bridge spools");
+	r->n_dropped += orphans;
+	if (orphans && sqlite3_exec(r->st->db, "DELETE FROM spool WHERE msg_id NOT IN (SELECT id FROM msgs)", NULL,
+				    NULL, NULL) != SQLITE_OK)
+		return fail(r, "bridge spools");
+	return 0;
 }
 
 /* Deletes stored bodies that nothing refers to any more (left by a crash

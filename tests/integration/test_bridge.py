@@ -630,6 +630,35 @@ def test_packet_ids_never_shared_while_the_head_waits(start_broker, fake_remote,
     assert seen == list(range(n))
 
 
+def test_spool_row_without_its_body_does_not_take_a_new_message(start_broker, client):
+    """A damaged database: a spool row whose message body is missing. Its
+    sequence number must not swallow the row of the next message spooled."""
+    import sqlite3
+    dead = free_port()
+    edge = start_broker(extra_lines=bridge_lines("cloud", dead, ['m/# out 1']))
+    client(edge, protocol=5).publish("m/old", b"old", qos=1)
+    edge.stop()
+    db = sqlite3.connect(os.path.join(edge.data, "ferromq.db"))
+    with db:
+        assert db.execute("SELECT seq FROM spool").fetchall() == [(1,)]
+        db.execute("DELETE FROM msgs")
+    db.close()
+    edge.start()
+    client(edge, protocol=5).publish("m/new", b"important", qos=1)
+    edge.kill9()
+    cloud = start_broker()
+    sub = collect(client, cloud, "m/#")
+    with open(edge.conf) as f:
+        conf = f.read().replace("127.0.0.1:%d" % dead, "127.0.0.1:%d" % cloud.port)
+    with open(edge.conf, "w") as f:
+        f.write(conf)
+    edge.start()
+    m = sub.messages.wait_match(lambda x: x.topic == "m/new", timeout=15)
+    assert m.payload == b"important"
+    time.sleep(0.5)
+    assert [x.topic for x in sub.messages.snapshot()] == ["m/new"]
+
+
 def test_remote_keep_alive_and_silence(start_broker, fake_remote):
     """A remote that never answers CONNECT is given up after 10 s; one whose
     CONNACK sets a Server Keep Alive gets its PINGREQs at that pace, and is
