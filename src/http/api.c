@@ -568,13 +568,14 @@ int api_dispatch(struct http_server *s, struct hconn *c, const struct http_reque
 	size_t plen = q ? (size_t)(q - path) : req->target_len;
 	size_t qlen = q ? req->target_len - plen - 1 : 0;
 	q = q ? q + 1 : "";
-	bool get = method(req, "GET");
+	/* HEAD is answered as GET; the server sends no body [RFC 9110 9.3.2]. */
+	bool get = method(req, "GET") || method(req, "HEAD");
 	char id[HTTP_MAX_TARGET + 1];
 	long idlen;
 
 	if (is(path, plen, "/healthz")) {
 		if (!get)
-			not_allowed(res, "GET");
+			not_allowed(res, "GET, HEAD");
 		else
 			text(res, 200, "ok\n");
 		return 0;
@@ -588,7 +589,7 @@ int api_dispatch(struct http_server *s, struct hconn *c, const struct http_reque
 	if (is(path, plen, "/readyz")) {
 		const char *why = ops_not_ready(s->ops);
 		if (!get) {
-			not_allowed(res, "GET");
+			not_allowed(res, "GET, HEAD");
 		} else if (why) {
 			text(res, 503, why);
 			buf_append(&res->body, "\n", 1);
@@ -599,11 +600,11 @@ int api_dispatch(struct http_server *s, struct hconn *c, const struct http_reque
 		if (get)
 			get_metrics(s, res);
 		else
-			not_allowed(res, "GET");
+			not_allowed(res, "GET, HEAD");
 	} else if (is(path, plen, "/api/status") || is(path, plen, "/api/clients") || is(path, plen, "/api/sessions") ||
 		   is(path, plen, "/api/subscriptions") || is(path, plen, "/api/retained") || is(path, plen, "/api/bridges")) {
 		if (!get)
-			not_allowed(res, "GET");
+			not_allowed(res, "GET, HEAD");
 		else if (is(path, plen, "/api/status"))
 			get_status(s, res);
 		else if (is(path, plen, "/api/clients"))
@@ -633,7 +634,7 @@ int api_dispatch(struct http_server *s, struct hconn *c, const struct http_reque
 			not_allowed(res, "DELETE");
 	} else if (is(path, plen, "/") || (plen > 8 && !memcmp(path, "/assets/", 8))) {
 		if (!get)
-			not_allowed(res, "GET");
+			not_allowed(res, "GET, HEAD");
 		else if (!(is(path, plen, "/") ? serve_asset("index.html", 10, res)
 					       : serve_asset(path + 8, plen - 8, res)))
 			api_error(res, 404, "no such file");

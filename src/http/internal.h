@@ -14,7 +14,9 @@ struct http_server {
 	uv_tcp_t listener;
 	uv_timer_t sweep; /* closes idle connections */
 	bool started, stopping;
+	bool full_logged;       /* MAX_CONNS reached, said once until below */
 	struct hconn *conns;
+	unsigned n_conns;       /* in conns */
 };
 
 struct http_response {

@@ -148,8 +148,10 @@ long http_parse(const uint8_t *p, size_t len, struct http_request *r)
 	size_t head = (size_t)end + 2;
 	if (body_len > HTTP_MAX_BODY)
 		return -413;
-	if (len - head < body_len)
+	if (len - head < body_len) {
+		r->need = head + body_len;
 		return 0;
+	}
 	r->body = p + head;
 	r->body_len = body_len;
 	const struct http_header *conn = http_header_find(r, "Connection");

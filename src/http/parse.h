@@ -26,6 +26,10 @@ struct http_request {
 	const uint8_t *body;
 	size_t body_len;
 	bool keep_alive;
+	/* When http_parse needs more: the whole request's length once its head
+	 * is complete (the body is still coming), else 0. Lets a caller skip
+	 * parsing again until that much has arrived. */
+	size_t need;
 };
 
 /* Parses the request at the start of p[0..len). Returns the bytes it takes

@@ -1,6 +1,9 @@
 /* HTTP connections on worker 0's loop: input up to one bounded request at a
  * time, one answer per request (pipelined requests wait their turn),
- * keep-alive, and idle connections closed by a sweep. */
+ * keep-alive, and idle connections closed by a sweep. Every connection is
+ * bounded in memory and time whatever the client does: at most MAX_CONNS,
+ * a request must arrive whole within REQUEST_MS, an answer must be read
+ * within STALL_MS, and nothing more is read while an answer is unsent. */
 #include "internal.h"
 #include "../base/clock.h"
 #include "../base/err.h"
@@ -10,32 +13,53 @@
 #include <string.h>
 
 #define IDLE_MS 30000     /* a keep-alive connection with no request */
-#define SWEEP_MS 5000
+#define REQUEST_MS 10000  /* from a request's first byte to its last (slowloris) */
+#define STALL_MS 30000    /* an answer that the client does not read on */
+#define LINGER_MS 2000    /* after our FIN, for the client's */
+#define SWEEP_MS 1000
 #define READ_CHUNK 16384
+#define MAX_CONNS 128     /* more: the least recently active idle one goes */
+/* Unparsed input kept while an answer is being prepared or sent: one whole
+ * request fits, so parsing it cannot need more. */
+#define IN_MAX (HTTP_MAX_HEAD + HTTP_MAX_BODY)
 
 struct hconn {
 	uv_tcp_t tcp;
 	struct http_server *srv;
 	struct hconn *prev, *next;
+	uv_shutdown_t shutdown;
 	struct buf in;
 	uint64_t last_ms;     /* monotonic, of the last byte read or answer sent */
+	uint64_t req_ms;      /* since when in holds a request not yet whole; 0: empty */
+	uint64_t write_ms;    /* of the last progress of the answer being sent */
+	size_t write_queued;  /* bytes of it libuv still held then */
+	size_t parsed_len;    /* in.len when http_parse last needed more; 0: parse */
+	size_t need;          /* http_parse's need then */
+	uint64_t linger_ms;   /* when our FIN went (lingering) */
+	bool lf_seen;         /* in held a line end then */
 	bool keep_alive;      /* of the request being answered */
+	bool head;            /* it is a HEAD: the answer has no body */
 	bool waiting;         /* an answer is being prepared (api_dispatch returned 1) */
 	bool closing;         /* uv_close called */
 	bool closed;          /* the handle is closed; freed when no answer waits */
 	bool close_after;     /* close once the writes are done */
-	bool in_process;      /* process() is running: no recursion from http_reply */
+	bool lingering;       /* FIN sent: input is read and dropped until the client's */
+	bool paused;          /* uv_read_stop while in is full */
 	unsigned writes;      /* uv_writes in progress */
 	char peer[48];
 };
 
+/* One answer: the head, and the body it owns (or an embedded asset). */
 struct hwrite {
 	uv_write_t req;
 	struct hconn *c;
-	char data[];
+	struct buf body;
+	char head[];
 };
 
 static void process(struct hconn *c);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *ub);
 
 struct http_server *hconn_server(const struct hconn *c) { return c->srv; }
 
@@ -64,6 +88,7 @@ static void conn_close(struct hconn *c)
 		c->srv->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
+	c->srv->n_conns--;
 	uv_close((uv_handle_t *)&c->tcp, on_closed);
 }
 
@@ -86,10 +111,47 @@ static const char *reason(int status)
 	}
 }
 
+static bool busy(const struct hconn *c) { return c->waiting || c->writes; }
+
+static void read_resume(struct hconn *c)
+{
+	if (!c->paused || c->closing)
+		return;
+	c->paused = false;
+	if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read))
+		conn_close(c);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+	struct hconn *c = req->data;
+	if (status < 0 && !c->closing)
+		conn_close(c);
+}
+
+/* The last answer is out: closing now would reset the connection when
+ * unread input is left (a pipelined request, the rest of a refused body),
+ * and a reset can destroy the answer before the client has read it. So
+ * our FIN goes first, and the client's is awaited, reading and dropping,
+ * for LINGER_MS at most. */
+static void linger(struct hconn *c)
+{
+	c->lingering = true;
+	c->linger_ms = clock_mono_ms();
+	c->in.len = 0;
+	c->shutdown.data = c;
+	if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, on_shutdown)) {
+		conn_close(c);
+		return;
+	}
+	read_resume(c);
+}
+
 static void on_written(uv_write_t *req, int status)
 {
 	struct hwrite *wr = (struct hwrite *)req;
 	struct hconn *c = wr->c;
+	buf_free(&wr->body);
 	free(wr);
 	c->writes--;
 	if (c->closed) {
@@ -97,8 +159,24 @@ static void on_written(uv_write_t *req, int status)
 			conn_free(c);
 		return;
 	}
-	if (status < 0 || (c->close_after && !c->writes))
+	if (c->closing)
+		return;
+	if (status < 0) {
 		conn_close(c);
+		return;
+	}
+	c->last_ms = clock_mono_ms();
+	if (c->writes)
+		return;
+	if (c->close_after) {
+		linger(c);
+		return;
+	}
+	/* The client's time for what it pipelined starts now. */
+	c->req_ms = c->in.len ? c->last_ms : 0;
+	process(c);
+	if (!c->closing && !c->close_after && c->in.len < IN_MAX)
+		read_resume(c);
 }
 
 void http_reply(struct hconn *c, struct http_response *res)
@@ -113,66 +191,91 @@ void http_reply(struct hconn *c, struct http_response *res)
 	const uint8_t *body = res->fixed ? res->fixed : res->body.p;
 	size_t blen = res->fixed ? res->fixed_len : res->body.len;
 	char head[1024];
+	/* HEAD: the same Content-Length, no body [RFC 9110 9.3.2]. */
 	int hn = snprintf(head, sizeof head,
 			  "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: %s\r\n"
 			  "%sX-Content-Type-Options: nosniff\r\nContent-Security-Policy: default-src 'self'\r\n%s\r\n",
 			  res->status, reason(res->status), res->type ? res->type : "text/plain; charset=utf-8", blen,
 			  c->keep_alive ? "keep-alive" : "close", res->api ? "Cache-Control: no-store\r\n" : "",
 			  res->headers);
-	struct hwrite *wr = hn > 0 && (size_t)hn < sizeof head ? malloc(sizeof *wr + (size_t)hn + blen) : NULL;
+	struct hwrite *wr = hn > 0 && (size_t)hn < sizeof head ? malloc(sizeof *wr + (size_t)hn) : NULL;
 	if (!wr) {
 		buf_free(&res->body);
 		conn_close(c);
 		return;
 	}
-	memcpy(wr->data, head, (size_t)hn);
-	if (blen)
-		memcpy(wr->data + hn, body, blen);
-	buf_free(&res->body);
+	memcpy(wr->head, head, (size_t)hn);
+	/* The body is written from where it is, not copied: a listing can be
+	 * tens of megabytes. */
+	wr->body = res->body;
+	res->body = (struct buf){ 0 };
 	wr->c = c;
-	uv_buf_t ub = uv_buf_init(wr->data, (unsigned)((size_t)hn + blen));
-	if (uv_write(&wr->req, (uv_stream_t *)&c->tcp, &ub, 1, on_written)) {
+	uv_buf_t ub[2] = { uv_buf_init(wr->head, (unsigned)hn), uv_buf_init((char *)(uintptr_t)body, (unsigned)blen) };
+	if (uv_write(&wr->req, (uv_stream_t *)&c->tcp, ub, blen && !c->head ? 2 : 1, on_written)) {
+		buf_free(&wr->body);
 		free(wr);
 		conn_close(c);
 		return;
 	}
 	c->writes++;
-	c->last_ms = clock_mono_ms();
+	c->last_ms = c->write_ms = clock_mono_ms();
+	c->write_queued = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
 	if (!c->keep_alive)
 		c->close_after = true;
-	else if (!c->in_process)
-		process(c); /* a pipelined request may be waiting */
 }
 
-/* Answers the requests in c->in, one at a time. */
+/* Whether parsing c->in again could give more than "need more": after that
+ * answer, only a CR or LF (the old last byte included), the body's last
+ * byte, or passing a size limit can change it. Parsing only then keeps a
+ * request sent a byte at a time linear, not quadratic, in its size. */
+static bool worth_parsing(const struct hconn *c)
+{
+	if (!c->parsed_len || c->in.len < c->parsed_len)
+		return true;
+	if (c->need)
+		return c->in.len >= c->need;
+	const uint8_t *from = c->in.p + c->parsed_len - 1;
+	size_t n = c->in.len - c->parsed_len + 1;
+	if (memchr(from, '\r', n) || memchr(from, '\n', n))
+		return true;
+	return c->in.len > (c->lf_seen ? HTTP_MAX_HEAD : HTTP_MAX_TARGET);
+}
+
+/* Answers the request at the head of c->in, if it is whole and no answer
+ * is outstanding: one answer at a time, so a client that pipelines and
+ * does not read holds one answer, not one per request. */
 static void process(struct hconn *c)
 {
-	c->in_process = true;
-	while (!c->waiting && !c->close_after && !c->closing && c->in.len) {
-		struct http_request req;
-		long n = http_parse(c->in.p, c->in.len, &req);
-		if (n == 0)
-			break;
-		struct http_response res = { 0 };
-		if (n < 0) {
-			/* The stream cannot be followed after a bad request: answer, close. */
-			c->keep_alive = false;
-			api_error(&res, (int)-n, (int)-n == 400 ? "malformed request" : reason((int)-n));
-			log_debug("http %s: %d %s", c->peer, (int)-n, reason((int)-n));
-			c->in.len = 0;
-			http_reply(c, &res);
-			break;
-		}
-		c->keep_alive = req.keep_alive;
-		int later = api_dispatch(c->srv, c, &req, &res);
-		buf_consume(&c->in, (size_t)n);
-		if (later) {
-			c->waiting = true;
-			break;
-		}
-		http_reply(c, &res);
+	if (busy(c) || c->close_after || c->closing || !c->in.len || !worth_parsing(c))
+		return;
+	struct http_request req;
+	long n = http_parse(c->in.p, c->in.len, &req);
+	if (n == 0) {
+		c->parsed_len = c->in.len;
+		c->need = req.need;
+		c->lf_seen = memchr(c->in.p, '\n', c->in.len) != NULL;
+		return;
 	}
-	c->in_process = false;
+	c->parsed_len = 0;
+	struct http_response res = { 0 };
+	if (n < 0) {
+		/* The stream cannot be followed after a bad request: answer, close. */
+		c->keep_alive = false;
+		c->head = false;
+		api_error(&res, (int)-n, (int)-n == 400 ? "malformed request" : reason((int)-n));
+		log_debug("http %s: %d %s", c->peer, (int)-n, reason((int)-n));
+		c->in.len = 0;
+		http_reply(c, &res);
+		return;
+	}
+	c->keep_alive = req.keep_alive;
+	c->head = req.method_len == 4 && !memcmp(req.method, "HEAD", 4);
+	int later = api_dispatch(c->srv, c, &req, &res);
+	buf_consume(&c->in, (size_t)n);
+	if (later)
+		c->waiting = true;
+	else
+		http_reply(c, &res);
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
@@ -192,16 +295,44 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *ub)
 		conn_close(c);
 		return;
 	}
-	c->in.len += (uint32_t)nread;
+	if (!nread)
+		return;
 	c->last_ms = clock_mono_ms();
-	/* Never more than one bounded request (and what follows it) is kept. */
-	if (c->in.len > HTTP_MAX_HEAD + HTTP_MAX_BODY + READ_CHUNK) {
-		if (c->waiting) {
-			conn_close(c);
-			return;
-		}
+	if (c->close_after) {
+		c->in.len = 0; /* after the last answer: dropped */
+		return;
 	}
+	if (!c->in.len)
+		c->req_ms = c->last_ms;
+	c->in.len += (uint32_t)nread;
 	process(c);
+	/* Never more than one bounded request (and what follows it) is kept:
+	 * the rest waits in the socket until the answer is out. */
+	if (!c->closing && !c->close_after && c->in.len >= IN_MAX && !c->paused) {
+		uv_read_stop(s);
+		c->paused = true;
+	}
+}
+
+/* At MAX_CONNS: closes the connection with no answer outstanding that was
+ * active least recently (an idle keep-alive, or a slow request), so that a
+ * client hoarding connections cannot lock operators out. Returns false when
+ * every connection is busy with an answer. */
+static bool make_room(struct http_server *s)
+{
+	struct hconn *oldest = NULL;
+	for (struct hconn *c = s->conns; c; c = c->next)
+		if (!busy(c) && (!oldest || c->last_ms <= oldest->last_ms)) /* ties: the older */
+			oldest = c;
+	if (!s->full_logged) {
+		log_warn("http_listener: %u connections open; the least recently active idle one is closed for a "
+			 "new one", MAX_CONNS);
+		s->full_logged = true;
+	}
+	if (!oldest)
+		return false;
+	conn_close(oldest);
+	return true;
 }
 
 static void on_connection(uv_stream_t *l, int status)
@@ -215,7 +346,7 @@ static void on_connection(uv_stream_t *l, int status)
 	c->srv = s;
 	uv_tcp_init(s->loop, &c->tcp);
 	c->tcp.data = c;
-	if (uv_accept(l, (uv_stream_t *)&c->tcp)) {
+	if (uv_accept(l, (uv_stream_t *)&c->tcp) || (s->n_conns >= MAX_CONNS && !make_room(s))) {
 		c->closing = true;
 		uv_close((uv_handle_t *)&c->tcp, on_closed);
 		return;
@@ -224,6 +355,7 @@ static void on_connection(uv_stream_t *l, int status)
 	if (s->conns)
 		s->conns->prev = c;
 	s->conns = c;
+	s->n_conns++;
 	c->last_ms = clock_mono_ms();
 	struct sockaddr_storage ss;
 	int sl = sizeof ss;
@@ -240,9 +372,27 @@ static void on_sweep(uv_timer_t *t)
 	uint64_t now = clock_mono_ms();
 	for (struct hconn *c = s->conns, *next; c; c = next) {
 		next = c->next;
-		if (!c->waiting && !c->writes && now - c->last_ms > IDLE_MS)
+		if (c->writes) {
+			size_t q = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+			if (q < c->write_queued) {
+				c->write_queued = q;
+				c->write_ms = now;
+			}
+		}
+		bool expired = c->lingering ? now - c->linger_ms > LINGER_MS
+			       : c->writes  ? now - c->write_ms > STALL_MS
+			       : c->waiting ? false
+			       : c->in.len  ? now - c->req_ms > REQUEST_MS
+					    : now - c->last_ms > IDLE_MS;
+		if (expired) {
+			log_debug("http %s: closed (%s)", c->peer,
+				  c->lingering ? "linger over" : c->writes ? "answer not read" :
+				  c->in.len ? "request not finished in time" : "idle");
 			conn_close(c);
+		}
 	}
+	if (s->n_conns < MAX_CONNS)
+		s->full_logged = false;
 }
 
 struct http_server *http_server_new(struct ops *ops, const struct config *cfg)

@@ -1,7 +1,7 @@
 /* libFuzzer target for src/http's request parser: any bytes give a complete
- * request whose parts all lie inside the input, "need more" (then every
- * shorter prefix needs more too, or fails the same way), or an HTTP error
- * status. The target is then percent-decoded and its query searched.
+ * request whose parts all lie inside the input, "need more" (then one byte
+ * short of a complete request needs more too; once the head is complete it
+ * says how long the request is), or an HTTP error status. The target is then percent-decoded and its query searched.
  * Aborts otherwise.
  */
 #include "http/parse.h"
@@ -23,6 +23,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct http_request r;
 	long n = http_parse(data, size, &r);
 	CHECK(n == 0 || n == -400 || n == -413 || n == -414 || n == -431 || n == -501 || (n > 0 && (size_t)n <= size));
+	/* What is still needed lies beyond what there is. */
+	CHECK(n == 0 ? r.need == 0 || r.need > size : r.need == 0);
 	if (n <= 0)
 		return 0;
 	inside(data, (size_t)n, r.method, r.method_len);
@@ -39,6 +41,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* The same request, one byte short, is incomplete. */
 	struct http_request r2;
 	CHECK(http_parse(data, (size_t)n - 1, &r2) == 0);
+	CHECK(r2.need == 0 || r2.need == (size_t)n);
 	char out[HTTP_MAX_TARGET + 1];
 	long d = http_pct_decode(r.target, r.target_len, out, sizeof out);
 	CHECK(d == -1 || ((size_t)d <= r.target_len && out[d] == 0 && strlen(out) == (size_t)d));

@@ -238,6 +238,133 @@ def test_keep_alive_and_pipelining(start_broker, tmp_path, client):
     assert b.alive()
 
 
+def closed_by_server(s, timeout):
+    """Whether the broker closes s within timeout seconds (EOF or reset)."""
+    s.settimeout(timeout)
+    try:
+        while s.recv(65536):
+            pass
+        return True
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    except socket.timeout:
+        return False
+
+
+def test_slowloris_request_cut_off(start_broker, tmp_path):
+    b = ops_broker(start_broker, tmp_path)
+    # A head trickled a byte a second never ends: the idle timeout alone
+    # (30 s without a byte) would keep it forever.
+    s = socket.create_connection(("127.0.0.1", b.http_port))
+    s.sendall(b"GET /healthz HTTP/1.1\r\n")
+    start = time.monotonic()
+    s.settimeout(1)
+    cut = False
+    while time.monotonic() - start < 20 and not cut:
+        try:
+            s.sendall(b"X")
+            cut = s.recv(1) == b""
+        except socket.timeout:
+            pass
+        except (ConnectionResetError, BrokenPipeError):
+            cut = True
+    s.close()
+    assert cut and 9 <= time.monotonic() - start <= 15
+    assert request(b, "GET", "/healthz")[0] == 200
+
+
+def test_connections_capped(start_broker, tmp_path):
+    b = ops_broker(start_broker, tmp_path)
+    time.sleep(0.3)  # the helper's connections are gone
+    socks = []
+    for _ in range(200):
+        socks.append(socket.create_connection(("127.0.0.1", b.http_port)))
+        time.sleep(0.002)  # so "least recently active" has an order
+    # At 128 open, each new one closes the oldest idle one.
+    time.sleep(0.3)
+    closed = [i for i, s in enumerate(socks) if closed_by_server(s, 0.01)]
+    assert closed == list(range(72)), closed
+    assert request(b, "GET", "/healthz")[0] == 200
+    b.wait_log("http_listener: 128 connections open")
+    for s in socks:
+        s.close()
+    wait_for(lambda: request(b, "GET", "/healthz")[0] == 200, what="HTTP after the flood")
+
+
+def test_pipelined_answers_not_read(start_broker, tmp_path):
+    b = ops_broker(start_broker, tmp_path)
+    heap = lambda: api(b, "GET", "/api/status")["metrics"]["heap_bytes"]
+    before = wait_for(lambda: heap(), what="a sample")
+    # 200,000 requests in a row, no answer read: each answer is ~8 times its
+    # request. Only one answer at a time may wait, the rest stays unread.
+    s = socket.create_connection(("127.0.0.1", b.http_port))
+    s.setblocking(False)
+    data = b"GET /healthz HTTP/1.1\r\n\r\n" * 200000
+    sent, start = 0, time.monotonic()
+    while sent < len(data) and time.monotonic() - start < 5:
+        try:
+            sent += s.send(data[sent:sent + 65536])
+        except BlockingIOError:
+            time.sleep(0.05)
+    time.sleep(2.5)  # two samples
+    grown = heap() - before
+    assert grown < 8 * 1024 * 1024, (sent, grown)
+    assert request(b, "GET", "/healthz")[0] == 200
+    s.close()
+    assert b.alive()
+
+
+def test_head_requests(start_broker, tmp_path):
+    b = ops_broker(start_broker, tmp_path)
+    status, hdrs, body = request(b, "HEAD", "/healthz")
+    assert status == 200 and hdrs["content-length"] == "3" and body == b""
+    conn = http.client.HTTPConnection("127.0.0.1", b.http_port, timeout=10)
+    status, hdrs, body = request(b, "HEAD", "/api/status", token=b.token, conn=conn)
+    assert status == 200 and int(hdrs["content-length"]) > 100 and body == b""
+    # The connection carries on: no stray body bytes before the next answer.
+    status, _, body = request(b, "GET", "/healthz", conn=conn)
+    assert status == 200 and body == b"ok\n"
+    conn.close()
+    status, hdrs, _ = request(b, "PUT", "/healthz")
+    assert status == 405 and hdrs["allow"] == "GET, HEAD"
+
+
+def test_refusal_readable_while_client_sends(start_broker, tmp_path):
+    b = ops_broker(start_broker, tmp_path)
+    # A body refused at once (413) while the client is still sending it: the
+    # broker must not reset the connection under it, or the client sees
+    # "connection reset" instead of the answer.
+    for _ in range(3):
+        s = socket.create_connection(("127.0.0.1", b.http_port), timeout=10)
+        s.sendall(b"POST /api/reload HTTP/1.1\r\nContent-Length: 999999\r\n\r\n" + b"x" * 4000000)
+        out = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+        s.close()
+        assert out.startswith(b"HTTP/1.1 413 "), out[:80]
+
+
+def test_request_a_byte_at_a_time(start_broker, tmp_path):
+    b = ops_broker(start_broker, tmp_path)
+    s = socket.create_connection(("127.0.0.1", b.http_port), timeout=10)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    req = (b"POST /api/reload HTTP/1.1\r\nAuthorization: Bearer " + b.token.encode() +
+           b"\r\nContent-Length: 5\r\n\r\nhello" + b"GET /healthz HTTP/1.1\r\n\r\n")
+    for i in range(len(req)):
+        s.sendall(req[i:i + 1])
+        time.sleep(0.001)
+    out = b""
+    while out.count(b"HTTP/1.1 200 OK") < 2 or not out.endswith(b"ok\n"):
+        chunk = s.recv(65536)
+        assert chunk, out
+        out += chunk
+    s.close()
+    assert b'{"reloaded":true' in out
+
+
 def test_delete_session_while_it_subscribes(start_broker, tmp_path, raw):
     b = ops_broker(start_broker, tmp_path)
     pub = connect_raw(raw, b, "race-pub")

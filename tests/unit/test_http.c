@@ -37,6 +37,13 @@ static void test_incomplete_needs_more(void)
 		ASSERT_EQ(http_parse((const uint8_t *)full, i, &r), 0);
 	ASSERT_EQ(http_parse((const uint8_t *)full, strlen(full), &r), want);
 	ASSERT_STRN((const char *)r.body, r.body_len, "abc");
+	ASSERT_EQ(r.need, 0);
+	/* Once the head is whole, the length of the whole request is known
+	 * (the server waits for it instead of parsing every byte again). */
+	ASSERT_EQ(http_parse((const uint8_t *)full, want - 2, &r), 0);
+	ASSERT_EQ(r.need, want);
+	ASSERT_EQ(http_parse((const uint8_t *)full, 20, &r), 0);
+	ASSERT_EQ(r.need, 0);
 }
 
 static void test_keep_alive_rules(void)
