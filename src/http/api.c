@@ -101,6 +101,28 @@ static bool authorized(struct http_server *s, const struct http_request *req)
 	return cookie_token(req, &tok, &len) && ops_token_matches(s->ops, tok, len);
 }
 
+static bool header_is(const struct http_header *h, const char *v)
+{
+	return h->value_len == strlen(v) && !strncasecmp(h->value, v, h->value_len);
+}
+
+/* A browser sends a cached Basic password or the cookie with every request
+ * to us, also one that a hostile page makes (a form posted to /api/reload).
+ * What changes something must come from our own page or from no page at
+ * all: a Sec-Fetch-Site other than same-origin or none, or an Origin other
+ * than http://HOST, is cross-site. */
+static bool cross_site(const struct http_request *req)
+{
+	const struct http_header *site = http_header_find(req, "Sec-Fetch-Site");
+	if (site && !header_is(site, "same-origin") && !header_is(site, "none"))
+		return true;
+	const struct http_header *origin = http_header_find(req, "Origin"), *host = http_header_find(req, "Host");
+	if (!origin)
+		return false;
+	return !host || origin->value_len != 7 + host->value_len || strncasecmp(origin->value, "http://", 7) ||
+	       strncasecmp(origin->value + 7, host->value, host->value_len);
+}
+
 static void unauthorized(struct http_response *res)
 {
 	api_error(res, 401, "authentication required: a bearer token, a user of the password file, or the "
@@ -584,6 +606,10 @@ int api_dispatch(struct http_server *s, struct hconn *c, const struct http_reque
 		return 0;
 	if (!authorized(s, req)) {
 		unauthorized(res);
+		return 0;
+	}
+	if (!get && cross_site(req)) {
+		api_error(res, 403, "cross-site request refused");
 		return 0;
 	}
 	if (is(path, plen, "/readyz")) {

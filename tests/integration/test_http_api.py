@@ -365,6 +365,30 @@ def test_request_a_byte_at_a_time(start_broker, tmp_path):
     assert b'{"reloaded":true' in out
 
 
+def test_cross_site_changes_refused(start_broker, tmp_path):
+    pw = tmp_path / "passwd"
+    subprocess.run([PASSWD, "-c", "-b", str(pw), "operator", "s3cret"], check=True)
+    b = ops_broker(start_broker, tmp_path, password_file=str(pw))
+    host = "127.0.0.1:%d" % b.http_port
+    # A page elsewhere posting to us with the browser's cached Basic
+    # password or our cookie changes nothing.
+    for headers in ({"Origin": "http://evil.example"}, {"Origin": "null"},
+                    {"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-site"}):
+        for auth in ({"basic": ("operator", "s3cret")},
+                     {"headers": {"Cookie": "ferromq_token=" + b.token}}):
+            kw = dict(auth)
+            kw["headers"] = dict(kw.get("headers", {}), **headers)
+            status, _, body = request(b, "POST", "/api/reload", **kw)
+            assert status == 403 and b"cross-site" in body, (headers, auth)
+            assert request(b, "DELETE", "/api/sessions/x", **kw)[0] == 403
+    assert "reload done" not in b.log_text()
+    # Our own page, tools without a page, and reads are fine.
+    for headers in ({"Origin": "http://" + host, "Sec-Fetch-Site": "same-origin"}, {}, {"Sec-Fetch-Site": "none"}):
+        assert request(b, "POST", "/api/reload", basic=("operator", "s3cret"), headers=headers)[0] == 200
+    assert request(b, "GET", "/api/status", basic=("operator", "s3cret"),
+                   headers={"Origin": "http://evil.example"})[0] == 200
+
+
 def test_delete_session_while_it_subscribes(start_broker, tmp_path, raw):
     b = ops_broker(start_broker, tmp_path)
     pub = connect_raw(raw, b, "race-pub")
