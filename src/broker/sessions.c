@@ -128,7 +128,12 @@ void will_publish(struct bworker *w, struct msg *will)
 void session_end(struct bworker *w, struct session *s)
 {
 	struct broker *b = w->b;
+	/* Ended under both locks: a SUBSCRIBE racing with this end (its
+	 * connection taken over) either comes first and is removed here, or sees
+	 * `ended` and adds nothing. */
 	pthread_rwlock_wrlock(&b->subs_lock);
+	pthread_mutex_lock(&s->lock);
+	s->ended = true;
 	for (uint32_t i = 0; i < s->n_subs; i++) {
 		const struct session_sub *sub = &s->subs[i];
 		const char *group, *filter;
@@ -139,9 +144,6 @@ void session_end(struct bworker *w, struct session *s)
 			sub_index_remove(b->subs, sub->filter, sub->len, NULL, 0, s);
 	}
 	pthread_rwlock_unlock(&b->subs_lock);
-
-	pthread_mutex_lock(&s->lock);
-	s->ended = true;
 	persist_session_del(w, s);
 	struct msg *will = s->will; /* a pending delayed will fires at session end */
 	s->will = NULL;

@@ -73,23 +73,26 @@ static uint8_t subscribe_one(struct client *c, const struct mqtt_sub_entry *e, u
 			 s->client_id, (int)flen, f, b->cfg.max_subscriptions_per_client);
 		return c->version == MQTT_V5 ? MQTT_RC_QUOTA_EXCEEDED : MQTT_V3_SUBACK_FAILURE;
 	}
+	/* Index and session list change together, and only while the session is
+	 * still this connection's: one taken over (or ended, which empties the
+	 * index of it under these locks) must not get a subscription that would
+	 * outlive it in the index. */
 	struct sub_entry entry = { s, e->options, sub_id };
 	pthread_rwlock_wrlock(&b->subs_lock);
-	int existed = sub_index_add(b->subs, filter, plen, shared == 1 ? group : NULL, glen, &entry);
-	pthread_rwlock_unlock(&b->subs_lock);
-	if (existed < 0)
-		return c->version == MQTT_V5 ? MQTT_RC_UNSPECIFIED : MQTT_V3_SUBACK_FAILURE;
 	pthread_mutex_lock(&s->lock);
-	int rc = session_sub_add(s, f, flen, e->options, sub_id);
-	if (rc >= 0)
-		persist_sub(&b->workers[c->worker], s, f, flen, e->options, sub_id, true);
-	pthread_mutex_unlock(&s->lock);
-	if (rc < 0) {
-		pthread_rwlock_wrlock(&b->subs_lock);
-		sub_index_remove(b->subs, filter, plen, shared == 1 ? group : NULL, glen, s);
-		pthread_rwlock_unlock(&b->subs_lock);
-		return c->version == MQTT_V5 ? MQTT_RC_UNSPECIFIED : MQTT_V3_SUBACK_FAILURE;
+	int rc = -FM_ENOENT;
+	if (!s->ended && s->client == c &&
+	    (rc = sub_index_add(b->subs, filter, plen, shared == 1 ? group : NULL, glen, &entry)) >= 0) {
+		rc = session_sub_add(s, f, flen, e->options, sub_id);
+		if (rc >= 0)
+			persist_sub(&b->workers[c->worker], s, f, flen, e->options, sub_id, true);
+		else
+			sub_index_remove(b->subs, filter, plen, shared == 1 ? group : NULL, glen, s);
 	}
+	pthread_mutex_unlock(&s->lock);
+	pthread_rwlock_unlock(&b->subs_lock);
+	if (rc < 0)
+		return c->version == MQTT_V5 ? MQTT_RC_UNSPECIFIED : MQTT_V3_SUBACK_FAILURE;
 	log_debug("client %s subscribed to %.*s (QoS %u)", s->client_id, (int)flen, f, qos);
 	return qos;
 }
@@ -226,12 +229,15 @@ int handle_unsubscribe(struct client *c, const struct mqtt_subscribe *m)
 			continue;
 		}
 		pthread_rwlock_wrlock(&b->subs_lock);
-		int rc = sub_index_remove(b->subs, filter, plen, shared == 1 ? group : NULL, glen, s);
-		pthread_rwlock_unlock(&b->subs_lock);
 		pthread_mutex_lock(&s->lock);
-		if (session_sub_remove(s, f, e.filter.len))
-			persist_sub(w, s, f, e.filter.len, 0, 0, false);
+		int rc = -FM_ENOENT;
+		if (!s->ended && s->client == c) { /* a session taken over is no longer this connection's */
+			rc = sub_index_remove(b->subs, filter, plen, shared == 1 ? group : NULL, glen, s);
+			if (session_sub_remove(s, f, e.filter.len))
+				persist_sub(w, s, f, e.filter.len, 0, 0, false);
+		}
 		pthread_mutex_unlock(&s->lock);
+		pthread_rwlock_unlock(&b->subs_lock);
 		rcs[i++] = rc == 0 ? MQTT_RC_SUCCESS : MQTT_RC_NO_SUBSCRIPTION_EXISTED;
 	}
 	struct mqtt_suback ack = { .pid = m->pid, .rcs = rcs, .n = i };

@@ -1,11 +1,12 @@
 """Sessions: clean/persistent, expiry, offline queue, in-flight resend
 (MQTT 3.1.1 section 3.1.2.4, 4.1, 4.4; 5.0 section 3.1.2.4, 3.1.2.11.2, 4.1, 4.4)."""
+import threading
 import time
 
 import pytest
 
 import mqttraw as M
-from conftest import PROTOCOLS, connect_raw
+from conftest import PROTOCOLS, assert_broker_alive, connect_raw
 
 
 def persist_kw(proto, expiry=300):
@@ -240,8 +241,6 @@ def test_queued_then_live_order(broker, raw, client, proto):
 def test_takeover_storm(broker, raw, proto):
     """Many concurrent connections with one client id: the broker survives and
     exactly one of the last connections owns the session."""
-    import threading
-    from conftest import assert_broker_alive
     errors = []
 
     def worker(n):
@@ -313,3 +312,38 @@ def test_session_gone_once_connection_closed(broker, raw, proto, how):
         ca = r2.connect("gone", **kw)
         assert not ca.session_present, "iteration %d: %r" % (i, ca)
         r2.disconnect()
+
+
+def test_takeover_while_the_old_connection_subscribes(start_broker, raw):
+    """A connection floods SUBSCRIBE while another takes its client id over
+    with a clean start (ending the session it used): what the old connection
+    still sends must not leave a subscription of the ended session in the
+    index (a later publish on it would reach freed memory). Several tries, as
+    the two connections need to land on different workers."""
+    b = start_broker()
+    pub = connect_raw(raw, b, "race-pub")
+    for attempt in range(8):
+        cid = "racer-%d" % attempt
+        old = connect_raw(raw, b, cid, clean=False)
+        stop = threading.Event()
+        flood = M.subscribe(1, [("race/%d/#" % attempt, 0)]) * 200
+
+        def send_forever():
+            try:
+                while not stop.is_set():
+                    old.sock.sendall(flood)
+            except OSError:
+                pass  # closed by the take-over
+
+        t = threading.Thread(target=send_forever)
+        t.start()
+        time.sleep(0.1)
+        new = connect_raw(raw, b, cid, clean=True)
+        time.sleep(0.1)
+        stop.set()
+        t.join()
+        old.close()
+        new.close()
+        time.sleep(0.2)
+        pub.send(M.publish("race/%d/x" % attempt, b"after"))
+        assert_broker_alive(b)
