@@ -486,6 +486,14 @@ static int on_connack(struct link *l, const struct mqtt_connack *c)
 			l->window = c->props.receive_maximum;
 		if (c->props.have & MQTT_PROP_BIT(MQTT_PROP_MAXIMUM_PACKET_SIZE))
 			l->max_packet = c->props.max_packet_size;
+		/* QoS 0 only: nothing could be acknowledged, and a QoS 1 PUBLISH would
+		 * close the link every time [MQTT-3.2.2-11]. The spool waits; what
+		 * comes in still comes in. */
+		if ((c->props.have & MQTT_PROP_BIT(MQTT_PROP_MAXIMUM_QOS)) && c->props.maximum_qos == 0) {
+			l->window = 0;
+			log_err("bridge %s: %s takes QoS 0 only: nothing is sent to it, the spool waits", bname(l),
+				l->remote);
+		}
 	}
 	atomic_store(&l->br->connected, true);
 	log_notice("bridge %s: connected to %s (%s, session %s)", bname(l), l->remote,

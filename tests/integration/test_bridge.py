@@ -693,3 +693,21 @@ def test_remote_without_retain_gets_no_retain_flag(start_broker, client, fake_re
     client(edge, protocol=5).publish("m/state", b"running", qos=1, retain=True)
     p = c.expect_skip(mqttraw.PUBLISH, timeout=10)
     assert (p.topic, p.payload, p.retain) == ("m/state", b"running", False)
+
+
+def test_remote_taking_qos0_only_gets_nothing_and_the_spool_waits(start_broker, client, fake_remote):
+    """Maximum QoS 0 in the remote's CONNACK: a QoS 1 PUBLISH would close the
+    link at once, every time [MQTT-3.2.2-11]; the bridge sends nothing and
+    says why, the spool keeps the message, and commands still come in."""
+    remote = fake_remote(5)
+    edge = start_broker(extra_lines=bridge_lines("cloud", remote.port, ['m/# out 1', 'cmd/# in 1']))
+    edge_cmd = collect(client, edge, "cmd/#")
+    c = remote.accept()
+    c.expect_connect()
+    c.connack(properties=[(mqttraw.P_MAXIMUM_QOS, 0)])
+    client(edge, protocol=5).publish("m/state", b"running", qos=1)
+    c.send(mqttraw.publish("cmd/stop", b"now", qos=0, version=5))
+    edge_cmd.messages.wait_match(lambda m: m.topic == "cmd/stop" and m.payload == b"now")
+    assert [p for p in c.quiet(1.0) if p.type == mqttraw.PUBLISH] == []
+    assert not c.closed_seen
+    edge.wait_log(r"bridge cloud: 127\.0\.0\.1:%d takes QoS 0 only: nothing is sent to it" % remote.port)
