@@ -222,8 +222,11 @@ static void loaded(void *ctx, uint16_t pid, uint8_t kind, int err)
 		}
 	}
 	pthread_mutex_unlock(&sp->lock);
-	if (err || ld->failed)
-		log_err("bridge %s: reading spooled messages back failed; retrying", br->conf->name);
+	if (err || ld->failed) {
+		/* Not at once: a failing disk would be asked again and again; the tick retries. */
+		log_err("bridge %s: reading spooled messages back failed; retrying shortly", br->conf->name);
+		return;
+	}
 	link_pump(&br->link);
 }
 
