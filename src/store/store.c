@@ -474,6 +474,29 @@ static int commit_group(struct store *st, struct store_txn *list)
 	return (rc & 0xFF) == SQLITE_FULL ? -FM_ELIMIT : -FM_EIO;
 }
 
+/* WAL pages above which the writer checkpoints itself (64 MiB of 4 KiB pages). */
+#define WAL_MAX_PAGES 16384
+
+/* The checkpoint thread's passive checkpoints never catch up with a writer
+ * that never pauses (a flood of QoS 1 messages for offline sessions or a
+ * bridge spool): the WAL would grow for as long as the flood lasts (580 MB
+ * in a 1.8 M message fill). Past WAL_MAX_PAGES the writer stops between two
+ * groups and checkpoints everything, truncating the WAL: the flood waits for
+ * that, the disk stays bounded. */
+static void bound_wal(struct store *st)
+{
+	if (st->wal_pages < WAL_MAX_PAGES)
+		return;
+	int rc = sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+	bool failed = rc != SQLITE_OK && rc != SQLITE_BUSY;
+	if (rc == SQLITE_OK)
+		st->wal_pages = 0;
+	if (failed && !st->wal_bound_failing)
+		log_warn("store %s: checkpoint of a WAL of %d pages: %s (retried after each commit)", st->path,
+			 st->wal_pages, sqlite3_errmsg(st->db));
+	st->wal_bound_failing = failed;
+}
+
 static void *writer_main(void *arg)
 {
 	struct store *st = arg;
@@ -524,6 +547,7 @@ static void *writer_main(void *arg)
 			struct timespec ts = { 0, 100 * 1000 * 1000 };
 			nanosleep(&ts, NULL);
 		}
+		bound_wal(st);
 	}
 	return NULL;
 }
@@ -658,6 +682,7 @@ static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int pages)
 	struct store *st = arg;
 	(void)db;
 	(void)name;
+	st->wal_pages = pages;
 	if (pages >= CKPT_PAGES) {
 		pthread_mutex_lock(&st->ckpt_lock);
 		st->ckpt_wanted = true;

@@ -40,6 +40,8 @@ struct store {
 	struct store_txn *head, *tail; /* submitted, not yet taken by the writer */
 	bool stop;
 	bool failing; /* in a failure episode: logged once */
+	int wal_pages; /* in the WAL after the last commit (writer thread) */
+	bool wal_bound_failing; /* the writer's own checkpoint failed: logged once */
 	uint64_t failed_ops; /* records in the group that failed */
 	atomic_ulong failures;
 	/* Checkpoints run on their own thread and connection, so copying the
