@@ -35,14 +35,6 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 tmp=$(mktemp -d /tmp/ferromq-bridge.XXXXXX) || die "mktemp failed"
 EDGE_PID="" CLOUD_PID="" LIVE_PID=""
-stop_pid() {
-	local pid=$1
-	[[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
-	kill -TERM "$pid" 2>/dev/null
-	for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-	kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
-}
 cleanup() { stop_pid "$LIVE_PID"; stop_pid "$EDGE_PID"; stop_pid "$CLOUD_PID"; rm -rf "$tmp"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

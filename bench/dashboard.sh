@@ -42,15 +42,7 @@ fi
 
 tmp=$(mktemp -d /tmp/ferromq-dashboard.XXXXXX) || die "mktemp failed"
 BPID=""
-cleanup() {
-	if [[ -n $BPID ]] && kill -0 "$BPID" 2>/dev/null; then
-		kill -TERM "$BPID" 2>/dev/null
-		for _ in $(seq 50); do kill -0 "$BPID" 2>/dev/null || break; sleep 0.1; done
-		kill -0 "$BPID" 2>/dev/null && kill -KILL "$BPID" 2>/dev/null
-		wait "$BPID" 2>/dev/null
-	fi
-	rm -rf "$tmp"
-}
+cleanup() { stop_pid "$BPID" 50; rm -rf "$tmp"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 

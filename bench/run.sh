@@ -48,12 +48,7 @@ failures=0
 stop_broker() { # name
 	local name=$1 pid=${PID[$1]:-}
 	[[ -n $pid ]] || return 0
-	if kill -0 "$pid" 2>/dev/null; then
-		kill -TERM "$pid" 2>/dev/null
-		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-		kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-	fi
-	wait "$pid" 2>/dev/null
+	stop_pid "$pid" 50
 	unset "PID[$name]"
 	if [[ -n ${SCRAPER[$name]:-} ]]; then
 		kill -TERM "${SCRAPER[$name]}" 2>/dev/null

@@ -52,12 +52,7 @@ failures=0
 
 stop_broker() {
 	[[ -n $BPID ]] || return 0
-	if kill -0 "$BPID" 2>/dev/null; then
-		kill -TERM "$BPID" 2>/dev/null
-		for _ in $(seq 100); do kill -0 "$BPID" 2>/dev/null || break; sleep 0.1; done
-		kill -0 "$BPID" 2>/dev/null && kill -KILL "$BPID" 2>/dev/null
-	fi
-	wait "$BPID" 2>/dev/null
+	stop_pid "$BPID" 100
 	BPID=""
 	[[ -n $BDIR ]] && rm -rf "$BDIR/data"
 }
