@@ -12,3 +12,10 @@ static uint64_t ts_us(clockid_t id)
 uint64_t clock_mono_us(void) { return ts_us(CLOCK_MONOTONIC); }
 uint64_t clock_mono_ms(void) { return ts_us(CLOCK_MONOTONIC) / 1000u; }
 uint64_t clock_wall_ms(void) { return ts_us(CLOCK_REALTIME) / 1000u; }
+
+uint32_t clock_wall_s_coarse(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+	return (uint32_t)ts.tv_sec;
+}

@@ -7,5 +7,8 @@
 uint64_t clock_mono_ms(void);
 uint64_t clock_mono_us(void);
 uint64_t clock_wall_ms(void);
+/* Wall-clock seconds from the kernel's coarse clock (a few ms behind, no
+ * hardware counter read): for per-message times kept in seconds. */
+uint32_t clock_wall_s_coarse(void);
 
 #endif

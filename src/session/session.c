@@ -150,7 +150,7 @@ int session_enqueue(struct session *s, struct msg *msg, uint8_t qos, uint8_t fla
 	if (n_sub_ids > QENTRY_MAX_SUB_IDS)
 		n_sub_ids = QENTRY_MAX_SUB_IDS;
 	struct qentry e = { .msg = msg, .seq = s->next_seq, .bytes = msg->payload_len, .expiry_s = msg_expiry_s(msg),
-			    .queued_s = (uint32_t)(clock_wall_ms() / 1000), .qos = qos, .flags = flags,
+			    .queued_s = clock_wall_s_coarse(), .qos = qos, .flags = flags,
 			    .state = QE_QUEUED };
 	e.n_sub_ids = (uint8_t)n_sub_ids;
 	if (n_sub_ids == 1) {
