@@ -300,11 +300,11 @@ oom:
 }
 
 static void plant_report(struct bench *b, const struct plant_result *r, const struct lat_summary *l,
-			 const struct probe *pr, const struct outage *out, uint64_t t_run)
+			 const struct probe *pr, const struct outage *out)
 {
 	const struct bench_opts *o = &b->o;
 	double secs = (double)(b->t1 - b->t0) / 1e6;
-	double run_secs = (double)(b->t1 - t_run) / 1e6;
+	double run_secs = (double)(b->t1 - b->t_run) / 1e6;
 	double delivered_rate = (double)l->delivered_win / secs;
 	/* Every historian counts without --share: the rate is per copy. */
 	double per_copy = o->share ? delivered_rate : delivered_rate / o->subs;
@@ -376,6 +376,18 @@ static void plant_report(struct bench *b, const struct plant_result *r, const st
 		       out_secs, (unsigned long long)queued, (long long)out->store_on - (long long)out->store_off,
 		       disk_per, (long long)out->rss_on - (long long)out->rss_off, ram_per,
 		       (unsigned long long)r->backlog, drain_s);
+}
+
+/* The end of a run: stops the workers; 1 after a fatal error (printed),
+ * else the run's own result. */
+static int finish(struct bench *b, int started, int rc)
+{
+	stop_workers(b, started);
+	if (atomic_load(&b->fatal)) {
+		fprintf(stderr, "ferromq-bench: error: %s\n", b->err[0] ? b->err : "failed");
+		return 1;
+	}
+	return rc;
 }
 
 int plant_run(struct bench *b)
@@ -451,12 +463,7 @@ int plant_run(struct bench *b)
 	probe_sample(&pr);
 	rc = 0;
 stop:
-	stop_workers(b, started);
-	if (atomic_load(&b->fatal)) {
-		fprintf(stderr, "ferromq-bench: error: %s\n", b->err[0] ? b->err : "failed");
-		return 1;
-	}
-	if (rc)
+	if ((rc = finish(b, started, rc)))
 		return rc;
 	struct lat_summary l;
 	lat_summary(b, &l);
@@ -464,7 +471,7 @@ stop:
 		fprintf(stderr, "ferromq-bench: error: out of memory\n");
 		return 1;
 	}
-	plant_report(b, &r, &l, &pr, &out, t_run);
+	plant_report(b, &r, &l, &pr, &out);
 	return 0;
 }
 
@@ -537,12 +544,7 @@ int sessions_run(struct bench *b)
 	probe_sample(&pr);
 	rc = 0;
 stop:
-	stop_workers(b, started);
-	if (atomic_load(&b->fatal)) {
-		fprintf(stderr, "ferromq-bench: error: %s\n", b->err[0] ? b->err : "failed");
-		return 1;
-	}
-	if (rc)
+	if ((rc = finish(b, started, rc)))
 		return rc;
 	struct lat_summary l;
 	lat_summary(b, &l);
