@@ -49,19 +49,13 @@ int mqtt_fixed_header(const uint8_t *p, size_t len, uint8_t *first, uint32_t *re
 {
 	if (len < 2)
 		return 0;
-	uint32_t val = 0;
-	for (int i = 0; i < 4; i++) {
-		if ((size_t)(1 + i) >= len)
-			return 0;
-		uint8_t b = p[1 + i];
-		val |= (uint32_t)(b & 0x7F) << (7 * i);
-		if (!(b & 0x80)) {
-			*first = p[0];
-			*remaining = val;
-			return 2 + i;
-		}
-	}
-	return MALFORMED;
+	int n = wire_varint(p + 1, len - 1, remaining);
+	if (n < 0)
+		return MALFORMED;
+	if (n == 0)
+		return 0;
+	*first = p[0];
+	return 1 + n;
 }
 
 static int props_if_v5(struct rd *r, uint8_t version, uint8_t ptype, struct mqtt_props *pr)

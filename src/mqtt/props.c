@@ -144,6 +144,10 @@ int mqtt__props_decode(struct rd *r, uint8_t ptype, struct mqtt_props *pr)
 		if (id == MQTT_PROP_SUBSCRIPTION_ID)
 			pr->n_sub_ids = 1;
 	}
+	/* Data means nothing without the method that reads it: a Protocol Error
+	 * in CONNECT, CONNACK and AUTH alike [MQTT-3.1.2.11.10, 3.2.2.3.18, 3.15.2.2.3]. */
+	if ((pr->have & MQTT_PROP_BIT(MQTT_PROP_AUTH_DATA)) && !(pr->have & MQTT_PROP_BIT(MQTT_PROP_AUTH_METHOD)))
+		return -MQTT_RC_PROTOCOL_ERROR;
 	/* n_sub_ids counts decoded identifiers; sub_ids is for encoding only. */
 	return 0;
 }

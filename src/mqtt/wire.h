@@ -37,22 +37,39 @@ static inline bool rd_u32(struct rd *r, uint32_t *v)
 	return true;
 }
 
-/* Variable Byte Integer, at most four bytes and in its shortest form is not
- * required by the spec, but more than four bytes is malformed [MQTT-1.5.5]. */
-static inline bool rd_varint(struct rd *r, uint32_t *v)
+/* Variable Byte Integer at p[0..len): at most four bytes and in its shortest
+ * form, so a value has one encoding only [MQTT-1.5.5-1] (v3.1.1's
+ * Remaining Length algorithm, section 2.2.3, only produces that form too).
+ * Returns the bytes it took, 0 when more are needed, -1 when malformed: a
+ * fifth byte, or a last byte of zero after the first (a non-minimal form
+ * such as 80 80 80 00 for 0). */
+static inline int wire_varint(const uint8_t *p, size_t len, uint32_t *v)
 {
 	uint32_t val = 0;
 	for (int i = 0; i < 4; i++) {
-		if (r->p >= r->end)
-			return false;
-		uint8_t b = *r->p++;
+		if ((size_t)i >= len)
+			return 0;
+		uint8_t b = p[i];
 		val |= (uint32_t)(b & 0x7F) << (7 * i);
 		if (!(b & 0x80)) {
+			if (i > 0 && b == 0)
+				return -1;
 			*v = val;
-			return true;
+			return i + 1;
 		}
 	}
-	return false;
+	return -1;
+}
+
+/* A Variable Byte Integer inside a packet whose bytes are all there:
+ * truncated and malformed are both false. */
+static inline bool rd_varint(struct rd *r, uint32_t *v)
+{
+	int n = wire_varint(r->p, rd_left(r), v);
+	if (n <= 0)
+		return false;
+	r->p += n;
+	return true;
 }
 
 static inline bool rd_bin(struct rd *r, struct mqtt_bin *b)

@@ -1289,6 +1289,66 @@ static void test_props_duplicate(void)
 	ASSERT_EQ(pk.u.publish.props.sub_id, 7);
 }
 
+/* A Variable Byte Integer has one encoding, the shortest [MQTT-1.5.5-1]:
+ * anything longer is malformed wherever it appears, in v3.1.1 too. */
+static void test_varint_minimal(void)
+{
+	uint8_t first;
+	uint32_t rem;
+	struct mqtt_packet pk;
+	static const uint8_t zero4[] = { 0xC0, 0x80, 0x80, 0x80, 0x00 }; /* PINGREQ, 0 in four bytes */
+	ASSERT_EQ(mqtt_fixed_header(zero4, sizeof zero4, &first, &rem), MALFORMED);
+	ASSERT_EQ(dec(zero4, sizeof zero4, MQTT_V5, &pk), MALFORMED);
+	ASSERT_EQ(dec(zero4, sizeof zero4, MQTT_V311, &pk), MALFORMED);
+	ASSERT_EQ(dec(zero4, sizeof zero4, 0, &pk), MALFORMED);
+	ASSERT_EQ(dec(zero4, 4, MQTT_V5, &pk), 0); /* not known before the last byte */
+	static const uint8_t zero2[] = { 0xC0, 0x80, 0x00 };
+	ASSERT_EQ(dec(zero2, sizeof zero2, MQTT_V311, &pk), MALFORMED);
+	/* 1 in two bytes, 127 in three: a zero top group after the first byte */
+	static const uint8_t one2[] = { 0xE0, 0x81, 0x00, 0x00 };
+	ASSERT_EQ(mqtt_fixed_header(one2, sizeof one2, &first, &rem), MALFORMED);
+	static const uint8_t max3[] = { 0x30, 0xFF, 0x80, 0x00 };
+	ASSERT_EQ(mqtt_fixed_header(max3, sizeof max3, &first, &rem), MALFORMED);
+	/* the shortest forms still pass: 0, and 128 whose low byte is zero */
+	static const uint8_t ping[] = { 0xC0, 0x00 };
+	ASSERT_EQ(dec(ping, sizeof ping, MQTT_V311, &pk), 2);
+	static const uint8_t len128[] = { 0x30, 0x80, 0x01 };
+	ASSERT_EQ(mqtt_fixed_header(len128, sizeof len128, &first, &rem), 3);
+	ASSERT_EQ(rem, 128);
+	/* a property length, a property identifier and a subscription identifier */
+	uint8_t p[64];
+	size_t n = MK(p, 0x30, 0, 1, 'a', 0x80, 0x00);
+	ASSERT_EQ(dec(p, n, MQTT_V5, &pk), MALFORMED);
+	n = MK(p, 0x30, 0, 1, 'a', 0x00);
+	ASSERT_EQ(dec(p, n, MQTT_V5, &pk), (int)n);
+	n = MK(p, 0x30, 0, 1, 'a', 3, 0x81, 0x00, 0x00); /* Payload Format Indicator as 81 00 */
+	ASSERT_EQ(dec(p, n, MQTT_V5, &pk), MALFORMED);
+	ASSERT_EQ(dec_props(0x82, SUB_PRE, PROPS(0x0B, 0x87, 0x00), SUB_POST), MALFORMED);
+	ASSERT_TRUE(dec_props(0x82, SUB_PRE, PROPS(0x0B, 0x87, 0x01), SUB_POST) > 0);
+}
+
+/* Authentication Data needs an Authentication Method [MQTT-3.1.2.11.10]. */
+static void test_props_auth_data_without_method(void)
+{
+	ASSERT_EQ(dec_props(0x10, CONNECT_PRE, PROPS(0x16, 0, 1, 'd'), CONNECT_POST), PROTOCOL);
+	ASSERT_EQ(dec_props(0x10, CONNECT_PRE, PROPS(0x16, 0, 0), CONNECT_POST), PROTOCOL);
+	ASSERT_EQ(dec_props(0x20, BYTES(0, 0), 2, PROPS(0x16, 0, 1, 'd'), NONE), PROTOCOL);
+	ASSERT_EQ(dec_props(0xF0, RC_PRE, PROPS(0x16, 0, 1, 'd'), NONE), PROTOCOL);
+	/* with the method, in either order, and the method alone are fine */
+	ASSERT_TRUE(dec_props(0x10, CONNECT_PRE, PROPS(0x15, 0, 1, 'm', 0x16, 0, 1, 'd'), CONNECT_POST) > 0);
+	ASSERT_TRUE(dec_props(0x10, CONNECT_PRE, PROPS(0x16, 0, 1, 'd', 0x15, 0, 1, 'm'), CONNECT_POST) > 0);
+	ASSERT_TRUE(dec_props(0x10, CONNECT_PRE, PROPS(0x15, 0, 1, 'm'), CONNECT_POST) > 0);
+	ASSERT_TRUE(dec_props(0xF0, RC_PRE, PROPS(0x15, 0, 1, 'm', 0x16, 0, 1, 'd'), NONE) > 0);
+	/* the CONNECT's version is known to the caller, for the CONNACK 0x82 */
+	struct w w = { .n = 0 };
+	uint8_t p[64];
+	struct mqtt_packet pk;
+	W(&w, 0, 4, 'M', 'Q', 'T', 'T', 5, 0x02, 0, 60, 4, 0x16, 0, 1, 'd', 0, 1, 'c');
+	ASSERT_EQ(dec(p, w_packet(p, 0x10, &w), 0, &pk), PROTOCOL);
+	ASSERT_EQ(pk.type, MQTT_CONNECT);
+	ASSERT_EQ(pk.u.connect.version, MQTT_V5);
+}
+
 static void test_props_bad_values(void)
 {
 	/* zero Receive Maximum is a Protocol Error [MQTT-3.1.2.11.3] */
@@ -1727,12 +1787,14 @@ int main(void)
 	RUN(test_disconnect_auth_roundtrip);
 	RUN(test_incremental_stream);
 	RUN(test_varint_limits);
+	RUN(test_varint_minimal);
 	RUN(test_reserved_flags);
 	RUN(test_publish_flags);
 	RUN(test_packet_id_zero);
 	RUN(test_bad_utf8_in_packets);
 	RUN(test_props_not_allowed);
 	RUN(test_props_duplicate);
+	RUN(test_props_auth_data_without_method);
 	RUN(test_props_bad_values);
 	RUN(test_subscribe_malformed);
 	RUN(test_connect_malformed);
