@@ -195,15 +195,18 @@ static void send_subscribe(struct link *l)
 
 /* ---- the spool, sent ---- */
 
+/* err is the writes' of the same group: the store reads beside them, so only
+ * ld->failed says whether this read worked. */
 static void loaded(void *ctx, uint16_t pid, uint8_t kind, int err)
 {
+	(void)err;
 	struct store_load *ld = ctx;
 	struct bridge *br = ld->worker;
 	struct spool *sp = &br->spool;
 	struct bworker *w = bridge_worker(br);
 	pthread_mutex_lock(&sp->lock);
 	sp->loading = false;
-	for (uint32_t k = 0; k < ld->n && !err; k++) {
+	for (uint32_t k = 0; k < ld->n; k++) {
 		struct store_load_item *it = &ld->items[k];
 		if (it->seq < sp->head || it->seq >= sp->tail)
 			continue; /* acknowledged or dropped meanwhile */
@@ -222,7 +225,7 @@ static void loaded(void *ctx, uint16_t pid, uint8_t kind, int err)
 		}
 	}
 	pthread_mutex_unlock(&sp->lock);
-	if (err || ld->failed) {
+	if (ld->failed) {
 		/* Not at once: a failing disk would be asked again and again; the tick retries. */
 		log_err("bridge %s: reading spooled messages back failed; retrying shortly", br->conf->name);
 		return;

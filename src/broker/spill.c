@@ -48,9 +48,12 @@ static void dropped_missing(struct bworker *w, struct session *s, long i)
 	qentry_release(&gone);
 }
 
-/* Runs on the worker that asked, after the store has read the bodies. */
+/* Runs on the worker that asked, after the store has read the bodies. err
+ * belongs to the writes of the same group, which the read does not depend
+ * on: only ld->failed means the read went wrong (a retry, never a drop). */
 static void loaded(void *ctx, uint16_t pid, uint8_t kind, int err)
 {
+	(void)err;
 	struct store_load *ld = ctx;
 	struct bworker *w = ld->worker;
 	struct session *s = ld->session;

@@ -167,10 +167,10 @@ struct msg *store__read_msg(struct store *st, uint64_t id, int *rc)
 	return m;
 }
 
-/* Reads bodies back for a session's on-disk entries. A failure is the
- * load's own (the broker retries it), never the group's; a damaged row is
- * logged and counts as missing (the entry is dropped, not retried forever). */
-static void apply_load(struct store *st, struct store_load *ld)
+/* Reads bodies back for on-disk entries. A failure is the load's own (the
+ * broker retries it), never the group's; a damaged row is logged and counts
+ * as missing (the entry is dropped, not retried forever). */
+static void read_load(struct store *st, struct store_load *ld)
 {
 	for (uint32_t i = 0; ld && i < ld->n; i++) {
 		int rc;
@@ -349,8 +349,7 @@ static int apply_op(struct store *st, const struct store_op *op)
 	case ST_RETAIN_DEL:
 		return apply_retain(st, op);
 	case ST_MSG_LOAD:
-		apply_load(st, op->load);
-		return SQLITE_OK;
+		return SQLITE_OK; /* read beside the group: see read_loads */
 	case ST_SPOOL_ADD:
 		if ((rc = msg_hold(st, op->msg)))
 			return rc;
@@ -437,8 +436,8 @@ static bool episode_over(const struct store *st, uint64_t ops)
 	return ops >= st->failed_ops;
 }
 
-/* Applies a group in one transaction. Returns 0 or a negative fm_err. */
-static int commit_group(struct store *st, struct store_txn *list)
+/* Applies a group's writes in one transaction. Returns 0 or a negative fm_err. */
+static int write_group(struct store *st, struct store_txn *list)
 {
 	cancel_delivered(list);
 	uint64_t ops = 0;
@@ -474,6 +473,28 @@ static int commit_group(struct store *st, struct store_txn *list)
 	return (rc & 0xFF) == SQLITE_FULL ? -FM_ELIMIT : -FM_EIO;
 }
 
+/* Reads travel beside the group's writes, never inside them: run after the
+ * group has committed or rolled back, a write that failed cannot keep them
+ * from running (a body not read would count as missing, and its entry be
+ * dropped although acknowledged). The bodies they read were committed by
+ * earlier groups: an entry gives up its body only once its row is on disk. */
+static void read_loads(struct store *st, struct store_txn *list)
+{
+	for (struct store_txn *t = list; t; t = t->next)
+		for (uint32_t i = 0; i < t->n_ops; i++)
+			if (t->ops[i].type == ST_MSG_LOAD)
+				read_load(st, t->ops[i].load);
+}
+
+/* Applies a group in one transaction, then its reads. Returns 0 or a
+ * negative fm_err (of the writes). */
+static int commit_group(struct store *st, struct store_txn *list)
+{
+	int err = write_group(st, list);
+	read_loads(st, list);
+	return err;
+}
+
 /* WAL pages above which the writer checkpoints itself (64 MiB of 4 KiB pages). */
 #define WAL_MAX_PAGES 16384
 
@@ -495,6 +516,33 @@ static void bound_wal(struct store *st)
 		log_warn("store %s: checkpoint of a WAL of %d pages: %s (retried after each commit)", st->path,
 			 st->wal_pages, sqlite3_errmsg(st->db));
 	st->wal_bound_failing = failed;
+}
+
+/* How long a shutdown waits for failing writes nobody waits for. */
+#define SHUTDOWN_RETRY_MS 5000
+
+/* Whether records nobody waits for (deliveries, expiry) stop being retried
+ * after a failed group: the broker is stopping and they kept failing for
+ * SHUTDOWN_RETRY_MS (a full disk would hold the shutdown for good). */
+static bool gives_up(struct store *st)
+{
+	if (st->stop)
+		return true;
+	if (!atomic_load(&st->b->shutting_down))
+		return false;
+	uint64_t now = clock_mono_ms();
+	if (!st->giveup_at_ms) {
+		st->giveup_at_ms = now + SHUTDOWN_RETRY_MS;
+		return false;
+	}
+	if (now < st->giveup_at_ms)
+		return false;
+	if (!st->gave_up)
+			log_err("store %s: shutting down with records that cannot be written (%s): deliveries already "
+			"acknowledged may be sent again after the restart, expired messages and sessions swept again",
+			st->path, st->failing ? "the disk is full or failing" : "a write error");
+	st->gave_up = true;
+	return true;
 }
 
 static void *writer_main(void *arg)
@@ -530,11 +578,12 @@ static void *writer_main(void *arg)
 		retry = NULL;
 
 		int err = commit_group(st, list);
+		bool give_up = err && gives_up(st);
 		struct store_txn **rtail = &retry;
 		for (struct store_txn *t = list, *next; t; t = next) {
 			next = t->next;
 			t->next = NULL;
-			if (err && !t->n_cbs && !st->stop) {
+			if (err && !t->n_cbs && !give_up) {
 				/* Records nobody waits for (deliveries, expiry) are retried. */
 				*rtail = t;
 				rtail = &t->next;

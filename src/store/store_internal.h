@@ -43,6 +43,8 @@ struct store {
 	int wal_pages; /* in the WAL after the last commit (writer thread) */
 	bool wal_bound_failing; /* the writer's own checkpoint failed: logged once */
 	uint64_t failed_ops; /* records in the group that failed */
+	uint64_t giveup_at_ms; /* shutting down with records failing: when to stop retrying them */
+	bool gave_up;
 	atomic_ulong failures;
 	/* Checkpoints run on their own thread and connection, so copying the
 	 * WAL into the database never holds up a group commit. */
