@@ -32,6 +32,9 @@
  *  - %c / %u: an identity that is empty or contains '+', '#' or '/' is
  *    unusable: allow patterns using it match nothing, a deny pattern using it
  *    denies everything. An anonymous client skips patterns that use %u.
+ *
+ * ident.c adds rules about names: the client ids a user may take, and lists
+ * of user names.
  */
 #ifndef FM_AUTH_H
 #define FM_AUTH_H
@@ -187,5 +190,21 @@ uint8_t auth_acl_can_subscribe(const struct auth_acl *acl, const char *user,
  * "a", and a first level '+' or '#' does not match names starting with '$'.
  * Pure. */
 bool auth_filter_covers(const char *outer, size_t olen, const char *inner, size_t ilen);
+
+/* ---- names (ident.c) ---- */
+
+/* A listener's client_id_pattern: literal characters, exactly one %u (the
+ * username, or the certificate identity on a use_identity_as_username
+ * listener) and optionally a final '*' (any characters, none included),
+ * which must not follow %u directly: "%u", "%u-*", "plant1/%u". Returns 0,
+ * or -FM_EINVAL with the reason in err. */
+int auth_clientid_pattern_check(const char *pattern, char *err, size_t errlen);
+/* May `user` use client_id under pattern? False for a NULL or empty user or
+ * an invalid pattern. With a '*', a user whose name contains the character
+ * that follows %u (the separator) matches nothing: then no id can match two
+ * users. */
+bool auth_clientid_allowed(const char *pattern, const char *user, const char *client_id);
+/* Is name[len] one of the names of list (separated by blanks or commas)? */
+bool auth_name_listed(const char *list, const char *name, size_t len);
 
 #endif

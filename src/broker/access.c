@@ -3,6 +3,7 @@
  * were admitted with (their compiled ACL borrows from it). */
 #include "internal.h"
 #include "../base/err.h"
+#include "../base/log.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,8 +23,47 @@ static void auth_unref(struct broker_auth *a)
 	free(a);
 }
 
+/* The client_id_pattern of the listener on `port`; NULL: any id. Listeners
+ * sharing a port (on other addresses) have the same one (check_patterns). */
+static const char *listener_pattern(const struct broker *b, uint16_t port)
+{
+	for (unsigned i = 0; i < b->cfg.n_listeners; i++)
+		if (b->cfg.listeners[i].port == port)
+			return b->cfg.listeners[i].client_id_pattern[0] ? b->cfg.listeners[i].client_id_pattern : NULL;
+	return NULL;
+}
+
+/* Checks every listener's client_id_pattern. Done here rather than in the
+ * configuration parser, which does not link the auth library; errors name
+ * the listener's line. A client only tells its listener's port, so two
+ * listeners on one port must agree on the pattern. */
+static int check_patterns(const struct config *cfg, char *err, size_t errlen)
+{
+	const char *src = cfg->source[0] ? cfg->source : "(configuration)";
+	char why[160];
+	for (unsigned i = 0; i < cfg->n_listeners; i++) {
+		const struct listener_conf *l = &cfg->listeners[i];
+		if (l->client_id_pattern[0] && auth_clientid_pattern_check(l->client_id_pattern, why, sizeof why)) {
+			snprintf(err, errlen, "%s:%u: listener %u: client_id_pattern %s: %s", src, l->line, l->port,
+				 l->client_id_pattern, why);
+			return -FM_EINVAL;
+		}
+		for (unsigned j = 0; j < i; j++)
+			if (cfg->listeners[j].port == l->port &&
+			    strcmp(cfg->listeners[j].client_id_pattern, l->client_id_pattern)) {
+				snprintf(err, errlen, "%s:%u: listener %u: client_id_pattern differs from the other "
+						      "listener on port %u (line %u)", src, l->line, l->port, l->port,
+					 cfg->listeners[j].line);
+				return -FM_EINVAL;
+			}
+	}
+	return 0;
+}
+
 int broker_auth_load(struct broker *b, const char *passwd_path, const char *acl_path, char *err, size_t errlen)
 {
+	if (check_patterns(&b->cfg, err, errlen))
+		return -FM_EINVAL;
 	struct broker_auth *a = calloc(1, sizeof *a);
 	if (!a) {
 		snprintf(err, errlen, "out of memory");
@@ -75,15 +115,23 @@ int client_admit(struct client *c, const struct mqtt_connect *m, const char *cli
 	if (a)
 		atomic_fetch_add(&a->refs, 1);
 	pthread_mutex_unlock(&b->auth_lock);
-	if (!a)
-		return 0;
 	c->auth = a;
 	/* A certificate identity was verified by TLS; a username needs its password. */
-	if (a->passwd && m->username.p && !c->identity_as_username &&
+	if (a && a->passwd && m->username.p && !c->identity_as_username &&
 	    !auth_passwd_check(a->passwd, (const char *)m->username.p, m->username.len,
 			       m->password.p ? m->password.p : (const uint8_t *)"", m->password.len))
 		return -MQTT_RC_BAD_USERNAME_PASSWORD;
-	if (a->acl && !(c->acl = auth_acl_client_new(a->acl, c->username, client_id)))
+	/* Before the session is looked up: a client id taken by another user
+	 * would take over that user's session. */
+	const char *pattern = listener_pattern(b, c->listener_port);
+	if (pattern && !auth_clientid_allowed(pattern, c->username, client_id)) {
+		log_client(LVL_NOTICE, WHO(c, MQTT_RC_CLIENT_ID_NOT_VALID),
+			   "client %s (username %s) refused on listener %u: %s client_id_pattern %s", client_id,
+			   OR_DASH(c->username), c->listener_port,
+			   c->username ? "its client id does not match" : "no username for", pattern);
+		return -MQTT_RC_CLIENT_ID_NOT_VALID;
+	}
+	if (a && a->acl && !(c->acl = auth_acl_client_new(a->acl, c->username, client_id)))
 		return -MQTT_RC_SERVER_UNAVAILABLE;
 	return 0;
 }

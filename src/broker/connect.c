@@ -233,6 +233,9 @@ int handle_connect(struct client *c, const struct mqtt_connect *m)
 		if (denied == -MQTT_RC_BAD_USERNAME_PASSWORD)
 			return connack_refuse(c, MQTT_RC_BAD_USERNAME_PASSWORD, MQTT_V3_BAD_USERNAME_PASSWORD,
 					      "bad user name or password");
+		if (denied == -MQTT_RC_CLIENT_ID_NOT_VALID) /* [MQTT-3.1.3-8] */
+			return connack_refuse(c, MQTT_RC_CLIENT_ID_NOT_VALID, MQTT_V3_ID_REJECTED,
+					      "client id not allowed for this user (client_id_pattern)");
 		return connack_refuse(c, MQTT_RC_SERVER_UNAVAILABLE, MQTT_V3_UNAVAILABLE, "out of memory");
 	}
 

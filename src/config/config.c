@@ -93,6 +93,11 @@ static const struct option options[] = {
 	     "Per listener: where the identity comes from: the subject's CN, or the first SAN of that type."),
 	LOPT("max_connections", OPT_LIMIT, max_connections, 0, UINT32_MAX, "-1", NULL, "N",
 	     "Per listener: connections open at once; more are closed at once. -1 or 0 = unlimited."),
+	LOPT("client_id_pattern", OPT_STRING, client_id_pattern, 0, 0, NULL, NULL, "PATTERN",
+	     "Per listener: the client id must match PATTERN, where %u is the username (the certificate "
+	     "identity with use_identity_as_username) and a final * any characters: %u, %u-*, plant1/%u. "
+	     "With * the username must not contain the character after %u. Others (anonymous clients "
+	     "too) get CONNACK 0x85 (v3: 2). Default: any id."),
 	{ "allow_anonymous", OPT_BOOL, OFF(allow_anonymous), 0, 1, "true", NULL, "true|false",
 	  "Accept clients that send no username.", false },
 	{ "password_file", OPT_PATH, OFF(password_file), 0, 0, NULL, NULL, "PATH",

@@ -38,6 +38,7 @@ struct listener_conf {
 	bool use_identity_as_username;
 	uint32_t identity_source; /* enum identity_source */
 	uint32_t max_connections; /* 0: unlimited */
+	char client_id_pattern[256]; /* the client ids a username may use (auth_clientid_allowed); empty: any */
 };
 
 /* True when the listener speaks TLS. */

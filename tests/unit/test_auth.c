@@ -1,6 +1,6 @@
 /* Unit tests for src/auth: base64, password lines (mosquitto's vectors),
  * the password table, ACL lines, filter coverage and the ACL checks,
- * including the plant gateway rules. */
+ * including the plant gateway rules; client_id_pattern and user lists. */
 #include "auth/auth.h"
 #include "auth/internal.h"
 #include "base/err.h"
@@ -677,6 +677,126 @@ static void test_acl_client_cache(void)
 	}
 }
 
+/* ---- names: client_id_pattern and user lists ---- */
+
+static void test_clientid_pattern_check(void)
+{
+	static const char *const good[] = { "%u", "%u-*", "plant1/%u", "plant1/%u-*", "%u.dev.*", "x%uy" };
+	static const struct {
+		const char *pattern, *why;
+	} bad[] = {
+		{ "", "needs %u" },           { "gw-*", "needs %u" },       { "%u*", "separator" },
+		{ "%u%u", "twice" },          { "%c", "only %u" },          { "%u-%", "only %u" },
+		{ "%u-*-x", "only end" },     { "*%u", "only end" },        { "%u %u-*", "without blanks" },
+	};
+	char err[160];
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		err[0] = 0;
+		ASSERT_EQ(auth_clientid_pattern_check(good[i], err, sizeof(err)), 0);
+		if (err[0])
+			CHECK_FAIL("%s: %s", good[i], err);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = 0;
+		ASSERT_EQ(auth_clientid_pattern_check(bad[i].pattern, err, sizeof(err)), -FM_EINVAL);
+		if (!strstr(err, bad[i].why))
+			CHECK_FAIL("\"%s\": \"%s\" does not say \"%s\"", bad[i].pattern, err, bad[i].why);
+	}
+}
+
+static void test_clientid_allowed(void)
+{
+	static const struct {
+		const char *pattern, *user, *id;
+		bool ok;
+	} v[] = {
+		{ "%u", "gw-a", "gw-a", true },
+		{ "%u", "gw-b", "gw-a", false },         /* the take-over of issue 11 #10 */
+		{ "%u", "gw-a", "gw-a2", false },
+		{ "%u", "gw-a", "gw-", false },
+		{ "%u", "gw-a", "", false },
+		{ "%u", NULL, "gw-a", false },           /* anonymous */
+		{ "%u", "", "", false },
+		{ "%u-*", "gwa", "gwa-1", true },
+		{ "%u-*", "gwa", "gwa-", true },         /* '*' may be empty */
+		{ "%u-*", "gwa", "gwa-x-y", true },
+		{ "%u-*", "gwa", "gwa", false },         /* the separator is part of the pattern */
+		{ "%u-*", "gwa", "gwb-1", false },
+		{ "%u-*", "gw", "gw-a-1", true },        /* gw's own id, since gw-a cannot log in here: */
+		{ "%u-*", "gw-a", "gw-a-1", false },     /* a username with the separator matches nothing */
+		{ "%u-*", "gw-a", "gw-a", false },
+		{ "plant1/%u", "gwa", "plant1/gwa", true },
+		{ "plant1/%u", "gwa", "plant2/gwa", false },
+		{ "plant1/%u", "gwa", "plant1/gwa/x", false },
+		{ "plant1/%u.*", "gw-a", "plant1/gw-a.main", true },
+		{ "plant1/%u.*", "gw-a", "plant1/gw-b.main", false },
+		{ "plant1/%u.*", "gw.a", "plant1/gw.a.main", false },
+		{ "x%uy", "a", "xay", true },
+		{ "x%uy", "a", "xayy", false },
+		{ "%u*", "gw", "gw-a", false },          /* invalid pattern: nothing matches */
+	};
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+		if (auth_clientid_allowed(v[i].pattern, v[i].user, v[i].id) != v[i].ok)
+			CHECK_FAIL("pattern \"%s\" user \"%s\" id \"%s\": expected %s", v[i].pattern,
+				   v[i].user ? v[i].user : "(none)", v[i].id, v[i].ok ? "allowed" : "refused");
+}
+
+/* With '*', no id is allowed for two users: every user of a small alphabet
+ * that contains the separator, against every id. */
+static void test_clientid_no_shared_ids(void)
+{
+	static const char *const patterns[] = { "%u-*", "p/%u-x*", "%u" };
+	static const char alpha[] = "a-x";
+	char users[40][4], ids[400][6];
+	size_t nu = 0, ni = 0;
+	/* Every string of 1..3 (users) and 1..5 (ids) characters of alpha. */
+	for (size_t len = 1; len <= 5; len++) {
+		size_t total = 1;
+		for (size_t k = 0; k < len; k++)
+			total *= 3;
+		for (size_t n = 0; n < total; n++) {
+			char s[6];
+			size_t x = n;
+			for (size_t k = 0; k < len; k++, x /= 3)
+				s[k] = alpha[x % 3];
+			s[len] = 0;
+			if (len <= 3)
+				memcpy(users[nu++], s, len + 1);
+			memcpy(ids[ni++], s, len + 1);
+		}
+	}
+	for (size_t p = 0; p < sizeof(patterns) / sizeof(patterns[0]); p++)
+		for (size_t i = 0; i < ni; i++) {
+			char id[16];
+			/* Give the ids the prefix of the pattern, so they can match. */
+			snprintf(id, sizeof(id), "%s%s", p == 1 ? "p/" : "", ids[i]);
+			const char *owner = NULL;
+			for (size_t u = 0; u < nu; u++) {
+				if (!auth_clientid_allowed(patterns[p], users[u], id))
+					continue;
+				if (owner)
+					CHECK_FAIL("\"%s\": id \"%s\" allowed for \"%s\" and \"%s\"", patterns[p], id,
+						   owner, users[u]);
+				owner = users[u];
+			}
+		}
+}
+
+static void test_name_listed(void)
+{
+	const char *list = " alice, bob\tcarol,,dave ";
+	ASSERT_TRUE(auth_name_listed(list, S("alice")));
+	ASSERT_TRUE(auth_name_listed(list, S("bob")));
+	ASSERT_TRUE(auth_name_listed(list, S("carol")));
+	ASSERT_TRUE(auth_name_listed(list, S("dave")));
+	ASSERT_FALSE(auth_name_listed(list, S("al")));
+	ASSERT_FALSE(auth_name_listed(list, S("alice,")));
+	ASSERT_FALSE(auth_name_listed(list, S("bo")));
+	ASSERT_FALSE(auth_name_listed(list, S("")));
+	ASSERT_FALSE(auth_name_listed("", S("alice")));
+	ASSERT_FALSE(auth_name_listed(list, S("alice bob")));
+}
+
 int main(void)
 {
 	if (!mkdtemp(tmpdir)) {
@@ -698,6 +818,10 @@ int main(void)
 	RUN(test_acl_anonymous_and_users);
 	RUN(test_acl_deny);
 	RUN(test_acl_client_cache);
+	RUN(test_clientid_pattern_check);
+	RUN(test_clientid_allowed);
+	RUN(test_clientid_no_shared_ids);
+	RUN(test_name_listed);
 	char cmd[300];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
 	if (system(cmd) != 0)
