@@ -136,6 +136,23 @@ int client_admit(struct client *c, const struct mqtt_connect *m, const char *cli
 	return 0;
 }
 
+bool access_will_allowed(struct broker *b, const char *user, const char *client_id, const char *topic, size_t len)
+{
+	pthread_mutex_lock(&b->auth_lock);
+	struct broker_auth *a = b->auth;
+	if (a)
+		atomic_fetch_add(&a->refs, 1);
+	pthread_mutex_unlock(&b->auth_lock);
+	bool ok = true;
+	if (a && a->acl) {
+		struct auth_acl_client *acl = auth_acl_client_new(a->acl, user, client_id);
+		ok = acl && auth_acl_client_can_publish(acl, topic, len);
+		auth_acl_client_free(acl);
+	}
+	auth_unref(a);
+	return ok;
+}
+
 void client_release_access(struct client *c)
 {
 	auth_acl_client_free(c->acl);

@@ -385,7 +385,7 @@ void broker_on_close(struct client *c)
 		for (uint32_t i = 0; i < shared.count; i++)
 			route_reshare(w, s, qring_at(&shared, i), 1);
 		free(shared.e);
-		will_publish(w, will_now);
+		will_publish(w, s, will_now);
 		if (ours && end_now && !stopping)
 			session_end(w, s); /* consumes the registry's reference */
 		session_unref(s);
@@ -563,7 +563,7 @@ void broker_worker_publish_wills(struct bworker *w)
 			persist_session(w, s);
 		}
 		pthread_mutex_unlock(&s->lock);
-		will_publish(w, will);
+		will_publish(w, s, will);
 	}
 	broker_commit(w, NULL, NULL, NULL, 0, 0, false);
 }

@@ -211,7 +211,8 @@ void broker_store_complete(struct broker *b, struct store_txn *t);
 /* ---- recovery from the store, before serving (single-threaded) ---- */
 struct session *broker_restore_session(struct broker *b, uint64_t sid, const char *client_id,
 				       uint32_t expiry_interval, uint64_t expires_at, uint8_t version,
-				       struct msg *will, uint32_t will_delay, uint64_t will_at);
+				       struct msg *will, uint32_t will_delay, uint64_t will_at,
+				       const char *will_user);
 int broker_restore_sub(struct broker *b, struct session *s, const char *filter, uint8_t options, uint32_t sub_id);
 /* A stored queue entry. state QE_QUEUED goes to the queue, the others in
  * flight; msg NULL: the body stays on disk (msg_id, bytes and expiry_at

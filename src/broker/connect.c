@@ -64,6 +64,7 @@ static uint32_t session_expiry_of(const struct broker *b, const struct mqtt_conn
 struct takeover {
 	struct session *ending; /* the old session, when Clean Start discards it */
 	struct msg *will;       /* the previous connection's will, to publish now */
+	char *will_user;        /* and the user it was admitted for (owned) */
 	struct client *kick;    /* the previous connection, still open elsewhere */
 };
 
@@ -82,31 +83,48 @@ static void take_over(struct session *s, bool clean_start, struct takeover *t)
 	/* A will waits out its delay only while the session lives on without a
 	 * connection; a new connection to the same session cancels it
 	 * [MQTT-3.1.3-9], a discarded session publishes it. */
-	if (s->will && (clean_start || (t->kick && s->will_delay == 0)))
+	if (s->will && (clean_start || (t->kick && s->will_delay == 0))) {
 		t->will = s->will;
-	else
+		t->will_user = s->will_user;
+		s->will_user = NULL;
+	} else {
 		msg_unref(s->will);
+	}
 	s->will = NULL;
 	s->will_at = 0;
 	s->expires_at = 0;
 	pthread_mutex_unlock(&s->lock);
 }
 
-static int build_will(struct client *c, const struct mqtt_connect *m, struct msg **will)
+/* The will passes the admission of every message, with the ACL this client
+ * was admitted with: a will is a publish that happens later
+ * [MQTT-3.1.2-... Will Flag; v5 CONNACK 0x87 / 0x90 / 0x9A, v3 return code 5
+ * or 3]. It is checked again when it fires (will_publish). */
+static int build_will(struct client *c, const struct mqtt_connect *m, struct msg **will, char **will_user)
 {
 	*will = NULL;
+	*will_user = NULL;
 	if (!m->will)
 		return 0;
 	struct broker *b = c->b;
 	const char *topic = (const char *)m->will_topic.p;
-	if (!topic_name_valid(topic, m->will_topic.len))
-		return connack_refuse(c, MQTT_RC_TOPIC_NAME_INVALID, MQTT_V3_NOT_AUTHORIZED, "invalid will topic");
-	if (m->will_retain && !b->cfg.retain_available)
-		return connack_refuse(c, MQTT_RC_RETAIN_NOT_SUPPORTED, MQTT_V3_UNAVAILABLE, "retain not available");
+	enum admit admit = broker_admit(b, c->acl, topic, m->will_topic.len, m->will_retain);
+	if (admit != ADMIT_OK) {
+		log_client(LVL_NOTICE, WHO(c, 0), "client from %s: will on %.*s refused: %s", CLIENT_ADDR(c),
+			   (int)m->will_topic.len, topic, broker_admit_why(admit));
+		return connack_refuse(c, broker_admit_rc(admit),
+				      admit == ADMIT_RETAIN ? MQTT_V3_UNAVAILABLE : MQTT_V3_NOT_AUTHORIZED,
+				      broker_admit_why(admit));
+	}
+	if (c->username && !(*will_user = strdup(c->username)))
+		return connack_refuse(c, MQTT_RC_SERVER_UNAVAILABLE, MQTT_V3_UNAVAILABLE, "out of memory");
 	*will = msg_build(b, &b->workers[c->worker], m->will_topic, m->will_payload, &m->will_props, m->version,
 			  m->will_qos, m->will_retain);
-	if (!*will)
+	if (!*will) {
+		free(*will_user);
+		*will_user = NULL;
 		return connack_refuse(c, MQTT_RC_SERVER_UNAVAILABLE, MQTT_V3_UNAVAILABLE, "out of memory");
+	}
 	return 0;
 }
 
@@ -214,22 +232,17 @@ int handle_connect(struct client *c, const struct mqtt_connect *m)
 	if (!b->cfg.allow_anonymous && !m->username.p && !c->identity_as_username)
 		return connack_refuse(c, MQTT_RC_NOT_AUTHORIZED, MQTT_V3_NOT_AUTHORIZED, "anonymous clients not allowed");
 	int server_ka = negotiate(c, m);
-	struct msg *will;
-	if (build_will(c, m, &will))
-		return -1;
 	if (c->identity_as_username)
 		c->username = strdup(c->identity);
 	else if (m->username.p)
 		c->username = strndup((const char *)m->username.p, m->username.len);
 	if ((m->username.p || c->identity_as_username) && !c->username) {
-		msg_unref(will);
 		return connack_refuse(c, MQTT_RC_SERVER_UNAVAILABLE, MQTT_V3_UNAVAILABLE, "out of memory");
 	}
 	char *id_z = strndup(id, id_len);
 	int denied = id_z ? client_admit(c, m, id_z) : -MQTT_RC_SERVER_UNAVAILABLE;
 	free(id_z);
 	if (denied) {
-		msg_unref(will);
 		if (denied == -MQTT_RC_BAD_USERNAME_PASSWORD)
 			return connack_refuse(c, MQTT_RC_BAD_USERNAME_PASSWORD, MQTT_V3_BAD_USERNAME_PASSWORD,
 					      "bad user name or password");
@@ -238,6 +251,10 @@ int handle_connect(struct client *c, const struct mqtt_connect *m)
 					      "client id not allowed for this user (client_id_pattern)");
 		return connack_refuse(c, MQTT_RC_SERVER_UNAVAILABLE, MQTT_V3_UNAVAILABLE, "out of memory");
 	}
+	struct msg *will;
+	char *will_user;
+	if (build_will(c, m, &will, &will_user))
+		return -1;
 
 	struct takeover t = { 0 };
 	bool present = false;
@@ -268,6 +285,7 @@ int handle_connect(struct client *c, const struct mqtt_connect *m)
 			pthread_mutex_unlock(&b->reg_lock);
 			session_unref(s);
 			msg_unref(will);
+			free(will_user);
 			return connack_refuse(c, MQTT_RC_SERVER_UNAVAILABLE, MQTT_V3_UNAVAILABLE, "out of memory");
 		}
 	}
@@ -277,6 +295,8 @@ int handle_connect(struct client *c, const struct mqtt_connect *m)
 	s->version = m->version;
 	s->expiry_interval = session_expiry_of(b, m);
 	s->will = will;
+	free(s->will_user);
+	s->will_user = will_user;
 	s->will_delay = m->will_props.will_delay;
 	c->session = session_ref(s);
 	persist_session(w, s);
@@ -300,7 +320,8 @@ int handle_connect(struct client *c, const struct mqtt_connect *m)
 	if (t.ending)
 		session_end(w, t.ending);
 	if (t.will)
-		will_publish(w, t.will);
+		will_publish_as(w, s->client_id, t.will_user, t.will);
+	free(t.will_user);
 	if (t.kick && wake_push(w, t.kick->worker, (struct wake_item){ NULL, t.kick, NULL }))
 		b->ports.conn_unref(t.kick);
 	struct connack_ctx *x = calloc(1, sizeof *x);

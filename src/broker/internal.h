@@ -28,6 +28,17 @@ int client_admit(struct client *c, const struct mqtt_connect *m, const char *cli
 void client_release_access(struct client *c);
 void broker_auth_free(struct broker *b);
 
+/* admit.c: the one admission check of every message entering the broker. */
+enum admit { ADMIT_OK, ADMIT_TOPIC_INVALID, ADMIT_TOPIC_LIMIT, ADMIT_RETAIN, ADMIT_SYS, ADMIT_DENIED };
+/* acl: the publisher's compiled ACL, NULL when no ACL applies. */
+enum admit broker_admit(const struct broker *b, const struct auth_acl_client *acl, const char *topic, size_t len,
+			bool retain);
+uint8_t broker_admit_rc(enum admit a);     /* v5 reason code */
+const char *broker_admit_why(enum admit a); /* for reason strings and logs */
+/* Whether a will of `client_id`/`user` may go to `topic` under the rules
+ * loaded now (they may have been reloaded since its CONNECT). */
+bool access_will_allowed(struct broker *b, const char *user, const char *client_id, const char *topic, size_t len);
+
 /* handlers */
 int handle_connect(struct client *c, const struct mqtt_connect *m);
 int handle_publish(struct client *c, const struct mqtt_publish *m);
@@ -132,8 +143,12 @@ int timed_add(struct broker *b, struct session *s);
 /* Sets (or, with an empty payload, clears) the retained message of m's topic,
  * in memory and in the store [MQTT-3.3.1-5..7]. */
 void retain_set(struct bworker *w, struct msg *m);
-/* Publishes a will message (consumes the reference). */
-void will_publish(struct bworker *w, struct msg *will);
+/* Publishes the will of s, once admitted again under the rules in force now
+ * (consumes the reference to will; NULL: nothing to do). */
+void will_publish(struct bworker *w, struct session *s, struct msg *will);
+/* The same for a will taken from its session with the user it was admitted
+ * for (NULL: anonymous). */
+void will_publish_as(struct bworker *w, const char *client_id, const char *user, struct msg *will);
 
 static inline uint8_t min_u8(uint8_t a, uint8_t b) { return a < b ? a : b; }
 

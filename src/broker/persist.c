@@ -128,6 +128,8 @@ void persist_session(struct bworker *w, struct session *s)
 		op->msg = msg_ref(s->will);
 		op->will_delay = s->will_delay;
 		op->will_at = s->will_at;
+		if (s->will_user && !(op->will_user = strdup(s->will_user)))
+			log_err("out of memory: the will of %s is stored without its user", s->client_id);
 	}
 }
 

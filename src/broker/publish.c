@@ -172,6 +172,17 @@ static void publish_done(void *ctx, uint16_t pid, uint8_t kind, int err)
 	free(a);
 }
 
+/* Ends an incoming QoS 2 exchange refused with PUBREC >= 0x80: the packet id
+ * is free again, in memory and on disk [MQTT-4.3.3]. */
+static void rx2_forget(struct bworker *w, struct client *c, uint16_t pid)
+{
+	struct session *s = c->session;
+	pthread_mutex_lock(&s->lock);
+	if (s->client == c && session_rx_qos2_remove(s, pid))
+		persist_rx2(w, s, pid, false);
+	pthread_mutex_unlock(&s->lock);
+}
+
 int handle_publish(struct client *c, const struct mqtt_publish *m)
 {
 	struct broker *b = c->b;
@@ -188,23 +199,34 @@ int handle_publish(struct client *c, const struct mqtt_publish *m)
 	struct mqtt_bin topic = m->topic;
 	if (c->version == MQTT_V5 && resolve_alias(c, m, &topic))
 		return -1;
-	if (!topic_name_valid((const char *)topic.p, topic.len)) {
-		client_disconnect(c, MQTT_RC_TOPIC_NAME_INVALID, "invalid topic name"); /* [MQTT-3.3.2-2] */
-		return -1;
-	}
-	if (!topic_within_limits(&b->cfg, (const char *)topic.p, topic.len)) {
-		/* A topic name the server does not accept is a protocol violation,
-		 * not a refused message: DISCONNECT 0x90 (v5), close (v3). */
-		client_disconnect(c, MQTT_RC_TOPIC_NAME_INVALID, "topic longer than max_topic_length or max_topic_levels");
-		return -1;
-	}
-	if (m->retain && !b->cfg.retain_available) {
-		client_disconnect(c, MQTT_RC_RETAIN_NOT_SUPPORTED, "retain not available");
+	enum admit admit = broker_admit(b, c->acl, (const char *)topic.p, topic.len, m->retain);
+	if (admit != ADMIT_OK && admit != ADMIT_SYS && admit != ADMIT_DENIED) {
+		/* A topic the server does not accept is a protocol violation, not a
+		 * refused message: DISCONNECT 0x90/0x9A (v5), close (v3). */
+		client_disconnect(c, broker_admit_rc(admit), broker_admit_why(admit));
 		return -1;
 	}
 	if (m->qos && c->pending_store + s->n_rx_qos2 >= b->cfg.receive_maximum) {
 		client_disconnect(c, MQTT_RC_RECEIVE_MAX_EXCEEDED, "receive maximum exceeded"); /* [MQTT-3.3.4-9] */
 		return -1;
+	}
+	if (admit != ADMIT_OK) {
+		/* Refused: v5 learns why; v3 has no negative acknowledgement. */
+		w->stats.drops[DROP_NOT_AUTHORIZED]++;
+		log_debug("client %s: publish to %.*s refused: %s", s->client_id, (int)topic.len, topic.p,
+			  broker_admit_why(admit));
+		if (!m->qos)
+			return 0;
+		/* PUBREC >= 0x80 ends the exchange [MQTT-4.3.3]: a resend of a message
+		 * accepted before the rules changed gives its packet id up too. */
+		if (m->qos == 2)
+			rx2_forget(w, c, m->pid);
+		uint8_t rc = c->version == MQTT_V5 ? broker_admit_rc(admit) : MQTT_RC_SUCCESS;
+		struct ack_ctx *a = ack_ctx_new(c, rc, broker_admit_why(admit));
+		if (!a)
+			return -1;
+		broker_commit(w, c, publish_done, a, m->pid, ack_type, false);
+		return 0;
 	}
 	bool durable = session_durable(b, s);
 	if (m->qos == 2) {
@@ -227,35 +249,6 @@ int handle_publish(struct client *c, const struct mqtt_publish *m)
 			return 0;
 		}
 		persist_rx2(w, s, m->pid, true);
-	}
-	if (c->acl && !auth_acl_client_can_publish(c->acl, (const char *)topic.p, topic.len)) {
-		/* v5 learns why; v3 has no way to say it: dropped silently. */
-		w->stats.drops[DROP_NOT_AUTHORIZED]++;
-		log_debug("client %s: publish to %.*s denied by the ACL", s->client_id, (int)topic.len, topic.p);
-		if (m->qos) {
-			if (m->qos == 2) {
-				pthread_mutex_lock(&s->lock);
-				session_rx_qos2_remove(s, m->pid);
-				pthread_mutex_unlock(&s->lock);
-			}
-			uint8_t rc = c->version == MQTT_V5 ? MQTT_RC_NOT_AUTHORIZED : MQTT_RC_SUCCESS;
-			struct ack_ctx *a = ack_ctx_new(c, rc, "not authorized");
-			if (!a)
-				return -1;
-			broker_commit(w, c, publish_done, a, m->pid, ack_type, false);
-		}
-		return 0;
-	}
-	if (topic.len >= 4 && !memcmp(topic.p, "$SYS", 4)) {
-		/* Clients do not write into the broker's own tree. */
-		w->stats.drops[DROP_NOT_AUTHORIZED]++;
-		if (m->qos) {
-			struct ack_ctx *a = ack_ctx_new(c, MQTT_RC_NOT_AUTHORIZED, "$SYS is read-only");
-			if (!a)
-				return -1;
-			broker_commit(w, c, publish_done, a, m->pid, ack_type, false);
-		}
-		return 0;
 	}
 	struct msg *msg = msg_build(b, w, topic, m->payload, &m->props, c->version, m->qos, m->retain);
 	if (!msg) {
@@ -282,6 +275,8 @@ int handle_publish(struct client *c, const struct mqtt_publish *m)
 	if (r.rejected) {
 		rc = MQTT_RC_QUOTA_EXCEEDED;
 		why = "a subscriber's queue is full";
+		if (m->qos == 2)
+			rx2_forget(w, c, m->pid); /* PUBREC 0x97 ends the exchange [MQTT-4.3.3] */
 	} else if (r.matched == 0) {
 		rc = MQTT_RC_NO_MATCHING_SUBSCRIBERS;
 	}
@@ -315,9 +310,19 @@ void broker_publish_bridged(struct bworker *w, struct msg *m, store_done_fn done
 {
 	struct broker *b = w->b;
 	w->stats.msgs_received++;
-	if (m->retain && b->cfg.retain_available)
-		retain_set(w, m);
-	route_publish(w, m);
+	/* The remote broker is trusted with topics, not with the broker's own
+	 * tree or its limits; a refused message is still acknowledged to it (a
+	 * resend would be refused again). Retain where available, as before. */
+	enum admit admit = broker_admit(b, NULL, msg_topic(m), m->topic_len, false);
+	if (admit != ADMIT_OK) {
+		w->stats.drops[DROP_NOT_AUTHORIZED]++;
+		log_notice("bridge: message from the remote broker to %.*s dropped: %s", (int)m->topic_len,
+			   msg_topic(m), broker_admit_why(admit));
+	} else {
+		if (m->retain && b->cfg.retain_available)
+			retain_set(w, m);
+		route_publish(w, m);
+	}
 	msg_unref(m);
 	/* Through the store even when nothing was written, so the remote's
 	 * acknowledgements keep the order of its messages. */

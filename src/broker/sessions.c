@@ -113,16 +113,44 @@ void retain_set(struct bworker *w, struct msg *m)
 	persist_retain(w, m, version);
 }
 
-void will_publish(struct bworker *w, struct msg *will)
+void will_publish_as(struct bworker *w, const char *client_id, const char *user, struct msg *will)
 {
 	if (!will)
 		return;
 	struct broker *b = w->b;
+	/* Admitted at CONNECT; the ACL may have been reloaded since. */
+	enum admit admit = broker_admit(b, NULL, msg_topic(will), will->topic_len, false);
+	if (admit == ADMIT_OK && !access_will_allowed(b, user, client_id, msg_topic(will), will->topic_len))
+		admit = ADMIT_DENIED;
+	if (admit != ADMIT_OK) {
+		w->stats.drops[DROP_NOT_AUTHORIZED]++;
+		log_notice("will of %s (user %s) on %.*s not published: %s", client_id, user ? user : "-",
+			   (int)will->topic_len, msg_topic(will), broker_admit_why(admit));
+		msg_unref(will);
+		return;
+	}
 	if (will->retain && b->cfg.retain_available)
 		retain_set(w, will);
-	log_debug("publishing will on %.*s", (int)will->topic_len, msg_topic(will));
+	log_debug("publishing the will of %s on %.*s", client_id, (int)will->topic_len, msg_topic(will));
 	route_publish(w, will);
 	msg_unref(will);
+}
+
+void will_publish(struct bworker *w, struct session *s, struct msg *will)
+{
+	if (!will)
+		return;
+	pthread_mutex_lock(&s->lock);
+	char *user = s->will_user ? strdup(s->will_user) : NULL;
+	bool lost = s->will_user && !user;
+	pthread_mutex_unlock(&s->lock);
+	if (lost) {
+		log_err("out of memory: the will of %s is not published", s->client_id);
+		msg_unref(will);
+		return;
+	}
+	will_publish_as(w, s->client_id, user, will);
+	free(user);
 }
 
 void session_end(struct bworker *w, struct session *s)
@@ -174,7 +202,7 @@ void session_end(struct bworker *w, struct session *s)
 		route_reshare(w, s, &e, 1);
 	}
 	free(shared.e);
-	will_publish(w, will);
+	will_publish(w, s, will);
 	session_unref(s);
 }
 
@@ -215,7 +243,10 @@ void broker_housekeeping(struct broker *b)
 {
 	struct bworker *w = &b->workers[0];
 	uint64_t now = clock_wall_ms();
-	struct msg **wills = NULL;
+	struct due_will {
+		struct session *of; /* reference */
+		struct msg *will;
+	} *wills = NULL;
 	struct session **ended = NULL;
 	uint32_t n_wills = 0, n_ended = 0;
 
@@ -230,7 +261,7 @@ void broker_housekeeping(struct broker *b)
 		pthread_mutex_lock(&s->lock);
 		if (!s->client && !s->ended) {
 			if (s->will && s->will_at && now >= s->will_at) {
-				wills[n_wills++] = s->will;
+				wills[n_wills++] = (struct due_will){ session_ref(s), s->will };
 				s->will = NULL;
 				s->will_at = 0;
 				persist_session(w, s);
@@ -254,8 +285,10 @@ void broker_housekeeping(struct broker *b)
 	}
 	pthread_mutex_unlock(&b->reg_lock);
 
-	for (uint32_t i = 0; i < n_wills; i++)
-		will_publish(w, wills[i]);
+	for (uint32_t i = 0; i < n_wills; i++) {
+		will_publish(w, wills[i].of, wills[i].will);
+		session_unref(wills[i].of);
+	}
 	for (uint32_t i = 0; i < n_ended; i++)
 		session_end(w, ended[i]);
 	free(wills);
@@ -268,7 +301,8 @@ void broker_housekeeping(struct broker *b)
 
 struct session *broker_restore_session(struct broker *b, uint64_t sid, const char *client_id,
 				       uint32_t expiry_interval, uint64_t expires_at, uint8_t version,
-				       struct msg *will, uint32_t will_delay, uint64_t will_at)
+				       struct msg *will, uint32_t will_delay, uint64_t will_at,
+				       const char *will_user)
 {
 	uint64_t now = clock_wall_ms();
 	struct session *s = session_new(client_id, strlen(client_id), sid);
@@ -281,6 +315,10 @@ struct session *broker_restore_session(struct broker *b, uint64_t sid, const cha
 	 * connection then: its expiry and its will start now. */
 	s->expires_at = expires_at ? expires_at
 		      : expiry_interval != UINT32_MAX ? now + (uint64_t)expiry_interval * 1000 : 0;
+	if (will && will_user && !(s->will_user = strdup(will_user))) {
+		session_unref(s);
+		return NULL;
+	}
 	if (will) {
 		s->will = msg_ref(will);
 		s->will_delay = will_delay;

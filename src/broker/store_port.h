@@ -20,7 +20,7 @@ enum store_op_type {
 	ST_QUEUE_STATE,  /* sid, seq, state (QoS 2 PUBREC received) */
 	ST_RX2_ADD,      /* sid, pid: incoming QoS 2 between PUBREC and PUBREL */
 	ST_RX2_DEL,      /* sid, pid */
-	ST_SESSION_PUT,  /* sid, text = client id, expiry, expires_at, will msg + delay */
+	ST_SESSION_PUT,  /* sid, text = client id, expiry, expires_at, will msg + delay + user */
 	ST_SESSION_DEL,  /* sid: and everything that belongs to it */
 	ST_SUB_PUT,      /* sid, text = filter, options, sub_id */
 	ST_SUB_DEL,      /* sid, text = filter */
@@ -63,6 +63,7 @@ struct store_op {
 	struct session *session;
 	struct store_load *load; /* ST_MSG_LOAD, owned */
 	char *text;        /* owned by the op, or NULL */
+	char *will_user;   /* ST_SESSION_PUT: owned, NULL when none */
 	const char *bridge; /* ST_SPOOL_*: the bridge's name, borrowed from the configuration */
 	uint32_t *sub_ids; /* owned by the op when n_sub_ids > 1, else sub_id */
 	uint32_t sub_id;

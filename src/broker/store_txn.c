@@ -44,6 +44,7 @@ void store_txn_free(struct store_txn *t)
 			free(op->load);
 		}
 		free(op->text);
+		free(op->will_user);
 		if (op->n_sub_ids > 1)
 			free(op->sub_ids);
 	}

@@ -114,6 +114,7 @@ void session_unref(struct session *s)
 	qring_free(&s->queue);
 	qring_free(&s->inflight);
 	msg_unref(s->will);
+	free(s->will_user);
 	for (uint32_t i = 0; i < s->n_subs; i++)
 		free(s->subs[i].filter);
 	free(s->subs);

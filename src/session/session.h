@@ -123,6 +123,7 @@ struct session {
 	uint32_t n_rx_qos2, cap_rx_qos2;
 
 	struct msg *will;      /* the Will message, NULL when none */
+	char *will_user;       /* the user the will was admitted for, NULL: anonymous */
 	uint32_t will_delay;   /* seconds */
 	uint64_t will_at;      /* wall ms when a delayed will is due, else 0 */
 

@@ -75,7 +75,7 @@ static int load_sessions(struct recovery *r)
 {
 	sqlite3_stmt *s;
 	if (sqlite3_prepare_v2(r->st->db,
-			       "SELECT sid, client_id, expiry_interval, expires_at, version, will_msg, will_delay, will_at"
+			       "SELECT sid, client_id, expiry_interval, expires_at, version, will_msg, will_delay, will_at, will_user"
 			       " FROM sessions ORDER BY sid", -1, &s, NULL))
 		return fail(r, "sessions");
 	int rc;
@@ -104,7 +104,8 @@ static int load_sessions(struct recovery *r)
 		struct session *ss = broker_restore_session(
 			r->b, sid, (const char *)sqlite3_column_text(s, 1), (uint32_t)sqlite3_column_int64(s, 2),
 			(uint64_t)sqlite3_column_int64(s, 3), (uint8_t)sqlite3_column_int(s, 4), will,
-			(uint32_t)sqlite3_column_int64(s, 6), (uint64_t)sqlite3_column_int64(s, 7));
+			(uint32_t)sqlite3_column_int64(s, 6), (uint64_t)sqlite3_column_int64(s, 7),
+			(const char *)sqlite3_column_text(s, 8));
 		msg_unref(will);
 		if (!ss)
 			break;

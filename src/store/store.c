@@ -17,7 +17,7 @@
 
 /* Transactions per group: bounds the time one commit holds acknowledgements. */
 #define GROUP_MAX_TXNS 4096
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 
 /* Forward migrations: migrations[v] brings version v to v + 1. */
 static const char *const migrations[SCHEMA_VERSION] = {
@@ -40,6 +40,8 @@ static const char *const migrations[SCHEMA_VERSION] = {
 	/* 2 -> 3: bridge spools, messages waiting for the remote broker's PUBACK. */
 	("CREATE TABLE spool(bridge TEXT NOT NULL, seq INTEGER NOT NULL, msg_id INTEGER NOT NULL,"
 	 "  queued_at INTEGER NOT NULL, PRIMARY KEY(bridge, seq)) WITHOUT ROWID;"),
+	/* 3 -> 4: the user a will was admitted for, to check it again when it fires. */
+	"ALTER TABLE sessions ADD COLUMN will_user TEXT;",
 };
 
 static const char *const stmt_sql[S__COUNT] = {
@@ -61,7 +63,7 @@ static const char *const stmt_sql[S__COUNT] = {
 	[S_RX_DEL_SESSION] = "DELETE FROM rx_qos2 WHERE sid = ?",
 	[S_SESS_WILL] = "SELECT will_msg FROM sessions WHERE sid = ?",
 	[S_SESS_PUT] = "INSERT OR REPLACE INTO sessions(sid, client_id, expiry_interval, expires_at, version,"
-		       " will_msg, will_delay, will_at) VALUES(?,?,?,?,?,?,?,?)",
+		       " will_msg, will_delay, will_at, will_user) VALUES(?,?,?,?,?,?,?,?,?)",
 	[S_SESS_DEL] = "DELETE FROM sessions WHERE sid = ?",
 	[S_SUB_PUT] = "INSERT OR REPLACE INTO subs(sid, filter, options, sub_id) VALUES(?,?,?,?)",
 	[S_SUB_DEL] = "DELETE FROM subs WHERE sid = ? AND filter = ?",
@@ -238,6 +240,10 @@ static int apply_session_put(struct store *st, const struct store_op *op)
 		sqlite3_bind_null(s, 6);
 	sqlite3_bind_int64(s, 7, op->will_delay);
 	sqlite3_bind_int64(s, 8, (int64_t)op->will_at);
+	if (op->will_user)
+		sqlite3_bind_text(s, 9, op->will_user, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(s, 9);
 	return step_done(st, S_SESS_PUT);
 }
 
