@@ -137,6 +137,9 @@ struct config {
 	char http_address[64];
 	uint32_t http_line;             /* of the http_listener line */
 	struct conf_file http_token_file;
+	/* Users of password_file granted the HTTP API (auth_name_listed); the
+	 * others get 403. */
+	char http_admin_users[256], http_readonly_users[256];
 	uint64_t memory_limit;          /* bytes; 0: the memory alert is off */
 	uint32_t alert_clients_drop_percent, alert_clients_drop_window;
 	uint32_t alert_rate_drop_percent, alert_rate_window, alert_rate_baseline;

@@ -1,11 +1,13 @@
 /* The router: authentication, then one handler per endpoint. Everything
- * but /healthz needs a bearer token, a user of the password file (Basic),
- * or the ferromq_token cookie. */
+ * but /healthz needs a bearer token, the ferromq_token cookie (both may do
+ * everything), or a user of the password file (Basic) whom http_admin_users
+ * or http_readonly_users (GET and HEAD only) grants the API. */
 #include "internal.h"
 #include "../base/clock.h"
 #include "../base/err.h"
 #include "../base/log.h"
 #include "../mqtt/mqtt.h"
+#include "../auth/auth.h"
 #include "../ops/token.h"
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -73,32 +75,52 @@ static bool cookie_token(const struct http_request *req, const char **tok, size_
 	return false;
 }
 
-static bool basic_ok(struct http_server *s, const char *b64, size_t n)
+/* What a request's credential may do. */
+enum api_grant {
+	GRANT_NONE,      /* no valid credential: 401 */
+	GRANT_FORBIDDEN, /* a user of password_file without an HTTP API grant: 403 */
+	GRANT_READ,      /* http_readonly_users: GET and HEAD only */
+	GRANT_ADMIN,     /* the token, or http_admin_users */
+};
+
+/* A Basic login "user:password": GRANT_NONE unless the password is the
+ * user's in password_file, then what the grant lists give that user. Sets
+ * user[] (NUL-terminated) for the log lines. */
+static enum api_grant basic_grant(struct http_server *s, const char *b64, size_t n, char *user, size_t ucap)
 {
 	unsigned char dec[768];
 	if (n == 0 || n % 4 || n / 4 * 3 >= sizeof dec)
-		return false;
+		return GRANT_NONE;
 	int len = EVP_DecodeBlock(dec, (const unsigned char *)b64, (int)n);
 	if (len < 0)
-		return false;
+		return GRANT_NONE;
 	len -= (b64[n - 1] == '=') + (n > 1 && b64[n - 2] == '=');
 	const unsigned char *colon = memchr(dec, ':', (size_t)len);
 	if (!colon)
-		return false;
+		return GRANT_NONE;
 	size_t ulen = (size_t)(colon - dec);
-	return broker_check_user(ops_broker(s->ops), (const char *)dec, ulen, colon + 1, (size_t)len - ulen - 1);
+	if (!broker_check_user(ops_broker(s->ops), (const char *)dec, ulen, colon + 1, (size_t)len - ulen - 1))
+		return GRANT_NONE;
+	snprintf(user, ucap, "%.*s", (int)ulen, (const char *)dec);
+	/* Devices log in with the same password file: being in it grants
+	 * nothing here, the lists do. */
+	if (auth_name_listed(s->cfg->http_admin_users, (const char *)dec, ulen))
+		return GRANT_ADMIN;
+	if (auth_name_listed(s->cfg->http_readonly_users, (const char *)dec, ulen))
+		return GRANT_READ;
+	return GRANT_FORBIDDEN;
 }
 
-static bool authorized(struct http_server *s, const struct http_request *req)
+static enum api_grant grant_of(struct http_server *s, const struct http_request *req, char *user, size_t ucap)
 {
 	const struct http_header *h = http_header_find(req, "Authorization");
 	const char *tok;
 	size_t len;
 	if (h && h->value_len > 7 && !strncasecmp(h->value, "Bearer ", 7))
-		return ops_token_matches(s->ops, h->value + 7, h->value_len - 7);
+		return ops_token_matches(s->ops, h->value + 7, h->value_len - 7) ? GRANT_ADMIN : GRANT_NONE;
 	if (h && h->value_len > 6 && !strncasecmp(h->value, "Basic ", 6))
-		return basic_ok(s, h->value + 6, h->value_len - 6);
-	return cookie_token(req, &tok, &len) && ops_token_matches(s->ops, tok, len);
+		return basic_grant(s, h->value + 6, h->value_len - 6, user, ucap);
+	return cookie_token(req, &tok, &len) && ops_token_matches(s->ops, tok, len) ? GRANT_ADMIN : GRANT_NONE;
 }
 
 static bool header_is(const struct http_header *h, const char *v)
@@ -604,12 +626,28 @@ int api_dispatch(struct http_server *s, struct hconn *c, const struct http_reque
 	}
 	if (is(path, plen, "/") && get && token_login(s, q, qlen, res))
 		return 0;
-	if (!authorized(s, req)) {
+	char user[256] = "";
+	enum api_grant grant = grant_of(s, req, user, sizeof user);
+	if (grant == GRANT_NONE) {
 		unauthorized(res);
+		return 0;
+	}
+	if (grant == GRANT_FORBIDDEN) {
+		log_notice("http %s: user %s of password_file has no HTTP API grant (http_admin_users, "
+			   "http_readonly_users): %.*s %.*s refused (403)", hconn_peer(c), user, (int)req->method_len,
+			   req->method, (int)plen, path);
+		api_error(res, 403, "this user has no HTTP API grant: add it to http_admin_users or "
+				    "http_readonly_users in the broker's configuration");
 		return 0;
 	}
 	if (!get && cross_site(req)) {
 		api_error(res, 403, "cross-site request refused");
+		return 0;
+	}
+	if (!get && grant == GRANT_READ) {
+		log_notice("http %s: user %s is read-only (http_readonly_users): %.*s %.*s refused (403)",
+			   hconn_peer(c), user, (int)req->method_len, req->method, (int)plen, path);
+		api_error(res, 403, "this user may only read (http_readonly_users); changes need http_admin_users");
 		return 0;
 	}
 	if (is(path, plen, "/readyz")) {

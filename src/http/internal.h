@@ -50,5 +50,7 @@ void api_error(struct http_response *res, int status, const char *why);
 void http_reply(struct hconn *c, struct http_response *res);
 /* Whether c's current request asked to keep the connection. */
 struct http_server *hconn_server(const struct hconn *c);
+/* The client's address, for log lines. */
+const char *hconn_peer(const struct hconn *c);
 
 #endif

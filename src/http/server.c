@@ -62,6 +62,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *ub);
 
 struct http_server *hconn_server(const struct hconn *c) { return c->srv; }
+const char *hconn_peer(const struct hconn *c) { return c->peer; }
 
 static void conn_free(struct hconn *c)
 {
@@ -432,6 +433,18 @@ int http_server_start(struct http_server *s, uv_loop_t *loop)
 	uv_timer_start(&s->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
 	s->started = true;
 	log_notice("listening on %s:%u (HTTP: API, /metrics, dashboard)", addr, port);
+	/* Since the grants exist, password_file alone opens nothing: said at
+	 * every start, so an upgrade does not lose the API without a word. */
+	const struct config *cfg = s->cfg;
+	bool granted = cfg->http_admin_users[strspn(cfg->http_admin_users, " \t,")] ||
+		       cfg->http_readonly_users[strspn(cfg->http_readonly_users, " \t,")];
+	if (cfg->password_file[0] && !granted)
+		log_warn("http_listener: no user of password_file may use the HTTP API (they get 403), since "
+			 "devices log in with the same file; grant people with http_admin_users or "
+			 "http_readonly_users%s", cfg->http_token_file.line ? "; the http_token_file token works" : "");
+	else if (!cfg->password_file[0] && granted)
+		log_warn("http_listener: http_admin_users and http_readonly_users name users of password_file, "
+			 "and there is none: Basic logins are refused");
 	return 0;
 }
 

@@ -208,7 +208,13 @@ def test_credentials(api_broker, tmp_path):
     passwd = tmp_path / "passwd"
     subprocess.run([PASSWD, "-c", "-b", str(passwd), "operator", "op-secret"], check=True,
                    capture_output=True, timeout=30)
-    b = api_broker(password_file=str(passwd), allow_anonymous=True)
+    subprocess.run([PASSWD, "-b", str(passwd), "gw-17", "gw-secret"], check=True, capture_output=True, timeout=30)
+    b = api_broker(password_file=str(passwd), allow_anonymous=True, http_admin_users="operator")
+    # A device's login is good for MQTT, not for the API: 403, and why.
+    r = ctl(b, "--user", "gw-17", "--password", "gw-secret", "status", auth=False)
+    assert r.returncode == 1, r.stderr
+    assert 'forbade user "gw-17" (HTTP 403): this user has no HTTP API grant' in r.stderr, r.stderr
+    assert "http_admin_users" in r.stderr, r.stderr
     r = ctl(b, "status", auth=False)
     assert r.returncode == 1
     assert "wants a credential (HTTP 401)" in r.stderr and "--token-file" in r.stderr, r.stderr

@@ -21,7 +21,8 @@ PASSWD = os.environ.get("FERROMQ_PASSWD") or os.path.join(
 def test_auth_paths(start_broker, tmp_path):
     pw = tmp_path / "passwd"
     subprocess.run([PASSWD, "-c", "-b", str(pw), "operator", "s3cret"], check=True)
-    b = ops_broker(start_broker, tmp_path, password_file=str(pw), allow_anonymous=True)
+    b = ops_broker(start_broker, tmp_path, password_file=str(pw), allow_anonymous=True,
+                   http_admin_users="operator")
     # The token file was created with a random token, readable by us only.
     assert stat.S_IMODE(os.stat(b.token_path).st_mode) == 0o600
     assert len(b.token) == 64 and int(b.token, 16) >= 0
@@ -368,7 +369,7 @@ def test_request_a_byte_at_a_time(start_broker, tmp_path):
 def test_cross_site_changes_refused(start_broker, tmp_path):
     pw = tmp_path / "passwd"
     subprocess.run([PASSWD, "-c", "-b", str(pw), "operator", "s3cret"], check=True)
-    b = ops_broker(start_broker, tmp_path, password_file=str(pw))
+    b = ops_broker(start_broker, tmp_path, password_file=str(pw), http_admin_users="operator")
     host = "127.0.0.1:%d" % b.http_port
     # A page elsewhere posting to us with the browser's cached Basic
     # password or our cookie changes nothing.

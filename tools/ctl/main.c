@@ -82,7 +82,9 @@ static void ctl_usage(FILE *out)
 		"                       else " CTL_DEFAULT_URL ")\n"
 		"  --token TOKEN        bearer token (default $FERROMQ_TOKEN)\n"
 		"  --token-file PATH    read the token from PATH (the broker's http_token_file)\n"
-		"  --user USER          a user of the broker's password_file, with --password\n"
+		"  --user USER          a user of the broker's password_file named in its\n"
+		"                       http_admin_users (or http_readonly_users: reads only),\n"
+		"                       with --password\n"
 		"  --password PASSWORD  that user's password\n"
 		"  --json               print the API's JSON answer unchanged, for scripts\n"
 		"  --timeout SECONDS    give up after SECONDS (default 10)\n"
@@ -317,10 +319,16 @@ static char *ctl_error_text(const struct json_doc *d, bool parsed, const struct 
 	return s;
 }
 
-static void ctl_auth_failed(const struct ctl_opts *o, int status)
+/* why: the broker's own error text, or NULL. */
+static void ctl_auth_failed(const struct ctl_opts *o, int status, const char *why)
 {
 	const char *what = status == 401 ? "refused" : "forbade";
-	if (o->user)
+	/* A 403 for a good password: the user lacks an HTTP API grant, which
+	 * the broker's answer names. */
+	if (o->user && status == 403)
+		fprintf(stderr, "ferromq-ctl: the broker at %s forbade user \"%s\" (HTTP 403): %s\n", o->url, o->user,
+			why ? why : "no grant for this request");
+	else if (o->user)
 		fprintf(stderr,
 			"ferromq-ctl: the broker at %s %s user \"%s\" (HTTP %d): check --user and "
 			"--password against the broker's password_file\n", o->url, what, o->user, status);
@@ -384,7 +392,8 @@ static int ctl_answer(const struct ctl_opts *o, const struct http_response *r)
 	char *text = NULL;
 
 	if (r->status == 401 || r->status == 403) {
-		ctl_auth_failed(o, r->status);
+		text = ctl_error_text(&d, parsed, r);
+		ctl_auth_failed(o, r->status, text);
 		ret = CTL_REFUSED;
 		goto out;
 	}
