@@ -170,10 +170,7 @@ int handle_subscribe(struct client *c, const struct mqtt_subscribe *m)
 	bool fatal = false;
 	while (!fatal && mqtt_topics_next(m, true, &off, &e)) {
 		pthread_mutex_lock(&c->session->lock);
-		bool existed = false;
-		for (uint32_t k = 0; k < c->session->n_subs && !existed; k++)
-			existed = c->session->subs[k].len == e.filter.len &&
-				  !memcmp(c->session->subs[k].filter, e.filter.p, e.filter.len);
+		bool existed = session_sub_find(c->session, (const char *)e.filter.p, e.filter.len) >= 0;
 		uint32_t max = b->cfg.max_subscriptions_per_client;
 		bool quota_full = !existed && max && c->session->n_subs >= max;
 		pthread_mutex_unlock(&c->session->lock);

@@ -118,6 +118,7 @@ void session_unref(struct session *s)
 	for (uint32_t i = 0; i < s->n_subs; i++)
 		free(s->subs[i].filter);
 	free(s->subs);
+	free(s->sub_pos);
 	free(s->rx_qos2);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
@@ -233,35 +234,156 @@ bool session_rx_qos2_remove(struct session *s, uint16_t pid)
 	return false;
 }
 
+/* ---- subscriptions: the list and its position table ---- */
+
+/* Filters are scanned up to this many; above, found through sub_pos. */
+#define SESSION_SUB_SCAN_MAX 16
+#define SESSION_SUB_POS_MIN_SHIFT 6
+
+/* FNV-1a seeded with the session's address, then mixed (MurmurHash3
+ * fmix64): filters a client chose to collide in one session's table do not
+ * collide in another's, nor from one run to the next. */
+static size_t session__sub_hash(const struct session *s, const char *f, size_t len)
+{
+	uint64_t h = 0xcbf29ce484222325ull ^ (uint64_t)(uintptr_t)s;
+	for (size_t i = 0; i < len; i++) {
+		h ^= (unsigned char)f[i];
+		h *= 0x100000001b3ull;
+	}
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ull;
+	h ^= h >> 33;
+	return (size_t)h;
+}
+
+static size_t session__sub_mask(const struct session *s)
+{
+	return ((size_t)1 << s->sub_pos_shift) - 1;
+}
+
+static size_t session__sub_home(const struct session *s, uint32_t idx)
+{
+	return session__sub_hash(s, s->subs[idx].filter, s->subs[idx].len) & session__sub_mask(s);
+}
+
+static void session__sub_pos_put(struct session *s, uint32_t idx)
+{
+	size_t mask = session__sub_mask(s), i = session__sub_home(s, idx);
+	while (s->sub_pos[i])
+		i = (i + 1) & mask;
+	s->sub_pos[i] = idx + 1;
+}
+
+/* The table slot that holds entry idx. */
+static size_t session__sub_pos_slot(const struct session *s, uint32_t idx)
+{
+	size_t mask = session__sub_mask(s), i = session__sub_home(s, idx);
+	while (s->sub_pos[i] != idx + 1)
+		i = (i + 1) & mask;
+	return i;
+}
+
+/* Empties slot `hole`, moving back the entries after it that would become
+ * unreachable (linear probing has no tombstones). */
+static void session__sub_pos_del(struct session *s, size_t hole)
+{
+	size_t mask = session__sub_mask(s);
+	s->sub_pos[hole] = 0;
+	for (size_t j = (hole + 1) & mask; s->sub_pos[j]; j = (j + 1) & mask) {
+		size_t home = session__sub_home(s, s->sub_pos[j] - 1);
+		if (((j - home) & mask) >= ((j - hole) & mask)) {
+			s->sub_pos[hole] = s->sub_pos[j];
+			s->sub_pos[j] = 0;
+			hole = j;
+		}
+	}
+}
+
+/* Indexes the n_subs entries in a new table of 1 << shift slots. */
+static int session__sub_pos_build(struct session *s, unsigned shift)
+{
+	uint32_t *t = calloc((size_t)1 << shift, sizeof *t);
+	if (!t)
+		return -FM_ENOMEM;
+	free(s->sub_pos);
+	s->sub_pos = t;
+	s->sub_pos_shift = (uint8_t)shift;
+	for (uint32_t i = 0; i < s->n_subs; i++)
+		session__sub_pos_put(s, i);
+	return 0;
+}
+
+long session_sub_find(const struct session *s, const char *filter, size_t len)
+{
+	if (!s->sub_pos) {
+		for (uint32_t i = 0; i < s->n_subs; i++)
+			if (s->subs[i].len == len && !memcmp(s->subs[i].filter, filter, len))
+				return i;
+		return -1;
+	}
+	size_t mask = session__sub_mask(s);
+	for (size_t i = session__sub_hash(s, filter, len) & mask; s->sub_pos[i]; i = (i + 1) & mask) {
+		const struct session_sub *sub = &s->subs[s->sub_pos[i] - 1];
+		if (sub->len == len && !memcmp(sub->filter, filter, len))
+			return s->sub_pos[i] - 1;
+	}
+	return -1;
+}
+
 int session_sub_add(struct session *s, const char *filter, size_t len, uint8_t options, uint32_t sub_id)
 {
-	for (uint32_t i = 0; i < s->n_subs; i++) {
-		struct session_sub *sub = &s->subs[i];
-		if (sub->len == len && !memcmp(sub->filter, filter, len)) {
-			sub->options = options;
-			sub->sub_id = sub_id;
-			return 1;
-		}
+	long at = session_sub_find(s, filter, len);
+	if (at >= 0) {
+		s->subs[at].options = options;
+		s->subs[at].sub_id = sub_id;
+		return 1;
 	}
 	if (vec_grow(&s->subs, &s->cap_subs, s->n_subs, sizeof *s->subs, 1))
 		return -FM_ENOMEM;
+	size_t want = ((size_t)s->n_subs + 1) * 2; /* keeps the table at most half full */
+	if (s->n_subs + 1 > SESSION_SUB_SCAN_MAX && (!s->sub_pos || want > session__sub_mask(s) + 1)) {
+		unsigned shift = SESSION_SUB_POS_MIN_SHIFT;
+		while (((size_t)1 << shift) < want)
+			shift++;
+		if (session__sub_pos_build(s, shift))
+			return -FM_ENOMEM;
+	}
 	char *copy = malloc(len + 1);
 	if (!copy)
 		return -FM_ENOMEM;
 	memcpy(copy, filter, len);
 	copy[len] = 0;
-	s->subs[s->n_subs++] = (struct session_sub){ copy, (uint16_t)len, options, sub_id };
+	s->subs[s->n_subs] = (struct session_sub){ copy, (uint16_t)len, options, sub_id };
+	if (s->sub_pos)
+		session__sub_pos_put(s, s->n_subs);
+	s->n_subs++;
 	return 0;
 }
 
 bool session_sub_remove(struct session *s, const char *filter, size_t len)
 {
-	for (uint32_t i = 0; i < s->n_subs; i++) {
-		if (s->subs[i].len == len && !memcmp(s->subs[i].filter, filter, len)) {
-			free(s->subs[i].filter);
-			s->subs[i] = s->subs[--s->n_subs];
-			return true;
-		}
+	long at = session_sub_find(s, filter, len);
+	if (at < 0)
+		return false;
+	uint32_t i = (uint32_t)at, last = s->n_subs - 1;
+	if (s->sub_pos) {
+		session__sub_pos_del(s, session__sub_pos_slot(s, i));
+		if (i != last)
+			s->sub_pos[session__sub_pos_slot(s, last)] = i + 1;
 	}
-	return false;
+	free(s->subs[i].filter);
+	s->subs[i] = s->subs[last]; /* the list has no order */
+	s->n_subs--;
+	/* Memory back after removals; best effort, a failure keeps more room. */
+	if (s->sub_pos && s->n_subs <= SESSION_SUB_SCAN_MAX / 2) {
+		free(s->sub_pos);
+		s->sub_pos = NULL;
+		s->sub_pos_shift = 0;
+	} else if (s->sub_pos && s->sub_pos_shift > SESSION_SUB_POS_MIN_SHIFT &&
+		   (size_t)s->n_subs * 8 < session__sub_mask(s) + 1) {
+		(void)session__sub_pos_build(s, s->sub_pos_shift - 1u);
+	}
+	return true;
 }

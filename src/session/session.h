@@ -128,7 +128,12 @@ struct session {
 	uint64_t will_at;      /* wall ms when a delayed will is due, else 0 */
 
 	struct session_sub *subs;
+	/* Finds a filter in `subs` without a scan once there are more than a
+	 * few: NULL, or 1 << sub_pos_shift slots holding an index in subs + 1
+	 * (0: free), at most half full. */
+	uint32_t *sub_pos;
 	uint32_t n_subs, cap_subs;
+	uint8_t sub_pos_shift;
 	char client_id[]; /* NUL-terminated */
 };
 
@@ -171,10 +176,15 @@ bool session_pid_in_use(const struct session *s, uint64_t seq);
 int session_rx_qos2_add(struct session *s, uint16_t pid);
 bool session_rx_qos2_remove(struct session *s, uint16_t pid);
 
-/* Subscription list (mirror of the index, for clean-up and listing).
- * add returns 1 when it replaced an existing one, 0 when new. */
+/* Subscription list (mirror of the index, for clean-up and listing), as
+ * subscribed ("$share/g/f" included). Each call costs the filter's length,
+ * not the number of subscriptions, so one SUBSCRIBE of many filters (or a
+ * session restored with them) is linear.
+ * add returns 1 when it replaced an existing one, 0 when new, or -FM_ENOMEM
+ * (nothing changed). find returns the index in s->subs, or -1. */
 int session_sub_add(struct session *s, const char *filter, size_t len, uint8_t options, uint32_t sub_id);
 bool session_sub_remove(struct session *s, const char *filter, size_t len);
+long session_sub_find(const struct session *s, const char *filter, size_t len);
 
 /* Entry helpers. */
 void qentry_release(struct qentry *e);

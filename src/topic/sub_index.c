@@ -13,8 +13,16 @@
 #define SUB_SCAN_MAX 16
 #define SUB_POS_MIN_SHIFT 6
 
+/* Groups are searched linearly up to this many; above, by a name table,
+ * so that one client subscribing to 40,000 groups on one filter (or many
+ * clients to a group each) is not quadratic. */
+#define SUB_GROUP_SCAN_MAX 16
+
 struct sub_groups {
-	uint32_t n;
+	uint32_t n, cap;
+	uint32_t *pos;     /* NULL, or 1 << pos_shift slots of group index + 1 (0: free) */
+	uint64_t seed;     /* of the name hash; fixed for the array's life, which realloc moves */
+	uint8_t pos_shift;
 	struct sub_group g[];
 };
 
@@ -32,11 +40,67 @@ struct sub_index {
 	size_t count;
 };
 
-/* ---- position table: subscriber -> index in e[] ---- */
+/* ---- position tables: an index into an array, found by hash ----
+ * 1 << shift slots of index + 1 (0: free), linear probing, at most half
+ * full; home(ctx, idx) is the hash of the item at idx. */
 
-static size_t sub__pos_home(const struct sub_slot *s, uint32_t idx, size_t mask)
+typedef size_t (*sub_home_fn)(const void *ctx, uint32_t idx);
+
+static void sub__tab_put(uint32_t *t, size_t mask, sub_home_fn home, const void *ctx, uint32_t idx)
 {
-	return (size_t)topic__mix((uint64_t)(uintptr_t)s->e[idx].subscriber) & mask;
+	size_t i = home(ctx, idx) & mask;
+	while (t[i])
+		i = (i + 1) & mask;
+	t[i] = idx + 1;
+}
+
+/* The slot that holds idx. */
+static size_t sub__tab_slot(const uint32_t *t, size_t mask, sub_home_fn home, const void *ctx, uint32_t idx)
+{
+	size_t i = home(ctx, idx) & mask;
+	while (t[i] != idx + 1)
+		i = (i + 1) & mask;
+	return i;
+}
+
+/* Empties slot `hole`, moving back what would become unreachable (linear
+ * probing has no tombstones). */
+static void sub__tab_del(uint32_t *t, size_t mask, sub_home_fn home, const void *ctx, size_t hole)
+{
+	t[hole] = 0;
+	for (size_t j = (hole + 1) & mask; t[j]; j = (j + 1) & mask) {
+		if (topic__probe_may_fill(hole, j, home(ctx, t[j] - 1) & mask, mask)) {
+			t[hole] = t[j];
+			t[j] = 0;
+			hole = j;
+		}
+	}
+}
+
+/* A table of 1 << shift slots indexing items 0..n, or NULL. */
+static uint32_t *sub__tab_build(unsigned shift, sub_home_fn home, const void *ctx, uint32_t n)
+{
+	uint32_t *t = calloc((size_t)1 << shift, sizeof(*t));
+	for (uint32_t i = 0; t && i < n; i++)
+		sub__tab_put(t, ((size_t)1 << shift) - 1, home, ctx, i);
+	return t;
+}
+
+/* The shift of a table for n items, at most half full. */
+static unsigned sub__tab_shift(size_t n)
+{
+	unsigned shift = SUB_POS_MIN_SHIFT;
+	while (((size_t)1 << shift) < n * 2)
+		shift++;
+	return shift;
+}
+
+/* ---- the entries' table: subscriber -> index in e[] ---- */
+
+static size_t sub__entry_home(const void *ctx, uint32_t idx)
+{
+	const struct sub_slot *s = ctx;
+	return (size_t)topic__mix((uint64_t)(uintptr_t)s->e[idx].subscriber);
 }
 
 static size_t sub__pos_mask(const struct sub_slot *s)
@@ -46,45 +110,28 @@ static size_t sub__pos_mask(const struct sub_slot *s)
 
 static void sub__pos_put(struct sub_slot *s, uint32_t idx)
 {
-	size_t mask = sub__pos_mask(s), i = sub__pos_home(s, idx, mask);
-	while (s->pos[i])
-		i = (i + 1) & mask;
-	s->pos[i] = idx + 1;
+	sub__tab_put(s->pos, sub__pos_mask(s), sub__entry_home, s, idx);
 }
 
-/* The table slot that holds entry idx. */
 static size_t sub__pos_slot(const struct sub_slot *s, uint32_t idx)
 {
-	size_t mask = sub__pos_mask(s), i = sub__pos_home(s, idx, mask);
-	while (s->pos[i] != idx + 1)
-		i = (i + 1) & mask;
-	return i;
+	return sub__tab_slot(s->pos, sub__pos_mask(s), sub__entry_home, s, idx);
 }
 
 static void sub__pos_del(struct sub_slot *s, size_t hole)
 {
-	size_t mask = sub__pos_mask(s);
-	s->pos[hole] = 0;
-	for (size_t j = (hole + 1) & mask; s->pos[j]; j = (j + 1) & mask) {
-		if (topic__probe_may_fill(hole, j, sub__pos_home(s, s->pos[j] - 1, mask), mask)) {
-			s->pos[hole] = s->pos[j];
-			s->pos[j] = 0;
-			hole = j;
-		}
-	}
+	sub__tab_del(s->pos, sub__pos_mask(s), sub__entry_home, s, hole);
 }
 
 /* Indexes the s->n entries in a new table of 1 << shift slots. */
 static int sub__pos_build(struct sub_slot *s, unsigned shift)
 {
-	uint32_t *t = calloc((size_t)1 << shift, sizeof(*t));
+	uint32_t *t = sub__tab_build(shift, sub__entry_home, s, s->n);
 	if (!t)
 		return -FM_ENOMEM;
 	free(s->pos);
 	s->pos = t;
 	s->pos_shift = (uint8_t)shift;
-	for (uint32_t i = 0; i < s->n; i++)
-		sub__pos_put(s, i);
 	return 0;
 }
 
@@ -140,10 +187,7 @@ static int sub__slot_reserve(struct topic_node *node)
 	size_t want = ((size_t)s->n + 1) * 2; /* keeps the table at most half full */
 	if (s->n + 1 <= SUB_SCAN_MAX || (s->pos && want <= sub__pos_mask(s) + 1))
 		return 0;
-	unsigned shift = SUB_POS_MIN_SHIFT;
-	while (((size_t)1 << shift) < want)
-		shift++;
-	return sub__pos_build(s, shift);
+	return sub__pos_build(s, sub__tab_shift((size_t)s->n + 1));
 }
 
 static int sub__entry_add(struct topic_node *node, const struct sub_entry *e)
@@ -200,47 +244,146 @@ static int sub__entry_remove(struct topic_node *node, const void *who)
 
 /* ---- $share groups ---- */
 
+static size_t sub__group_hash(const struct sub_groups *gs, const char *name, size_t len)
+{
+	uint64_t h = 0xcbf29ce484222325ull ^ gs->seed;
+	for (size_t i = 0; i < len; i++) {
+		h ^= (unsigned char)name[i];
+		h *= 0x100000001b3ull;
+	}
+	return (size_t)topic__mix(h);
+}
+
+static size_t sub__group_home(const void *ctx, uint32_t idx)
+{
+	const struct sub_groups *gs = ctx;
+	return sub__group_hash(gs, gs->g[idx].name, strlen(gs->g[idx].name));
+}
+
+static size_t sub__group_mask(const struct sub_groups *gs)
+{
+	return ((size_t)1 << gs->pos_shift) - 1;
+}
+
+static bool sub__group_is(const struct sub_group *g, const char *name, size_t len)
+{
+	return strncmp(g->name, name, len) == 0 && g->name[len] == '\0';
+}
+
 static bool sub__group_find(const struct sub_slot *s, const char *name, size_t len, uint32_t *at)
 {
-	for (uint32_t i = 0; s->groups && i < s->groups->n; i++) {
-		const char *g = s->groups->g[i].name;
-		if (strncmp(g, name, len) == 0 && g[len] == '\0') {
-			*at = i;
+	const struct sub_groups *gs = s->groups;
+	if (!gs)
+		return false;
+	if (!gs->pos) {
+		for (uint32_t i = 0; i < gs->n; i++)
+			if (sub__group_is(&gs->g[i], name, len)) {
+				*at = i;
+				return true;
+			}
+		return false;
+	}
+	size_t mask = sub__group_mask(gs);
+	for (size_t i = sub__group_hash(gs, name, len) & mask; gs->pos[i]; i = (i + 1) & mask)
+		if (sub__group_is(&gs->g[gs->pos[i] - 1], name, len)) {
+			*at = gs->pos[i] - 1;
 			return true;
 		}
-	}
 	return false;
+}
+
+/* Indexes the groups in a new name table of 1 << shift slots. */
+static int sub__group_pos_build(struct sub_groups *gs, unsigned shift)
+{
+	uint32_t *t = sub__tab_build(shift, sub__group_home, gs, gs->n);
+	if (!t)
+		return -FM_ENOMEM;
+	free(gs->pos);
+	gs->pos = t;
+	gs->pos_shift = (uint8_t)shift;
+	return 0;
+}
+
+/* Makes room for one more group in s (array and name table). */
+static int sub__group_reserve(struct sub_slot *s)
+{
+	struct sub_groups *gs = s->groups;
+	uint32_t n = gs ? gs->n : 0, cap = gs ? gs->cap : 0;
+	if (n == cap) {
+		uint32_t ncap = cap ? cap * 2 : 1; /* doubling: appends stay linear */
+		struct sub_groups *bigger = realloc(gs, sizeof(*gs) + (size_t)ncap * sizeof(gs->g[0]));
+		if (!bigger)
+			return -FM_ENOMEM;
+		if (!gs)
+			*bigger = (struct sub_groups){ .seed = (uint64_t)(uintptr_t)bigger };
+		bigger->cap = ncap;
+		s->groups = gs = bigger;
+	}
+	if (n + 1 <= SUB_GROUP_SCAN_MAX || (gs->pos && ((size_t)n + 1) * 2 <= sub__group_mask(gs) + 1))
+		return 0;
+	return sub__group_pos_build(gs, sub__tab_shift((size_t)n + 1));
 }
 
 /* Appends an empty group named name[0..len) and sets *at to its index. */
 static int sub__group_new(struct sub_slot *s, const char *name, size_t len, uint32_t *at)
 {
-	uint32_t n = s->groups ? s->groups->n : 0;
 	char *copy = malloc(len + 1);
 	if (!copy)
 		return -FM_ENOMEM;
-	struct sub_groups *gs = realloc(s->groups, sizeof(*gs) + (n + 1u) * sizeof(gs->g[0]));
-	if (!gs) {
+	if (sub__group_reserve(s)) {
 		free(copy);
+		/* a new, still empty array is not kept: no group is ever empty */
+		if (s->groups && s->groups->n == 0) {
+			free(s->groups);
+			s->groups = NULL;
+		}
 		return -FM_ENOMEM;
 	}
 	memcpy(copy, name, len);
 	copy[len] = '\0';
+	struct sub_groups *gs = s->groups;
+	uint32_t n = gs->n;
 	struct sub_group *g = &gs->g[n];
 	g->name = copy;
 	g->members = NULL;
 	g->n_members = 0;
 	atomic_init(&g->next, 0);
 	gs->n = n + 1;
-	s->groups = gs;
+	if (gs->pos)
+		sub__tab_put(gs->pos, sub__group_mask(gs), sub__group_home, gs, n);
 	*at = n;
 	return 0;
+}
+
+/* Gives memory back after a group is dropped; best effort. */
+static void sub__groups_shrink(struct sub_slot *s)
+{
+	struct sub_groups *gs = s->groups;
+	if (gs->pos && gs->n <= SUB_GROUP_SCAN_MAX / 2) {
+		free(gs->pos);
+		gs->pos = NULL;
+	} else if (gs->pos && gs->pos_shift > SUB_POS_MIN_SHIFT && (size_t)gs->n * 8 < sub__group_mask(gs) + 1) {
+		(void)sub__group_pos_build(gs, gs->pos_shift - 1u);
+	}
+	if (gs->n <= gs->cap / 4) {
+		struct sub_groups *smaller = realloc(gs, sizeof(*gs) + (size_t)(gs->cap / 2) * sizeof(gs->g[0]));
+		if (smaller) {
+			smaller->cap /= 2;
+			s->groups = smaller;
+		}
+	}
 }
 
 static void sub__group_drop(struct sub_slot *s, uint32_t i)
 {
 	struct sub_groups *gs = s->groups;
 	uint32_t last = gs->n - 1;
+	if (gs->pos) {
+		size_t mask = sub__group_mask(gs);
+		sub__tab_del(gs->pos, mask, sub__group_home, gs, sub__tab_slot(gs->pos, mask, sub__group_home, gs, i));
+		if (i != last)
+			gs->pos[sub__tab_slot(gs->pos, mask, sub__group_home, gs, last)] = i + 1;
+	}
 	free((void *)gs->g[i].name);
 	free(gs->g[i].members);
 	/* memcpy: a plain copy of the atomic cursor, writers being serialised */
@@ -248,13 +391,12 @@ static void sub__group_drop(struct sub_slot *s, uint32_t i)
 		memcpy(&gs->g[i], &gs->g[last], sizeof(gs->g[0]));
 	gs->n = last;
 	if (last == 0) {
+		free(gs->pos);
 		free(gs);
 		s->groups = NULL;
 		return;
 	}
-	struct sub_groups *smaller = realloc(gs, sizeof(*gs) + last * sizeof(gs->g[0]));
-	if (smaller)
-		s->groups = smaller;
+	sub__groups_shrink(s);
 }
 
 static int sub__member_put(struct sub_group *g, const struct sub_entry *e)
@@ -316,6 +458,8 @@ static void sub__slot_free(void *val)
 		free((void *)s->groups->g[i].name);
 		free(s->groups->g[i].members);
 	}
+	if (s->groups)
+		free(s->groups->pos);
 	free(s->groups);
 	free(s->pos);
 	free(s);

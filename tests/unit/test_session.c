@@ -518,6 +518,63 @@ static void test_subs(void)
 	session_unref(s); /* frees the remaining filters */
 }
 
+/* Many filters: past the scan limit the list is found through its position
+ * table, which must agree with the list through adds, replacements and
+ * removals in any order, and give its memory back when the list shrinks. */
+static void test_subs_many(void)
+{
+	enum { N = 20000 };
+	static bool present[N];
+	struct session *s = mksession();
+	char f[32];
+	memset(present, 0, sizeof present);
+	for (int i = 0; i < N; i++) {
+		int n = snprintf(f, sizeof f, "plant/%d/tag", i);
+		ASSERT_EQ(session_sub_add(s, f, (size_t)n, 1, (uint32_t)i), 0);
+		present[i] = true;
+	}
+	ASSERT_EQ(s->n_subs, N);
+	ASSERT_TRUE(s->sub_pos != NULL);
+	/* remove two in three in a scattered order, replace a few of the rest */
+	uint32_t left = N;
+	for (uint32_t k = 0; k < N; k++) {
+		uint32_t i = (k * 7919u) % N;
+		int n = snprintf(f, sizeof f, "plant/%u/tag", i);
+		if (i % 3) {
+			ASSERT_TRUE(session_sub_remove(s, f, (size_t)n));
+			ASSERT_FALSE(session_sub_remove(s, f, (size_t)n));
+			present[i] = false;
+			left--;
+		} else if (i % 5 == 0) {
+			ASSERT_EQ(session_sub_add(s, f, (size_t)n, 2, i + 1), 1);
+		}
+	}
+	ASSERT_EQ(s->n_subs, left);
+	for (uint32_t i = 0; i < N; i++) {
+		int n = snprintf(f, sizeof f, "plant/%u/tag", i);
+		long at = session_sub_find(s, f, (size_t)n);
+		ASSERT_EQ(at >= 0, present[i]);
+		if (at >= 0) {
+			ASSERT_STRN(s->subs[at].filter, s->subs[at].len, f);
+			ASSERT_EQ(s->subs[at].sub_id, i % 5 == 0 ? i + 1 : i);
+		}
+	}
+	/* a prefix or an extension of a filter is not it */
+	ASSERT_EQ(session_sub_find(s, "plant/0/ta", 10), -1);
+	ASSERT_EQ(session_sub_find(s, "plant/0/tags", 12), -1);
+	/* down to a few: the table is freed and the scan still finds them */
+	for (uint32_t i = 0; i < N; i++) {
+		int n = snprintf(f, sizeof f, "plant/%u/tag", i);
+		if (present[i] && i >= 20)
+			ASSERT_TRUE(session_sub_remove(s, f, (size_t)n));
+	}
+	ASSERT_EQ(s->n_subs, 7); /* 0, 3, ..., 18 */
+	ASSERT_TRUE(s->sub_pos == NULL);
+	ASSERT_TRUE(session_sub_find(s, "plant/18/tag", 12) >= 0);
+	ASSERT_EQ(session_sub_find(s, "plant/21/tag", 12), -1);
+	session_unref(s);
+}
+
 static void test_qring(void)
 {
 	struct msg *m[8];
@@ -664,6 +721,7 @@ int main(void)
 	RUN(test_pid_in_use);
 	RUN(test_rx_qos2);
 	RUN(test_subs);
+	RUN(test_subs_many);
 	RUN(test_qring);
 	RUN(test_spilled_entries);
 	RUN(test_entry_expiry);

@@ -447,6 +447,68 @@ static void test_index_groups(void)
 	sub_index_free(idx); /* frees the remaining groups */
 }
 
+static void count_group(void *ctx, struct sub_group *g)
+{
+	size_t *n = ctx;
+	*n += g->n_members;
+}
+
+static size_t count_group_members(const struct sub_index *idx, const char *name)
+{
+	size_t n = 0;
+	sub_index_match(idx, S(name), NULL, count_group, &n);
+	return n;
+}
+
+/* Past the scan limit a filter's groups are found by a name table, which
+ * must agree with the groups through adds, joins and removals in any order
+ * (and compare names exactly: "g1" is not "g10"). */
+static void test_index_many_groups(void)
+{
+	enum { N = 20000 };
+	static bool present[N];
+	struct sub_index *idx = sub_index_new();
+	char g[32];
+	memset(present, 0, sizeof(present));
+	for (int i = 0; i < N; i++) {
+		snprintf(g, sizeof(g), "g%d", i);
+		ASSERT_EQ(add_shared(idx, g, "x/y", 1), 0);
+		present[i] = true;
+	}
+	ASSERT_EQ(add_shared(idx, "g7", "x/y", 1), 1);    /* the same member again */
+	ASSERT_EQ(add_shared(idx, "g7", "x/y", 2), 0);    /* a second member */
+	ASSERT_EQ(count_group_members(idx, "x/y"), N + 1);
+	ASSERT_EQ(sub_index_remove(idx, S("x/y"), S("g"), SUB(1)), -FM_ENOENT);
+	ASSERT_EQ(sub_index_remove(idx, S("x/y"), S("g200000"), SUB(1)), -FM_ENOENT);
+	ASSERT_EQ(sub_index_remove(idx, S("x/y"), S("g7"), SUB(2)), 0);
+	size_t left = N;
+	for (uint32_t k = 0; k < N; k++) {
+		uint32_t i = (k * 7919u) % N;
+		if (i % 3 == 0)
+			continue;
+		snprintf(g, sizeof(g), "g%u", i);
+		ASSERT_EQ(sub_index_remove(idx, S("x/y"), S(g), SUB(1)), 0);
+		ASSERT_EQ(sub_index_remove(idx, S("x/y"), S(g), SUB(1)), -FM_ENOENT);
+		present[i] = false;
+		left--;
+	}
+	ASSERT_EQ(count_group_members(idx, "x/y"), left);
+	ASSERT_EQ(sub_index_count(idx), left);
+	for (uint32_t i = 0; i < N; i++) {
+		snprintf(g, sizeof(g), "g%u", i);
+		ASSERT_EQ(add_shared(idx, g, "x/y", 1), present[i] ? 1 : 0); /* 1: already a member */
+		if (!present[i])
+			ASSERT_EQ(sub_index_remove(idx, S("x/y"), S(g), SUB(1)), 0);
+	}
+	for (uint32_t i = 0; i < N; i += 3) {
+		snprintf(g, sizeof(g), "g%u", i);
+		ASSERT_EQ(sub_index_remove(idx, S("x/y"), S(g), SUB(1)), 0);
+	}
+	ASSERT_EQ(sub_index_count(idx), 0);
+	ASSERT_EQ(count_group_members(idx, "x/y"), 0);
+	sub_index_free(idx);
+}
+
 static void test_index_wide(void)
 {
 	enum { N = 20000 };
@@ -862,6 +924,7 @@ int main(void)
 	RUN(test_index_hash_parent);
 	RUN(test_index_dollar);
 	RUN(test_index_groups);
+	RUN(test_index_many_groups);
 	RUN(test_index_wide);
 	RUN(test_index_many_subscribers);
 	RUN(test_index_deep);
