@@ -190,9 +190,13 @@ static const struct option options[] = {
 	{ "memory_limit", OPT_SIZE, OFF(memory_limit), 0, UINT64_MAX, "0", NULL, "BYTES",
 	  "Heap size the memory alert measures against (k, M, G suffixes). 0 = the memory alert is off.", false },
 	{ "alert_clients_drop_percent", OPT_U32, OFF(alert_clients_drop_percent), 1, 100, "10", NULL, "PERCENT",
-	  "Alert clients_drop fires when connected clients fall more than this below their peak of the window.", false },
+	  "Alert clients_drop fires when connected clients fall more than this below their median over the "
+	  "window.", false },
 	{ "alert_clients_drop_window", OPT_U32, OFF(alert_clients_drop_window), 1, 3600, "300", NULL, "SECONDS",
 	  "The window of clients_drop.", false },
+	{ "alert_clients_drop_min", OPT_U32, OFF(alert_clients_drop_min), 1, UINT32_MAX, "5", NULL, "N",
+	  "clients_drop stays quiet while the median is under this many clients (with one client, every exit "
+	  "would be a 100 % drop).", false },
 	{ "alert_rate_drop_percent", OPT_U32, OFF(alert_rate_drop_percent), 1, 100, "50", NULL, "PERCENT",
 	  "Alert message_rate_drop fires when the received rate over alert_rate_window is this much below its "
 	  "average over alert_rate_baseline (quiet while that average is under 1 message/s).", false },
@@ -208,6 +212,11 @@ static const struct option options[] = {
 	  "alert_subscriptions_window while connected clients grow 5 % or less.", false },
 	{ "alert_subscriptions_window", OPT_U32, OFF(alert_subscriptions_window), 1, 3600, "600", NULL, "SECONDS",
 	  "The window of subscription_leak.", false },
+	{ "alert_queue_share_percent", OPT_U32, OFF(alert_queue_share_percent), 1, 100, "80", NULL, "PERCENT",
+	  "Alert queue_share fires when a session's queue holds more than this share of max_queued_messages or "
+	  "max_queued_bytes, before anything is dropped or refused.", false },
+	{ "alert_clear_after", OPT_U32, OFF(alert_clear_after), 0, 3600, "60", NULL, "SECONDS",
+	  "An alert clears only after its condition has been false this long; 0 = at once.", false },
 	{ "connection", OPT_CONNECTION, 0, 0, 0, NULL, NULL, "NAME",
 	  "Starts a bridge to a remote broker; the bridge options below apply to the connection line above "
 	  "them. Messages it sends wait in a spool in the store until the remote's PUBACK.", SCOPE_BRIDGE },

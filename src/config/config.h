@@ -145,6 +145,7 @@ struct config {
 	uint32_t alert_rate_drop_percent, alert_rate_window, alert_rate_baseline;
 	uint32_t alert_memory_percent;
 	uint32_t alert_subscriptions_growth_percent, alert_subscriptions_window;
+	uint32_t alert_clients_drop_min, alert_queue_share_percent, alert_clear_after;
 	struct bridge_conf bridges[CONFIG_MAX_BRIDGES];
 	unsigned n_bridges;
 	/* Which repeatable options were given, so the first line replaces the default. */

@@ -1,11 +1,13 @@
-/* Rules: clients_drop (connected clients fell by more than a percentage from
- * their peak within a window), message_rate_drop (the received rate over a
+/* Rules: clients_drop (connected clients fell by more than a percentage below
+ * their median over a window), message_rate_drop (the received rate over a
  * short window against its average over a long one), memory (heap against
- * memory_limit), subscription_leak (subscriptions grow while clients do not). */
+ * memory_limit), subscription_leak (subscriptions grow while clients do not),
+ * queue_share (a session's queue passed a share of its limit). */
 #include "alerts.h"
+#include <stdlib.h>
 
 static const char *const names[ALERT__COUNT] = { "clients_drop", "message_rate_drop", "memory",
-						 "subscription_leak" };
+						 "subscription_leak", "queue_share" };
 
 const char *alert_name(enum alert_id id) { return names[id]; }
 
@@ -44,14 +46,33 @@ static double pct_change(double from, double to)
 	return (to - from) * 100.0 / (from > 1 ? from : 1);
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+/* The median of connected clients over the window, the current sample
+ * included. Unlike the peak, a short burst of connections (a test script, a
+ * reconnect storm) does not become the level to drop from, and one client
+ * joining does not reset it. */
+static double clients_baseline(const struct alert_history *h, uint32_t window)
+{
+	double v[ALERT_MAX_WINDOW + 1];
+	uint32_t k = span(h, window) + 1;
+	for (uint32_t i = 0; i < k; i++)
+		v[i] = point_ago(h, i)->clients;
+	qsort(v, k, sizeof v[0], cmp_double);
+	return k % 2 ? v[k / 2] : (v[k / 2 - 1] + v[k / 2]) / 2;
+}
+
 static bool eval_clients_drop(const struct alert_config *c, const struct alert_history *h, struct alert_state *s)
 {
-	double peak = 0, now = point_ago(h, 0)->clients;
-	for (uint32_t i = 0; i <= span(h, c->clients_drop_window); i++)
-		if (point_ago(h, i)->clients > peak)
-			peak = point_ago(h, i)->clients;
-	s->value = peak > 0 ? (peak - now) * 100.0 / peak : 0;
+	double base = clients_baseline(h, c->clients_drop_window), now = point_ago(h, 0)->clients;
 	s->threshold = c->clients_drop_percent;
+	/* A handful of clients is quiet: with one, every exit would be a 100 % drop. */
+	bool quiet = base <= 0 || base < c->clients_drop_min;
+	s->value = !quiet && now < base ? (base - now) * 100.0 / base : 0;
 	return s->value > s->threshold;
 }
 
@@ -70,6 +91,13 @@ static bool eval_memory(const struct alert_config *c, uint64_t heap, struct aler
 	return c->memory_limit && s->value > s->threshold;
 }
 
+static bool eval_queue_share(const struct alert_config *c, double share, struct alert_state *s)
+{
+	s->threshold = c->queue_share_percent;
+	s->value = share;
+	return s->value > s->threshold;
+}
+
 static bool eval_subscription_leak(const struct alert_config *c, const struct alert_history *h,
 				   struct alert_state *s)
 {
@@ -80,24 +108,47 @@ static bool eval_subscription_leak(const struct alert_config *c, const struct al
 	       pct_change(then->clients, now->clients) <= ALERT_SUBS_CLIENTS_GROWTH;
 }
 
-unsigned alerts_evaluate(const struct alert_config *cfg, const struct alert_history *h, uint64_t heap_bytes,
-			 uint64_t now_s, struct alert_state st[ALERT__COUNT])
+/* Applies one evaluation of a rule's condition to its state at now_s.
+ * Returns true when the firing state changed. */
+static bool settle(struct alert_state *a, bool condition, uint32_t clear_after, uint64_t now_s)
+{
+	if (condition) {
+		a->clearing = false;
+		if (a->firing)
+			return false;
+		a->firing = true;
+		a->since_s = now_s;
+		return true;
+	}
+	if (!a->firing)
+		return false;
+	/* A wall clock set back restarts the wait instead of stretching it. */
+	if (!a->clearing || now_s < a->clear_from_s) {
+		a->clearing = true;
+		a->clear_from_s = now_s;
+	}
+	if (now_s - a->clear_from_s < clear_after)
+		return false;
+	a->firing = a->clearing = false;
+	a->since_s = now_s;
+	return true;
+}
+
+unsigned alerts_evaluate(const struct alert_config *cfg, const struct alert_history *h,
+			 const struct alert_input *in, uint64_t now_s, struct alert_state st[ALERT__COUNT])
 {
 	if (!h->n)
 		return 0;
-	bool firing[ALERT__COUNT] = {
+	bool condition[ALERT__COUNT] = {
 		[ALERT_CLIENTS_DROP] = eval_clients_drop(cfg, h, &st[ALERT_CLIENTS_DROP]),
 		[ALERT_MESSAGE_RATE_DROP] = eval_rate_drop(cfg, h, &st[ALERT_MESSAGE_RATE_DROP]),
-		[ALERT_MEMORY] = eval_memory(cfg, heap_bytes, &st[ALERT_MEMORY]),
+		[ALERT_MEMORY] = eval_memory(cfg, in->heap_bytes, &st[ALERT_MEMORY]),
 		[ALERT_SUBSCRIPTION_LEAK] = eval_subscription_leak(cfg, h, &st[ALERT_SUBSCRIPTION_LEAK]),
+		[ALERT_QUEUE_SHARE] = eval_queue_share(cfg, in->queue_share, &st[ALERT_QUEUE_SHARE]),
 	};
 	unsigned changed = 0;
-	for (int i = 0; i < ALERT__COUNT; i++) {
-		if (firing[i] == st[i].firing)
-			continue;
-		st[i].firing = firing[i];
-		st[i].since_s = now_s;
-		changed |= 1u << i;
-	}
+	for (int i = 0; i < ALERT__COUNT; i++)
+		if (settle(&st[i], condition[i], cfg->clear_after, now_s))
+			changed |= 1u << i;
 	return changed;
 }

@@ -5,7 +5,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-enum alert_id { ALERT_CLIENTS_DROP, ALERT_MESSAGE_RATE_DROP, ALERT_MEMORY, ALERT_SUBSCRIPTION_LEAK, ALERT__COUNT };
+enum alert_id {
+	ALERT_CLIENTS_DROP, ALERT_MESSAGE_RATE_DROP, ALERT_MEMORY, ALERT_SUBSCRIPTION_LEAK, ALERT_QUEUE_SHARE,
+	ALERT__COUNT
+};
 
 /* Longest window of any rule, in seconds (samples kept). */
 #define ALERT_MAX_WINDOW 3600
@@ -19,10 +22,13 @@ enum alert_id { ALERT_CLIENTS_DROP, ALERT_MESSAGE_RATE_DROP, ALERT_MEMORY, ALERT
 
 struct alert_config {
 	uint32_t clients_drop_percent, clients_drop_window;
+	uint32_t clients_drop_min; /* a baseline under this many clients never alarms */
 	uint32_t rate_drop_percent, rate_window, rate_baseline;
 	uint32_t memory_percent;
 	uint64_t memory_limit; /* bytes; 0: the memory rule is off */
 	uint32_t subs_growth_percent, subs_window;
+	uint32_t queue_share_percent;
+	uint32_t clear_after; /* seconds a rule's condition stays false before it clears */
 };
 
 /* One sample a second. */
@@ -36,18 +42,27 @@ struct alert_history {
 	uint32_t n, head; /* head: where the next point goes */
 };
 
+/* What the rules without a history measure, at the time of evaluation. */
+struct alert_input {
+	uint64_t heap_bytes;
+	double queue_share; /* percent of a queue limit the fullest session's queue uses */
+};
+
 struct alert_state {
 	bool firing;
+	bool clearing;     /* firing, and its condition has been false since clear_from_s */
 	double value, threshold;
-	uint64_t since_s; /* unix seconds of the last state change; 0: ok since start */
+	uint64_t since_s;  /* unix seconds of the last state change; 0: ok since start */
+	uint64_t clear_from_s;
 };
 
 const char *alert_name(enum alert_id id);
 void alert_history_push(struct alert_history *h, struct alert_point p);
-/* Evaluates every rule on h with the current heap size at unix time now_s.
- * Updates value and threshold, and firing/since. Returns a bit (1 << id)
- * for every rule whose firing state changed. */
-unsigned alerts_evaluate(const struct alert_config *cfg, const struct alert_history *h, uint64_t heap_bytes,
-			 uint64_t now_s, struct alert_state st[ALERT__COUNT]);
+/* Evaluates every rule on h and in at unix time now_s. Updates value and
+ * threshold, and firing/since: a rule fires as soon as its condition holds
+ * and clears once the condition has been false for cfg->clear_after seconds.
+ * Returns a bit (1 << id) for every rule whose firing state changed. */
+unsigned alerts_evaluate(const struct alert_config *cfg, const struct alert_history *h,
+			 const struct alert_input *in, uint64_t now_s, struct alert_state st[ALERT__COUNT]);
 
 #endif

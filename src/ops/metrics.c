@@ -3,48 +3,52 @@
 #include "../base/err.h"
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define DROP_ROW(reason)                                                                            \
 	{ #reason, "$SYS/broker/messages/dropped/" #reason, "ferromq_dropped_messages_total",       \
-	  "reason=\"" #reason "\"", true, "Messages dropped, by reason." }
+	  "reason=\"" #reason "\"", true, "Messages dropped, by reason.", NULL }
 
 const struct metric_def metric_defs[M__COUNT] = {
 	[M_MESSAGES_RECEIVED] = { "messages_received", "$SYS/broker/messages/received",
-				  "ferromq_messages_received_total", NULL, true, "PUBLISH packets received." },
+				  "ferromq_messages_received_total", NULL, true, "PUBLISH packets received.", NULL },
 	[M_MESSAGES_SENT] = { "messages_sent", "$SYS/broker/messages/sent", "ferromq_messages_sent_total", NULL,
-			      true, "PUBLISH packets sent." },
+			      true, "PUBLISH packets sent.", NULL },
 	[M_BYTES_RECEIVED] = { "bytes_received", "$SYS/broker/bytes/received", "ferromq_bytes_received_total",
-			       NULL, true, "Bytes received from clients." },
+			       NULL, true, "Bytes received from clients.", NULL },
 	[M_BYTES_SENT] = { "bytes_sent", "$SYS/broker/bytes/sent", "ferromq_bytes_sent_total", NULL, true,
-			   "Bytes of PUBLISH packets sent to clients." },
+			   "Bytes of PUBLISH packets sent to clients.", NULL },
 	[M_CLIENTS_CONNECTED] = { "clients_connected", "$SYS/broker/clients/connected", "ferromq_clients_connected",
-				  NULL, false, "Clients connected now." },
+				  NULL, false, "Clients connected now.", NULL },
 	[M_CLIENTS_DISCONNECTED] = { "clients_disconnected", "$SYS/broker/clients/disconnected",
 				     "ferromq_clients_disconnected", NULL, false,
-				     "Sessions kept for clients that are offline." },
+				     "Sessions kept for clients that are offline.", NULL },
 	[M_CLIENTS_MAXIMUM] = { "clients_maximum", "$SYS/broker/clients/maximum", "ferromq_clients_maximum", NULL,
-				false, "Most clients connected at once since start." },
+				false, "Most clients connected at once since start.", NULL },
 	[M_CLIENTS_TOTAL] = { "clients_total", "$SYS/broker/clients/total", "ferromq_clients_total", NULL, true,
-			      "Client connections accepted (CONNACK success) since start." },
+			      "Client connections accepted (CONNACK success) since start.", NULL },
 	[M_SUBSCRIPTIONS] = { "subscriptions", "$SYS/broker/subscriptions/count", "ferromq_subscriptions", NULL,
-			      false, "Subscriptions, shared ones included." },
+			      false, "Subscriptions, shared ones included.", NULL },
+	/* Mosquitto's name, and the one without a space that articles and tools
+	 * quote (a space in a topic is legal but awkward in shells). */
 	[M_RETAINED_MESSAGES] = { "retained_messages", "$SYS/broker/retained messages/count",
-				  "ferromq_retained_messages", NULL, false, "Retained messages, $SYS included." },
+				  "ferromq_retained_messages", NULL, false, "Retained messages, $SYS included.",
+				  "$SYS/broker/retained/messages/count" },
 	[M_QUEUED_MESSAGES] = { "queued_messages", "$SYS/broker/messages/queued", "ferromq_queued_messages", NULL,
-				false, "Messages waiting in session queues." },
+				false, "Messages waiting in session queues.", NULL },
 	[M_QUEUED_BYTES] = { "queued_bytes", "$SYS/broker/bytes/queued", "ferromq_queued_bytes", NULL, false,
-			     "Payload bytes waiting in session queues." },
+			     "Payload bytes waiting in session queues.", NULL },
 	[M_INFLIGHT_MESSAGES] = { "inflight_messages", "$SYS/broker/messages/inflight", "ferromq_inflight_messages",
-				  NULL, false, "QoS 1/2 messages sent and not yet acknowledged." },
+				  NULL, false, "QoS 1/2 messages sent and not yet acknowledged.", NULL },
 	[M_HEAP_BYTES] = { "heap_bytes", "$SYS/broker/heap/current", "ferromq_heap_bytes", NULL, false,
-			   "Heap bytes allocated now." },
+			   "Heap bytes allocated now.", NULL },
 	[M_HEAP_MAX_BYTES] = { "heap_max_bytes", "$SYS/broker/heap/maximum", "ferromq_heap_max_bytes", NULL, false,
-			       "Most heap bytes allocated at a sample since start." },
+			       "Most heap bytes allocated at a sample since start.", NULL },
 	[M_STORE_BYTES] = { "store_bytes", "$SYS/broker/store/bytes", "ferromq_store_bytes", NULL, false,
-			    "Size of the durable store on disk (database and WAL)." },
+			    "Size of the durable store on disk (database and WAL).", NULL },
 	[M_UPTIME_SECONDS] = { "uptime_seconds", "$SYS/broker/uptime", "ferromq_uptime_seconds", NULL, false,
-			       "Seconds since the broker started." },
+			       "Seconds since the broker started.", NULL },
 	[M_DROPS + DROP_QUEUE_FULL] = DROP_ROW(queue_full),
 	[M_DROPS + DROP_EXPIRED] = DROP_ROW(expired),
 	[M_DROPS + DROP_TOO_LARGE] = DROP_ROW(too_large),
@@ -142,6 +146,49 @@ static int bridges_prometheus(const struct metrics_snapshot *s, struct buf *out)
 	return rc;
 }
 
+/* A label value: backslash, double quote and line feed escaped (format 0.0.4). */
+static int label_value(struct buf *out, const char *v)
+{
+	int rc = 0;
+	for (const char *p = v; *p && !rc; p++) {
+		if (*p == '\\' || *p == '"')
+			rc = buf_printf(out, "\\%c", *p);
+		else if (*p == '\n')
+			rc = buf_append(out, "\\n", 2);
+		else
+			rc = buf_append(out, p, 1);
+	}
+	return rc;
+}
+
+/* The sessions the queue_share alert names, and how many are over the share. */
+static int queue_share_prometheus(const struct metrics_snapshot *s, struct buf *out)
+{
+	int rc = family(out, "ferromq_queue_share_sessions", "gauge",
+			"Sessions whose queue is over alert_queue_share_percent of its limit.");
+	if (!rc)
+		rc = buf_printf(out, "ferromq_queue_share_sessions %u\n", s->n_queue_over);
+	if (!rc)
+		rc = family(out, "ferromq_queue_share_percent", "gauge",
+			    "Share of its queue limit a session over alert_queue_share_percent uses (the fullest "
+			    "8 sessions).");
+	for (uint32_t i = 0; i < s->n_queue_named && !rc; i++) {
+		rc = buf_printf(out, "ferromq_queue_share_percent{client_id=\"");
+		if (!rc)
+			rc = label_value(out, s->queue_over[i].client_id);
+		if (!rc)
+			rc = buf_printf(out, "\"} %.2f\n", s->queue_over[i].share);
+	}
+	return rc;
+}
+
+void metrics_queue_over_free(struct metrics_snapshot *s)
+{
+	for (uint32_t i = 0; i < s->n_queue_named; i++)
+		free(s->queue_over[i].client_id);
+	s->n_queue_named = s->n_queue_over = 0;
+}
+
 int metrics_prometheus(const struct metrics_snapshot *s, bool ready, struct buf *out)
 {
 	int rc = 0;
@@ -188,6 +235,8 @@ int metrics_prometheus(const struct metrics_snapshot *s, bool ready, struct buf 
 			rc = buf_printf(out, "%s{name=\"%s\"} %.6g\n", alert_families[f][0], alert_name((enum alert_id)a), v);
 		}
 	}
+	if (!rc)
+		rc = queue_share_prometheus(s, out);
 	if (!rc)
 		rc = bridges_prometheus(s, out);
 	if (!rc)

@@ -28,6 +28,7 @@ struct metric_def {
 	const char *label; /* the family's label for this row, or NULL */
 	bool counter;
 	const char *help;
+	const char *sys_alias; /* a second $SYS topic with the same value, or NULL */
 };
 extern const struct metric_def metric_defs[M__COUNT];
 
@@ -41,6 +42,14 @@ struct rate_def {
 };
 extern const struct rate_def rate_defs[R__COUNT];
 extern const char *const rate_window_names[RATE__WINDOWS]; /* "1m", "5m", "15m" */
+
+/* Sessions the queue_share alert names: the fullest, at most this many, so
+ * its $SYS payload and /metrics stay small whatever the number of sessions. */
+#define QUEUE_ALERT_SESSIONS 8
+struct queue_alert_session {
+	char *client_id; /* owned */
+	double share;    /* percent of the queue limit used */
+};
 
 struct metrics_snapshot {
 	bool sampled;       /* at least one sample taken */
@@ -56,7 +65,13 @@ struct metrics_snapshot {
 	struct alert_state alerts[ALERT__COUNT];
 	unsigned n_bridges;
 	struct bridge_status bridges[CONFIG_MAX_BRIDGES];
+	uint32_t n_queue_over;   /* sessions over alert_queue_share_percent */
+	uint32_t n_queue_named;  /* the fullest of them in queue_over, fullest first */
+	struct queue_alert_session queue_over[QUEUE_ALERT_SESSIONS];
 };
+
+/* Frees the names of s->queue_over and empties it. */
+void metrics_queue_over_free(struct metrics_snapshot *s);
 
 /* Appends the snapshot in the Prometheus text format 0.0.4. Returns 0 or -FM_ENOMEM. */
 int metrics_prometheus(const struct metrics_snapshot *s, bool ready, struct buf *out);

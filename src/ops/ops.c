@@ -25,6 +25,7 @@ struct ops {
 	uint64_t last_sample_ms; /* monotonic */
 	uint64_t next_sys_s;     /* uptime second of the next $SYS update */
 	bool alerts_published;
+	bool queue_named_changed; /* the sessions queue_share names changed at the last sample */
 	struct metrics_snapshot snap;
 	struct sys_state sys;
 	struct alert_history history;
@@ -41,6 +42,7 @@ static void alert_config_from(struct alert_config *a, const struct config *c)
 	*a = (struct alert_config){
 		.clients_drop_percent = c->alert_clients_drop_percent,
 		.clients_drop_window = c->alert_clients_drop_window,
+		.clients_drop_min = c->alert_clients_drop_min,
 		.rate_drop_percent = c->alert_rate_drop_percent,
 		.rate_window = c->alert_rate_window,
 		.rate_baseline = c->alert_rate_baseline,
@@ -48,6 +50,8 @@ static void alert_config_from(struct alert_config *a, const struct config *c)
 		.memory_limit = c->memory_limit,
 		.subs_growth_percent = c->alert_subscriptions_growth_percent,
 		.subs_window = c->alert_subscriptions_window,
+		.queue_share_percent = c->alert_queue_share_percent,
+		.clear_after = c->alert_clear_after,
 	};
 }
 
@@ -93,6 +97,7 @@ void ops_free(struct ops *o)
 	if (!o)
 		return;
 	queue_totals_free(&o->snap.queues);
+	metrics_queue_over_free(&o->snap);
 	free(o->snap.workers);
 	pthread_mutex_destroy(&o->lock);
 	pthread_mutex_destroy(&o->reload_lock);
@@ -121,8 +126,57 @@ bool ops_token_matches(struct ops *o, const char *tok, size_t len)
 	return ok;
 }
 
-/* Fills the snapshot from the broker's counters (worker 0). */
-static void sample(struct ops *o, double dt_s)
+/* The sessions over the queue share: all counted, the fullest named. */
+struct queue_over_walk {
+	struct queue_alert_session top[QUEUE_ALERT_SESSIONS];
+	uint32_t n, over;
+};
+
+static void queue_over_add(void *ctx, const char *client_id, double share)
+{
+	struct queue_over_walk *qw = ctx;
+	qw->over++;
+	if (qw->n == QUEUE_ALERT_SESSIONS && share <= qw->top[QUEUE_ALERT_SESSIONS - 1].share)
+		return;
+	char *copy = strdup(client_id);
+	if (!copy)
+		return; /* out of memory: counted, not named */
+	uint32_t i = qw->n;
+	if (qw->n < QUEUE_ALERT_SESSIONS)
+		qw->n++;
+	else
+		free(qw->top[--i].client_id);
+	/* Insertion, fullest first. */
+	for (; i > 0 && qw->top[i - 1].share < share; i--)
+		qw->top[i] = qw->top[i - 1];
+	qw->top[i] = (struct queue_alert_session){ copy, share };
+}
+
+static bool named(const struct queue_alert_session *a, uint32_t n, const char *client_id)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (!strcmp(a[i].client_id, client_id))
+			return true;
+	return false;
+}
+
+/* Replaces the sessions over the share in s with qw's (moved); the set of
+ * names, not their order or shares, decides whether they changed. */
+static bool queue_over_take(struct metrics_snapshot *s, struct queue_over_walk *qw)
+{
+	bool changed = qw->n != s->n_queue_named || qw->over != s->n_queue_over;
+	for (uint32_t i = 0; i < qw->n && !changed; i++)
+		changed = !named(s->queue_over, s->n_queue_named, qw->top[i].client_id);
+	metrics_queue_over_free(s);
+	memcpy(s->queue_over, qw->top, qw->n * sizeof qw->top[0]);
+	s->n_queue_named = qw->n;
+	s->n_queue_over = qw->over;
+	return changed;
+}
+
+/* Fills the snapshot from the broker's counters (worker 0). Returns the
+ * largest share of its queue limit any session uses, for the alert. */
+static double sample(struct ops *o, const struct alert_config *cfg, double dt_s)
 {
 	struct broker *b = o->b;
 	struct metrics_snapshot *s = &o->snap;
@@ -155,6 +209,9 @@ static void sample(struct ops *o, double dt_s)
 	v[M_QUEUED_MESSAGES] = s->queues.queued;
 	v[M_QUEUED_BYTES] = s->queues.queued_bytes;
 	v[M_INFLIGHT_MESSAGES] = s->queues.inflight;
+	struct queue_over_walk qw = { 0 };
+	double queue_share = broker_queue_watch(b, cfg->queue_share_percent, queue_over_add, &qw);
+	o->queue_named_changed = queue_over_take(s, &qw);
 	v[M_HEAP_BYTES] = fm_heap_current();
 	if (v[M_HEAP_BYTES] > v[M_HEAP_MAX_BYTES])
 		v[M_HEAP_MAX_BYTES] = v[M_HEAP_BYTES];
@@ -172,33 +229,48 @@ static void sample(struct ops *o, double dt_s)
 	for (unsigned i = 0; i < s->n_bridges; i++)
 		bridges_status(o->bridges, i, &s->bridges[i]);
 	s->sampled = true;
+	return queue_share;
 }
 
-static void evaluate_alerts(struct ops *o)
+/* "a (91.0 %), b (85.2 %) of N sessions" for the log line of queue_share. */
+static void queue_over_text(const struct metrics_snapshot *s, char *out, size_t size)
+{
+	size_t len = 0;
+	out[0] = 0;
+	for (uint32_t i = 0; i < s->n_queue_named && len < size; i++)
+		len += (size_t)snprintf(out + len, size - len, "%s%s (%.1f %%)", i ? ", " : "; sessions ",
+					s->queue_over[i].client_id, s->queue_over[i].share);
+	if (s->n_queue_over > s->n_queue_named && len < size)
+		snprintf(out + len, size - len, " and %u more", s->n_queue_over - s->n_queue_named);
+}
+
+static void evaluate_alerts(struct ops *o, const struct alert_config *cfg, double queue_share)
 {
 	struct metrics_snapshot *s = &o->snap;
-	struct alert_config cfg;
-	pthread_mutex_lock(&o->lock);
-	cfg = o->alert_cfg;
-	pthread_mutex_unlock(&o->lock);
 	alert_history_push(&o->history, (struct alert_point){ (double)s->v[M_CLIENTS_CONNECTED],
 							      s->rates[R_MESSAGES_RECEIVED].now,
 							      (double)s->v[M_SUBSCRIPTIONS] });
-	unsigned changed = alerts_evaluate(&cfg, &o->history, s->v[M_HEAP_BYTES], s->wall_ms / 1000, s->alerts);
+	const struct alert_input in = { s->v[M_HEAP_BYTES], queue_share };
+	unsigned changed = alerts_evaluate(cfg, &o->history, &in, s->wall_ms / 1000, s->alerts);
 	struct bworker *w0 = &o->b->workers[0];
 	for (int i = 0; i < ALERT__COUNT; i++) {
 		const struct alert_state *a = &s->alerts[i];
 		if (changed & (1u << i)) {
+			char detail[512] = "";
+			if (i == ALERT_QUEUE_SHARE)
+				queue_over_text(s, detail, sizeof detail);
 			if (a->firing)
-				log_warn("alert %s firing: value %.1f above threshold %.1f", alert_name((enum alert_id)i),
-					 a->value, a->threshold);
+				log_warn("alert %s firing: value %.1f above threshold %.1f%s", alert_name((enum alert_id)i),
+					 a->value, a->threshold, detail);
 			else
 				log_notice("alert %s cleared: value %.1f, threshold %.1f", alert_name((enum alert_id)i),
 					   a->value, a->threshold);
 		}
-		/* Every rule's state is on $SYS from the first sample on. */
-		if ((changed & (1u << i)) || !o->alerts_published)
-			sys_publish_alert(w0, (enum alert_id)i, a);
+		/* Every rule's state is on $SYS from the first sample on; queue_share's
+		 * again when the sessions it names change. */
+		bool renamed = i == ALERT_QUEUE_SHARE && o->queue_named_changed;
+		if ((changed & (1u << i)) || !o->alerts_published || renamed)
+			sys_publish_alert(w0, s, (enum alert_id)i);
 	}
 	o->alerts_published = true;
 }
@@ -209,8 +281,12 @@ static void on_sample(uv_timer_t *t)
 	uint64_t now = clock_mono_ms();
 	double dt = o->last_sample_ms ? (double)(now - o->last_sample_ms) / 1000.0 : 0;
 	o->last_sample_ms = now;
-	sample(o, dt);
-	evaluate_alerts(o);
+	struct alert_config cfg;
+	pthread_mutex_lock(&o->lock);
+	cfg = o->alert_cfg;
+	pthread_mutex_unlock(&o->lock);
+	double queue_share = sample(o, &cfg, dt);
+	evaluate_alerts(o, &cfg, queue_share);
 	uint32_t interval = o->b->cfg.sys_interval;
 	if (interval && o->snap.v[M_UPTIME_SECONDS] >= o->next_sys_s) {
 		sys_publish(&o->sys, &o->b->workers[0], &o->snap);

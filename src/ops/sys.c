@@ -20,6 +20,20 @@ static void publish_if_changed(struct sys_state *st, unsigned slot, struct bwork
 	publish_into(st->last[slot], sizeof st->last[slot], w, topic, payload);
 }
 
+/* A metric's topic and its alias, if any, carry the same value. */
+static void publish_metric(struct sys_state *st, unsigned slot, struct bworker *w, const struct metric_def *d,
+			   const char *payload)
+{
+	char *last = st->last[slot];
+	if (!strcmp(last, payload))
+		return;
+	size_t len = strlen(payload);
+	/* Out of memory: both are tried again next time. */
+	if (broker_publish_sys(w, d->sys, payload, len) || (d->sys_alias && broker_publish_sys(w, d->sys_alias, payload, len)))
+		return;
+	snprintf(last, sizeof st->last[slot], "%s", payload);
+}
+
 /* $SYS/broker/bridges/NAME/...: connected, spool/{messages,bytes,oldest_age,drain_seconds},
  * messages/{sent,received,reduced}, dropped/REASON. */
 static void sys_publish_bridges(struct sys_state *st, struct bworker *w, const struct metrics_snapshot *s)
@@ -53,7 +67,7 @@ void sys_publish(struct sys_state *st, struct bworker *w, const struct metrics_s
 	for (unsigned i = 0; i < M__COUNT; i++) {
 		const char *unit = i == M_UPTIME_SECONDS ? " seconds" : "";
 		snprintf(payload, sizeof payload, "%llu%s", (unsigned long long)s->v[i], unit);
-		publish_if_changed(st, i, w, metric_defs[i].sys, payload);
+		publish_metric(st, i, w, &metric_defs[i], payload);
 	}
 	static const char *const minutes[RATE__WINDOWS] = { "1min", "5min", "15min" };
 	for (unsigned r = 0; r < R__COUNT; r++) {
@@ -67,14 +81,50 @@ void sys_publish(struct sys_state *st, struct bworker *w, const struct metrics_s
 	sys_publish_bridges(st, w, s);
 }
 
-void sys_publish_alert(struct bworker *w, enum alert_id id, const struct alert_state *a)
+/* Appends s as a JSON string. Client ids are UTF-8 without U+0000
+ * [MQTT-1.5.4-2]: quotes, backslashes and control characters are escaped. */
+static int json_str(struct buf *b, const char *s)
 {
-	char topic[96], payload[160], since[24] = "null";
+	int rc = buf_append(b, "\"", 1);
+	for (const unsigned char *p = (const unsigned char *)s; *p && !rc; p++) {
+		if (*p == '"' || *p == '\\')
+			rc = buf_printf(b, "\\%c", *p);
+		else if (*p < 0x20)
+			rc = buf_printf(b, "\\u%04x", *p);
+		else
+			rc = buf_append(b, p, 1);
+	}
+	return rc ? rc : buf_append(b, "\"", 1);
+}
+
+/* queue_share names the fullest sessions over the share and counts them all. */
+static int queue_sessions_json(struct buf *b, const struct metrics_snapshot *s)
+{
+	int rc = buf_printf(b, ",\"sessions\":[");
+	for (uint32_t i = 0; i < s->n_queue_named && !rc; i++) {
+		if (i)
+			rc = buf_append(b, ",", 1);
+		if (!rc)
+			rc = json_str(b, s->queue_over[i].client_id);
+	}
+	return rc ? rc : buf_printf(b, "],\"sessions_over\":%u", s->n_queue_over);
+}
+
+void sys_publish_alert(struct bworker *w, const struct metrics_snapshot *s, enum alert_id id)
+{
+	const struct alert_state *a = &s->alerts[id];
+	char topic[96], since[24] = "null";
+	struct buf payload = { 0 };
 	if (a->since_s)
 		snprintf(since, sizeof since, "%llu", (unsigned long long)a->since_s);
 	snprintf(topic, sizeof topic, "$SYS/broker/alerts/%s", alert_name(id));
-	int n = snprintf(payload, sizeof payload, "{\"state\":\"%s\",\"value\":%.2f,\"threshold\":%.2f,\"since\":%s}",
-			 a->firing ? "firing" : "ok", a->value, a->threshold, since);
-	if (broker_publish_sys(w, topic, payload, (size_t)n))
+	int rc = buf_printf(&payload, "{\"state\":\"%s\",\"value\":%.2f,\"threshold\":%.2f,\"since\":%s",
+			    a->firing ? "firing" : "ok", a->value, a->threshold, since);
+	if (!rc && id == ALERT_QUEUE_SHARE)
+		rc = queue_sessions_json(&payload, s);
+	if (!rc)
+		rc = buf_append(&payload, "}", 1);
+	if (rc || broker_publish_sys(w, topic, (const char *)payload.p, payload.len))
 		log_err("out of memory publishing %s", topic);
+	buf_free(&payload);
 }

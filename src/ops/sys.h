@@ -18,7 +18,8 @@ struct sys_state {
 
 /* Publishes every value of s that changed since the last call. On worker 0. */
 void sys_publish(struct sys_state *st, struct bworker *w, const struct metrics_snapshot *s);
-/* Publishes $SYS/broker/alerts/<name> with the rule's state. On worker 0. */
-void sys_publish_alert(struct bworker *w, enum alert_id id, const struct alert_state *a);
+/* Publishes $SYS/broker/alerts/<name> with the state of rule id in s (and,
+ * for queue_share, the sessions it names). On worker 0. */
+void sys_publish_alert(struct bworker *w, const struct metrics_snapshot *s, enum alert_id id);
 
 #endif

@@ -25,7 +25,8 @@ def test_sys_topics_retained_and_right(start_broker, client):
     watcher = client(b, "sys-watch", protocol=5)
     watcher.subscribe("$SYS/#")
     v = wait_for(lambda: (lambda v: v if int(v.get("$SYS/broker/messages/received", 0)) >= 26
-                          and v.get("$SYS/broker/clients/connected") == "2" else None)(sys_values(watcher)),
+                          and v.get("$SYS/broker/clients/connected") == "2"
+                          and "$SYS/broker/retained/messages/count" in v else None)(sys_values(watcher)),
                  timeout=6, what="$SYS values with the traffic")
     assert all(m.retain for m in watcher.messages.snapshot()[:5])
     for topic in ("$SYS/broker/messages/sent", "$SYS/broker/bytes/received", "$SYS/broker/bytes/sent",
@@ -44,8 +45,10 @@ def test_sys_topics_retained_and_right(start_broker, client):
     assert int(v["$SYS/broker/clients/total"]) >= 2
     assert int(v["$SYS/broker/heap/current"]) > 0
     assert float(v["$SYS/broker/load/messages/received/1min"]) >= 0
-    # sys/kept and the $SYS tree itself.
+    # sys/kept and the $SYS tree itself, under mosquitto's name and the one
+    # without a space.
     assert int(v["$SYS/broker/retained messages/count"]) >= 2
+    assert v["$SYS/broker/retained/messages/count"] == v["$SYS/broker/retained messages/count"]
     # The alert states are there from the first sample on.
     assert '"state":"ok"' in v["$SYS/broker/alerts/memory"]
 
@@ -81,3 +84,23 @@ def test_sys_off_and_read_only(start_broker, client):
     watcher.publish("$SYS/broker/uptime", b"forged", qos=1)
     time.sleep(0.3)
     assert not [m for m in watcher.messages.snapshot() if m.topic == "$SYS/broker/uptime"]
+
+
+def test_retained_count_alias_follows(start_broker, client):
+    """$SYS/broker/retained/messages/count changes with mosquitto's name."""
+    b = start_broker(sys_interval=1)
+    watcher = client(b, "sys-alias", protocol=4)
+    watcher.subscribe("$SYS/broker/retained/messages/count")
+    watcher.subscribe("$SYS/broker/retained messages/count")
+    before = int(wait_for(lambda: sys_values(watcher).get("$SYS/broker/retained/messages/count"),
+                          what="the alias"))
+    pub = client(b, "sys-alias-pub", protocol=4)
+    for i in range(3):
+        pub.publish("alias/kept/%d" % i, b"r", qos=1, retain=True)
+
+    def same_and_grown():
+        v = sys_values(watcher)
+        alias = v.get("$SYS/broker/retained/messages/count")
+        return alias == v.get("$SYS/broker/retained messages/count") and int(alias) >= before + 3
+
+    wait_for(same_and_grown, what="both names with the 3 new retained messages")

@@ -42,10 +42,10 @@ static void test_ewma_step(void)
 
 static struct alert_config config(void)
 {
-	return (struct alert_config){ .clients_drop_percent = 10, .clients_drop_window = 5,
+	return (struct alert_config){ .clients_drop_percent = 10, .clients_drop_window = 5, .clients_drop_min = 5,
 				      .rate_drop_percent = 50, .rate_window = 2, .rate_baseline = 10,
 				      .memory_percent = 80, .memory_limit = 1000,
-				      .subs_growth_percent = 50, .subs_window = 3 };
+				      .subs_growth_percent = 50, .subs_window = 3, .queue_share_percent = 80 };
 }
 
 static void feed(struct alert_history *h, double clients, double rate, double subs, int seconds)
@@ -54,25 +54,156 @@ static void feed(struct alert_history *h, double clients, double rate, double su
 		alert_history_push(h, (struct alert_point){ clients, rate, subs });
 }
 
+/* Evaluates with nothing measured outside the history (no heap, no queues). */
+static unsigned eval(const struct alert_config *c, const struct alert_history *h, uint64_t now_s,
+		     struct alert_state st[ALERT__COUNT])
+{
+	const struct alert_input none = { 0 };
+	return alerts_evaluate(c, h, &none, now_s, st);
+}
+
+static unsigned eval_heap(const struct alert_config *c, const struct alert_history *h, uint64_t heap,
+			  uint64_t now_s, struct alert_state st[ALERT__COUNT])
+{
+	const struct alert_input in = { .heap_bytes = heap };
+	return alerts_evaluate(c, h, &in, now_s, st);
+}
+
 static void test_clients_drop(void)
 {
 	struct alert_config c = config();
 	struct alert_history *h = calloc(1, sizeof *h);
 	struct alert_state st[ALERT__COUNT] = { 0 };
 	feed(h, 100, 0, 0, 3);
-	ASSERT_EQ(alerts_evaluate(&c, h, 0, 1000, st), 0);
-	feed(h, 85, 0, 0, 1);
-	ASSERT_EQ(alerts_evaluate(&c, h, 0, 1001, st), 1u << ALERT_CLIENTS_DROP);
+	ASSERT_EQ(eval(&c, h, 1000, st), 0);
+	feed(h, 85, 0, 0, 1); /* median of 100, 100, 100, 85 */
+	ASSERT_EQ(eval(&c, h, 1001, st), 1u << ALERT_CLIENTS_DROP);
 	ASSERT_TRUE(st[ALERT_CLIENTS_DROP].firing);
 	ASSERT_NEAR(st[ALERT_CLIENTS_DROP].value, 15, 1e-9);
 	ASSERT_NEAR(st[ALERT_CLIENTS_DROP].threshold, 10, 1e-9);
 	ASSERT_EQ(st[ALERT_CLIENTS_DROP].since_s, 1001);
-	/* Once the peak leaves the window, the lower level is the new normal. */
-	feed(h, 85, 0, 0, 4);
-	ASSERT_EQ(alerts_evaluate(&c, h, 0, 1005, st), 0);
-	feed(h, 85, 0, 0, 1);
-	ASSERT_EQ(alerts_evaluate(&c, h, 0, 1006, st), 1u << ALERT_CLIENTS_DROP);
+	/* 100 x3, 85 x3: the median is 92.5, 8.1 % above 85. */
+	feed(h, 85, 0, 0, 2);
+	ASSERT_EQ(eval(&c, h, 1003, st), 1u << ALERT_CLIENTS_DROP);
 	ASSERT_FALSE(st[ALERT_CLIENTS_DROP].firing);
+	ASSERT_NEAR(st[ALERT_CLIENTS_DROP].value, 7.5 * 100 / 92.5, 1e-9);
+	/* Once the median is 85, the lower level is the new normal. */
+	feed(h, 85, 0, 0, 3);
+	ASSERT_EQ(eval(&c, h, 1006, st), 0);
+	ASSERT_NEAR(st[ALERT_CLIENTS_DROP].value, 0, 1e-9);
+	free(h);
+}
+
+/* A burst of short-lived connections is not the level clients drop from:
+ * against the peak, 200 -> 100 read as a 50 % drop. */
+static void test_clients_drop_ignores_a_burst(void)
+{
+	struct alert_config c = config();
+	struct alert_history *h = calloc(1, sizeof *h);
+	struct alert_state st[ALERT__COUNT] = { 0 };
+	feed(h, 100, 0, 0, 4);
+	feed(h, 200, 0, 0, 2);
+	feed(h, 100, 0, 0, 1);
+	ASSERT_EQ(eval(&c, h, 1, st), 0);
+	ASSERT_NEAR(st[ALERT_CLIENTS_DROP].value, 0, 1e-9);
+	free(h);
+}
+
+/* With one client connected, its every exit was a 100 % drop. */
+static void test_clients_drop_quiet_below_minimum(void)
+{
+	struct alert_config c = config();
+	struct alert_history *h = calloc(1, sizeof *h);
+	struct alert_state st[ALERT__COUNT] = { 0 };
+	feed(h, 1, 0, 0, 5);
+	feed(h, 0, 0, 0, 1);
+	ASSERT_EQ(eval(&c, h, 1, st), 0);
+	ASSERT_NEAR(st[ALERT_CLIENTS_DROP].value, 0, 1e-9);
+	feed(h, 4, 0, 0, 6);
+	feed(h, 0, 0, 0, 1);
+	ASSERT_EQ(eval(&c, h, 2, st), 0); /* a median of 4 < clients_drop_min 5 */
+	feed(h, 5, 0, 0, 6);
+	feed(h, 0, 0, 0, 1);
+	ASSERT_EQ(eval(&c, h, 3, st), 1u << ALERT_CLIENTS_DROP);
+	ASSERT_NEAR(st[ALERT_CLIENTS_DROP].value, 100, 1e-9);
+	free(h);
+}
+
+/* The reported flap: 4 of 30 gateways go down, then a monitoring client
+ * connects (27 of 30 is a 10 % drop, not above 10 %). The alert stays until
+ * the condition has been false for clear_after seconds. */
+static void test_clients_drop_monitor_joins(void)
+{
+	struct alert_config c = config();
+	c.clients_drop_window = 300;
+	c.clear_after = 60;
+	struct alert_history *h = calloc(1, sizeof *h);
+	struct alert_state st[ALERT__COUNT] = { 0 };
+	uint64_t t = 5000;
+	feed(h, 30, 0, 0, 300);
+	ASSERT_EQ(eval(&c, h, t, st), 0);
+	feed(h, 26, 0, 0, 1);
+	ASSERT_EQ(eval(&c, h, ++t, st), 1u << ALERT_CLIENTS_DROP);
+	uint64_t fired = t;
+	/* False from fired + 1 on: still firing until fired + 1 + 60. */
+	for (int i = 0; i < 60; i++) {
+		feed(h, 27, 0, 0, 1);
+		ASSERT_EQ(eval(&c, h, ++t, st), 0);
+		ASSERT_TRUE(st[ALERT_CLIENTS_DROP].firing);
+		ASSERT_NEAR(st[ALERT_CLIENTS_DROP].value, 10, 1e-9);
+		ASSERT_EQ(st[ALERT_CLIENTS_DROP].since_s, fired);
+	}
+	feed(h, 27, 0, 0, 1);
+	ASSERT_EQ(eval(&c, h, ++t, st), 1u << ALERT_CLIENTS_DROP);
+	ASSERT_FALSE(st[ALERT_CLIENTS_DROP].firing);
+	ASSERT_EQ(st[ALERT_CLIENTS_DROP].since_s, fired + 61);
+	free(h);
+}
+
+/* Hysteresis is the same for every rule: the clock of clear_after restarts
+ * whenever the condition holds again, or the wall clock goes back. */
+static void test_clear_after(void)
+{
+	struct alert_config c = config();
+	c.clear_after = 10;
+	struct alert_history *h = calloc(1, sizeof *h);
+	struct alert_state st[ALERT__COUNT] = { 0 };
+	feed(h, 0, 0, 0, 1);
+	ASSERT_EQ(eval_heap(&c, h, 900, 100, st), 1u << ALERT_MEMORY);
+	ASSERT_EQ(eval_heap(&c, h, 500, 101, st), 0);
+	ASSERT_NEAR(st[ALERT_MEMORY].value, 50, 1e-9); /* the value is current while clearing */
+	ASSERT_EQ(eval_heap(&c, h, 500, 110, st), 0);
+	ASSERT_EQ(eval_heap(&c, h, 900, 111, st), 0); /* true again: the wait starts over */
+	ASSERT_EQ(eval_heap(&c, h, 500, 112, st), 0);
+	ASSERT_EQ(eval_heap(&c, h, 500, 121, st), 0);
+	ASSERT_EQ(eval_heap(&c, h, 500, 90, st), 0); /* clock set back: starts over at 90 */
+	ASSERT_EQ(eval_heap(&c, h, 500, 99, st), 0);
+	ASSERT_TRUE(st[ALERT_MEMORY].firing);
+	ASSERT_EQ(st[ALERT_MEMORY].since_s, 100);
+	ASSERT_EQ(eval_heap(&c, h, 500, 100, st), 1u << ALERT_MEMORY);
+	ASSERT_FALSE(st[ALERT_MEMORY].firing);
+	ASSERT_EQ(st[ALERT_MEMORY].since_s, 100);
+	/* Firing again is at once. */
+	ASSERT_EQ(eval_heap(&c, h, 900, 101, st), 1u << ALERT_MEMORY);
+	free(h);
+}
+
+static void test_queue_share(void)
+{
+	struct alert_config c = config();
+	struct alert_history *h = calloc(1, sizeof *h);
+	struct alert_state st[ALERT__COUNT] = { 0 };
+	feed(h, 0, 0, 0, 1);
+	struct alert_input in = { .queue_share = 80 };
+	ASSERT_EQ(alerts_evaluate(&c, h, &in, 1, st), 0); /* 80 % is not above 80 % */
+	in.queue_share = 80.1;
+	ASSERT_EQ(alerts_evaluate(&c, h, &in, 2, st), 1u << ALERT_QUEUE_SHARE);
+	ASSERT_NEAR(st[ALERT_QUEUE_SHARE].value, 80.1, 1e-9);
+	ASSERT_NEAR(st[ALERT_QUEUE_SHARE].threshold, 80, 1e-9);
+	ASSERT_STRN(alert_name(ALERT_QUEUE_SHARE), strlen(alert_name(ALERT_QUEUE_SHARE)), "queue_share");
+	in.queue_share = 0;
+	ASSERT_EQ(alerts_evaluate(&c, h, &in, 3, st), 1u << ALERT_QUEUE_SHARE);
+	ASSERT_FALSE(st[ALERT_QUEUE_SHARE].firing);
 	free(h);
 }
 
@@ -84,14 +215,14 @@ static void test_rate_drop(void)
 	/* Idle: a baseline under the minimum never alarms. */
 	feed(h, 1, 0.5, 0, 10);
 	feed(h, 1, 0, 0, 2);
-	ASSERT_EQ(alerts_evaluate(&c, h, 0, 1, st), 0);
+	ASSERT_EQ(eval(&c, h, 1, st), 0);
 	feed(h, 1, 100, 0, 10);
-	ASSERT_EQ(alerts_evaluate(&c, h, 0, 2, st), 0);
+	ASSERT_EQ(eval(&c, h, 2, st), 0);
 	feed(h, 1, 0, 0, 2); /* baseline 80, recent 0 */
-	ASSERT_EQ(alerts_evaluate(&c, h, 0, 3, st), 1u << ALERT_MESSAGE_RATE_DROP);
+	ASSERT_EQ(eval(&c, h, 3, st), 1u << ALERT_MESSAGE_RATE_DROP);
 	ASSERT_NEAR(st[ALERT_MESSAGE_RATE_DROP].value, 100, 1e-9);
 	feed(h, 1, 100, 0, 2); /* back */
-	ASSERT_EQ(alerts_evaluate(&c, h, 0, 4, st), 1u << ALERT_MESSAGE_RATE_DROP);
+	ASSERT_EQ(eval(&c, h, 4, st), 1u << ALERT_MESSAGE_RATE_DROP);
 	ASSERT_FALSE(st[ALERT_MESSAGE_RATE_DROP].firing);
 	free(h);
 }
@@ -102,11 +233,11 @@ static void test_memory(void)
 	struct alert_history *h = calloc(1, sizeof *h);
 	struct alert_state st[ALERT__COUNT] = { 0 };
 	feed(h, 0, 0, 0, 1);
-	ASSERT_EQ(alerts_evaluate(&c, h, 800, 1, st), 0); /* 80 % is not above 80 % */
-	ASSERT_EQ(alerts_evaluate(&c, h, 801, 2, st), 1u << ALERT_MEMORY);
+	ASSERT_EQ(eval_heap(&c, h, 800, 1, st), 0); /* 80 % is not above 80 % */
+	ASSERT_EQ(eval_heap(&c, h, 801, 2, st), 1u << ALERT_MEMORY);
 	ASSERT_NEAR(st[ALERT_MEMORY].value, 80.1, 1e-9);
 	c.memory_limit = 0; /* off */
-	ASSERT_EQ(alerts_evaluate(&c, h, 1u << 30, 3, st), 1u << ALERT_MEMORY);
+	ASSERT_EQ(eval_heap(&c, h, 1u << 30, 3, st), 1u << ALERT_MEMORY);
 	ASSERT_FALSE(st[ALERT_MEMORY].firing);
 	free(h);
 }
@@ -119,16 +250,16 @@ static void test_subscription_leak(void)
 	feed(h, 10, 0, 20, 4);
 	/* Growth with clients: not a leak. */
 	feed(h, 20, 0, 40, 1);
-	ASSERT_EQ(alerts_evaluate(&c, h, 0, 1, st), 0);
+	ASSERT_EQ(eval(&c, h, 1, st), 0);
 	feed(h, 20, 0, 40, 4);
 	/* Too small to matter: +9. */
 	feed(h, 20, 0, 49, 1);
-	ASSERT_EQ(alerts_evaluate(&c, h, 0, 2, st), 0);
+	ASSERT_EQ(eval(&c, h, 2, st), 0);
 	feed(h, 20, 0, 70, 1); /* +30 = 75 % within 3 s, clients flat */
-	ASSERT_EQ(alerts_evaluate(&c, h, 0, 3, st), 1u << ALERT_SUBSCRIPTION_LEAK);
+	ASSERT_EQ(eval(&c, h, 3, st), 1u << ALERT_SUBSCRIPTION_LEAK);
 	ASSERT_NEAR(st[ALERT_SUBSCRIPTION_LEAK].value, 75, 1e-9);
 	feed(h, 20, 0, 70, 3); /* the window moved past the growth */
-	ASSERT_EQ(alerts_evaluate(&c, h, 0, 4, st), 1u << ALERT_SUBSCRIPTION_LEAK);
+	ASSERT_EQ(eval(&c, h, 4, st), 1u << ALERT_SUBSCRIPTION_LEAK);
 	ASSERT_FALSE(st[ALERT_SUBSCRIPTION_LEAK].firing);
 	free(h);
 }
@@ -139,10 +270,11 @@ static void test_history_wraps(void)
 	c.clients_drop_window = ALERT_MAX_WINDOW;
 	struct alert_history *h = calloc(1, sizeof *h);
 	struct alert_state st[ALERT__COUNT] = { 0 };
-	feed(h, 100, 0, 0, 10);
-	feed(h, 50, 0, 0, ALERT_MAX_WINDOW + 5);
+	feed(h, 100, 0, 0, ALERT_MAX_WINDOW + 1);
+	feed(h, 50, 0, 0, ALERT_MAX_WINDOW / 2 + 5);
 	ASSERT_EQ(h->n, ALERT_MAX_WINDOW + 1);
-	ASSERT_EQ(alerts_evaluate(&c, h, 0, 1, st), 0); /* the peak of 100 fell out */
+	ASSERT_EQ(eval(&c, h, 1, st), 0); /* most of the 100s fell out: the median is 50 */
+	ASSERT_NEAR(st[ALERT_CLIENTS_DROP].value, 0, 1e-9);
 	free(h);
 }
 
@@ -230,6 +362,11 @@ int main(void)
 	RUN(test_rate_now_and_ewma);
 	RUN(test_ewma_step);
 	RUN(test_clients_drop);
+	RUN(test_clients_drop_ignores_a_burst);
+	RUN(test_clients_drop_quiet_below_minimum);
+	RUN(test_clients_drop_monitor_joins);
+	RUN(test_clear_after);
+	RUN(test_queue_share);
 	RUN(test_rate_drop);
 	RUN(test_memory);
 	RUN(test_subscription_leak);
