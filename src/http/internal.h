@@ -48,7 +48,7 @@ void api_error(struct http_response *res, int status, const char *why);
 /* server.c: sends res (freeing its body) on c, which may have gone away
  * while the answer was being prepared (then it is only freed). */
 void http_reply(struct hconn *c, struct http_response *res);
-/* Whether c's current request asked to keep the connection. */
+/* The server c belongs to. */
 struct http_server *hconn_server(const struct hconn *c);
 /* The client's address, for log lines. */
 const char *hconn_peer(const struct hconn *c);
