@@ -144,9 +144,9 @@ static const struct option options[] = {
 	  "Longest topic name (PUBLISH: v5 DISCONNECT 0x90, v3 close) or filter (SUBSCRIBE: SUBACK 0x8F, v3 0x80).", false },
 	{ "max_topic_levels", OPT_U32, OFF(max_topic_levels), 1, 65535, "128", NULL, "N",
 	  "Most '/'-separated levels in a topic name or filter; refused like max_topic_length.", false },
-	{ "max_subscriptions_per_client", OPT_U32, OFF(max_subscriptions_per_client), 0, UINT32_MAX, "0", NULL, "N",
-	  "Subscriptions one session may hold; more get SUBACK 0x97 (v3 0x80); replacing one is always "
-	  "allowed. 0 = unlimited.", false },
+	{ "max_subscriptions_per_client", OPT_U32, OFF(max_subscriptions_per_client), 0, UINT32_MAX, "10000", NULL, "N",
+	  "Subscriptions one session may hold; each filter beyond gets SUBACK 0x97 (v3 0x80); replacing one "
+	  "is always allowed, a restored session keeps what it had. 0 = unlimited.", false },
 	{ "max_publish_rate", OPT_RATE, OFF(max_publish_rate), 0, UINT32_MAX, "0", NULL, "MSGS_PER_S [BYTES_PER_S]",
 	  "PUBLISH packets (and bytes, k/M/G suffixes) per second accepted from one connection; a faster client "
 	  "is not read from until it is back under the rate. 0 = unlimited.", false },

@@ -514,7 +514,7 @@ static void test_client_limits(void)
 	config_defaults(&c);
 	ASSERT_EQ(c.max_topic_length, 65535);
 	ASSERT_EQ(c.max_topic_levels, 128);
-	ASSERT_EQ(c.max_subscriptions_per_client, 0);
+	ASSERT_EQ(c.max_subscriptions_per_client, 10000);
 	ASSERT_EQ(c.max_publish_rate.msgs, 0);
 	ASSERT_EQ(c.max_publish_rate.bytes, 0);
 	ASSERT_EQ(c.publish_rate_timeout, 10);
