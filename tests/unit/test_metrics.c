@@ -293,9 +293,28 @@ static void test_prometheus_families(void)
 	ASSERT_TRUE(strstr(t, "ferromq_dropped_messages_total{reason=\"expired\"} 7\n") != NULL);
 	ASSERT_TRUE(strstr(t, "ferromq_worker_messages_received_total{worker=\"0\"} 3\n") != NULL);
 	ASSERT_TRUE(strstr(t, "ferromq_alert_firing{name=\"memory\"} 0\n") != NULL);
+	ASSERT_TRUE(strstr(t, "ferromq_alert_firing{name=\"queue_share\"} 0\n") != NULL);
+	ASSERT_TRUE(strstr(t, "ferromq_queue_share_sessions 0\n") != NULL);
 	/* One HELP per family, however many rows it has. */
 	const char *first = strstr(t, "# HELP ferromq_dropped_messages_total");
 	ASSERT_TRUE(first && !strstr(first + 1, "# HELP ferromq_dropped_messages_total"));
+	buf_free(&out);
+}
+
+/* A client id is any UTF-8: as a label value it is escaped (format 0.0.4). */
+static void test_prometheus_queue_share_label(void)
+{
+	struct metrics_snapshot s = { 0 };
+	char id[] = "gw \"7\"\\a\nb";
+	s.queue_over[0] = (struct queue_alert_session){ id, 90.5 };
+	s.n_queue_named = 1;
+	s.n_queue_over = 3;
+	struct buf out = { 0 };
+	ASSERT_EQ(metrics_prometheus(&s, true, &out), 0);
+	buf_append(&out, "", 1);
+	const char *t = (const char *)out.p;
+	ASSERT_TRUE(strstr(t, "ferromq_queue_share_sessions 3\n") != NULL);
+	ASSERT_TRUE(strstr(t, "ferromq_queue_share_percent{client_id=\"gw \\\"7\\\"\\\\a\\nb\"} 90.50\n") != NULL);
 	buf_free(&out);
 }
 
@@ -372,6 +391,7 @@ int main(void)
 	RUN(test_subscription_leak);
 	RUN(test_history_wraps);
 	RUN(test_prometheus_families);
+	RUN(test_prometheus_queue_share_label);
 	RUN(test_token_compare);
 	RUN(test_token_file);
 	return CHECK_DONE();
