@@ -199,6 +199,9 @@ struct broker {
 	atomic_uint jobs_in_flight; /* broker_jobs started, not done: workers keep their loops */
 	uint64_t started_wall_ms;
 	uint32_t housekeeping_runs; /* worker 0 only */
+	/* Over the store-wide queue budget: the bytes a queue may hold; 0: not over. */
+	atomic_uint_fast64_t queue_fair_share;
+	atomic_uint_fast64_t queued_bytes_all; /* every queue, at the last sweep */
 };
 
 /* Creates the broker state for `cfg` with n_workers workers.

@@ -28,6 +28,17 @@ int client_admit(struct client *c, const struct mqtt_connect *m, const char *cli
 void client_release_access(struct client *c);
 void broker_auth_free(struct broker *b);
 
+/* queue_limits.c: the store-wide queue budget and the report of drops. */
+/* Counts n messages of s dropped for `why` and logs it, at most once an
+ * interval per session (s->lock held). */
+void broker_note_drops(struct bworker *w, struct session *s, enum drop_reason why, uint64_t n);
+/* Sums the queues against their budget and reports drops not yet logged
+ * (worker 0, every second). */
+void broker_queue_budget_sweep(struct bworker *w);
+/* The limits of s's queue now: the configured ones, tightened while the
+ * queues are over their store-wide budget (s->lock held). */
+struct session_limits broker_session_limits(const struct broker *b, const struct session *s);
+
 /* admit.c: the one admission check of every message entering the broker. */
 enum admit { ADMIT_OK, ADMIT_TOPIC_INVALID, ADMIT_TOPIC_LIMIT, ADMIT_RETAIN, ADMIT_SYS, ADMIT_DENIED };
 /* acl: the publisher's compiled ACL, NULL when no ACL applies. */

@@ -114,8 +114,6 @@ static int remember_held(struct bworker *w, struct session *s)
 int route_to_session(struct bworker *w, struct session *s, struct msg *m, uint8_t qos, uint8_t flags,
 		     const uint32_t *sub_ids, uint16_t n_sub_ids)
 {
-	struct broker *b = w->b;
-	struct session_limits lim = broker_limits(b);
 	struct qring dropped = { 0 };
 	pthread_mutex_lock(&s->lock);
 	int worker = s->worker;
@@ -124,13 +122,14 @@ int route_to_session(struct bworker *w, struct session *s, struct msg *m, uint8_
 		rc = -FM_ENOENT;
 	} else if (!s->client && qos == 0) {
 		/* QoS 0 is not kept for offline sessions. */
-		w->stats.drops[DROP_QOS0_OFFLINE]++;
+		broker_note_drops(w, s, DROP_QOS0_OFFLINE, 1);
 		rc = -FM_ENOENT;
 	} else {
 		uint64_t seq;
+		struct session_limits lim = broker_session_limits(w->b, s);
 		rc = session_enqueue(s, m, qos, flags, sub_ids, n_sub_ids, &lim, &dropped, &seq);
 		if (rc == 1 || rc == -FM_ELIMIT)
-			w->stats.drops[DROP_QUEUE_FULL] += rc == 1 ? dropped.count : 1;
+			broker_note_drops(w, s, DROP_QUEUE_FULL, rc == 1 ? dropped.count : 1);
 		for (uint32_t i = 0; i < dropped.count; i++)
 			persist_queue_del(w, s, qring_at(&dropped, i));
 		if (rc >= 0)

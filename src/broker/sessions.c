@@ -216,6 +216,7 @@ static void sweep_expired(struct bworker *w)
 	pthread_mutex_lock(&b->reg_lock);
 	for (uint32_t i = 0; i < b->reg_cap; i++) {
 		for (struct session *s = b->reg[i]; s; s = s->reg_next) {
+			uint64_t n = 0;
 			pthread_mutex_lock(&s->lock);
 			for (uint32_t k = 0; !s->client && k < s->queue.count;) {
 				struct qentry *e = qring_at(&s->queue, k);
@@ -228,13 +229,14 @@ static void sweep_expired(struct bworker *w)
 				s->queued_bytes -= gone.bytes;
 				persist_queue_del(w, s, &gone);
 				qentry_release(&gone);
-				swept++;
+				n++;
 			}
+			broker_note_drops(w, s, DROP_EXPIRED, n);
+			swept += n;
 			pthread_mutex_unlock(&s->lock);
 		}
 	}
 	pthread_mutex_unlock(&b->reg_lock);
-	w->stats.drops[DROP_EXPIRED] += swept;
 	if (swept)
 		log_debug("removed %llu expired messages from offline sessions", (unsigned long long)swept);
 }
@@ -293,8 +295,10 @@ void broker_housekeeping(struct broker *b)
 		session_end(w, ended[i]);
 	free(wills);
 	free(ended);
-	/* Every ~10 s (housekeeping runs every 250 ms). */
-	if (++b->housekeeping_runs % 40 == 0)
+	/* Every second and every ~10 s (housekeeping runs every 250 ms). */
+	if (++b->housekeeping_runs % 4 == 0)
+		broker_queue_budget_sweep(w);
+	if (b->housekeeping_runs % 40 == 0)
 		sweep_expired(w);
 	broker_commit(w, NULL, NULL, NULL, 0, 0, false);
 }

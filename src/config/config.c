@@ -112,10 +112,16 @@ static const struct option options[] = {
 	  "Largest keep-alive a client may use; larger requests (and 0) are capped and v5 clients told via Server Keep Alive.", false },
 	{ "max_packet_size", OPT_SIZE, OFF(max_packet_size), 0, 268435460, "0", NULL, "BYTES",
 	  "Largest packet accepted from a client (checked before the body is read); 0 = the protocol's limit.", false },
-	{ "max_queued_messages", OPT_U32, OFF(max_queued_messages), 0, UINT32_MAX, "1000", NULL, "N",
-	  "Messages queued per session beyond the in-flight window; 0 = no limit.", false },
-	{ "max_queued_bytes", OPT_SIZE, OFF(max_queued_bytes), 0, UINT64_MAX, "0", NULL, "BYTES",
+	{ "max_queued_messages", OPT_U32, OFF(max_queued_messages), 0, UINT32_MAX, "1000000", NULL, "N",
+	  "Messages queued per session beyond the in-flight window (an hour at 100 msg/s is 360,000; an "
+	  "offline session keeps ~60 bytes of memory per message, the body is on disk); 0 = no limit.", false },
+	{ "max_queued_bytes", OPT_SIZE, OFF(max_queued_bytes), 0, UINT64_MAX, "1G", NULL, "BYTES",
 	  "Payload bytes queued per session; 0 = no limit. Accepts k, M, G suffixes.", false },
+	{ "max_queued_bytes_total", OPT_SIZE, OFF(max_queued_bytes_total), 0, UINT64_MAX, "0", NULL, "BYTES",
+	  "Budget of every session's queue together: past it, queues holding more than an equal share of it "
+	  "are full (queue_overflow applies) until they drain, so one forgotten session cannot fill the disk. "
+	  "0 = half of the free space of persistence_location plus what the queues hold (memory only: a "
+	  "quarter of the machine's memory), measured every second.", false },
 	{ "queue_overflow", OPT_ENUM, OFF(queue_overflow), 0, 1, "drop_oldest", overflow_names,
 	  "drop_oldest|reject_new",
 	  "What a full session queue does: drop its oldest message, or refuse the new one (v5 QoS 1/2 publishers get 0x97).", false },
@@ -623,7 +629,8 @@ static int set_value(struct config *c, const struct option *o, char *val, char *
 	case OPT_SIZE:
 		if (parse_u64(val, o->type == OPT_SIZE, &v) || v < o->min || v > o->max)
 			goto range;
-		if ((o->scope == SCOPE_GLOBAL && (o->offset == OFF(max_queued_bytes) || o->offset == OFF(max_output_buffer) ||
+		if ((o->scope == SCOPE_GLOBAL && (o->offset == OFF(max_queued_bytes) || o->offset == OFF(max_queued_bytes_total) ||
+						  o->offset == OFF(max_output_buffer) ||
 						  o->offset == OFF(memory_limit))) ||
 		    (o->scope == SCOPE_BRIDGE && (o->offset == BOFF(max_spool_bytes) || o->offset == BOFF(max_bytes_per_sec))))
 			*(uint64_t *)field = v;

@@ -100,6 +100,7 @@ struct config {
 	uint32_t max_packet_size;
 	uint32_t max_queued_messages;
 	uint64_t max_queued_bytes;
+	uint64_t max_queued_bytes_total; /* 0: half of the free disk (see queue_limits.c) */
 	uint32_t queue_overflow;
 	uint32_t max_inflight_messages;
 	uint32_t receive_maximum;

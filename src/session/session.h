@@ -127,6 +127,11 @@ struct session {
 	uint32_t will_delay;   /* seconds */
 	uint64_t will_at;      /* wall ms when a delayed will is due, else 0 */
 
+	/* Drops not yet logged (see broker_note_drops), under `lock`. */
+	uint64_t drops_unlogged;
+	uint64_t drop_logged_ms; /* monotonic ms of the last report, 0: never */
+	uint8_t drop_reason;
+
 	struct session_sub *subs;
 	/* Finds a filter in `subs` without a scan once there are more than a
 	 * few: NULL, or 1 << sub_pos_shift slots holding an index in subs + 1
