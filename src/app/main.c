@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -49,8 +51,41 @@ static void raise_fd_limit(void)
 		if (setrlimit(RLIMIT_NOFILE, &rl))
 			rl.rlim_cur = before;
 	}
-	log_info("open file limit %llu (was %llu): at most ~%llu clients", (unsigned long long)rl.rlim_cur,
-		 (unsigned long long)before, (unsigned long long)(rl.rlim_cur > 64 ? rl.rlim_cur - 64 : 0));
+	log_info("open file limit %llu (was %llu)", (unsigned long long)rl.rlim_cur, (unsigned long long)before);
+}
+
+/* Two brokers on one database would undo each other's changes (recovery
+ * ends the other one's sessions). The directory is ours while we hold an
+ * exclusive flock on its ferromq.lock, which holds our PID for the message
+ * of the one refused. The kernel drops the lock however we end. Returns the
+ * descriptor to keep open, or -1 after logging. */
+static int lock_data_dir(const char *dir)
+{
+	char path[600], pid[32] = "";
+	snprintf(path, sizeof path, "%s/ferromq.lock", dir);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	if (fd < 0) {
+		log_err("persistence_location %s: cannot open %s: %s", dir, path, strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		int e = errno;
+		ssize_t n = e == EWOULDBLOCK ? pread(fd, pid, sizeof pid - 1, 0) : -1;
+		pid[n > 0 ? n : 0] = 0;
+		pid[strcspn(pid, "\n")] = 0;
+		if (e == EWOULDBLOCK)
+			log_err("persistence_location %s is in use by another ferromq%s%s%s; refusing to start "
+				"(two brokers on one database would undo each other's changes)",
+				dir, *pid ? " (pid " : "", pid, *pid ? ")" : "");
+		else
+			log_err("persistence_location %s: cannot lock %s: %s", dir, path, strerror(e));
+		close(fd);
+		return -1;
+	}
+	int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) || pwrite(fd, pid, (size_t)len, 0) != len)
+		log_warn("persistence_location %s: cannot write our PID to %s: %s", dir, path, strerror(errno));
+	return fd;
 }
 
 /* What runs on worker 0's loop beside its clients. */
@@ -158,6 +193,10 @@ int main(int argc, char **argv)
 		log_err("persistence_location %s: %s", cfg.persistence_location, strerror(errno));
 		return 1;
 	}
+	/* Held until exit. */
+	int data_lock = cfg.persistence ? lock_data_dir(cfg.persistence_location) : -2;
+	if (data_lock == -1)
+		return 1;
 
 	unsigned n_workers = cfg.workers;
 	if (!n_workers) {
@@ -252,5 +291,7 @@ int main(int argc, char **argv)
 	broker_free(b);
 	log_notice("stopped");
 	log_close();
+	if (data_lock >= 0)
+		close(data_lock);
 	return 0;
 }

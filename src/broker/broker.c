@@ -255,9 +255,23 @@ long broker_on_data(struct client *c, const uint8_t *p, size_t len)
 	while (used < len && c->state != CLIENT_CLOSING && !c->rate_held) {
 		struct mqtt_packet pk;
 		uint8_t version = c->state == CLIENT_NEW ? 0 : c->version;
-		int n = mqtt_decode(p + used, len - used, version, b->cfg.max_packet_size, &pk);
+		/* Bounded before trusted: until its CONNECT is accepted a peer
+		 * cannot make us buffer more than max_connect_packet_size. */
+		uint32_t max = b->cfg.max_packet_size;
+		if (c->state == CLIENT_NEW && (!max || max > b->cfg.max_connect_packet_size))
+			max = b->cfg.max_connect_packet_size;
+		int n = mqtt_decode(p + used, len - used, version, max, &pk);
 		if (n == 0)
 			break;
+		if (n == -MQTT_RC_PACKET_TOO_LARGE && c->state == CLIENT_NEW) {
+			/* Its protocol version is in the part not read: no CONNACK. */
+			log_notice("client from %s: first packet (%s) of %u bytes is larger than %s %u; closed",
+				   CLIENT_ADDR(c), mqtt_type_name(pk.type), pk.size,
+				   max == b->cfg.max_packet_size ? "max_packet_size" : "max_connect_packet_size", max);
+			c->state = CLIENT_CLOSING;
+			b->ports.close(c);
+			return -1;
+		}
 		if (n < 0) {
 			uint8_t rc = (uint8_t)-n;
 			if (c->state == CLIENT_NEW && pk.type == MQTT_CONNECT) {
@@ -579,6 +593,7 @@ void broker_worker_shutdown(struct bworker *w)
 			client_disconnect(c, MQTT_RC_SERVER_SHUTTING_DOWN, "server shutting down");
 			c->will_on_close = b->cfg.will_on_shutdown;
 		} else if (c->state == CLIENT_NEW) {
+			log_info("connection from %s ended before CONNECT: server shutting down", CLIENT_ADDR(c));
 			c->state = CLIENT_CLOSING;
 			b->ports.close(c);
 		}

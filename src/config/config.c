@@ -112,6 +112,10 @@ static const struct option options[] = {
 	  "Largest keep-alive a client may use; larger requests (and 0) are capped and v5 clients told via Server Keep Alive.", false },
 	{ "max_packet_size", OPT_SIZE, OFF(max_packet_size), 0, 268435460, "0", NULL, "BYTES",
 	  "Largest packet accepted from a client (checked before the body is read); 0 = the protocol's limit.", false },
+	{ "max_connect_packet_size", OPT_SIZE, OFF(max_connect_packet_size), 128, 268435460, "64k", NULL, "BYTES",
+	  "Largest packet accepted before a connection's CONNECT is accepted (the CONNECT itself, will "
+	  "included): a larger one closes the connection before its body is read, so a peer that has not "
+	  "logged in cannot make the broker hold more. Applies with max_packet_size, whichever is smaller.", false },
 	{ "max_queued_messages", OPT_U32, OFF(max_queued_messages), 0, UINT32_MAX, "1000000", NULL, "N",
 	  "Messages queued per session beyond the in-flight window (an hour at 100 msg/s is 360,000; an "
 	  "offline session keeps ~60 bytes of memory per message, the body is on disk); 0 = no limit.", false },

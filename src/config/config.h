@@ -98,6 +98,7 @@ struct config {
 	uint32_t workers;
 	uint32_t max_keepalive;
 	uint32_t max_packet_size;
+	uint32_t max_connect_packet_size; /* before CONNECT is accepted */
 	uint32_t max_queued_messages;
 	uint64_t max_queued_bytes;
 	uint64_t max_queued_bytes_total; /* 0: half of the free disk (see queue_limits.c) */

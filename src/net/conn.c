@@ -12,13 +12,24 @@
 #include "../ws/ws.h"
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 /* Output buffers at most this big stay allocated between writes. */
 #define KEEP_OUT_CAP (256 * 1024)
 #define SMALL_OUT_CAP 1024
+/* Output a connection may hold before its CONNECT is accepted (handshake
+ * replies, WebSocket pongs, the CONNACK): an unauthenticated peer that
+ * does not read is cut off past it. */
+#define PRELOGIN_OUT_CAP (64 * 1024)
+/* After the goodbye: how long the peer's bytes are read and dropped while
+ * waiting for it to close (shorter when the broker stops). */
+#define LINGER_MS 2000
+#define LINGER_STOPPING_MS 1000
 
 struct wreq {
 	uv_write_t req;
@@ -50,6 +61,59 @@ static void conn_free(struct conn *c)
 	free(c);
 }
 
+void conn_mark_ended(struct conn *c)
+{
+	c->client.will_on_close = true; /* not a normal DISCONNECT [MQTT-3.1.2-8] */
+	c->client.state = CLIENT_CLOSING;
+}
+
+/* Logs why c ends, once, unless the broker already did (it logs every
+ * close it decides, and marks the client CLOSING when it does). Connected
+ * clients get a notice naming them; connections that never logged in, an
+ * info line. */
+static void conn_end(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void conn_end(struct conn *c, const char *fmt, ...)
+{
+	struct client *cl = &c->client;
+	if (cl->state == CLIENT_CLOSING)
+		return;
+	enum log_level lvl = cl->state == CLIENT_NEW ? LVL_INFO : LVL_NOTICE;
+	if (!log_on(lvl)) {
+		conn_mark_ended(c);
+		return;
+	}
+	char why[256], addr[48];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof why, fmt, ap);
+	va_end(ap);
+	client_addr_text(cl, addr);
+	if (cl->state == CLIENT_NEW) {
+		log_info("connection from %s on listener %u ended before CONNECT: %s", addr, cl->listener_port, why);
+	} else {
+		const char *id = cl->session ? cl->session->client_id : "-";
+		const char *proto = cl->version == MQTT_V5 ? "mqttv5" : cl->version == MQTT_V311 ? "mqttv311" : "mqttv31";
+		struct log_client who = { id, addr, cl->identity, cl->username, proto, -1 };
+		log_client(lvl, &who, "client %s (%s, identity %s) disconnected: %s", id, addr,
+			   cl->identity ? cl->identity : "-", why);
+	}
+	conn_mark_ended(c);
+}
+
+/* The cause of a failed read or write, for conn_end. */
+static void conn_end_io(struct conn *c, int err, const char *op)
+{
+	if (err == UV_EOF)
+		conn_end(c, "%s", c->client.state == CLIENT_NEW ? "closed by the client"
+								 : "closed by the client without DISCONNECT");
+	else if (err == UV_ECONNRESET || err == UV_EPIPE)
+		conn_end(c, "connection reset by the client");
+	else if (err == UV_ETIMEDOUT)
+		conn_end(c, "connection timed out (tcp_keepalive, tcp_user_timeout)");
+	else
+		conn_end(c, "%s failed: %s", op, uv_strerror(err));
+}
+
 static void conn_unref_(struct conn *c)
 {
 	if (atomic_fetch_sub(&c->refs, 1) == 1)
@@ -73,51 +137,62 @@ static void on_closed(uv_handle_t *h)
 			c->paced = false;
 		}
 	}
+	for (uint32_t i = 0; c->lingering && i < w->n_lingering; i++) {
+		if (w->lingering[i].c == c) {
+			w->lingering[i] = w->lingering[--w->n_lingering];
+			c->lingering = false;
+		}
+	}
 	conn_worker(c)->n_conns--;
 	atomic_fetch_sub(&conn_worker(c)->net->open[c->listener], 1);
+	atomic_fetch_sub(&conn_worker(c)->net->open_total, 1);
 	broker_on_close(&c->client);
 	conn_unref_(c);
 }
-
-static void free_timer(uv_handle_t *h) { free(h); }
 
 static void conn_close_now(struct conn *c)
 {
 	if (uv_is_closing((uv_handle_t *)&c->tcp))
 		return;
-	if (c->x && c->x->linger) {
-		uv_close((uv_handle_t *)c->x->linger, free_timer);
-		c->x->linger = NULL;
-	}
 	uv_read_stop((uv_stream_t *)&c->tcp);
 	uv_close((uv_handle_t *)&c->tcp, on_closed);
 }
 
-static void on_linger_timeout(uv_timer_t *t) { conn_close_now(t->data); }
-
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *ub);
 
-/* Closes after the goodbye went out. TLS and WebSocket peers answer with
- * their own close (close_notify, close frame): closing the socket before it
- * arrives makes the kernel reset the connection, and the peer sees an error.
- * So those wait, reading and discarding, for the peer to close (at most 1 s). */
+/* The goodbye (the broker's DISCONNECT or refused CONNACK, the TLS
+ * close_notify, the WebSocket close frame) is written. Closing now would
+ * make the kernel answer a peer that is still sending with a reset, and
+ * the peer might never read the reason. So the write side is shut (the
+ * peer reads the reason, then EOF) and whatever the peer still sends is
+ * read and dropped until it closes, for LINGER_MS at most (the worker tick
+ * sweeps, conn_linger_sweep). On every transport alike. */
 static void conn_finish(struct conn *c)
 {
-	if (!c->x || !c->x->shut || c->x->linger || uv_is_closing((uv_handle_t *)&c->tcp)) {
+	struct nworker *w = conn_worker(c);
+	if (c->lingering || uv_is_closing((uv_handle_t *)&c->tcp))
+		return;
+	uv_os_fd_t fd;
+	uv_read_stop((uv_stream_t *)&c->tcp);
+	if (uv_fileno((uv_handle_t *)&c->tcp, &fd) || shutdown(fd, SHUT_WR) ||
+	    vec_grow(&w->lingering, &w->cap_lingering, w->n_lingering, sizeof *w->lingering, 8) ||
+	    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read)) {
 		conn_close_now(c);
 		return;
 	}
-	uv_timer_t *t = malloc(sizeof *t);
-	if (!t || uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read)) {
-		free(t);
-		conn_close_now(c);
-		return;
-	}
-	uv_timer_init(&conn_worker(c)->loop, t);
-	t->data = c;
-	c->x->linger = t;
-	uv_timer_start(t, on_linger_timeout, 1000, 0);
+	c->read_paused = false;
+	c->lingering = true;
+	w->lingering[w->n_lingering++] = (struct nlinger){ c, uv_now(&w->loop) };
+}
+
+void conn_linger_sweep(struct nworker *w)
+{
+	uint64_t now = uv_now(&w->loop), max = w->stopping ? LINGER_STOPPING_MS : LINGER_MS;
+	/* conn_close_now leaves the list as it is: on_closed takes c off later. */
+	for (uint32_t i = 0; i < w->n_lingering; i++)
+		if (now - w->lingering[i].since >= max)
+			conn_close_now(w->lingering[i].c);
 }
 
 static void queue_flush(struct conn *c)
@@ -140,7 +215,7 @@ static void on_written(uv_write_t *req, int status)
 	c->wreq = NULL;
 	if (status < 0) {
 		if (status != UV_ECANCELED)
-			log_debug("write to %s failed: %s", CLIENT_ADDR(&c->client), uv_strerror(status));
+			conn_end_io(c, status, "write");
 		conn_close_now(c);
 		return;
 	}
@@ -170,7 +245,7 @@ static struct buf *encode_out(struct conn *c)
 	c->out.len = 0;
 	release_idle(&c->out);
 	if (rc) {
-		log_debug("%s output to %s failed", x->tp->name, CLIENT_ADDR(&c->client));
+		conn_end(c, "%s output failed (out of memory)", x->tp->name);
 		conn_close_now(c);
 		return NULL;
 	}
@@ -186,6 +261,10 @@ static struct buf *encode_out(struct conn *c)
  * buffer. */
 static void conn_write(struct conn *c)
 {
+	if (c->lingering) {
+		c->out.len = 0; /* the write side is shut: nothing more goes out */
+		return;
+	}
 	if (c->wreq || uv_is_closing((uv_handle_t *)&c->tcp))
 		return;
 	struct buf *wb = c->x ? encode_out(c) : &c->out;
@@ -195,7 +274,7 @@ static void conn_write(struct conn *c)
 		uv_buf_t ub = uv_buf_init((char *)wb->p, (unsigned)wb->len);
 		int n = uv_try_write((uv_stream_t *)&c->tcp, &ub, 1);
 		if (n < 0 && n != UV_EAGAIN) {
-			log_debug("write to %s failed: %s", CLIENT_ADDR(&c->client), uv_strerror(n));
+			conn_end_io(c, n, "write");
 			wb->len = 0;
 			conn_close_now(c);
 			return;
@@ -204,6 +283,7 @@ static void conn_write(struct conn *c)
 		if (done < wb->len) {
 			struct wreq *wr = malloc(sizeof *wr);
 			if (!wr) {
+				conn_end(c, "out of memory");
 				conn_close_now(c);
 				return;
 			}
@@ -214,6 +294,7 @@ static void conn_write(struct conn *c)
 			ub = uv_buf_init((char *)wr->data.p + done, (unsigned)(wr->data.len - done));
 			int rc = uv_write(&wr->req, (uv_stream_t *)&c->tcp, &ub, 1, on_written);
 			if (rc) {
+				conn_end_io(c, rc, "write");
 				buf_free(&wr->data);
 				free(wr);
 				conn_close_now(c);
@@ -253,6 +334,7 @@ int conn_deliver(struct conn *c, const uint8_t *p, size_t len)
 	if (c->in.len) {
 		/* Completes an earlier partial packet. */
 		if (buf_append(&c->in, p, len)) {
+			conn_end(c, "out of memory");
 			conn_close_now(c);
 			return -1;
 		}
@@ -267,6 +349,7 @@ int conn_deliver(struct conn *c, const uint8_t *p, size_t len)
 		if (!c->in.len)
 			buf_free(&c->in);
 	} else if ((size_t)used < len && buf_append(&c->in, p + used, len - (size_t)used)) {
+		conn_end(c, "out of memory");
 		conn_close_now(c);
 		return -1;
 	}
@@ -291,6 +374,7 @@ static void pace_hold(struct conn *c, long wait)
 	}
 	if (!c->paced) {
 		if (vec_grow(&w->paced, &w->cap_paced, w->n_paced, sizeof *w->paced, 8)) {
+			conn_end(c, "out of memory");
 			conn_close_now(c); /* cannot be held back: cut off rather than flood */
 			return;
 		}
@@ -324,8 +408,10 @@ static void conn_pace(struct conn *c)
 	}
 	if (c->read_paused && !conn_gone(c)) {
 		c->read_paused = false;
-		if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read))
+		if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read)) {
+			conn_end(c, "cannot read");
 			conn_close_now(c);
+		}
 	}
 }
 
@@ -344,24 +430,48 @@ void conn_on_pace(uv_timer_t *pace)
 	free(list);
 }
 
+/* The output cap in every state, for what the network layer itself adds
+ * (handshake replies, WebSocket pongs): before its CONNECT is accepted a
+ * connection may hold PRELOGIN_OUT_CAP; afterwards the broker's rule
+ * (4 x max_output_buffer, output_stall_timeout) applies. */
+static void conn_check_out(struct conn *c)
+{
+	struct client *cl = &c->client;
+	if (conn_gone(c))
+		return;
+	if (cl->state == CLIENT_CONNECTED) {
+		broker_client_check_output(cl, clock_mono_ms());
+		return;
+	}
+	size_t pending = net_ports.out_pending(cl);
+	if (pending <= PRELOGIN_OUT_CAP)
+		return;
+	conn_end(c, "not reading: %zu bytes of output before CONNECT (at most %u)", pending, PRELOGIN_OUT_CAP);
+	c->closing = true;
+	conn_close_now(c);
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *ub)
 {
 	struct conn *c = s->data;
 	if (nread < 0) {
-		if (nread != UV_EOF)
-			log_debug("read from %s: %s", CLIENT_ADDR(&c->client), uv_strerror((int)nread));
+		if (!c->closing)
+			conn_end_io(c, (int)nread, "read");
 		conn_close_now(c);
 		return;
 	}
+	/* Closing: what the peer still sends is dropped (conn_finish). */
 	if (nread == 0 || c->closing)
 		return;
 	if (!c->x) {
 		conn_deliver(c, (const uint8_t *)ub->base, (size_t)nread);
 	} else if (c->x->tp->read(c, (const uint8_t *)ub->base, (size_t)nread) < 0) {
+		conn_end(c, "%s: %s", c->x->tp->name, c->x->why ? c->x->why : "closed");
 		conn_shut(c);
 		return;
 	} else {
 		queue_flush(c); /* handshake replies, pongs */
+		conn_check_out(c);
 	}
 	if (c->client.rate_held)
 		conn_pace(c);
@@ -399,21 +509,29 @@ static void set_tcp_options(struct conn *c, const struct config *cfg)
 		log_debug("tcp_user_timeout on %s failed", CLIENT_ADDR(&c->client));
 }
 
-void conn_accept(struct nworker *w, uv_stream_t *listener, unsigned idx)
+static void free_unopened(uv_handle_t *h) { free(h->data); }
+
+void conn_accept(struct nworker *w, int fd, unsigned idx)
 {
 	struct conn *c = calloc(1, sizeof *c);
-	if (!c)
+	if (!c) {
+		close(fd);
 		return;
+	}
 	c->listener = (uint8_t)idx;
 	atomic_init(&c->refs, 1);
 	uv_tcp_init(&w->loop, &c->tcp);
 	c->tcp.data = c;
-	if (uv_accept(listener, (uv_stream_t *)&c->tcp)) {
-		free(c);
+	if (uv_tcp_open(&c->tcp, fd)) {
+		/* An initialised handle is freed only after uv_close. */
+		close(fd);
+		uv_close((uv_handle_t *)&c->tcp, free_unopened);
 		return;
 	}
 	/* The handle is live from here on: every exit goes through uv_close. */
 	w->n_conns++;
+	int open = atomic_fetch_add(&w->net->open[idx], 1) + 1;
+	unsigned total = (unsigned)atomic_fetch_add(&w->net->open_total, 1) + 1;
 	uv_tcp_nodelay(&c->tcp, 1);
 	struct sockaddr_storage ss;
 	int sl = sizeof ss;
@@ -423,15 +541,30 @@ void conn_accept(struct nworker *w, uv_stream_t *listener, unsigned idx)
 	c->client.identity_as_username = l->use_identity_as_username;
 	c->client.listener_port = l->port;
 	set_tcp_options(c, &w->bw->b->cfg);
-	int open = atomic_fetch_add(&w->net->open[idx], 1) + 1;
-	if (l->max_connections && (unsigned)open > l->max_connections) {
-		log_notice("listener %u: max_connections %u reached, closing %s", l->port, l->max_connections,
-			   CLIENT_ADDR(&c->client));
+	bool over_listener = l->max_connections && (unsigned)open > l->max_connections;
+	if (over_listener || total > w->net->max_total) {
+		/* One line per 10 s under a flood, with the count of the others. */
+		unsigned skipped;
+		conn_mark_ended(c);
+		if (ratelog_due(&w->limit_log, uv_now(&w->loop), &skipped)) {
+			if (over_listener)
+				log_notice("listener %u: max_connections %u reached, closing %s (%u more since the last "
+					   "such line)", l->port, l->max_connections, CLIENT_ADDR(&c->client), skipped);
+			else
+				log_notice("listener %u: %u client connections, the most the open file limit allows; "
+					   "closing %s (%u more since the last such line)",
+					   l->port, w->net->max_total, CLIENT_ADDR(&c->client), skipped);
+		}
 		conn_close_now(c);
 		return;
 	}
-	if (w->stopping || transport_init(c, l) || uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read))
+	if (w->stopping) {
+		conn_end(c, "server shutting down");
 		conn_close_now(c);
+	} else if (transport_init(c, l) || uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read)) {
+		conn_end(c, "out of memory");
+		conn_close_now(c);
+	}
 }
 
 /* ---- the broker's ports ---- */
@@ -462,14 +595,18 @@ static void port_abort(struct client *cl)
 	conn_close_now(c);
 }
 
-/* Stops reading; what is already in the output goes out, then the goodbye,
- * then the socket closes. */
+/* What is already in the output goes out, then the goodbye, then the
+ * socket lingers (conn_finish). Input from here on is read and dropped:
+ * unread input at close would make the kernel reset the connection. */
 static void conn_shut(struct conn *c)
 {
 	if (c->closing)
 		return;
 	c->closing = true;
-	uv_read_stop((uv_stream_t *)&c->tcp);
+	if (c->read_paused) {
+		c->read_paused = false;
+		uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read); /* conn_finish checks again */
+	}
 	queue_flush(c); /* what is already in the output goes out first */
 }
 

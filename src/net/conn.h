@@ -17,7 +17,7 @@ struct conn_transport {
 	/* Bytes from the socket (p is in the worker's read buffer, which the
 	 * transport may reuse once it has copied p). MQTT bytes go to
 	 * conn_deliver. Returns 0, or -1 when the connection must close after
-	 * writing what is in its wire buffer. */
+	 * writing what is in its wire buffer (x->why says why). */
 	int (*read)(struct conn *c, const uint8_t *p, size_t len);
 	/* Moves c->out (MQTT bytes; may be empty, e.g. for a pending pong) into
 	 * the wire buffer. NULL: c->out is written as it is. Returns 0 or -1. */
@@ -39,9 +39,9 @@ struct xport {
 	struct ws_session *ws;   /* ws, wss */
 	struct buf mid;          /* wss: WebSocket bytes waiting for encryption */
 	struct buf wire;         /* bytes for the socket */
+	const char *why;         /* why read returned -1 (static or session text) */
 	bool shut;               /* the goodbye has been appended */
 	bool ended;              /* wss: the WebSocket layer ended the connection */
-	uv_timer_t *linger;      /* after the goodbye: waiting for the peer to close */
 };
 
 struct conn {
@@ -56,13 +56,12 @@ struct conn {
 	bool closing : 1, flush_queued : 1;
 	bool read_paused : 1; /* max_publish_rate: reading stopped until the client has tokens */
 	bool paced : 1;       /* on the worker's pace list */
+	bool lingering : 1;   /* goodbye written, write side shut: on the worker's linger list */
 	uint8_t listener;     /* index of its listener in the configuration */
 	struct conn *flush_next;
 	struct client client;
 };
 
-/* Accepts a connection from the listener with index `idx`. */
-void conn_accept(struct nworker *w, uv_stream_t *listener, unsigned idx);
 /* Writes the output of every connection queued for it (end of a loop turn). */
 void conn_flush_all(struct nworker *w);
 /* Hands MQTT bytes to the broker, keeping an incomplete packet in c->in.

@@ -47,13 +47,17 @@ static int tls_in(struct conn *c, const uint8_t *p, size_t len, tls_sink_fn sink
 		rc = tls_session_feed(x->tls, NULL, 0, conn_worker(c)->rbuf, NWORKER_READ_BUF, sink, c, &x->wire);
 	}
 	if (rc == TLS_FEED_ERROR) {
-		if (was_established)
-			log_info("TLS error from %s: %s", CLIENT_ADDR(&c->client), tls_session_error(x->tls));
-		else
+		/* This line is the connection's end line (conn_end). */
+		if (!was_established) {
 			log_notice("TLS handshake with %s on listener %u failed: %s", CLIENT_ADDR(&c->client),
 				   conn_listener(c)->port, tls_session_error(x->tls));
+			conn_mark_ended(c);
+		}
+		x->why = tls_session_error(x->tls);
 		return -1;
 	}
+	if (rc == TLS_FEED_CLOSED && !x->why)
+		x->why = "TLS closed by the client (close_notify)";
 	return rc == TLS_FEED_CLOSED ? -1 : 0;
 }
 
@@ -87,7 +91,7 @@ static int ws_in(struct conn *c, const uint8_t *p, size_t len, struct buf *out)
 		log_debug("WebSocket from %s upgraded (subprotocol %s)", CLIENT_ADDR(&c->client),
 			  ws_session_protocol(ws) ? ws_session_protocol(ws) : "none");
 	if (rc == WS_FEED_CLOSE) {
-		log_info("WebSocket from %s closed: %s", CLIENT_ADDR(&c->client), ws_session_error(ws));
+		c->x->why = ws_session_error(ws);
 		return -1;
 	}
 	return 0;

@@ -9,7 +9,9 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -17,25 +19,120 @@
 
 void net_wake(struct broker *b, int worker);
 
+/* Accepts per wake-up of one listener, so that a flood of connections
+ * does not starve the clients already connected. */
+#define ACCEPT_BATCH 64
+/* Out of descriptors: how long a worker stops accepting. */
+#define ACCEPT_PAUSE_MS 250
+#define RATELOG_MS 10000
+
+bool ratelog_due(struct ratelog *r, uint64_t now_ms, unsigned *skipped)
+{
+	if (now_ms < r->next_ms) {
+		r->skipped++;
+		return false;
+	}
+	*skipped = r->skipped;
+	r->skipped = 0;
+	r->next_ms = now_ms + RATELOG_MS;
+	return true;
+}
+
+static int listener_addr(const struct listener_conf *l, struct sockaddr_storage *ss, socklen_t *sl)
+{
+	memset(ss, 0, sizeof *ss);
+	if (uv_ip4_addr(l->address, l->port, (struct sockaddr_in *)ss) &&
+	    uv_ip6_addr(l->address, l->port, (struct sockaddr_in6 *)ss)) {
+		log_err("listener %s:%u: not an IP address", l->address, l->port);
+		return -FM_EINVAL;
+	}
+	*sl = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+	return 0;
+}
+
+/* The process that holds the abstract socket sa (its listen() call), or -1. */
+static long port_owner(const struct sockaddr_un *sa, socklen_t sl)
+{
+	long pid = -1;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	struct ucred cr;
+	socklen_t cl = sizeof cr;
+	if (fd >= 0 && !connect(fd, (const struct sockaddr *)sa, sl) &&
+	    !getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) && cr.pid > 0)
+		pid = cr.pid;
+	if (fd >= 0)
+		close(fd);
+	return pid;
+}
+
+/* Makes the port ours before the workers bind it. Their sockets use
+ * SO_REUSEPORT, which would let a second ferromq of the same user join the
+ * group and take part of the clients. So each port is first claimed with an
+ * abstract Unix socket named after it (the kernel frees it however the
+ * process ends; it is per network namespace, like ports), then bound once
+ * without SO_REUSEPORT, which fails if any program already listens there.
+ * Returns 0, or -FM_EIO after logging. */
+static int claim_port(struct net *n, const struct listener_conf *l)
+{
+	for (unsigned i = 0; i < n->n_port_locks; i++)
+		if (n->locked_ports[i] == l->port)
+			return 0;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int len = snprintf(sa.sun_path + 1, sizeof sa.sun_path - 1, "ferromq/port/%u", l->port);
+	socklen_t sl = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)len);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sl) || listen(fd, 1)) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		if (e != EADDRINUSE) {
+			log_err("listener %s:%u: cannot claim the port: %s", l->address, l->port, strerror(e));
+			return -FM_EIO;
+		}
+		long pid = port_owner(&sa, sl);
+		char who[32] = "";
+		if (pid > 0)
+			snprintf(who, sizeof who, " (pid %ld)", pid);
+		log_err("listener %s:%u: another ferromq%s already listens on port %u; refusing to start "
+			"(two brokers on one port would each get part of the clients)",
+			l->address, l->port, who, l->port);
+		return -FM_EIO;
+	}
+	n->port_locks[n->n_port_locks] = fd;
+	n->locked_ports[n->n_port_locks++] = l->port;
+	struct sockaddr_storage ss;
+	socklen_t al;
+	if (listener_addr(l, &ss, &al))
+		return -FM_EINVAL;
+	int probe = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int one = 1;
+	if (probe < 0 || setsockopt(probe, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) ||
+	    bind(probe, (struct sockaddr *)&ss, al)) {
+		log_err("listener %s:%u: %s%s", l->address, l->port, strerror(errno),
+			errno == EADDRINUSE ? " (another program listens there)" : "");
+		if (probe >= 0)
+			close(probe);
+		return -FM_EIO;
+	}
+	close(probe);
+	return 0;
+}
+
 /* Socket bound with SO_REUSEPORT so each worker accepts on its own socket. */
 static int bind_listener(const struct listener_conf *l, int *fd_out)
 {
 	struct sockaddr_storage ss;
-	int rc = uv_ip4_addr(l->address, l->port, (struct sockaddr_in *)&ss);
+	socklen_t sl;
+	int rc = listener_addr(l, &ss, &sl);
 	if (rc)
-		rc = uv_ip6_addr(l->address, l->port, (struct sockaddr_in6 *)&ss);
-	if (rc) {
-		log_err("listener %s:%u: not an IP address", l->address, l->port);
-		return -FM_EINVAL;
-	}
-	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		return rc;
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -FM_EIO;
 	int one = 1;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
 	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-	socklen_t sl = ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-	if (bind(fd, (struct sockaddr *)&ss, sl) < 0) {
+	if (bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, 1024) < 0) {
 		log_err("listener %s:%u: %s", l->address, l->port, strerror(errno));
 		close(fd);
 		return -FM_EIO;
@@ -44,14 +141,77 @@ static int bind_listener(const struct listener_conf *l, int *fd_out)
 	return 0;
 }
 
-static void on_connection(uv_stream_t *listener, int status)
+static void on_acceptable(uv_poll_t *p, int status, int events);
+
+static void accept_resume(uv_timer_t *t)
 {
-	struct nworker *w = listener->data;
+	struct nworker *w = t->data;
+	for (unsigned i = 0; i < w->n_listeners && !w->stopping; i++)
+		uv_poll_start(&w->listeners[i].poll, UV_READABLE, on_acceptable);
+}
+
+/* accept failed with something other than "nothing waiting": out of
+ * descriptors, most often. The connection stays in the backlog and poll
+ * would report it again at once, so the worker stops accepting on all its
+ * listeners for ACCEPT_PAUSE_MS; its clients are served meanwhile. */
+static void accept_pause(struct nworker *w, const struct nlistener *l, int err)
+{
+	for (unsigned i = 0; i < w->n_listeners; i++)
+		uv_poll_stop(&w->listeners[i].poll);
+	uv_timer_start(&w->accept_pause, accept_resume, ACCEPT_PAUSE_MS, 0);
+	unsigned skipped;
+	if (!ratelog_due(&w->accept_log, uv_now(&w->loop), &skipped))
+		return;
+	struct rlimit rl = { 0 };
+	getrlimit(RLIMIT_NOFILE, &rl);
+	log_warn("listener %u: accept: %s (open file limit %llu, %u client connections open); not accepting "
+		 "for %d ms (%u more since the last such line)",
+		 w->net->b->cfg.listeners[l->idx].port, strerror(err), (unsigned long long)rl.rlim_cur,
+		 (unsigned)atomic_load(&w->net->open_total), ACCEPT_PAUSE_MS, skipped);
+}
+
+static void on_acceptable(uv_poll_t *p, int status, int events)
+{
+	struct nlistener *l = (struct nlistener *)p;
+	struct nworker *w = p->data;
+	(void)events;
 	if (status < 0) {
-		log_warn("accept: %s", uv_strerror(status));
+		accept_pause(w, l, -status);
 		return;
 	}
-	conn_accept(w, listener, (unsigned)((uv_tcp_t *)listener - w->listeners));
+	for (int i = 0; i < ACCEPT_BATCH && !w->stopping; i++) {
+		int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd >= 0) {
+			conn_accept(w, fd, l->idx);
+			continue;
+		}
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return;
+		/* The peer gave up before we took it: the next one may be fine. */
+		if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
+			continue;
+		accept_pause(w, l, errno);
+		return;
+	}
+}
+
+static void listener_closed(uv_handle_t *h)
+{
+	struct nlistener *l = (struct nlistener *)h;
+	close(l->fd);
+	l->fd = -1;
+}
+
+/* Closes a listening socket the worker owns (its poll first, if any). */
+static void listener_close(struct nlistener *l)
+{
+	if (l->open) {
+		if (!uv_is_closing((uv_handle_t *)&l->poll))
+			uv_close((uv_handle_t *)&l->poll, listener_closed);
+	} else if (l->fd >= 0) {
+		close(l->fd);
+		l->fd = -1;
+	}
 }
 
 static void close_quiet(uv_handle_t *h)
@@ -73,6 +233,7 @@ static void maybe_finish(struct nworker *w)
 	close_quiet((uv_handle_t *)&w->check);
 	close_quiet((uv_handle_t *)&w->timer);
 	close_quiet((uv_handle_t *)&w->pace);
+	close_quiet((uv_handle_t *)&w->accept_pause);
 }
 
 static void on_check(uv_check_t *h)
@@ -88,7 +249,8 @@ static void begin_stop(struct nworker *w)
 {
 	w->stopping = true;
 	for (unsigned i = 0; i < w->n_listeners; i++)
-		close_quiet((uv_handle_t *)&w->listeners[i]);
+		listener_close(&w->listeners[i]);
+	uv_timer_stop(&w->accept_pause);
 	if (w->id == 0 && w->net->svc.ctx)
 		w->net->svc.stop(w->net->svc.ctx);
 	broker_worker_shutdown(w->bw);
@@ -138,6 +300,7 @@ static void on_timer(uv_timer_t *h)
 {
 	struct nworker *w = h->data;
 	broker_worker_tick(w->bw, clock_mono_ms());
+	conn_linger_sweep(w);
 	if (w->id == 0 && !w->stopping)
 		broker_housekeeping(w->bw->b);
 }
@@ -163,23 +326,61 @@ static int worker_init(struct net *n, struct nworker *w, int id, const int *fds,
 	uv_check_init(&w->loop, &w->check);
 	uv_timer_init(&w->loop, &w->timer);
 	uv_timer_init(&w->loop, &w->pace);
-	w->async.data = w->check.data = w->timer.data = w->pace.data = w;
+	uv_timer_init(&w->loop, &w->accept_pause);
+	w->async.data = w->check.data = w->timer.data = w->pace.data = w->accept_pause.data = w;
 	uv_check_start(&w->check, on_check);
 	uv_timer_start(&w->timer, on_timer, TICK_MS, TICK_MS);
+	/* The worker owns every fd from here, whatever fails. */
 	for (unsigned i = 0; i < n_fds; i++) {
-		uv_tcp_t *t = &w->listeners[i];
-		uv_tcp_init(&w->loop, t);
-		t->data = w;
+		w->listeners[i] = (struct nlistener){ .fd = fds[i], .idx = (uint8_t)i };
 		w->n_listeners++;
-		int rc = uv_tcp_open(t, fds[i]);
-		if (!rc)
-			rc = uv_listen((uv_stream_t *)t, 1024, on_connection);
+	}
+	for (unsigned i = 0; i < n_fds; i++) {
+		struct nlistener *l = &w->listeners[i];
+		int rc = uv_poll_init(&w->loop, &l->poll, l->fd);
+		if (!rc) {
+			l->open = true;
+			l->poll.data = w;
+			rc = uv_poll_start(&l->poll, UV_READABLE, on_acceptable);
+		}
 		if (rc) {
 			log_err("listen: %s", uv_strerror(rc));
 			return -FM_EIO;
 		}
 	}
 	return 0;
+}
+
+static void release_ports(struct net *n)
+{
+	for (unsigned i = 0; i < n->n_port_locks; i++)
+		close(n->port_locks[i]);
+	n->n_port_locks = 0;
+}
+
+/* Client connections the open file limit leaves room for: the limit less
+ * what the broker keeps for itself (per worker its loop, wake-up and
+ * listening sockets; the store's files; the log; the HTTP listener's
+ * connections; the bridges). Past it a new connection is closed at once,
+ * so accepting never runs out of descriptors in normal operation. */
+static void fd_budget(struct net *n)
+{
+	const struct config *cfg = &n->b->cfg;
+	struct rlimit rl;
+	uint64_t limit = UINT32_MAX;
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < limit)
+		limit = rl.rlim_cur;
+	uint64_t reserve = 48 + (uint64_t)n->n * (cfg->n_listeners + 4) + (cfg->http_port ? 130 : 0) +
+			   4 * (uint64_t)cfg->n_bridges;
+	if (limit > 2 * reserve) {
+		n->max_total = (unsigned)(limit - reserve);
+	} else {
+		n->max_total = (unsigned)(limit / 2);
+		log_warn("open file limit %llu is low: %llu descriptors are kept for the broker itself",
+			 (unsigned long long)limit, (unsigned long long)reserve);
+	}
+	log_notice("open file limit %llu: at most %u client connections at once", (unsigned long long)limit,
+		   n->max_total);
 }
 
 void net_wake(struct broker *b, int worker)
@@ -203,6 +404,7 @@ struct net *net_start(struct broker *b, const struct net_service *svc)
 	}
 	b->ports.ctx = n;
 	pthread_mutex_init(&n->reload_lock, NULL);
+	fd_budget(n);
 	unsigned started = 0;
 	int rc = 0;
 	for (unsigned l = 0; l < cfg->n_listeners && !rc; l++) {
@@ -217,15 +419,19 @@ struct net *net_start(struct broker *b, const struct net_service *svc)
 		int fds[CONFIG_MAX_LISTENERS];
 		unsigned nf = 0;
 		for (unsigned l = 0; l < cfg->n_listeners && !rc; l++) {
-			rc = bind_listener(&cfg->listeners[l], &fds[nf]);
+			if (i == 0)
+				rc = claim_port(n, &cfg->listeners[l]);
+			if (!rc)
+					rc = bind_listener(&cfg->listeners[l], &fds[nf]);
 			if (!rc)
 				nf++;
 		}
-		if (!rc)
+		if (!rc) {
 			rc = worker_init(n, &n->w[i], (int)i, fds, nf);
-		else
+		} else {
 			for (unsigned k = 0; k < nf; k++)
 				close(fds[k]);
+		}
 		if (!rc && i == 0 && svc) {
 			/* A service that fails to start closes what it opened. */
 			rc = svc->start(svc->ctx, &n->w[0].loop) ? -FM_EIO : 0;
@@ -252,22 +458,25 @@ struct net *net_start(struct broker *b, const struct net_service *svc)
 			if (!w->rbuf)
 				continue;
 			for (unsigned k = 0; k < w->n_listeners; k++)
-				close_quiet((uv_handle_t *)&w->listeners[k]);
+				listener_close(&w->listeners[k]);
 			if (i == 0 && n->svc.ctx)
 				n->svc.stop(n->svc.ctx);
 			close_quiet((uv_handle_t *)&w->async);
 			close_quiet((uv_handle_t *)&w->check);
 			close_quiet((uv_handle_t *)&w->timer);
 			close_quiet((uv_handle_t *)&w->pace);
+			close_quiet((uv_handle_t *)&w->accept_pause);
 			uv_run(&w->loop, UV_RUN_DEFAULT);
 		}
 		for (unsigned i = 0; i < n->n; i++) {
 			if (n->w[i].rbuf)
 				uv_loop_close(&n->w[i].loop);
 			free(n->w[i].rbuf);
-		free(n->w[i].paced);
+			free(n->w[i].paced);
+			free(n->w[i].lingering);
 			ctxset_clear(&n->w[i].tls);
 		}
+		release_ports(n);
 		ctxset_clear(&n->tls);
 		pthread_mutex_destroy(&n->reload_lock);
 		free(n->w);
@@ -367,6 +576,7 @@ void net_stop(struct net *n)
 		uv_loop_close(&n->w[i].loop);
 		free(n->w[i].rbuf);
 		free(n->w[i].paced);
+		free(n->w[i].lingering);
 		ctxset_clear(&n->w[i].tls);
 		struct tls_ctxset *pending = atomic_exchange(&n->w[i].tls_next, NULL);
 		if (pending) {
@@ -374,6 +584,7 @@ void net_stop(struct net *n)
 			free(pending);
 		}
 	}
+	release_ports(n);
 	ctxset_clear(&n->tls);
 	pthread_mutex_destroy(&n->reload_lock);
 	free(n->w);

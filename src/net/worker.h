@@ -14,6 +14,30 @@ struct tls_ctxset {
 	SSL_CTX *ctx[CONFIG_MAX_LISTENERS];
 };
 
+/* A listening socket of one worker. Accepted by hand rather than with
+ * uv_listen, so that running out of descriptors can pause accepting
+ * (libuv retries accept at once, in a loop that never returns). */
+struct nlistener {
+	uv_poll_t poll;
+	int fd;
+	uint8_t idx; /* in the configuration */
+	bool open;   /* poll initialised (needs uv_close) */
+};
+
+/* A connection that said goodbye and waits, reading and discarding, for the
+ * peer to close (conn.c). */
+struct nlinger {
+	struct conn *c;
+	uint64_t since; /* uv_now */
+};
+
+/* A log line repeated under attack: written at most once per interval,
+ * with the count of the ones left out. */
+struct ratelog {
+	uint64_t next_ms;
+	unsigned skipped;
+};
+
 struct nworker {
 	int id;
 	struct net *net;
@@ -27,8 +51,12 @@ struct nworker {
 	struct conn **paced;    /* connections held back by max_publish_rate */
 	uint32_t n_paced, cap_paced;
 	uint64_t pace_due; /* uv_now of the pace timer's next run, when active */
-	uv_tcp_t listeners[CONFIG_MAX_LISTENERS];
+	struct nlistener listeners[CONFIG_MAX_LISTENERS];
 	unsigned n_listeners;
+	uv_timer_t accept_pause; /* out of descriptors: accepting resumes when it fires */
+	struct ratelog accept_log, limit_log;
+	struct nlinger *lingering; /* conn.c */
+	uint32_t n_lingering, cap_lingering;
 	uint8_t *rbuf;     /* one read buffer shared by all connections of the worker */
 	struct conn *flush_head;
 	unsigned n_conns;
@@ -45,6 +73,11 @@ struct net {
 	struct nworker *w;
 	atomic_uint wills_published; /* workers done with shutdown stage 1 */
 	atomic_int open[CONFIG_MAX_LISTENERS]; /* connections per listener, all workers */
+	atomic_int open_total;                 /* all listeners */
+	unsigned max_total; /* the descriptor budget for client connections (net_start) */
+	int port_locks[CONFIG_MAX_LISTENERS];  /* one per distinct port, -1: none */
+	uint16_t locked_ports[CONFIG_MAX_LISTENERS];
+	unsigned n_port_locks;
 	struct tls_ctxset tls; /* the newest contexts; under reload_lock */
 	pthread_mutex_t reload_lock;
 	struct net_service svc; /* on worker 0; svc.ctx NULL: none */
@@ -56,5 +89,17 @@ static inline struct nworker *conn_worker(const struct conn *c)
 {
 	return (struct nworker *)(void *)((char *)c->tcp.loop - offsetof(struct nworker, loop));
 }
+
+/* True when the line may be written now (at most one per 10 s); *skipped
+ * gets how many were left out before it. */
+bool ratelog_due(struct ratelog *r, uint64_t now_ms, unsigned *skipped);
+/* The line saying why c ends is written (or is not wanted): the client is
+ * marked CLOSING, as the broker marks the ends it decides and logs, and the
+ * will fires as for any end without DISCONNECT. */
+void conn_mark_ended(struct conn *c);
+/* Accepts the connection on fd from the listener with index idx; takes fd. */
+void conn_accept(struct nworker *w, int fd, unsigned idx);
+/* Closes the lingering connections whose time is up (worker tick). */
+void conn_linger_sweep(struct nworker *w);
 
 #endif

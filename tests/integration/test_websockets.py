@@ -145,7 +145,7 @@ def test_packets_split_across_frames_and_batched_in_one(ws_broker):
     w.send_frame(OP_CLOSE, struct.pack("!H", 1000))
     assert w.close_code() == 1000
     assert w.wait_closed()
-    b.wait_log(r"WebSocket from 127\.0\.0\.1:\d+ closed: closed by the client")
+    b.wait_log(r"client split-client \(127\.0\.0\.1:\d+, identity -\) disconnected: websocket: closed by the client")
 
 
 def test_subprotocols(ws_broker):
