@@ -769,7 +769,7 @@ static void test_clientid_no_shared_ids(void)
 		for (size_t i = 0; i < ni; i++) {
 			char id[16];
 			/* Give the ids the prefix of the pattern, so they can match. */
-			snprintf(id, sizeof(id), "%s%s", p == 1 ? "p/" : "", ids[i]);
+			snprintf(id, sizeof(id), "%s%.5s", p == 1 ? "p/" : "", ids[i]);
 			const char *owner = NULL;
 			for (size_t u = 0; u < nu; u++) {
 				if (!auth_clientid_allowed(patterns[p], users[u], id))
