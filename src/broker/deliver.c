@@ -39,8 +39,10 @@ static uint16_t out_alias(struct client *c, const struct msg *m, bool *known)
 	return c->n_out_aliases;
 }
 
-/* Encodes e as a PUBLISH for c. Returns 0, -FM_ELIMIT when the packet exceeds
- * the client's Maximum Packet Size, or -FM_ENOMEM. */
+/* Encodes e as a PUBLISH for c. Callers drop a message expired at `now`
+ * first. Returns 0, -FM_ELIMIT when the packet exceeds the client's Maximum
+ * Packet Size, -FM_EPROTO when the client may no longer read its topic, or
+ * -FM_ENOMEM. */
 static int encode_entry(struct client *c, const struct qentry *e, bool dup, uint64_t now)
 {
 	struct broker *b = c->b;
@@ -56,9 +58,11 @@ static int encode_entry(struct client *c, const struct qentry *e, bool dup, uint
 		struct mqtt_props *pr = &p.props;
 		pr->extra = (struct mqtt_bin){ msg_props(m), m->props_len };
 		if (m->expiry_at) {
-			/* The interval left, rounded up [MQTT-3.3.2-6]. */
+			/* The interval left, rounded up [MQTT-3.3.2-6]; never a
+			 * difference that wraps below zero. */
+			uint64_t left = m->expiry_at > now ? m->expiry_at - now : 0;
 			pr->have |= MQTT_PROP_BIT(MQTT_PROP_MESSAGE_EXPIRY);
-			pr->message_expiry = (uint32_t)((m->expiry_at - now + 999) / 1000);
+			pr->message_expiry = (uint32_t)((left + 999) / 1000);
 		}
 		if (e->n_sub_ids) {
 			pr->have |= MQTT_PROP_BIT(MQTT_PROP_SUBSCRIPTION_ID);
@@ -146,20 +150,58 @@ void session_pump(struct session *s)
 		b->ports.flush(c);
 }
 
+/* Why a message in flight cannot be sent again, as a drop reason and for
+ * the log. */
+static const char *const resend_drop_why[DROP__COUNT] = {
+	[DROP_EXPIRED] = "its Message Expiry Interval has passed",
+	[DROP_TOO_LARGE] = "larger than the client's Maximum Packet Size",
+	[DROP_NOT_AUTHORIZED] = "the client may no longer read its topic",
+};
+
 void session_resend_inflight(struct session *s)
 {
 	struct client *c = s->client;
+	struct broker *b = c->b;
+	struct bworker *w = &b->workers[c->worker];
 	uint64_t now = clock_wall_ms();
-	for (uint32_t i = 0; i < s->inflight.count; i++) {
+	uint32_t dropped[DROP__COUNT] = { 0 };
+	bool wrote = false;
+	for (uint32_t i = 0; i < s->inflight.count;) {
 		struct qentry *e = qring_at(&s->inflight, i);
 		if (e->state == QE_WAIT_PUBCOMP) {
+			/* Delivered: only the PUBREL goes again [MQTT-4.4.0-1]. */
 			struct mqtt_ack a = { .pid = qentry_pid(e) };
-			mqtt_encode_ack(c->b->ports.out(c), c->version, MQTT_PUBREL, &a);
-		} else {
-			/* Resent with DUP [MQTT-4.4.0-1]; expiry is not applied to it. */
-			encode_entry(c, e, true, now);
+			mqtt_encode_ack(b->ports.out(c), c->version, MQTT_PUBREL, &a);
+			wrote = true;
+			i++;
+			continue;
 		}
+		/* Resent with DUP [MQTT-4.4.0-1], unless it can no longer be sent
+		 * to this client at all: kept, it would hold a Receive Maximum slot
+		 * for good and nothing behind it would move. Such a one is dropped
+		 * like one found so in the queue. */
+		enum drop_reason why = DROP_EXPIRED;
+		if (!msg_expired(e->msg, now)) {
+			int rc = encode_entry(c, e, true, now);
+			/* Out of memory: kept, to be tried again at the next connect. */
+			if (rc == 0 || rc == -FM_ENOMEM) {
+				wrote |= rc == 0;
+				i++;
+				continue;
+			}
+			why = rc == -FM_ELIMIT ? DROP_TOO_LARGE : DROP_NOT_AUTHORIZED;
+		}
+		struct qentry gone;
+		qring_remove(&s->inflight, i, &gone);
+		w->stats.drops[why]++;
+		dropped[why]++;
+		persist_queue_del(w, s, &gone);
+		qentry_release(&gone);
 	}
-	if (s->inflight.count)
-		c->b->ports.flush(c);
+	for (int why = 0; why < DROP__COUNT; why++)
+		if (dropped[why])
+			log_warn("client %s: %u in-flight message%s dropped at reconnect: %s", s->client_id,
+				 dropped[why], dropped[why] == 1 ? "" : "s", resend_drop_why[why]);
+	if (wrote)
+		b->ports.flush(c);
 }
