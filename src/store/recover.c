@@ -42,7 +42,7 @@ struct recovery {
 static int fail(struct recovery *r, const char *what)
 {
 	snprintf(r->err, r->errlen, "%s: reading %s: %s: %s", r->st->path, what, sqlite3_errmsg(r->st->db),
-		 store__damaged_help);
+		 store__advice(r->st->db));
 	return -1;
 }
 

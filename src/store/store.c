@@ -628,15 +628,42 @@ static int exec(struct store *st, const char *sql, char *err, size_t errlen)
 	char *msg = NULL;
 	if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) == SQLITE_OK)
 		return 0;
-	snprintf(err, errlen, "%s: %s", st->path, msg ? msg : sqlite3_errmsg(st->db));
+	snprintf(err, errlen, "%s: %s: %s", st->path, msg ? msg : sqlite3_errmsg(st->db), store__advice(st->db));
 	sqlite3_free(msg);
 	return -1;
 }
 
-const char *const store__damaged_help =
-	"the database is damaged. Stop here to lose nothing: keep a copy of the file, then either restore "
-	"it from a backup, or try `sqlite3 FILE .recover | sqlite3 NEW` and move NEW in its place, or move "
-	"the file aside to start with an empty store (its sessions and queued messages are then not served)";
+/* What a user should do about the error db has just reported. Only a
+ * damaged file is one to recover or move aside: advice for any other cause
+ * would lose good data. */
+const char *store__advice(sqlite3 *db)
+{
+	switch (sqlite3_errcode(db) & 0xFF) {
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		return "the database is damaged. Stop here to lose nothing: keep a copy of the file, then either "
+		       "restore it from a backup, or try `sqlite3 FILE .recover | sqlite3 NEW` and move NEW in "
+		       "its place, or move the file aside to start with an empty store (its sessions and queued "
+		       "messages are then not served)";
+	case SQLITE_READONLY:
+	case SQLITE_CANTOPEN:
+	case SQLITE_PERM:
+	case SQLITE_AUTH:
+		return "the database, its -wal/-shm files or their directory cannot be written (a read-only "
+		       "filesystem, permissions or owner). The data is not known to be damaged: do not move or "
+		       "delete it; make it writable for the broker's user and start again";
+	case SQLITE_FULL:
+		return "the disk is full: free space on it and start again (the data is intact)";
+	case SQLITE_IOERR:
+		return "the disk reported an I/O error: check the disk and the system log before anything else; "
+		       "keep a copy of the file (the data is not known to be damaged)";
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return "another process holds the database: stop it first";
+	default:
+		return "keep a copy of the file before changing anything";
+	}
+}
 
 static int schema_version(struct store *st, int *version, char *err, size_t errlen)
 {
@@ -650,7 +677,7 @@ static int schema_version(struct store *st, int *version, char *err, size_t errl
 			*version = sqlite3_column_int(s, 0);
 	}
 	if (rc != SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s: %s", st->path, sqlite3_errmsg(st->db), store__damaged_help);
+		snprintf(err, errlen, "%s: %s: %s", st->path, sqlite3_errmsg(st->db), store__advice(st->db));
 		sqlite3_finalize(s);
 		return -1;
 	}
@@ -690,13 +717,20 @@ struct store *store_open(const char *dir, unsigned durability, char *err, size_t
 	}
 	snprintf(st->path, sizeof st->path, "%s/%s", dir, STORE_FILE);
 	snprintf(st->dir, sizeof st->dir, "%s", dir);
+	struct stat sb;
+	if (stat(st->path, &sb) == 0 && sb.st_size == 0)
+		log_warn("store %s: the database file is empty (0 bytes): starting with an empty store. If it held "
+			 "sessions or messages, it was truncated: stop and restore it from a backup", st->path);
 	pthread_mutex_init(&st->lock, NULL);
 	pthread_cond_init(&st->cond, NULL);
 	pthread_mutex_init(&st->ckpt_lock, NULL);
 	pthread_cond_init(&st->ckpt_cond, NULL);
 	if (sqlite3_open_v2(st->path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 			    NULL) != SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s", st->path, st->db ? sqlite3_errmsg(st->db) : "cannot open");
+		if (st->db)
+			snprintf(err, errlen, "%s: %s: %s", st->path, sqlite3_errmsg(st->db), store__advice(st->db));
+		else
+			snprintf(err, errlen, "%s: cannot open (out of memory)", st->path);
 		goto fail;
 	}
 	sqlite3_extended_result_codes(st->db, 1);
@@ -708,16 +742,13 @@ struct store *store_open(const char *dir, unsigned durability, char *err, size_t
 		 "PRAGMA wal_autocheckpoint = 0;"
 		 "PRAGMA cache_size = -8192; PRAGMA temp_store = MEMORY;",
 		 durability == DURABILITY_FULL ? "FULL" : "NORMAL");
-	if (exec(st, pragmas, err, errlen)) {
-		size_t n = strlen(err);
-		snprintf(err + n, errlen - n, ": %s", store__damaged_help);
+	if (exec(st, pragmas, err, errlen))
 		goto fail;
-	}
 	if (migrate(st, err, errlen))
 		goto fail;
 	for (int i = 0; i < S__COUNT; i++) {
 		if (sqlite3_prepare_v3(st->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->st[i], NULL)) {
-			snprintf(err, errlen, "%s: %s: %s", st->path, sqlite3_errmsg(st->db), store__damaged_help);
+			snprintf(err, errlen, "%s: %s: %s", st->path, sqlite3_errmsg(st->db), store__advice(st->db));
 			goto fail;
 		}
 	}

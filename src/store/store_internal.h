@@ -63,6 +63,6 @@ struct msg *store__read_msg(struct store *st, uint64_t id, int *rc);
 /* Rebuilds the stored bodies' reference counts from the rows. Returns 0 or -1. */
 int store__load_refs(struct store *st);
 /* What to tell an operator whose database is damaged. */
-extern const char *const store__damaged_help;
+const char *store__advice(sqlite3 *db);
 
 #endif

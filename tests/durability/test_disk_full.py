@@ -259,3 +259,44 @@ def test_drain_while_disk_full(start_broker, raw, tmp_path):
         if b is not None and b.alive():
             b.stop(check=False)
         umount(mnt)
+
+
+def test_read_only_database_is_not_called_damaged(start_broker, raw, tmp_path):
+    """Issue 11 #12: a store on a read-only filesystem stops the start with
+    the cause, never with the advice for a damaged file (moving it aside
+    would lose good data); made writable again, everything is there."""
+    mnt, kind = mount_small_fs(tmp_path, 16 * 1024 * 1024)
+    b = None
+    try:
+        data = os.path.join(mnt, "data")
+        b = start_broker(persistence_location=data)
+        pub = connect_raw(raw, b, "ro-pub", 5)
+        assert pub.publish("ro/kept", b"still here", qos=1, retain=True, pid=1).rc in (0, 0x10)
+        pub.disconnect()
+        b.stop()
+        assert run("mount", "-o", "remount,ro", mnt).returncode == 0
+        offset = len(b.log_text())
+        with open(b.logpath, "ab") as logf:
+            proc = subprocess.Popen([os.environ.get("FERROMQ_BIN"), "-c", b.conf], stdout=logf,
+                                    stderr=subprocess.STDOUT, cwd=b.dir)
+            try:
+                rc = proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                pytest.fail("broker started on a read-only store")
+        log = b.log_text()[offset:]
+        assert rc != 0, log
+        assert "damaged" not in log and "aside" not in log, log
+        assert "ead-only" in log or "cannot be written" in log, log
+        assert run("mount", "-o", "remount,rw", mnt).returncode == 0
+        b.start()
+        sub = connect_raw(raw, b, "ro-sub", 5)
+        sub.subscribe([("ro/#", 1)])
+        p = sub.expect(M.PUBLISH)
+        assert p.payload == b"still here", p
+        b.stop()
+    finally:
+        if b is not None and b.alive():
+            b.stop(check=False)
+        umount(mnt)

@@ -415,6 +415,22 @@ def test_damaged_database_stops_startup(start_broker, raw, damage):
         "log does not say what to do:\n" + log
 
 
+def test_empty_database_file_is_reported(start_broker, raw):
+    """A database file truncated to 0 bytes reads as a new, empty store:
+    the broker says so instead of starting silently without its data."""
+    b = start_broker()
+    fill_store(b, raw, 20)
+    b.stop()
+    path = db_path(b)
+    os.truncate(path, 0)
+    for suffix in ("-wal", "-shm"):
+        if os.path.exists(path + suffix):
+            os.unlink(path + suffix)
+    b.start()
+    assert "the database file is empty (0 bytes)" in b.log_text()
+    assert "restore it from a backup" in b.log_text()
+
+
 # ---------------------------------------------------------------- disk use under churn
 
 def test_store_size_bounded_under_churn(start_broker, raw):
