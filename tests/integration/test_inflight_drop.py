@@ -4,6 +4,7 @@ is dropped: counted, logged with the client id and the reason, its queue row
 deleted, and the Receive Maximum slot it held goes to the next message. Kept,
 it stalled the session for good; an expired one was resent with a Message
 Expiry Interval of 1,271,310,318 s (an unsigned wrap)."""
+import signal
 import time
 
 import mqttraw as M
@@ -93,3 +94,22 @@ def test_in_flight_still_sendable_is_resent(start_broker, raw):
     p = r.expect(M.PUBLISH, timeout=10)
     assert p.payload == b"next"
     r.ack(p)
+
+
+def test_unreadable_in_flight_is_dropped(start_broker, raw, tmp_path):
+    """The client lost read permission on the topic while away (ACL reloaded)."""
+    acl = tmp_path / "acl"
+    acl.write_text("topic readwrite plant/#\ntopic read $SYS/#\n")
+    b = start_broker(acl_file=str(acl), sys_interval=1)
+    hold_in_flight(raw, b, b"secret")
+    acl.write_text("topic readwrite plant/#\ntopic read $SYS/#\ntopic deny plant/big\n")
+    b.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: b.log_text().count("ACL file %s loaded" % acl) >= 2, 5, what="the ACL reloaded")
+    r, ca = subscriber(raw, b)
+    assert ca.session_present
+    p = r.expect(M.PUBLISH, timeout=10)
+    assert (p.topic, p.payload) == ("plant/next", b"next")
+    r.ack(p)
+    wait_for(lambda: "client hist: 1 in-flight message dropped at reconnect: the client may no longer "
+                     "read its topic" in b.log_text(), 5, what="the drop logged")
+    sys_counter(raw, b, "not_authorized", 1)
