@@ -92,7 +92,8 @@ static const struct option options[] = {
 	LOPT("identity_source", OPT_ENUM, identity_source, 0, 3, "cn", identity_names, "cn|san_dns|san_uri|san_email",
 	     "Per listener: where the identity comes from: the subject's CN, or the first SAN of that type."),
 	LOPT("max_connections", OPT_LIMIT, max_connections, 0, UINT32_MAX, "-1", NULL, "N",
-	     "Per listener: connections open at once; more are closed at once. -1 or 0 = unlimited."),
+	     "Per listener: connections open at once; more are closed at once. -1 or 0 = no limit of its own; "
+	     "all listeners together stay below the open file limit (logged at start)."),
 	LOPT("client_id_pattern", OPT_STRING, client_id_pattern, 0, 0, NULL, NULL, "PATTERN",
 	     "Per listener: the client id must match PATTERN, where %u is the username (the certificate "
 	     "identity with use_identity_as_username) and a final * any characters: %u, %u-*, plant1/%u. "
@@ -174,7 +175,8 @@ static const struct option options[] = {
 	  "full: every group commit is fdatasync'ed before its acknowledgements (survives power loss); "
 	  "normal: written to the WAL without fsync (survives a crash of the broker, not of the machine).", false },
 	{ "persistence_location", OPT_PATH, OFF(persistence_location), 0, 0, "./data", NULL, "DIR",
-	  "Directory of the durable store.", false },
+	  "Directory of the durable store; locked (DIR/ferromq.lock) while the broker runs, so a second "
+	  "ferromq on it refuses to start.", false },
 	{ "log_dest", OPT_LOG_DEST, 0, 0, 0, NULL, NULL, "stderr|syslog|file PATH|none",
 	  "Where logs go. Repeatable. Default: stderr.", false },
 	{ "log_type", OPT_LOG_TYPE, 0, 0, 0, NULL, NULL, "error|warning|notice|information|debug|all|none",
