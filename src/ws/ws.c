@@ -24,6 +24,9 @@ struct ws_session {
 	struct buf *wire;
 	const char *err;
 	const char *protocol;
+	uint64_t frame_left; /* payload bytes of the current frame not yet seen (ws_scan) */
+	uint8_t hdr[14];     /* the next frame's header so far */
+	uint8_t hdr_len;
 	uint8_t opcode;   /* of the frame being received */
 	bool binary_msg;  /* the message being received is binary */
 	bool stop;        /* the sink stopped, or the peer broke the rules */
@@ -260,13 +263,52 @@ void ws_session_free(struct ws_session *w)
 	free(w);
 }
 
+/* Follows the frame boundaries in p[0..len) so that a header is judged as
+ * soon as it is complete: wslay looks at a frame's length only once payload
+ * follows, so a header announcing 2^62 bytes, then silence, went unanswered.
+ * Returns 0, or the close code (RFC 6455 5.1, 5.2, 5.5, 7.4.1). */
+static uint16_t ws_scan(struct ws_session *w, const uint8_t *p, size_t len)
+{
+	while (len) {
+		if (w->frame_left) {
+			size_t n = len < w->frame_left ? len : (size_t)w->frame_left;
+			w->frame_left -= n;
+			p += n;
+			len -= n;
+			continue;
+		}
+		w->hdr[w->hdr_len++] = *p++;
+		len--;
+		if (w->hdr_len < 2)
+			continue;
+		uint8_t l7 = w->hdr[1] & 0x7F, ext = l7 == 126 ? 2 : l7 == 127 ? 8 : 0;
+		if (!(w->hdr[1] & 0x80))
+			return WSLAY_CODE_PROTOCOL_ERROR; /* client frames are masked */
+		if (w->hdr_len < 2 + ext + 4)
+			continue;
+		uint64_t plen = l7 < 126 ? l7 : 0;
+		for (uint8_t i = 0; i < ext; i++)
+			plen = plen << 8 | w->hdr[2 + i];
+		if (plen >> 63 || ((w->hdr[0] & 0x08) && plen > 125))
+			return WSLAY_CODE_PROTOCOL_ERROR;
+		if (plen > w->max_frame)
+			return WSLAY_CODE_MESSAGE_TOO_BIG;
+		w->frame_left = plen;
+		w->hdr_len = 0;
+	}
+	return 0;
+}
+
 /* Runs wslay over in[0..len): frames in, replies out. */
 static int frames(struct ws_session *w, const uint8_t *p, size_t len, struct buf *wire)
 {
 	w->in = p;
 	w->in_len = len;
 	w->wire = wire;
-	int rc = wslay_event_recv(w->ctx);
+	uint16_t bad = w->stop ? 0 : ws_scan(w, p, len);
+	if (bad)
+		fail(w, bad, bad == WSLAY_CODE_MESSAGE_TOO_BIG ? "frame too large" : "WebSocket protocol error");
+	int rc = bad ? 0 : wslay_event_recv(w->ctx);
 	wslay_event_send(w->ctx);
 	w->wire = NULL;
 	w->in = NULL;

@@ -221,14 +221,23 @@ def test_websocket_pings_after_connect_are_capped(start_broker):
     w.close()
 
 
-def test_websocket_frame_of_2_62_bytes_gets_1009(start_broker):
-    """The close code reaches a client that keeps streaming the payload."""
+@pytest.mark.parametrize("stream", [0, 4 << 20], ids=["header-only", "streaming"])
+def test_websocket_frame_of_2_62_bytes_gets_1009(start_broker, stream):
+    """Answered when its header arrives, and the close code reaches a client
+    that keeps streaming the payload."""
     b = ws_listener(start_broker, persistence=False)
     w = WSClient(b.ws_port)
     assert w.handshake()[0] == 101
     w.send_raw(WSClient.frame(OP_BINARY, b"", length=1 << 62)[:10] + os.urandom(4))
-    w.sock.sendall(os.urandom(4 << 20))
+    if stream:
+        w.sock.sendall(os.urandom(stream))
     assert w.close_code() == 1009
+    assert w.wait_closed()
+    # An unmasked frame is a protocol error, also before any payload.
+    w = WSClient(b.ws_port)
+    assert w.handshake()[0] == 101
+    w.send_raw(WSClient.frame(OP_BINARY, b"", length=1 << 62, mask=False)[:10])
+    assert w.close_code() == 1002
     assert w.wait_closed()
 
 
