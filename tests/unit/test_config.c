@@ -56,8 +56,9 @@ static void test_defaults(void)
 	ASSERT_EQ(c.workers, 0);
 	ASSERT_EQ(c.max_keepalive, 65535);
 	ASSERT_EQ(c.max_packet_size, 0);
-	ASSERT_EQ(c.max_queued_messages, 1000);
-	ASSERT_EQ(c.max_queued_bytes, 0);
+	ASSERT_EQ(c.max_queued_messages, 1000000);
+	ASSERT_EQ(c.max_queued_bytes, 1024ull * 1024 * 1024);
+	ASSERT_EQ(c.max_queued_bytes_total, 0);
 	ASSERT_EQ(c.queue_overflow, QUEUE_DROP_OLDEST);
 	ASSERT_EQ(c.max_inflight_messages, 20);
 	ASSERT_EQ(c.receive_maximum, 65535);
