@@ -44,7 +44,7 @@ struct bench_opts {
 	double duration, warmup, drain, connect_timeout;
 	double rate;        /* messages/s over all publishers; 0 = unpaced */
 	uint32_t pubs, subs;
-	uint64_t messages;  /* fill: total to publish; drain: expected per session */
+	uint64_t messages;  /* fill, plant: total to publish (0 = plant: no limit); drain: per session */
 	int threads;
 	bool json;
 	bool persistent;    /* subscribers keep their session (durable store path) */

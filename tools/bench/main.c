@@ -57,6 +57,8 @@ static void usage(FILE *f)
 		"  --gateways G (10)  --tags T (50)  --interval MS (1000)  --historians H (1)\n"
 		"  --share GROUP  historians subscribe to $share/GROUP/plants/+/devices/+/#\n"
 		"  --offline-after S --offline-for S  historian 0 leaves after S s, returns and drains\n"
+		"                 (an outage that outlasts the run ends when the gateways stop)\n"
+		"  --messages N   the gateways stop after N messages in all (default: at --duration)\n"
 		"  --pid PID  --store-dir DIR  the broker and its persistence_location, sampled\n"
 		"sessions: create --sessions N (100000) stored sessions with %d subscriptions each,\n"
 		"  --batch B (1000) handshakes at a time; --connected C (5000) of them come back and\n"

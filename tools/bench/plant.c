@@ -317,6 +317,7 @@ static void plant_report(struct bench *b, const struct plant_result *r, const st
 	double ram_per = queued ? ((double)out->rss_on - (double)out->rss_off) * 1024.0 / (double)queued : 0;
 	uint64_t last = b->sub[0].backlog_last;
 	double drain_s = out->on && b->t_back && last > b->t_back ? (double)(last - b->t_back) / 1e6 : 0;
+	double drain_rate = drain_s > 0 ? (double)r->backlog / drain_s : 0;
 	if (o->json) {
 		printf("{\"scenario\":\"plant\",\"profile\":\"%s\",\"protocol\":%u,\"qos\":%u,\"gateways\":%u,"
 		       "\"tags\":%u,\"interval_ms\":%.0f,\"historians\":%u,\"share\":%s%s%s,\"size\":%u,"
@@ -346,13 +347,14 @@ static void plant_report(struct bench *b, const struct plant_result *r, const st
 			       "\"store_before_bytes\":%llu,\"store_after_bytes\":%llu,\"store_growth_bytes\":%lld,"
 			       "\"rss_before_kb\":%llu,\"rss_after_kb\":%llu,\"rss_growth_kb\":%lld,"
 			       "\"disk_bytes_per_msg\":%.1f,\"ram_bytes_per_msg\":%.1f,\"backlog_delivered\":%llu,"
-			       "\"drain_seconds\":%.3f,\"mid\":{\"messages\":%llu,\"store_bytes\":%llu,\"rss_kb\":%llu}}",
+			       "\"drain_seconds\":%.3f,\"drain_per_s\":%.1f,"
+			       "\"mid\":{\"messages\":%llu,\"store_bytes\":%llu,\"rss_kb\":%llu}}",
 			       o->offline_after, out_secs, (unsigned long long)queued,
 			       (unsigned long long)(out->sent_on - out->sent_off), (unsigned long long)out->store_off,
 			       (unsigned long long)out->store_on, (long long)out->store_on - (long long)out->store_off,
 			       (unsigned long long)out->rss_off, (unsigned long long)out->rss_on,
 			       (long long)out->rss_on - (long long)out->rss_off, disk_per, ram_per,
-			       (unsigned long long)r->backlog, drain_s, (unsigned long long)(out->mid_done ? out->acked_mid - out->acked_off : 0),
+			       (unsigned long long)r->backlog, drain_s, drain_rate, (unsigned long long)(out->mid_done ? out->acked_mid - out->acked_off : 0),
 			       (unsigned long long)out->store_mid, (unsigned long long)out->rss_mid);
 		printf("}\n");
 		return;
@@ -372,10 +374,10 @@ static void plant_report(struct bench *b, const struct plant_result *r, const st
 		       (unsigned long long)pr->store_last, growth);
 	if (out->on)
 		printf("  outage of historian 0: %.1f s, %llu messages queued, store %+lld bytes (%.1f per message), "
-		       "RSS %+lld kB (%.1f bytes per message); %llu delivered after it in %.2f s\n",
+		       "RSS %+lld kB (%.1f bytes per message); %llu delivered after it in %.2f s (%.0f msg/s)\n",
 		       out_secs, (unsigned long long)queued, (long long)out->store_on - (long long)out->store_off,
 		       disk_per, (long long)out->rss_on - (long long)out->rss_off, ram_per,
-		       (unsigned long long)r->backlog, drain_s);
+		       (unsigned long long)r->backlog, drain_s, drain_rate);
 }
 
 /* The end of a run: stops the workers; 1 after a fatal error (printed),

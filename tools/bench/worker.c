@@ -57,7 +57,7 @@ struct pubconn {
 	uint64_t *slot_seq;     /* [cap + 1] */
 	uint64_t *slot_t;       /* [cap + 1] send time, us */
 	uint64_t seq_base;      /* fill: number of this publisher's first message */
-	uint64_t quota;         /* fill: messages to send; 0 = no limit */
+	uint64_t quota;         /* fill, plant --messages: messages to send; 0 = no limit */
 	uint8_t *slot_state;    /* [cap + 1] */
 	uint8_t *tpl;           /* payload template (plant: rebuilt per message) */
 	char topic[64];
@@ -1165,11 +1165,13 @@ struct worker *worker_create(struct bench *b, int id)
 		uint32_t magic = BENCH_MAGIC;
 		memcpy(p->tpl, &magic, 4);
 		p->topic_len = (uint16_t)snprintf(p->topic, sizeof(p->topic), "bench/%u", pi);
-		if (b->o.mode == BENCH_FILL) {
-			/* Split the messages; each publisher numbers a contiguous range. */
+		if (b->o.mode == BENCH_FILL || (b->o.mode == BENCH_PLANT && b->o.messages)) {
+			/* Split the messages; each fill publisher numbers a contiguous
+			 * range, each plant gateway its own from 0. */
 			uint64_t each = b->o.messages / b->o.pubs, extra = b->o.messages % b->o.pubs;
 			p->quota = each + (pi < extra);
-			p->seq_base = (uint64_t)pi * each + (pi < extra ? pi : extra);
+			if (b->o.mode == BENCH_FILL)
+				p->seq_base = (uint64_t)pi * each + (pi < extra ? pi : extra);
 		}
 		/* Stagger paced publishers over one interval. */
 		if (b->o.rate > 0)
