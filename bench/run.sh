@@ -12,13 +12,21 @@
 #   RESTART_MESSAGES  messages queued before the kill -9 restart (default 1000000)
 #   OUT            report path              (default BENCHMARKS.md at the repo root)
 #   ONLY           scenario ids to run, space-separated (default: all; "restart" for the restart one,
-#                  "dashboard" for the dashboard's first paint, bench/dashboard.sh)
+#                  "dashboard" for the dashboard's first paint, bench/dashboard.sh; issue 12's
+#                  targets at the default configuration: "plant-default outage-default")
+#   BROKER_CPU     core the brokers of the *-default scenarios are pinned to (default 0)
+#   BENCH_CPU      core their load generator is pinned to (default 1; none on a 1-core machine)
 #
 # Every load is bounded in time and goes to 127.0.0.1 only. Each broker is
 # started once per scenario set (the idle set and the durable sets: once per
 # run, so each RSS baseline is a fresh process and each persistent subscriber
 # meets an empty store) on a free port, and only the processes this script
 # started are stopped, by PID. ferromq's store lives in the temp dir.
+#
+# The *-default scenarios (issue 12's targets) run both brokers with the
+# configuration they ship with: a listener, anonymous access and (ferromq)
+# the data directory, nothing else; the broker is pinned to one core
+# (BROKER_CPU) and the load generator to another (BENCH_CPU).
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -30,6 +38,8 @@ DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
 IDLE_CONNS=${IDLE_CONNS:-19000}
 RESTART_MESSAGES=${RESTART_MESSAGES:-1000000}
+BROKER_CPU=${BROKER_CPU:-0}
+BENCH_CPU=${BENCH_CPU-$( (( $(nproc) > 1 )) && echo 1)}
 OUT=${OUT:-$ROOT/BENCHMARKS.md}
 
 # shellcheck source=bench/common.sh
@@ -123,6 +133,20 @@ ferromq_conf() { # name port dir [http_port]
 	[[ -n $extra ]] && printf '%s\n' "${extra//DIR/$3}"
 }
 
+# The *-default brokers: what a new user writes, nothing more.
+default_conf() { # name port dir
+	if [[ $1 == ferromq* ]]; then
+		printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence_location %s/data\n' "$2" "$3"
+	else
+		printf 'listener %s 127.0.0.1\nallow_anonymous true\n' "$2"
+	fi
+}
+
+# pinned NAME: the command prefix that pins broker NAME (the *-default ones) to BROKER_CPU.
+pinned() {
+	[[ $1 == *-default ]] && command -v taskset >/dev/null && printf 'taskset\n-c\n%s\n' "$BROKER_CPU"
+}
+
 declare -A DIR=()
 start_broker() { # name set -> 0 when listening
 	local name=$1 dir=$tmp/$1-$2 port
@@ -132,13 +156,25 @@ start_broker() { # name set -> 0 when listening
 	if [[ $name == ferromq* ]]; then
 		local http_port
 		http_port=$(free_port)
-		ferromq_conf "$name" "$port" "$dir" "$http_port" >"$dir/broker.conf"
+		if [[ $name == *-default ]]; then
+			default_conf "$name" "$port" "$dir" >"$dir/broker.conf"
+		else
+			ferromq_conf "$name" "$port" "$dir" "$http_port" >"$dir/broker.conf"
+		fi
 		[[ -x $FERROMQ_BIN ]] || return 1
-		"$FERROMQ_BIN" -c "$dir/broker.conf" >"$dir/log" 2>&1 &
+		local pin
+		mapfile -t pin < <(pinned "$name")
+		"${pin[@]}" "$FERROMQ_BIN" -c "$dir/broker.conf" >"$dir/log" 2>&1 &
 	else
-		printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\nmax_inflight_messages 1000\npersistence false\n' \
-			"$port" >"$dir/broker.conf"
-		"$MOSQUITTO" -c "$dir/broker.conf" >"$dir/log" 2>&1 &
+		if [[ $name == *-default ]]; then
+			default_conf "$name" "$port" "$dir" >"$dir/broker.conf"
+		else
+			printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\nmax_inflight_messages 1000\npersistence false\n' \
+				"$port" >"$dir/broker.conf"
+		fi
+		local pin
+		mapfile -t pin < <(pinned "$name")
+		"${pin[@]}" "$MOSQUITTO" -c "$dir/broker.conf" >"$dir/log" 2>&1 &
 	fi
 	PID[$name]=$!
 	PORT[$name]=$port
@@ -168,10 +204,18 @@ run_one() {
 		rc=1
 	else
 		[[ $sid == idle ]] && args+=(--pid "$pid")
-		local bound
+		local bound pin=()
 		bound=$(awk -v d="$DURATION" -v w="$WARMUP" 'BEGIN { print int(d + w + 100) }')
-		say "$sid / $name (pid $pid) run $run: ferromq-bench ${args[*]}"
-		timeout -k 5 "$bound" "$FERROMQ_BENCH" "${args[@]}" --port "$port" --json \
+		if [[ ${KIND[$sid]} == plant || ${KIND[$sid]} == outage ]]; then
+			# The broker is sampled (RSS, CPU, store) once a second; the
+			# run is bounded by its duration plus --drain without progress.
+			args+=(--pid "$pid")
+			[[ $name == ferromq* ]] && args+=(--store-dir "${DIR[$name]}/data")
+			bound=300
+			[[ -n $BENCH_CPU ]] && command -v taskset >/dev/null && pin=(taskset -c "$BENCH_CPU")
+		fi
+		say "$sid / $name (pid $pid) run $run: ${pin[*]} ferromq-bench ${args[*]}"
+		timeout -k 5 "$bound" "${pin[@]}" "$FERROMQ_BENCH" "${args[@]}" --port "$port" --json \
 			>"$tmp/out" 2>"$tmp/err"
 		rc=$?
 		json=$(grep '^{' "$tmp/out" | tail -1)
@@ -215,6 +259,20 @@ scenario acklat-q1 "Publish-to-PUBACK latency at a steady 10,000 msg/s, QoS 1, p
 with_brokers "ferromq ferromq-scraped" "ferromq-scraped/ferromq"
 scenario fanin-q0-scraped "Fan-in 8 -> 1 on bench/#, QoS 0, with and without a /metrics scraper (1/s)" \
 	fanin --pubs 8 --subs 1 --qos 0 $common
+# Issue 12's targets, both brokers at the configuration they ship with.
+# The large plant: 200 gateways x 200 tags once a second (40,000 QoS 1
+# msg/s of 200 bytes) to plants/P/devices/D/tags/T, one persistent v5
+# historian (clean start 0, session expiry) on plants/+/devices/+/#.
+with_brokers "ferromq-default mosquitto-default" "ferromq-default/mosquitto-default"
+scenario plant-default "Large plant at the default configuration: 200 gateways x 200 QoS 1 msg/s -> 1 persistent historian" \
+	plant --profile large --protocol 5 --size 200 --duration "$DURATION" --warmup "$WARMUP" --drain 10
+# The historian outage: the historian subscribes and leaves; 200 gateways x
+# 90 msg/s send 360,000 QoS 1 messages of 200 bytes (18,000 msg/s, 20 s);
+# the outage outlasts the run, so the historian comes back once the
+# gateways have stopped, and drains.
+scenario outage-default "Historian outage at the default configuration: 360,000 QoS 1 messages at 18,000 msg/s, then the drain" \
+	plant --gateways 200 --tags 90 --protocol 5 --size 200 --messages 360000 --duration 21 --warmup 0 \
+	--offline-after 0 --offline-for 21 --drain 10
 
 : >"$tmp/results.tsv"
 for sid in "${ORDER[@]}"; do
@@ -355,6 +413,8 @@ run_set 0 latency-q0 latency-q1
 run_set 1 durable-q1
 run_set 1 acklat-q1
 run_set 0 fanin-q0-scraped
+run_set 1 plant-default
+run_set 1 outage-default
 [[ -z ${ONLY:-} || " $ONLY " == *" restart "* ]] && run_restart
 if [[ -z ${ONLY:-} || " $ONLY " == *" dashboard "* ]]; then
 	say "dashboard: bench/dashboard.sh"
@@ -375,6 +435,8 @@ printf '%s\n' "${NOTES[@]+"${NOTES[@]}"}" >"$tmp/notes.txt"
 M_NPROC=$(nproc) M_CPU=$machine_cpu M_KERNEL=$(uname -srm) M_MOSQ=$mosq_version M_DATE=$started \
 M_COMMIT=$commit M_RUNS=$RUNS M_DURATION=$DURATION M_WARMUP=$WARMUP M_MOSQ_BIN=$MOSQUITTO \
 M_LOAD_BEFORE=$load_before M_LOAD_AFTER=$load_after M_FSYNC=$fsync_us M_FERROMQ_BASE="$(ferromq_conf ferromq PORT DIR)" \
+M_ONLY=${ONLY:-} M_BROKER_CPU=$BROKER_CPU M_BENCH_CPU=${BENCH_CPU:-none} \
+M_FERROMQ_DEFAULT="$(default_conf ferromq-default PORT DIR)" M_MOSQ_DEFAULT="$(default_conf mosquitto-default PORT DIR)" \
 M_FERROMQ_VARIANTS="$(for v in ferromq-full ferromq-normal ferromq-nopersist ferromq-restart ferromq-scraped; do
 	printf '%s\t%s\n' "$v" "${FERROMQ_EXTRA[$v]//$'\n'/\\n}"; done)" \
 python3 - "$tmp/results.tsv" "$tmp/scenarios.tsv" "$tmp/notes.txt" "$OUT" "$tmp/restart.tsv" \
@@ -384,17 +446,23 @@ import json, os, statistics, sys
 results, scenarios, notes, out, restart, warnings, dashboard = sys.argv[1:8]
 machine = {k: os.environ["M_" + k.upper()] for k in
            ("nproc", "cpu", "kernel", "mosq", "date", "commit", "runs", "duration", "warmup", "mosq_bin",
-            "load_before", "load_after", "fsync", "ferromq_base", "ferromq_variants")}
+            "load_before", "load_after", "fsync", "ferromq_base", "ferromq_variants", "only",
+            "broker_cpu", "bench_cpu", "ferromq_default", "mosq_default")}
 rows = [l.rstrip("\n").split("\t") for l in open(results) if l.strip()]
 scen = [l.rstrip("\n").split("\t") for l in open(scenarios) if l.strip()]
+only = machine["only"].split()
+if only:  # a partial run reports only what it ran
+    scen = [sc for sc in scen if sc[0] in only]
 notes = [l.strip() for l in open(notes) if l.strip()]
 rs = dict(l.rstrip("\n").split("\t", 1) for l in open(restart) if "\t" in l) if os.path.exists(restart) else {}
+ran_restart = not only or "restart" in only
 warn = [l.rstrip() for l in open(warnings) if l.strip()] if os.path.exists(warnings) else []
 variants = dict(l.split("\t", 1) for l in machine["ferromq_variants"].splitlines() if "\t" in l)
 
 LABEL = {"ferromq": "ferromq", "mosquitto": "mosquitto", "ferromq-full": "ferromq full",
          "ferromq-normal": "ferromq normal", "ferromq-nopersist": "ferromq persistence false",
-         "ferromq-scraped": "ferromq, /metrics scraped 1/s"}
+         "ferromq-scraped": "ferromq, /metrics scraped 1/s",
+         "ferromq-default": "ferromq defaults", "mosquitto-default": "mosquitto defaults"}
 
 # (label, getter, higher_is_better) per kind of scenario
 def lat(k): return lambda j: j["lat_us"][k]
@@ -426,6 +494,51 @@ METRICS = {
                ("lost", lambda j: j["lost"], False)],
 }
 METRICS["fanout"] = [("deliveries/s", lambda j: j["delivered_per_s"], True)] + METRICS["fanin"][1:6]
+def brk(k, div=1): return lambda j: j["broker"][k] / div if j.get("broker", {}).get("pid") else None
+def outg(k, div=1): return lambda j: j["outage"][k] / div if "outage" in j else None
+def store_mb(f): return lambda j: (lambda v: v / 1e6 if v else None)(f(j))
+METRICS["plant"] = [
+    ("acknowledged", lambda j: j["acked"], True),
+    ("lost", lambda j: j["lost"], False),
+    ("delivered msg/s", lambda j: j["delivered_per_s"], True),
+    ("delivered % of target", lambda j: 100.0 * j["delivered_per_s"] / j["target_per_s"], True),
+    ("p50 us", lambda j: j["lat_us"]["p50"], False), ("p99 us", lambda j: j["lat_us"]["p99"], False),
+    ("ack p99 us", lambda j: j["ack_us"]["p99"], False),
+    ("RSS max MB", lambda j: j["broker"]["rss_max_kb"] / 1024, False),
+    ("broker CPU %", brk("cpu_mean_pct"), False),
+    ("store max MB", store_mb(lambda j: j["broker"]["store_max_bytes"]), False),
+]
+METRICS["outage"] = [
+    ("acknowledged", lambda j: j["acked"], True),
+    ("lost", lambda j: j["lost"], False),
+    ("queued in the outage", outg("messages"), True),
+    ("drained after the return", outg("backlog_delivered"), True),
+    ("drain msg/s", outg("drain_per_s"), True),
+    ("drain s", outg("drain_seconds"), False),
+    ("ack p99 us", lambda j: j["ack_us"]["p99"], False),
+    ("RSS at reconnect MB", outg("rss_after_kb", 1024), False),
+    ("RSS max MB", lambda j: j["broker"]["rss_max_kb"] / 1024, False),
+    ("store at reconnect MB", store_mb(outg("store_after_bytes")), False),
+]
+EXPLAIN = {
+    "plant": "acknowledged: PUBACKs the gateways got; lost: acknowledged messages the historian never "
+             "received (counted per gateway sequence number after a drain of up to 10 s without progress); "
+             "delivered msg/s: received by the historian within the measured window, and its share of the "
+             "40,000 msg/s target; p50/p99: publish to delivery at the historian; RSS and CPU: the broker, "
+             "sampled once a second; store: `du` of its persistence_location.",
+    "outage": "The historian subscribes, leaves (its session kept), and comes back once the gateways have "
+              "sent and had acknowledged their 360,000 messages. acknowledged: PUBACKs; lost: acknowledged "
+              "and never received by the historian; queued in the outage: acknowledged while it was away; "
+              "drain: messages sent before its return / seconds from its reconnect to the last of them; "
+              "RSS and store at the reconnect, i.e. with the whole backlog queued. The drain ratio is n/c "
+              "(not comparable) when the two brokers did not keep the same backlog.",
+}
+# Issue 12's targets (this 2-core machine, default configuration), per metric.
+TARGETS = {
+    "plant": {"lost": ("0", lambda v: v == 0), "delivered % of target": (">= 97", lambda v: v >= 97),
+              "p99 us": ("<= 10,000", lambda v: v <= 10000), "RSS max MB": ("<= 64", lambda v: v <= 64)},
+    "outage": {"lost": ("0", lambda v: v == 0), "drain msg/s": (">= 100,000", lambda v: v >= 100000)},
+}
 
 def fmt(v):
     if v is None: return "-"
@@ -475,8 +588,16 @@ o.append("mosquitto's `persistence false` means it writes nothing per message: i
 o.append("Both run under `ulimit -n` 20000 (or the hard limit). Each is started fresh per scenario set "
          "(fan-in, fan-out, latency) and per run for idle and the durable scenarios, so the RSS "
          "baseline is a fresh process and each persistent subscriber meets an empty store.\n")
+if any(sc[5] in ("plant", "outage") for sc in scen):
+    o.append("The `*-default` scenarios (issue 12's targets) run each broker at the configuration it ships "
+             "with, pinned to one core (`taskset -c " + machine["broker_cpu"] + "`; the load generator: "
+             + ("`taskset -c " + machine["bench_cpu"] + "`" if machine["bench_cpu"] != "none" else "not pinned")
+             + "), started fresh for every run. ferromq defaults:\n\n```\n" + machine["ferromq_default"].rstrip("\n")
+             + "\n```\n\nmosquitto defaults (its `max_queued_messages 1000`, `max_inflight_messages 20`, "
+             "`persistence false`):\n\n```\n" + machine["mosq_default"].rstrip("\n") + "\n```\n")
 o.append("## Commands\n")
-o.append("`PORT` is the broker's port; every run adds `--port PORT --json` (and `--pid PID` for idle).\n")
+o.append("`PORT` is the broker's port; every run adds `--port PORT --json` (and `--pid PID` for idle, "
+         "`--pid PID` and, for ferromq, `--store-dir DIR/data` for the plant and outage scenarios).\n")
 o.append("```")
 for sc in scen: o.append(f"{sc[2]}    # {sc[0]}")
 o.append("```\n")
@@ -484,6 +605,11 @@ o.append("`ack` figures are publish-to-acknowledgement latency at the publisher:
          "to reading its PUBACK (QoS 1) or PUBREC (QoS 2). With a persistent subscriber this includes "
          "ferromq's commit to disk (and its fsync under `durability full`); the plain `p50`/`p99` "
          "figures are publish-to-delivery at the subscriber.\n")
+
+def same_backlog(da, dc):
+    ba = median_of(da, outg("backlog_delivered"))
+    bc = median_of(dc, outg("backlog_delivered"))
+    return bool(ba and bc) and abs(ba - bc) <= 0.01 * max(ba, bc)
 
 def median_of(data, get):
     vals = [v for v in (get(j) for j in data) if v is not None]
@@ -494,17 +620,29 @@ for sid, title, cmd, brokers, ratios, kind in scen:
     ratios = [r.split("/") for r in ratios.split()]
     o.append(f"## {title}\n")
     o.append(f"`{cmd}`\n")
+    if kind in EXPLAIN:
+        o.append(EXPLAIN[kind] + "\n")
     runs = {b: [r for r in rows if r[0] == sid and r[1] == b] for b in brokers}
     data = {b: [json.loads(r[5]) for r in runs[b] if r[5] != "null"] for b in brokers}
     head = [f"{LABEL.get(b, b)} (median)" for b in brokers] + \
            [f"{LABEL.get(a, a)} / {LABEL.get(c, c)}" for a, c in ratios]
+    targets = TARGETS.get(kind, {})
+    if targets:
+        head.append(f"issue 12 target ({LABEL.get(brokers[0], brokers[0])})")
     o.append("| metric | " + " | ".join(head) + " |")
     o.append("| --- |" + " ---: |" * len(head))
     for label, get, _ in METRICS[kind]:
         med = {b: median_of(data[b], get) for b in brokers}
         cells = [fmt(med[b]) for b in brokers]
         for a, c in ratios:
+            if kind == "outage" and label.startswith("drain") and not same_backlog(data[a], data[c]):
+                cells.append("n/c")  # a drain of 1,000 is no yardstick for one of 360,000
+                continue
             cells.append(f"{med[a] / med[c]:.2f}" if med.get(a) is not None and med.get(c) else "-")
+        if targets:
+            t = targets.get(label)
+            v = med[brokers[0]]
+            cells.append("" if not t else f"{t[0]}: " + ("-" if v is None else "met" if t[1](v) else "**missed**"))
         o.append(f"| {label} | " + " | ".join(cells) + " |")
     o.append("")
     o.append("All runs:\n")
@@ -526,6 +664,7 @@ def jget(key):
     try: return json.loads(rs.get(key, "null"))
     except ValueError: return None
 n = int(rs.get("messages", "0") or 0)
+restart_at = len(o)  # the restart section, dropped below when it did not run
 o.append(f"## Restart with {n:,} queued 200-byte messages (ferromq, durability full)\n")
 o.append("One offline persistent session gets the messages (QoS 1, every PUBACK waited for), the broker "
          "is killed with SIGKILL, started again on the same store, and the session drains. Run once. "
@@ -569,6 +708,8 @@ if rs.get("store_files"): o.append(f"Store files after the kill: {rs['store_file
 for k in ("fill", "drain"):
     if rs.get(f"{k}_rc", "0") != "0":
         o.append(f"**{k} exited {rs[f'{k}_rc']}:** {rs.get(f'{k}_err', '')}\n")
+if not ran_restart:
+    del o[restart_at:]
 if os.path.exists(dashboard):
     loads = [l.strip() for l in open(dashboard) if "first-contentful-paint" in l]
     o.append("## Dashboard first paint\n")
