@@ -214,7 +214,7 @@ run_one() {
 			bound=300
 			[[ -n $BENCH_CPU ]] && command -v taskset >/dev/null && pin=(taskset -c "$BENCH_CPU")
 		fi
-		say "$sid / $name (pid $pid) run $run: ${pin[*]} ferromq-bench ${args[*]}"
+		say "$sid / $name (pid $pid) run $run: ${pin[*]:+${pin[*]} }ferromq-bench ${args[*]}"
 		timeout -k 5 "$bound" "${pin[@]}" "$FERROMQ_BENCH" "${args[@]}" --port "$port" --json \
 			>"$tmp/out" 2>"$tmp/err"
 		rc=$?
