@@ -113,6 +113,7 @@ struct client {
 	bool connack_pending : 1;   /* CONNACK waits for the store: hold deliveries */
 	bool identity_as_username : 1; /* set by the network layer: the listener's use_identity_as_username */
 	bool rate_held : 1;         /* out of publish tokens: no more packets are read until a refill */
+	bool output_full : 1;       /* deliveries paused on max_output_buffer (window halved once) */
 };
 _Static_assert(sizeof(struct client) == 176, "an idle connection's size class");
 

@@ -291,6 +291,7 @@ int handle_connect(struct client *c, const struct mqtt_connect *m)
 	}
 	pthread_mutex_lock(&s->lock);
 	s->client = c;
+	s->send_window = c->send_max < SEND_WINDOW_START ? c->send_max : SEND_WINDOW_START;
 	__atomic_store_n(&s->worker, c->worker, __ATOMIC_RELAXED);
 	s->version = m->version;
 	s->expiry_interval = session_expiry_of(b, m);

@@ -98,6 +98,30 @@ static int encode_entry(struct client *c, const struct qentry *e, bool dup, uint
 	return rc;
 }
 
+/* The in-flight window follows the subscriber's pace, within send_max (its
+ * Receive Maximum and max_inflight_messages): each acknowledgement that
+ * finds messages waiting widens it by one (doubling it each round trip, as
+ * long as the subscriber keeps up); output piling up unread halves it. A
+ * large window keeps a fast historian busy across the round trip; a small
+ * one bounds what a slow subscriber has unacknowledged (resent after a
+ * reconnect). Messages beyond the window wait in the session's queue. */
+void session_window_on_ack(struct session *s)
+{
+	struct client *c = s->client;
+	if (c && s->queue.count && s->send_window < c->send_max)
+		s->send_window++;
+}
+
+static void window_on_output_full(struct session *s, struct client *c)
+{
+	if (c->output_full)
+		return; /* once per episode */
+	c->output_full = true;
+	uint16_t half = s->send_window / 2;
+	s->send_window = half > SEND_WINDOW_MIN ? half
+			 : c->send_max < SEND_WINDOW_MIN ? c->send_max : SEND_WINDOW_MIN;
+}
+
 void session_pump(struct session *s)
 {
 	struct client *c = s->client;
@@ -108,8 +132,11 @@ void session_pump(struct session *s)
 	if (c->connack_pending)
 		return; /* resumed after the CONNACK */
 	while (s->queue.count) {
-		if (b->ports.out_pending(c) >= b->cfg.max_output_buffer)
+		if (b->ports.out_pending(c) >= b->cfg.max_output_buffer) {
+			window_on_output_full(s, c);
 			break; /* resumed by broker_on_writable */
+		}
+		c->output_full = false;
 		struct qentry *head = qring_at(&s->queue, 0);
 		if (qentry_on_disk(head) && !qentry_expired(head, now)) {
 			spill_load(w, s);
@@ -117,21 +144,27 @@ void session_pump(struct session *s)
 		}
 		if (!qentry_on_disk(head) && atomic_load_explicit(&head->msg->held, memory_order_acquire))
 			break; /* resumed when the store has it */
-		if (head->qos && (s->inflight.count >= c->send_max ||
-				  session_pid_in_use(s, head->seq)))
+		if (head->qos && (s->inflight.count >= s->send_window || session_pid_in_use(s, head->seq)))
 			break; /* resumed by an acknowledgement [MQTT-4.9.0-2] */
 		struct qentry e;
 		qring_remove(&s->queue, 0, &e);
 		s->queued_bytes -= e.bytes;
 		int rc = -FM_ENOENT;
 		if (qentry_on_disk(&e) || msg_expired(e.msg, now)) {
-			w->stats.drops[DROP_EXPIRED]++;
+			broker_note_drops(w, s, DROP_EXPIRED, 1);
 		} else {
 			rc = encode_entry(c, &e, e.flags & QE_MAYBE_SENT, now);
+			/* One that can no longer go to this client at all (its Maximum
+			 * Packet Size, its read permission) is dropped: kept, it would
+			 * stop everything behind it for good. */
 			if (rc == -FM_ELIMIT)
-				w->stats.drops[DROP_TOO_LARGE]++;
+				broker_note_drops(w, s, DROP_TOO_LARGE, 1);
 			else if (rc == -FM_EPROTO)
-				w->stats.drops[DROP_NOT_AUTHORIZED]++;
+				broker_note_drops(w, s, DROP_NOT_AUTHORIZED, 1);
+			else if (rc && qring_push_front(&s->queue, &e) == 0) {
+				s->queued_bytes += e.bytes; /* out of memory: tried again at the next pump */
+				break;
+			}
 		}
 		wrote |= rc == 0;
 		if (rc || e.qos == 0) {
@@ -150,58 +183,34 @@ void session_pump(struct session *s)
 		b->ports.flush(c);
 }
 
-/* Why a message in flight cannot be sent again, as a drop reason and for
- * the log. */
-static const char *const resend_drop_why[DROP__COUNT] = {
-	[DROP_EXPIRED] = "its Message Expiry Interval has passed",
-	[DROP_TOO_LARGE] = "larger than the client's Maximum Packet Size",
-	[DROP_NOT_AUTHORIZED] = "the client may no longer read its topic",
-};
-
 void session_resend_inflight(struct session *s)
 {
 	struct client *c = s->client;
 	struct broker *b = c->b;
-	struct bworker *w = &b->workers[c->worker];
-	uint64_t now = clock_wall_ms();
-	uint32_t dropped[DROP__COUNT] = { 0 };
 	bool wrote = false;
-	for (uint32_t i = 0; i < s->inflight.count;) {
-		struct qentry *e = qring_at(&s->inflight, i);
-		if (e->state == QE_WAIT_PUBCOMP) {
-			/* Delivered: only the PUBREL goes again [MQTT-4.4.0-1]. */
-			struct mqtt_ack a = { .pid = qentry_pid(e) };
-			mqtt_encode_ack(b->ports.out(c), c->version, MQTT_PUBREL, &a);
-			wrote = true;
-			i++;
+	/* PUBLISH packets not acknowledged go back to the head of the queue, to
+	 * be sent again, with DUP and their ids, before anything newer
+	 * [MQTT-4.4.0-1], at the pace and within the window of any delivery: a
+	 * large window resent at once could bury a slow link (and went past the
+	 * output limit). Only the PUBRELs of delivered QoS 2 messages go now. */
+	for (uint32_t i = s->inflight.count; i-- > 0;) {
+		struct qentry back = *qring_at(&s->inflight, i);
+		if (back.state == QE_WAIT_PUBCOMP)
 			continue;
+		back.state = QE_QUEUED;
+		back.flags |= QE_MAYBE_SENT;
+		if (qring_push_front(&s->queue, &back)) {
+			log_err("out of memory: messages in flight to %s wait for its next connection", s->client_id);
+			break;
 		}
-		/* Resent with DUP [MQTT-4.4.0-1], unless it can no longer be sent
-		 * to this client at all: kept, it would hold a Receive Maximum slot
-		 * for good and nothing behind it would move. Such a one is dropped
-		 * like one found so in the queue. */
-		enum drop_reason why = DROP_EXPIRED;
-		if (!msg_expired(e->msg, now)) {
-			int rc = encode_entry(c, e, true, now);
-			/* Out of memory: kept, to be tried again at the next connect. */
-			if (rc == 0 || rc == -FM_ENOMEM) {
-				wrote |= rc == 0;
-				i++;
-				continue;
-			}
-			why = rc == -FM_ELIMIT ? DROP_TOO_LARGE : DROP_NOT_AUTHORIZED;
-		}
-		struct qentry gone;
-		qring_remove(&s->inflight, i, &gone);
-		w->stats.drops[why]++;
-		dropped[why]++;
-		persist_queue_del(w, s, &gone);
-		qentry_release(&gone);
+		qring_remove(&s->inflight, i, &back);
+		s->queued_bytes += back.bytes;
 	}
-	for (int why = 0; why < DROP__COUNT; why++)
-		if (dropped[why])
-			log_warn("client %s: %u in-flight message%s dropped at reconnect: %s", s->client_id,
-				 dropped[why], dropped[why] == 1 ? "" : "s", resend_drop_why[why]);
+	for (uint32_t i = 0; i < s->inflight.count; i++) {
+		struct mqtt_ack a = { .pid = qentry_pid(qring_at(&s->inflight, i)) };
+		mqtt_encode_ack(b->ports.out(c), c->version, MQTT_PUBREL, &a);
+		wrote = true;
+	}
 	if (wrote)
 		b->ports.flush(c);
 }

@@ -134,6 +134,11 @@ void spill_retry(struct bworker *w);
 
 /* deliver.c: with s->lock held and s->client on this worker. */
 void session_pump(struct session *s);
+/* The in-flight window: where it starts, and the least it shrinks to. */
+#define SEND_WINDOW_START 32
+#define SEND_WINDOW_MIN 16
+/* A PUBACK or PUBREC from s's client (s->lock held): the window may widen. */
+void session_window_on_ack(struct session *s);
 void session_resend_inflight(struct session *s);
 struct session_limits broker_limits(const struct broker *b);
 

@@ -382,6 +382,8 @@ int handle_ack(struct client *c, uint8_t type, const struct mqtt_ack *a)
 	/* A PUBREC with an error code ends the QoS 2 exchange [MQTT-4.3.3-... ]. */
 	bool rec_error = type == MQTT_PUBREC && a->rc >= 0x80;
 	int rc = session_on_ack(s, a->pid, type, &done);
+	if (rc == 0 && type != MQTT_PUBCOMP)
+		session_window_on_ack(s);
 	if (rc == 0 && type == MQTT_PUBREC && !rec_error) {
 		/* PUBREL only once WAIT_PUBCOMP is on disk: a restart must not send
 		 * the PUBLISH again to a client that may have finished with it. */

@@ -130,8 +130,10 @@ static const struct option options[] = {
 	{ "queue_overflow", OPT_ENUM, OFF(queue_overflow), 0, 1, "drop_oldest", overflow_names,
 	  "drop_oldest|reject_new",
 	  "What a full session queue does: drop its oldest message, or refuse the new one (v5 QoS 1/2 publishers get 0x97).", false },
-	{ "max_inflight_messages", OPT_U32, OFF(max_inflight_messages), 0, 65535, "20", NULL, "N",
-	  "Unacknowledged outgoing QoS 1/2 messages per client (also capped by the client's Receive Maximum); 0 = 65535.", false },
+	{ "max_inflight_messages", OPT_U32, OFF(max_inflight_messages), 0, 65535, "1000", NULL, "N",
+	  "Most unacknowledged outgoing QoS 1/2 messages per client (also capped by the client's Receive "
+	  "Maximum); 0 = 65535. The window adapts below it: it starts at 32, widens with each acknowledgement "
+	  "while messages wait, and halves when output piles up unread (max_output_buffer).", false },
 	{ "receive_maximum", OPT_U32, OFF(receive_maximum), 1, 65535, "65535", NULL, "N",
 	  "Unacknowledged incoming QoS 1/2 publishes allowed per client (v5 Receive Maximum).", false },
 	{ "max_topic_alias", OPT_U32, OFF(max_topic_alias), 0, 65535, "10", NULL, "N",

@@ -305,6 +305,10 @@ static void conn_write(struct conn *c)
 		}
 		wb->len = 0;
 		release_idle(wb);
+		/* All of it went at once: no on_written will say there is room for
+		 * the deliveries that paused on max_output_buffer. */
+		if (!c->closing && c->client.output_full)
+			broker_on_writable(&c->client);
 	}
 	if (c->closing)
 		conn_finish(c);

@@ -76,6 +76,26 @@ int qring_push(struct qring *r, const struct qentry *e)
 	return 0;
 }
 
+int qring_push_front(struct qring *r, const struct qentry *e)
+{
+	if (r->count == r->cap) {
+		uint32_t cap = r->cap ? r->cap + r->cap / 2 : 4;
+		struct qentry *n = malloc(sizeof *n * cap);
+		if (!n)
+			return -FM_ENOMEM;
+		for (uint32_t i = 0; i < r->count; i++)
+			n[i + 1] = *qring_at(r, i);
+		free(r->e);
+		r->e = n;
+		r->head = 1;
+		r->cap = cap;
+	}
+	r->head = (r->head + r->cap - 1) % r->cap;
+	r->e[r->head] = *e;
+	r->count++;
+	return 0;
+}
+
 long qring_find(struct qring *r, uint64_t seq)
 {
 	uint32_t lo = 0, hi = r->count;
@@ -179,7 +199,16 @@ int session_on_ack(struct session *s, uint16_t pid, uint8_t ack_type, struct qen
 {
 	uint8_t want = ack_type == MQTT_PUBACK ? QE_WAIT_PUBACK
 		     : ack_type == MQTT_PUBREC ? QE_WAIT_PUBREC : QE_WAIT_PUBCOMP;
-	for (uint32_t i = 0; i < s->inflight.count; i++) {
+	if (!s->inflight.count || !pid)
+		return -FM_ENOENT;
+	/* In flight is in ascending sequence order, almost always within 65535
+	 * of its oldest: the id names one sequence number there, found by
+	 * search (a window of thousands acknowledged out of order stays cheap);
+	 * otherwise every entry is looked at. */
+	uint64_t oldest = qring_at(&s->inflight, 0)->seq;
+	uint64_t seq = oldest + (uint64_t)((pid + 65535u - qentry_pid_of(oldest)) % 65535u);
+	long at = qring_find(&s->inflight, seq);
+	for (uint32_t i = at >= 0 ? (uint32_t)at : 0; i < s->inflight.count; i++) {
 		struct qentry *e = qring_at(&s->inflight, i);
 		if (qentry_pid(e) != pid)
 			continue;

@@ -117,6 +117,7 @@ struct session {
 	struct qring inflight; /* sent, waiting for an ack, send order */
 	uint64_t queued_bytes; /* payload bytes in `queue` */
 	uint64_t next_seq;     /* for the next queued entry */
+	uint16_t send_window;  /* messages in flight allowed now to `client` (see session_pump) */
 
 	/* Incoming QoS 2 packet ids between PUBREC and PUBREL [MQTT-4.3.3]. */
 	uint16_t *rx_qos2;
@@ -195,6 +196,8 @@ long session_sub_find(const struct session *s, const char *filter, size_t len);
 void qentry_release(struct qentry *e);
 void qring_free(struct qring *r);
 int qring_push(struct qring *r, const struct qentry *e);
+/* Puts e before the first entry (its sequence number must be the lowest). */
+int qring_push_front(struct qring *r, const struct qentry *e);
 static inline struct qentry *qring_at(struct qring *r, uint32_t i)
 {
 	return &r->e[(r->head + i) % r->cap];

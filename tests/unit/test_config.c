@@ -60,7 +60,7 @@ static void test_defaults(void)
 	ASSERT_EQ(c.max_queued_bytes, 1024ull * 1024 * 1024);
 	ASSERT_EQ(c.max_queued_bytes_total, 0);
 	ASSERT_EQ(c.queue_overflow, QUEUE_DROP_OLDEST);
-	ASSERT_EQ(c.max_inflight_messages, 20);
+	ASSERT_EQ(c.max_inflight_messages, 1000);
 	ASSERT_EQ(c.receive_maximum, 65535);
 	ASSERT_EQ(c.max_topic_alias, 10);
 	ASSERT_EQ(c.message_expiry_default, 0);

@@ -623,6 +623,49 @@ static void test_qring(void)
  * subscriptions and the incoming QoS 2 ids; ASan reports any leak. */
 /* Entries that gave up their bodies keep their place, size and expiry; the
  * byte limit drops them like any other; lookups by sequence number find them. */
+/* Entries put back before the head keep the ring in order, whether the ring
+ * has room at its start, wraps, or grows. */
+static void test_qring_push_front(void)
+{
+	struct qring r = { 0 };
+	for (uint64_t seq = 10; seq < 14; seq++)
+		ASSERT_EQ(qring_push(&r, &(struct qentry){ .seq = seq }), 0);
+	for (uint64_t seq = 10; seq-- > 5;)
+		ASSERT_EQ(qring_push_front(&r, &(struct qentry){ .seq = seq }), 0);
+	ASSERT_EQ(r.count, 9);
+	for (uint32_t i = 0; i < r.count; i++)
+		ASSERT_EQ(qring_at(&r, i)->seq, i + 5);
+	ASSERT_EQ(qring_find(&r, 12), 7);
+	qring_free(&r);
+}
+
+/* A large window acknowledged out of order: each id finds its entry (by
+ * search, not by a scan), and ids not in flight are refused. */
+static void test_ack_large_window_out_of_order(void)
+{
+	struct session *s = mksession();
+	struct msg *m = mkmsg("w", 1);
+	enum { N = 5000 };
+	s->next_seq = 65530; /* the ids wrap past 65535 within the window */
+	for (uint32_t i = 0; i < N; i++) {
+		uint64_t seq = s->next_seq++;
+		struct qentry e = { .msg = msg_ref(m), .seq = seq, .qos = 1, .state = QE_WAIT_PUBACK };
+		ASSERT_EQ(qring_push(&s->inflight, &e), 0);
+	}
+	struct qentry done;
+	ASSERT_EQ(session_on_ack(s, qentry_pid_of(65530 + N), MQTT_PUBACK, &done), -FM_ENOENT);
+	ASSERT_EQ(session_on_ack(s, 0, MQTT_PUBACK, &done), -FM_ENOENT);
+	for (uint32_t k = 0; k < N; k++) {
+		uint64_t seq = 65530 + (k * 7919u) % N; /* every entry once, scattered */
+		ASSERT_EQ(session_on_ack(s, qentry_pid_of(seq), MQTT_PUBACK, &done), 0);
+		ASSERT_EQ(done.seq, seq);
+		qentry_release(&done);
+	}
+	ASSERT_EQ(s->inflight.count, 0);
+	msg_unref(m);
+	session_unref(s);
+}
+
 static void test_spilled_entries(void)
 {
 	struct session *s = mksession();
@@ -723,6 +766,8 @@ int main(void)
 	RUN(test_subs);
 	RUN(test_subs_many);
 	RUN(test_qring);
+	RUN(test_qring_push_front);
+	RUN(test_ack_large_window_out_of_order);
 	RUN(test_spilled_entries);
 	RUN(test_entry_expiry);
 	RUN(test_unref_releases_everything);
