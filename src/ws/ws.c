@@ -365,17 +365,39 @@ int ws_session_send(struct ws_session *w, const uint8_t *p, size_t len, struct b
 {
 	if (!w->ctx)
 		return 0;
-	if (len) {
-		struct wslay_event_msg m = { WSLAY_BINARY_FRAME, p, len };
-		int rc = wslay_event_queue_msg(w->ctx, &m);
-		if (rc == WSLAY_ERR_NOMEM)
-			return -1;
-		/* After a close frame nothing more is sent: the bytes are dropped. */
-	}
+	/* Control frames wslay has queued (pongs, a close) go first, whole:
+	 * on_send takes everything, so no frame of wslay's is left half sent. */
 	w->wire = wire;
 	int rc = wslay_event_send(w->ctx);
 	w->wire = NULL;
-	return rc < 0 || w->nomem ? -1 : 0;
+	if (rc < 0 || w->nomem)
+		return -1;
+	/* After a close frame nothing more is sent: the bytes are dropped. */
+	if (!len || wslay_event_get_close_sent(w->ctx))
+		return 0;
+	/* Framed straight into wire (server frames are not masked): wslay's
+	 * queue would hold one more copy of a client's whole output. */
+	uint8_t h[10];
+	size_t hl = 2;
+	h[0] = 0x80 | WSLAY_BINARY_FRAME;
+	if (len < 126) {
+		h[1] = (uint8_t)len;
+	} else if (len < 65536) {
+		h[1] = 126;
+		h[2] = (uint8_t)(len >> 8);
+		h[3] = (uint8_t)len;
+		hl = 4;
+	} else {
+		h[1] = 127;
+		for (int i = 0; i < 8; i++)
+			h[2 + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
+		hl = 10;
+	}
+	if (buf_reserve(wire, hl + len))
+		return -1;
+	buf_append(wire, h, hl);
+	buf_append(wire, p, len);
+	return 0;
 }
 
 void ws_session_close(struct ws_session *w, struct buf *wire)
