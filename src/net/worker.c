@@ -132,7 +132,7 @@ static int bind_listener(const struct listener_conf *l, int *fd_out)
 	int one = 1;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
 	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-	if (bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, 1024) < 0) {
+	if (bind(fd, (struct sockaddr *)&ss, sl) < 0) {
 		log_err("listener %s:%u: %s", l->address, l->port, strerror(errno));
 		close(fd);
 		return -FM_EIO;
@@ -437,6 +437,16 @@ struct net *net_start(struct broker *b, const struct net_service *svc)
 			rc = svc->start(svc->ctx, &n->w[0].loop) ? -FM_EIO : 0;
 			if (!rc)
 				n->svc = *svc;
+		}
+	}
+	/* Clients are let in only once every listener and service is up, so
+	 * that one that gets in finds the HTTP listener too. */
+	for (unsigned i = 0; i < n->n && !rc; i++) {
+		for (unsigned k = 0; k < n->w[i].n_listeners && !rc; k++) {
+			if (listen(n->w[i].listeners[k].fd, 1024)) {
+				log_err("listen: %s", strerror(errno));
+				rc = -FM_EIO;
+			}
 		}
 	}
 	if (!rc) {
