@@ -81,7 +81,7 @@ static void test_defaults(void)
 	ASSERT_FALSE(c.seen_log_type);
 	char err[ERRLEN] = "untouched";
 	ASSERT_EQ(config_finish(&c, err, sizeof err), 0);
-	ASSERT_EQ(c.max_inflight_messages, 20);
+	ASSERT_EQ(c.max_inflight_messages, 1000);
 }
 
 static void test_bool(void)
