@@ -7,7 +7,6 @@
 #include "../base/err.h"
 #include "../base/log.h"
 #include "../mqtt/mqtt.h"
-#include "../auth/auth.h"
 #include "../ops/token.h"
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -103,12 +102,12 @@ static enum api_grant basic_grant(struct http_server *s, const char *b64, size_t
 		return GRANT_NONE;
 	snprintf(user, ucap, "%.*s", (int)ulen, (const char *)dec);
 	/* Devices log in with the same password file: being in it grants
-	 * nothing here, the lists do. */
-	if (auth_name_listed(s->cfg->http_admin_users, (const char *)dec, ulen))
-		return GRANT_ADMIN;
-	if (auth_name_listed(s->cfg->http_readonly_users, (const char *)dec, ulen))
-		return GRANT_READ;
-	return GRANT_FORBIDDEN;
+	 * nothing here, the lists do (as last reloaded). */
+	switch (ops_http_grant(s->ops, (const char *)dec, ulen)) {
+	case OPS_GRANT_ADMIN: return GRANT_ADMIN;
+	case OPS_GRANT_READ: return GRANT_READ;
+	default: return GRANT_FORBIDDEN;
+	}
 }
 
 static enum api_grant grant_of(struct http_server *s, const struct http_request *req, char *user, size_t ucap)
@@ -164,6 +163,25 @@ static void rate_obj(struct jw *j, const struct rate *r)
 		jw_num(j, r->ewma[w]);
 	}
 	jw_obj_end(j);
+}
+
+/* queue_share's sessions: the fullest over the share with their shares,
+ * fullest first, and how many are over it in all. */
+static void queue_sessions(struct jw *j, const struct metrics_snapshot *m)
+{
+	jw_key(j, "sessions");
+	jw_arr(j);
+	for (uint32_t i = 0; i < m->n_queue_named; i++) {
+		jw_obj(j);
+		jw_key(j, "client_id");
+		jw_str(j, m->queue_over[i].client_id);
+		jw_key(j, "share");
+		jw_num(j, m->queue_over[i].share);
+		jw_obj_end(j);
+	}
+	jw_arr_end(j);
+	jw_key(j, "sessions_over");
+	jw_u64(j, m->n_queue_over);
 }
 
 static void get_status(struct http_server *s, struct http_response *res)
@@ -230,6 +248,8 @@ static void get_status(struct http_server *s, struct http_response *res)
 			jw_u64(&j, st->since_s);
 		else
 			jw_null(&j);
+		if (a == ALERT_QUEUE_SHARE)
+			queue_sessions(&j, m);
 		jw_obj_end(&j);
 	}
 	jw_arr_end(&j);

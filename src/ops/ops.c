@@ -7,6 +7,7 @@
 #include "../base/err.h"
 #include "../base/features.h"
 #include "../base/log.h"
+#include "../auth/auth.h"
 #include "../net/net.h"
 #include "../store/store.h"
 #include <stdio.h>
@@ -14,6 +15,13 @@
 #include <string.h>
 
 #define SAMPLE_MS 1000
+
+/* The HTTP API grant lists (http_admin_users, http_readonly_users) as last
+ * loaded: the configuration's at start, the file's at each reload. */
+struct grants {
+	char admin[sizeof ((struct config *)0)->http_admin_users];
+	char readonly[sizeof ((struct config *)0)->http_readonly_users];
+};
 
 struct ops {
 	struct broker *b;
@@ -34,8 +42,15 @@ struct ops {
 	pthread_mutex_t lock;
 	struct alert_config alert_cfg;
 	char token[TOKEN_MAX]; /* empty: no token file */
+	struct grants grants;
 	pthread_mutex_t reload_lock; /* one reload at a time */
 };
+
+static void grants_from(struct grants *g, const struct config *c)
+{
+	snprintf(g->admin, sizeof g->admin, "%s", c->http_admin_users);
+	snprintf(g->readonly, sizeof g->readonly, "%s", c->http_readonly_users);
+}
 
 static void alert_config_from(struct alert_config *a, const struct config *c)
 {
@@ -69,6 +84,7 @@ struct ops *ops_new(struct broker *b, const char *conf_path, char *err, size_t e
 	pthread_mutex_init(&o->lock, NULL);
 	pthread_mutex_init(&o->reload_lock, NULL);
 	alert_config_from(&o->alert_cfg, &b->cfg);
+	grants_from(&o->grants, &b->cfg);
 	for (int i = 0; i < ALERT__COUNT; i++)
 		o->snap.alerts[i].threshold = 0;
 	const struct conf_file *tf = &b->cfg.http_token_file;
@@ -124,6 +140,18 @@ bool ops_token_matches(struct ops *o, const char *tok, size_t len)
 	bool ok = o->token[0] && token_equal(tok, len, o->token);
 	pthread_mutex_unlock(&o->lock);
 	return ok;
+}
+
+enum ops_grant ops_http_grant(struct ops *o, const char *name, size_t len)
+{
+	pthread_mutex_lock(&o->lock);
+	enum ops_grant g = OPS_GRANT_NONE;
+	if (auth_name_listed(o->grants.admin, name, len))
+		g = OPS_GRANT_ADMIN;
+	else if (auth_name_listed(o->grants.readonly, name, len))
+		g = OPS_GRANT_READ;
+	pthread_mutex_unlock(&o->lock);
+	return g;
 }
 
 /* The sessions over the queue share: all counted, the fullest named. */
@@ -317,8 +345,29 @@ static void add_error(void *ctx, const char *msg)
 		snprintf(r->errors[r->n++], sizeof r->errors[0], "%s", msg);
 }
 
-/* The thresholds and memory_limit from the configuration file as it is now. */
-static void reload_alerts(struct ops *o, const char *origin, struct reload_result *r)
+static bool list_empty(const char *list) { return !list[strspn(list, " \t,")]; }
+
+/* Logs how a reload changed the grant lists from was to now. */
+static void log_grants(const struct ops *o, const char *origin, const struct grants *was, const struct grants *now)
+{
+	bool changed = false;
+	if (strcmp(was->admin, now->admin)) {
+		log_notice("%s: http_admin_users changed from \"%s\" to \"%s\" (HTTP API grants, from the next "
+			   "request)", origin, was->admin, now->admin);
+		changed = true;
+	}
+	if (strcmp(was->readonly, now->readonly)) {
+		log_notice("%s: http_readonly_users changed from \"%s\" to \"%s\" (HTTP API grants, from the next "
+			   "request)", origin, was->readonly, now->readonly);
+		changed = true;
+	}
+	if (changed && o->b->cfg.password_file[0] && list_empty(now->admin) && list_empty(now->readonly))
+		log_warn("%s: no user of password_file may use the HTTP API now (they get 403)", origin);
+}
+
+/* From the configuration file as it is now: the alert thresholds,
+ * memory_limit and the HTTP API grants. */
+static void reload_config(struct ops *o, const char *origin, struct reload_result *r)
 {
 	struct config *c = malloc(sizeof *c);
 	char err[768];
@@ -328,12 +377,17 @@ static void reload_alerts(struct ops *o, const char *origin, struct reload_resul
 	}
 	config_defaults(c);
 	if (config_load(c, o->conf_path, err, sizeof err) || config_finish(c, err, sizeof err)) {
-		log_err("%s: %s; the alert thresholds stay", origin, err);
+		log_err("%s: %s; the alert thresholds and HTTP API grants stay", origin, err);
 		add_error(r, err);
 	} else {
+		struct grants was, now;
+		grants_from(&now, c);
 		pthread_mutex_lock(&o->lock);
 		alert_config_from(&o->alert_cfg, c);
+		was = o->grants;
+		o->grants = now;
 		pthread_mutex_unlock(&o->lock);
+		log_grants(o, origin, &was, &now);
 	}
 	free(c);
 }
@@ -366,7 +420,7 @@ void ops_reload(struct ops *o, const char *origin, struct reload_result *r)
 		}
 	}
 	if (o->conf_path)
-		reload_alerts(o, origin, r);
+		reload_config(o, origin, r);
 	pthread_mutex_unlock(&o->reload_lock);
 	log_notice("%s: reload done (%u error%s)", origin, r->n, r->n == 1 ? "" : "s");
 }

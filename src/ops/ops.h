@@ -17,7 +17,7 @@ struct reload_result {
 };
 
 /* Creates the service for b, configured from b->cfg; conf_path (may be NULL)
- * is read again by reloads for the alert thresholds. With http_token_file
+ * is read again by reloads for the alert thresholds and the HTTP API grants. With http_token_file
  * the token is read, or the file created with a random token (mode 0600).
  * Returns NULL with a message in err. */
 struct ops *ops_new(struct broker *b, const char *conf_path, char *err, size_t errlen);
@@ -43,8 +43,14 @@ struct broker *ops_broker(const struct ops *o);
  * without a token file. Any thread. */
 bool ops_token_matches(struct ops *o, const char *tok, size_t len);
 
-/* Reloads TLS files, the password file and ACL, the HTTP token and the alert
- * thresholds. origin names the trigger in log lines ("SIGHUP", "HTTP").
+/* What http_admin_users and http_readonly_users, as last (re)loaded, grant
+ * the user of password_file name[0..len) in the HTTP API; a user in both
+ * lists is an admin. Any thread. */
+enum ops_grant { OPS_GRANT_NONE, OPS_GRANT_READ, OPS_GRANT_ADMIN };
+enum ops_grant ops_http_grant(struct ops *o, const char *name, size_t len);
+
+/* Reloads TLS files, the password file and ACL, the HTTP token, the alert
+ * thresholds and the HTTP API grants. origin names the trigger in log lines ("SIGHUP", "HTTP").
  * Any thread; reloads run one at a time. Errors are logged and listed in r. */
 void ops_reload(struct ops *o, const char *origin, struct reload_result *r);
 

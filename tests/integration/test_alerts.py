@@ -37,6 +37,8 @@ def wait_alert(b, watcher, name, state, timeout=15, change=True):
              what="/metrics for %s" % name)
     status = {a["name"]: a for a in api(b, "GET", "/api/status")["alerts"]}
     assert status[name]["state"] == state
+    # Only queue_share names sessions, in /api/status as on $SYS.
+    assert [n for n, a in status.items() if "sessions" in a or "sessions_over" in a] == ["queue_share"]
     if state == "firing":
         assert body["since"] is not None and body["value"] > body["threshold"]
         b.wait_log(r"warning: alert %s firing: value [\d.]+ above threshold" % name)
@@ -164,6 +166,12 @@ def historian(client, b, client_id="historian"):
     return h
 
 
+def queue_share_status(b):
+    """queue_share in /api/status: (value, state, sessions, sessions_over)."""
+    a = next(a for a in api(b, "GET", "/api/status")["alerts"] if a["name"] == "queue_share")
+    return a["value"], a["state"], a["sessions"], a["sessions_over"]
+
+
 @pytest.mark.parametrize("limit", ["messages", "bytes"])
 def test_queue_share(start_broker, tmp_path, client, limit):
     """A queue over 80 % of its limit fires before anything is dropped, names
@@ -175,6 +183,7 @@ def test_queue_share(start_broker, tmp_path, client, limit):
     w = alert_watcher(client, b, "queue_share")
     body = wait_alert(b, w, "queue_share", "ok", change=False)
     assert body["threshold"] == 80 and body["sessions"] == [] and body["sessions_over"] == 0
+    assert queue_share_status(b) == (0, "ok", [], 0)
     historian(client, b)
     historian(client, b, 'odd "id"\\')
     pub = client(b, "gw-1", protocol=4)
@@ -196,14 +205,21 @@ def test_queue_share(start_broker, tmp_path, client, limit):
     assert m['ferromq_dropped_messages_total{reason="queue_full"}'] == 0
     status = {a["name"]: a for a in api(b, "GET", "/api/status")["alerts"]}
     assert status["queue_share"]["value"] == 90 and status["queue_share"]["threshold"] == 80
+    # /api/status names them too, with their fill share (the dashboard shows it).
+    assert status["queue_share"]["sessions_over"] == 2
+    assert sorted(status["queue_share"]["sessions"], key=lambda s: s["client_id"]) == [
+        {"client_id": "historian", "share": 90}, {"client_id": 'odd "id"\\', "share": 90}]
     # One session drains: the alert stays and names the other only.
     h = client(b, "historian", protocol=4, clean=False)
     h.messages.wait_for(9)
     msg = w.messages.wait_match(lambda m: json.loads(m.payload)["sessions_over"] == 1)
     assert json.loads(msg.payload)["sessions"] == ['odd "id"\\'] and json.loads(msg.payload)["state"] == "firing"
+    wait_for(lambda: queue_share_status(b)[1:] == ("firing", [{"client_id": 'odd "id"\\', "share": 90}], 1),
+             what="/api/status naming the other session only")
     client(b, 'odd "id"\\', protocol=4, clean=False).messages.wait_for(9)
     body = wait_alert(b, w, "queue_share", "ok")
     assert body["sessions"] == [] and body["value"] == 0
+    assert queue_share_status(b)[1:] == ("ok", [], 0)
     assert 'ferromq_queue_share_percent{client_id="historian"}' not in metrics(b)
 
 

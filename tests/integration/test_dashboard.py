@@ -155,3 +155,114 @@ def test_dashboard_in_headless_chromium(start_broker, client, tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+QUEUE_SHARE_SCRIPT = r"""
+const { chromium } = require('playwright-core');
+const [exe, url, shot] = process.argv.slice(1);
+const say = (o) => process.stdout.write(JSON.stringify(o) + '\n');
+const lines = require('readline').createInterface({ input: process.stdin });
+const nextLine = () => new Promise((resolve) => lines.once('line', resolve));
+const ROW = '.alert.firing[data-name="queue_share"]';
+(async () => {
+  const browser = await chromium.launch({ executablePath: exe,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  const problems = [];
+  page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') problems.push(m.text()); });
+  page.on('pageerror', (e) => problems.push('page error: ' + e.message));
+  await page.goto(url);
+  const read = () => page.evaluate((sel) => {
+    const row = document.querySelector(sel);
+    if (!row) return null;
+    const list = row.querySelector('.alert-sessions');
+    const more = row.querySelector('.alert-sessions .alert-more');
+    return {
+      sessions: Array.from(row.querySelectorAll('.alert-sessions li[data-client-id]')).map((li) => ({
+        client_id: li.dataset.clientId, share: li.dataset.share,
+        shown: li.querySelector('.session-id').textContent,
+        share_text: li.querySelector('.session-share').textContent })),
+      more: more ? more.textContent : null,
+      elements: row.querySelectorAll('b').length,
+      height: list ? list.getBoundingClientRect().height : 0,
+    };
+  }, ROW);
+  await page.waitForSelector(ROW + ' .alert-sessions .alert-more', { timeout: 15000 });
+  const firing = await read();
+  await page.screenshot({ path: shot, fullPage: true });
+  say({ firing, problems: problems.slice() });
+  await nextLine(); // two sessions have drained their queues
+  await page.waitForFunction((sel) => document.querySelector(sel) &&
+    !document.querySelector(sel + ' .alert-more'), ROW, { timeout: 15000 });
+  say({ drained: await read(), problems });
+  await browser.close();
+  lines.close();
+})().catch((e) => { say({ error: String(e && e.stack || e) }); process.exit(1); });
+"""
+
+
+def test_dashboard_names_queue_share_sessions(start_broker, client, tmp_path):
+    """The firing queue_share row lists the sessions over the share with their
+    fill, the fullest first, counts the ones not named, shows an id as text
+    (not markup), and follows a session draining its queue."""
+    browser = chromium_bin()
+    if not browser:
+        pytest.skip("chromium is not installed (Debian package chromium; `make deps` installs it)")
+    if not shutil.which("npm") or not shutil.which("node"):
+        pytest.skip("node and npm are needed for playwright-core (Debian packages nodejs and npm)")
+    node_path = npm_package("playwright-core", PLAYWRIGHT_VERSION)
+
+    http_port = free_port()
+    token_file = tmp_path / "http.token"
+    b = start_broker(extra_lines=["http_listener %d 127.0.0.1" % http_port, "http_token_file %s" % token_file],
+                     max_queued_messages=10, max_queued_bytes=0, alert_queue_share_percent=80,
+                     alert_clear_after=0)
+    origin = "http://127.0.0.1:%d" % http_port
+    token = wait_for(lambda: token_file.exists() and token_file.read_text().strip(), what="token file")
+    wait_for(lambda: healthy(origin), what="GET /healthz")
+
+    # Nine offline sessions at 90 % of their queue and one (an id that looks
+    # like markup) at 100 %: ten over the share, the dashboard names eight.
+    odd = '<b>odd</b> "id"'
+    ids = ["historian-%d" % i for i in range(9)]
+    for cid in ids + [odd]:
+        h = client(b, cid, protocol=4, clean=False)
+        h.subscribe("plant/#", qos=1)
+        if cid == odd:
+            h.subscribe("extra/#", qos=1)
+        h.disconnect()
+    pub = client(b, "gw-1", protocol=4)
+    for i in range(9):
+        pub.publish("plant/a/t", b"x", qos=1)
+    pub.publish("extra/t", b"x", qos=1)
+
+    shot = str(tmp_path / "dashboard-queue-share.png")
+    proc = subprocess.Popen(["node", "-e", QUEUE_SHARE_SCRIPT, browser, "%s/?token=%s" % (origin, token), shot],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, NODE_PATH=node_path))
+    try:
+        firing = browser_says(proc)
+        print("dashboard screenshot: %s" % shot)
+        assert not firing["problems"], firing["problems"]
+        row = firing["firing"]
+        sessions = row["sessions"]
+        assert len(sessions) == 8 and row["more"] == "and 2 more", row
+        assert sessions[0] == {"client_id": odd, "share": "100", "shown": odd, "share_text": "100.0 %"}, row
+        assert all(s["client_id"] in ids and s["shown"] == s["client_id"] and s["share"] == "90" and
+                   s["share_text"] == "90.0 %" for s in sessions[1:]), row
+        assert row["elements"] == 0 and row["height"] > 0, row
+
+        # The fullest and one more drain: eight left, all named.
+        client(b, odd, protocol=4, clean=False).messages.wait_for(10)
+        client(b, ids[8], protocol=4, clean=False).messages.wait_for(9)
+        proc.stdin.write("drained\n")
+        proc.stdin.flush()
+        drained = browser_says(proc)
+        assert not drained["problems"], drained["problems"]
+        row = drained["drained"]
+        assert sorted(s["client_id"] for s in row["sessions"]) == ids[:8] and row["more"] is None, row
+        assert proc.wait(30) == 0, proc.stderr.read()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -102,6 +102,25 @@
     return text;
   }
 
+  // queue_share names the fullest sessions over the share with how full
+  // their queue is, and counts the rest; null for other rules.
+  function alertSessions(a) {
+    if (!Array.isArray(a.sessions) || a.sessions.length === 0) return null;
+    const list = el('ul', 'alert-sessions');
+    list.setAttribute('aria-label', 'sessions over the share');
+    for (const s of a.sessions) {
+      const item = el('li');
+      item.dataset.clientId = String(s.client_id);
+      item.dataset.share = String(s.share);
+      item.append(el('span', 'session-id', String(s.client_id)),
+        el('span', 'session-share', typeof s.share === 'number' ? s.share.toFixed(1) + ' %' : '–'));
+      list.append(item);
+    }
+    const more = (typeof a.sessions_over === 'number' ? a.sessions_over : 0) - a.sessions.length;
+    if (more > 0) list.append(el('li', 'alert-more', 'and ' + formatCount(more) + ' more'));
+    return list;
+  }
+
   function renderAlerts(alerts) {
     const box = $('alerts');
     const firing = alerts.filter((a) => a.state === 'firing');
@@ -112,6 +131,8 @@
       const row = el('div', 'alert firing');
       row.dataset.name = a.name;
       row.append(el('span', 'alert-name', 'ALERT ' + a.name), el('span', 'alert-detail', alertDetail(a)));
+      const sessions = alertSessions(a);
+      if (sessions) row.append(sessions);
       box.append(row);
     }
     if (firing.length === 0) box.append(el('p', 'alerts-none', 'No alerts firing'));
