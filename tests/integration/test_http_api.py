@@ -80,6 +80,10 @@ def test_endpoints_with_clients(start_broker, tmp_path, client):
     offline = client(b, "api-offline", protocol=4, clean=False)
     offline.subscribe("queue/#", qos=1)
     offline.disconnect()
+    # The broker must have seen it go: a message routed before that is in
+    # flight to it, not queued.
+    wait_for(lambda: any(s["client_id"] == "api-offline" and not s["connected"]
+                         for s in api(b, "GET", "/api/sessions")), what="api-offline disconnected")
     for i in range(3):
         v3.publish("queue/%d" % i, b"x" * 100, qos=1)
 
@@ -95,7 +99,9 @@ def test_endpoints_with_clients(start_broker, tmp_path, client):
     assert c3["bytes_received"] > 0 and c5["connected_seconds"] >= 0
     assert c5["worker"] in (0, 1) and c5["inflight"] >= 0 and c5["queued"] == 0
 
-    sessions = {s["client_id"]: s for s in api(b, "GET", "/api/sessions")}
+    # Queued on its worker, which may be another than the publisher's.
+    sessions = wait_for(lambda: (lambda ss: ss if ss["api-offline"]["queued"] == 3 else None)(
+        {s["client_id"]: s for s in api(b, "GET", "/api/sessions")}), what="3 queued for api-offline")
     off = sessions["api-offline"]
     assert off["connected"] is False and off["queued"] == 3 and off["queued_bytes"] == 300
     # Known also when the queue's bodies are on disk (each entry keeps its time).
