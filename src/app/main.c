@@ -1,6 +1,7 @@
 /* ferromq: arguments, configuration, start and stop order, signals. */
 #include "../base/log.h"
 #include "../bridge/bridge.h"
+#include "../collect/collect.h"
 #include "../broker/broker.h"
 #include "../config/config.h"
 #include "../http/http.h"
@@ -248,7 +249,12 @@ int main(int argc, char **argv)
 	} else {
 		log_notice("persistence false: sessions and messages are kept in memory only");
 	}
-	struct services svc = { ops_new(b, conf_path, err, sizeof err), NULL, bridges };
+	/* Before serving: a write request may come with the first client. */
+	int collect_err;
+	struct collector *collector = collect_new(b, &collect_err);
+	struct services svc = { collect_err ? NULL : ops_new(b, conf_path, err, sizeof err), NULL, bridges };
+	if (collect_err)
+		snprintf(err, sizeof err, "out of memory");
 	if (svc.ops && cfg.http_port && !(svc.http = http_server_new(svc.ops, &b->cfg)))
 		snprintf(err, sizeof err, "out of memory");
 	struct net *net = NULL;
@@ -262,6 +268,7 @@ int main(int argc, char **argv)
 	if (!net) {
 		http_server_free(svc.http);
 		ops_free(svc.ops);
+		collect_free(collector);
 		store_close(store);
 		bridges_free(bridges);
 		broker_free(b);
@@ -270,8 +277,10 @@ int main(int argc, char **argv)
 	}
 	ops_set_ready(svc.ops);
 	log_notice("ready: %u workers", n_workers);
+	/* Once the workers and the store run: readings are published at once. */
+	bool serve = !collector || !collect_start(collector);
 
-	for (;;) {
+	for (; serve;) {
 		int sig;
 		if (sigwait(&sigs, &sig))
 			continue;
@@ -283,9 +292,11 @@ int main(int argc, char **argv)
 		log_notice("%s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 		break;
 	}
+	collect_stop(collector); /* its last statuses go through the workers */
 	net_stop(net);
 	http_server_free(svc.http);
 	ops_free(svc.ops);
+	collect_free(collector);
 	store_close(store); /* every worker has had its commits back */
 	bridges_free(bridges);
 	broker_free(b);
@@ -293,5 +304,5 @@ int main(int argc, char **argv)
 	log_close();
 	if (data_lock >= 0)
 		close(data_lock);
-	return 0;
+	return serve ? 0 : 1;
 }

@@ -68,6 +68,16 @@ struct bridge_port {
 	int (*restore)(void *ctx, const char *bridge, const struct restored_spool_entry *e);
 };
 
+/* What the broker needs from the device collectors (implemented in
+ * collect/); b->collect is NULL when no device is configured. */
+struct collect_port {
+	void *ctx;
+	/* m was routed on worker w (any publish that passed admission): takes
+	 * it when it is a write request (a tag's set topic). Returns true when
+	 * taken. Must not block. */
+	bool (*route)(void *ctx, struct bworker *w, const struct msg *m);
+};
+
 enum client_state { CLIENT_NEW, CLIENT_CONNECTED, CLIENT_CLOSING };
 
 #define CLIENT_MAX_OUT_ALIASES 32
@@ -190,6 +200,7 @@ struct broker {
 
 	struct store_port *store; /* NULL: memory only (persistence false) */
 	const struct bridge_port *bridges; /* NULL: no bridge */
+	const struct collect_port *collect; /* NULL: no Modbus device */
 	pthread_mutex_t auth_lock;
 	struct broker_auth *auth; /* current password file and ACL, or NULL */
 	atomic_uint_fast64_t next_msg_id;
@@ -261,6 +272,47 @@ struct msg *broker_msg_new(struct broker *b, struct mqtt_bin topic, struct mqtt_
  * done(ctx, pid, 0, err) runs once what it wrote is committed, in the order
  * of calls. Consumes the reference to m. */
 void broker_publish_bridged(struct bworker *w, struct msg *m, store_done_fn done, void *ctx, uint16_t pid);
+
+/* ---- for the device collectors (collect/, collect_publish.c) ---- */
+
+/* Connects the collectors (before serving). */
+void broker_set_collect(struct broker *b, const struct collect_port *p);
+/* One message of a collector's batch; the strings stay the batch's. */
+struct collect_msg {
+	const char *topic;
+	const uint8_t *payload;
+	uint32_t payload_len;
+	uint16_t topic_len;
+	bool retain;
+	const struct mqtt_bin *correlation; /* v5 Correlation Data to carry, or NULL */
+	/* Whose ACL rules it passes (acl_file): user (NULL: anonymous) and client id. */
+	const char *user, *client_id;
+};
+/* Messages a collector hands to the broker at once. */
+struct collect_batch {
+	struct collect_msg *msgs;
+	uint32_t n;
+	int worker;        /* the worker that publishes them */
+	/* Filled by the broker before done(): how many admission refused, and
+	 * why the first one was. */
+	uint32_t refused;
+	const char *refused_why;
+	/* Runs on the worker once what the batch wrote is committed (err 0) or
+	 * failed; owns bt from then on. */
+	void (*done)(struct collect_batch *bt, int err);
+};
+/* Publishes every message of bt on bt->worker as a client's QoS 1 PUBLISH
+ * would be, through broker_admit and the ACL: retained, routed to
+ * subscribers and bridges, stored; bt->done follows the commit. Any thread.
+ * Returns 0 (bt taken), or -FM_EINVAL once shutdown has begun or
+ * -FM_ENOMEM (bt stays the caller's, done never runs). */
+int broker_collect_publish(struct broker *b, struct collect_batch *bt);
+/* The client that published m on worker w, when it is connected there: its
+ * client id and username (NULL: none), valid while the call that routes m
+ * runs. Returns false for a will, a bridged or a collector's message. */
+bool broker_msg_publisher(struct bworker *w, const struct msg *m, const char **client_id, const char **username);
+/* route.c: hands m to the collectors (b->collect set); true when taken. */
+bool broker_collect_route(struct bworker *w, const struct msg *m);
 
 /* Frees everything; all clients must be gone. */
 void broker_free(struct broker *b);

@@ -195,6 +195,8 @@ struct route_result route_publish(struct bworker *w, struct msg *m)
 		r.matched += b->bridges->route(b->bridges->ctx, w, m, &refused);
 		r.rejected += refused;
 	}
+	if (b->collect && broker_collect_route(w, m))
+		r.matched++;
 	return r;
 }
 

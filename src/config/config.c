@@ -5,6 +5,7 @@
 #include "../base/log.h"
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,11 +24,16 @@ enum opt_type {
 	OPT_BRIDGE_TOPIC,  /* PATTERN [DIR [QOS [LOCAL_PREFIX [REMOTE_PREFIX]]]] */
 	OPT_RESTART,       /* MIN [MAX] seconds */
 	OPT_NUMBER,        /* double */
+	OPT_DEVICE,        /* starts a Modbus device section */
+	OPT_DEVICE_ADDRESS, /* HOST[:PORT] of a Modbus device */
+	OPT_TAG,           /* NAME AREA ADDRESS TYPE [ORDER] */
+	OPT_DOUBLE,        /* double; min 1: not negative */
 };
 
 /* Where an option's value goes: the configuration, the listener above it,
- * the bridge (`connection`) above it, or that bridge's last `topic` line. */
-enum opt_scope { SCOPE_GLOBAL, SCOPE_LISTENER, SCOPE_BRIDGE, SCOPE_BRIDGE_TOPIC };
+ * the bridge (`connection`) above it, or that bridge's last `topic` line,
+ * the Modbus device (`modbus_device`) above it, or that device's last tag. */
+enum opt_scope { SCOPE_GLOBAL, SCOPE_LISTENER, SCOPE_BRIDGE, SCOPE_BRIDGE_TOPIC, SCOPE_DEVICE, SCOPE_DEVICE_TAG };
 
 struct option {
 	const char *name;
@@ -54,6 +60,14 @@ struct option {
 /* A data reduction option: applies to the bridge `topic` line above it. */
 #define TOPT(name, type, field, min, max, def, choices, args, help) \
 	{ name, type, TOFF(field), min, max, def, choices, args, help, SCOPE_BRIDGE_TOPIC }
+#define DOFF(f) offsetof(struct modbus_device_conf, f)
+#define GOFF(f) offsetof(struct modbus_tag_conf, f)
+/* A Modbus device option: applies to the `modbus_device` section it is in. */
+#define DOPT(name, type, field, min, max, def, choices, args, help) \
+	{ name, type, DOFF(field), min, max, def, choices, args, help, SCOPE_DEVICE }
+/* A tag option: applies to the `modbus_tag` line above it. */
+#define GOPT(name, type, field, min, max, def, choices, args, help) \
+	{ name, type, GOFF(field), min, max, def, choices, args, help, SCOPE_DEVICE_TAG }
 static const char *const overflow_names[] = { "drop_oldest", "reject_new", NULL };
 static const char *const durability_names[] = { "full", "normal", NULL };
 static const char *const protocol_names[] = { "mqtt", "websockets", NULL };
@@ -292,6 +306,72 @@ static const struct option options[] = {
 	TOPT("min_interval", OPT_U32, min_interval, 0, 86400, "0", NULL, "SECONDS",
 	     "Bridge topic line above: forward at most one message per topic every SECONDS; the latest value "
 	     "held back is forwarded when the interval ends (held in memory only). 0 = off."),
+	{ "modbus_device", OPT_DEVICE, 0, 0, 0, NULL, NULL, "NAME",
+	  "Starts a Modbus TCP device the broker polls itself; the modbus_* options below apply to the "
+	  "modbus_device line above them, the tag_* options to the modbus_tag line above them. Each reading "
+	  "is published at QoS 1 through the same path as a client's (ACL, subscribers, retained, bridges, "
+	  "store), as JSON {\"value\",\"ts\",\"quality\"} on PREFIX/TAG.", SCOPE_DEVICE },
+	{ "modbus_address", OPT_DEVICE_ADDRESS, 0, 0, 0, NULL, NULL, "HOST[:PORT]",
+	  "Modbus device: its address (port 502 when omitted).", SCOPE_DEVICE },
+	DOPT("modbus_unit_id", OPT_U32, unit_id, 0, 255, "1", NULL, "N",
+	     "Modbus device: the unit (slave) id of its requests; 255 or 1 for most TCP devices, the serial "
+	     "address behind a gateway."),
+	DOPT("modbus_timeout", OPT_U32, timeout_ms, 10, 60000, "1000", NULL, "MILLISECONDS",
+	     "Modbus device: how long a connection attempt or a request waits for the device's answer."),
+	DOPT("modbus_poll_interval", OPT_U32, poll_interval_ms, 10, 86400000, "1000", NULL, "MILLISECONDS",
+	     "Modbus device: poll interval of its tags without tag_interval. Polls keep to the clock: a poll "
+	     "that cannot start on time is counted late and skipped, never queued up."),
+	DOPT("modbus_offline_after", OPT_U32, offline_after, 1, 1000, "3", NULL, "N",
+	     "Modbus device: failed requests in a row (no answer, connection lost) after which it is marked "
+	     "offline: its status says so and its tags are published with quality bad."),
+	{ "modbus_restart_timeout", OPT_RESTART, DOFF(restart_timeout), 10, 3600000, "1000 30000", NULL,
+	  "MIN [MAX]",
+	  "Modbus device: while it is offline, milliseconds between connection attempts: MIN after it went "
+	  "offline, doubling up to MAX.", SCOPE_DEVICE },
+	DOPT("modbus_topic_prefix", OPT_STRING, topic_prefix, 0, 128, NULL, NULL, "PREFIX",
+	     "Modbus device: its topics: PREFIX/TAG for readings, PREFIX/TAG/set for writes, PREFIX/status "
+	     "(retained: online or offline, since when, the last error). Default: modbus/NAME."),
+	DOPT("modbus_username", OPT_STRING, username, 0, 64, NULL, NULL, "NAME",
+	     "Modbus device: the user whose ACL rules (acl_file) its readings and status pass, with client id "
+	     "modbus/NAME for %c. Default: anonymous."),
+	DOPT("modbus_max_gap", OPT_U32, max_gap, 0, 120, "16", NULL, "REGISTERS",
+	     "Modbus device: tags of one area and interval are read together, at most 125 registers or 2000 "
+	     "bits a request; a gap of up to this many registers (16 x as many bits) is read over rather than "
+	     "sent as a second request."),
+	DOPT("modbus_group_messages", OPT_BOOL, group_messages, 0, 1, "false", NULL, "true|false",
+	     "Modbus device: also publish every poll as one message on PREFIX/poll/INTERVAL_MS, a JSON object "
+	     "of every tag read."),
+	{ "modbus_tag", OPT_TAG, 0, 0, 0, NULL, NULL, "NAME AREA ADDRESS TYPE [ORDER]",
+	  "Modbus device: a value to poll. AREA coil|discrete_input|input_register|holding_register; "
+	  "ADDRESS 0..65535 (protocol address, not 40001-style); TYPE bool (coils, discrete inputs), "
+	  "bit:N (bit N of a register), int16, uint16, int32, uint32, int64, uint64, float32, float64, "
+	  "string:N (N registers); ORDER abcd (big endian, default), badc (bytes swapped), cdab (words "
+	  "swapped), dcba (little endian). NAME: at most 31 characters; at most 10240 tags in all.", SCOPE_DEVICE },
+	GOPT("tag_scale", OPT_DOUBLE, scale, 0, 0, "1", NULL, "X",
+	     "Tag above: the published value is raw x X + tag_offset (numbers only)."),
+	GOPT("tag_offset", OPT_DOUBLE, offset, 0, 0, "0", NULL, "X", "Tag above: added after tag_scale."),
+	GOPT("tag_unit", OPT_STRING, unit, 0, 8, NULL, NULL, "TEXT",
+	     "Tag above: unit of the value, published as \"unit\" (at most 7 characters)."),
+	GOPT("tag_interval", OPT_U32, interval_ms, 10, 86400000, NULL, NULL, "MILLISECONDS",
+	     "Tag above: its poll interval; tags of one interval are polled together. Default: "
+	     "modbus_poll_interval."),
+	GOPT("tag_report_by_exception", OPT_BOOL, report_by_exception, 0, 1, "false", NULL, "true|false",
+	     "Tag above: publish a reading only when its value or quality changed since the last one "
+	     "published."),
+	GOPT("tag_deadband", OPT_DOUBLE, deadband, 1, 0, NULL, NULL, "X",
+	     "Tag above: publish a number only when it moved X or more (after scaling) from the last one "
+	     "published, or its quality changed."),
+	GOPT("tag_max_silence", OPT_U32, max_silence, 0, 86400, "0", NULL, "SECONDS",
+	     "Tag above: with report by exception or a deadband, publish the value anyway after this long "
+	     "without one. 0 = never."),
+	GOPT("tag_writable", OPT_BOOL, writable, 0, 1, "false", NULL, "true|false",
+	     "Tag above (coil or holding register): a publish to PREFIX/TAG/set (a JSON number, true/false "
+	     "or {\"value\": ...}; the ACL decides who may) writes it; the result goes to the v5 Response "
+	     "Topic with the Correlation Data, or to PREFIX/TAG/set/result. Every write is logged."),
+	GOPT("tag_min", OPT_DOUBLE, write_min, 0, 0, NULL, NULL, "X",
+	     "Tag above: the lowest value a write may set (engineering units). Default: the type's range."),
+	GOPT("tag_max", OPT_DOUBLE, write_max, 0, 0, NULL, NULL, "X",
+	     "Tag above: the highest value a write may set (engineering units). Default: the type's range."),
 };
 #define N_OPTIONS (sizeof options / sizeof options[0])
 
@@ -470,6 +550,10 @@ static char *option_field(struct config *c, const struct option *o)
 		return (char *)br + o->offset;
 	case SCOPE_BRIDGE_TOPIC:
 		return (char *)&br->topics[br->n_topics - 1] + o->offset;
+	case SCOPE_DEVICE:
+		return (char *)&c->devices[c->n_devices - 1] + o->offset;
+	case SCOPE_DEVICE_TAG:
+		return (char *)&c->tags[c->n_tags - 1] + o->offset;
 	}
 	return (char *)c + o->offset;
 }
@@ -545,6 +629,176 @@ static int set_address(struct bridge_conf *br, char *args, char *err, size_t err
 	return 0;
 }
 
+static int set_device(struct config *c, const char *name, char *err, size_t errlen)
+{
+	if (c->n_devices == CONFIG_MAX_DEVICES) {
+		snprintf(err, errlen, "modbus_device: at most %d devices", CONFIG_MAX_DEVICES);
+		return -1;
+	}
+	size_t len = strlen(name);
+	if (len >= sizeof c->devices[0].name || strcspn(name, " \t/+#") != len) {
+		snprintf(err, errlen, "modbus_device: the name must be one word of at most %zu characters without / + #",
+			 sizeof c->devices[0].name - 1);
+		return -1;
+	}
+	for (unsigned i = 0; i < c->n_devices; i++)
+		if (!strcmp(c->devices[i].name, name)) {
+			snprintf(err, errlen, "modbus_device: '%s' is declared twice (first on line %u)", name,
+				 c->devices[i].line);
+			return -1;
+		}
+	struct modbus_device_conf *d = &c->devices[c->n_devices++];
+	memset(d, 0, sizeof *d);
+	snprintf(d->name, sizeof d->name, "%s", name);
+	d->line = c->cur_line ? c->cur_line : 1;
+	d->port = 502;
+	d->first_tag = c->n_tags;
+	note_source(c);
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		char def[64];
+		if (options[i].scope != SCOPE_DEVICE || !options[i].def)
+			continue;
+		snprintf(def, sizeof def, "%s", options[i].def);
+		set_value(c, &options[i], def, err, errlen);
+	}
+	return 0;
+}
+
+static int set_device_address(struct modbus_device_conf *d, char *a, char *err, size_t errlen)
+{
+	char *host = a, *port = NULL;
+	if (*a == '[') { /* [IPv6]:PORT */
+		char *close = strchr(a, ']');
+		if (!close || (close[1] && close[1] != ':'))
+			goto bad;
+		*close = 0;
+		host = a + 1;
+		port = close[1] ? close + 2 : NULL;
+	} else if ((port = strchr(a, ':'))) {
+		*port++ = 0;
+	}
+	uint64_t p = 502;
+	if (!*host || strlen(host) >= sizeof d->host || strpbrk(host, " \t") ||
+	    (port && (parse_u64(port, false, &p) || !p || p > 65535)))
+		goto bad;
+	snprintf(d->host, sizeof d->host, "%s", host);
+	d->port = (uint16_t)p;
+	return 0;
+bad:
+	snprintf(err, errlen, "modbus_address: expected HOST[:PORT] ([IPV6]:PORT for IPv6) with a port in 1..65535");
+	return -1;
+}
+
+/* Registers (or bits) a tag of type t spans. */
+static unsigned tag_width(uint8_t type, uint8_t count)
+{
+	switch (type) {
+	case MODBUS_INT32: case MODBUS_UINT32: case MODBUS_FLOAT32: return 2;
+	case MODBUS_INT64: case MODBUS_UINT64: case MODBUS_FLOAT64: return 4;
+	case MODBUS_STRING: return count;
+	default: return 1;
+	}
+}
+
+static int set_tag(struct config *c, char *args, char *err, size_t errlen)
+{
+	static const char *const areas[] = { "coil", "discrete_input", "input_register", "holding_register", NULL };
+	static const char *const types[] = { "bool", "bit", "int16", "uint16", "int32", "uint32", "int64",
+					     "uint64", "float32", "float64", "string", NULL };
+	static const char *const orders[] = { "abcd", "badc", "cdab", "dcba", NULL };
+	struct modbus_device_conf *d = &c->devices[c->n_devices - 1];
+	if (c->n_tags == CONFIG_MAX_TAGS) {
+		snprintf(err, errlen, "modbus_tag: at most %d tags in all", CONFIG_MAX_TAGS);
+		return -1;
+	}
+	char *save = NULL, *f[6];
+	unsigned n = 0;
+	for (char *a = strtok_r(args, " \t", &save); a && n < 6; a = strtok_r(NULL, " \t", &save))
+		f[n++] = a;
+	struct modbus_tag_conf t = { .scale = 1, .write_min = NAN, .write_max = NAN,
+				     .line = c->cur_line ? c->cur_line : 1 };
+	const char *why = NULL;
+	uint64_t v = 0;
+	if (n < 4 || n > 5) {
+		why = "expected NAME AREA ADDRESS TYPE [ORDER]";
+		goto out;
+	}
+	size_t len = strlen(f[0]);
+	if (len >= sizeof t.name || strpbrk(f[0], "/+#") || !strcmp(f[0], "status") || !strcmp(f[0], "poll")) {
+		why = "NAME must be one topic level of at most 31 characters without / + #, and not status or poll";
+		goto out;
+	}
+	for (uint32_t i = d->first_tag; i < d->first_tag + d->n_tags; i++)
+		if (!strcmp(c->tags[i].name, f[0])) {
+			snprintf(err, errlen, "modbus_tag: '%s' is declared twice in this device (first on line %u)",
+				 f[0], c->tags[i].line);
+			return -1;
+		}
+	snprintf(t.name, sizeof t.name, "%s", f[0]);
+	for (t.area = 0; areas[t.area] && strcmp(areas[t.area], f[1]); t.area++)
+		;
+	if (!areas[t.area]) {
+		why = "AREA must be coil, discrete_input, input_register or holding_register";
+		goto out;
+	}
+	if (parse_u64(f[2], false, &v) || v > 65535) {
+		why = "ADDRESS must be a number in 0..65535";
+		goto out;
+	}
+	t.address = (uint16_t)v;
+	char *param = strchr(f[3], ':');
+	if (param)
+		*param++ = 0;
+	for (t.type = 0; types[t.type] && strcmp(types[t.type], f[3]); t.type++)
+		;
+	if (!types[t.type] || (param != NULL) != (t.type == MODBUS_BIT || t.type == MODBUS_STRING)) {
+		why = "TYPE must be bool, bit:N, int16, uint16, int32, uint32, int64, uint64, float32, float64 or string:N";
+		goto out;
+	}
+	if (t.type == MODBUS_BIT && (parse_u64(param, false, &v) || v > 15)) {
+		why = "bit:N needs N in 0..15";
+		goto out;
+	}
+	if (t.type == MODBUS_STRING && (parse_u64(param, false, &v) || v < 1 || v > 125)) {
+		why = "string:N needs N registers in 1..125";
+		goto out;
+	}
+	if (t.type == MODBUS_BIT)
+		t.bit = (uint8_t)v;
+	if (t.type == MODBUS_STRING)
+		t.count = (uint8_t)v;
+	bool bits = t.area == MODBUS_COIL || t.area == MODBUS_DISCRETE_INPUT;
+	if (bits != (t.type == MODBUS_BOOL)) {
+		why = "coils and discrete inputs are of TYPE bool, registers of any other TYPE";
+		goto out;
+	}
+	if (t.address + tag_width(t.type, t.count) - 1 > 65535) {
+		why = "the value runs past address 65535";
+		goto out;
+	}
+	if (n == 5) {
+		for (t.order = 0; orders[t.order] && strcmp(orders[t.order], f[4]); t.order++)
+			;
+		if (!orders[t.order] || bits) {
+			why = "ORDER must be abcd, badc, cdab or dcba, and only for registers";
+			goto out;
+		}
+	}
+	c->tags[c->n_tags++] = t;
+	d->n_tags++;
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		char def[64];
+		if (options[i].scope != SCOPE_DEVICE_TAG || !options[i].def)
+			continue;
+		snprintf(def, sizeof def, "%s", options[i].def);
+		set_value(c, &options[i], def, err, errlen);
+	}
+	return 0;
+out:
+	snprintf(err, errlen, "modbus_tag: %s", why);
+	return -1;
+}
+
 /* A topic filter: '#' only as the last level, '+' and '#' alone in theirs. */
 static bool filter_ok(const char *f)
 {
@@ -614,7 +868,17 @@ static int set_value(struct config *c, const struct option *o, char *val, char *
 {
 	if (o->type == OPT_CONNECTION)
 		return set_connection(c, val, err, errlen);
-	if (o->scope >= SCOPE_BRIDGE && !c->n_bridges) {
+	if (o->type == OPT_DEVICE)
+		return set_device(c, val, err, errlen);
+	if ((o->scope == SCOPE_DEVICE || o->scope == SCOPE_DEVICE_TAG) && !c->n_devices) {
+		snprintf(err, errlen, "%s: Modbus device option without a `modbus_device NAME` line above it", o->name);
+		return -1;
+	}
+	if (o->scope == SCOPE_DEVICE_TAG && !c->devices[c->n_devices - 1].n_tags) {
+		snprintf(err, errlen, "%s: applies to the `modbus_tag` line above it, and this device has none", o->name);
+		return -1;
+	}
+	if ((o->scope == SCOPE_BRIDGE || o->scope == SCOPE_BRIDGE_TOPIC) && !c->n_bridges) {
 		snprintf(err, errlen, "%s: bridge option without a `connection NAME` line above it", o->name);
 		return -1;
 	}
@@ -667,11 +931,24 @@ static int set_value(struct config *c, const struct option *o, char *val, char *
 		note_source(c);
 		return 0;
 	}
-	case OPT_STRING:
-		if (strlen(val) >= 256)
+	case OPT_STRING: {
+		size_t cap = o->max ? (size_t)o->max : 256;
+		if (strlen(val) >= cap)
 			goto bad;
-		snprintf(field, 256, "%s", val);
+		snprintf(field, cap, "%s", val);
 		return 0;
+	}
+	case OPT_DOUBLE: {
+		char *end;
+		errno = 0;
+		double d = strtod(val, &end);
+		if (errno || *end || !isfinite(d) || fabs(d) > 1e300 || (o->min && d < 0))
+			goto bad;
+		*(double *)field = d;
+		if (o->scope == SCOPE_DEVICE_TAG && o->offset == GOFF(deadband))
+			((struct modbus_tag_conf *)(field - GOFF(deadband)))->has_deadband = true;
+		return 0;
+	}
 	case OPT_LIMIT:
 		if (!strcmp(val, "-1"))
 			v = 0;
@@ -710,18 +987,24 @@ static int set_value(struct config *c, const struct option *o, char *val, char *
 		return 0;
 	}
 	case OPT_RESTART: {
-		struct bridge_conf *br = (struct bridge_conf *)(field - BOFF(restart_timeout));
+		/* Both restart_timeout fields are { uint32_t min, max; }. */
+		uint32_t *range = (uint32_t *)field;
 		char *save = NULL, *lo = strtok_r(val, " \t", &save), *hi = strtok_r(NULL, " \t", &save);
 		uint64_t a, b;
 		if (!lo || parse_u64(lo, false, &a) || a < o->min || a > o->max || strtok_r(NULL, " \t", &save) ||
 		    (hi && (parse_u64(hi, false, &b) || b < a || b > o->max))) {
-			snprintf(err, errlen, "restart_timeout: expected MIN [MAX], seconds in 1..86400 with MIN <= MAX");
+			snprintf(err, errlen, "%s: expected MIN [MAX], %s in %llu..%llu with MIN <= MAX", o->name,
+				 o->scope == SCOPE_DEVICE ? "milliseconds" : "seconds", (unsigned long long)o->min,
+				 (unsigned long long)o->max);
 			return -1;
 		}
-		br->restart_timeout.min = (uint32_t)a;
-		br->restart_timeout.max = (uint32_t)(hi ? b : a);
+		range[0] = (uint32_t)a;
+		range[1] = (uint32_t)(hi ? b : a);
 		return 0;
 	}
+	case OPT_DEVICE_ADDRESS: return set_device_address(&c->devices[c->n_devices - 1], val, err, errlen);
+	case OPT_TAG: return set_tag(c, val, err, errlen);
+	case OPT_DEVICE: return set_device(c, val, err, errlen);
 	case OPT_ADDRESS: return set_address(&c->bridges[c->n_bridges - 1], val, err, errlen);
 	case OPT_BRIDGE_TOPIC:
 		return set_bridge_topic(&c->bridges[c->n_bridges - 1], val, c->cur_line ? c->cur_line : 1, err, errlen);
@@ -887,8 +1170,47 @@ static int finish_bridge(const struct config *c, const struct bridge_conf *br, c
 	return -1;
 }
 
+/* Checks one Modbus device section as a whole; sets its default prefix. */
+static int finish_device(const struct config *c, struct modbus_device_conf *d, char *err, size_t errlen)
+{
+	const char *src = c->source[0] ? c->source : "(configuration)";
+	const char *msg = NULL;
+	uint32_t line = d->line;
+	if (!d->topic_prefix[0])
+		snprintf(d->topic_prefix, sizeof d->topic_prefix, "modbus/%.56s", d->name);
+	const char *p = d->topic_prefix;
+	size_t plen = strlen(p);
+	if (!d->host[0])
+		msg = "needs a modbus_address line";
+	else if (!d->n_tags)
+		msg = "needs at least one modbus_tag line";
+	else if (strpbrk(p, "+#") || *p == '$' || *p == '/' || p[plen - 1] == '/' || strstr(p, "//"))
+		msg = "modbus_topic_prefix must be a topic name without + # and empty levels, not under $";
+	for (uint32_t i = d->first_tag; !msg && i < d->first_tag + d->n_tags; i++) {
+		const struct modbus_tag_conf *t = &c->tags[i];
+		line = t->line;
+		if (t->scale == 0)
+			msg = "tag_scale must not be 0";
+		else if (t->writable && t->area != MODBUS_COIL && t->area != MODBUS_HOLDING_REGISTER)
+			msg = "tag_writable: only coils and holding registers can be written";
+		else if (t->writable && (t->type == MODBUS_BIT || t->type == MODBUS_STRING))
+			msg = "tag_writable: bit:N and string tags cannot be written (write a coil or the whole register)";
+		else if (t->write_min > t->write_max)
+			msg = "tag_min is above tag_max";
+		else if (t->type == MODBUS_STRING && (t->has_deadband || t->scale != 1 || t->offset != 0))
+			msg = "a string tag takes no tag_scale, tag_offset or tag_deadband";
+	}
+	if (!msg)
+		return 0;
+	snprintf(err, errlen, "%s:%u: modbus_device %s: %s", src, line, d->name, msg);
+	return -1;
+}
+
 int config_finish(struct config *c, char *err, size_t errlen)
 {
+	for (unsigned i = 0; i < c->n_devices; i++)
+		if (finish_device(c, &c->devices[i], err, errlen))
+			return -1;
 	for (unsigned i = 0; i < c->n_bridges; i++)
 		if (finish_bridge(c, &c->bridges[i], err, errlen))
 			return -1;
@@ -923,7 +1245,8 @@ void config_print_help(void *file)
 {
 	FILE *f = file;
 	for (size_t i = 0; i < N_OPTIONS; i++) {
-		if (i && options[i].scope != options[i - 1].scope && options[i].scope != SCOPE_BRIDGE_TOPIC)
+		if (i && options[i].scope != options[i - 1].scope && options[i].scope != SCOPE_BRIDGE_TOPIC &&
+		    options[i].scope != SCOPE_DEVICE_TAG)
 			fputc('\n', f);
 		fprintf(f, "  %s %s\n      %s", options[i].name, options[i].args, options[i].help);
 		if (options[i].def)

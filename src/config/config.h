@@ -91,6 +91,65 @@ struct bridge_conf {
 	uint64_t max_bytes_per_sec;
 };
 
+#define CONFIG_MAX_DEVICES 128
+/* Of all devices together: 100 devices of 100 tags, the benchmark's plant,
+ * and room; struct config holds them (104 bytes each). */
+#define CONFIG_MAX_TAGS 10240
+
+/* Modbus data areas (tables), with their function codes in collect/. */
+enum modbus_area { MODBUS_COIL, MODBUS_DISCRETE_INPUT, MODBUS_INPUT_REGISTER, MODBUS_HOLDING_REGISTER };
+enum modbus_type {
+	MODBUS_BOOL,    /* a coil or discrete input */
+	MODBUS_BIT,     /* one bit of a register */
+	MODBUS_INT16, MODBUS_UINT16, MODBUS_INT32, MODBUS_UINT32, MODBUS_INT64, MODBUS_UINT64,
+	MODBUS_FLOAT32, MODBUS_FLOAT64,
+	MODBUS_STRING,  /* `count` registers, two characters each */
+};
+/* Byte and word order of a value, named by where the big-endian bytes
+ * a,b,c,d land: abcd big endian (Modbus's own), badc bytes swapped in each
+ * register, cdab registers swapped (low word first), dcba little endian. */
+enum modbus_order { MODBUS_ABCD, MODBUS_BADC, MODBUS_CDAB, MODBUS_DCBA };
+
+/* One `modbus_tag NAME AREA ADDRESS TYPE [ORDER]` line and the tag_*
+ * options after it. */
+struct modbus_tag_conf {
+	double scale, offset;      /* published value = raw x scale + offset */
+	double deadband;           /* with has_deadband: a change this large is published */
+	double write_min, write_max; /* range a write may set (engineering units); NaN: the type's */
+	uint32_t interval_ms;      /* 0: the device's modbus_poll_interval */
+	uint32_t max_silence;      /* seconds; by exception, published anyway after this long; 0: never */
+	uint32_t line;
+	uint16_t address;
+	uint8_t area;              /* enum modbus_area */
+	uint8_t type;              /* enum modbus_type */
+	uint8_t order;             /* enum modbus_order */
+	uint8_t bit;               /* MODBUS_BIT: 0..15 */
+	uint8_t count;             /* MODBUS_STRING: registers */
+	bool report_by_exception, has_deadband, writable;
+	/* Kept short: every struct config holds CONFIG_MAX_TAGS of these. */
+	char name[32];
+	char unit[8];
+};
+
+/* One `modbus_device NAME` section; its tags are tags[first_tag ..
+ * first_tag + n_tags) of the configuration. */
+struct modbus_device_conf {
+	char name[64];
+	char host[128];
+	char topic_prefix[128];    /* empty: modbus/NAME */
+	char username[64];         /* the ACL's user for its readings; empty: anonymous */
+	uint16_t port;
+	bool group_messages;       /* also one message per poll group */
+	uint32_t line;
+	uint32_t unit_id;          /* 0..255 */
+	uint32_t timeout_ms;       /* a request's response timeout */
+	uint32_t poll_interval_ms; /* of tags without tag_interval */
+	uint32_t offline_after;    /* failed requests in a row before offline */
+	uint32_t max_gap;          /* registers read over to join two requests */
+	struct { uint32_t min, max; } restart_timeout; /* ms */
+	uint32_t first_tag, n_tags;
+};
+
 struct config {
 	struct listener_conf listeners[CONFIG_MAX_LISTENERS];
 	unsigned n_listeners;
@@ -150,6 +209,10 @@ struct config {
 	uint32_t alert_clients_drop_min, alert_queue_share_percent, alert_clear_after;
 	struct bridge_conf bridges[CONFIG_MAX_BRIDGES];
 	unsigned n_bridges;
+	struct modbus_device_conf devices[CONFIG_MAX_DEVICES];
+	unsigned n_devices;
+	struct modbus_tag_conf tags[CONFIG_MAX_TAGS];
+	unsigned n_tags;
 	/* Which repeatable options were given, so the first line replaces the default. */
 	bool seen_listener, seen_log_dest, seen_log_type;
 	bool default_listener_changed; /* per-listener options before any listener line */

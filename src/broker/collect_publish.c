@@ -1,0 +1,124 @@
+/* The collectors' way in: a batch of readings (or write results) from a
+ * collector thread is published on a worker exactly as a client's QoS 1
+ * PUBLISH is: broker_admit (topic, limits, $SYS guard), the ACL of the
+ * collector's user, retained, routing to subscribers and bridges, one store
+ * commit; and the way out of a write request: publishes that reach a tag's
+ * set topic are handed to the collectors with the publisher's identity. */
+#include "admin.h"
+#include "internal.h"
+#include "../base/err.h"
+#include <stdlib.h>
+#include <string.h>
+
+void broker_set_collect(struct broker *b, const struct collect_port *p) { b->collect = p; }
+
+/* A batch in transit to its worker: a job run on every worker (only the
+ * batch's own publishes it), freed when the last worker has run it. */
+struct collect_job {
+	struct broker_job job;
+	struct collect_batch *bt;
+};
+
+static void batch_committed(void *ctx, uint16_t pid, uint8_t kind, int err)
+{
+	(void)pid;
+	(void)kind;
+	struct collect_batch *bt = ctx;
+	bt->done(bt, err);
+}
+
+/* Admission as the message's user: broker_admit, then the ACL loaded now. */
+static enum admit collect_admit(struct broker *b, const struct collect_msg *cm)
+{
+	enum admit a = broker_admit(b, NULL, cm->topic, cm->topic_len, cm->retain);
+	if (a == ADMIT_OK && !access_will_allowed(b, cm->user, cm->client_id, cm->topic, cm->topic_len))
+		a = ADMIT_DENIED;
+	return a;
+}
+
+static void publish_batch(struct bworker *w, struct collect_batch *bt)
+{
+	struct broker *b = w->b;
+	for (uint32_t i = 0; i < bt->n; i++) {
+		const struct collect_msg *cm = &bt->msgs[i];
+		w->stats.msgs_received++;
+		enum admit a = collect_admit(b, cm);
+		if (a != ADMIT_OK) {
+			w->stats.drops[DROP_NOT_AUTHORIZED]++;
+			if (!bt->refused++)
+				bt->refused_why = broker_admit_why(a);
+			continue;
+		}
+		struct mqtt_props pr = { 0 };
+		if (cm->correlation) {
+			pr.have = MQTT_PROP_BIT(MQTT_PROP_CORRELATION_DATA);
+			pr.correlation_data = *cm->correlation;
+		}
+		struct msg *m = broker_msg_new(b, (struct mqtt_bin){ (const uint8_t *)cm->topic, cm->topic_len },
+					       (struct mqtt_bin){ cm->payload, cm->payload_len },
+					       cm->correlation ? &pr : NULL, 1, cm->retain);
+		if (!m) {
+			/* Not published: the commit below reports the failure. */
+			log_err("collector: out of memory: a reading for %.*s is not published", (int)cm->topic_len,
+				cm->topic);
+			bt->refused++;
+			bt->refused_why = "out of memory";
+			continue;
+		}
+		if (cm->retain && b->cfg.retain_available)
+			retain_set(w, m);
+		route_publish(w, m);
+		msg_unref(m);
+	}
+	/* Through the store even when nothing was written, so done() keeps the
+	 * order of the batches and follows every earlier commit. */
+	broker_commit(w, NULL, batch_committed, bt, 0, 0, true);
+}
+
+static void job_run(struct broker_job *j, struct bworker *w)
+{
+	struct collect_job *cj = (struct collect_job *)j;
+	if (w->id == j->home)
+		publish_batch(w, cj->bt);
+}
+
+static void job_done(struct broker_job *j) { free(j); }
+
+int broker_collect_publish(struct broker *b, struct collect_batch *bt)
+{
+	struct collect_job *cj = calloc(1, sizeof *cj);
+	if (!cj)
+		return -FM_ENOMEM;
+	cj->bt = bt;
+	cj->job.run = job_run;
+	cj->job.done = job_done;
+	bt->refused = 0;
+	bt->refused_why = NULL;
+	int home = bt->worker >= 0 && (unsigned)bt->worker < b->n_workers ? bt->worker : 0;
+	int rc = broker_job_start(b, &cj->job, home);
+	if (rc)
+		free(cj);
+	return rc;
+}
+
+bool broker_msg_publisher(struct bworker *w, const struct msg *m, const char **client_id, const char **username)
+{
+	if (!m->origin_sid)
+		return false;
+	/* Writes are rare: a walk over the worker's clients costs nothing on the
+	 * path of every other publish. */
+	for (struct client *c = w->clients; c; c = c->next) {
+		if (c->state != CLIENT_CONNECTED || !c->session || c->session->sid != m->origin_sid)
+			continue;
+		*client_id = c->session->client_id;
+		*username = c->username;
+		return true;
+	}
+	return false;
+}
+
+bool broker_collect_route(struct bworker *w, const struct msg *m)
+{
+	const struct collect_port *p = w->b->collect;
+	return p->route(p->ctx, w, m);
+}
