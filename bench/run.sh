@@ -399,10 +399,14 @@ PY
 rm -f "$tmp/fsync-probe"
 say "fdatasync of a 4 KiB write in $tmp: $fsync_us"
 
-# The commit is taken before the runs: the tree may move while they go.
-commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+# The commit is taken before the runs: the tree may move while they go. It is
+# the commit of the tree the ferromq binary was built in (a build directory
+# inside a work tree, e.g. a `git worktree` of main), else of this script's.
+src_root=$(git -C "$(dirname "$FERROMQ_BIN")" rev-parse --show-toplevel 2>/dev/null || echo "$ROOT")
+commit=$(git -C "$src_root" rev-parse --short HEAD 2>/dev/null || echo unknown)
+[[ $src_root != "$ROOT" ]] && commit="$commit (the tree of $FERROMQ_BIN)"
 # Read-only check (no index refresh): were the sources edited since the commit?
-dirty=$(git -C "$ROOT" diff-index --name-only HEAD -- src tools CMakeLists.txt 2>/dev/null | cut -d/ -f1 | sort -u | paste -sd, -)
+dirty=$(git -C "$src_root" diff-index --name-only HEAD -- src tools CMakeLists.txt 2>/dev/null | cut -d/ -f1 | sort -u | paste -sd, -)
 [[ -n $dirty ]] && commit="$commit (with uncommitted changes in: $dirty)"
 started=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
