@@ -34,7 +34,8 @@ static void usage(FILE *f)
 		"Without -c the broker listens on 127.0.0.1:1883 with the defaults below.\n"
 		"SIGTERM or SIGINT shut it down cleanly; SIGHUP (or POST /api/reload) reloads the\n"
 		"certificates, keys and CRLs of TLS listeners (established connections stay), the\n"
-		"password file, the ACL, http_token_file and the alert thresholds.\n"
+		"password file, the ACL, http_token_file, the HTTP API grants (http_admin_users,\n"
+		"http_readonly_users) and the alert thresholds.\n"
 		"\n"
 		"Configuration options:\n");
 	config_print_help(f);

@@ -211,10 +211,10 @@ static const struct option options[] = {
 	  "with a random token, mode 0600, when missing. Reloaded on SIGHUP.", false },
 	{ "http_admin_users", OPT_STRING, OFF(http_admin_users), 0, 0, NULL, NULL, "USER...",
 	  "Users of password_file who may use the whole HTTP API with Basic: read, kick, delete sessions, "
-	  "reload. Other users of password_file (device logins) get 403. Default: none.", false },
+	  "reload. Other users of password_file (device logins) get 403. Reloaded on SIGHUP. Default: none.", false },
 	{ "http_readonly_users", OPT_STRING, OFF(http_readonly_users), 0, 0, NULL, NULL, "USER...",
 	  "Users of password_file who may read the HTTP API (GET and HEAD: status, lists, metrics, the "
-	  "dashboard) but change nothing (403). Default: none.", false },
+	  "dashboard) but change nothing (403). Reloaded on SIGHUP. Default: none.", false },
 	{ "memory_limit", OPT_SIZE, OFF(memory_limit), 0, UINT64_MAX, "0", NULL, "BYTES",
 	  "Heap size the memory alert measures against (k, M, G suffixes). 0 = the memory alert is off.", false },
 	{ "alert_clients_drop_percent", OPT_U32, OFF(alert_clients_drop_percent), 1, 100, "10", NULL, "PERCENT",
