@@ -6,7 +6,28 @@
 #include <stdlib.h>
 #include <string.h>
 
-void broker_set_store(struct broker *b, struct store_port *store) { b->store = store; }
+static void store_completed(void *owner, struct store_txn *t) { broker_store_complete(owner, t); }
+
+static void store_failing(void *owner, bool failing)
+{
+	struct broker *b = owner;
+	atomic_store_explicit(&b->stats.store_failing, failing, memory_order_relaxed);
+}
+
+static bool store_stopping(void *owner)
+{
+	struct broker *b = owner;
+	return atomic_load(&b->shutting_down);
+}
+
+void broker_set_store(struct broker *b, struct store_port *store)
+{
+	store->owner = b;
+	store->complete = store_completed;
+	store->failing = store_failing;
+	store->stopping = store_stopping;
+	b->store = store;
+}
 
 void broker_set_bridges(struct broker *b, const struct bridge_port *p) { b->bridges = p; }
 
@@ -194,16 +215,15 @@ void broker_spool_del(struct bworker *w, const char *bridge, uint64_t seq)
 
 int broker_store_load(struct bworker *w, struct store_load *ld, store_done_fn done)
 {
-	struct store_op *op = persist_op_add(w, ST_MSG_LOAD);
 	struct store_cb cb = { done, ld, NULL, 0, 0 };
-	if (!op || store_txn_add_cb(w->txn, &cb)) {
-		free(ld); /* a record without its load reads nothing */
+	if (!w->b->store || (!w->txn && !(w->txn = store_txn_new(w->id))) || store_txn_add_load(w->txn, ld)) {
+		session_unref(ld->session);
+		free(ld);
 		return -FM_ENOMEM;
 	}
-	op->load = ld;
-	/* Not a write: the next acknowledgement on w need not wait for it. */
-	w->ops_mark = w->txn->n_ops;
-	return 0;
+	/* The load is the transaction's now: without its callback it is freed
+	 * unread, and asked for again at the next delivery. */
+	return store_txn_add_cb(w->txn, &cb) ? -FM_ENOMEM : 0;
 }
 
 void broker_commit(struct bworker *w, struct client *c, store_done_fn done, void *ctx, uint16_t pid,

@@ -110,21 +110,20 @@ void spill_load(struct bworker *w, struct session *s)
 	for (uint32_t i = 0; i < s->queue.count && n < LOAD_BATCH; i++)
 		n += qentry_on_disk(qring_at(&s->queue, i));
 	struct store_load *ld = calloc(1, sizeof *ld + sizeof ld->items[0] * n);
-	struct store_op *op = ld ? persist_op_add(w, ST_MSG_LOAD) : NULL;
-	struct store_cb cb = { loaded, ld, NULL, 0, 0 };
-	if (!op || store_txn_add_cb(w->txn, &cb)) {
-		free(ld); /* a record without its load reads nothing */
+	if (!ld) {
 		log_err("out of memory: messages queued for %s wait in the store", s->client_id);
 		return;
 	}
-	ld->session = s;
+	ld->session = session_ref(s);
 	ld->worker = w;
 	for (uint32_t i = 0; i < s->queue.count && ld->n < n; i++) {
 		const struct qentry *e = qring_at(&s->queue, i);
 		if (qentry_on_disk(e))
 			ld->items[ld->n++] = (struct store_load_item){ e->seq, e->msg_id, NULL };
 	}
-	op->session = session_ref(s);
-	op->load = ld;
+	if (broker_store_load(w, ld, loaded)) {
+		log_err("out of memory: messages queued for %s wait in the store", s->client_id);
+		return;
+	}
 	s->loading = true;
 }

@@ -14,8 +14,7 @@
 #include <stdint.h>
 
 enum store_op_type {
-	ST_MSG_PUT = 1,  /* msg: body, stored once under msg->id */
-	ST_QUEUE_ADD,    /* sid, seq, msg, qos, flags, sub_ids */
+	ST_QUEUE_ADD = 1, /* sid, seq, msg, qos, flags, sub_ids */
 	ST_QUEUE_DEL,    /* sid, seq: delivered, dropped or expired */
 	ST_QUEUE_STATE,  /* sid, seq, state (QoS 2 PUBREC received) */
 	ST_RX2_ADD,      /* sid, pid: incoming QoS 2 between PUBREC and PUBREL */
@@ -26,7 +25,6 @@ enum store_op_type {
 	ST_SUB_DEL,      /* sid, text = filter */
 	ST_RETAIN_PUT,   /* msg (its topic is the key) */
 	ST_RETAIN_DEL,   /* text = topic */
-	ST_MSG_LOAD,     /* load: read stored bodies back (for a session's on-disk entries) */
 	ST_SPOOL_ADD,    /* bridge, seq, msg, queued_s: a message leaving through a bridge */
 	ST_SPOOL_DEL,    /* bridge, seq: acknowledged by the remote broker, or dropped */
 };
@@ -36,9 +34,11 @@ struct session;
 /* Bodies to read back from the store for entries that gave theirs up. The
  * store fills `msg` (a new reference, or NULL when there is no such body)
  * and sets `failed` when reading went wrong; the broker takes the bodies in
- * the completion callback. Owned by its ST_MSG_LOAD record. */
+ * the completion callback. Reads are not records: they travel beside the
+ * transaction's records, and the store serves them once the records
+ * submitted before them are applied. Owned by its transaction. */
 struct store_load {
-	struct session *session; /* borrowed: the record holds the reference; NULL for a bridge */
+	struct session *session; /* reference owned; NULL for a bridge */
 	void *worker;            /* the broker worker that asked */
 	bool failed;
 	uint32_t n;
@@ -59,9 +59,8 @@ struct store_op {
 	uint64_t expires_at, will_at;
 	struct msg *msg;   /* reference owned by the op, or NULL */
 	/* ST_QUEUE_ADD: the session, so the entry can give up its body once the
-	 * row is committed; ST_MSG_LOAD: the session loading. Reference owned. */
+	 * row is committed. Reference owned. */
 	struct session *session;
-	struct store_load *load; /* ST_MSG_LOAD, owned */
 	char *text;        /* owned by the op, or NULL */
 	char *will_user;   /* ST_SESSION_PUT: owned, NULL when none */
 	const char *bridge; /* ST_SPOOL_*: the bridge's name, borrowed from the configuration */
@@ -88,6 +87,8 @@ struct store_txn {
 	uint32_t n_ops, cap_ops;
 	struct store_cb *cbs;
 	uint32_t n_cbs, cap_cbs;
+	struct store_load **loads; /* reads, served after the records (owned) */
+	uint32_t n_loads, cap_loads;
 	int worker;          /* where the callbacks run */
 	int err;             /* set by the store: 0 or a negative fm_err */
 	struct store_txn *next;
@@ -95,9 +96,15 @@ struct store_txn {
 
 struct store_port {
 	void *ctx;
-	/* Takes the transaction and later hands it back through
-	 * broker_store_complete. Thread-safe. */
+	/* Takes the transaction and later hands it back through `complete`.
+	 * Thread-safe. */
 	void (*submit)(void *ctx, struct store_txn *t);
+	/* The broker's side, set by broker_set_store; called from the store's
+	 * thread. */
+	void *owner;
+	void (*complete)(void *owner, struct store_txn *t); /* t->err says how it went */
+	void (*failing)(void *owner, bool failing); /* writes fail / work again */
+	bool (*stopping)(void *owner);              /* the broker is shutting down */
 };
 
 /* Transactions and records (store_txn.c). */
@@ -106,6 +113,8 @@ struct store_txn *store_txn_new(int worker);
 struct store_op *store_txn_add(struct store_txn *t, uint8_t type);
 /* Appends a callback; returns 0 or -FM_ENOMEM. */
 int store_txn_add_cb(struct store_txn *t, const struct store_cb *cb);
+/* Appends a read (taking ld); returns 0 or -FM_ENOMEM (ld is then not taken). */
+int store_txn_add_load(struct store_txn *t, struct store_load *ld);
 void store_txn_free(struct store_txn *t);
 
 #endif

@@ -30,6 +30,14 @@ int store_txn_add_cb(struct store_txn *t, const struct store_cb *cb)
 	return 0;
 }
 
+int store_txn_add_load(struct store_txn *t, struct store_load *ld)
+{
+	if (vec_grow(&t->loads, &t->cap_loads, t->n_loads, sizeof *t->loads, 4))
+		return -1;
+	t->loads[t->n_loads++] = ld;
+	return 0;
+}
+
 void store_txn_free(struct store_txn *t)
 {
 	if (!t)
@@ -38,16 +46,19 @@ void store_txn_free(struct store_txn *t)
 		struct store_op *op = &t->ops[i];
 		msg_unref(op->msg);
 		session_unref(op->session);
-		if (op->load) {
-			for (uint32_t k = 0; k < op->load->n; k++)
-				msg_unref(op->load->items[k].msg);
-			free(op->load);
-		}
 		free(op->text);
 		free(op->will_user);
 		if (op->n_sub_ids > 1)
 			free(op->sub_ids);
 	}
+	for (uint32_t i = 0; i < t->n_loads; i++) {
+		struct store_load *ld = t->loads[i];
+		for (uint32_t k = 0; k < ld->n; k++)
+			msg_unref(ld->items[k].msg);
+		session_unref(ld->session);
+		free(ld);
+	}
+	free(t->loads);
 	free(t->ops);
 	free(t->cbs);
 	free(t);

@@ -3,6 +3,7 @@
  * starts; recovery runs before that on the main thread. */
 #include "store.h"
 #include "store_internal.h"
+#include "record.h"
 #include "../base/clock.h"
 #include "../base/err.h"
 #include "../base/log.h"
@@ -17,7 +18,7 @@
 
 /* Transactions per group: bounds the time one commit holds acknowledgements. */
 #define GROUP_MAX_TXNS 4096
-#define SCHEMA_VERSION 4
+#define SCHEMA_VERSION 5
 
 /* Forward migrations: migrations[v] brings version v to v + 1. */
 static const char *const migrations[SCHEMA_VERSION] = {
@@ -42,6 +43,11 @@ static const char *const migrations[SCHEMA_VERSION] = {
 	 "  queued_at INTEGER NOT NULL, PRIMARY KEY(bridge, seq)) WITHOUT ROWID;"),
 	/* 3 -> 4: the user a will was admitted for, to check it again when it fires. */
 	"ALTER TABLE sessions ADD COLUMN will_user TEXT;",
+	/* 4 -> 5: the applied index of the record batches, and the tombs that
+	 * were memory only (apply is deterministic across restarts). */
+	("CREATE TABLE tombs(sid INTEGER NOT NULL, seq INTEGER NOT NULL, val INTEGER NOT NULL,"
+	 "  at INTEGER NOT NULL, PRIMARY KEY(sid, seq)) WITHOUT ROWID;"
+	 "INSERT OR IGNORE INTO meta VALUES('applied_index', 0);"),
 };
 
 static const char *const stmt_sql[S__COUNT] = {
@@ -72,73 +78,13 @@ static const char *const stmt_sql[S__COUNT] = {
 	[S_RET_PUT] = "INSERT OR REPLACE INTO retained(topic, msg_id, version) VALUES(?,?,?)",
 	[S_SPOOL_INS] = "INSERT OR IGNORE INTO spool(bridge, seq, msg_id, queued_at) VALUES(?,?,?,?)",
 	[S_SPOOL_DEL] = "DELETE FROM spool WHERE bridge = ? AND seq = ? RETURNING msg_id",
+	[S_TOMB_PUT] = "INSERT OR REPLACE INTO tombs(sid, seq, val, at) VALUES(?,?,?,?)",
+	[S_TOMB_DEL] = "DELETE FROM tombs WHERE sid = ? AND seq = ?",
+	[S_TOMB_AGE] = "DELETE FROM tombs WHERE at <= ?",
+	[S_INDEX_PUT] = "UPDATE meta SET value = ? WHERE key = 'applied_index'",
 };
 
-/* ---- statements ---- */
-
-static int step_done(struct store *st, enum stmt_id id)
-{
-	sqlite3_stmt *s = st->st[id];
-	int rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
-}
-
-/* Runs a statement that returns at most one integer; *out = -1 when no row. */
-static int step_int(struct store *st, enum stmt_id id, int64_t *out)
-{
-	sqlite3_stmt *s = st->st[id];
-	int rc = sqlite3_step(s);
-	*out = -1;
-	if (rc == SQLITE_ROW) {
-		if (sqlite3_column_type(s, 0) != SQLITE_NULL)
-			*out = sqlite3_column_int64(s, 0);
-		while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-			;
-	}
-	sqlite3_reset(s);
-	return rc == SQLITE_DONE ? SQLITE_OK : rc;
-}
-
-/* ---- message bodies, stored once ---- */
-
-/* Takes one more reference to m's stored body, writing it if it is new. */
-static int msg_hold(struct store *st, struct msg *m)
-{
-	uint64_t id = atomic_load(&m->id);
-	if (refmap_has(&st->refs, id)) {
-		refmap_add(&st->refs, id, 1);
-		return SQLITE_OK;
-	}
-	sqlite3_stmt *s = st->st[S_MSG_INS];
-	sqlite3_bind_int64(s, 1, (int64_t)id);
-	sqlite3_bind_text(s, 2, msg_topic(m), m->topic_len, SQLITE_STATIC);
-	sqlite3_bind_blob(s, 3, msg_props(m), (int)m->props_len, SQLITE_STATIC);
-	sqlite3_bind_blob(s, 4, msg_payload(m), (int)m->payload_len, SQLITE_STATIC);
-	sqlite3_bind_int(s, 5, m->qos);
-	sqlite3_bind_int(s, 6, m->retain);
-	sqlite3_bind_int64(s, 7, (int64_t)m->expiry_at);
-	sqlite3_bind_int64(s, 8, (int64_t)m->origin_sid);
-	int rc = step_done(st, S_MSG_INS);
-	/* Already there with its one reference: now it has two. */
-	if (rc == SQLITE_OK && sqlite3_changes(st->db) == 0 && refmap_put(&st->refs, id, 2))
-		rc = SQLITE_NOMEM;
-	return rc;
-}
-
-/* Drops one reference to a stored body; the last one deletes it. */
-static int msg_release(struct store *st, int64_t id)
-{
-	if (id <= 0)
-		return SQLITE_OK;
-	int32_t left = refmap_add(&st->refs, (uint64_t)id, -1);
-	if (left == 1)
-		refmap_del(&st->refs, (uint64_t)id); /* back to the implicit one */
-	if (left >= 1)
-		return SQLITE_OK;
-	sqlite3_bind_int64(st->st[S_MSG_DEL], 1, id);
-	return step_done(st, S_MSG_DEL);
-}
+/* ---- reads ---- */
 
 struct msg *store__read_msg(struct store *st, uint64_t id, int *rc)
 {
@@ -185,247 +131,7 @@ static void read_load(struct store *st, struct store_load *ld)
 	}
 }
 
-/* ---- one record ---- */
-
-/* A record dropped before it was applied (see cancel_delivered). */
-#define ST_CANCELLED 0
-
-static int apply_session_del(struct store *st, uint64_t sid)
-{
-	sqlite3_stmt *s = st->st[S_Q_OF_SESSION];
-	sqlite3_bind_int64(s, 1, (int64_t)sid);
-	int rc;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		if ((rc = msg_release(st, sqlite3_column_int64(s, 0))) != SQLITE_OK)
-			break;
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE && rc != SQLITE_OK)
-		return rc;
-	int64_t will;
-	sqlite3_bind_int64(st->st[S_SESS_WILL], 1, (int64_t)sid);
-	if ((rc = step_int(st, S_SESS_WILL, &will)) || (rc = msg_release(st, will)))
-		return rc;
-	static const enum stmt_id dels[] = { S_Q_DEL_SESSION, S_RX_DEL_SESSION, S_SUB_DEL_SESSION, S_SESS_DEL };
-	for (size_t i = 0; i < sizeof dels / sizeof dels[0]; i++) {
-		sqlite3_bind_int64(st->st[dels[i]], 1, (int64_t)sid);
-		if ((rc = step_done(st, dels[i])))
-			return rc;
-	}
-	return SQLITE_OK;
-}
-
-static int apply_session_put(struct store *st, const struct store_op *op)
-{
-	int64_t old;
-	int rc;
-	sqlite3_bind_int64(st->st[S_SESS_WILL], 1, (int64_t)op->sid);
-	if ((rc = step_int(st, S_SESS_WILL, &old)))
-		return rc;
-	int64_t will = op->msg ? (int64_t)atomic_load(&op->msg->id) : -1;
-	if (old != will) {
-		if (op->msg && (rc = msg_hold(st, op->msg)))
-			return rc;
-		if ((rc = msg_release(st, old)))
-			return rc;
-	}
-	sqlite3_stmt *s = st->st[S_SESS_PUT];
-	sqlite3_bind_int64(s, 1, (int64_t)op->sid);
-	sqlite3_bind_text(s, 2, op->text ? op->text : "", -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 3, op->expiry_interval);
-	sqlite3_bind_int64(s, 4, (int64_t)op->expires_at);
-	sqlite3_bind_int(s, 5, op->qos);
-	if (op->msg)
-		sqlite3_bind_int64(s, 6, will);
-	else
-		sqlite3_bind_null(s, 6);
-	sqlite3_bind_int64(s, 7, op->will_delay);
-	sqlite3_bind_int64(s, 8, (int64_t)op->will_at);
-	if (op->will_user)
-		sqlite3_bind_text(s, 9, op->will_user, -1, SQLITE_STATIC);
-	else
-		sqlite3_bind_null(s, 9);
-	return step_done(st, S_SESS_PUT);
-}
-
-/* Retained updates carry the version the broker gave them under its
- * retained-index lock: two workers may submit them out of order, and only a
- * newer one may replace the row. A clear keeps the row, without a message,
- * as the version mark. */
-static int apply_retain(struct store *st, const struct store_op *op)
-{
-	const char *topic = op->msg ? msg_topic(op->msg) : op->text;
-	int tlen = op->msg ? op->msg->topic_len : -1;
-	sqlite3_stmt *g = st->st[S_RET_GET];
-	sqlite3_bind_text(g, 1, topic, tlen, SQLITE_STATIC);
-	int64_t old = -1, version = -1;
-	int rc = sqlite3_step(g);
-	if (rc == SQLITE_ROW) {
-		if (sqlite3_column_type(g, 0) != SQLITE_NULL)
-			old = sqlite3_column_int64(g, 0);
-		version = sqlite3_column_int64(g, 1);
-	}
-	sqlite3_reset(g);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return rc;
-	if (version >= (int64_t)op->seq)
-		return SQLITE_OK; /* a newer update is on disk already */
-	if (op->type == ST_RETAIN_PUT && (rc = msg_hold(st, op->msg)))
-		return rc;
-	sqlite3_stmt *s = st->st[S_RET_PUT];
-	sqlite3_bind_text(s, 1, topic, tlen, SQLITE_STATIC);
-	if (op->type == ST_RETAIN_PUT)
-		sqlite3_bind_int64(s, 2, (int64_t)atomic_load(&op->msg->id));
-	else
-		sqlite3_bind_null(s, 2);
-	sqlite3_bind_int64(s, 3, (int64_t)op->seq);
-	rc = step_done(st, S_RET_PUT);
-	return rc ? rc : msg_release(st, old);
-}
-
-static int apply_op(struct store *st, const struct store_op *op)
-{
-	sqlite3_stmt *s;
-	int rc;
-	int64_t id;
-	switch (op->type) {
-	case ST_CANCELLED:
-		return SQLITE_OK;
-	case ST_QUEUE_ADD: {
-		int late = tombs_take(&st->tombs, op->sid, op->seq);
-		if (late == TOMB_DELETED)
-			return SQLITE_OK; /* delivered and acknowledged already */
-		if ((rc = msg_hold(st, op->msg)))
-			return rc;
-		s = st->st[S_Q_INS];
-		sqlite3_bind_int64(s, 1, (int64_t)op->sid);
-		sqlite3_bind_int64(s, 2, (int64_t)op->seq);
-		sqlite3_bind_int64(s, 3, (int64_t)atomic_load(&op->msg->id));
-		sqlite3_bind_int(s, 4, op->qos);
-		sqlite3_bind_int(s, 5, op->flags & QE_RETAIN);
-		sqlite3_bind_int(s, 6, late >= 0 ? late : op->state);
-		if (op->n_sub_ids)
-			sqlite3_bind_blob(s, 7, op->n_sub_ids > 1 ? op->sub_ids : &op->sub_id,
-					  (int)(op->n_sub_ids * sizeof(uint32_t)), SQLITE_STATIC);
-		else
-			sqlite3_bind_null(s, 7);
-		sqlite3_bind_int64(s, 8, op->queued_s);
-		return step_done(st, S_Q_INS);
-	}
-	case ST_QUEUE_DEL:
-		sqlite3_bind_int64(st->st[S_Q_DEL], 1, (int64_t)op->sid);
-		sqlite3_bind_int64(st->st[S_Q_DEL], 2, (int64_t)op->seq);
-		if ((rc = step_int(st, S_Q_DEL, &id)))
-			return rc;
-		if (id < 0 && tombs_add(&st->tombs, op->sid, op->seq, TOMB_DELETED))
-			return SQLITE_NOMEM;
-		return msg_release(st, id);
-	case ST_QUEUE_STATE:
-		s = st->st[S_Q_STATE];
-		sqlite3_bind_int(s, 1, op->state);
-		sqlite3_bind_int64(s, 2, (int64_t)op->sid);
-		sqlite3_bind_int64(s, 3, (int64_t)op->seq);
-		if ((rc = step_done(st, S_Q_STATE)))
-			return rc;
-		if (sqlite3_changes(st->db) == 0 && tombs_add(&st->tombs, op->sid, op->seq, op->state))
-			return SQLITE_NOMEM;
-		return SQLITE_OK;
-	case ST_RX2_ADD:
-	case ST_RX2_DEL:
-		s = st->st[op->type == ST_RX2_ADD ? S_RX_INS : S_RX_DEL];
-		sqlite3_bind_int64(s, 1, (int64_t)op->sid);
-		sqlite3_bind_int(s, 2, op->pid);
-		return step_done(st, op->type == ST_RX2_ADD ? S_RX_INS : S_RX_DEL);
-	case ST_SESSION_PUT:
-		return apply_session_put(st, op);
-	case ST_SESSION_DEL:
-		return apply_session_del(st, op->sid);
-	case ST_SUB_PUT:
-		s = st->st[S_SUB_PUT];
-		sqlite3_bind_int64(s, 1, (int64_t)op->sid);
-		sqlite3_bind_text(s, 2, op->text, -1, SQLITE_STATIC);
-		sqlite3_bind_int(s, 3, op->flags);
-		sqlite3_bind_int64(s, 4, op->sub_id);
-		return step_done(st, S_SUB_PUT);
-	case ST_SUB_DEL:
-		s = st->st[S_SUB_DEL];
-		sqlite3_bind_int64(s, 1, (int64_t)op->sid);
-		sqlite3_bind_text(s, 2, op->text, -1, SQLITE_STATIC);
-		return step_done(st, S_SUB_DEL);
-	case ST_RETAIN_PUT:
-	case ST_RETAIN_DEL:
-		return apply_retain(st, op);
-	case ST_MSG_LOAD:
-		return SQLITE_OK; /* read beside the group: see read_loads */
-	case ST_SPOOL_ADD:
-		if ((rc = msg_hold(st, op->msg)))
-			return rc;
-		s = st->st[S_SPOOL_INS];
-		sqlite3_bind_text(s, 1, op->bridge, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(s, 2, (int64_t)op->seq);
-		sqlite3_bind_int64(s, 3, (int64_t)atomic_load(&op->msg->id));
-		sqlite3_bind_int64(s, 4, op->queued_s);
-		if ((rc = step_done(st, S_SPOOL_INS)))
-			return rc;
-		/* A row that was there already (a resubmitted group) keeps its one hold. */
-		return sqlite3_changes(st->db) ? SQLITE_OK : msg_release(st, (int64_t)atomic_load(&op->msg->id));
-	case ST_SPOOL_DEL:
-		/* The bridge deletes only rows it saw committed: no tombstone needed. */
-		sqlite3_bind_text(st->st[S_SPOOL_DEL], 1, op->bridge, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st->st[S_SPOOL_DEL], 2, (int64_t)op->seq);
-		if ((rc = step_int(st, S_SPOOL_DEL, &id)))
-			return rc;
-		return msg_release(st, id);
-	}
-	return SQLITE_MISUSE;
-}
-
 /* ---- the writer ---- */
-
-static uint32_t entry_slot(uint64_t sid, uint64_t seq, uint32_t mask)
-{
-	uint64_t h = (sid * 0x9E3779B97F4A7C15ull) ^ (seq * 0xC2B2AE3D27D4EB4Full);
-	return (uint32_t)(h ^ (h >> 29)) & mask;
-}
-
-/* A queue entry added and removed within one group (delivered and
- * acknowledged while the previous group was being committed) never needs to
- * reach the disk: both records are dropped, and the body is not written
- * unless something else holds it. At high rates this removes most writes. */
-static void cancel_delivered(struct store_txn *list)
-{
-	uint32_t adds = 0;
-	for (struct store_txn *t = list; t; t = t->next)
-		for (uint32_t i = 0; i < t->n_ops; i++)
-			adds += t->ops[i].type == ST_QUEUE_ADD;
-	if (!adds)
-		return;
-	uint32_t cap = 16;
-	while (cap < adds * 2)
-		cap *= 2;
-	struct store_op **slots = calloc(cap, sizeof *slots);
-	if (!slots)
-		return; /* an optimisation only */
-	for (struct store_txn *t = list; t; t = t->next) {
-		for (uint32_t i = 0; i < t->n_ops; i++) {
-			struct store_op *op = &t->ops[i];
-			if (op->type != ST_QUEUE_ADD && op->type != ST_QUEUE_DEL && op->type != ST_QUEUE_STATE)
-				continue;
-			uint32_t j = entry_slot(op->sid, op->seq, cap - 1);
-			while (slots[j] && (slots[j]->sid != op->sid || slots[j]->seq != op->seq))
-				j = (j + 1) & (cap - 1);
-			if (op->type == ST_QUEUE_ADD) {
-				slots[j] = op;
-			} else if (slots[j] && slots[j]->type == ST_QUEUE_ADD) {
-				if (op->type == ST_QUEUE_DEL)
-					slots[j]->type = ST_CANCELLED;
-				else
-					slots[j]->state = op->state; /* inserted in its latest state */
-				op->type = ST_CANCELLED;
-			}
-		}
-	}
-	free(slots);
-}
 
 /* Free space that ends a disk-full episode. */
 #define ROOM_AGAIN (1024 * 1024)
@@ -442,41 +148,35 @@ static bool episode_over(const struct store *st, uint64_t ops)
 	return ops >= st->failed_ops;
 }
 
-/* Applies a group's writes in one transaction. Returns 0 or a negative fm_err. */
+/* Applies a group's writes: its records as one batch, under the next
+ * index. Returns 0 or a negative fm_err. */
 static int write_group(struct store *st, struct store_txn *list)
 {
-	cancel_delivered(list);
-	uint64_t ops = 0;
-	int rc = step_done(st, S_BEGIN);
-	for (struct store_txn *t = list; t && rc == SQLITE_OK; t = t->next)
-		for (uint32_t i = 0; i < t->n_ops && rc == SQLITE_OK; i++, ops++)
-			rc = apply_op(st, &t->ops[i]);
-	if (rc == SQLITE_OK)
-		rc = step_done(st, S_COMMIT);
-	if (rc == SQLITE_OK) {
-		/* A late insert arrives within a few groups; older pairs are dropped. */
-		if (++st->groups % 256 == 0)
-			tombs_age(&st->tombs);
-		if (st->failing && episode_over(st, ops)) {
+	int err = store__encode_group(list, &st->batch);
+	uint32_t records = rec_batch_count(&st->batch);
+	if (!err && !records)
+		return 0; /* nothing to write (reads only, or cancelled pairs) */
+	if (!err)
+		err = store_apply(st, st->batch.p, st->batch.len, st->applied + 1);
+	/* A large batch's buffer is not kept between groups. */
+	if (st->batch.cap > 4 * 1024 * 1024)
+		buf_free(&st->batch);
+	if (!err) {
+		if (st->failing && episode_over(st, records)) {
 			log_notice("store %s: writing again", st->path);
 			st->failing = false;
-			atomic_store_explicit(&st->b->stats.store_failing, false, memory_order_relaxed);
+			st->port.failing(st->port.owner, false);
 		}
 		return 0;
 	}
-	int ext = sqlite3_extended_errcode(st->db);
 	if (!st->failing)
-		log_err("store %s: commit failed: %s (%d); new QoS 1/2 messages are refused until it works again",
-			st->path, sqlite3_errmsg(st->db), ext);
+		log_err("store %s: commit failed: %s; new QoS 1/2 messages are refused until it works again",
+			st->path, err == -FM_ENOMEM ? "out of memory" : sqlite3_errstr(st->apply_rc));
 	st->failing = true;
-	atomic_store_explicit(&st->b->stats.store_failing, true, memory_order_relaxed);
-	st->failed_ops = ops;
+	st->port.failing(st->port.owner, true);
+	st->failed_ops = records;
 	atomic_fetch_add(&st->failures, 1);
-	if (!sqlite3_get_autocommit(st->db))
-		step_done(st, S_ROLLBACK);
-	/* The in-memory reference counts followed the rolled-back records. */
-	store__load_refs(st);
-	return (rc & 0xFF) == SQLITE_FULL ? -FM_ELIMIT : -FM_EIO;
+	return err;
 }
 
 /* Reads travel beside the group's writes, never inside them: run after the
@@ -487,9 +187,8 @@ static int write_group(struct store *st, struct store_txn *list)
 static void read_loads(struct store *st, struct store_txn *list)
 {
 	for (struct store_txn *t = list; t; t = t->next)
-		for (uint32_t i = 0; i < t->n_ops; i++)
-			if (t->ops[i].type == ST_MSG_LOAD)
-				read_load(st, t->ops[i].load);
+		for (uint32_t i = 0; i < t->n_loads; i++)
+			read_load(st, t->loads[i]);
 }
 
 /* Applies a group in one transaction, then its reads. Returns 0 or a
@@ -534,7 +233,7 @@ static bool gives_up(struct store *st)
 {
 	if (st->stop)
 		return true;
-	if (!atomic_load(&st->b->shutting_down))
+	if (!st->port.stopping(st->port.owner))
 		return false;
 	uint64_t now = clock_mono_ms();
 	if (!st->giveup_at_ms) {
@@ -596,7 +295,7 @@ static void *writer_main(void *arg)
 				continue;
 			}
 			t->err = err;
-			broker_store_complete(st->b, t);
+			st->port.complete(st->port.owner, t);
 		}
 		if (retry) {
 			struct timespec ts = { 0, 100 * 1000 * 1000 };
@@ -708,6 +407,18 @@ static int migrate(struct store *st, char *err, size_t errlen)
 	return 0;
 }
 
+static int load_applied(struct store *st)
+{
+	sqlite3_stmt *s;
+	if (sqlite3_prepare_v2(st->db, "SELECT value FROM meta WHERE key = 'applied_index'", -1, &s, NULL))
+		return -1;
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		st->applied = (uint64_t)sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return rc == SQLITE_ROW ? 0 : -1;
+}
+
 struct store *store_open(const char *dir, unsigned durability, char *err, size_t errlen)
 {
 	struct store *st = calloc(1, sizeof *st);
@@ -751,6 +462,11 @@ struct store *store_open(const char *dir, unsigned durability, char *err, size_t
 			snprintf(err, errlen, "%s: %s: %s", st->path, sqlite3_errmsg(st->db), store__advice(st->db));
 			goto fail;
 		}
+	}
+	if (load_applied(st) || store__load_tombs(st, st->applied) || store__load_refs(st)) {
+		snprintf(err, errlen, "%s: reading the store's state: %s: %s", st->path, sqlite3_errmsg(st->db),
+			 store__advice(st->db));
+		goto fail;
 	}
 	st->port.ctx = st;
 	st->port.submit = store_submit;
@@ -837,6 +553,7 @@ void store_close(struct store *st)
 		sqlite3_close(st->db);
 	refmap_free(&st->refs);
 	tombs_free(&st->tombs);
+	buf_free(&st->batch);
 	pthread_mutex_destroy(&st->lock);
 	pthread_cond_destroy(&st->cond);
 	pthread_mutex_destroy(&st->ckpt_lock);
@@ -846,7 +563,8 @@ void store_close(struct store *st)
 
 int store_start(struct store *st, struct broker *b)
 {
-	st->b = b;
+	/* The broker's side of the port first: the writer hands back through it. */
+	broker_set_store(b, &st->port);
 	if (sqlite3_open_v2(st->path, &st->ckpt_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
 		log_err("store %s: %s", st->path, st->ckpt_db ? sqlite3_errmsg(st->ckpt_db) : "cannot open");
 		return -FM_EIO;
@@ -861,7 +579,6 @@ int store_start(struct store *st, struct broker *b)
 	if (pthread_create(&st->thread, NULL, writer_main, st))
 		return -FM_EIO;
 	st->running = true;
-	broker_set_store(b, &st->port);
 	return 0;
 }
 

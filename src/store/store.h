@@ -17,6 +17,12 @@ struct store *store_open(const char *dir, unsigned durability, char *err, size_t
  * message into b, and logs what it found. Returns 0, or -1 with err set (a
  * damaged database: start-up must stop). */
 int store_recover(struct store *st, struct broker *b, char *err, size_t errlen);
+/* Applies one record batch (record.h) under `index`, in one transaction that
+ * also stores the index; a batch at or below the applied index is skipped.
+ * The one code that changes the database (writer thread, or before it
+ * starts). Returns 0, or -FM_ELIMIT (disk full), -FM_EPROTO (malformed
+ * batch), -FM_EIO, -FM_ENOMEM; nothing of a failed batch stays. */
+int store_apply(struct store *st, const uint8_t *batch, size_t len, uint64_t index);
 /* Starts the writer thread and connects it to b. */
 int store_start(struct store *st, struct broker *b);
 /* Commits what is queued, stops the writer and closes the database. */

@@ -17,6 +17,7 @@ enum stmt_id {
 	S_SUB_PUT, S_SUB_DEL, S_SUB_DEL_SESSION,
 	S_RET_GET, S_RET_PUT,
 	S_SPOOL_INS, S_SPOOL_DEL,
+	S_TOMB_PUT, S_TOMB_DEL, S_TOMB_AGE, S_INDEX_PUT,
 	S__COUNT
 };
 
@@ -29,9 +30,10 @@ struct store {
 	 * more; a stored body that is not in the map has exactly one (most
 	 * queued messages: no memory per message). */
 	struct refmap refs;
-	struct tombs tombs; /* queue entries deleted before their insert arrived */
-	uint32_t groups;    /* committed groups, for aging the tombs */
-	struct broker *b;
+	struct tombs tombs; /* queue entries deleted before their insert arrived (mirrors the table) */
+	uint64_t applied;   /* index of the last batch applied (stored with the data) */
+	int apply_rc;       /* SQLite's code for the last batch that failed */
+	struct buf batch;   /* the group being written, as a record batch (writer thread) */
 	struct store_port port;
 	pthread_t thread;
 	bool running;
@@ -55,6 +57,18 @@ struct store {
 	pthread_cond_t ckpt_cond;
 	bool ckpt_wanted, ckpt_stop;
 };
+
+/* A record dropped before it was applied (see cancel_delivered). */
+#define ST_CANCELLED 0
+
+/* Runs a statement that returns no rows worth reading. SQLITE_OK or a code. */
+int store__step_done(struct store *st, enum stmt_id id);
+/* The group's transactions as one record batch in out (cancelling the queue
+ * entries added and removed within it first). 0 or -FM_ENOMEM. */
+int store__encode_group(struct store_txn *list, struct buf *out);
+/* Rebuilds the tombs' memory mirror from their table, as of index applied.
+ * Returns 0 or -1. */
+int store__load_tombs(struct store *st, uint64_t applied);
 
 /* Reads stored body id with S_MSG_GET. Returns a new message, or NULL with
  * *rc SQLITE_DONE when there is none, or with another SQLite code (or

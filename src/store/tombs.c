@@ -86,6 +86,11 @@ int tombs_add(struct tombs *t, uint64_t sid, uint64_t seq, uint8_t val)
 	return gen_put(&t->cur, sid, seq, val);
 }
 
+int tombs_load(struct tombs *t, uint64_t sid, uint64_t seq, uint8_t val, bool current)
+{
+	return gen_put(current ? &t->cur : &t->old, sid, seq, val);
+}
+
 int tombs_take(struct tombs *t, uint64_t sid, uint64_t seq)
 {
 	int v = gen_take(&t->cur, sid, seq);

@@ -1,0 +1,441 @@
+/* The one apply: a record batch, as bytes, into the database. It is the
+ * only code that changes the database's state, at commit and (next) on
+ * every replica; it is deterministic (the same batches in the same order
+ * give the same database: what it keeps in memory, the bodies' reference
+ * counts and the tombs, mirrors tables and is rebuilt from them) and
+ * idempotent (the applied index is stored in the same transaction; an index
+ * applied already is skipped). */
+#include "store_internal.h"
+#include "record.h"
+#include "../base/err.h"
+#include "../base/log.h"
+#include <stdlib.h>
+#include <string.h>
+
+/* Tombs live this many indexes at least, twice at most (see tombs.h). */
+#define TOMB_GENERATION 256
+
+int store__step_done(struct store *st, enum stmt_id id)
+{
+	sqlite3_stmt *s = st->st[id];
+	int rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+
+/* Runs a statement that returns at most one integer; *out = -1 when no row. */
+static int step_int(struct store *st, enum stmt_id id, int64_t *out)
+{
+	sqlite3_stmt *s = st->st[id];
+	int rc = sqlite3_step(s);
+	*out = -1;
+	if (rc == SQLITE_ROW) {
+		if (sqlite3_column_type(s, 0) != SQLITE_NULL)
+			*out = sqlite3_column_int64(s, 0);
+		while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+			;
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static void bind_bytes_text(sqlite3_stmt *s, int col, struct rec_bytes b)
+{
+	sqlite3_bind_text(s, col, b.p ? (const char *)b.p : "", (int)b.len, SQLITE_STATIC);
+}
+
+/* ---- the bodies of one batch, by id ---- */
+
+struct bodies {
+	const struct record **slot; /* open addressing on the id; NULL: empty */
+	uint32_t mask;
+};
+
+static int bodies_init(struct bodies *m, uint32_t records)
+{
+	uint32_t cap = 16;
+	while (cap < records * 2)
+		cap *= 2;
+	m->slot = calloc(cap, sizeof *m->slot);
+	m->mask = cap - 1;
+	return m->slot ? 0 : -FM_ENOMEM;
+}
+
+static uint32_t bodies_home(const struct bodies *m, uint64_t id)
+{
+	uint64_t h = id * 0x9E3779B97F4A7C15ull;
+	return (uint32_t)(h >> 32) & m->mask;
+}
+
+static void bodies_put(struct bodies *m, const struct record *r)
+{
+	uint32_t i = bodies_home(m, r->id);
+	while (m->slot[i] && m->slot[i]->id != r->id)
+		i = (i + 1) & m->mask;
+	m->slot[i] = r;
+}
+
+static const struct record *bodies_get(const struct bodies *m, uint64_t id)
+{
+	for (uint32_t i = bodies_home(m, id); m->slot[i]; i = (i + 1) & m->mask)
+		if (m->slot[i]->id == id)
+			return m->slot[i];
+	return NULL;
+}
+
+struct apply {
+	struct store *st;
+	uint64_t index;
+	struct bodies bodies;
+};
+
+/* ---- message bodies, stored once ---- */
+
+/* Takes one more reference to stored body `id`, writing it from the batch
+ * if it is new. */
+static int msg_hold(struct apply *a, uint64_t id)
+{
+	struct store *st = a->st;
+	if (refmap_has(&st->refs, id)) {
+		refmap_add(&st->refs, id, 1);
+		return SQLITE_OK;
+	}
+	const struct record *m = bodies_get(&a->bodies, id);
+	if (!m)
+		return SQLITE_CORRUPT; /* every record travels with the bodies it names */
+	sqlite3_stmt *s = st->st[S_MSG_INS];
+	sqlite3_bind_int64(s, 1, (int64_t)id);
+	bind_bytes_text(s, 2, m->topic);
+	sqlite3_bind_blob(s, 3, m->props.p, (int)m->props.len, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 4, m->payload.p, (int)m->payload.len, SQLITE_STATIC);
+	sqlite3_bind_int(s, 5, m->qos);
+	sqlite3_bind_int(s, 6, m->retain);
+	sqlite3_bind_int64(s, 7, (int64_t)m->expiry_at);
+	sqlite3_bind_int64(s, 8, (int64_t)m->origin);
+	int rc = store__step_done(st, S_MSG_INS);
+	/* Already there with its one reference: now it has two. */
+	if (rc == SQLITE_OK && sqlite3_changes(st->db) == 0 && refmap_put(&st->refs, id, 2))
+		rc = SQLITE_NOMEM;
+	return rc;
+}
+
+/* Drops one reference to a stored body; the last one deletes it. */
+static int msg_release(struct store *st, int64_t id)
+{
+	if (id <= 0)
+		return SQLITE_OK;
+	int32_t left = refmap_add(&st->refs, (uint64_t)id, -1);
+	if (left == 1)
+		refmap_del(&st->refs, (uint64_t)id); /* back to the implicit one */
+	if (left >= 1)
+		return SQLITE_OK;
+	sqlite3_bind_int64(st->st[S_MSG_DEL], 1, id);
+	return store__step_done(st, S_MSG_DEL);
+}
+
+/* ---- tombs: queue entries deleted before their insert arrived ---- */
+
+static int tomb_put(struct apply *a, uint64_t sid, uint64_t seq, uint8_t val)
+{
+	struct store *st = a->st;
+	if (val != TOMB_DELETED && tombs_take(&st->tombs, sid, seq) == TOMB_DELETED)
+		val = TOMB_DELETED; /* never let a state overwrite a delete */
+	if (tombs_add(&st->tombs, sid, seq, val))
+		return SQLITE_NOMEM;
+	sqlite3_stmt *s = st->st[S_TOMB_PUT];
+	sqlite3_bind_int64(s, 1, (int64_t)sid);
+	sqlite3_bind_int64(s, 2, (int64_t)seq);
+	sqlite3_bind_int(s, 3, val);
+	sqlite3_bind_int64(s, 4, (int64_t)a->index);
+	return store__step_done(st, S_TOMB_PUT);
+}
+
+/* The tomb of (sid, seq), taken: its value, or -1 when there is none. */
+static int tomb_take(struct apply *a, uint64_t sid, uint64_t seq, int *rc)
+{
+	struct store *st = a->st;
+	int val = tombs_take(&st->tombs, sid, seq);
+	*rc = SQLITE_OK;
+	if (val >= 0) {
+		sqlite3_bind_int64(st->st[S_TOMB_DEL], 1, (int64_t)sid);
+		sqlite3_bind_int64(st->st[S_TOMB_DEL], 2, (int64_t)seq);
+		*rc = store__step_done(st, S_TOMB_DEL);
+	}
+	return val;
+}
+
+/* At every TOMB_GENERATION-th index the oldest generation goes, in memory
+ * and in the table alike: a late insert comes within a few groups. */
+static int tombs_turn(struct apply *a)
+{
+	if (a->index % TOMB_GENERATION)
+		return SQLITE_OK;
+	tombs_age(&a->st->tombs);
+	sqlite3_bind_int64(a->st->st[S_TOMB_AGE], 1, (int64_t)(a->index - TOMB_GENERATION));
+	return store__step_done(a->st, S_TOMB_AGE);
+}
+
+int store__load_tombs(struct store *st, uint64_t applied)
+{
+	tombs_free(&st->tombs);
+	uint64_t turn = applied - applied % TOMB_GENERATION;
+	sqlite3_stmt *s;
+	if (sqlite3_prepare_v2(st->db, "SELECT sid, seq, val, at FROM tombs", -1, &s, NULL) != SQLITE_OK)
+		return -1;
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		uint64_t at = (uint64_t)sqlite3_column_int64(s, 3);
+		if (tombs_load(&st->tombs, (uint64_t)sqlite3_column_int64(s, 0), (uint64_t)sqlite3_column_int64(s, 1),
+			       (uint8_t)sqlite3_column_int(s, 2), at > turn)) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+	}
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* ---- one record ---- */
+
+static int apply_session_del(struct store *st, uint64_t sid)
+{
+	sqlite3_stmt *s = st->st[S_Q_OF_SESSION];
+	sqlite3_bind_int64(s, 1, (int64_t)sid);
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		if ((rc = msg_release(st, sqlite3_column_int64(s, 0))) != SQLITE_OK)
+			break;
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE && rc != SQLITE_OK)
+		return rc;
+	int64_t will;
+	sqlite3_bind_int64(st->st[S_SESS_WILL], 1, (int64_t)sid);
+	if ((rc = step_int(st, S_SESS_WILL, &will)) || (rc = msg_release(st, will)))
+		return rc;
+	static const enum stmt_id dels[] = { S_Q_DEL_SESSION, S_RX_DEL_SESSION, S_SUB_DEL_SESSION, S_SESS_DEL };
+	for (size_t i = 0; i < sizeof dels / sizeof dels[0]; i++) {
+		sqlite3_bind_int64(st->st[dels[i]], 1, (int64_t)sid);
+		if ((rc = store__step_done(st, dels[i])))
+			return rc;
+	}
+	return SQLITE_OK;
+}
+
+static int apply_session_put(struct apply *a, const struct record *r)
+{
+	struct store *st = a->st;
+	int64_t old;
+	int rc;
+	sqlite3_bind_int64(st->st[S_SESS_WILL], 1, (int64_t)r->sid);
+	if ((rc = step_int(st, S_SESS_WILL, &old)))
+		return rc;
+	int64_t will = r->id ? (int64_t)r->id : -1;
+	if (old != will) {
+		if (r->id && (rc = msg_hold(a, r->id)))
+			return rc;
+		if ((rc = msg_release(st, old)))
+			return rc;
+	}
+	sqlite3_stmt *s = st->st[S_SESS_PUT];
+	sqlite3_bind_int64(s, 1, (int64_t)r->sid);
+	bind_bytes_text(s, 2, r->text);
+	sqlite3_bind_int64(s, 3, r->expiry_interval);
+	sqlite3_bind_int64(s, 4, (int64_t)r->expires_at);
+	sqlite3_bind_int(s, 5, r->version);
+	if (r->id)
+		sqlite3_bind_int64(s, 6, will);
+	else
+		sqlite3_bind_null(s, 6);
+	sqlite3_bind_int64(s, 7, r->will_delay);
+	sqlite3_bind_int64(s, 8, (int64_t)r->will_at);
+	if (r->has_user)
+		bind_bytes_text(s, 9, r->user);
+	else
+		sqlite3_bind_null(s, 9);
+	return store__step_done(st, S_SESS_PUT);
+}
+
+/* Retained updates carry the version the broker gave them under its
+ * retained-index lock: two workers may submit them out of order, and only a
+ * newer one may replace the row. A clear keeps the row, without a message,
+ * as the version mark. */
+static int apply_retain(struct apply *a, const struct record *r)
+{
+	struct store *st = a->st;
+	sqlite3_stmt *g = st->st[S_RET_GET];
+	bind_bytes_text(g, 1, r->text);
+	int64_t old = -1, version = -1;
+	int rc = sqlite3_step(g);
+	if (rc == SQLITE_ROW) {
+		if (sqlite3_column_type(g, 0) != SQLITE_NULL)
+			old = sqlite3_column_int64(g, 0);
+		version = sqlite3_column_int64(g, 1);
+	}
+	sqlite3_reset(g);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return rc;
+	if (version >= (int64_t)r->seq)
+		return SQLITE_OK; /* a newer update is on disk already */
+	if (r->type == REC_RETAIN_PUT && (rc = msg_hold(a, r->id)))
+		return rc;
+	sqlite3_stmt *s = st->st[S_RET_PUT];
+	bind_bytes_text(s, 1, r->text);
+	if (r->type == REC_RETAIN_PUT)
+		sqlite3_bind_int64(s, 2, (int64_t)r->id);
+	else
+		sqlite3_bind_null(s, 2);
+	sqlite3_bind_int64(s, 3, (int64_t)r->seq);
+	rc = store__step_done(st, S_RET_PUT);
+	return rc ? rc : msg_release(st, old);
+}
+
+static int apply_queue_add(struct apply *a, const struct record *r)
+{
+	struct store *st = a->st;
+	int rc;
+	int late = tomb_take(a, r->sid, r->seq, &rc);
+	if (rc)
+		return rc;
+	if (late == TOMB_DELETED)
+		return SQLITE_OK; /* delivered and acknowledged already */
+	if ((rc = msg_hold(a, r->id)))
+		return rc;
+	sqlite3_stmt *s = st->st[S_Q_INS];
+	sqlite3_bind_int64(s, 1, (int64_t)r->sid);
+	sqlite3_bind_int64(s, 2, (int64_t)r->seq);
+	sqlite3_bind_int64(s, 3, (int64_t)r->id);
+	sqlite3_bind_int(s, 4, r->qos);
+	sqlite3_bind_int(s, 5, r->flags);
+	sqlite3_bind_int(s, 6, late >= 0 ? late : r->state);
+	if (r->sub_ids.len)
+		sqlite3_bind_blob(s, 7, r->sub_ids.p, (int)r->sub_ids.len, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(s, 7);
+	sqlite3_bind_int64(s, 8, r->queued_s);
+	return store__step_done(st, S_Q_INS);
+}
+
+static int apply_record(struct apply *a, const struct record *r)
+{
+	struct store *st = a->st;
+	sqlite3_stmt *s;
+	int rc;
+	int64_t id;
+	switch (r->type) {
+	case REC_BODY:
+		bodies_put(&a->bodies, r); /* written when a row first holds it */
+		return SQLITE_OK;
+	case REC_QUEUE_ADD:
+		return apply_queue_add(a, r);
+	case REC_QUEUE_DEL:
+		sqlite3_bind_int64(st->st[S_Q_DEL], 1, (int64_t)r->sid);
+		sqlite3_bind_int64(st->st[S_Q_DEL], 2, (int64_t)r->seq);
+		if ((rc = step_int(st, S_Q_DEL, &id)))
+			return rc;
+		if (id < 0)
+			return tomb_put(a, r->sid, r->seq, TOMB_DELETED);
+		return msg_release(st, id);
+	case REC_QUEUE_STATE:
+		s = st->st[S_Q_STATE];
+		sqlite3_bind_int(s, 1, r->state);
+		sqlite3_bind_int64(s, 2, (int64_t)r->sid);
+		sqlite3_bind_int64(s, 3, (int64_t)r->seq);
+		if ((rc = store__step_done(st, S_Q_STATE)))
+			return rc;
+		return sqlite3_changes(st->db) ? SQLITE_OK : tomb_put(a, r->sid, r->seq, r->state);
+	case REC_RX2_ADD:
+	case REC_RX2_DEL:
+		s = st->st[r->type == REC_RX2_ADD ? S_RX_INS : S_RX_DEL];
+		sqlite3_bind_int64(s, 1, (int64_t)r->sid);
+		sqlite3_bind_int(s, 2, r->pid);
+		return store__step_done(st, r->type == REC_RX2_ADD ? S_RX_INS : S_RX_DEL);
+	case REC_SESSION_PUT:
+		return apply_session_put(a, r);
+	case REC_SESSION_DEL:
+		return apply_session_del(st, r->sid);
+	case REC_SUB_PUT:
+		s = st->st[S_SUB_PUT];
+		sqlite3_bind_int64(s, 1, (int64_t)r->sid);
+		bind_bytes_text(s, 2, r->text);
+		sqlite3_bind_int(s, 3, r->flags);
+		sqlite3_bind_int64(s, 4, r->sub_id);
+		return store__step_done(st, S_SUB_PUT);
+	case REC_SUB_DEL:
+		s = st->st[S_SUB_DEL];
+		sqlite3_bind_int64(s, 1, (int64_t)r->sid);
+		bind_bytes_text(s, 2, r->text);
+		return store__step_done(st, S_SUB_DEL);
+	case REC_RETAIN_PUT:
+	case REC_RETAIN_DEL:
+		return apply_retain(a, r);
+	case REC_SPOOL_ADD:
+		if ((rc = msg_hold(a, r->id)))
+			return rc;
+		s = st->st[S_SPOOL_INS];
+		bind_bytes_text(s, 1, r->text);
+		sqlite3_bind_int64(s, 2, (int64_t)r->seq);
+		sqlite3_bind_int64(s, 3, (int64_t)r->id);
+		sqlite3_bind_int64(s, 4, r->queued_s);
+		if ((rc = store__step_done(st, S_SPOOL_INS)))
+			return rc;
+		/* A row that was there already keeps its one hold. */
+		return sqlite3_changes(st->db) ? SQLITE_OK : msg_release(st, (int64_t)r->id);
+	case REC_SPOOL_DEL:
+		/* The bridge deletes only rows it saw committed: no tomb needed. */
+		bind_bytes_text(st->st[S_SPOOL_DEL], 1, r->text);
+		sqlite3_bind_int64(st->st[S_SPOOL_DEL], 2, (int64_t)r->seq);
+		if ((rc = step_int(st, S_SPOOL_DEL, &id)))
+			return rc;
+		return msg_release(st, id);
+	}
+	return SQLITE_CORRUPT;
+}
+
+/* Applies every record of the batch (the transaction is open). Decoded
+ * records point into the batch; bodies are looked up among them. */
+static int apply_records(struct apply *a, const uint8_t *batch, size_t len)
+{
+	struct rec_reader rd;
+	if (rec_reader_init(&rd, batch, len))
+		return SQLITE_CORRUPT;
+	struct record *recs = malloc(sizeof *recs * (rd.left ? rd.left : 1));
+	if (!recs || bodies_init(&a->bodies, rd.left)) {
+		free(recs);
+		return SQLITE_NOMEM;
+	}
+	int rc = SQLITE_OK, got;
+	for (uint32_t n = 0; rc == SQLITE_OK && (got = rec_next(&rd, &recs[n])) != 0; n++)
+		rc = got < 0 ? SQLITE_CORRUPT : apply_record(a, &recs[n]);
+	if (rc == SQLITE_OK)
+		rc = tombs_turn(a);
+	free(a->bodies.slot);
+	free(recs);
+	return rc;
+}
+
+int store_apply(struct store *st, const uint8_t *batch, size_t len, uint64_t index)
+{
+	if (index <= st->applied)
+		return 0; /* applied already */
+	struct apply a = { st, index, { 0 } };
+	int rc = store__step_done(st, S_BEGIN);
+	if (rc == SQLITE_OK)
+		rc = apply_records(&a, batch, len);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_int64(st->st[S_INDEX_PUT], 1, (int64_t)index);
+		rc = store__step_done(st, S_INDEX_PUT);
+	}
+	if (rc == SQLITE_OK)
+		rc = store__step_done(st, S_COMMIT);
+	if (rc == SQLITE_OK) {
+		st->applied = index;
+		return 0;
+	}
+	st->apply_rc = rc;
+	if (!sqlite3_get_autocommit(st->db))
+		store__step_done(st, S_ROLLBACK);
+	/* What memory mirrors followed the rolled-back records. */
+	store__load_refs(st);
+	store__load_tombs(st, st->applied);
+	return (rc & 0xFF) == SQLITE_FULL ? -FM_ELIMIT : (rc & 0xFF) == SQLITE_CORRUPT ? -FM_EPROTO : -FM_EIO;
+}
