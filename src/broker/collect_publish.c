@@ -28,9 +28,9 @@ static void batch_committed(void *ctx, uint16_t pid, uint8_t kind, int err)
 }
 
 /* Admission as the message's user: broker_admit, then the ACL loaded now. */
-static enum admit collect_admit(struct broker *b, const struct collect_msg *cm)
+static enum admit collect_admit(struct broker *b, const struct collect_msg *cm, bool retain)
 {
-	enum admit a = broker_admit(b, NULL, cm->topic, cm->topic_len, cm->retain);
+	enum admit a = broker_admit(b, NULL, cm->topic, cm->topic_len, retain);
 	if (a == ADMIT_OK && !access_will_allowed(b, cm->user, cm->client_id, cm->topic, cm->topic_len))
 		a = ADMIT_DENIED;
 	return a;
@@ -42,7 +42,9 @@ static void publish_batch(struct bworker *w, struct collect_batch *bt)
 	for (uint32_t i = 0; i < bt->n; i++) {
 		const struct collect_msg *cm = &bt->msgs[i];
 		w->stats.msgs_received++;
-		enum admit a = collect_admit(b, cm);
+		/* A status is retained where retain is available, else sent as it is. */
+		bool retain = cm->retain && b->cfg.retain_available;
+		enum admit a = collect_admit(b, cm, retain);
 		if (a != ADMIT_OK) {
 			w->stats.drops[DROP_NOT_AUTHORIZED]++;
 			if (!bt->refused++)
@@ -56,7 +58,7 @@ static void publish_batch(struct bworker *w, struct collect_batch *bt)
 		}
 		struct msg *m = broker_msg_new(b, (struct mqtt_bin){ (const uint8_t *)cm->topic, cm->topic_len },
 					       (struct mqtt_bin){ cm->payload, cm->payload_len },
-					       cm->correlation ? &pr : NULL, 1, cm->retain);
+					       cm->correlation ? &pr : NULL, 1, retain);
 		if (!m) {
 			/* Not published: the commit below reports the failure. */
 			log_err("collector: out of memory: a reading for %.*s is not published", (int)cm->topic_len,
@@ -65,7 +67,7 @@ static void publish_batch(struct bworker *w, struct collect_batch *bt)
 			bt->refused_why = "out of memory";
 			continue;
 		}
-		if (cm->retain && b->cfg.retain_available)
+		if (retain)
 			retain_set(w, m);
 		route_publish(w, m);
 		msg_unref(m);

@@ -11,8 +11,8 @@
 #include <sys/socket.h>
 #include <time.h>
 
-const double collect_hist_bounds_ms[COLLECT_HIST_BUCKETS] = { 0.25, 0.5, 1, 2, 5, 10, 20, 50, 100, 250, 500,
-							       1000, 2500, 10000 };
+const double collect_hist_bounds_ms[COLLECT_HIST_BUCKETS] = { 0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 50,
+							       100, 250, 500, 1000, 2500, 10000 };
 
 uint64_t collect__now_ns(void)
 {
@@ -289,6 +289,7 @@ int collect_list(struct collector *c, struct collect_device_info **out, uint32_t
 		o->writes_failed = LOAD(writes_failed);
 		o->connects = LOAD(connects);
 		o->offline_episodes = LOAD(offline_episodes);
+		o->cpu_ns = LOAD(cpu_ns);
 #undef LOAD
 		hist_copy(&d->request_latency, &o->request_latency);
 		hist_copy(&d->poll_jitter, &o->poll_jitter);

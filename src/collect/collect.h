@@ -31,7 +31,7 @@ const char *collect_state_name(uint32_t state);
 
 /* Upper bounds of the histograms' buckets, in milliseconds (the last one,
  * +Inf, is implied). */
-#define COLLECT_HIST_BUCKETS 14
+#define COLLECT_HIST_BUCKETS 18
 extern const double collect_hist_bounds_ms[COLLECT_HIST_BUCKETS];
 
 struct collect_hist {
@@ -51,6 +51,7 @@ struct collect_device_info {
 	uint64_t polls, polls_failed, polls_late, requests, requests_failed, exceptions;
 	uint64_t readings, readings_committed, readings_refused, readings_lost;
 	uint64_t writes, writes_failed, connects, offline_episodes;
+	uint64_t cpu_ns;                      /* CPU time of the device's thread */
 	struct collect_hist request_latency; /* request sent to answer */
 	struct collect_hist poll_jitter;     /* scheduled to actual start of a poll */
 	struct collect_hist poll_commit;     /* start of a poll to the commit of its readings */

@@ -667,6 +667,15 @@ static bool wait_until(struct cdevice *d, uint64_t until_ns)
 	return go;
 }
 
+/* The calling thread's CPU time in ns. */
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts))
+		return 0;
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 /* Runs the group's poll due at gr->next_ns, then moves its schedule on by
  * whole intervals: a slot already past is counted late and skipped. */
 static void run_group(struct cdevice *d, struct cgroup *gr)
@@ -720,6 +729,7 @@ void *collect__device_main(void *arg)
 		for (uint32_t g = 0; g < d->n_groups && !stopping(d); g++)
 			if (d->groups[g].next_ns <= now)
 				run_group(d, &d->groups[g]);
+		atomic_store_explicit(&d->cpu_ns, thread_cpu_ns(), memory_order_relaxed);
 	}
 	/* The health map says the broker stopped collecting; wait (bounded)
 	 * until what was handed over is committed. */

@@ -91,6 +91,7 @@ struct cdevice {
 	atomic_uint_fast64_t polls, polls_failed, polls_late, requests, requests_failed, exceptions;
 	atomic_uint_fast64_t readings, readings_committed, readings_refused, readings_lost;
 	atomic_uint_fast64_t writes_done, writes_failed, connects, offline_episodes;
+	atomic_uint_fast64_t cpu_ns; /* the device thread's CPU time (CLOCK_THREAD_CPUTIME_ID) */
 	struct atomic_hist request_latency, poll_jitter, poll_commit;
 };
 

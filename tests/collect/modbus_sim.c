@@ -16,6 +16,7 @@
  *   busy D TABLE ADDR N       ... exception 6 (server device busy)
  *   clear D                   no more illegal or busy ranges
  *   mute D 0|1                stop (1) or resume (0) answering; requests are read and dropped
+ *   delay D MS                answer each request MS milliseconds late (every device waits meanwhile)
  *   drop D                    close every connection of D
  *   stats                     {"devices":[{"reads":R,"writes":W,"fc":[..],"conns":C,"accepts":A},...]}
  *
@@ -51,6 +52,7 @@ struct device {
 	int conns[MAX_CONNS];
 	int n_conns;
 	bool mute;
+	unsigned delay_ms;
 	struct range ranges[MAX_RANGES];
 	int n_ranges;
 	int seq_table, seq_addr; /* -1: none */
@@ -110,6 +112,8 @@ static void serve(struct device *d, int i)
 	}
 	if (d->mute)
 		return;
+	if (d->delay_ms)
+		usleep(d->delay_ms * 1000);
 	int h = modbus_get_header_length(d->ctx);
 	uint8_t fc = q[h];
 	uint16_t addr = (uint16_t)(q[h + 1] << 8 | q[h + 2]);
@@ -193,6 +197,8 @@ static void command(struct device *devs, int n_dev, int size, char *line)
 		d->n_ranges = 0;
 	} else if (!strcmp(w[0], "mute") && n == 3) {
 		d->mute = atoi(w[2]) != 0;
+	} else if (!strcmp(w[0], "delay") && n == 3) {
+		d->delay_ms = (unsigned)atoi(w[2]);
 	} else if (!strcmp(w[0], "drop")) {
 		while (d->n_conns)
 			close_conn(d, 0);

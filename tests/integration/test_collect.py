@@ -351,3 +351,35 @@ def test_writes_results_and_refusals(start_broker, raw, sim, tmp_path):
     time.sleep(0.3)  # a refused write must not happen later either
     assert s.get(0, "hr", 200, 1) == [123]
     assert "by client bob1" not in b.log_text()
+
+
+def test_one_message_per_poll_group(start_broker, client, sim):
+    s = sim()
+    s.set(0, "hr", 0, 7, 0xFFFF)
+    s.set(0, "co", 0, 1)
+    tags = ["a holding_register 0 uint16", "b holding_register 1 int16", "c coil 0 bool",
+            ("slow holding_register 5 uint16", ["tag_interval 300"])]
+    b = start_broker(extra_lines=device_lines("plc", s.ports[0], tags, interval=100,
+                                              extra=["modbus_group_messages true"]))
+    sub = client(b)
+    sub.subscribe("modbus/plc/poll/#", 1)
+    fast = sub.messages.wait_match(lambda m: m.topic == "modbus/plc/poll/100", 10)
+    body = json.loads(fast.payload)
+    assert body["values"] == {"a": 7, "b": -1, "c": True} and body["ts"] > 1_600_000_000_000, body
+    slow = sub.messages.wait_match(lambda m: m.topic == "modbus/plc/poll/300", 10)
+    assert json.loads(slow.payload)["values"] == {"slow": 0}
+
+
+def test_readings_reach_the_cloud_through_the_bridge(start_broker, client, sim):
+    s = sim()
+    s.cmd("seq 0 hr 0")
+    cloud = start_broker()
+    edge = start_broker(extra_lines=device_lines("plc", s.ports[0], ["n holding_register 0 uint16"], interval=50) +
+                        ["connection cloud", "address 127.0.0.1:%d" % cloud.port, "bridge_protocol_version mqttv50",
+                         "restart_timeout 1 2", 'topic modbus/# out 1 "" site1/'])
+    sub = client(cloud)
+    sub.subscribe("site1/modbus/plc/#", 1)
+    edge.wait_log(r"bridge cloud: connected to", 10)
+    got = sub.messages.wait_for(10, 15)
+    values = [reading(m)["value"] for m in got if m.topic == "site1/modbus/plc/n"]
+    assert values and values == sorted(values), values
