@@ -56,21 +56,29 @@ void qentry_fill(struct qentry *e, struct msg *m)
 	e->flags &= (uint8_t)~QE_ON_DISK;
 }
 
+/* A full ring grows by half (a long offline queue wastes at most a third of
+ * its ring), its entries copied in order from slot `first`. 0 or -FM_ENOMEM. */
+static int qring_grow(struct qring *r, uint32_t first)
+{
+	if (r->count < r->cap)
+		return 0;
+	uint32_t cap = r->cap ? r->cap + r->cap / 2 : 4;
+	struct qentry *n = malloc(sizeof *n * cap);
+	if (!n)
+		return -FM_ENOMEM;
+	for (uint32_t i = 0; i < r->count; i++)
+		n[first + i] = *qring_at(r, i);
+	free(r->e);
+	r->e = n;
+	r->head = first;
+	r->cap = cap;
+	return 0;
+}
+
 int qring_push(struct qring *r, const struct qentry *e)
 {
-	if (r->count == r->cap) {
-		/* 1.5x: a long offline queue wastes at most a third of its ring. */
-		uint32_t cap = r->cap ? r->cap + r->cap / 2 : 4;
-		struct qentry *n = malloc(sizeof *n * cap);
-		if (!n)
-			return -FM_ENOMEM;
-		for (uint32_t i = 0; i < r->count; i++)
-			n[i] = *qring_at(r, i);
-		free(r->e);
-		r->e = n;
-		r->head = 0;
-		r->cap = cap;
-	}
+	if (qring_grow(r, 0))
+		return -FM_ENOMEM;
 	r->e[(r->head + r->count) % r->cap] = *e;
 	r->count++;
 	return 0;
@@ -78,18 +86,8 @@ int qring_push(struct qring *r, const struct qentry *e)
 
 int qring_push_front(struct qring *r, const struct qentry *e)
 {
-	if (r->count == r->cap) {
-		uint32_t cap = r->cap ? r->cap + r->cap / 2 : 4;
-		struct qentry *n = malloc(sizeof *n * cap);
-		if (!n)
-			return -FM_ENOMEM;
-		for (uint32_t i = 0; i < r->count; i++)
-			n[i + 1] = *qring_at(r, i);
-		free(r->e);
-		r->e = n;
-		r->head = 1;
-		r->cap = cap;
-	}
+	if (qring_grow(r, 1)) /* slot 0 stays free for e */
+		return -FM_ENOMEM;
 	r->head = (r->head + r->cap - 1) % r->cap;
 	r->e[r->head] = *e;
 	r->count++;
