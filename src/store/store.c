@@ -8,6 +8,7 @@
 #include "../base/err.h"
 #include "../base/log.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -15,6 +16,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 /* Transactions per group: bounds the time one commit holds acknowledgements. */
 #define GROUP_MAX_TXNS 4096
@@ -148,6 +151,28 @@ static bool episode_over(const struct store *st, uint64_t ops)
 	return ops >= st->failed_ops;
 }
 
+/* A debugging and test aid, off unless FERROMQ_STORE_BATCH_DUMP names a
+ * file (README, "Durability"): every batch the writer applied is appended
+ * to it as u64 index, u32 length (little-endian), then the batch's bytes,
+ * so that a run can be applied again to an empty store and the two
+ * databases compared (tests/tools/store_replay.c). A write that fails ends
+ * the dump, logged (fm-store-replay reports the batch it cut short). */
+static void dump_batch(struct store *st)
+{
+	uint8_t head[12];
+	for (int i = 0; i < 8; i++)
+		head[i] = (uint8_t)(st->applied >> (8 * i));
+	for (int i = 0; i < 4; i++)
+		head[8 + i] = (uint8_t)(st->batch.len >> (8 * i));
+	struct iovec iov[2] = { { head, sizeof head }, { st->batch.p, st->batch.len } };
+	if (writev(st->dump_fd, iov, 2) == (ssize_t)(sizeof head + st->batch.len))
+		return;
+	log_err("store %s: FERROMQ_STORE_BATCH_DUMP: %s; the dump stops at batch %llu", st->path, strerror(errno),
+		(unsigned long long)st->applied);
+	close(st->dump_fd);
+	st->dump_fd = -1;
+}
+
 /* Applies a group's writes: its records as one batch, under the next
  * index. Returns 0 or a negative fm_err. */
 static int write_group(struct store *st, struct store_txn *list)
@@ -158,6 +183,8 @@ static int write_group(struct store *st, struct store_txn *list)
 		return 0; /* nothing to write (reads only, or cancelled pairs) */
 	if (!err)
 		err = store_apply(st, st->batch.p, st->batch.len, st->applied + 1);
+	if (!err && st->dump_fd >= 0)
+		dump_batch(st);
 	/* A large batch's buffer is not kept between groups. */
 	if (st->batch.cap > 4 * 1024 * 1024)
 		buf_free(&st->batch);
@@ -428,6 +455,7 @@ struct store *store_open(const char *dir, unsigned durability, char *err, size_t
 	}
 	snprintf(st->path, sizeof st->path, "%s/%s", dir, STORE_FILE);
 	snprintf(st->dir, sizeof st->dir, "%s", dir);
+	st->dump_fd = -1;
 	struct stat sb;
 	if (stat(st->path, &sb) == 0 && sb.st_size == 0)
 		log_warn("store %s: the database file is empty (0 bytes): starting with an empty store. If it held "
@@ -467,6 +495,15 @@ struct store *store_open(const char *dir, unsigned durability, char *err, size_t
 		snprintf(err, errlen, "%s: reading the store's state: %s: %s", st->path, sqlite3_errmsg(st->db),
 			 store__advice(st->db));
 		goto fail;
+	}
+	const char *dump = getenv("FERROMQ_STORE_BATCH_DUMP");
+	if (dump && *dump) {
+		st->dump_fd = open(dump, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		if (st->dump_fd < 0) {
+			snprintf(err, errlen, "FERROMQ_STORE_BATCH_DUMP %s: %s", dump, strerror(errno));
+			goto fail;
+		}
+		log_notice("store %s: appending every batch applied to %s (FERROMQ_STORE_BATCH_DUMP)", st->path, dump);
 	}
 	st->port.ctx = st;
 	st->port.submit = store_submit;
@@ -554,6 +591,8 @@ void store_close(struct store *st)
 	refmap_free(&st->refs);
 	tombs_free(&st->tombs);
 	buf_free(&st->batch);
+	if (st->dump_fd >= 0)
+		close(st->dump_fd);
 	pthread_mutex_destroy(&st->lock);
 	pthread_cond_destroy(&st->cond);
 	pthread_mutex_destroy(&st->ckpt_lock);

@@ -34,6 +34,7 @@ struct store {
 	uint64_t applied;   /* index of the last batch applied (stored with the data) */
 	int apply_rc;       /* SQLite's code for the last batch that failed */
 	struct buf batch;   /* the group being written, as a record batch (writer thread) */
+	int dump_fd;        /* FERROMQ_STORE_BATCH_DUMP's file, or -1 (see dump_batch in store.c) */
 	struct store_port port;
 	pthread_t thread;
 	bool running;
