@@ -93,7 +93,7 @@ def test_replayed_batches_rebuild_the_live_database(start_broker, client, tmp_pa
     for i in range(10):
         pub.publish("up/m", b"u%d" % i, 1)
     assert [m.payload for m in up.messages.wait_for(10, timeout=15)] == [b"u%d" % i for i in range(10)]
-    hist.messages.wait_for(2 + 30 + 5)  # the two status updates before the replace, then the rest
+    hist.messages.wait_for(4 + 30 + 5)  # every status update (the clear too), temperatures, alarms
 
     # The expiring session goes (a session delete releasing its queue).
     wait_for(lambda: count(db, "SELECT count(*) FROM sessions WHERE client_id = 'brief'") == 0, 15,
