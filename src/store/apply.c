@@ -164,29 +164,38 @@ static int tomb_take(struct apply *a, uint64_t sid, uint64_t seq, int *rc)
 	return val;
 }
 
-/* At every TOMB_GENERATION-th index the oldest generation goes, in memory
- * and in the table alike: a late insert comes within a few groups. */
+/* Tombs belong to the generation of the index that made them (index /
+ * TOMB_GENERATION); the current and the one before are kept. A batch whose
+ * index starts a newer generation ages them first, in memory and in the
+ * table alike, whatever indexes were skipped (a replicated log has gaps): a
+ * late insert comes within a few groups. */
 static int tombs_turn(struct apply *a)
 {
-	if (a->index % TOMB_GENERATION)
+	struct store *st = a->st;
+	uint64_t gen = a->index / TOMB_GENERATION;
+	if (gen <= st->tomb_gen)
 		return SQLITE_OK;
-	tombs_age(&a->st->tombs);
-	sqlite3_bind_int64(a->st->st[S_TOMB_AGE], 1, (int64_t)(a->index - TOMB_GENERATION));
-	return store__step_done(a->st, S_TOMB_AGE);
+	for (uint64_t g = st->tomb_gen; g < gen && g < st->tomb_gen + 2; g++)
+		tombs_age(&st->tombs);
+	st->tomb_gen = gen;
+	sqlite3_bind_int64(st->st[S_TOMB_AGE], 1, (int64_t)(gen ? (gen - 1) * TOMB_GENERATION : 0));
+	return store__step_done(st, S_TOMB_AGE);
 }
 
 int store__load_tombs(struct store *st, uint64_t applied)
 {
 	tombs_free(&st->tombs);
-	uint64_t turn = applied - applied % TOMB_GENERATION;
+	st->tomb_gen = applied / TOMB_GENERATION;
 	sqlite3_stmt *s;
 	if (sqlite3_prepare_v2(st->db, "SELECT sid, seq, val, at FROM tombs", -1, &s, NULL) != SQLITE_OK)
 		return -1;
 	int rc;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		uint64_t at = (uint64_t)sqlite3_column_int64(s, 3);
+		uint64_t gen = (uint64_t)sqlite3_column_int64(s, 3) / TOMB_GENERATION;
+		if (gen + 1 < st->tomb_gen)
+			continue; /* aged out (the next turn deletes its row) */
 		if (tombs_load(&st->tombs, (uint64_t)sqlite3_column_int64(s, 0), (uint64_t)sqlite3_column_int64(s, 1),
-			       (uint8_t)sqlite3_column_int(s, 2), at > turn)) {
+			       (uint8_t)sqlite3_column_int(s, 2), gen >= st->tomb_gen)) {
 			rc = SQLITE_NOMEM;
 			break;
 		}
@@ -312,7 +321,10 @@ static int apply_queue_add(struct apply *a, const struct record *r)
 	else
 		sqlite3_bind_null(s, 7);
 	sqlite3_bind_int64(s, 8, r->queued_s);
-	return store__step_done(st, S_Q_INS);
+	if ((rc = store__step_done(st, S_Q_INS)))
+		return rc;
+	/* A row that was there already (the same record again) keeps its one hold. */
+	return sqlite3_changes(st->db) ? SQLITE_OK : msg_release(st, (int64_t)r->id);
 }
 
 static int apply_record(struct apply *a, const struct record *r)
@@ -403,11 +415,9 @@ static int apply_records(struct apply *a, const uint8_t *batch, size_t len)
 		free(recs);
 		return SQLITE_NOMEM;
 	}
-	int rc = SQLITE_OK, got;
+	int rc = tombs_turn(a), got;
 	for (uint32_t n = 0; rc == SQLITE_OK && (got = rec_next(&rd, &recs[n])) != 0; n++)
 		rc = got < 0 ? SQLITE_CORRUPT : apply_record(a, &recs[n]);
-	if (rc == SQLITE_OK)
-		rc = tombs_turn(a);
 	free(a->bodies.slot);
 	free(recs);
 	return rc;

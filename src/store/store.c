@@ -61,7 +61,7 @@ static const char *const stmt_sql[S__COUNT] = {
 		      " VALUES(?,?,?,?,?,?,?,?)",
 	[S_MSG_DEL] = "DELETE FROM msgs WHERE id = ?",
 	[S_MSG_GET] = "SELECT topic, props, payload, qos, retain, expiry_at, origin FROM msgs WHERE id = ?",
-	[S_Q_INS] = "INSERT OR REPLACE INTO queue(sid, seq, msg_id, qos, flags, state, sub_ids, queued_at)"
+	[S_Q_INS] = "INSERT OR IGNORE INTO queue(sid, seq, msg_id, qos, flags, state, sub_ids, queued_at)"
 		    " VALUES(?,?,?,?,?,?,?,?)",
 	[S_Q_DEL] = "DELETE FROM queue WHERE sid = ? AND seq = ? RETURNING msg_id",
 	[S_Q_STATE] = "UPDATE queue SET state = ? WHERE sid = ? AND seq = ?",
@@ -83,7 +83,7 @@ static const char *const stmt_sql[S__COUNT] = {
 	[S_SPOOL_DEL] = "DELETE FROM spool WHERE bridge = ? AND seq = ? RETURNING msg_id",
 	[S_TOMB_PUT] = "INSERT OR REPLACE INTO tombs(sid, seq, val, at) VALUES(?,?,?,?)",
 	[S_TOMB_DEL] = "DELETE FROM tombs WHERE sid = ? AND seq = ?",
-	[S_TOMB_AGE] = "DELETE FROM tombs WHERE at <= ?",
+	[S_TOMB_AGE] = "DELETE FROM tombs WHERE at < ?",
 	[S_INDEX_PUT] = "UPDATE meta SET value = ? WHERE key = 'applied_index'",
 };
 

@@ -32,6 +32,7 @@ struct store {
 	struct refmap refs;
 	struct tombs tombs; /* queue entries deleted before their insert arrived (mirrors the table) */
 	uint64_t applied;   /* index of the last batch applied (stored with the data) */
+	uint64_t tomb_gen;  /* generation of the tombs' current one (see apply.c) */
 	int apply_rc;       /* SQLite's code for the last batch that failed */
 	struct buf batch;   /* the group being written, as a record batch (writer thread) */
 	int dump_fd;        /* FERROMQ_STORE_BATCH_DUMP's file, or -1 (see dump_batch in store.c) */
