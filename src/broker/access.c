@@ -136,6 +136,30 @@ int client_admit(struct client *c, const struct mqtt_connect *m, const char *cli
 	return 0;
 }
 
+int access_acl_now(struct broker *b, const char *user, const char *client_id, struct access_ref *r)
+{
+	pthread_mutex_lock(&b->auth_lock);
+	struct broker_auth *a = b->auth;
+	if (a)
+		atomic_fetch_add(&a->refs, 1);
+	pthread_mutex_unlock(&b->auth_lock);
+	r->auth = a;
+	r->acl = NULL;
+	if (a && a->acl && !(r->acl = auth_acl_client_new(a->acl, user, client_id))) {
+		access_ref_release(r);
+		return -FM_ENOMEM;
+	}
+	return 0;
+}
+
+void access_ref_release(struct access_ref *r)
+{
+	auth_acl_client_free(r->acl); /* before the generation it borrows from */
+	r->acl = NULL;
+	auth_unref(r->auth);
+	r->auth = NULL;
+}
+
 bool access_will_allowed(struct broker *b, const char *user, const char *client_id, const char *topic, size_t len)
 {
 	pthread_mutex_lock(&b->auth_lock);

@@ -294,8 +294,8 @@ struct collect_batch {
 	uint32_t n;
 	int worker;        /* the worker that publishes them */
 	/* Filled by the broker before done(): how many admission refused, and
-	 * why the first one was. */
-	uint32_t refused;
+	 * why the first one was; how many were not published for want of memory. */
+	uint32_t refused, lost;
 	const char *refused_why;
 	/* Runs on the worker once what the batch wrote is committed (err 0) or
 	 * failed; owns bt from then on. */

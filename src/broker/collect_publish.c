@@ -1,7 +1,7 @@
 /* The collectors' way in: a batch of readings (or write results) from a
  * collector thread is published on a worker exactly as a client's QoS 1
- * PUBLISH is: broker_admit (topic, limits, $SYS guard), the ACL of the
- * collector's user, retained, routing to subscribers and bridges, one store
+ * PUBLISH is: broker_admit (topic, limits, $SYS guard, and the ACL of the
+ * collector's user, compiled once a batch), retained, routing to subscribers and bridges, one store
  * commit; and the way out of a write request: publishes that reach a tag's
  * set topic are handed to the collectors with the publisher's identity. */
 #include "admin.h"
@@ -27,24 +27,37 @@ static void batch_committed(void *ctx, uint16_t pid, uint8_t kind, int err)
 	bt->done(bt, err);
 }
 
-/* Admission as the message's user: broker_admit, then the ACL loaded now. */
-static enum admit collect_admit(struct broker *b, const struct collect_msg *cm, bool retain)
+static bool same(const char *a, const char *b)
 {
-	enum admit a = broker_admit(b, NULL, cm->topic, cm->topic_len, retain);
-	if (a == ADMIT_OK && !access_will_allowed(b, cm->user, cm->client_id, cm->topic, cm->topic_len))
-		a = ADMIT_DENIED;
-	return a;
+	return a == b || (a && b && !strcmp(a, b));
 }
 
 static void publish_batch(struct bworker *w, struct collect_batch *bt)
 {
 	struct broker *b = w->b;
+	/* The ACL loaded now, compiled once for the messages' user (a batch has
+	 * one, but nothing here relies on it). */
+	struct access_ref ref = { 0 };
+	const char *ref_user = NULL, *ref_cid = NULL;
+	bool have_ref = false, ref_oom = false;
 	for (uint32_t i = 0; i < bt->n; i++) {
 		const struct collect_msg *cm = &bt->msgs[i];
 		w->stats.msgs_received++;
+		if (!have_ref || !same(ref_user, cm->user) || !same(ref_cid, cm->client_id)) {
+			if (have_ref)
+				access_ref_release(&ref);
+			ref_oom = access_acl_now(b, cm->user, cm->client_id, &ref) != 0;
+			have_ref = !ref_oom;
+			ref_user = cm->user;
+			ref_cid = cm->client_id;
+		}
 		/* A status is retained where retain is available, else sent as it is. */
 		bool retain = cm->retain && b->cfg.retain_available;
-		enum admit a = collect_admit(b, cm, retain);
+		if (ref_oom) {
+			bt->lost++;
+			continue;
+		}
+		enum admit a = broker_admit(b, ref.acl, cm->topic, cm->topic_len, retain);
 		if (a != ADMIT_OK) {
 			w->stats.drops[DROP_NOT_AUTHORIZED]++;
 			if (!bt->refused++)
@@ -60,11 +73,7 @@ static void publish_batch(struct bworker *w, struct collect_batch *bt)
 					       (struct mqtt_bin){ cm->payload, cm->payload_len },
 					       cm->correlation ? &pr : NULL, 1, retain);
 		if (!m) {
-			/* Not published: the commit below reports the failure. */
-			log_err("collector: out of memory: a reading for %.*s is not published", (int)cm->topic_len,
-				cm->topic);
-			bt->refused++;
-			bt->refused_why = "out of memory";
+			bt->lost++;
 			continue;
 		}
 		if (retain)
@@ -72,6 +81,10 @@ static void publish_batch(struct bworker *w, struct collect_batch *bt)
 		route_publish(w, m);
 		msg_unref(m);
 	}
+	if (have_ref)
+		access_ref_release(&ref);
+	if (bt->lost)
+		log_err("collector: out of memory: %u of %u messages not published", bt->lost, bt->n);
 	/* Through the store even when nothing was written, so done() keeps the
 	 * order of the batches and follows every earlier commit. */
 	broker_commit(w, NULL, batch_committed, bt, 0, 0, true);
@@ -94,7 +107,7 @@ int broker_collect_publish(struct broker *b, struct collect_batch *bt)
 	cj->bt = bt;
 	cj->job.run = job_run;
 	cj->job.done = job_done;
-	bt->refused = 0;
+	bt->refused = bt->lost = 0;
 	bt->refused_why = NULL;
 	int home = bt->worker >= 0 && (unsigned)bt->worker < b->n_workers ? bt->worker : 0;
 	int rc = broker_job_start(b, &cj->job, home);

@@ -49,6 +49,16 @@ const char *broker_admit_why(enum admit a); /* for reason strings and logs */
 /* Whether a will of `client_id`/`user` may go to `topic` under the rules
  * loaded now (they may have been reloaded since its CONNECT). */
 bool access_will_allowed(struct broker *b, const char *user, const char *client_id, const char *topic, size_t len);
+/* The rules loaded now compiled once for user/client_id, to admit a batch
+ * of messages alike (a collector's): r->acl for broker_admit, NULL when no
+ * ACL applies; r holds the generation the ACL borrows from until
+ * access_ref_release. Returns 0 or -FM_ENOMEM (r holds nothing). */
+struct access_ref {
+	struct broker_auth *auth;
+	struct auth_acl_client *acl;
+};
+int access_acl_now(struct broker *b, const char *user, const char *client_id, struct access_ref *r);
+void access_ref_release(struct access_ref *r);
 
 /* handlers */
 int handle_connect(struct client *c, const struct mqtt_connect *m);

@@ -109,15 +109,21 @@ static void batch_done(struct collect_batch *bt, int err)
 	struct cdevice *d = cb->d;
 	if (cb->poll_start_ns)
 		hist_add(&d->poll_commit, (collect__now_ns() - cb->poll_start_ns) / 1000);
+	/* Refused and lost messages may be statuses or a group message: bounded. */
 	uint32_t refused = bt->refused < cb->n_readings ? bt->refused : cb->n_readings;
+	uint32_t lost = bt->lost < cb->n_readings - refused ? bt->lost : cb->n_readings - refused;
+	if (lost) {
+		atomic_fetch_add(&d->readings_lost, lost);
+		atomic_store(&d->resend, true);
+	}
 	if (err) {
-		atomic_fetch_add(&d->readings_lost, cb->n_readings);
+		atomic_fetch_add(&d->readings_lost, cb->n_readings - refused - lost);
 		/* What report by exception held back must go out again. */
 		atomic_store(&d->resend, true);
 		log_err("modbus device %s: %u message%s not stored: %s", d->conf->name, cb->n, cb->n == 1 ? "" : "s",
 			fm_strerror(-err));
 	} else {
-		atomic_fetch_add(&d->readings_committed, cb->n_readings - refused);
+		atomic_fetch_add(&d->readings_committed, cb->n_readings - refused - lost);
 	}
 	if (bt->refused) {
 		atomic_fetch_add(&d->readings_refused, bt->refused);
