@@ -285,8 +285,10 @@ static void publish_all_bad(struct cdevice *d, const char *why);
 static void note_failure(struct cdevice *d, const char *what, int e)
 {
 	char why[160];
-	snprintf(why, sizeof why, "%s: %s", what, modbus_strerror(e));
 	disconnect(d);
+	if (stopping(d))
+		return; /* collect_stop cut the request short: not the device's failure */
+	snprintf(why, sizeof why, "%s: %s", what, modbus_strerror(e));
 	d->fail_streak++;
 	pthread_mutex_lock(&d->lock);
 	snprintf(d->last_error, sizeof d->last_error, "%s", why);
