@@ -51,6 +51,25 @@ struct listener_conf {
 enum bridge_direction { BRIDGE_OUT = 1, BRIDGE_IN = 2, BRIDGE_BOTH = 3 };
 enum bridge_protocol { BRIDGE_MQTTV311, BRIDGE_MQTTV50 };
 
+/* Statistics a window's summary can carry (bits of agg_conf.stats): the
+ * numbers' count, minimum, maximum, mean, first and last, and the window's
+ * start and end times. */
+enum agg_stat { AGG_COUNT, AGG_MIN, AGG_MAX, AGG_MEAN, AGG_FIRST, AGG_LAST, AGG_START, AGG_END, AGG__COUNT };
+#define AGG_ALL ((1u << AGG__COUNT) - 1)
+enum agg_empty { AGG_EMPTY_SKIP, AGG_EMPTY_COUNT };     /* a window without readings: nothing, or count 0 */
+enum agg_non_numeric { AGG_NN_PASS, AGG_NN_DROP };      /* a payload without a number: forwarded as is, or not */
+
+/* Aggregation: one summary per window of window_s seconds aligned to the
+ * wall clock instead of every reading. Plain values, so a bridge topic line
+ * or a collector's tag can carry one. */
+struct agg_conf {
+	uint32_t window_s;    /* 0: off */
+	uint32_t stats;       /* 1u << enum agg_stat; config_finish sets AGG_ALL when none is named */
+	uint32_t empty;       /* enum agg_empty */
+	uint32_t non_numeric; /* enum agg_non_numeric */
+	char suffix[64];      /* appended to the topic of a summary; empty: the reading's topic */
+};
+
 /* One `topic PATTERN out|in|both QOS LOCAL_PREFIX REMOTE_PREFIX` line of a
  * bridge and the data reduction options written after it. */
 struct bridge_topic {
@@ -63,6 +82,7 @@ struct bridge_topic {
 	double deadband;
 	char deadband_field[256]; /* JSON field holding the number; empty: the payload is the number */
 	uint32_t min_interval;   /* seconds; 0: off */
+	struct agg_conf agg;
 	uint32_t line;
 };
 
