@@ -20,8 +20,9 @@ const char *const bridge_drop_names[BRIDGE_DROP__COUNT] = { "spool_full", "remot
 /* origin_sid of messages that came in over bridge i (sessions count from 1). */
 #define BRIDGE_ORIGIN(i) ((1ull << 62) + (i))
 #define TICK_MS 100
-/* Topics with reduction state per bridge (~100 bytes each): a plant's tags
- * fit; topics that never repeat cannot take the edge's memory. */
+/* Topics with reduction state, and topics with aggregation windows, per
+ * bridge (~100 bytes each): a plant's tags fit; topics that never repeat
+ * cannot take the edge's memory. */
 #define REDUCE_MAX_TOPICS (1u << 17)
 
 /* The first out line of br that sends a message on topic. */
@@ -124,6 +125,91 @@ static int reduce_and_append(struct bridge *br, struct bworker *w, struct msg *m
 	return rc;
 }
 
+/* ---- aggregation ---- */
+
+struct agg_out {
+	struct bridge *br;
+	struct bworker *w;
+	const struct agg_entry *e; /* whose window agg_roll closes */
+};
+
+/* Spools the summary of window win of entry e (reduce_lock held) on its
+ * topic, followed by the line's aggregate_suffix. */
+static void spool_summary(void *ctx, const struct agg_entry *e, const struct agg_window *win)
+{
+	struct agg_out *o = ctx;
+	struct bridge *br = o->br;
+	char payload[AGG_SUMMARY_MAX], topic[65536];
+	size_t slen = strlen(e->conf->suffix);
+	int plen = agg_format(e->conf, win, payload, sizeof payload);
+	if (plen < 0 || e->topic_len + slen > 65535) {
+		log_warn("bridge %s: the summary of %.*s is not sent: its topic is longer than 65,535 bytes",
+			 br->conf->name, (int)e->topic_len, e->topic);
+		return;
+	}
+	memcpy(topic, e->topic, e->topic_len);
+	memcpy(topic + e->topic_len, e->conf->suffix, slen);
+	struct msg *m = broker_msg_new(br->all->b,
+				       (struct mqtt_bin){ (const uint8_t *)topic, (uint32_t)(e->topic_len + slen) },
+				       (struct mqtt_bin){ (const uint8_t *)payload, (uint32_t)plen }, NULL, 1, false);
+	if (!m) {
+		log_err("bridge %s: out of memory: the summary of %.*s is not sent", br->conf->name,
+			(int)e->topic_len, e->topic);
+		return;
+	}
+	bridge_spool_append(br, o->w, m);
+	msg_unref(m);
+}
+
+static void spool_entry_summary(void *ctx, const struct agg_window *win)
+{
+	struct agg_out *o = ctx;
+	spool_summary(o, o->e, win);
+}
+
+/* Adds m to the open window of its topic on line `line`, closing the window
+ * that ended first. Returns 1 when taken (aggregated, or forwarded as the
+ * line says), -FM_ELIMIT when the spool refused what was to be forwarded. */
+static int aggregate(struct bridge *br, struct bworker *w, struct msg *m, unsigned line)
+{
+	const struct bridge_topic *t = &br->conf->topics[line];
+	uint64_t now = clock_wall_ms();
+	struct agg_out out = { br, w, NULL };
+	bool forward = false;
+	pthread_mutex_lock(&br->reduce_lock);
+	uint64_t forgotten = br->agg.forgotten;
+	struct agg_entry *e = agg_table_get(&br->agg, &t->agg, line, msg_topic(m), m->topic_len, now);
+	if (!forgotten && br->agg.forgotten)
+		log_warn("bridge %s: aggregation windows for more than %u topics: idle ones are forgotten",
+			 br->conf->name, br->agg.max);
+	if (!e) {
+		if (!br->agg_full_logged)
+			log_warn("bridge %s: aggregation windows of %u topics hold readings: messages of other topics "
+				 "are forwarded unaggregated", br->conf->name, br->agg.count);
+		br->agg_full_logged = true;
+		forward = true;
+	} else {
+		out.e = e;
+		agg_roll(&t->agg, &e->w, now, spool_entry_summary, &out);
+		forward = !agg_read(&e->w, msg_payload(m), m->payload_len, t->deadband_field) &&
+			  t->agg.non_numeric == AGG_NN_PASS;
+		if (!forward)
+			atomic_fetch_add(&br->reduced, 1);
+	}
+	int rc = forward && bridge_spool_append(br, w, m) ? -FM_ELIMIT : 1;
+	pthread_mutex_unlock(&br->reduce_lock);
+	return rc;
+}
+
+/* Closes the windows that ended (worker 0's tick). */
+static void aggregate_tick(struct bridge *br)
+{
+	struct agg_out out = { br, bridge_worker(br), NULL };
+	pthread_mutex_lock(&br->reduce_lock);
+	agg_table_roll(&br->agg, clock_wall_ms(), spool_summary, &out);
+	pthread_mutex_unlock(&br->reduce_lock);
+}
+
 uint64_t bridge_flush_held(struct bridge *br, uint64_t now)
 {
 	uint64_t next = 0;
@@ -164,8 +250,10 @@ static uint32_t route(void *ctx, struct bworker *w, struct msg *m, uint32_t *ref
 		int line = out_line(br->conf, m);
 		if (line < 0)
 			continue;
-		int rc = reduce_enabled(&br->conf->topics[line]) ? reduce_and_append(br, w, m, (unsigned)line)
-								 : bridge_spool_append(br, w, m) ? -FM_ELIMIT : 1;
+		const struct bridge_topic *t = &br->conf->topics[line];
+		int rc = t->agg.window_s ? aggregate(br, w, m, (unsigned)line)
+			 : reduce_enabled(t) ? reduce_and_append(br, w, m, (unsigned)line)
+			 : bridge_spool_append(br, w, m) ? -FM_ELIMIT : 1;
 		if (rc == -FM_ELIMIT)
 			(*refused)++;
 		else
@@ -315,6 +403,9 @@ struct bridges *bridges_new(struct broker *b, int *err)
 		spool_init(&br->spool);
 		pthread_mutex_init(&br->reduce_lock, NULL);
 		br->reduce.max = REDUCE_MAX_TOPICS;
+		br->agg.max = REDUCE_MAX_TOPICS;
+		for (unsigned k = 0; k < br->conf->n_topics; k++)
+			br->aggregates |= br->conf->topics[k].agg.window_s != 0;
 		bucket_init(&br->msgs_bucket, br->conf->max_msgs_per_sec, now_us);
 		bucket_init(&br->bytes_bucket, (double)br->conf->max_bytes_per_sec, now_us);
 		atomic_store(&br->drain_s, -1);
@@ -353,6 +444,8 @@ static void on_tick(uv_timer_t *t)
 		struct bridge *br = &all->v[i];
 		if (br->n_pending)
 			bridge_flush_held(br, now);
+		if (br->aggregates)
+			aggregate_tick(br);
 		link_tick(&br->link, now);
 		update_rates(br, now);
 	}
@@ -413,6 +506,7 @@ void bridges_free(struct bridges *all)
 			for (struct reduce_entry *e = br->reduce.v[k]; e; e = e->next)
 				msg_unref(e->pending);
 		reduce_table_free(&br->reduce);
+		agg_table_free(&br->agg); /* the open windows are lost, as in a crash */
 		pthread_mutex_destroy(&br->reduce_lock);
 	}
 	pthread_mutex_destroy(&all->wake_lock);

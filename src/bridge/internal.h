@@ -3,6 +3,7 @@
 #define FM_BRIDGE_INTERNAL_H
 #include "bridge.h"
 #include "rate.h"
+#include "aggregate.h"
 #include "reduce.h"
 #include "../tls/tls.h"
 #include <pthread.h>
@@ -119,6 +120,11 @@ struct bridge {
 	pthread_mutex_t reduce_lock;
 	struct reduce_table reduce;
 	uint32_t n_pending;
+	/* Aggregation windows, under reduce_lock too (publishing workers, and
+	 * worker 0's tick closing the windows that ended). */
+	struct agg_table agg;
+	bool aggregates;      /* a topic line has `aggregate` */
+	bool agg_full_logged;
 	atomic_bool connected;
 	atomic_uint_fast64_t sent, received, reduced, acked;
 	atomic_uint_fast64_t dropped[BRIDGE_DROP__COUNT];

@@ -259,13 +259,25 @@ static void request_load(struct bridge *br, uint64_t from)
 		sp->loading = true;
 }
 
-/* The remote topic of a spooled message: the first out line that takes it. */
+/* The remote topic of a spooled message: the first out line that takes it,
+ * as it is or, for an aggregation summary, without the line's
+ * aggregate_suffix (remapped, then the suffix appended). */
 static int remote_topic(const struct bridge_conf *c, const struct msg *m, char *out, size_t cap)
 {
 	for (unsigned i = 0; i < c->n_topics; i++) {
-		int len = remap_out(&c->topics[i], msg_topic(m), m->topic_len, out, cap);
+		const struct bridge_topic *t = &c->topics[i];
+		int len = remap_out(t, msg_topic(m), m->topic_len, out, cap);
 		if (len >= 0)
 			return len;
+		size_t s = strlen(t->agg.suffix);
+		if (!t->agg.window_s || !s || m->topic_len <= s ||
+		    memcmp(msg_topic(m) + m->topic_len - s, t->agg.suffix, s))
+			continue;
+		len = remap_out(t, msg_topic(m), m->topic_len - s, out, cap);
+		if (len >= 0 && (size_t)len + s < cap) {
+			memcpy(out + len, t->agg.suffix, s + 1);
+			return len + (int)s;
+		}
 	}
 	return -1;
 }

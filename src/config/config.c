@@ -28,6 +28,7 @@ enum opt_type {
 	OPT_DEVICE_ADDRESS, /* HOST[:PORT] of a Modbus device */
 	OPT_TAG,           /* NAME AREA ADDRESS TYPE [ORDER] */
 	OPT_DOUBLE,        /* double; min 1: not negative */
+	OPT_FLAGS,         /* uint32_t: a comma-separated list of choices, bit i for choices[i] */
 };
 
 /* Where an option's value goes: the configuration, the listener above it,
@@ -75,6 +76,9 @@ static const char *const tls_version_names[] = { "tlsv1.2", "tlsv1.3", NULL };
 static const char *const identity_names[] = { "cn", "san_dns", "san_uri", "san_email", NULL };
 static const char *const log_format_names[] = { "text", "json", NULL };
 static const char *const bridge_protocol_names[] = { "mqttv311", "mqttv50", NULL };
+static const char *const agg_stat_names[] = { "count", "min", "max", "mean", "first", "last", "start", "end", NULL };
+static const char *const agg_empty_names[] = { "skip", "count", NULL };
+static const char *const agg_non_numeric_names[] = { "pass", "drop", NULL };
 
 static const struct option options[] = {
 	{ "listener", OPT_LISTENER, 0, 1, 65535, NULL, NULL, "PORT [ADDRESS]",
@@ -306,6 +310,26 @@ static const struct option options[] = {
 	TOPT("min_interval", OPT_U32, min_interval, 0, 86400, "0", NULL, "SECONDS",
 	     "Bridge topic line above: forward at most one message per topic every SECONDS; the latest value "
 	     "held back is forwarded when the interval ends (held in memory only). 0 = off."),
+	TOPT("aggregate", OPT_U32, agg.window_s, 1, 86400, NULL, NULL, "SECONDS",
+	     "Bridge topic line above: instead of every message, send one JSON summary per topic per window "
+	     "of SECONDS aligned to the clock (a 60 s window ends on the minute) of the numbers read from "
+	     "the payload, or from the JSON member deadband_field names. Summaries go through the spool at "
+	     "QoS 1; a window's partial statistics are in memory only (a stop or a crash loses the open "
+	     "window; the readings themselves are stored as any message). Not with report_by_exception, "
+	     "deadband or min_interval on the same line. Default: off."),
+	TOPT("aggregate_stats", OPT_FLAGS, agg.stats, 0, 0, NULL, agg_stat_names,
+	     "count,min,max,mean,first,last,start,end",
+	     "Bridge topic line above: the members of a summary: the numbers' count, min, max, mean, first "
+	     "and last, the window's start and end (milliseconds since 1970). Default: all of them."),
+	TOPT("aggregate_empty", OPT_ENUM, agg.empty, 0, 1, NULL, agg_empty_names, "skip|count",
+	     "Bridge topic line above: a window without a message sends nothing (skip) or a summary with a "
+	     "count of 0 (count) for every topic aggregated since the start. Default: skip."),
+	TOPT("aggregate_non_numeric", OPT_ENUM, agg.non_numeric, 0, 1, NULL, agg_non_numeric_names, "pass|drop",
+	     "Bridge topic line above: a message without a number is counted in its window's summary "
+	     "(non_numeric) and forwarded as it is (pass) or not (drop). Default: pass."),
+	TOPT("aggregate_suffix", OPT_STRING, agg.suffix, 0, 64, NULL, NULL, "SUFFIX",
+	     "Bridge topic line above: a summary goes on the reading's remote topic followed by SUFFIX "
+	     "(e.g. /1m), without '+' or '#'. Default: on the remote topic itself."),
 	{ "modbus_device", OPT_DEVICE, 0, 0, 0, NULL, NULL, "NAME",
 	  "Starts a Modbus TCP device the broker polls itself; the modbus_* options below apply to the "
 	  "modbus_device line above them, the tag_* options to the modbus_tag line above them. Each reading "
@@ -949,6 +973,22 @@ static int set_value(struct config *c, const struct option *o, char *val, char *
 			((struct modbus_tag_conf *)(field - GOFF(deadband)))->has_deadband = true;
 		return 0;
 	}
+	case OPT_FLAGS: {
+		uint32_t bits = 0;
+		char *save = NULL;
+		for (char *a = strtok_r(val, ",", &save); a; a = strtok_r(NULL, ",", &save)) {
+			uint32_t i = 0;
+			while (o->choices[i] && strcmp(a, o->choices[i]))
+				i++;
+			if (!o->choices[i])
+				goto bad;
+			bits |= 1u << i;
+		}
+		if (!bits)
+			goto bad;
+		*(uint32_t *)field = bits;
+		return 0;
+	}
 	case OPT_LIMIT:
 		if (!strcmp(val, "-1"))
 			v = 0;
@@ -1135,7 +1175,7 @@ static int finish_listener(const struct config *c, const struct listener_conf *l
 }
 
 /* Checks one bridge section as a whole. */
-static int finish_bridge(const struct config *c, const struct bridge_conf *br, char *err, size_t errlen)
+static int finish_bridge(const struct config *c, struct bridge_conf *br, char *err, size_t errlen)
 {
 	const char *src = c->source[0] ? c->source : "(configuration)";
 	const char *msg = NULL;
@@ -1156,13 +1196,25 @@ static int finish_bridge(const struct config *c, const struct bridge_conf *br, c
 	}
 	for (unsigned i = 0; !msg && i < br->n_topics; i++) {
 		const struct bridge_topic *t = &br->topics[i];
-		if (t->deadband_field[0] && !t->has_deadband) {
-			msg = "deadband_field without deadband";
+		const struct agg_conf *a = &t->agg;
+		if (t->deadband_field[0] && !t->has_deadband && !a->window_s)
+			msg = "deadband_field without deadband or aggregate";
+		else if ((t->report_by_exception || t->has_deadband || t->min_interval || a->window_s) &&
+			 !(t->direction & BRIDGE_OUT))
+			msg = "report_by_exception, deadband, min_interval and aggregate apply to out and both topic "
+			      "lines only";
+		else if (a->window_s && (t->report_by_exception || t->has_deadband || t->min_interval))
+			msg = "aggregate summarises every message: not with report_by_exception, deadband or "
+			      "min_interval on the same topic line";
+		else if (!a->window_s && (a->stats || a->empty || a->non_numeric || a->suffix[0]))
+			msg = "aggregate_stats, aggregate_empty, aggregate_non_numeric and aggregate_suffix need "
+			      "aggregate";
+		else if (strpbrk(a->suffix, "+#"))
+			msg = "aggregate_suffix must not contain '+' or '#'";
+		else if (a->window_s && !a->stats)
+			br->topics[i].agg.stats = AGG_ALL;
+		if (msg)
 			line = t->line;
-		} else if ((t->report_by_exception || t->has_deadband || t->min_interval) && !(t->direction & BRIDGE_OUT)) {
-			msg = "report_by_exception, deadband and min_interval apply to out and both topic lines only";
-			line = t->line;
-		}
 	}
 	if (!msg)
 		return 0;
