@@ -4,14 +4,19 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <syslog.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 unsigned log_mask = (1u << LVL_ERR) | (1u << LVL_WARN) | (1u << LVL_NOTICE) | (1u << LVL_INFO);
 bool log_json;
 
 static bool log_stderr = true;
 static bool log_syslog;
+/* stderr is systemd's journal: no time stamp of ours, a <N> priority instead. */
+static bool log_journal;
 static FILE *log_file;
 /* Workers log from several threads; one line must not interleave with another. */
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -19,10 +24,24 @@ static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static const char *const level_names[] = { "error", "warning", "notice", "info", "debug" };
 static const int syslog_prio[] = { LOG_ERR, LOG_WARNING, LOG_NOTICE, LOG_INFO, LOG_DEBUG };
 
+/* True when stderr is the journal stream systemd gave us: JOURNAL_STREAM
+ * names its device and inode (systemd.exec(5)). A process whose stderr was
+ * redirected inherits the variable, not the stream, and keeps time stamps. */
+static bool stderr_is_journal(void)
+{
+	const char *e = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+	if (!e || sscanf(e, "%llu:%llu", &dev, &ino) != 2 || fstat(STDERR_FILENO, &st))
+		return false;
+	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
+
 int log_open(bool to_stderr, const char *file, bool to_syslog)
 {
 	log_close();
 	log_stderr = to_stderr;
+	log_journal = to_stderr && stderr_is_journal();
 	if (file) {
 		log_file = fopen(file, "a");
 		if (!log_file)
@@ -109,7 +128,11 @@ static void vwrite(enum log_level lvl, const struct log_client *who, const char 
 		json_line(json, sizeof json, stamp, lvl, msg, who);
 
 	pthread_mutex_lock(&log_lock);
-	if (log_stderr && log_json)
+	if (log_stderr && log_journal && log_json)
+		fprintf(stderr, "<%d>%s\n", syslog_prio[lvl], json);
+	else if (log_stderr && log_journal)
+		fprintf(stderr, "<%d>%s: %s\n", syslog_prio[lvl], level_names[lvl], msg);
+	else if (log_stderr && log_json)
 		fprintf(stderr, "%s\n", json);
 	else if (log_stderr)
 		fprintf(stderr, "%s %s: %s\n", stamp, level_names[lvl], msg);

@@ -17,7 +17,10 @@ struct log_client {
 	int reason_code; /* -1: none */
 };
 
-/* Destinations: any mix of stderr, a file and syslog. Returns 0 or -FM_EIO. */
+/* Destinations: any mix of stderr, a file and syslog. Returns 0 or -FM_EIO.
+ * When stderr is systemd's journal (JOURNAL_STREAM matches it), its lines
+ * start with a <N> syslog priority instead of our time stamp: the journal
+ * keeps the level and adds its own time. */
 int log_open(bool to_stderr, const char *file, bool to_syslog);
 void log_close(void);
 void log_write(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
