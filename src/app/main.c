@@ -8,6 +8,7 @@
 #include "../net/net.h"
 #include "../ops/ops.h"
 #include "../store/store.h"
+#include "notify.h"
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -237,6 +238,7 @@ int main(int argc, char **argv)
 	}
 	struct store *store = NULL;
 	if (cfg.persistence) {
+		notify_status("recovering the store");
 		store = store_open(cfg.persistence_location, cfg.durability, err, sizeof err);
 		if (!store || store_recover(store, b, err, sizeof err) || store_start(store, b)) {
 			log_err("%s", store ? err : err);
@@ -280,6 +282,12 @@ int main(int argc, char **argv)
 	log_notice("ready: %u workers", n_workers);
 	/* Once the workers and the store run: readings are published at once. */
 	bool serve = !collector || !collect_start(collector);
+	/* Type=notify: systemd counts the broker started from here, after
+	 * recovery, with every listener accepting and the collectors running. */
+	char status[64];
+	snprintf(status, sizeof status, "ready: %u workers", n_workers);
+	if (serve)
+		notify_ready(status);
 
 	for (; serve;) {
 		int sig;
@@ -287,10 +295,13 @@ int main(int argc, char **argv)
 			continue;
 		if (sig == SIGHUP) {
 			struct reload_result r;
+			notify_reloading(); /* systemctl reload waits for READY=1 */
 			ops_reload(svc.ops, "SIGHUP", &r);
+			notify_ready(status);
 			continue;
 		}
 		log_notice("%s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+		notify_stopping();
 		break;
 	}
 	collect_stop(collector); /* its last statuses go through the workers */
