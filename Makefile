@@ -5,15 +5,22 @@
 #   make bench  ferromq against Debian's mosquitto, writes BENCHMARKS.md
 #   make fuzz   run every fuzzer for FUZZ_SECONDS (default 300) each
 #   make test-durability   the kill -9 harness with 100 cycles
+#   make install  binaries, man pages, configuration and systemd unit under PREFIX (default
+#                 /usr/local), staged under DESTDIR if set
+#   make deb      the Debian package, in build-deb/
+#   make test-package   only the package test of `make test`: build, install into a scratch
+#                 root, verify the unit, upgrade from the previous release (needs root)
 
 DEB_PACKAGES := build-essential cmake pkg-config clang libclang-rt-14-dev libuv1-dev libsqlite3-dev \
 	python3 python3-pytest python3-paho-mqtt mosquitto mosquitto-clients node-mqtt nodejs \
-	libssl-dev openssl libwslay-dev chromium libmodbus-dev libsystemd-dev
+	libssl-dev openssl libwslay-dev chromium libmodbus-dev \
+	libsystemd-dev systemd debhelper dpkg-dev help2man mmdebstrap
 JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 300
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PREFIX ?= /usr/local
 
-.PHONY: deps build run test test-build test-durability fuzz bench clean
+.PHONY: deps build run test test-build test-durability test-package install deb fuzz bench clean
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
@@ -25,6 +32,15 @@ deps:
 build: deps
 	cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	cmake --build build -j $(JOBS)
+
+# The configuration and the unit name PREFIX's paths (/etc and /var/lib for /usr).
+install: deps
+	cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
+	cmake --build build -j $(JOBS)
+	DESTDIR=$(DESTDIR) cmake --install build
+
+deb: deps
+	JOBS=$(JOBS) bash packaging/build-deb.sh build-deb
 
 run: build
 	mkdir -p data
@@ -38,6 +54,9 @@ test-build: deps
 test: test-build
 	cd build-test && FUZZ_SECONDS=10 ctest --output-on-failure -j $(JOBS)
 
+test-package: deps
+	bash tests/package/run.sh build-pkg
+
 test-durability: test-build
 	cd build-test && KILL_CYCLES=100 ctest --output-on-failure -R '^durability\.'
 
@@ -48,4 +67,4 @@ bench: build
 	FERROMQ_BIN=build/ferromq FERROMQ_BENCH=build/ferromq-bench bash bench/run.sh
 
 clean:
-	rm -rf build build-test
+	rm -rf build build-test build-deb build-pkg
