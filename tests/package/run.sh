@@ -17,7 +17,7 @@
 #     systemd would (SIGTERM, start) and checks the store was migrated and
 #     nothing was lost, and the administrator's edit is still there;
 #  7. remove keeps the data; purge deletes it.
-# Needs root (chroot; exits 77, skipped, without), mmdebstrap, debhelper, systemd (systemd-analyze),
+# Needs root (chroot; exits 77, skipped, without), mmdebstrap, strace, debhelper, systemd (systemd-analyze),
 # python3-paho-mqtt and a Debian mirror (MIRROR).
 set -euo pipefail
 if [ "$(id -u)" != 0 ]; then
@@ -110,9 +110,12 @@ port=$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)
 # The administrator's edit: a port of the test's (1883 may be taken here).
 sed -i "s/^#listener 1883 127.0.0.1$/# edited by the administrator\nlistener $port 127.0.0.1/" "$root/etc/ferromq/ferromq.conf"
 grep -q "^listener $port 127.0.0.1$" "$root/etc/ferromq/ferromq.conf" || fail "could not edit ferromq.conf"
-start_broker() { # LOG: the unit's ExecStart, as the unit's user
+start_broker() { # LOG [TRACE]: the unit's ExecStart, as the unit's user (under strace -o TRACE)
 	: >"$1" # now, not in the background: the wait below must not read a previous run's log
-	chroot --userspec="$uid:$gid" "$root" /usr/sbin/ferromq -c /etc/ferromq/ferromq.conf </dev/null >>"$1" 2>&1 &
+	local trace=()
+	[ -z "${2:-}" ] || trace=(strace -f -qq -o "$2")
+	"${trace[@]}" chroot --userspec="$uid:$gid" "$root" /usr/sbin/ferromq -c /etc/ferromq/ferromq.conf \
+		</dev/null >>"$1" 2>&1 &
 	broker_pid=$!
 	local deadline=$((SECONDS + 60))
 	until grep -q 'ready:' "$1"; do
@@ -122,7 +125,8 @@ start_broker() { # LOG: the unit's ExecStart, as the unit's user
 	done
 }
 stop_broker() { # what systemd does to stop it: SIGTERM, then the exit status
-	kill -TERM "$broker_pid"
+	# Under strace the broker is strace's child; strace exits with its status.
+	kill -TERM "$(pgrep -P "$broker_pid" -x ferromq || echo "$broker_pid")"
 	local rc=0
 	wait "$broker_pid" || rc=$?
 	broker_pid=""
@@ -137,10 +141,34 @@ in_root dpkg -i "/tmp/$(basename "$new_deb")" >"$work/dpkg.log" 2>&1 || { cat "$
 grep -q "^listener $port 127.0.0.1$" "$root/etc/ferromq/ferromq.conf" || fail "the upgrade overwrote ferromq.conf"
 ! ls "$root/etc/ferromq/" | grep -q 'dpkg-' || fail "conffile left-overs: $(ls "$root/etc/ferromq")"
 stop_broker "$work/prev.log"
-start_broker "$work/new.log"
+start_broker "$work/new.log" "$work/new.strace"
 grep -q 'schema version 5' "$work/new.log" || { cat "$work/new.log"; fail "the store was not migrated"; }
 "$PYTHON" "$repo/tests/package/store_state.py" check "$port" || { cat "$work/new.log"; fail "the upgrade lost data"; }
 stop_broker "$work/new.log"
+# The unit's SystemCallFilter=@system-service allows every system call the
+# broker made (a call outside it would fail with EPERM under systemd only).
+"$PYTHON" - "$work/new.strace" <<'PY' || fail "system calls outside the unit's filter"
+import re, subprocess, sys
+allowed, seen = set(), set()
+def expand(group):
+    seen.add(group)
+    out = subprocess.run(["systemd-analyze", "syscall-filter", group], check=True,
+                         capture_output=True, text=True).stdout
+    for line in out.splitlines()[1:]:
+        t = line.strip()
+        if t.startswith("@") and t not in seen:
+            expand(t)
+        elif t and not t.startswith(("#", "@")):
+            allowed.add(t)
+expand("@system-service")
+text = open(sys.argv[1]).read()
+text = text[text.index('execve("/usr/sbin/ferromq"'):]  # not chroot's own calls
+used = set(re.findall(r"^\d+ +([a-z0-9_]+)\(", text, re.M))
+outside = sorted(used - allowed)
+print("system calls: %d used, all in @system-service" % len(used) if not outside
+      else "system calls outside @system-service: %s" % " ".join(outside))
+sys.exit(1 if outside else 0)
+PY
 
 step "7. remove keeps the data, purge deletes it"
 in_root dpkg -r ferromq >"$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log"; fail "dpkg -r"; }
