@@ -137,6 +137,7 @@ void session_pump(struct session *s)
 			break; /* resumed by broker_on_writable */
 		}
 		c->output_full = false;
+		spill_prefetch(w, s);
 		struct qentry *head = qring_at(&s->queue, 0);
 		if (qentry_on_disk(head) && !qentry_expired(head, now)) {
 			spill_load(w, s);

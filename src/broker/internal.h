@@ -139,6 +139,8 @@ void spill_committed(const struct store_txn *t);
 /* The head of s's queue is on disk: asks the store for the bodies of the
  * next entries (s->lock held); delivery resumes when they arrive. */
 void spill_load(struct bworker *w, struct session *s);
+/* Asks for the next bodies before delivery reaches them (s->lock held). */
+void spill_prefetch(struct bworker *w, struct session *s);
 /* Asks again for the bodies whose reading failed (worker tick). */
 void spill_retry(struct bworker *w);
 

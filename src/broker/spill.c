@@ -12,7 +12,7 @@
 /* Queued entries kept with their bodies while the session is connected. */
 #define QUEUE_RAM_WINDOW 8192
 /* Bodies read back per request. */
-#define LOAD_BATCH 256
+#define LOAD_BATCH 1024
 
 static void spill_entry(struct session *s, uint64_t seq)
 {
@@ -100,6 +100,14 @@ void spill_retry(struct bworker *w)
 		session_schedule(w, s, worker);
 		session_unref(s);
 	}
+}
+
+void spill_prefetch(struct bworker *w, struct session *s)
+{
+	/* Half a batch of bodies still to send: the next batch is asked for
+	 * now, so that delivery does not wait a commit and a read each time. */
+	if (!s->loading && s->queue.count > LOAD_BATCH / 2 && qentry_on_disk(qring_at(&s->queue, LOAD_BATCH / 2)))
+		spill_load(w, s);
 }
 
 void spill_load(struct bworker *w, struct session *s)
