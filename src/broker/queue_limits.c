@@ -16,7 +16,7 @@
 #define DROP_LOG_INTERVAL_MS 10000
 
 static const char *const drop_names[DROP__COUNT] = {
-	[DROP_QUEUE_FULL] = "its queue is full",
+	[DROP_QUEUE_FULL] = "its queue was full",
 	[DROP_EXPIRED] = "its Message Expiry Interval has passed",
 	[DROP_TOO_LARGE] = "larger than the client's Maximum Packet Size",
 	[DROP_NOT_AUTHORIZED] = "the client may no longer read its topic",
@@ -27,15 +27,15 @@ static void log_drops(struct broker *b, struct session *s, uint64_t now)
 {
 	const struct config *cfg = &b->cfg;
 	if (s->drop_reason == DROP_QUEUE_FULL)
-		log_warn("client %s: %llu message%s dropped: its queue is full (%u messages, %llu bytes; "
-			 "max_queued_messages %u, max_queued_bytes %llu%s, queue_overflow %s)",
+		log_warn("client %s: %llu message%s dropped: its queue was full (max_queued_messages %u, "
+			 "max_queued_bytes %llu%s, queue_overflow %s; now %u messages, %llu bytes)",
 			 s->client_id, (unsigned long long)s->drops_unlogged, s->drops_unlogged == 1 ? "" : "s",
-			 s->queue.count,
-			 (unsigned long long)s->queued_bytes, cfg->max_queued_messages,
+			 cfg->max_queued_messages,
 			 (unsigned long long)cfg->max_queued_bytes,
 			 atomic_load_explicit(&b->queue_fair_share, memory_order_relaxed)
 				 ? ", the store-wide queue budget is reached" : "",
-			 cfg->queue_overflow == QUEUE_REJECT_NEW ? "reject_new" : "drop_oldest");
+			 cfg->queue_overflow == QUEUE_REJECT_NEW ? "reject_new" : "drop_oldest", s->queue.count,
+			 (unsigned long long)s->queued_bytes);
 	else
 		log_warn("client %s: %llu message%s dropped: %s", s->client_id, (unsigned long long)s->drops_unlogged,
 			 s->drops_unlogged == 1 ? "" : "s", drop_names[s->drop_reason]);
