@@ -137,80 +137,25 @@ int agg_format(const struct agg_conf *c, const struct agg_window *w, char *out, 
 
 /* ---- the table ---- */
 
-static uint32_t table_hash(unsigned line, const char *topic, size_t len)
+static bool window_empty(const struct topic_entry *k)
 {
-	uint32_t h = 2166136261u ^ line;
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (uint8_t)topic[i]) * 16777619u;
-	return h;
-}
-
-static int table_grow(struct agg_table *t)
-{
-	uint32_t cap = t->cap ? t->cap * 2 : 64;
-	struct agg_entry **v = calloc(cap, sizeof *v);
-	if (!v)
-		return -1;
-	for (uint32_t i = 0; i < t->cap; i++) {
-		for (struct agg_entry *e = t->v[i], *next; e; e = next) {
-			next = e->next;
-			uint32_t k = table_hash(e->line, e->topic, e->topic_len) & (cap - 1);
-			e->next = v[k];
-			v[k] = e;
-		}
-	}
-	free(t->v);
-	t->v = v;
-	t->cap = cap;
-	return 0;
-}
-
-/* Forgets one entry whose open window is empty, going round the buckets. */
-static bool table_forget_one(struct agg_table *t)
-{
-	for (uint32_t n = 0; n < t->cap; n++) {
-		uint32_t k = t->hand++ & (t->cap - 1);
-		for (struct agg_entry **pe = &t->v[k]; *pe; pe = &(*pe)->next) {
-			if (!agg_window_empty(&(*pe)->w))
-				continue;
-			struct agg_entry *e = *pe;
-			*pe = e->next;
-			free(e);
-			t->count--;
-			t->forgotten++;
-			return true;
-		}
-	}
-	return false;
+	return agg_window_empty(&((const struct agg_entry *)k)->w);
 }
 
 struct agg_entry *agg_table_get(struct agg_table *t, const struct agg_conf *c, unsigned line, const char *topic,
 				size_t len, uint64_t now_ms)
 {
-	if (t->cap) {
-		for (struct agg_entry *e = t->v[table_hash(line, topic, len) & (t->cap - 1)]; e; e = e->next)
-			if (e->line == line && e->topic_len == len && !memcmp(e->topic, topic, len))
-				return e;
-	}
-	if (len > UINT16_MAX || (t->count >= t->max && !table_forget_one(t)))
-		return NULL;
-	if (t->count >= t->cap / 2 && table_grow(t))
-		return NULL;
-	struct agg_entry *e = calloc(1, sizeof *e + len);
+	struct topic_entry *k = topic_table_find(&t->t, line, topic, len);
+	if (k)
+		return (struct agg_entry *)k;
+	struct agg_entry *e = (struct agg_entry *)topic_table_add(&t->t, sizeof *e, line, topic, len, window_empty);
 	if (!e)
 		return NULL;
 	e->conf = c;
-	e->line = (uint16_t)line;
-	e->topic_len = (uint16_t)len;
-	memcpy(e->topic, topic, len);
 	agg_window_reset(c, &e->w, now_ms);
 	uint64_t end = e->w.start_ms + window_ms(c);
 	if (!t->next_due_ms || end < t->next_due_ms)
 		t->next_due_ms = end;
-	uint32_t k = table_hash(line, topic, len) & (t->cap - 1);
-	e->next = t->v[k];
-	t->v[k] = e;
-	t->count++;
 	return e;
 }
 
@@ -228,12 +173,13 @@ static void roll_emit(void *ctx, const struct agg_window *w)
 
 unsigned agg_table_roll(struct agg_table *t, uint64_t now_ms, agg_table_emit_fn emit, void *ctx)
 {
-	if (!t->count || now_ms < t->next_due_ms)
+	if (!t->t.count || now_ms < t->next_due_ms)
 		return 0;
 	unsigned n = 0;
 	uint64_t next = 0;
-	for (uint32_t k = 0; k < t->cap; k++) {
-		for (struct agg_entry *e = t->v[k]; e; e = e->next) {
+	for (uint32_t b = 0; b < t->t.cap; b++) {
+		for (struct topic_entry *k = t->t.v[b]; k; k = k->next) {
+			struct agg_entry *e = (struct agg_entry *)k;
 			struct roll_ctx r = { emit, ctx, e };
 			n += agg_roll(e->conf, &e->w, now_ms, roll_emit, &r);
 			uint64_t end = e->w.start_ms + window_ms(e->conf);
@@ -247,14 +193,6 @@ unsigned agg_table_roll(struct agg_table *t, uint64_t now_ms, agg_table_emit_fn 
 
 void agg_table_free(struct agg_table *t)
 {
-	for (uint32_t k = 0; k < t->cap; k++) {
-		for (struct agg_entry *e = t->v[k], *next; e; e = next) {
-			next = e->next;
-			free(e);
-		}
-	}
-	free(t->v);
-	t->v = NULL;
-	t->cap = t->count = 0;
+	topic_table_free(&t->t);
 	t->next_due_ms = 0;
 }

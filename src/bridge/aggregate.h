@@ -8,6 +8,7 @@
  * loses at most that window when the process stops. */
 #ifndef FM_BRIDGE_AGGREGATE_H
 #define FM_BRIDGE_AGGREGATE_H
+#include "topic_table.h"
 #include "../config/config.h"
 #include <stdbool.h>
 #include <stddef.h>
@@ -61,12 +62,9 @@ int agg_format(const struct agg_conf *c, const struct agg_window *w, char *out, 
 /* ---- the windows of one bridge, per (topic line, topic) ---- */
 
 struct agg_entry {
-	struct agg_entry *next;
+	struct topic_entry key;
 	const struct agg_conf *conf; /* of its line, in the configuration (outlives the table) */
 	struct agg_window w;
-	uint16_t line;
-	uint16_t topic_len;
-	char topic[];
 };
 
 /* At most `max` entries: a topic space without bound (an id or a time in
@@ -76,10 +74,7 @@ struct agg_entry {
  * every entry holds statistics there is no room, and the caller forwards
  * the message unaggregated: more traffic, never a loss. */
 struct agg_table {
-	struct agg_entry **v; /* buckets, a power of two */
-	uint32_t cap, count, max;
-	uint32_t hand;        /* the next bucket to forget from */
-	uint64_t forgotten;
+	struct topic_table t;
 	uint64_t next_due_ms; /* no window of an entry ends before this; 0: no entry */
 };
 

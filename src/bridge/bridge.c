@@ -142,19 +142,19 @@ static void spool_summary(void *ctx, const struct agg_entry *e, const struct agg
 	char payload[AGG_SUMMARY_MAX], topic[65536];
 	size_t slen = strlen(e->conf->suffix);
 	int plen = agg_format(e->conf, win, payload, sizeof payload);
-	if (plen < 0 || e->topic_len + slen > 65535) {
+	if (plen < 0 || e->key.topic_len + slen > 65535) {
 		log_warn("bridge %s: the summary of %.*s is not sent: its topic is longer than 65,535 bytes",
-			 br->conf->name, (int)e->topic_len, e->topic);
+			 br->conf->name, (int)e->key.topic_len, e->key.topic);
 		return;
 	}
-	memcpy(topic, e->topic, e->topic_len);
-	memcpy(topic + e->topic_len, e->conf->suffix, slen);
+	memcpy(topic, e->key.topic, e->key.topic_len);
+	memcpy(topic + e->key.topic_len, e->conf->suffix, slen);
 	struct msg *m = broker_msg_new(br->all->b,
-				       (struct mqtt_bin){ (const uint8_t *)topic, (uint32_t)(e->topic_len + slen) },
+				       (struct mqtt_bin){ (const uint8_t *)topic, (uint32_t)(e->key.topic_len + slen) },
 				       (struct mqtt_bin){ (const uint8_t *)payload, (uint32_t)plen }, NULL, 1, false);
 	if (!m) {
 		log_err("bridge %s: out of memory: the summary of %.*s is not sent", br->conf->name,
-			(int)e->topic_len, e->topic);
+			(int)e->key.topic_len, e->key.topic);
 		return;
 	}
 	bridge_spool_append(br, o->w, m);
@@ -177,15 +177,15 @@ static int aggregate(struct bridge *br, struct bworker *w, struct msg *m, unsign
 	struct agg_out out = { br, w, NULL };
 	bool forward = false;
 	pthread_mutex_lock(&br->reduce_lock);
-	uint64_t forgotten = br->agg.forgotten;
+	uint64_t forgotten = br->agg.t.forgotten;
 	struct agg_entry *e = agg_table_get(&br->agg, &t->agg, line, msg_topic(m), m->topic_len, now);
-	if (!forgotten && br->agg.forgotten)
+	if (!forgotten && br->agg.t.forgotten)
 		log_warn("bridge %s: aggregation windows for more than %u topics: idle ones are forgotten",
-			 br->conf->name, br->agg.max);
+			 br->conf->name, br->agg.t.max);
 	if (!e) {
 		if (!br->agg_full_logged)
 			log_warn("bridge %s: aggregation windows of %u topics hold readings: messages of other topics "
-				 "are forwarded unaggregated", br->conf->name, br->agg.count);
+				 "are forwarded unaggregated", br->conf->name, br->agg.t.count);
 		br->agg_full_logged = true;
 		forward = true;
 	} else {
@@ -215,10 +215,11 @@ uint64_t bridge_flush_held(struct bridge *br, uint64_t now)
 	uint64_t next = 0;
 	pthread_mutex_lock(&br->reduce_lock);
 	for (uint32_t i = 0; br->n_pending && i < br->reduce.cap; i++) {
-		for (struct reduce_entry *e = br->reduce.v[i]; e; e = e->next) {
+		for (struct topic_entry *k = br->reduce.v[i]; k; k = k->next) {
+			struct reduce_entry *e = (struct reduce_entry *)k;
 			if (!e->pending)
 				continue;
-			const struct bridge_topic *t = &br->conf->topics[e->line];
+			const struct bridge_topic *t = &br->conf->topics[k->line];
 			uint64_t due = e->st.last_ms + (uint64_t)t->min_interval * 1000;
 			if (now < due) {
 				if (!next || due - now < next)
@@ -403,7 +404,7 @@ struct bridges *bridges_new(struct broker *b, int *err)
 		spool_init(&br->spool);
 		pthread_mutex_init(&br->reduce_lock, NULL);
 		br->reduce.max = REDUCE_MAX_TOPICS;
-		br->agg.max = REDUCE_MAX_TOPICS;
+		br->agg.t.max = REDUCE_MAX_TOPICS;
 		for (unsigned k = 0; k < br->conf->n_topics; k++)
 			br->aggregates |= br->conf->topics[k].agg.window_s != 0;
 		bucket_init(&br->msgs_bucket, br->conf->max_msgs_per_sec, now_us);
@@ -503,9 +504,9 @@ void bridges_free(struct bridges *all)
 		link_free(&br->link);
 		spool_free(&br->spool);
 		for (uint32_t k = 0; k < br->reduce.cap; k++)
-			for (struct reduce_entry *e = br->reduce.v[k]; e; e = e->next)
-				msg_unref(e->pending);
-		reduce_table_free(&br->reduce);
+			for (struct topic_entry *e = br->reduce.v[k]; e; e = e->next)
+				msg_unref(((struct reduce_entry *)e)->pending);
+		topic_table_free(&br->reduce);
 		agg_table_free(&br->agg); /* the open windows are lost, as in a crash */
 		pthread_mutex_destroy(&br->reduce_lock);
 	}

@@ -118,7 +118,7 @@ struct bridge {
 	struct token_bucket msgs_bucket, bytes_bucket;
 	/* Reduction state, under reduce_lock (publishing workers). */
 	pthread_mutex_t reduce_lock;
-	struct reduce_table reduce;
+	struct topic_table reduce;
 	uint32_t n_pending;
 	/* Aggregation windows, under reduce_lock too (publishing workers, and
 	 * worker 0's tick closing the windows that ended). */

@@ -185,86 +185,15 @@ void reduce_sent(const struct bridge_topic *t, struct reduce_state *st, const ui
 
 /* ---- the table ---- */
 
-static uint32_t table_hash(unsigned line, const char *topic, size_t len)
+static bool holds_nothing(const struct topic_entry *k)
 {
-	uint32_t h = 2166136261u ^ line;
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (uint8_t)topic[i]) * 16777619u;
-	return h;
+	return !((const struct reduce_entry *)k)->pending;
 }
 
-static int table_grow(struct reduce_table *t)
+struct reduce_entry *reduce_table_get(struct topic_table *t, unsigned line, const char *topic, size_t len)
 {
-	uint32_t cap = t->cap ? t->cap * 2 : 64;
-	struct reduce_entry **v = calloc(cap, sizeof *v);
-	if (!v)
-		return -1;
-	for (uint32_t i = 0; i < t->cap; i++) {
-		for (struct reduce_entry *e = t->v[i], *next; e; e = next) {
-			next = e->next;
-			uint32_t k = table_hash(e->line, e->topic, e->topic_len) & (cap - 1);
-			e->next = v[k];
-			v[k] = e;
-		}
-	}
-	free(t->v);
-	t->v = v;
-	t->cap = cap;
-	return 0;
-}
-
-/* Forgets one entry that holds no value, going round the buckets. */
-static bool table_forget_one(struct reduce_table *t)
-{
-	for (uint32_t n = 0; n < t->cap; n++) {
-		uint32_t k = t->hand++ & (t->cap - 1);
-		for (struct reduce_entry **pe = &t->v[k]; *pe; pe = &(*pe)->next) {
-			if ((*pe)->pending)
-				continue;
-			struct reduce_entry *e = *pe;
-			*pe = e->next;
-			free(e);
-			t->count--;
-			t->forgotten++;
-			return true;
-		}
-	}
-	return false;
-}
-
-struct reduce_entry *reduce_table_get(struct reduce_table *t, unsigned line, const char *topic, size_t len)
-{
-	if (t->cap) {
-		for (struct reduce_entry *e = t->v[table_hash(line, topic, len) & (t->cap - 1)]; e; e = e->next)
-			if (e->line == line && e->topic_len == len && !memcmp(e->topic, topic, len))
-				return e;
-	}
-	if (t->count >= t->max && !table_forget_one(t))
-		return NULL;
-	if (t->count >= t->cap / 2 && table_grow(t))
-		return NULL;
-	struct reduce_entry *e = calloc(1, sizeof *e + len);
-	if (!e)
-		return NULL;
-	e->line = (uint16_t)line;
-	e->topic_len = (uint16_t)len;
-	memcpy(e->topic, topic, len);
-	uint32_t k = table_hash(line, topic, len) & (t->cap - 1);
-	e->next = t->v[k];
-	t->v[k] = e;
-	t->count++;
-	return e;
-}
-
-void reduce_table_free(struct reduce_table *t)
-{
-	for (uint32_t k = 0; k < t->cap; k++) {
-		for (struct reduce_entry *e = t->v[k], *next; e; e = next) {
-			next = e->next;
-			free(e);
-		}
-	}
-	free(t->v);
-	t->v = NULL;
-	t->cap = t->count = 0;
+	struct topic_entry *k = topic_table_find(t, line, topic, len);
+	if (!k)
+		k = topic_table_add(t, sizeof(struct reduce_entry), line, topic, len, holds_nothing);
+	return (struct reduce_entry *)k;
 }

@@ -4,6 +4,7 @@
 #ifndef FM_BRIDGE_REDUCE_H
 #define FM_BRIDGE_REDUCE_H
 #include "../config/config.h"
+#include "topic_table.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -18,33 +19,21 @@ struct reduce_state {
 	uint64_t last_ms;   /* when it was forwarded (monotonic) */
 };
 
-/* The state of one (topic line, local topic), in a reduce_table. */
+/* The state of one (topic line, local topic), in the bridge's table of
+ * them (topic_table.h). Past its bound, an entry that holds no value is
+ * forgotten to make room, and its topic's next message is forwarded as new:
+ * more traffic, never a loss. */
 struct msg;
 struct reduce_entry {
-	struct reduce_entry *next;
+	struct topic_entry key;
 	struct reduce_state st;
 	struct msg *pending; /* min_interval: the latest value held back (the caller's reference), or NULL */
-	uint16_t line;       /* index of the topic line */
-	uint16_t topic_len;
-	char topic[];
-};
-
-/* The states of one bridge, at most `max` of them: a topic space without
- * bound (an id or a time in the topic) must not grow the edge's memory.
- * Past max, an entry that holds no value is forgotten to make room, and its
- * topic's next message is forwarded as new: more traffic, never a loss. */
-struct reduce_table {
-	struct reduce_entry **v; /* buckets, a power of two */
-	uint32_t cap, count, max;
-	uint32_t hand;           /* the next bucket to forget from */
-	uint64_t forgotten;
 };
 
 /* The entry of (line, topic), created when missing. NULL when out of memory,
- * or when the table is full of entries holding values. */
-struct reduce_entry *reduce_table_get(struct reduce_table *t, unsigned line, const char *topic, size_t len);
-/* Frees every entry; held values must have been released by the caller. */
-void reduce_table_free(struct reduce_table *t);
+ * or when the table is full of entries holding values. (Free the table
+ * with topic_table_free once held values are released.) */
+struct reduce_entry *reduce_table_get(struct topic_table *t, unsigned line, const char *topic, size_t len);
 
 enum reduce_verdict {
 	REDUCE_SEND, /* forward it now */

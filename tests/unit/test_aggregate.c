@@ -182,7 +182,7 @@ static void table_collect(void *ctx, const struct agg_entry *e, const struct agg
 {
 	struct table_sink *s = ctx;
 	if (s->n < 16) {
-		snprintf(s->topics[s->n], sizeof s->topics[0], "%u:%.*s", e->line, (int)e->topic_len, e->topic);
+		snprintf(s->topics[s->n], sizeof s->topics[0], "%u:%.*s", e->key.line, (int)e->key.topic_len, e->key.topic);
 		s->w[s->n] = *w;
 	}
 	s->n++;
@@ -193,7 +193,7 @@ static void table_collect(void *ctx, const struct agg_entry *e, const struct agg
 static void test_table_rolls_due_windows(void)
 {
 	struct agg_conf sec = conf(1, AGG_ALL), min = conf(60, AGG_ALL);
-	struct agg_table t = { .max = 100 };
+	struct agg_table t = { .t.max = 100 };
 	struct table_sink s = { 0 };
 	struct agg_entry *a = GET(t, sec, 0, "a", T0 + 10);
 	struct agg_entry *b = GET(t, min, 1, "a", T0 + 10); /* same topic, other line: its own window */
@@ -212,13 +212,13 @@ static void test_table_rolls_due_windows(void)
 	ASSERT_TRUE(s.w[1].first == 2);
 	ASSERT_EQ(s.w[1].start_ms, T0);
 	agg_table_free(&t);
-	ASSERT_EQ(t.count, 0);
+	ASSERT_EQ(t.t.count, 0);
 }
 
 static void test_table_is_bounded(void)
 {
 	struct agg_conf c = conf(1, AGG_ALL);
-	struct agg_table t = { .max = 4 };
+	struct agg_table t = { .t.max = 4 };
 	char name[8];
 	struct agg_entry *e[4];
 	for (int i = 0; i < 4; i++) {
@@ -230,8 +230,8 @@ static void test_table_is_bounded(void)
 	for (int i = 0; i < 4; i++)
 		agg_add(&e[i]->w, i);
 	ASSERT_TRUE(GET(t, c, 0, "new", T0) == NULL);
-	ASSERT_EQ(t.count, 4);
-	ASSERT_EQ(t.forgotten, 0);
+	ASSERT_EQ(t.t.count, 4);
+	ASSERT_EQ(t.t.forgotten, 0);
 	/* One window is empty again (rolled): it is forgotten for the new topic. */
 	struct table_sink s = { 0 };
 	ASSERT_EQ(agg_table_roll(&t, T0 + 1000, table_collect, &s), 4);
@@ -240,8 +240,8 @@ static void test_table_is_bounded(void)
 	agg_add(&e[3]->w, 1);
 	struct agg_entry *n = GET(t, c, 0, "new", T0 + 1000);
 	ASSERT_TRUE(n != NULL);
-	ASSERT_EQ(t.count, 4);
-	ASSERT_EQ(t.forgotten, 1);
+	ASSERT_EQ(t.t.count, 4);
+	ASSERT_EQ(t.t.forgotten, 1);
 	ASSERT_TRUE(GET(t, c, 0, "t0", T0 + 1000) == e[0]); /* the others are still there */
 	ASSERT_TRUE(GET(t, c, 0, "t3", T0 + 1000) == e[3]);
 	agg_table_free(&t);

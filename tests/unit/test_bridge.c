@@ -101,7 +101,7 @@ static void test_reduce_verdicts(void)
 
 static void test_reduce_table_is_bounded(void)
 {
-	struct reduce_table t = { .max = 4 };
+	struct topic_table t = { .max = 4 };
 	struct reduce_entry *a = GET(t, 0, "a");
 	ASSERT_TRUE(a != NULL);
 	ASSERT_TRUE(GET(t, 0, "a") == a);
@@ -121,11 +121,11 @@ static void test_reduce_table_is_bounded(void)
 	ASSERT_EQ(t.cap, 64); /* never grown past its first size */
 	/* Every entry holding a value: no room, the caller forwards unreduced. */
 	for (uint32_t k = 0; k < t.cap; k++)
-		for (struct reduce_entry *e = t.v[k]; e; e = e->next)
-			e->pending = (struct msg *)&t;
+		for (struct topic_entry *e = t.v[k]; e; e = e->next)
+			((struct reduce_entry *)e)->pending = (struct msg *)&t;
 	ASSERT_TRUE(GET(t, 0, "new") == NULL);
 	ASSERT_EQ(t.count, 4);
-	reduce_table_free(&t);
+	topic_table_free(&t);
 	ASSERT_EQ(t.count, 0);
 }
 
