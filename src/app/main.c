@@ -264,6 +264,7 @@ int main(int argc, char **argv)
 	if (svc.ops && (svc.http || !cfg.http_port)) {
 		ops_set_store(svc.ops, store);
 		ops_set_bridges(svc.ops, bridges);
+		ops_set_collector(svc.ops, collector);
 		net = net_start(b, &(struct net_service){ &svc, services_start, services_stop });
 	} else {
 		log_err("%s", err);

@@ -659,9 +659,11 @@ static int set_device(struct config *c, const char *name, char *err, size_t errl
 		snprintf(err, errlen, "modbus_device: at most %d devices", CONFIG_MAX_DEVICES);
 		return -1;
 	}
+	/* It names metrics labels, the ACL's client id and the default prefix. */
 	size_t len = strlen(name);
-	if (len >= sizeof c->devices[0].name || strcspn(name, " \t/+#") != len) {
-		snprintf(err, errlen, "modbus_device: the name must be one word of at most %zu characters without / + #",
+	if (!len || len >= sizeof c->devices[0].name ||
+	    strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.") != len) {
+		snprintf(err, errlen, "modbus_device: the name must be at most %zu letters, digits, - _ or .",
 			 sizeof c->devices[0].name - 1);
 		return -1;
 	}

@@ -7,6 +7,7 @@
 #include "../base/err.h"
 #include "../base/log.h"
 #include "../mqtt/mqtt.h"
+#include "../ops/devices.h"
 #include "../ops/token.h"
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -39,6 +40,8 @@ void api_error(struct http_response *res, int status, const char *why)
 }
 
 /* Takes the finished JSON document (a 500 when it ran out of memory). */
+static void device_json(struct jw *j, const struct collect_device_info *d);
+
 static void json_done(struct http_response *res, struct jw *j)
 {
 	if (j->oom) {
@@ -250,8 +253,22 @@ static void get_status(struct http_server *s, struct http_response *res)
 			jw_null(&j);
 		if (a == ALERT_QUEUE_SHARE)
 			queue_sessions(&j, m);
+		if (a == ALERT_DEVICE_OFFLINE) {
+			jw_key(&j, "devices");
+			jw_arr(&j);
+			for (uint32_t i = 0; i < m->n_devices; i++)
+				if (m->devices[i].state == COLLECT_OFFLINE)
+					jw_str(&j, m->devices[i].name);
+			jw_arr_end(&j);
+		}
 		jw_obj_end(&j);
 	}
+	jw_arr_end(&j);
+	/* For the dashboard, which reads this endpoint only. */
+	jw_key(&j, "devices");
+	jw_arr(&j);
+	for (uint32_t i = 0; i < m->n_devices; i++)
+		device_json(&j, &m->devices[i]);
 	jw_arr_end(&j);
 	jw_obj_end(&j);
 	json_done(res, &j);
@@ -298,6 +315,95 @@ static void get_bridges(struct http_server *s, struct http_response *res)
 		jw_obj_end(&j);
 		jw_obj_end(&j);
 	}
+	jw_arr_end(&j);
+	json_done(res, &j);
+}
+
+/* One Modbus device's state, counters and latencies. Times are unix
+ * seconds; latencies the upper bounds of their histogram buckets (null
+ * before the first). */
+static void device_json(struct jw *j, const struct collect_device_info *d)
+{
+	char address[160];
+	snprintf(address, sizeof address, strchr(d->host, ':') ? "[%s]:%u" : "%s:%u", d->host, d->port);
+	jw_obj(j);
+	jw_key(j, "name");
+	jw_str(j, d->name);
+	jw_key(j, "address");
+	jw_str(j, address);
+	jw_key(j, "unit_id");
+	jw_u64(j, d->unit_id);
+	jw_key(j, "topic_prefix");
+	jw_str(j, d->prefix);
+	jw_key(j, "state");
+	jw_str(j, collect_state_name(d->state));
+	jw_key(j, "since");
+	if (d->since_ms)
+		jw_u64(j, d->since_ms / 1000);
+	else
+		jw_null(j);
+	jw_key(j, "last_success");
+	if (d->last_success_ms)
+		jw_u64(j, d->last_success_ms / 1000);
+	else
+		jw_null(j);
+	jw_key(j, "last_error");
+	jw_str(j, d->last_error[0] ? d->last_error : NULL);
+	jw_key(j, "tags");
+	jw_u64(j, d->n_tags);
+	jw_key(j, "requests_per_round");
+	jw_u64(j, d->n_requests);
+	static const struct { const char *key; size_t off; } counters[] = {
+		{ "polls", offsetof(struct collect_device_info, polls) },
+		{ "polls_failed", offsetof(struct collect_device_info, polls_failed) },
+		{ "polls_late", offsetof(struct collect_device_info, polls_late) },
+		{ "requests", offsetof(struct collect_device_info, requests) },
+		{ "requests_failed", offsetof(struct collect_device_info, requests_failed) },
+		{ "exceptions", offsetof(struct collect_device_info, exceptions) },
+		{ "readings", offsetof(struct collect_device_info, readings) },
+		{ "readings_committed", offsetof(struct collect_device_info, readings_committed) },
+		{ "readings_refused", offsetof(struct collect_device_info, readings_refused) },
+		{ "readings_lost", offsetof(struct collect_device_info, readings_lost) },
+		{ "writes", offsetof(struct collect_device_info, writes) },
+		{ "writes_failed", offsetof(struct collect_device_info, writes_failed) },
+		{ "connects", offsetof(struct collect_device_info, connects) },
+		{ "offline_episodes", offsetof(struct collect_device_info, offline_episodes) },
+	};
+	for (size_t k = 0; k < sizeof counters / sizeof counters[0]; k++) {
+		jw_key(j, counters[k].key);
+		jw_u64(j, *(const uint64_t *)((const char *)d + counters[k].off));
+	}
+	static const struct { const char *key; size_t off; } hists[] = {
+		{ "request_ms", offsetof(struct collect_device_info, request_latency) },
+		{ "poll_jitter_ms", offsetof(struct collect_device_info, poll_jitter) },
+		{ "poll_to_commit_ms", offsetof(struct collect_device_info, poll_commit) },
+	};
+	for (size_t k = 0; k < sizeof hists / sizeof hists[0]; k++) {
+		const struct collect_hist *h = (const struct collect_hist *)((const char *)d + hists[k].off);
+		jw_key(j, hists[k].key);
+		jw_obj(j);
+		static const struct { const char *key; double q; } qs[] = { { "p50", 0.5 }, { "p99", 0.99 } };
+		for (size_t q = 0; q < 2; q++) {
+			double v = devices_hist_quantile_ms(h, qs[q].q);
+			jw_key(j, qs[q].key);
+			if (v < 0)
+				jw_null(j);
+			else
+				jw_num(j, v);
+		}
+		jw_obj_end(j);
+	}
+	jw_obj_end(j);
+}
+
+/* /api/devices: every Modbus device, from the last sample. */
+static void get_devices(struct http_server *s, struct http_response *res)
+{
+	const struct metrics_snapshot *snap = ops_snapshot(s->ops);
+	struct jw j = { 0 };
+	jw_arr(&j);
+	for (uint32_t i = 0; i < snap->n_devices; i++)
+		device_json(&j, &snap->devices[i]);
 	jw_arr_end(&j);
 	json_done(res, &j);
 }
@@ -686,7 +792,8 @@ int api_dispatch(struct http_server *s, struct hconn *c, const struct http_reque
 		else
 			not_allowed(res, "GET, HEAD");
 	} else if (is(path, plen, "/api/status") || is(path, plen, "/api/clients") || is(path, plen, "/api/sessions") ||
-		   is(path, plen, "/api/subscriptions") || is(path, plen, "/api/retained") || is(path, plen, "/api/bridges")) {
+		   is(path, plen, "/api/subscriptions") || is(path, plen, "/api/retained") || is(path, plen, "/api/bridges") ||
+		   is(path, plen, "/api/devices")) {
 		if (!get)
 			not_allowed(res, "GET, HEAD");
 		else if (is(path, plen, "/api/status"))
@@ -699,6 +806,8 @@ int api_dispatch(struct http_server *s, struct hconn *c, const struct http_reque
 			get_subscriptions(s, res);
 		else if (is(path, plen, "/api/bridges"))
 			get_bridges(s, res);
+		else if (is(path, plen, "/api/devices"))
+			get_devices(s, res);
 		else
 			get_retained(s, res);
 	} else if (is(path, plen, "/api/reload")) {

@@ -2,12 +2,13 @@
  * their median over a window), message_rate_drop (the received rate over a
  * short window against its average over a long one), memory (heap against
  * memory_limit), subscription_leak (subscriptions grow while clients do not),
- * queue_share (a session's queue passed a share of its limit). */
+ * queue_share (a session's queue passed a share of its limit), device_offline
+ * (a Modbus device stopped answering; the value counts them). */
 #include "alerts.h"
 #include <stdlib.h>
 
 static const char *const names[ALERT__COUNT] = { "clients_drop", "message_rate_drop", "memory",
-						 "subscription_leak", "queue_share" };
+						 "subscription_leak", "queue_share", "device_offline" };
 
 const char *alert_name(enum alert_id id) { return names[id]; }
 
@@ -98,6 +99,13 @@ static bool eval_queue_share(const struct alert_config *c, double share, struct 
 	return s->value > s->threshold;
 }
 
+static bool eval_device_offline(uint32_t offline, struct alert_state *s)
+{
+	s->threshold = 0;
+	s->value = offline;
+	return offline > 0;
+}
+
 static bool eval_subscription_leak(const struct alert_config *c, const struct alert_history *h,
 				   struct alert_state *s)
 {
@@ -145,6 +153,7 @@ unsigned alerts_evaluate(const struct alert_config *cfg, const struct alert_hist
 		[ALERT_MEMORY] = eval_memory(cfg, in->heap_bytes, &st[ALERT_MEMORY]),
 		[ALERT_SUBSCRIPTION_LEAK] = eval_subscription_leak(cfg, h, &st[ALERT_SUBSCRIPTION_LEAK]),
 		[ALERT_QUEUE_SHARE] = eval_queue_share(cfg, in->queue_share, &st[ALERT_QUEUE_SHARE]),
+		[ALERT_DEVICE_OFFLINE] = eval_device_offline(in->devices_offline, &st[ALERT_DEVICE_OFFLINE]),
 	};
 	unsigned changed = 0;
 	for (int i = 0; i < ALERT__COUNT; i++)

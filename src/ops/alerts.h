@@ -7,6 +7,7 @@
 
 enum alert_id {
 	ALERT_CLIENTS_DROP, ALERT_MESSAGE_RATE_DROP, ALERT_MEMORY, ALERT_SUBSCRIPTION_LEAK, ALERT_QUEUE_SHARE,
+	ALERT_DEVICE_OFFLINE,
 	ALERT__COUNT
 };
 
@@ -46,6 +47,7 @@ struct alert_history {
 struct alert_input {
 	uint64_t heap_bytes;
 	double queue_share; /* percent of a queue limit the fullest session's queue uses */
+	uint32_t devices_offline; /* Modbus devices offline now */
 };
 
 struct alert_state {

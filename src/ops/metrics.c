@@ -1,5 +1,6 @@
 /* The metric table and its Prometheus rendering. */
 #include "metrics.h"
+#include "devices.h"
 #include "../base/err.h"
 #include <stdarg.h>
 #include <stdio.h>
@@ -239,6 +240,8 @@ int metrics_prometheus(const struct metrics_snapshot *s, bool ready, struct buf 
 		rc = queue_share_prometheus(s, out);
 	if (!rc)
 		rc = bridges_prometheus(s, out);
+	if (!rc)
+		rc = devices_prometheus(s->devices, s->n_devices, out);
 	if (!rc)
 		rc = family(out, "ferromq_ready", "gauge", "1 when /readyz answers 200.");
 	if (!rc)

@@ -8,6 +8,7 @@
 #include "rates.h"
 #include "../base/buf.h"
 #include "../bridge/bridge.h"
+#include "../collect/collect.h"
 #include "../broker/admin.h"
 #include "../broker/stats.h"
 #include "../config/config.h"
@@ -68,6 +69,8 @@ struct metrics_snapshot {
 	uint32_t n_queue_over;   /* sessions over alert_queue_share_percent */
 	uint32_t n_queue_named;  /* the fullest of them in queue_over, fullest first */
 	struct queue_alert_session queue_over[QUEUE_ALERT_SESSIONS];
+	struct collect_device_info *devices; /* owned: the Modbus devices, n_devices of them */
+	uint32_t n_devices;
 };
 
 /* Frees the names of s->queue_over and empties it. */

@@ -1,6 +1,7 @@
 /* The operations service on worker 0's loop: a one-second sampler that
  * fills the metric snapshot, feeds the alert rules and publishes $SYS. */
 #include "ops.h"
+#include "devices.h"
 #include "sys.h"
 #include "token.h"
 #include "../base/clock.h"
@@ -27,6 +28,7 @@ struct ops {
 	struct broker *b;
 	struct store *store;
 	struct bridges *bridges;
+	struct collector *collector;
 	const char *conf_path;
 	uv_timer_t timer;
 	bool timer_open;
@@ -104,6 +106,7 @@ struct ops *ops_new(struct broker *b, const char *conf_path, char *err, size_t e
 
 void ops_set_store(struct ops *o, struct store *store) { o->store = store; }
 void ops_set_bridges(struct ops *o, struct bridges *bridges) { o->bridges = bridges; }
+void ops_set_collector(struct ops *o, struct collector *collector) { o->collector = collector; }
 
 /* The network layer, set in the broker's ports before any worker runs. */
 static struct net *ops_net(const struct ops *o) { return o->b->ports.ctx; }
@@ -114,6 +117,7 @@ void ops_free(struct ops *o)
 		return;
 	queue_totals_free(&o->snap.queues);
 	metrics_queue_over_free(&o->snap);
+	free(o->snap.devices);
 	free(o->snap.workers);
 	pthread_mutex_destroy(&o->lock);
 	pthread_mutex_destroy(&o->reload_lock);
@@ -256,6 +260,9 @@ static double sample(struct ops *o, const struct alert_config *cfg, double dt_s)
 	s->n_bridges = bridges_count(o->bridges);
 	for (unsigned i = 0; i < s->n_bridges; i++)
 		bridges_status(o->bridges, i, &s->bridges[i]);
+	free(s->devices);
+	if (collect_list(o->collector, &s->devices, &s->n_devices))
+		s->n_devices = 0; /* out of memory: none shown this second */
 	s->sampled = true;
 	return queue_share;
 }
@@ -278,7 +285,7 @@ static void evaluate_alerts(struct ops *o, const struct alert_config *cfg, doubl
 	alert_history_push(&o->history, (struct alert_point){ (double)s->v[M_CLIENTS_CONNECTED],
 							      s->rates[R_MESSAGES_RECEIVED].now,
 							      (double)s->v[M_SUBSCRIPTIONS] });
-	const struct alert_input in = { s->v[M_HEAP_BYTES], queue_share };
+	const struct alert_input in = { s->v[M_HEAP_BYTES], queue_share, devices_offline(s->devices, s->n_devices) };
 	unsigned changed = alerts_evaluate(cfg, &o->history, &in, s->wall_ms / 1000, s->alerts);
 	struct bworker *w0 = &o->b->workers[0];
 	for (int i = 0; i < ALERT__COUNT; i++) {
@@ -287,6 +294,8 @@ static void evaluate_alerts(struct ops *o, const struct alert_config *cfg, doubl
 			char detail[512] = "";
 			if (i == ALERT_QUEUE_SHARE)
 				queue_over_text(s, detail, sizeof detail);
+			if (i == ALERT_DEVICE_OFFLINE)
+				devices_offline_text(s->devices, s->n_devices, detail, sizeof detail);
 			if (a->firing)
 				log_warn("alert %s firing: value %.1f above threshold %.1f%s", alert_name((enum alert_id)i),
 					 a->value, a->threshold, detail);

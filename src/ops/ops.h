@@ -25,6 +25,9 @@ struct ops *ops_new(struct broker *b, const char *conf_path, char *err, size_t e
 void ops_set_store(struct ops *o, struct store *store);
 /* Connects the bridges (NULL: none), before net_start. */
 void ops_set_bridges(struct ops *o, struct bridges *bridges);
+/* Connects the Modbus collectors (NULL: none), before net_start. */
+struct collector;
+void ops_set_collector(struct ops *o, struct collector *collector);
 /* Starts the sampler on worker 0's loop (called before the loop runs). */
 int ops_start(struct ops *o, uv_loop_t *loop);
 /* Stops it (worker 0, at shutdown). */

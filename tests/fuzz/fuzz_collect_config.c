@@ -31,7 +31,7 @@ static void check_devices(const struct config *c, bool finished)
 	uint32_t next = 0;
 	for (unsigned i = 0; i < c->n_devices; i++) {
 		const struct modbus_device_conf *d = &c->devices[i];
-		CHECK(d->name[0] && memchr(d->name, 0, sizeof d->name) && !strpbrk(d->name, "/+# \t"));
+		CHECK(d->name[0] && memchr(d->name, 0, sizeof d->name) && !strpbrk(d->name, "/+# \t\"\\"));
 		CHECK(d->first_tag == next && d->first_tag + d->n_tags <= c->n_tags);
 		next += d->n_tags;
 		CHECK(d->unit_id <= 255 && d->timeout_ms >= 10 && d->offline_after >= 1 && d->max_gap <= 120);

@@ -49,6 +49,8 @@ static const struct ctl_command ctl_commands[] = {
 	  "retained topics with their size and QoS" },
 	{ "bridge", "GET", "/api/bridges", ACT_LIST, VIEW_BRIDGES,
 	  "bridges: link state, spool depth, bytes, oldest age, drain estimate, traffic, drops" },
+	{ "devices", "GET", "/api/devices", ACT_LIST, VIEW_DEVICES,
+	  "Modbus devices: state and since when, last answer, polls, failures, late polls, readings, writes" },
 	{ "kick", "POST", "/api/clients/", ACT_KICK, 0,
 	  "CLIENT_ID: disconnect the client (its session stays)" },
 	{ "delete-session", "DELETE", "/api/sessions/", ACT_DELETE_SESSION, 0,

@@ -87,6 +87,23 @@ static const struct view_column view_bridges[] = {
 	VIEW_END,
 };
 
+static const struct view_column view_devices[] = {
+	{ "DEVICE", "name", KIND_TEXT },
+	{ "STATE", "state", KIND_TEXT },
+	{ "ADDRESS", "address", KIND_TEXT },
+	{ "SINCE", "since", KIND_TIME },
+	{ "LAST ANSWER", "last_success", KIND_TIME },
+	{ "TAGS", "tags", KIND_NUMBER },
+	{ "POLLS", "polls", KIND_NUMBER },
+	{ "FAILED", "polls_failed", KIND_NUMBER },
+	{ "LATE", "polls_late", KIND_NUMBER },
+	{ "EXCEPTIONS", "exceptions", KIND_NUMBER },
+	{ "COMMITTED", "readings_committed", KIND_NUMBER },
+	{ "WRITES", "writes", KIND_NUMBER },
+	{ "LAST ERROR", "last_error", KIND_TEXT },
+	VIEW_END,
+};
+
 static const struct view_column view_top_queues[] = {
 	{ "TOP QUEUES", "client_id", KIND_TEXT },
 	{ "QUEUED", "queued", KIND_NUMBER },
@@ -258,6 +275,7 @@ int view_list(const struct json_doc *d, enum view_list which, FILE *out, const c
 		[VIEW_SUBSCRIPTIONS] = view_subscriptions,
 		[VIEW_RETAINED] = view_retained,
 		[VIEW_BRIDGES] = view_bridges,
+		[VIEW_DEVICES] = view_devices,
 	};
 	return view__table(d, 0, cols[which], out, why);
 }

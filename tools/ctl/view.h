@@ -13,6 +13,7 @@ enum view_list {
 	VIEW_SUBSCRIPTIONS, /* GET /api/subscriptions */
 	VIEW_RETAINED,      /* GET /api/retained */
 	VIEW_BRIDGES,       /* GET /api/bridges */
+	VIEW_DEVICES,       /* GET /api/devices */
 };
 
 /* Writes the array answer d of one of the list endpoints as a table.

@@ -99,6 +99,7 @@
   function alertDetail(a) {
     let text = 'value ' + a.value + ' (threshold ' + a.threshold + ')';
     if (typeof a.since === 'number') text += ' since ' + clock(new Date(a.since * 1000));
+    if (Array.isArray(a.devices) && a.devices.length) text += ': ' + a.devices.map(String).join(', ');
     return text;
   }
 
@@ -163,6 +164,29 @@
       const tr = el('tr');
       tr.append(el('td', null, String(q.client_id)), el('td', 'num', formatCount(q.queued)),
         el('td', 'num', formatBytes(q.queued_bytes)), el('td', null, q.connected ? 'yes' : 'no'));
+      body.append(tr);
+    }
+  }
+
+  // The Modbus devices the broker polls, offline ones first; the section
+  // stays hidden without any.
+  function renderDevices(devices) {
+    $('devices-section').hidden = devices.length === 0;
+    const body = $('devices');
+    body.replaceChildren();
+    const order = { offline: 0, connecting: 1, online: 2 };
+    const sorted = devices.slice().sort((a, b) => (order[a.state] ?? 3) - (order[b.state] ?? 3) ||
+      String(a.name).localeCompare(String(b.name)));
+    for (const d of sorted) {
+      const tr = el('tr', 'device device-' + String(d.state));
+      tr.dataset.name = String(d.name);
+      tr.dataset.state = String(d.state);
+      const when = (t) => typeof t === 'number' ? clock(new Date(t * 1000)) : '–';
+      tr.append(el('td', null, String(d.name) + ' (' + String(d.address) + ')'),
+        el('td', 'device-state', String(d.state)), el('td', null, when(d.since)), el('td', null, when(d.last_success)),
+        el('td', 'num', formatCount(d.polls)), el('td', 'num', formatCount(d.polls_failed)),
+        el('td', 'num', formatCount(d.polls_late)), el('td', 'num', formatCount(d.readings_committed)),
+        el('td', 'device-error', d.last_error === null || d.last_error === undefined ? '' : String(d.last_error)));
       body.append(tr);
     }
   }
@@ -267,6 +291,7 @@
     renderNumbers(s);
     renderAlerts(Array.isArray(s.alerts) ? s.alerts : []);
     renderQueues(Array.isArray(s.top_queues) ? s.top_queues : []);
+    renderDevices(Array.isArray(s.devices) ? s.devices : []);
     remember({
       t: Date.now(),
       in: rate(s.rates, 'messages_received', 'now'),
