@@ -653,6 +653,15 @@ static int set_address(struct bridge_conf *br, char *args, char *err, size_t err
 	return 0;
 }
 
+/* Control characters have no place in a topic level. */
+static bool has_control(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20)
+			return true;
+	return false;
+}
+
 static int set_device(struct config *c, const char *name, char *err, size_t errlen)
 {
 	if (c->n_devices == CONFIG_MAX_DEVICES) {
@@ -750,7 +759,8 @@ static int set_tag(struct config *c, char *args, char *err, size_t errlen)
 		goto out;
 	}
 	size_t len = strlen(f[0]);
-	if (len >= sizeof t.name || strpbrk(f[0], "/+#") || !strcmp(f[0], "status") || !strcmp(f[0], "poll")) {
+	if (len >= sizeof t.name || strpbrk(f[0], "/+#\x7f") || has_control(f[0]) || !strcmp(f[0], "status") ||
+	    !strcmp(f[0], "poll")) {
 		why = "NAME must be one topic level of at most 31 characters without / + #, and not status or poll";
 		goto out;
 	}
@@ -1238,8 +1248,12 @@ static int finish_device(const struct config *c, struct modbus_device_conf *d, c
 		msg = "needs a modbus_address line";
 	else if (!d->n_tags)
 		msg = "needs at least one modbus_tag line";
-	else if (strpbrk(p, "+#") || *p == '$' || *p == '/' || p[plen - 1] == '/' || strstr(p, "//"))
+	else if (strpbrk(p, "+#\x7f") || has_control(p) || *p == '$' || *p == '/' || p[plen - 1] == '/' ||
+		 strstr(p, "//"))
 		msg = "modbus_topic_prefix must be a topic name without + # and empty levels, not under $";
+	for (const struct modbus_device_conf *o = c->devices; !msg && o < d; o++)
+		if (!strcmp(o->topic_prefix, p))
+			msg = "modbus_topic_prefix is that of an earlier device";
 	for (uint32_t i = d->first_tag; !msg && i < d->first_tag + d->n_tags; i++) {
 		const struct modbus_tag_conf *t = &c->tags[i];
 		line = t->line;

@@ -42,7 +42,9 @@ static void check_devices(const struct config *c, bool finished)
 			      d->topic_prefix[0] != '$');
 		for (uint32_t k = d->first_tag; k < d->first_tag + d->n_tags; k++) {
 			const struct modbus_tag_conf *t = &c->tags[k];
-			CHECK(t->name[0] && memchr(t->name, 0, sizeof t->name) && !strpbrk(t->name, "/+#"));
+			CHECK(t->name[0] && memchr(t->name, 0, sizeof t->name) && !strpbrk(t->name, "/+#\x7f"));
+			for (const char *p = t->name; *p; p++)
+				CHECK((unsigned char)*p >= 0x20);
 			CHECK(memchr(t->unit, 0, sizeof t->unit));
 			CHECK(t->area <= MODBUS_HOLDING_REGISTER && t->type <= MODBUS_STRING && t->order <= MODBUS_DCBA);
 			bool bits = t->area == MODBUS_COIL || t->area == MODBUS_DISCRETE_INPUT;

@@ -249,28 +249,33 @@ def test_report_by_exception_deadband_and_max_silence(start_broker, client, sim)
 
 
 def test_check_config_names_the_line(tmp_path):
-    bad = [
-        ("modbus_tag x holding_register 0 int16", "without a `modbus_device NAME` line"),
-        ("modbus_device a\nmodbus_address h\nmodbus_tag x coil 0 int16", "coils and discrete inputs"),
-        ("modbus_device a\nmodbus_address h\nmodbus_tag x holding_register 65535 int32", "past address 65535"),
-        ("modbus_device a\nmodbus_address h\nmodbus_tag x holding_register 0 string:126", "string:N"),
-        ("modbus_device a\nmodbus_address h\nmodbus_tag x holding_register 0 float32 abdc", "ORDER"),
-        ("modbus_device a\nmodbus_address h\nmodbus_tag x input_register 0 int16\ntag_writable true",
-         "only coils and holding registers"),
-        ("modbus_device a\nmodbus_address h\nmodbus_tag x holding_register 0 int16\ntag_scale 0", "tag_scale"),
-        ("modbus_device a\nmodbus_tag x holding_register 0 int16", "needs a modbus_address"),
+    """Each error names the file and the line at fault: the line itself, or
+    for a section's whole, the tag's or the device's line."""
+    bad = [  # (text after "listener 18830", the line named, why)
+        ("modbus_tag x holding_register 0 int16", 2, "without a `modbus_device NAME` line"),
+        ("modbus_device a\nmodbus_address h\nmodbus_tag x coil 0 int16", 4, "coils and discrete inputs"),
+        ("modbus_device a\nmodbus_address h\nmodbus_tag x holding_register 65535 int32", 4, "past address 65535"),
+        ("modbus_device a\nmodbus_address h\nmodbus_tag x holding_register 0 string:126", 4, "string:N"),
+        ("modbus_device a\nmodbus_address h\nmodbus_tag x holding_register 0 float32 abdc", 4, "ORDER"),
+        ("modbus_device a\nmodbus_address h\nmodbus_tag x input_register 0 int16\ntag_unit C\ntag_writable true",
+         4, "only coils and holding registers"),
+        ("modbus_device a\nmodbus_address h\nmodbus_tag y coil 0 bool\nmodbus_tag x holding_register 0 int16\n"
+         "tag_scale 0", 5, "tag_scale must not be 0"),
+        ("modbus_device a\nmodbus_tag x holding_register 0 int16", 2, "needs a modbus_address"),
         ("modbus_device a\nmodbus_address h\nmodbus_tag x holding_register 0 int16\n"
-         "modbus_tag x holding_register 1 int16", "declared twice"),
-        ("modbus_device a\nmodbus_address h\nmodbus_tag_x", "unknown option"),
+         "modbus_tag x holding_register 1 int16", 5, "declared twice in this device (first on line 4)"),
+        ("modbus_device a\nmodbus_address h\nmodbus_tag_x", 4, "unknown option"),
+        ("modbus_device a\nmodbus_address h:99999", 3, "port in 1..65535"),
     ]
-    for text, why in bad:
+    for text, line, why in bad:
         conf = tmp_path / "c.conf"
         conf.write_text("listener 18830\n" + text + "\n")
         r = subprocess.run([broker_bin(), "--check-config", "-c", str(conf)], capture_output=True, text=True)
-        last = len(text.splitlines()) + 1
         assert r.returncode == 1 and why in r.stderr, (text, r.stderr)
-        assert ("%s:%d:" % (conf, last)) in r.stderr or ("%s:" % conf) in r.stderr, r.stderr
-
+        assert r.stderr.startswith("%s:%d: " % (conf, line)), (text, line, r.stderr)
+    conf.write_text("listener 18830\nmodbus_device a\nmodbus_address h\nmodbus_tag x holding_register 0 int16\n")
+    r = subprocess.run([broker_bin(), "--check-config", "-c", str(conf)], capture_output=True, text=True)
+    assert r.returncode == 0 and "configuration OK" in r.stdout, r.stderr
 
 
 ACL = """user collector

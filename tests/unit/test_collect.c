@@ -325,6 +325,9 @@ static void test_config_sections(void)
 		{ "modbus_device a\nmodbus_address h\nmodbus_topic_prefix $SYS/x\nmodbus_tag x coil 0 bool",
 		  "not under $" },
 		{ "modbus_device a\nmodbus_address h\nmodbus_tag x coil 0 bool\ntag_min 5\ntag_max 1", "above tag_max" },
+		{ "modbus_device a\nmodbus_tag x\x01y coil 0 bool", "NAME must be" },
+		{ "modbus_device a\nmodbus_address h\nmodbus_tag x coil 0 bool\nmodbus_device b\nmodbus_address h\n"
+		  "modbus_topic_prefix modbus/a\nmodbus_tag x coil 0 bool", "that of an earlier device" },
 		{ "modbus_device a\nmodbus_address h\nmodbus_tag x holding_register 0 bit:3\ntag_writable true",
 		  "cannot be written" },
 	};
