@@ -122,6 +122,50 @@ static void window_on_output_full(struct session *s, struct client *c)
 			 : c->send_max < SEND_WINDOW_MIN ? c->send_max : SEND_WINDOW_MIN;
 }
 
+/* Why an entry cannot go to c at all (rc of encode_entry, or expiry). */
+static enum drop_reason undeliverable(int rc)
+{
+	return rc == -FM_ELIMIT ? DROP_TOO_LARGE : rc == -FM_EPROTO ? DROP_NOT_AUTHORIZED : DROP_EXPIRED;
+}
+
+/* Sends again, with DUP and their ids, the messages that were in flight
+ * before this connection [MQTT-4.4.0-1], oldest first, within the window
+ * and the output limit like any delivery. They stay in flight meanwhile:
+ * no queue limit can drop them. One that can no longer go to this client
+ * at all (its Maximum Packet Size, its read permission, its expiry) is
+ * dropped: kept, it would hold a window slot for good. Returns false when
+ * the window or the output is full. */
+static bool resend_inflight(struct session *s, struct client *c, uint64_t now, bool *wrote)
+{
+	struct broker *b = c->b;
+	struct bworker *w = &b->workers[c->worker];
+	for (uint32_t i = 0; s->n_resend && i < s->inflight.count;) {
+		struct qentry *e = qring_at(&s->inflight, i);
+		if (!(e->flags & QE_RESEND)) {
+			i++;
+			continue;
+		}
+		if (s->inflight.count - s->n_resend >= s->send_window || b->ports.out_pending(c) >= b->cfg.max_output_buffer)
+			return false;
+		int rc = msg_expired(e->msg, now) ? -FM_ENOENT : encode_entry(c, e, true, now);
+		if (rc == -FM_ENOMEM)
+			return false; /* tried again at the next pump */
+		e->flags &= (uint8_t)~QE_RESEND;
+		s->n_resend--;
+		if (rc == 0) {
+			*wrote = true;
+			i++;
+			continue;
+		}
+		struct qentry gone;
+		qring_remove(&s->inflight, i, &gone);
+		broker_note_drops(w, s, undeliverable(rc), 1);
+		persist_queue_del(w, s, &gone);
+		qentry_release(&gone);
+	}
+	return true;
+}
+
 void session_pump(struct session *s)
 {
 	struct client *c = s->client;
@@ -131,6 +175,8 @@ void session_pump(struct session *s)
 	bool wrote = false;
 	if (c->connack_pending)
 		return; /* resumed after the CONNACK */
+	if (!resend_inflight(s, c, now, &wrote))
+		goto out; /* nothing newer goes before them */
 	while (s->queue.count) {
 		if (b->ports.out_pending(c) >= b->cfg.max_output_buffer) {
 			window_on_output_full(s, c);
@@ -151,22 +197,21 @@ void session_pump(struct session *s)
 		qring_remove(&s->queue, 0, &e);
 		s->queued_bytes -= e.bytes;
 		int rc = -FM_ENOENT;
-		if (qentry_on_disk(&e) || msg_expired(e.msg, now)) {
-			broker_note_drops(w, s, DROP_EXPIRED, 1);
-		} else {
+		if (!qentry_on_disk(&e) && !msg_expired(e.msg, now)) {
 			rc = encode_entry(c, &e, e.flags & QE_MAYBE_SENT, now);
-			/* One that can no longer go to this client at all (its Maximum
-			 * Packet Size, its read permission) is dropped: kept, it would
-			 * stop everything behind it for good. */
-			if (rc == -FM_ELIMIT)
-				broker_note_drops(w, s, DROP_TOO_LARGE, 1);
-			else if (rc == -FM_EPROTO)
-				broker_note_drops(w, s, DROP_NOT_AUTHORIZED, 1);
-			else if (rc && qring_push_front(&s->queue, &e) == 0) {
-				s->queued_bytes += e.bytes; /* out of memory: tried again at the next pump */
-				break;
+			if (rc == -FM_ENOMEM) {
+				/* Tried again at the next pump; the entry keeps its place. */
+				if (qring_push_front(&s->queue, &e) == 0) {
+					s->queued_bytes += e.bytes;
+					break;
+				}
+				log_err("out of memory: message for %s dropped", s->client_id);
 			}
 		}
+		/* One that can no longer go to this client at all is dropped:
+		 * kept, it would stop everything behind it for good. */
+		if (rc && rc != -FM_ENOMEM)
+			broker_note_drops(w, s, undeliverable(rc), 1);
 		wrote |= rc == 0;
 		if (rc || e.qos == 0) {
 			persist_queue_del(w, s, &e);
@@ -180,6 +225,7 @@ void session_pump(struct session *s)
 			qentry_release(&e);
 		}
 	}
+out:
 	if (wrote)
 		b->ports.flush(c);
 }
@@ -189,26 +235,19 @@ void session_resend_inflight(struct session *s)
 	struct client *c = s->client;
 	struct broker *b = c->b;
 	bool wrote = false;
-	/* PUBLISH packets not acknowledged go back to the head of the queue, to
-	 * be sent again, with DUP and their ids, before anything newer
-	 * [MQTT-4.4.0-1], at the pace and within the window of any delivery: a
-	 * large window resent at once could bury a slow link (and went past the
-	 * output limit). Only the PUBRELs of delivered QoS 2 messages go now. */
-	for (uint32_t i = s->inflight.count; i-- > 0;) {
-		struct qentry back = *qring_at(&s->inflight, i);
-		if (back.state == QE_WAIT_PUBCOMP)
-			continue;
-		back.state = QE_QUEUED;
-		back.flags |= QE_MAYBE_SENT;
-		if (qring_push_front(&s->queue, &back)) {
-			log_err("out of memory: messages in flight to %s wait for its next connection", s->client_id);
-			break;
-		}
-		qring_remove(&s->inflight, i, &back);
-		s->queued_bytes += back.bytes;
-	}
+	/* QoS 2 messages delivered: their PUBRELs go again now. The PUBLISH
+	 * packets not acknowledged go again from session_pump, at the pace of
+	 * the link: a large window resent at once could bury a slow one. */
+	s->n_resend = 0;
 	for (uint32_t i = 0; i < s->inflight.count; i++) {
-		struct mqtt_ack a = { .pid = qentry_pid(qring_at(&s->inflight, i)) };
+		struct qentry *e = qring_at(&s->inflight, i);
+		if (e->state != QE_WAIT_PUBCOMP) {
+			e->flags |= QE_RESEND;
+			s->n_resend++;
+			continue;
+		}
+		e->flags &= (uint8_t)~QE_RESEND;
+		struct mqtt_ack a = { .pid = qentry_pid(e) };
 		mqtt_encode_ack(b->ports.out(c), c->version, MQTT_PUBREL, &a);
 		wrote = true;
 	}

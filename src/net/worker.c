@@ -242,6 +242,9 @@ static void on_check(uv_check_t *h)
 	broker_worker_wake(w->bw);
 	broker_worker_flush_store(w->bw);
 	conn_flush_all(w);
+	/* Writes done at once resume deliveries (conn.c), which may ask the
+	 * store for bodies or delete rows: those go now, not a tick later. */
+	broker_worker_flush_store(w->bw);
 	maybe_finish(w);
 }
 

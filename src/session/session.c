@@ -212,6 +212,11 @@ int session_on_ack(struct session *s, uint16_t pid, uint8_t ack_type, struct qen
 			continue;
 		if (e->state != want)
 			return -FM_ENOENT;
+		if (e->flags & QE_RESEND) {
+			/* Acknowledged before it went again: nothing to resend. */
+			e->flags &= (uint8_t)~QE_RESEND;
+			s->n_resend--;
+		}
 		if (ack_type == MQTT_PUBREC) {
 			e->state = QE_WAIT_PUBCOMP;
 			*done = *e;

@@ -25,6 +25,7 @@ enum qentry_state {
 #define QE_SHARED 0x02 /* came through a $share group: another member may take it over */
 #define QE_MAYBE_SENT 0x04 /* restored after a restart: may have been sent before, so DUP */
 #define QE_ON_DISK 0x08 /* the body is in the durable store only: `msg_id`, not `msg` */
+#define QE_RESEND 0x10 /* in flight before this connection: to be sent again on it (memory only) */
 
 /* One message for one session. Subscription identifiers: `sub_id` when
  * n_sub_ids <= 1, else the heap array `sub_ids` (owned by the entry).
@@ -118,6 +119,7 @@ struct session {
 	uint64_t queued_bytes; /* payload bytes in `queue` */
 	uint64_t next_seq;     /* for the next queued entry */
 	uint16_t send_window;  /* messages in flight allowed now to `client` (see session_pump) */
+	uint32_t n_resend;     /* entries of `inflight` marked QE_RESEND */
 
 	/* Incoming QoS 2 packet ids between PUBREC and PUBREL [MQTT-4.3.3]. */
 	uint16_t *rx_qos2;

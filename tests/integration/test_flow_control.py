@@ -78,3 +78,36 @@ def test_inflight_resent_at_the_link_pace_after_reconnect(start_broker, raw):
     n = len(first)
     assert all(p.dup for p in got[:n]) and not any(p.dup for p in got[n:]), [p.dup for p in got]
     assert "max_output_buffer" not in b.log_text()
+
+
+def test_inflight_at_reconnect_is_not_dropped_by_the_queue_limit(start_broker, raw):
+    """25 messages in flight, unacknowledged, max_queued_messages 20: back
+    with Receive Maximum 2, they wait to go again while one new message
+    arrives. Put back in the queue they counted against its limit and the
+    new message dropped four of them (acknowledged to the publisher)."""
+    b = start_broker(max_queued_messages=20)
+    props = [(M.P_SESSION_EXPIRY, 600)]
+    sub = connect_raw(raw, b, "hist", 5, clean=False, properties=props)
+    sub.subscribe([("q/#", 1)])
+    pub = connect_raw(raw, b, "gw", 5)
+    for k in range(5):
+        publish_many(pub, "q/x", 5)
+    assert len(publishes(sub, 1.0)) == 25  # the window grew past 20 with nothing dropped
+    sub.close()
+    sub = raw(b, 5)
+    assert sub.connect("hist", clean=False, properties=props + [(M.P_RECEIVE_MAXIMUM, 2)]).session_present
+    pub.send(M.publish("q/x", b"new", qos=1, pid=60000, version=5))
+    pub.expect_skip(M.PUBACK)
+    got = []
+
+    def take():
+        batch = publishes(sub, 0.3)
+        assert len(batch) <= 2, len(batch)  # Receive Maximum 2, resends included
+        for p in batch:
+            got.append(p)
+            sub.ack(p)
+        return len(got) >= 26
+    wait_for(take, 20, what="the 25 resent and the new one")
+    assert [p.dup for p in got] == [True] * 25 + [False]
+    assert got[-1].payload == b"new"
+    assert "dropped" not in b.log_text()
