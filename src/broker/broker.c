@@ -312,8 +312,8 @@ void broker_on_writable(struct client *c)
 
 /* Detaches c from its session at connection end; returns what must happen
  * after the lock is released. */
-static void detach(struct client *c, struct session *s, struct msg **will_now, bool *end_now,
-		   struct qring *shared)
+static void detach(struct client *c, struct session *s, struct msg **will_now, char **will_user,
+		   bool *end_now, struct qring *shared)
 {
 	struct broker *b = c->b;
 	struct bworker *w = &b->workers[c->worker];
@@ -322,14 +322,14 @@ static void detach(struct client *c, struct session *s, struct msg **will_now, b
 	__atomic_store_n(&s->worker, -1, __ATOMIC_RELAXED);
 	if (s->will && c->will_on_close) {
 		if (s->will_delay == 0 || s->expiry_interval == 0) {
-			*will_now = s->will;
-			s->will = NULL;
+			*will_now = session_take_will(s, will_user);
 		} else {
 			s->will_at = now + (uint64_t)s->will_delay * 1000;
 		}
 	} else {
-		msg_unref(s->will);
-		s->will = NULL;
+		char *user;
+		msg_unref(session_take_will(s, &user));
+		free(user);
 	}
 	*end_now = s->expiry_interval == 0;
 	if (!*end_now && s->expiry_interval != UINT32_MAX)
@@ -372,6 +372,7 @@ void broker_on_close(struct client *c)
 	c->prev = c->next = NULL;
 	if (s) {
 		struct msg *will_now = NULL;
+		char *will_user = NULL;
 		bool end_now = false, ours = false;
 		struct qring shared = { 0 };
 		if (c->state != CLIENT_CLOSING || c->will_on_close) {
@@ -386,7 +387,7 @@ void broker_on_close(struct client *c)
 		pthread_mutex_lock(&s->lock);
 		if (s->client == c) {
 			ours = true;
-			detach(c, s, &will_now, &end_now, &shared);
+			detach(c, s, &will_now, &will_user, &end_now, &shared);
 		}
 		pthread_mutex_unlock(&s->lock);
 		if (ours && end_now && !stopping)
@@ -399,7 +400,7 @@ void broker_on_close(struct client *c)
 		for (uint32_t i = 0; i < shared.count; i++)
 			route_reshare(w, s, qring_at(&shared, i), 1);
 		free(shared.e);
-		will_publish(w, s, will_now);
+		will_publish(w, s->client_id, will_user, will_now);
 		if (ours && end_now && !stopping)
 			session_end(w, s); /* consumes the registry's reference */
 		session_unref(s);
@@ -571,13 +572,12 @@ void broker_worker_publish_wills(struct bworker *w)
 		if (c->state != CLIENT_CONNECTED || !s)
 			continue;
 		pthread_mutex_lock(&s->lock);
-		struct msg *will = s->client == c ? s->will : NULL;
-		if (will) {
-			s->will = NULL;
+		char *user = NULL;
+		struct msg *will = s->client == c ? session_take_will(s, &user) : NULL;
+		if (will)
 			persist_session(w, s);
-		}
 		pthread_mutex_unlock(&s->lock);
-		will_publish(w, s, will);
+		will_publish(w, s->client_id, user, will);
 	}
 	broker_commit(w, NULL, NULL, NULL, 0, 0, false);
 }

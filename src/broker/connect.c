@@ -83,13 +83,9 @@ static void take_over(struct session *s, bool clean_start, struct takeover *t)
 	/* A will waits out its delay only while the session lives on without a
 	 * connection; a new connection to the same session cancels it
 	 * [MQTT-3.1.3-9], a discarded session publishes it. */
-	if (s->will && (clean_start || (t->kick && s->will_delay == 0))) {
-		t->will = s->will;
-		t->will_user = s->will_user;
-		s->will_user = NULL;
-	} else {
-		msg_unref(s->will);
-	}
+	if (s->will && (clean_start || (t->kick && s->will_delay == 0)))
+		t->will = session_take_will(s, &t->will_user);
+	msg_unref(s->will);
 	s->will = NULL;
 	s->will_at = 0;
 	s->expires_at = 0;
@@ -321,8 +317,7 @@ int handle_connect(struct client *c, const struct mqtt_connect *m)
 	if (t.ending)
 		session_end(w, t.ending);
 	if (t.will)
-		will_publish_as(w, s->client_id, t.will_user, t.will);
-	free(t.will_user);
+		will_publish(w, s->client_id, t.will_user, t.will);
 	if (t.kick && wake_push(w, t.kick->worker, (struct wake_item){ NULL, t.kick, NULL }))
 		b->ports.conn_unref(t.kick);
 	struct connack_ctx *x = calloc(1, sizeof *x);

@@ -171,12 +171,13 @@ int timed_add(struct broker *b, struct session *s);
 /* Sets (or, with an empty payload, clears) the retained message of m's topic,
  * in memory and in the store [MQTT-3.3.1-5..7]. */
 void retain_set(struct bworker *w, struct msg *m);
-/* Publishes the will of s, once admitted again under the rules in force now
- * (consumes the reference to will; NULL: nothing to do). */
-void will_publish(struct bworker *w, struct session *s, struct msg *will);
-/* The same for a will taken from its session with the user it was admitted
- * for (NULL: anonymous). */
-void will_publish_as(struct bworker *w, const char *client_id, const char *user, struct msg *will);
+/* Takes s's will and the user it was admitted for, together, so that a new
+ * connection's will cannot lend the old one its user (s->lock held). */
+struct msg *session_take_will(struct session *s, char **user);
+/* Publishes a will once admitted again under the rules in force now, as
+ * the user it was admitted for (NULL: anonymous). Consumes will and user;
+ * a NULL will does nothing. */
+void will_publish(struct bworker *w, const char *client_id, char *user, struct msg *will);
 
 static inline uint8_t min_u8(uint8_t a, uint8_t b) { return a < b ? a : b; }
 

@@ -113,11 +113,20 @@ void retain_set(struct bworker *w, struct msg *m)
 	persist_retain(w, m, version);
 }
 
-void will_publish_as(struct bworker *w, const char *client_id, const char *user, struct msg *will)
+struct msg *session_take_will(struct session *s, char **user)
 {
-	if (!will)
-		return;
+	struct msg *will = s->will;
+	s->will = NULL;
+	*user = s->will_user;
+	s->will_user = NULL;
+	return will;
+}
+
+void will_publish(struct bworker *w, const char *client_id, char *user, struct msg *will)
+{
 	struct broker *b = w->b;
+	if (!will)
+		goto out;
 	/* Admitted at CONNECT; the ACL may have been reloaded since. */
 	enum admit admit = broker_admit(b, NULL, msg_topic(will), will->topic_len, false);
 	if (admit == ADMIT_OK && !access_will_allowed(b, user, client_id, msg_topic(will), will->topic_len))
@@ -127,29 +136,14 @@ void will_publish_as(struct bworker *w, const char *client_id, const char *user,
 		log_notice("will of %s (user %s) on %.*s not published: %s", client_id, user ? user : "-",
 			   (int)will->topic_len, msg_topic(will), broker_admit_why(admit));
 		msg_unref(will);
-		return;
+		goto out;
 	}
 	if (will->retain && b->cfg.retain_available)
 		retain_set(w, will);
 	log_debug("publishing the will of %s on %.*s", client_id, (int)will->topic_len, msg_topic(will));
 	route_publish(w, will);
 	msg_unref(will);
-}
-
-void will_publish(struct bworker *w, struct session *s, struct msg *will)
-{
-	if (!will)
-		return;
-	pthread_mutex_lock(&s->lock);
-	char *user = s->will_user ? strdup(s->will_user) : NULL;
-	bool lost = s->will_user && !user;
-	pthread_mutex_unlock(&s->lock);
-	if (lost) {
-		log_err("out of memory: the will of %s is not published", s->client_id);
-		msg_unref(will);
-		return;
-	}
-	will_publish_as(w, s->client_id, user, will);
+out:
 	free(user);
 }
 
@@ -173,8 +167,8 @@ void session_end(struct bworker *w, struct session *s)
 	}
 	pthread_rwlock_unlock(&b->subs_lock);
 	persist_session_del(w, s);
-	struct msg *will = s->will; /* a pending delayed will fires at session end */
-	s->will = NULL;
+	char *will_user;
+	struct msg *will = session_take_will(s, &will_user); /* a pending delayed will fires at session end */
 	s->will_at = 0;
 	/* $share messages not yet acknowledged go to another member. */
 	struct qring shared = { 0 };
@@ -202,7 +196,7 @@ void session_end(struct bworker *w, struct session *s)
 		route_reshare(w, s, &e, 1);
 	}
 	free(shared.e);
-	will_publish(w, s, will);
+	will_publish(w, s->client_id, will_user, will);
 	session_unref(s);
 }
 
@@ -248,6 +242,7 @@ void broker_housekeeping(struct broker *b)
 	struct due_will {
 		struct session *of; /* reference */
 		struct msg *will;
+		char *user;
 	} *wills = NULL;
 	struct session **ended = NULL;
 	uint32_t n_wills = 0, n_ended = 0;
@@ -263,8 +258,9 @@ void broker_housekeeping(struct broker *b)
 		pthread_mutex_lock(&s->lock);
 		if (!s->client && !s->ended) {
 			if (s->will && s->will_at && now >= s->will_at) {
-				wills[n_wills++] = (struct due_will){ session_ref(s), s->will };
-				s->will = NULL;
+				struct due_will *d = &wills[n_wills++];
+				d->of = session_ref(s);
+				d->will = session_take_will(s, &d->user);
 				s->will_at = 0;
 				persist_session(w, s);
 			}
@@ -288,7 +284,7 @@ void broker_housekeeping(struct broker *b)
 	pthread_mutex_unlock(&b->reg_lock);
 
 	for (uint32_t i = 0; i < n_wills; i++) {
-		will_publish(w, wills[i].of, wills[i].will);
+		will_publish(w, wills[i].of->client_id, wills[i].user, wills[i].will);
 		session_unref(wills[i].of);
 	}
 	for (uint32_t i = 0; i < n_ended; i++)
