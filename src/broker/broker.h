@@ -177,6 +177,8 @@ struct bworker {
 	uint32_t n_load_retry, cap_load_retry;
 	struct stats_local stats;
 	struct stats_published stats_pub; /* copy of `stats` for other threads, every tick */
+	uint64_t bridged_refused;         /* bridged messages refused since the last report */
+	uint64_t bridged_refused_log_ms;  /* monotonic ms of that report */
 };
 
 struct broker {

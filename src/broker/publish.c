@@ -210,28 +210,12 @@ int handle_publish(struct client *c, const struct mqtt_publish *m)
 		client_disconnect(c, MQTT_RC_RECEIVE_MAX_EXCEEDED, "receive maximum exceeded"); /* [MQTT-3.3.4-9] */
 		return -1;
 	}
-	if (admit != ADMIT_OK) {
-		/* Refused: v5 learns why; v3 has no negative acknowledgement. */
-		w->stats.drops[DROP_NOT_AUTHORIZED]++;
-		log_debug("client %s: publish to %.*s refused: %s", s->client_id, (int)topic.len, topic.p,
-			  broker_admit_why(admit));
-		if (!m->qos)
-			return 0;
-		/* PUBREC >= 0x80 ends the exchange [MQTT-4.3.3]: a resend of a message
-		 * accepted before the rules changed gives its packet id up too. */
-		if (m->qos == 2)
-			rx2_forget(w, c, m->pid);
-		uint8_t rc = c->version == MQTT_V5 ? broker_admit_rc(admit) : MQTT_RC_SUCCESS;
-		struct ack_ctx *a = ack_ctx_new(c, rc, broker_admit_why(admit));
-		if (!a)
-			return -1;
-		broker_commit(w, c, publish_done, a, m->pid, ack_type, false);
-		return 0;
-	}
-	bool durable = session_durable(b, s);
 	if (m->qos == 2) {
 		pthread_mutex_lock(&s->lock);
 		int rc = s->client == c ? session_rx_qos2_add(s, m->pid) : -FM_ENOENT;
+		/* A new one refused keeps no id: PUBREC >= 0x80 ends the exchange [MQTT-4.3.3]. */
+		if (rc == 1 && admit != ADMIT_OK)
+			session_rx_qos2_remove(s, m->pid);
 		pthread_mutex_unlock(&s->lock);
 		if (rc == -FM_ENOENT)
 			return 0;
@@ -240,16 +224,33 @@ int handle_publish(struct client *c, const struct mqtt_publish *m)
 			return -1;
 		}
 		if (rc == 0) {
-			/* A resend of one we have: acknowledge (after whatever is still being
-			 * committed for it), do not deliver again [MQTT-4.3.3-... ]. */
+			/* A resend of one we have (accepted, whatever the rules say now):
+			 * acknowledge (after whatever is still being committed for it), do
+			 * not deliver again [MQTT-4.3.3]. */
 			struct ack_ctx *a = ack_ctx_new(c, MQTT_RC_SUCCESS, NULL);
 			if (!a)
 				return -1;
 			broker_commit(w, c, publish_done, a, m->pid, MQTT_PUBREC, true);
 			return 0;
 		}
-		persist_rx2(w, s, m->pid, true);
+		if (admit == ADMIT_OK)
+			persist_rx2(w, s, m->pid, true);
 	}
+	if (admit != ADMIT_OK) {
+		/* Refused: v5 learns why; v3 has no negative acknowledgement. */
+		w->stats.drops[DROP_NOT_AUTHORIZED]++;
+		log_debug("client %s: publish to %.*s refused: %s", s->client_id, (int)topic.len, topic.p,
+			  broker_admit_why(admit));
+		if (!m->qos)
+			return 0;
+		uint8_t rc = c->version == MQTT_V5 ? broker_admit_rc(admit) : MQTT_RC_SUCCESS;
+		struct ack_ctx *a = ack_ctx_new(c, rc, broker_admit_why(admit));
+		if (!a)
+			return -1;
+		broker_commit(w, c, publish_done, a, m->pid, ack_type, false);
+		return 0;
+	}
+	bool durable = session_durable(b, s);
 	struct msg *msg = msg_build(b, w, topic, m->payload, &m->props, c->version, m->qos, m->retain);
 	if (!msg) {
 		client_disconnect(c, MQTT_RC_IMPL_SPECIFIC, "out of memory");
@@ -316,8 +317,16 @@ void broker_publish_bridged(struct bworker *w, struct msg *m, store_done_fn done
 	enum admit admit = broker_admit(b, NULL, msg_topic(m), m->topic_len, false);
 	if (admit != ADMIT_OK) {
 		w->stats.drops[DROP_NOT_AUTHORIZED]++;
-		log_notice("bridge: message from the remote broker to %.*s dropped: %s", (int)m->topic_len,
-			   msg_topic(m), broker_admit_why(admit));
+		/* A line per worker per 10 s: a remote's whole $SYS tree would flood the log. */
+		uint64_t now = clock_mono_ms();
+		w->bridged_refused++;
+		if (!w->bridged_refused_log_ms || now - w->bridged_refused_log_ms >= 10000) {
+			log_notice("bridge: %llu message%s from the remote broker dropped, the last to %.*s: %s",
+				   (unsigned long long)w->bridged_refused, w->bridged_refused == 1 ? "" : "s",
+				   (int)m->topic_len, msg_topic(m), broker_admit_why(admit));
+			w->bridged_refused = 0;
+			w->bridged_refused_log_ms = now;
+		}
 	} else {
 		if (m->retain && b->cfg.retain_available)
 			retain_set(w, m);

@@ -11,8 +11,10 @@
 
 /* Queued entries kept with their bodies while the session is connected. */
 #define QUEUE_RAM_WINDOW 8192
-/* Bodies read back per request. */
+/* Bodies read back per request, and their payload bytes at most (large
+ * messages: fewer of them). */
 #define LOAD_BATCH 1024
+#define LOAD_BATCH_BYTES (8u * 1024 * 1024)
 
 static void spill_entry(struct session *s, uint64_t seq)
 {
@@ -115,8 +117,14 @@ void spill_load(struct bworker *w, struct session *s)
 	if (s->loading || !w->b->store)
 		return;
 	uint32_t n = 0;
-	for (uint32_t i = 0; i < s->queue.count && n < LOAD_BATCH; i++)
-		n += qentry_on_disk(qring_at(&s->queue, i));
+	uint64_t bytes = 0;
+	for (uint32_t i = 0; i < s->queue.count && n < LOAD_BATCH && bytes < LOAD_BATCH_BYTES; i++) {
+		const struct qentry *e = qring_at(&s->queue, i);
+		if (qentry_on_disk(e)) {
+			n++;
+			bytes += e->bytes;
+		}
+	}
 	struct store_load *ld = calloc(1, sizeof *ld + sizeof ld->items[0] * n);
 	if (!ld) {
 		log_err("out of memory: messages queued for %s wait in the store", s->client_id);

@@ -188,3 +188,28 @@ def test_denied_qos2_packet_id_free_after_restart(guarded, raw):
     rec = pub.publish("public/x", b"after", qos=2, pid=11)
     assert rec.rc == 0, rec
     assert alice.expect(M.PUBLISH, 5).payload == b"after"
+
+
+def test_qos2_resend_after_an_acl_reload_is_still_acknowledged(guarded, raw):
+    """A QoS 2 message accepted before the ACL changed is a resend when it
+    comes again on the next connection (DUP, same id): PUBREC 0x00,
+    delivered once, not refused with 0x87."""
+    watcher = connect_raw(raw, guarded, "watcher", 5, username="watcher", password="w")
+    watcher.subscribe([("plant/#", 2)])
+    props = [(M.P_SESSION_EXPIRY, 600)]
+    gw = connect_raw(raw, guarded, "gw1", 5, clean=False, properties=props, username="gw1", password="g1")
+    gw.send(M.publish("plant/gw1/state", b"once", qos=2, pid=21, version=5))
+    assert gw.expect(M.PUBREC).rc in (None, 0)
+    gw.close()  # no PUBREL yet
+    guarded.acl_path.write_text(ACL.replace("pattern write plant/%u/#", ""))
+    guarded.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: guarded.log_text().count("ACL file") >= 2, what="ACL reloaded")
+    gw = raw(guarded, 5)
+    assert gw.connect("gw1", clean=False, properties=props, username="gw1", password="g1").session_present
+    gw.send(M.publish("plant/gw1/state", b"once", qos=2, pid=21, dup=True, version=5))
+    rec = gw.expect(M.PUBREC)
+    assert rec.rc in (None, 0), rec
+    gw.send(M.ack(M.PUBREL, 21, version=5))
+    assert gw.expect(M.PUBCOMP).rc in (None, 0)
+    got = [p for p in watcher.quiet(1.0) if p.type == M.PUBLISH]
+    assert [p.payload for p in got] == [b"once"], got

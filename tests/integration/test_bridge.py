@@ -711,3 +711,21 @@ def test_remote_taking_qos0_only_gets_nothing_and_the_spool_waits(start_broker, 
     assert [p for p in c.quiet(1.0) if p.type == mqttraw.PUBLISH] == []
     assert not c.closed_seen
     edge.wait_log(r"bridge cloud: 127\.0\.0\.1:%d takes QoS 0 only: nothing is sent to it" % remote.port)
+
+
+def test_remote_messages_pass_the_edge_admission(start_broker, client):
+    """A message from the remote passes the edge's own admission (its topic
+    limits) like any other: one past max_topic_levels is dropped and
+    logged, and the link goes on."""
+    cloud = start_broker()
+    edge = start_broker(max_topic_levels=4, extra_lines=bridge_lines("cloud", cloud.port, ['deep/# in 1']))
+    edge_sub = collect(client, edge, "deep/#")
+    wait_connected(edge)
+    time.sleep(0.3)  # the bridge's SUBSCRIBE reaches the cloud
+    cloud_pub = client(cloud, protocol=5)
+    cloud_pub.publish("deep/a/b/c/d/e", b"too deep", qos=1)
+    cloud_pub.publish("deep/a/b", b"fine", qos=1)
+    edge_sub.messages.wait_match(lambda m: m.topic == "deep/a/b" and m.payload == b"fine")
+    edge.wait_log(r"bridge: 1 message from the remote broker dropped, the last to deep/a/b/c/d/e: "
+                  r"topic longer than max_topic_length or max_topic_levels")
+    assert [m.topic for m in edge_sub.messages.snapshot()] == ["deep/a/b"]
