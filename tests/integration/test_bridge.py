@@ -300,7 +300,11 @@ def test_mosquitto_as_the_cloud(start_broker, client, mosquitto, version):
     time.sleep(1)
     got = sub.messages.snapshot()
     cycles = [int(m.payload) for m in got if m.topic == "plant-detroit/machines/press-7/cycles"]
-    assert cycles == list(range(100, 200))
+    # The last messages before mosquitto stopped may go again (their PUBACK
+    # was lost with it: QoS 1 is at least once), ahead of the rest, in order.
+    again = [c for c in cycles if c < 100]
+    assert again == list(range(100 - len(again), 100)), cycles[:10]
+    assert cycles[len(again):] == list(range(100, 200))
     at_edge = [m.topic for m in edge_sub.messages.snapshot()]
     assert at_edge.count("commands/press-7/stop") == 1
     assert at_edge.count("machines/press-7/cycles") == 200
