@@ -75,10 +75,13 @@ static long port_owner(const struct sockaddr_un *sa, socklen_t sl)
 static int claim_port(struct net *n, const struct listener_conf *l)
 {
 	for (unsigned i = 0; i < n->n_port_locks; i++)
-		if (n->locked_ports[i] == l->port)
+		if (n->locked[i]->port == l->port && !strcmp(n->locked[i]->address, l->address))
 			return 0;
+	/* Per address and port: SO_REUSEPORT shares only an identical pair, and
+	 * brokers on other addresses of one port are a legitimate setup (an
+	 * address that overlaps, like the wildcard, is caught by the probe). */
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int len = snprintf(sa.sun_path + 1, sizeof sa.sun_path - 1, "ferromq/port/%u", l->port);
+	int len = snprintf(sa.sun_path + 1, sizeof sa.sun_path - 1, "ferromq/listen/%s/%u", l->address, l->port);
 	socklen_t sl = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)len);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sl) || listen(fd, 1)) {
@@ -99,7 +102,7 @@ static int claim_port(struct net *n, const struct listener_conf *l)
 		return -FM_EIO;
 	}
 	n->port_locks[n->n_port_locks] = fd;
-	n->locked_ports[n->n_port_locks++] = l->port;
+	n->locked[n->n_port_locks++] = l;
 	struct sockaddr_storage ss;
 	socklen_t al;
 	if (listener_addr(l, &ss, &al))

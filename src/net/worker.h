@@ -75,8 +75,8 @@ struct net {
 	atomic_int open[CONFIG_MAX_LISTENERS]; /* connections per listener, all workers */
 	atomic_int open_total;                 /* all listeners */
 	unsigned max_total; /* the descriptor budget for client connections (net_start) */
-	int port_locks[CONFIG_MAX_LISTENERS];  /* one per distinct port, -1: none */
-	uint16_t locked_ports[CONFIG_MAX_LISTENERS];
+	int port_locks[CONFIG_MAX_LISTENERS];  /* one per distinct address and port, -1: none */
+	const struct listener_conf *locked[CONFIG_MAX_LISTENERS];
 	unsigned n_port_locks;
 	struct tls_ctxset tls; /* the newest contexts; under reload_lock */
 	pthread_mutex_t reload_lock;

@@ -265,6 +265,34 @@ def test_second_broker_on_the_same_port_refuses_to_start(start_broker, tmp_path)
         assert p.returncode == 1 and "another program listens there" in p.stderr, p.stderr
 
 
+def test_brokers_on_other_addresses_of_one_port_both_start(start_broker, tmp_path):
+    """The port lock is per address and port: a second broker on another
+    address of the same port (a two-network setup) starts and serves."""
+    first = start_broker(persistence=False)
+    other = tmp_path / "other"
+    other.mkdir()
+    conf = other / "ferromq.conf"
+    conf.write_text("listener %d 127.0.0.2\npersistence false\n" % first.port)
+    logf = open(other / "log", "wb")
+    p = subprocess.Popen([broker_bin(), "-c", str(conf)], stdout=logf, stderr=subprocess.STDOUT)
+    try:
+        def up():
+            try:
+                with socket.create_connection(("127.0.0.2", first.port), timeout=1):
+                    return True
+            except OSError:
+                return p.poll() is not None
+        wait_for(up, 15, what="the second broker")
+        assert p.poll() is None, (other / "log").read_text()
+        c = mqttraw.RawClient(first.port)
+        assert c.connect("on-first").rc == 0
+        c.close()
+    finally:
+        p.terminate()
+        p.wait(15)
+        logf.close()
+
+
 def test_second_broker_on_the_same_data_directory_refuses_to_start(start_broker, tmp_path):
     first = start_broker()
     other = tmp_path / "other"
