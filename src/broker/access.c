@@ -89,13 +89,20 @@ fail:
 	return -FM_EINVAL;
 }
 
-bool broker_check_user(struct broker *b, const char *user, size_t ulen, const uint8_t *pass, size_t plen)
+/* The generation loaded now, with a reference for the caller (NULL: none). */
+static struct broker_auth *auth_now(struct broker *b)
 {
 	pthread_mutex_lock(&b->auth_lock);
 	struct broker_auth *a = b->auth;
 	if (a)
 		atomic_fetch_add(&a->refs, 1);
 	pthread_mutex_unlock(&b->auth_lock);
+	return a;
+}
+
+bool broker_check_user(struct broker *b, const char *user, size_t ulen, const uint8_t *pass, size_t plen)
+{
+	struct broker_auth *a = auth_now(b);
 	bool ok = a && a->passwd && auth_passwd_check(a->passwd, user, ulen, pass, plen);
 	auth_unref(a);
 	return ok;
@@ -110,11 +117,7 @@ void broker_auth_free(struct broker *b)
 int client_admit(struct client *c, const struct mqtt_connect *m, const char *client_id)
 {
 	struct broker *b = c->b;
-	pthread_mutex_lock(&b->auth_lock);
-	struct broker_auth *a = b->auth;
-	if (a)
-		atomic_fetch_add(&a->refs, 1);
-	pthread_mutex_unlock(&b->auth_lock);
+	struct broker_auth *a = auth_now(b);
 	c->auth = a;
 	/* A certificate identity was verified by TLS; a username needs its password. */
 	if (a && a->passwd && m->username.p && !c->identity_as_username &&
@@ -138,11 +141,7 @@ int client_admit(struct client *c, const struct mqtt_connect *m, const char *cli
 
 int access_acl_now(struct broker *b, const char *user, const char *client_id, struct access_ref *r)
 {
-	pthread_mutex_lock(&b->auth_lock);
-	struct broker_auth *a = b->auth;
-	if (a)
-		atomic_fetch_add(&a->refs, 1);
-	pthread_mutex_unlock(&b->auth_lock);
+	struct broker_auth *a = auth_now(b);
 	r->auth = a;
 	r->acl = NULL;
 	if (a && a->acl && !(r->acl = auth_acl_client_new(a->acl, user, client_id))) {
@@ -158,23 +157,6 @@ void access_ref_release(struct access_ref *r)
 	r->acl = NULL;
 	auth_unref(r->auth);
 	r->auth = NULL;
-}
-
-bool access_will_allowed(struct broker *b, const char *user, const char *client_id, const char *topic, size_t len)
-{
-	pthread_mutex_lock(&b->auth_lock);
-	struct broker_auth *a = b->auth;
-	if (a)
-		atomic_fetch_add(&a->refs, 1);
-	pthread_mutex_unlock(&b->auth_lock);
-	bool ok = true;
-	if (a && a->acl) {
-		struct auth_acl_client *acl = auth_acl_client_new(a->acl, user, client_id);
-		ok = acl && auth_acl_client_can_publish(acl, topic, len);
-		auth_acl_client_free(acl);
-	}
-	auth_unref(a);
-	return ok;
 }
 
 void client_release_access(struct client *c)

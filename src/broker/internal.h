@@ -46,11 +46,9 @@ enum admit broker_admit(const struct broker *b, const struct auth_acl_client *ac
 			bool retain);
 uint8_t broker_admit_rc(enum admit a);     /* v5 reason code */
 const char *broker_admit_why(enum admit a); /* for reason strings and logs */
-/* Whether a will of `client_id`/`user` may go to `topic` under the rules
- * loaded now (they may have been reloaded since its CONNECT). */
-bool access_will_allowed(struct broker *b, const char *user, const char *client_id, const char *topic, size_t len);
-/* The rules loaded now compiled once for user/client_id, to admit a batch
- * of messages alike (a collector's): r->acl for broker_admit, NULL when no
+/* The rules loaded now compiled for user/client_id, to admit a will when it
+ * fires (the rules may have been reloaded since its CONNECT) or a batch of
+ * messages alike (a collector's): r->acl for broker_admit, NULL when no
  * ACL applies; r holds the generation the ACL borrows from until
  * access_ref_release. Returns 0 or -FM_ENOMEM (r holds nothing). */
 struct access_ref {

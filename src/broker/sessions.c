@@ -128,9 +128,12 @@ void will_publish(struct bworker *w, const char *client_id, char *user, struct m
 	if (!will)
 		goto out;
 	/* Admitted at CONNECT; the ACL may have been reloaded since. */
-	enum admit admit = broker_admit(b, NULL, msg_topic(will), will->topic_len, false);
-	if (admit == ADMIT_OK && !access_will_allowed(b, user, client_id, msg_topic(will), will->topic_len))
-		admit = ADMIT_DENIED;
+	struct access_ref ref;
+	enum admit admit = ADMIT_DENIED;
+	if (access_acl_now(b, user, client_id, &ref) == 0) {
+		admit = broker_admit(b, ref.acl, msg_topic(will), will->topic_len, false);
+		access_ref_release(&ref);
+	}
 	if (admit != ADMIT_OK) {
 		w->stats.drops[DROP_NOT_AUTHORIZED]++;
 		log_notice("will of %s (user %s) on %.*s not published: %s", client_id, user ? user : "-",
