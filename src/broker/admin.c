@@ -303,7 +303,23 @@ void retained_info_free(struct retained_info *a, uint32_t n)
 struct totals_walk {
 	struct queue_totals *t;
 	struct session *top[QUEUE_TOP_N];
+	struct session_limits lim; /* as session_enqueue applies them */
 };
+
+/* Percent of the fuller of the two queue limits s's queue uses; 0 without
+ * limits (s->lock held). */
+static double queue_share(const struct session *s, const struct session_limits *lim)
+{
+	double share = 0;
+	if (lim->max_messages)
+		share = (double)s->queue.count * 100.0 / lim->max_messages;
+	if (lim->max_bytes) {
+		double by_bytes = (double)s->queued_bytes * 100.0 / (double)lim->max_bytes;
+		if (by_bytes > share)
+			share = by_bytes;
+	}
+	return share;
+}
 
 static int add_totals(void *ctx, struct session *s)
 {
@@ -330,16 +346,22 @@ static int add_totals(void *ctx, struct session *s)
 	return 0;
 }
 
-void broker_queue_totals(struct broker *b, struct queue_totals *t)
+void broker_queue_totals(struct broker *b, struct queue_totals *t, const struct queue_watch *watch)
 {
-	struct totals_walk tw = { .t = t };
+	struct totals_walk tw = { .t = t, .lim = broker_limits(b) };
 	memset(t, 0, sizeof *t);
 	pthread_mutex_lock(&b->reg_lock);
 	for (uint32_t i = 0; i < b->reg_cap; i++) {
 		for (struct session *s = b->reg[i]; s; s = s->reg_next) {
 			pthread_mutex_lock(&s->lock);
 			add_totals(&tw, s);
+			double share = queue_share(s, &tw.lim);
 			pthread_mutex_unlock(&s->lock);
+			if (share > t->fullest_share)
+				t->fullest_share = share;
+			/* client_id is immutable and the session alive under the registry lock. */
+			if (watch && share > watch->over_percent)
+				watch->fn(watch->ctx, s->client_id, share);
 		}
 	}
 	/* client_id is immutable: no session lock needed to copy it. */

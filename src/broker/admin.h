@@ -64,9 +64,22 @@ struct queue_totals {
 	uint64_t queued, queued_bytes, inflight;
 	struct queue_top top[QUEUE_TOP_N];
 	uint32_t n_top;
+	/* The largest share of its queue limit any session uses (percent of the
+	 * fuller of max_queued_messages and max_queued_bytes; 0 without limits). */
+	double fullest_share;
 };
-/* Walks every session (registry, then each session lock). */
-void broker_queue_totals(struct broker *b, struct queue_totals *t);
+/* Sessions whose queue is close to its limit, the queue_share alert's
+ * input: fn(ctx, client_id, share) for each one over over_percent, under
+ * the registry lock (fn copies what it keeps and calls nothing of the
+ * broker). */
+struct queue_watch {
+	double over_percent;
+	void (*fn)(void *ctx, const char *client_id, double share);
+	void *ctx;
+};
+/* Walks every session (registry, then each session lock), once for the
+ * totals and the watch (NULL: none). */
+void broker_queue_totals(struct broker *b, struct queue_totals *t, const struct queue_watch *watch);
 void queue_totals_free(struct queue_totals *t);
 
 size_t broker_subscription_count(struct broker *b);

@@ -365,14 +365,6 @@ void broker_worker_publish_stats(struct bworker *w);
 /* Sums every worker's published counters. Any thread. */
 void broker_stats_sum(const struct broker *b, struct stats_local *out);
 
-/* queue_watch.c: calls fn(ctx, client_id, share) for every session whose
- * queue holds more than over_percent of max_queued_messages or
- * max_queued_bytes (share: percent of the fuller of the two), under the
- * registry lock: fn copies what it keeps and calls nothing of the broker.
- * Returns the largest share of any session (0 without limits). Any thread. */
-double broker_queue_watch(struct broker *b, double over_percent,
-			  void (*fn)(void *ctx, const char *client_id, double share), void *ctx);
-
 /* Records the transport identity of c (the client certificate's CN or SAN),
  * copied; with identity_as_username it is the username at CONNECT. */
 void broker_client_set_identity(struct client *c, const char *identity);

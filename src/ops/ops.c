@@ -237,12 +237,12 @@ static double sample(struct ops *o, const struct alert_config *cfg, double dt_s)
 	v[M_SUBSCRIPTIONS] = broker_subscription_count(b);
 	v[M_RETAINED_MESSAGES] = broker_retained_count(b);
 	queue_totals_free(&s->queues);
-	broker_queue_totals(b, &s->queues);
+	struct queue_over_walk qw = { 0 };
+	broker_queue_totals(b, &s->queues, &(struct queue_watch){ cfg->queue_share_percent, queue_over_add, &qw });
 	v[M_QUEUED_MESSAGES] = s->queues.queued;
 	v[M_QUEUED_BYTES] = s->queues.queued_bytes;
 	v[M_INFLIGHT_MESSAGES] = s->queues.inflight;
-	struct queue_over_walk qw = { 0 };
-	double queue_share = broker_queue_watch(b, cfg->queue_share_percent, queue_over_add, &qw);
+	double queue_share = s->queues.fullest_share;
 	o->queue_named_changed = queue_over_take(s, &qw);
 	v[M_HEAP_BYTES] = fm_heap_current();
 	if (v[M_HEAP_BYTES] > v[M_HEAP_MAX_BYTES])
