@@ -584,6 +584,44 @@ static char *option_field(struct config *c, const struct option *o)
 
 static int set_value(struct config *c, const struct option *o, char *val, char *err, size_t errlen);
 
+/* The defaults of a new section's options (a bridge, a device). */
+static void set_section_defaults(struct config *c, int scope, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		char def[64];
+		if (options[i].scope != scope || !options[i].def)
+			continue;
+		snprintf(def, sizeof def, "%s", options[i].def);
+		set_value(c, &options[i], def, err, errlen);
+	}
+}
+
+/* Splits a (in place) into HOST and PORT: HOST[:PORT], [IPV6][:PORT].
+ * *port is NULL without one. Returns 0, or -1 for a bracket left open. */
+static int split_host_port(char *a, char **host, char **port)
+{
+	*host = a;
+	*port = NULL;
+	if (*a == '[') {
+		char *close = strchr(a, ']');
+		if (!close || (close[1] && close[1] != ':'))
+			return -1;
+		*close = 0;
+		*host = a + 1;
+		*port = close[1] ? close + 2 : NULL;
+	} else if ((*port = strchr(a, ':'))) {
+		*(*port)++ = 0;
+	}
+	return 0;
+}
+
+/* Whether host fits in cap bytes and port (if any) is in 1..65535; *p gets
+ * it (left as the caller's default without one). */
+static bool host_port_valid(const char *host, size_t cap, const char *port, uint64_t *p)
+{
+	return *host && strlen(host) < cap && (!port || (!parse_u64(port, false, p) && *p && *p <= 65535));
+}
+
 static int set_connection(struct config *c, const char *name, char *err, size_t errlen)
 {
 	if (c->n_bridges == CONFIG_MAX_BRIDGES) {
@@ -607,13 +645,7 @@ static int set_connection(struct config *c, const char *name, char *err, size_t 
 	snprintf(br->name, sizeof br->name, "%s", name);
 	br->line = c->cur_line ? c->cur_line : 1;
 	note_source(c);
-	for (size_t i = 0; i < N_OPTIONS; i++) {
-		char def[64];
-		if (options[i].scope != SCOPE_BRIDGE || !options[i].def)
-			continue;
-		snprintf(def, sizeof def, "%s", options[i].def);
-		set_value(c, &options[i], def, err, errlen);
-	}
+	set_section_defaults(c, SCOPE_BRIDGE, err, errlen);
 	return 0;
 }
 
@@ -627,21 +659,13 @@ static int set_address(struct bridge_conf *br, char *args, char *err, size_t err
 			return -1;
 		}
 		struct bridge_address *ad = &br->addresses[br->n_addresses];
-		char *host = a, *port = NULL;
-		if (*a == '[') { /* [IPv6]:PORT */
-			char *close = strchr(a, ']');
-			if (!close || (close[1] && close[1] != ':')) {
-				snprintf(err, errlen, "address: '%s' is not HOST[:PORT] ([IPV6]:PORT for IPv6)", a);
-				return -1;
-			}
-			*close = 0;
-			host = a + 1;
-			port = close[1] ? close + 2 : NULL;
-		} else if ((port = strchr(a, ':'))) {
-			*port++ = 0;
+		char *host, *port;
+		if (split_host_port(a, &host, &port)) {
+			snprintf(err, errlen, "address: '%s' is not HOST[:PORT] ([IPV6]:PORT for IPv6)", a);
+			return -1;
 		}
 		uint64_t p = 1883;
-		if (!*host || strlen(host) >= sizeof ad->host || (port && (parse_u64(port, false, &p) || !p || p > 65535))) {
+		if (!host_port_valid(host, sizeof ad->host, port, &p)) {
 			snprintf(err, errlen, "address: '%s%s%s' is not HOST[:PORT] with a port in 1..65535", host,
 				 port ? ":" : "", port ? port : "");
 			return -1;
@@ -689,32 +713,15 @@ static int set_device(struct config *c, const char *name, char *err, size_t errl
 	d->port = 502;
 	d->first_tag = c->n_tags;
 	note_source(c);
-	for (size_t i = 0; i < N_OPTIONS; i++) {
-		char def[64];
-		if (options[i].scope != SCOPE_DEVICE || !options[i].def)
-			continue;
-		snprintf(def, sizeof def, "%s", options[i].def);
-		set_value(c, &options[i], def, err, errlen);
-	}
+	set_section_defaults(c, SCOPE_DEVICE, err, errlen);
 	return 0;
 }
 
 static int set_device_address(struct modbus_device_conf *d, char *a, char *err, size_t errlen)
 {
-	char *host = a, *port = NULL;
-	if (*a == '[') { /* [IPv6]:PORT */
-		char *close = strchr(a, ']');
-		if (!close || (close[1] && close[1] != ':'))
-			goto bad;
-		*close = 0;
-		host = a + 1;
-		port = close[1] ? close + 2 : NULL;
-	} else if ((port = strchr(a, ':'))) {
-		*port++ = 0;
-	}
+	char *host, *port;
 	uint64_t p = 502;
-	if (!*host || strlen(host) >= sizeof d->host || strpbrk(host, " \t") ||
-	    (port && (parse_u64(port, false, &p) || !p || p > 65535)))
+	if (split_host_port(a, &host, &port) || strpbrk(host, " \t") || !host_port_valid(host, sizeof d->host, port, &p))
 		goto bad;
 	snprintf(d->host, sizeof d->host, "%s", host);
 	d->port = (uint16_t)p;
