@@ -14,7 +14,8 @@
 DEB_PACKAGES := build-essential cmake pkg-config clang libclang-rt-14-dev libuv1-dev libsqlite3-dev \
 	python3 python3-pytest python3-paho-mqtt mosquitto mosquitto-clients node-mqtt nodejs \
 	libssl-dev openssl libwslay-dev chromium libmodbus-dev \
-	libsystemd-dev systemd debhelper dpkg-dev help2man mmdebstrap strace
+	libsystemd-dev systemd debhelper dpkg-dev help2man mmdebstrap strace \
+	protobuf-c-compiler libprotobuf-c-dev protobuf-compiler python3-protobuf
 JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 300
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
