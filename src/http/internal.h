@@ -3,7 +3,7 @@
 #define FM_HTTP_INTERNAL_H
 #include "http.h"
 #include "json.h"
-#include "parse.h"
+#include "../base/http_request.h"
 
 struct hconn;
 

@@ -1,5 +1,6 @@
 /* WebSocket sessions: our Upgrade handshake, wslay's framing (see ws.h). */
 #include "ws.h"
+#include "../base/http_request.h"
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <stdio.h>
@@ -46,74 +47,38 @@ void ws_accept_key(const char *key, size_t key_len, char out[29])
 
 /* ---- the Upgrade request ---- */
 
-struct http_req {
+/* What the handshake needs from the request (RFC 6455 4.2.1). */
+struct upgrade_req {
 	bool get, http11, upgrade_ws, conn_upgrade;
-	const char *key, *version;
-	size_t key_len, version_len;
-	bool want_mqtt, want_mqttv31, any_protocol;
+	const struct http_header *key, *version, *protocol;
+	bool want_mqtt, want_mqttv31;
 };
 
-static bool token_in(const char *v, size_t len, const char *token)
+static bool header_has(const struct http_request *r, const char *name, const char *token)
 {
-	size_t tl = strlen(token);
-	for (size_t i = 0; i < len;) {
-		while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
-			i++;
-		size_t s = i;
-		while (i < len && v[i] != ',')
-			i++;
-		size_t e = i;
-		while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
-			e--;
-		if (e - s == tl && !strncasecmp(v + s, token, tl))
+	/* A header may be repeated: its lists add up (RFC 9110 5.3). */
+	size_t nl = strlen(name);
+	for (unsigned i = 0; i < r->n_headers; i++) {
+		const struct http_header *h = &r->headers[i];
+		if (h->name_len == nl && !strncasecmp(h->name, name, nl) && http_header_has_token(h, token))
 			return true;
 	}
 	return false;
 }
 
-/* Parses the request line and the headers we need. Pure. */
-static void http_parse(const char *p, size_t len, struct http_req *r)
+/* Reads what the handshake needs from a parsed request. Pure. */
+static void upgrade_read(const struct http_request *r, struct upgrade_req *u)
 {
-	memset(r, 0, sizeof *r);
-	const char *end = p + len;
-	const char *eol = memchr(p, '\n', len);
-	if (!eol)
-		return;
-	size_t l0 = (size_t)(eol - p);
-	r->get = l0 > 4 && !memcmp(p, "GET ", 4);
-	r->http11 = l0 >= 9 && !memcmp(eol - 9, "HTTP/1.1\r", 9);
-	for (const char *line = eol + 1; line < end; line = eol + 1) {
-		eol = memchr(line, '\n', (size_t)(end - line));
-		if (!eol)
-			break;
-		const char *le = eol > line && eol[-1] == '\r' ? eol - 1 : eol;
-		const char *colon = memchr(line, ':', (size_t)(le - line));
-		if (!colon)
-			continue;
-		size_t nl = (size_t)(colon - line);
-		const char *v = colon + 1;
-		while (v < le && (*v == ' ' || *v == '\t'))
-			v++;
-		const char *ve = le;
-		while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
-			ve--;
-		size_t vl = (size_t)(ve - v);
-#define IS(name) (nl == sizeof name - 1 && !strncasecmp(line, name, nl))
-		if (IS("Upgrade"))
-			r->upgrade_ws |= token_in(v, vl, "websocket");
-		else if (IS("Connection"))
-			r->conn_upgrade |= token_in(v, vl, "upgrade");
-		else if (IS("Sec-WebSocket-Key"))
-			r->key = v, r->key_len = vl;
-		else if (IS("Sec-WebSocket-Version"))
-			r->version = v, r->version_len = vl;
-		else if (IS("Sec-WebSocket-Protocol")) {
-			r->any_protocol = true;
-			r->want_mqtt |= token_in(v, vl, "mqtt");
-			r->want_mqttv31 |= token_in(v, vl, "mqttv3.1");
-		}
-#undef IS
-	}
+	memset(u, 0, sizeof *u);
+	u->get = r->method_len == 3 && !memcmp(r->method, "GET", 3);
+	u->http11 = r->minor == 1;
+	u->upgrade_ws = header_has(r, "Upgrade", "websocket");
+	u->conn_upgrade = header_has(r, "Connection", "upgrade");
+	u->key = http_header_find(r, "Sec-WebSocket-Key");
+	u->version = http_header_find(r, "Sec-WebSocket-Version");
+	u->protocol = http_header_find(r, "Sec-WebSocket-Protocol");
+	u->want_mqtt = header_has(r, "Sec-WebSocket-Protocol", "mqtt");
+	u->want_mqttv31 = header_has(r, "Sec-WebSocket-Protocol", "mqttv3.1");
 }
 
 static int respond_error(struct ws_session *w, struct buf *wire, const char *status, const char *extra,
@@ -136,22 +101,44 @@ static void on_frame_start(wslay_event_context_ptr ctx, const struct wslay_event
 static void on_frame_chunk(wslay_event_context_ptr ctx, const struct wslay_event_on_frame_recv_chunk_arg *a,
 			   void *user);
 
-/* Answers the request in p[0..len) (headers and the blank line). */
-static int upgrade(struct ws_session *w, const char *p, size_t len, struct buf *wire)
+/* The refusal of a request http_parse could not take (its negated status). */
+static int refuse_unparsed(struct ws_session *w, long status, struct buf *wire)
 {
-	struct http_req r;
-	http_parse(p, len, &r);
+	switch (status) {
+	case -413: /* a body is refused below whatever its size */
+	case 0:
+		return respond_error(w, wire, "400 Bad Request", "", "an Upgrade request has no body");
+	case -414:
+		return respond_error(w, wire, "414 URI Too Long", "", "request line too long");
+	case -431:
+		return respond_error(w, wire, "431 Request Header Fields Too Large", "", "request too large");
+	case -501:
+		return respond_error(w, wire, "501 Not Implemented", "", "Transfer-Encoding is not supported");
+	default:
+		return respond_error(w, wire, "400 Bad Request", "", "not an HTTP/1.1 GET request");
+	}
+}
+
+/* Answers the request in p[0..len) (headers and the blank line). */
+static int upgrade(struct ws_session *w, const uint8_t *p, size_t len, struct buf *wire)
+{
+	struct http_request req;
+	long taken = http_parse(p, len, &req);
+	if (taken <= 0 || req.body_len)
+		return refuse_unparsed(w, taken, wire);
+	struct upgrade_req r;
+	upgrade_read(&req, &r);
 	if (!r.get || !r.http11)
 		return respond_error(w, wire, "400 Bad Request", "", "not an HTTP/1.1 GET request");
 	if (!r.upgrade_ws || !r.conn_upgrade)
 		return respond_error(w, wire, "426 Upgrade Required", "Upgrade: websocket\r\n",
 				     "this port speaks MQTT over WebSocket only");
-	if (!r.version || r.version_len != 2 || memcmp(r.version, "13", 2))
+	if (!r.version || r.version->value_len != 2 || memcmp(r.version->value, "13", 2))
 		return respond_error(w, wire, "426 Upgrade Required", "Sec-WebSocket-Version: 13\r\n",
 				     "unsupported WebSocket version");
-	if (!r.key || r.key_len != 24)
+	if (!r.key || r.key->value_len != 24)
 		return respond_error(w, wire, "400 Bad Request", "", "missing or bad Sec-WebSocket-Key");
-	if (r.any_protocol && !r.want_mqtt && !r.want_mqttv31)
+	if (r.protocol && !r.want_mqtt && !r.want_mqttv31)
 		return respond_error(w, wire, "400 Bad Request", "", "subprotocol must be mqtt or mqttv3.1");
 	w->protocol = r.want_mqtt ? "mqtt" : r.want_mqttv31 ? "mqttv3.1" : NULL;
 	static const struct wslay_event_callbacks cbs = {
@@ -168,7 +155,7 @@ static int upgrade(struct ws_session *w, const char *p, size_t len, struct buf *
 	wslay_event_config_set_no_buffering(w->ctx, 1);
 	wslay_event_config_set_max_recv_msg_length(w->ctx, w->max_frame);
 	char accept[29], resp[256];
-	ws_accept_key(r.key, r.key_len, accept);
+	ws_accept_key(r.key->value, r.key->value_len, accept);
 	int n = snprintf(resp, sizeof resp,
 			 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
 			 "Sec-WebSocket-Accept: %s\r\n%s%s%s\r\n",
@@ -350,7 +337,7 @@ int ws_session_feed(struct ws_session *w, const uint8_t *p, size_t len, ws_sink_
 	if (!end)
 		return WS_FEED_OK;
 	size_t hlen = (size_t)(end - w->req.p) + 4;
-	int rc = upgrade(w, (const char *)w->req.p, hlen, wire);
+	int rc = upgrade(w, w->req.p, hlen, wire);
 	if (rc == WS_FEED_UPGRADED && w->req.len > hlen) {
 		/* Frames sent right behind the request. */
 		int frc = frames(w, w->req.p + hlen, w->req.len - hlen, wire);

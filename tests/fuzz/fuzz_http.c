@@ -1,13 +1,16 @@
-/* libFuzzer target for src/http's request parser: any bytes give a complete
- * request whose parts all lie inside the input, "need more" (then one byte
- * short of a complete request needs more too; once the head is complete it
- * says how long the request is), or an HTTP error status. The target is then percent-decoded and its query searched.
- * Aborts otherwise.
+/* libFuzzer target for the one HTTP request parser (src/base/http_request.c,
+ * used by the HTTP listener and the WebSocket Upgrade): any bytes give a
+ * complete request whose parts all lie inside the input, "need more" (then
+ * one byte short of a complete request needs more too; once the head is
+ * complete it says how long the request is), or an HTTP error status. The
+ * target is then percent-decoded and its query searched, and every header
+ * value is read as a token list. Aborts otherwise.
  */
-#include "http/parse.h"
+#include "base/http_request.h"
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define CHECK(x) do { if (!(x)) abort(); } while (0)
 
@@ -34,6 +37,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (unsigned i = 0; i < r.n_headers; i++) {
 		inside(data, (size_t)n, r.headers[i].name, r.headers[i].name_len);
 		inside(data, (size_t)n, r.headers[i].value, r.headers[i].value_len);
+		/* A value that is exactly the token holds it, whatever the case. */
+		bool exact = r.headers[i].value_len == 7 && !strncasecmp(r.headers[i].value, "upgrade", 7);
+		CHECK(!exact || http_header_has_token(&r.headers[i], "Upgrade"));
 	}
 	CHECK(r.body_len <= HTTP_MAX_BODY);
 	if (r.body_len)

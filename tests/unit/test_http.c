@@ -1,7 +1,7 @@
 /* src/http's request parser and JSON writer. */
 #include "check.h"
 #include "http/json.h"
-#include "http/parse.h"
+#include "base/http_request.h"
 #include <stdlib.h>
 
 static long parse(const char *s, struct http_request *r) { return http_parse((const uint8_t *)s, strlen(s), r); }

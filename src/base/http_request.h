@@ -1,8 +1,9 @@
-/* A pure, bounded HTTP/1.1 request parser: request line, headers, a body
- * by Content-Length, keep-alive. No socket, no allocation: the request
+/* The one HTTP/1.1 request parser, for the HTTP listener (src/http) and the
+ * WebSocket Upgrade (src/ws): pure and bounded; request line, headers, a
+ * body by Content-Length, keep-alive. No socket, no allocation: the request
  * points into the caller's bytes. */
-#ifndef FM_HTTP_PARSE_H
-#define FM_HTTP_PARSE_H
+#ifndef FM_BASE_HTTP_REQUEST_H
+#define FM_BASE_HTTP_REQUEST_H
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -40,6 +41,9 @@ struct http_request {
 long http_parse(const uint8_t *p, size_t len, struct http_request *r);
 /* The value of header `name` (case-insensitive), or NULL. */
 const struct http_header *http_header_find(const struct http_request *r, const char *name);
+/* Whether the comma-separated list in h's value holds token
+ * (case-insensitive; blanks around the items ignored). */
+bool http_header_has_token(const struct http_header *h, const char *token);
 /* Decodes %XX escapes of in[0..len) into out[cap]. Returns the decoded
  * length, or -1 for a malformed escape, a NUL, or no room. */
 long http_pct_decode(const char *in, size_t len, char *out, size_t cap);

@@ -1,6 +1,6 @@
 /* RFC 9112 request syntax, strictly: CRLF line ends, no obsolete line
  * folding, one Content-Length, no Transfer-Encoding (we never need it). */
-#include "parse.h"
+#include "http_request.h"
 #include <string.h>
 #include <strings.h>
 
@@ -45,18 +45,18 @@ static int parse_request_line(const uint8_t *p, size_t end, struct http_request 
 	return 0;
 }
 
-static bool value_has(const struct http_header *h, const char *token)
+bool http_header_has_token(const struct http_header *h, const char *token)
 {
-	/* A comma-separated list compared token by token, case-insensitively. */
+	/* RFC 9110 5.6.1: items separated by commas, optional blanks (SP, HTAB). */
 	size_t tl = strlen(token), i = 0;
 	while (i < h->value_len) {
-		while (i < h->value_len && (h->value[i] == ' ' || h->value[i] == ','))
+		while (i < h->value_len && (h->value[i] == ' ' || h->value[i] == '\t' || h->value[i] == ','))
 			i++;
 		size_t s = i;
 		while (i < h->value_len && h->value[i] != ',')
 			i++;
 		size_t e = i;
-		while (e > s && h->value[e - 1] == ' ')
+		while (e > s && (h->value[e - 1] == ' ' || h->value[e - 1] == '\t'))
 			e--;
 		if (e - s == tl && !strncasecmp(h->value + s, token, tl))
 			return true;
@@ -155,7 +155,8 @@ long http_parse(const uint8_t *p, size_t len, struct http_request *r)
 	r->body = p + head;
 	r->body_len = body_len;
 	const struct http_header *conn = http_header_find(r, "Connection");
-	r->keep_alive = r->minor == 1 ? !(conn && value_has(conn, "close")) : conn && value_has(conn, "keep-alive");
+	r->keep_alive = r->minor == 1 ? !(conn && http_header_has_token(conn, "close"))
+				       : conn && http_header_has_token(conn, "keep-alive");
 	return (long)(head + body_len);
 }
 
