@@ -173,19 +173,18 @@ static void roll_emit(void *ctx, const struct agg_window *w)
 
 unsigned agg_table_roll(struct agg_table *t, uint64_t now_ms, agg_table_emit_fn emit, void *ctx)
 {
-	if (!t->t.count || now_ms < t->next_due_ms)
+	if (!t->t.map.count || now_ms < t->next_due_ms)
 		return 0;
 	unsigned n = 0;
 	uint64_t next = 0;
-	for (uint32_t b = 0; b < t->t.cap; b++) {
-		for (struct topic_entry *k = t->t.v[b]; k; k = k->next) {
-			struct agg_entry *e = (struct agg_entry *)k;
-			struct roll_ctx r = { emit, ctx, e };
-			n += agg_roll(e->conf, &e->w, now_ms, roll_emit, &r);
-			uint64_t end = e->w.start_ms + window_ms(e->conf);
-			if (!next || end < next)
-				next = end;
-		}
+	size_t pos = 0;
+	for (struct topic_entry *k; (k = topic_table_next(&t->t, &pos));) {
+		struct agg_entry *e = (struct agg_entry *)k;
+		struct roll_ctx r = { emit, ctx, e };
+		n += agg_roll(e->conf, &e->w, now_ms, roll_emit, &r);
+		uint64_t end = e->w.start_ms + window_ms(e->conf);
+		if (!next || end < next)
+			next = end;
 	}
 	t->next_due_ms = next;
 	return n;

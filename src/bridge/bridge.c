@@ -185,7 +185,7 @@ static int aggregate(struct bridge *br, struct bworker *w, struct msg *m, unsign
 	if (!e) {
 		if (!br->agg_full_logged)
 			log_warn("bridge %s: aggregation windows of %u topics hold readings: messages of other topics "
-				 "are forwarded unaggregated", br->conf->name, br->agg.t.count);
+				 "are forwarded unaggregated", br->conf->name, br->agg.t.map.count);
 		br->agg_full_logged = true;
 		forward = true;
 	} else {
@@ -214,25 +214,24 @@ uint64_t bridge_flush_held(struct bridge *br, uint64_t now)
 {
 	uint64_t next = 0;
 	pthread_mutex_lock(&br->reduce_lock);
-	for (uint32_t i = 0; br->n_pending && i < br->reduce.cap; i++) {
-		for (struct topic_entry *k = br->reduce.v[i]; k; k = k->next) {
-			struct reduce_entry *e = (struct reduce_entry *)k;
-			if (!e->pending)
-				continue;
-			const struct bridge_topic *t = &br->conf->topics[k->line];
-			uint64_t due = e->st.last_ms + (uint64_t)t->min_interval * 1000;
-			if (now < due) {
-				if (!next || due - now < next)
-					next = due - now;
-				continue;
-			}
-			struct msg *m = e->pending;
-			e->pending = NULL;
-			br->n_pending--;
-			if (!bridge_spool_append(br, bridge_worker(br), m))
-				reduce_sent(t, &e->st, msg_payload(m), m->payload_len, now);
-			msg_unref(m);
+	size_t pos = 0;
+	for (struct topic_entry *k; br->n_pending && (k = topic_table_next(&br->reduce, &pos));) {
+		struct reduce_entry *e = (struct reduce_entry *)k;
+		if (!e->pending)
+			continue;
+		const struct bridge_topic *t = &br->conf->topics[k->line];
+		uint64_t due = e->st.last_ms + (uint64_t)t->min_interval * 1000;
+		if (now < due) {
+			if (!next || due - now < next)
+				next = due - now;
+			continue;
 		}
+		struct msg *m = e->pending;
+		e->pending = NULL;
+		br->n_pending--;
+		if (!bridge_spool_append(br, bridge_worker(br), m))
+			reduce_sent(t, &e->st, msg_payload(m), m->payload_len, now);
+		msg_unref(m);
 	}
 	pthread_mutex_unlock(&br->reduce_lock);
 	return next;
@@ -503,9 +502,9 @@ void bridges_free(struct bridges *all)
 		struct bridge *br = &all->v[i];
 		link_free(&br->link);
 		spool_free(&br->spool);
-		for (uint32_t k = 0; k < br->reduce.cap; k++)
-			for (struct topic_entry *e = br->reduce.v[k]; e; e = e->next)
-				msg_unref(((struct reduce_entry *)e)->pending);
+		size_t pos = 0;
+		for (struct topic_entry *e; (e = topic_table_next(&br->reduce, &pos));)
+			msg_unref(((struct reduce_entry *)e)->pending);
 		topic_table_free(&br->reduce);
 		agg_table_free(&br->agg); /* the open windows are lost, as in a crash */
 		pthread_mutex_destroy(&br->reduce_lock);

@@ -5,6 +5,7 @@
 #include "topic.h"
 #include "trie.h"
 #include "../base/err.h"
+#include "../base/hmap.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -100,7 +101,7 @@ static unsigned sub__tab_shift(size_t n)
 static size_t sub__entry_home(const void *ctx, uint32_t idx)
 {
 	const struct sub_slot *s = ctx;
-	return (size_t)topic__mix((uint64_t)(uintptr_t)s->e[idx].subscriber);
+	return (size_t)hmap_mix64((uint64_t)(uintptr_t)s->e[idx].subscriber);
 }
 
 static size_t sub__pos_mask(const struct sub_slot *s)
@@ -148,7 +149,7 @@ static bool sub__entry_find(const struct sub_slot *s, const void *who, uint32_t 
 		return false;
 	}
 	size_t mask = sub__pos_mask(s);
-	size_t i = (size_t)topic__mix((uint64_t)(uintptr_t)who) & mask;
+	size_t i = (size_t)hmap_mix64((uint64_t)(uintptr_t)who) & mask;
 	for (; s->pos[i]; i = (i + 1) & mask)
 		if (s->e[s->pos[i] - 1].subscriber == who) {
 			*at = s->pos[i] - 1;
@@ -246,12 +247,7 @@ static int sub__entry_remove(struct topic_node *node, const void *who)
 
 static size_t sub__group_hash(const struct sub_groups *gs, const char *name, size_t len)
 {
-	uint64_t h = 0xcbf29ce484222325ull ^ gs->seed;
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)name[i];
-		h *= 0x100000001b3ull;
-	}
-	return (size_t)topic__mix(h);
+	return (size_t)hmap_hash_bytes(gs->seed, name, len);
 }
 
 static size_t sub__group_home(const void *ctx, uint32_t idx)

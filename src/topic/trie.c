@@ -1,21 +1,10 @@
 #include "trie.h"
 #include "../base/err.h"
+#include "../base/hmap.h"
 #include <stdlib.h>
 
-/* Children are scanned linearly up to this many; above, a hash table. */
+/* Children are scanned linearly up to this many; above, a hash map. */
 #define TOPIC_KIDS_LINEAR 8
-/* A new table has 32 slots, so 9..16 children keep the load at most 1/2. */
-#define TOPIC_TABLE_MIN_SHIFT 5
-
-uint64_t topic__mix(uint64_t h)
-{
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdull;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ull;
-	h ^= h >> 33;
-	return h;
-}
 
 static size_t topic__pow2(size_t n)
 {
@@ -46,136 +35,99 @@ int topic__arr_fit(void **arr, size_t elem, size_t old_n, size_t new_n)
 	return 0;
 }
 
-/* The table of node n is seeded with n's address, so labels that collide
+/* The map of node n is seeded with n's address, so labels that collide
  * under one node (chosen by a client publishing retained topics, say) do not
  * collide under another, and the layout differs from run to run. */
-static size_t topic__label_hash(const struct topic_node *n, const char *label, size_t len)
+static uint64_t topic__label_hash(const struct topic_node *n, const char *label, size_t len)
 {
-	uint64_t h = 0xcbf29ce484222325ull ^ (uint64_t)(uintptr_t)n;
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)label[i];
-		h *= 0x100000001b3ull;
-	}
-	return (size_t)topic__mix(h);
+	return hmap_hash_bytes((uint64_t)(uintptr_t)n, label, len);
 }
 
-static bool topic__label_eq(const struct topic_node *k, const char *label, size_t len)
+/* hmap's hash of a child; ctx is the parent. */
+static uint64_t topic__kid_hash(const void *kid, const void *parent)
 {
-	return k->len == len && memcmp(k->label, label, len) == 0;
+	const struct topic_node *k = kid;
+	return topic__label_hash(parent, k->label, k->len);
 }
 
-static size_t topic__table_mask(const struct topic_node *n)
+struct topic__label {
+	const char *p;
+	size_t len;
+};
+
+static bool topic__kid_is(const void *kid, const void *key)
 {
-	return ((size_t)1 << n->kid_shift) - 1;
+	const struct topic_node *k = kid;
+	const struct topic__label *l = key;
+	return k->len == l->len && memcmp(k->label, l->p, l->len) == 0;
 }
 
-/* The child slots and how many there are (a table's slots may be NULL). */
-static struct topic_node **topic__kid_slots(const struct topic_node *n, size_t *count)
+static struct hmap *topic__kid_map(const struct topic_node *n)
 {
-	*count = n->flags & TOPIC_NODE_TABLE ? topic__table_mask(n) + 1 : n->n_kids;
-	return n->kids;
-}
-
-static size_t topic__kid_slot(const struct topic_node *n, const struct topic_node *kid)
-{
-	struct topic_node **k = n->kids;
-	size_t i = 0;
-	if (!(n->flags & TOPIC_NODE_TABLE)) {
-		while (k[i] != kid)
-			i++;
-		return i;
-	}
-	size_t mask = topic__table_mask(n);
-	for (i = topic__label_hash(n, kid->label, kid->len) & mask; k[i] != kid; i = (i + 1) & mask)
-		;
-	return i;
+	return n->flags & TOPIC_NODE_TABLE ? n->kids : NULL;
 }
 
 struct topic_node *topic__node_kid(const struct topic_node *n, const char *label, size_t len)
 {
+	struct topic__label key = { label, len };
+	const struct hmap *map = topic__kid_map(n);
+	if (map)
+		return hmap_find(map, topic__label_hash(n, label, len), topic__kid_is, &key);
 	struct topic_node **k = n->kids;
-	if (!(n->flags & TOPIC_NODE_TABLE)) {
-		for (uint32_t i = 0; i < n->n_kids; i++)
-			if (topic__label_eq(k[i], label, len))
-				return k[i];
-		return NULL;
+	for (uint32_t i = 0; i < n->n_kids; i++)
+		if (topic__kid_is(k[i], &key))
+			return k[i];
+	return NULL;
+}
+
+struct topic_node *topic__node_next_kid(const struct topic_node *n, const struct topic_node *prev)
+{
+	const struct hmap *map = topic__kid_map(n);
+	if (map) {
+		size_t pos = prev ? hmap_slot_of(map, topic__kid_hash(prev, n), prev) + 1 : 0;
+		return hmap_next(map, &pos);
 	}
-	size_t mask = topic__table_mask(n);
-	for (size_t i = topic__label_hash(n, label, len) & mask; k[i]; i = (i + 1) & mask)
-		if (topic__label_eq(k[i], label, len))
-			return k[i];
-	return NULL;
+	struct topic_node **k = n->kids;
+	uint32_t i = 0;
+	if (prev) {
+		while (k[i] != prev)
+			i++;
+		i++;
+	}
+	return i < n->n_kids ? k[i] : NULL;
 }
 
-struct topic_node *topic__node_next_kid(const struct topic_node *n,
-					const struct topic_node *prev)
+/* Moves n's children from the array into a map. */
+static int topic__kids_to_map(struct topic_node *n)
 {
-	size_t count;
-	struct topic_node **k = topic__kid_slots(n, &count);
-	for (size_t i = prev ? topic__kid_slot(n, prev) + 1 : 0; i < count; i++)
-		if (k[i])
-			return k[i];
-	return NULL;
-}
-
-static void topic__table_put(struct topic_node **t, size_t mask, const struct topic_node *n,
-			     struct topic_node *kid)
-{
-	size_t i = topic__label_hash(n, kid->label, kid->len) & mask;
-	while (t[i])
-		i = (i + 1) & mask;
-	t[i] = kid;
-}
-
-/* Moves n's children into a new table of 1 << shift slots. */
-static int topic__table_rebuild(struct topic_node *n, unsigned shift)
-{
-	size_t count, mask = ((size_t)1 << shift) - 1;
-	struct topic_node **t = calloc(mask + 1, sizeof(*t));
-	if (!t)
+	struct hmap *map = calloc(1, sizeof *map);
+	if (!map || hmap_reserve(map, n->n_kids + 1, topic__kid_hash, n)) {
+		free(map);
 		return -FM_ENOMEM;
-	struct topic_node **old = topic__kid_slots(n, &count);
-	for (size_t i = 0; i < count; i++)
-		if (old[i])
-			topic__table_put(t, mask, n, old[i]);
-	free(old);
-	n->kids = t;
-	n->kid_shift = (uint8_t)shift;
+	}
+	struct topic_node **k = n->kids;
+	for (uint32_t i = 0; i < n->n_kids; i++)
+		(void)hmap_add(map, topic__kid_hash(k[i], n), k[i], topic__kid_hash, n); /* reserved: cannot fail */
+	free(k);
+	n->kids = map;
 	n->flags |= TOPIC_NODE_TABLE;
 	return 0;
 }
 
-static int topic__table_to_array(struct topic_node *n)
+/* Moves n's children from the map back into an array; best effort. */
+static void topic__kids_to_array(struct topic_node *n)
 {
-	size_t count, m = 0, cap = topic__pow2(n->n_kids);
-	struct topic_node **a = NULL;
+	struct hmap *map = n->kids;
+	size_t cap = topic__pow2(n->n_kids), pos = 0, m = 0;
+	struct topic_node **a = NULL, *k;
 	if (cap && !(a = malloc(cap * sizeof(*a))))
-		return -FM_ENOMEM;
-	struct topic_node **t = topic__kid_slots(n, &count);
-	for (size_t i = 0; i < count; i++)
-		if (t[i])
-			a[m++] = t[i];
-	free(t);
+		return;
+	while ((k = hmap_next(map, &pos)))
+		a[m++] = k;
+	hmap_free(map);
+	free(map);
 	n->kids = a;
 	n->flags &= (uint8_t)~TOPIC_NODE_TABLE;
-	return 0;
-}
-
-/* Empties slot `hole` of n's table, shifting later items of its probe run
- * back so that lookups need no tombstones. */
-static void topic__table_del(struct topic_node *n, size_t hole)
-{
-	struct topic_node **t = n->kids;
-	size_t mask = topic__table_mask(n);
-	t[hole] = NULL;
-	for (size_t j = (hole + 1) & mask; t[j]; j = (j + 1) & mask) {
-		size_t home = topic__label_hash(n, t[j]->label, t[j]->len) & mask;
-		if (topic__probe_may_fill(hole, j, home, mask)) {
-			t[hole] = t[j];
-			t[j] = NULL;
-			hole = j;
-		}
-	}
 }
 
 static uint8_t topic__wild_flag(const struct topic_node *kid)
@@ -192,12 +144,10 @@ static int topic__node_link(struct topic_node *n, struct topic_node *kid)
 			return -FM_ENOMEM;
 		((struct topic_node **)n->kids)[n->n_kids] = kid;
 	} else {
-		bool table = n->flags & TOPIC_NODE_TABLE;
-		size_t cap = table ? topic__table_mask(n) + 1 : 0;
-		if (((size_t)n->n_kids + 1) * 2 > cap &&
-		    topic__table_rebuild(n, table ? n->kid_shift + 1u : TOPIC_TABLE_MIN_SHIFT))
+		if (!(n->flags & TOPIC_NODE_TABLE) && topic__kids_to_map(n))
 			return -FM_ENOMEM;
-		topic__table_put(n->kids, topic__table_mask(n), n, kid);
+		if (hmap_add(n->kids, topic__kid_hash(kid, n), kid, topic__kid_hash, n))
+			return -FM_ENOMEM;
 	}
 	n->n_kids++;
 	n->flags |= topic__wild_flag(kid);
@@ -208,22 +158,31 @@ static int topic__node_link(struct topic_node *n, struct topic_node *kid)
  * failure the larger container stays, which is still correct. */
 static void topic__node_unlink(struct topic_node *n, struct topic_node *kid)
 {
-	size_t i = topic__kid_slot(n, kid);
 	if (!(n->flags & TOPIC_NODE_TABLE)) {
 		struct topic_node **k = n->kids;
+		uint32_t i = 0;
+		while (k[i] != kid)
+			i++;
 		k[i] = k[n->n_kids - 1];
 		(void)topic__arr_fit(&n->kids, sizeof(kid), n->n_kids, n->n_kids - 1u);
 		n->n_kids--;
 	} else {
-		topic__table_del(n, i);
+		hmap_remove(n->kids, topic__kid_hash(kid, n), kid, topic__kid_hash, n);
 		n->n_kids--;
 		if (n->n_kids <= TOPIC_KIDS_LINEAR / 2)
-			(void)topic__table_to_array(n);
-		else if (n->kid_shift > TOPIC_TABLE_MIN_SHIFT &&
-			 (size_t)n->n_kids * 8 < topic__table_mask(n) + 1)
-			(void)topic__table_rebuild(n, n->kid_shift - 1u);
+			topic__kids_to_array(n);
 	}
 	n->flags &= (uint8_t)~topic__wild_flag(kid);
+}
+
+/* Frees n's container of children (empty, or its children freed). */
+static void topic__kids_free(struct topic_node *n)
+{
+	struct hmap *map = topic__kid_map(n);
+	if (map)
+		hmap_free(map);
+	free(n->kids);
+	n->kids = NULL;
 }
 
 struct topic_node *topic__node_root(void)
@@ -276,24 +235,24 @@ void topic__node_prune(struct topic_node *n)
 	while (n->parent && !n->val && !n->n_kids) {
 		struct topic_node *p = n->parent;
 		topic__node_unlink(p, n);
-		free(n->kids); /* a table whose shrink failed may remain */
+		topic__kids_free(n); /* an array or map whose shrink failed may remain */
 		free(n);
 		n = p;
 	}
 }
 
-/* Takes one child away from n, ignoring the table layout: n is being freed. */
+/* Takes one child away from n, without shrinking: n is being freed. */
 static struct topic_node *topic__node_pop_kid(struct topic_node *n)
 {
-	size_t count, m = 0;
-	struct topic_node **k = topic__kid_slots(n, &count);
-	if (n->flags & TOPIC_NODE_TABLE) {
-		for (size_t i = 0; i < count; i++)
-			if (k[i])
-				k[m++] = k[i];
-		n->flags &= (uint8_t)~TOPIC_NODE_TABLE;
-	}
-	return n->n_kids ? k[--n->n_kids] : NULL;
+	if (!n->n_kids)
+		return NULL;
+	n->n_kids--;
+	struct hmap *map = topic__kid_map(n);
+	if (!map)
+		return ((struct topic_node **)n->kids)[n->n_kids];
+	size_t pos = 0;
+	hmap_next(map, &pos);
+	return hmap_take_at(map, pos - 1, topic__kid_hash, n);
 }
 
 void topic__node_free_tree(struct topic_node *root, void (*drop)(void *val))
@@ -308,7 +267,7 @@ void topic__node_free_tree(struct topic_node *root, void (*drop)(void *val))
 		struct topic_node *p = n->parent;
 		if (n->val && drop)
 			drop(n->val);
-		free(n->kids);
+		topic__kids_free(n);
 		free(n);
 		n = p;
 	}

@@ -1,7 +1,7 @@
 /* The topic-level trie shared by the subscription and retained indexes
  * (internal to src/topic). A node is one level; its label is stored inline
  * in the node's allocation. Children live in a small array while there are
- * few and in an open-addressing table once a node grows wide, so a node
+ * few and in a hash map (base/hmap.h) once a node grows wide, so a node
  * with 100,000 device prefixes below it is still one probe away.
  *
  * Nodes know their parent: matching, removal and teardown walk the trie
@@ -15,18 +15,17 @@
 #include <string.h>
 
 enum {
-	TOPIC_NODE_TABLE = 1, /* kids is a hash table of 1 << kid_shift slots */
+	TOPIC_NODE_TABLE = 1, /* kids is a struct hmap *, not an array */
 	TOPIC_NODE_PLUS = 2,  /* has a "+" child */
 	TOPIC_NODE_HASH = 4,  /* has a "#" child */
 };
 
 struct topic_node {
 	struct topic_node *parent; /* NULL for the root */
-	void *kids;                /* struct topic_node *[]: array or hash table */
+	void *kids;                /* struct topic_node *[n_kids], or a struct hmap * of them */
 	void *val;                 /* owned by the index using the trie */
 	uint32_t n_kids;
 	uint16_t len;              /* of label; a level is at most 65535 bytes */
-	uint8_t kid_shift;
 	uint8_t flags;             /* TOPIC_NODE_* */
 	char label[];              /* not NUL-terminated */
 };
@@ -53,8 +52,6 @@ void topic__node_free_tree(struct topic_node *root, void (*drop)(void *val));
  * changes its capacity, which is the next power of two of the count.
  * Returns 0, or -FM_ENOMEM with *arr unchanged (only when growing). */
 int topic__arr_fit(void **arr, size_t elem, size_t old_n, size_t new_n);
-/* Final avalanche of a 64-bit hash (MurmurHash3 fmix64). */
-uint64_t topic__mix(uint64_t h);
 
 static inline bool topic__node_is(const struct topic_node *n, char c)
 {

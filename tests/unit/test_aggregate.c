@@ -212,7 +212,7 @@ static void test_table_rolls_due_windows(void)
 	ASSERT_TRUE(s.w[1].first == 2);
 	ASSERT_EQ(s.w[1].start_ms, T0);
 	agg_table_free(&t);
-	ASSERT_EQ(t.t.count, 0);
+	ASSERT_EQ(t.t.map.count, 0);
 }
 
 static void test_table_is_bounded(void)
@@ -230,7 +230,7 @@ static void test_table_is_bounded(void)
 	for (int i = 0; i < 4; i++)
 		agg_add(&e[i]->w, i);
 	ASSERT_TRUE(GET(t, c, 0, "new", T0) == NULL);
-	ASSERT_EQ(t.t.count, 4);
+	ASSERT_EQ(t.t.map.count, 4);
 	ASSERT_EQ(t.t.forgotten, 0);
 	/* One window is empty again (rolled): it is forgotten for the new topic. */
 	struct table_sink s = { 0 };
@@ -240,7 +240,7 @@ static void test_table_is_bounded(void)
 	agg_add(&e[3]->w, 1);
 	struct agg_entry *n = GET(t, c, 0, "new", T0 + 1000);
 	ASSERT_TRUE(n != NULL);
-	ASSERT_EQ(t.t.count, 4);
+	ASSERT_EQ(t.t.map.count, 4);
 	ASSERT_EQ(t.t.forgotten, 1);
 	ASSERT_TRUE(GET(t, c, 0, "t0", T0 + 1000) == e[0]); /* the others are still there */
 	ASSERT_TRUE(GET(t, c, 0, "t3", T0 + 1000) == e[3]);
