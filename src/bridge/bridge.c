@@ -247,6 +247,13 @@ static uint32_t route(void *ctx, struct bworker *w, struct msg *m, uint32_t *ref
 		struct bridge *br = &all->v[i];
 		if (m->origin_sid == br->origin)
 			continue; /* it came in over this bridge: never back out */
+		if (br->edge && bridge__edge_takes(br, m)) {
+			if (bridge_spool_append(br, w, m) == -FM_ELIMIT)
+				(*refused)++;
+			else
+				taken++;
+			continue;
+		}
 		int line = out_line(br->conf, m);
 		if (line < 0)
 			continue;
@@ -410,6 +417,11 @@ struct bridges *bridges_new(struct broker *b, int *err)
 		bucket_init(&br->bytes_bucket, (double)br->conf->max_bytes_per_sec, now_us);
 		atomic_store(&br->drain_s, -1);
 		all->n++;
+		if (br->conf->sparkplug && !(br->edge = bridge__edge_new(br))) {
+			bridges_free(all);
+			*err = -FM_ENOMEM;
+			return NULL;
+		}
 	}
 	all->port = (struct bridge_port){ all, route, committed, restore };
 	broker_set_bridges(b, &all->port);
@@ -507,6 +519,7 @@ void bridges_free(struct bridges *all)
 			msg_unref(((struct reduce_entry *)e)->pending);
 		topic_table_free(&br->reduce);
 		agg_table_free(&br->agg); /* the open windows are lost, as in a crash */
+		bridge__edge_free(br->edge);
 		pthread_mutex_destroy(&br->reduce_lock);
 	}
 	pthread_mutex_destroy(&all->wake_lock);

@@ -131,6 +131,7 @@ struct bridge {
 	double ack_rate;      /* acknowledged per second, averaged (worker 0) */
 	uint64_t rate_mark, rate_mark_ms;
 	atomic_int_fast64_t drain_s;
+	struct edge *edge;    /* bridge_sparkplug: the edge node's session (edge.c); else NULL */
 };
 
 struct bridges {
@@ -154,5 +155,32 @@ void bridge_inbound(struct bridge *br, const struct mqtt_publish *p, store_done_
 /* Forwards held min_interval values that are due (worker 0); returns the
  * milliseconds until the next one is, or 0 when none waits. */
 uint64_t bridge_flush_held(struct bridge *br, uint64_t now_ms);
+
+/* ---- edge.c: the Sparkplug edge node's session (bridge_sparkplug) ---- */
+
+struct edge;
+/* Reads the last bdSeq (persistence_location/sparkplug-bdseq). NULL: out of memory. */
+struct edge *bridge__edge_new(struct bridge *br);
+void bridge__edge_free(struct edge *e);
+/* m is one of the edge node's device messages (DBIRTH, DDATA, DDEATH):
+ * br spools it whatever its topic lines say, and sends it unchanged. */
+bool bridge__edge_takes(const struct bridge *br, const struct msg *m);
+/* TCP is up: takes the next bdSeq and stores it (thread pool), then calls
+ * go(l, true), or go(l, false) when it could not be stored. */
+void bridge__edge_before_connect(struct link *l, void (*go)(struct link *l, bool ok));
+/* Sets the NDEATH will of the CONNECT. Returns 0 or -FM_ENOMEM. */
+int bridge__edge_will(struct link *l, struct mqtt_connect *m);
+/* CONNACK came: subscribes NCMD and DCMD, sends the NBIRTH and the DBIRTHs. */
+void bridge__edge_online(struct link *l);
+/* The payload the spooled m goes out with: restamped with seq (and
+ * historical when spooled before the births) into *payload when it is the
+ * edge node's (0), untouched when not (0), 1 when a birth or death from
+ * before the births is to be dropped, or -FM_EINVAL / -FM_ENOMEM. */
+int bridge__edge_payload(struct link *l, uint64_t spool_seq, const struct msg *m, struct mqtt_bin *payload);
+/* A PUBLISH from the remote: true when it is an NCMD or DCMD of the edge
+ * node, which is then carried out (rebirth, writes) and not published. */
+bool bridge__edge_inbound(struct link *l, const struct mqtt_publish *p);
+/* The NDEATH before a clean DISCONNECT of a v3 link (v5 sends 0x04). */
+void bridge__edge_goodbye(struct link *l);
 
 #endif

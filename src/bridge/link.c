@@ -144,6 +144,10 @@ static void send_connect(struct link *l)
 		m.username = (struct mqtt_bin){ (const uint8_t *)c->remote_username, (uint32_t)strlen(c->remote_username) };
 	if (c->remote_password[0])
 		m.password = (struct mqtt_bin){ (const uint8_t *)c->remote_password, (uint32_t)strlen(c->remote_password) };
+	if (l->br->edge && bridge__edge_will(l, &m)) {
+		link_close(l, "out of memory");
+		return;
+	}
 	if (l->version == MQTT_V5 && !c->cleansession) {
 		/* The remote keeps our subscriptions and what they queue while we are away. */
 		m.props.have |= MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY);
@@ -262,8 +266,16 @@ static void request_load(struct bridge *br, uint64_t from)
 /* The remote topic of a spooled message: the first out line that takes it,
  * as it is or, for an aggregation summary, without the line's
  * aggregate_suffix (remapped, then the suffix appended). */
-static int remote_topic(const struct bridge_conf *c, const struct msg *m, char *out, size_t cap)
+static int remote_topic(const struct bridge *br, const struct msg *m, char *out, size_t cap)
 {
+	const struct bridge_conf *c = br->conf;
+	if (br->edge && bridge__edge_takes(br, m)) {
+		if (m->topic_len >= cap)
+			return -1;
+		memcpy(out, msg_topic(m), m->topic_len);
+		out[m->topic_len] = 0;
+		return (int)m->topic_len;
+	}
 	for (unsigned i = 0; i < c->n_topics; i++) {
 		const struct bridge_topic *t = &c->topics[i];
 		int len = remap_out(t, msg_topic(m), m->topic_len, out, cap);
@@ -293,14 +305,18 @@ static int send_entry(struct link *l, uint64_t seq, struct spool_entry *e, uint6
 		return -1;
 	}
 	char topic[65536];
-	int tlen = remote_topic(br->conf, m, topic, sizeof topic);
+	int tlen = remote_topic(br, m, topic, sizeof topic);
+	struct mqtt_bin payload = { msg_payload(m), m->payload_len };
+	int spb = br->edge && tlen > 0 ? bridge__edge_payload(l, seq, m, &payload) : 0;
+	if (spb == 1)
+		return -1; /* superseded by this session's births: not a drop */
 	struct mqtt_publish p = {
 		.qos = 1,
 		.dup = seq < br->spool.dup_below,
 		.retain = m->retain && l->retain_ok,
 		.topic = { (const uint8_t *)topic, (uint32_t)(tlen > 0 ? tlen : 0) },
 		.pid = (uint16_t)(seq % 65535 + 1),
-		.payload = { msg_payload(m), m->payload_len },
+		.payload = payload,
 	};
 	if (tlen > 0 && l->version == MQTT_V5) {
 		p.props.extra = (struct mqtt_bin){ msg_props(m), m->props_len };
@@ -310,6 +326,8 @@ static int send_entry(struct link *l, uint64_t seq, struct spool_entry *e, uint6
 		}
 	}
 	const char *why = tlen <= 0 ? "its topic is no longer sent by this bridge"
+			: spb == -FM_EINVAL ? "not a Sparkplug B payload on a topic of the edge node"
+			: spb ? "out of memory"
 			: (l->max_packet && mqtt_publish_size(l->version, &p) > l->max_packet)
 				? "larger than the remote's Maximum Packet Size" : NULL;
 	if (!why && mqtt_encode_publish(&l->out, l->version, &p))
@@ -459,6 +477,15 @@ static int on_publish(struct link *l, const struct mqtt_publish *p)
 		return -1;
 	}
 	struct inbound_ack *a = NULL;
+	if (l->br->edge && bridge__edge_inbound(l, p)) {
+		/* Carried out (or refused, logged) at once: nothing to commit. */
+		if (p->qos == 1) {
+			struct mqtt_ack ack = { .pid = p->pid };
+			mqtt_encode_ack(&l->out, l->version, MQTT_PUBACK, &ack);
+			link_flush(l);
+		}
+		return 0;
+	}
 	if (p->qos == 1 && l->version == MQTT_V5 && l->rx_pending >= l->br->all->b->cfg.receive_maximum) {
 		link_close(l, "more unacknowledged QoS 1 PUBLISHes than our Receive Maximum [MQTT-3.3.4-9]");
 		return -1;
@@ -517,6 +544,8 @@ static int on_connack(struct link *l, const struct mqtt_connack *c)
 	log_notice("bridge %s: connected to %s (%s, session %s)", bname(l), l->remote,
 		   l->version == MQTT_V5 ? "mqttv50" : "mqttv311", c->session_present ? "resumed" : "new");
 	send_subscribe(l);
+	if (l->br->edge)
+		bridge__edge_online(l);
 	link_pump(l);
 	return 0;
 }
@@ -632,6 +661,8 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 	link_flush(l);
 }
 
+static void handshake(struct link *l, bool ok);
+
 static void on_connected(uv_connect_t *req, int status)
 {
 	struct link *l = req->data;
@@ -645,6 +676,19 @@ static void on_connected(uv_connect_t *req, int status)
 	}
 	uv_read_start((uv_stream_t *)&l->tcp, on_alloc, on_read);
 	l->last_rx_ms = l->last_tx_ms = clock_mono_ms();
+	if (l->br->edge)
+		bridge__edge_before_connect(l, handshake); /* the CONNECT's bdSeq goes to disk first */
+	else
+		handshake(l, true);
+}
+
+/* TCP is up: TLS when configured, then CONNECT. */
+static void handshake(struct link *l, bool ok)
+{
+	if (!ok) {
+		link_close(l, "the Sparkplug bdSeq could not be stored");
+		return;
+	}
 	if (!l->tls_ctx) {
 		send_connect(l);
 		return;
@@ -754,7 +798,11 @@ void link_stop(struct link *l)
 		uv_cancel((uv_req_t *)&l->resolve);
 	if (l->state == LINK_ONLINE && !l->writing) {
 		/* A clean goodbye, written at once: the loop is ending. */
-		struct mqtt_reason r = { .rc = 0 };
+		/* The edge node's goodbye is its NDEATH [tck-id-operational-behavior-edge-node-termination...]:
+		 * v5 asks the remote for the will (0x04), v3 sends it. */
+		struct mqtt_reason r = { .rc = l->br->edge ? 0x04 : 0 };
+		if (l->br->edge)
+			bridge__edge_goodbye(l);
 		if (l->version == MQTT_V5)
 			mqtt_encode_reason(&l->out, MQTT_V5, MQTT_DISCONNECT, &r);
 		else

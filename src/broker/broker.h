@@ -78,6 +78,20 @@ struct collect_port {
 	bool (*route)(void *ctx, struct bworker *w, const struct msg *m);
 };
 
+/* What the Sparkplug edge node's session (a bridge link, bridge/) needs
+ * from the devices it speaks for (collect/); b->edge is NULL without
+ * Sparkplug devices. Both run on worker 0. */
+struct edge_port {
+	void *ctx;
+	/* Calls emit with the DBIRTH (topic, payload without seq) of every
+	 * device online now, with its current values. */
+	void (*births)(void *ctx, void (*emit)(void *ectx, const char *topic, const uint8_t *p, size_t len),
+		       void *ectx);
+	/* A DCMD for device (dlen bytes, not NUL-terminated) came over the
+	 * session: writes the writable tags it names. Must not block. */
+	void (*command)(void *ctx, const char *device, size_t dlen, const uint8_t *p, size_t len);
+};
+
 enum client_state { CLIENT_NEW, CLIENT_CONNECTED, CLIENT_CLOSING };
 
 #define CLIENT_MAX_OUT_ALIASES 32
@@ -203,6 +217,7 @@ struct broker {
 	struct store_port *store; /* NULL: memory only (persistence false) */
 	const struct bridge_port *bridges; /* NULL: no bridge */
 	const struct collect_port *collect; /* NULL: no Modbus device */
+	const struct edge_port *edge;       /* NULL: no Sparkplug device */
 	pthread_mutex_t auth_lock;
 	struct broker_auth *auth; /* current password file and ACL, or NULL */
 	atomic_uint_fast64_t next_msg_id;
@@ -279,6 +294,8 @@ void broker_publish_bridged(struct bworker *w, struct msg *m, store_done_fn done
 
 /* Connects the collectors (before serving). */
 void broker_set_collect(struct broker *b, const struct collect_port *p);
+/* Connects the Sparkplug devices to the edge node's session (before the bridges start). */
+void broker_set_edge(struct broker *b, const struct edge_port *p);
 /* One message of a collector's batch; the strings stay the batch's. */
 struct collect_msg {
 	const char *topic;

@@ -12,6 +12,8 @@
 
 void broker_set_collect(struct broker *b, const struct collect_port *p) { b->collect = p; }
 
+void broker_set_edge(struct broker *b, const struct edge_port *p) { b->edge = p; }
+
 /* A batch in transit to its worker: a job run on every worker (only the
  * batch's own publishes it), freed when the last worker has run it. */
 struct collect_job {

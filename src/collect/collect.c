@@ -146,6 +146,8 @@ struct collector *collect_new(struct broker *b, int *err)
 			goto oom;
 	}
 	qsort(c->sets, c->n_sets, sizeof *c->sets, cmp_set);
+	if (collect__spb_init(c))
+		goto oom;
 	c->port.ctx = c;
 	c->port.route = collect_route;
 	broker_set_collect(b, &c->port);
@@ -217,6 +219,7 @@ void collect_free(struct collector *c)
 		return;
 	if (c->b && c->b->collect == &c->port)
 		broker_set_collect(c->b, NULL);
+	collect__spb_free(c);
 	for (unsigned i = 0; c->devices && i < c->n_devices; i++) {
 		struct cdevice *d = &c->devices[i];
 		for (uint32_t t = 0; d->tags && t < d->conf->n_tags; t++)
@@ -345,6 +348,29 @@ static struct cwrite *write_new(const struct msg *m, uint32_t tag, const char *c
 	return w;
 }
 
+/* Hands w to d's thread (owns w). Returns 0, or -FM_ELIMIT when too many
+ * writes wait (w is freed, logged). */
+static int enqueue(struct cdevice *d, struct cwrite *wr)
+{
+	pthread_mutex_lock(&d->lock);
+	bool full = d->n_writes >= COLLECT_MAX_WRITES;
+	if (!full) {
+		*d->writes_tail = wr;
+		d->writes_tail = &wr->next;
+		d->n_writes++;
+		pthread_cond_signal(&d->cond);
+	}
+	pthread_mutex_unlock(&d->lock);
+	if (!full)
+		return 0;
+	log_notice("modbus device %s: write to %s by client %s (username %s) refused: %d writes are already waiting",
+		   d->conf->name, d->tags[wr->tag].conf->name, wr->client_id, wr->username ? wr->username : "-",
+		   COLLECT_MAX_WRITES);
+	atomic_fetch_add(&d->writes_failed, 1);
+	write_free(wr);
+	return -FM_ELIMIT;
+}
+
 static bool collect_route(void *ctx, struct bworker *w, const struct msg *m)
 {
 	struct collector *c = ctx;
@@ -368,22 +394,23 @@ static bool collect_route(void *ctx, struct bworker *w, const struct msg *m)
 			(int)len, topic, cid);
 		return true;
 	}
-	pthread_mutex_lock(&d->lock);
-	bool full = d->n_writes >= COLLECT_MAX_WRITES;
-	if (!full) {
-		*d->writes_tail = wr;
-		d->writes_tail = &wr->next;
-		d->n_writes++;
-		pthread_cond_signal(&d->cond);
-	}
-	pthread_mutex_unlock(&d->lock);
-	if (full) {
-		log_notice("modbus device %s: write to %.*s by client %s (username %s) refused: %d writes are "
-			   "already waiting", d->conf->name, (int)len, topic, cid, user ? user : "-", COLLECT_MAX_WRITES);
-		atomic_fetch_add(&d->writes_failed, 1);
-		write_free(wr);
-	}
+	enqueue(d, wr);
 	return true;
+}
+
+int collect__write_enqueue(struct cdevice *d, uint32_t tag, const char *client_id, const uint8_t *payload,
+			   uint32_t len)
+{
+	struct cwrite *w = calloc(1, sizeof *w + len);
+	if (!w || !(w->client_id = strdup(client_id))) {
+		free(w);
+		log_err("modbus device %s: out of memory: a write by %s dropped", d->conf->name, client_id);
+		return -FM_ENOMEM;
+	}
+	w->tag = tag;
+	w->payload_len = len;
+	memcpy(w->payload, payload, len);
+	return enqueue(d, w);
 }
 
 /* For device.c: takes the waiting writes (the caller frees each with

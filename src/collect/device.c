@@ -230,7 +230,22 @@ void collect__set_state(struct cdevice *d, uint32_t state, const char *error)
 	if (!rc)
 		rc = put(&cb->data, "}");
 	batch_end(cb, rc);
+	const char *ddeath = d->spb ? collect__spb_state(d, state) : NULL;
+	if (ddeath) {
+		batch_begin(cb, ddeath, false);
+		batch_end(cb, collect__spb_encode_ddeath(d, &cb->data));
+	}
 	batch_submit(cb);
+}
+
+/* A Sparkplug device's message of this poll: its DBIRTH or a DDATA. */
+static void spb_poll_end(struct cdevice *d, struct cbatch *cb)
+{
+	const char *topic = d->spb ? collect__spb_due(d) : NULL;
+	if (!topic)
+		return;
+	batch_begin(cb, topic, false);
+	batch_end(cb, collect__spb_encode_due(d, &cb->data));
 }
 
 /* ---- the connection ---- */
@@ -401,6 +416,8 @@ static void tag_reading(struct cdevice *d, struct cbatch *cb, struct buf *g, str
 	}
 	uint64_t hash = v ? tag_value_hash(tc, v) : 0;
 	uint64_t now_ms = collect__now_ns() / 1000000;
+	if (d->spb)
+		collect__spb_reading(d, t, q == TAG_GOOD ? v : NULL, ts_ms);
 	if (g && !cb->oom) {
 		int rc = put(g, g->len > 1 ? "," : "");
 		if (!rc)
@@ -412,10 +429,22 @@ static void tag_reading(struct cdevice *d, struct cbatch *cb, struct buf *g, str
 		if (rc)
 			cb->oom = true;
 	}
-	if (!tag_should_publish(tc, &t->last, q, value, hash, now_ms))
+	/* A Sparkplug device reports by exception: its DDATA carries what changed. */
+	const struct modbus_tag_conf *rule = tc;
+	struct modbus_tag_conf by_exception;
+	if (d->spb && !tc->report_by_exception) {
+		by_exception = *tc;
+		by_exception.report_by_exception = true;
+		rule = &by_exception;
+	}
+	if (!tag_should_publish(rule, &t->last, q, value, hash, now_ms))
 		return;
-	batch_begin(cb, t->topic, false);
-	batch_end(cb, tag_payload(&cb->data, tc, v, ts_ms, q, err));
+	if (d->spb) {
+		collect__spb_changed(d, t); /* in the poll's DDATA */
+	} else {
+		batch_begin(cb, t->topic, false);
+		batch_end(cb, tag_payload(&cb->data, tc, v, ts_ms, q, err));
+	}
 	cb->n_readings++;
 	t->last = (struct tag_last){ .any = true, .quality = (uint8_t)q, .value = value, .hash = hash, .at_ms = now_ms };
 }
@@ -428,8 +457,10 @@ static void publish_all_bad(struct cdevice *d, const char *why)
 	uint64_t ts = clock_wall_ms();
 	for (uint32_t i = 0; i < d->conf->n_tags; i++)
 		tag_reading(d, cb, NULL, &d->tags[i], NULL, why, ts);
-	if (cb != d->cur_batch)
+	if (cb != d->cur_batch) {
+		spb_poll_end(d, cb);
 		batch_submit(cb);
+	}
 }
 
 /* A tag answered with an exception: logged once per episode, bad quality. */
@@ -537,6 +568,7 @@ static bool poll_group(struct cdevice *d, struct cgroup *gr, uint64_t start_ns)
 		batch_end(cb, rc);
 	}
 	buf_free(&group);
+	spb_poll_end(d, cb);
 	d->cur_batch = NULL;
 	batch_submit(cb);
 	return ok;

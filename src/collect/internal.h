@@ -52,6 +52,7 @@ struct cwrite {
 };
 
 struct cbatch;
+struct cspb;
 
 struct cdevice {
 	struct collector *col;
@@ -61,6 +62,7 @@ struct cdevice {
 	struct ctag *tags;
 	struct cgroup *groups;
 	uint32_t n_groups;
+	struct cspb *spb;        /* modbus_format sparkplug (spb.c); NULL: json */
 	char client_id[80];      /* modbus/NAME: the ACL's %c */
 	char *status_topic;      /* PREFIX/status */
 
@@ -100,6 +102,8 @@ struct collector {
 	struct collect_port port;
 	struct cdevice *devices;
 	unsigned n_devices;
+	struct edge_port edge;   /* for the Sparkplug edge node's session (spb.c) */
+	atomic_uint spb_seq;     /* seq of the local Sparkplug messages */
 	/* Set topics of every tag, sorted, for the workers' lookups. */
 	struct set_entry {
 		const char *topic; /* PREFIX/TAG/set, owned */
@@ -119,5 +123,30 @@ void collect__set_state(struct cdevice *d, uint32_t state, const char *error);
  * collect__write_free. */
 struct cwrite *collect__take_writes(struct cdevice *d);
 void collect__write_free(struct cwrite *w);
+/* Queues a write of payload (tag_parse_write's text) to tag of d for
+ * client_id, from any thread. Returns 0, -FM_ENOMEM or -FM_ELIMIT (too
+ * many waiting; logged and counted). */
+int collect__write_enqueue(struct cdevice *d, uint32_t tag, const char *client_id, const uint8_t *payload,
+			   uint32_t len);
+
+/* ---- spb.c: modbus_format sparkplug ---- */
+
+/* Creates the Sparkplug state of the devices that have it and connects
+ * them to the edge node's session. Returns 0 or -FM_ENOMEM. */
+int collect__spb_init(struct collector *c);
+void collect__spb_free(struct collector *c);
+/* Device thread: tag t read v (NULL: bad) at ts_ms; and it passed report
+ * by exception (it goes in this poll's DDATA). */
+void collect__spb_reading(struct cdevice *d, const struct ctag *t, const struct tag_value *v, uint64_t ts_ms);
+void collect__spb_changed(struct cdevice *d, const struct ctag *t);
+/* Device thread, at the end of a poll: the topic of the message it
+ * publishes (its DBIRTH after coming online, else a DDATA of the changes),
+ * or NULL; then its payload. */
+const char *collect__spb_due(struct cdevice *d);
+int collect__spb_encode_due(struct cdevice *d, struct buf *out);
+/* Device thread, the device's state changed: the DDEATH topic when it is
+ * to be published (offline after a birth), else NULL; then its payload. */
+const char *collect__spb_state(struct cdevice *d, uint32_t state);
+int collect__spb_encode_ddeath(struct cdevice *d, struct buf *out);
 
 #endif

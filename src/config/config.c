@@ -29,6 +29,7 @@ enum opt_type {
 	OPT_TAG,           /* NAME AREA ADDRESS TYPE [ORDER] */
 	OPT_DOUBLE,        /* double; min 1: not negative */
 	OPT_FLAGS,         /* uint32_t: a comma-separated list of choices, bit i for choices[i] */
+	OPT_SPARKPLUG_ID,  /* char[max]: one Sparkplug topic level (a group or edge node id) */
 };
 
 /* Where an option's value goes: the configuration, the listener above it,
@@ -79,6 +80,7 @@ static const char *const bridge_protocol_names[] = { "mqttv311", "mqttv50", NULL
 static const char *const agg_stat_names[] = { "count", "min", "max", "mean", "first", "last", "start", "end", NULL };
 static const char *const agg_empty_names[] = { "skip", "count", NULL };
 static const char *const agg_non_numeric_names[] = { "pass", "drop", NULL };
+static const char *const modbus_format_names[] = { "json", "sparkplug", NULL };
 
 static const struct option options[] = {
 	{ "listener", OPT_LISTENER, 0, 1, 65535, NULL, NULL, "PORT [ADDRESS]",
@@ -249,6 +251,12 @@ static const struct option options[] = {
 	  "max_queued_bytes, before anything is dropped or refused.", false },
 	{ "alert_clear_after", OPT_U32, OFF(alert_clear_after), 0, 3600, "60", NULL, "SECONDS",
 	  "An alert clears only after its condition has been false this long; 0 = at once.", false },
+	{ "sparkplug_group_id", OPT_SPARKPLUG_ID, OFF(sparkplug_group_id), 0, 64, NULL, NULL, "ID",
+	  "The Sparkplug B group of the broker's own edge node (Modbus devices with modbus_format sparkplug): "
+	  "at most 63 characters, no / + # or control characters.", false },
+	{ "sparkplug_edge_node_id", OPT_SPARKPLUG_ID, OFF(sparkplug_edge_node_id), 0, 64, NULL, NULL, "ID",
+	  "The Sparkplug B edge node id of the broker's own edge node, like sparkplug_group_id. Its session "
+	  "is the bridge with bridge_sparkplug true.", false },
 	{ "connection", OPT_CONNECTION, 0, 0, 0, NULL, NULL, "NAME",
 	  "Starts a bridge to a remote broker; the bridge options below apply to the connection line above "
 	  "them. Messages it sends wait in a spool in the store until the remote's PUBACK.", SCOPE_BRIDGE },
@@ -298,6 +306,13 @@ static const struct option options[] = {
 	BOPT("bridge_max_bytes_per_sec", OPT_SIZE, max_bytes_per_sec, 0, UINT64_MAX, "0", NULL, "BYTES",
 	     "Bridge: payload bytes sent to the remote per second (k, M, G suffixes), like "
 	     "bridge_max_msgs_per_sec. 0 = unlimited."),
+	BOPT("bridge_sparkplug", OPT_BOOL, sparkplug, 0, 1, "false", NULL, "true|false",
+	     "Bridge: this link is the session of the broker's Sparkplug edge node (sparkplug_group_id, "
+	     "sparkplug_edge_node_id): its CONNECT carries the NDEATH will with the next bdSeq (kept in "
+	     "persistence_location), every connection starts with the NBIRTH and the DBIRTH of each online "
+	     "device, seq is set as each message is sent, what was spooled before the births goes out marked "
+	     "historical, NCMD Node Control/Rebirth sends the births again and DCMD writes writable tags. "
+	     "The edge node's own topics go out unchanged; topic lines are optional. At most one bridge."),
 	TOPT("report_by_exception", OPT_BOOL, report_by_exception, 0, 1, "false", NULL, "true|false",
 	     "Bridge topic line above: forward a message only when its payload differs from the last one "
 	     "forwarded on the same topic."),
@@ -362,6 +377,13 @@ static const struct option options[] = {
 	     "Modbus device: tags of one area and interval are read together, at most 125 registers or 2000 "
 	     "bits a request; a gap of up to this many registers (16 x as many bits) is read over rather than "
 	     "sent as a second request."),
+	DOPT("modbus_format", OPT_ENUM, format, 0, 1, "json", modbus_format_names, "json|sparkplug",
+	     "Modbus device: json publishes each tag on PREFIX/TAG; sparkplug makes the device a Sparkplug B "
+	     "device NAME of the broker's edge node: a DBIRTH with every tag as a metric (name, alias, "
+	     "datatype, tag_unit as the engUnit property) when it comes online, DDATA by exception with "
+	     "aliases, DDEATH when it goes offline, on NAMESPACE/GROUP/TYPE/EDGE/NAME (spBv1.0). Needs "
+	     "sparkplug_group_id, sparkplug_edge_node_id and a bridge with bridge_sparkplug true. Writes: a "
+	     "DCMD naming a writable tag, or PREFIX/TAG/set as with json."),
 	DOPT("modbus_group_messages", OPT_BOOL, group_messages, 0, 1, "false", NULL, "true|false",
 	     "Modbus device: also publish every poll as one message on PREFIX/poll/INTERVAL_MS, a JSON object "
 	     "of every tag read."),
@@ -939,6 +961,8 @@ static int set_value(struct config *c, const struct option *o, char *val, char *
 			*(bool *)field = false;
 		else
 			goto bad;
+		if (o->scope == SCOPE_BRIDGE && o->offset == BOFF(sparkplug))
+			c->bridges[c->n_bridges - 1].sparkplug_line = c->cur_line ? c->cur_line : 1;
 		return 0;
 	case OPT_U32:
 	case OPT_SIZE:
@@ -1008,6 +1032,12 @@ static int set_value(struct config *c, const struct option *o, char *val, char *
 		*(uint32_t *)field = bits;
 		return 0;
 	}
+	case OPT_SPARKPLUG_ID:
+		/* A topic level of its own [Sparkplug 3.0 tck-id-topic-structure-namespace-valid-group-id]. */
+		if (!*val || strlen(val) >= o->max || strpbrk(val, "/+#\x7f") || has_control(val))
+			goto bad;
+		snprintf(field, o->max, "%s", val);
+		return 0;
 	case OPT_LIMIT:
 		if (!strcmp(val, "-1"))
 			v = 0;
@@ -1201,7 +1231,10 @@ static int finish_bridge(const struct config *c, struct bridge_conf *br, char *e
 	uint32_t line = br->line;
 	if (!br->n_addresses) {
 		msg = "needs an address line";
-	} else if (!br->n_topics) {
+	} else if (br->sparkplug && (!c->sparkplug_group_id[0] || !c->sparkplug_edge_node_id[0])) {
+		msg = "bridge_sparkplug needs sparkplug_group_id and sparkplug_edge_node_id";
+		line = br->sparkplug_line;
+	} else if (!br->n_topics && !br->sparkplug) {
 		msg = "needs at least one topic line";
 	} else if (br->certfile.line && !br->keyfile.line) {
 		msg = "bridge_certfile without bridge_keyfile";
@@ -1275,6 +1308,18 @@ static int finish_device(const struct config *c, struct modbus_device_conf *d, c
 		else if (t->type == MODBUS_STRING && (t->has_deadband || t->scale != 1 || t->offset != 0))
 			msg = "a string tag takes no tag_scale, tag_offset or tag_deadband";
 	}
+	if (!msg && d->format == MODBUS_FORMAT_SPARKPLUG) {
+		bool session = false;
+		for (unsigned i = 0; i < c->n_bridges; i++)
+			session |= c->bridges[i].sparkplug;
+		line = d->line;
+		if (!c->sparkplug_group_id[0] || !c->sparkplug_edge_node_id[0])
+			msg = "modbus_format sparkplug needs sparkplug_group_id and sparkplug_edge_node_id";
+		else if (!session)
+			msg = "modbus_format sparkplug needs a bridge with bridge_sparkplug true (the edge node's session)";
+		else if (d->group_messages)
+			msg = "modbus_group_messages is for modbus_format json (a DDATA already carries a poll's changes)";
+	}
 	if (!msg)
 		return 0;
 	snprintf(err, errlen, "%s:%u: modbus_device %s: %s", src, line, d->name, msg);
@@ -1289,6 +1334,15 @@ int config_finish(struct config *c, char *err, size_t errlen)
 	for (unsigned i = 0; i < c->n_bridges; i++)
 		if (finish_bridge(c, &c->bridges[i], err, errlen))
 			return -1;
+	for (unsigned i = 0; i < c->n_bridges; i++)
+		for (unsigned j = 0; c->bridges[i].sparkplug && j < i; j++)
+			if (c->bridges[j].sparkplug) {
+				snprintf(err, errlen, "%s:%u: connection %s: bridge_sparkplug: the edge node has one "
+					 "session, and connection %s (line %u) is it", c->source[0] ? c->source :
+					 "(configuration)", c->bridges[i].sparkplug_line, c->bridges[i].name,
+					 c->bridges[j].name, c->bridges[j].line);
+				return -1;
+			}
 	for (unsigned i = 0; i < c->n_listeners; i++)
 		for (unsigned j = i + 1; j < c->n_listeners; j++)
 			if (c->listeners[i].port == c->listeners[j].port &&

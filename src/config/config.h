@@ -109,6 +109,10 @@ struct bridge_conf {
 	uint32_t spool_overflow;   /* enum queue_overflow */
 	uint32_t max_msgs_per_sec; /* 0: unlimited */
 	uint64_t max_bytes_per_sec;
+	/* This link is the session of the Sparkplug edge node (sparkplug_group_id,
+	 * sparkplug_edge_node_id): its will is the NDEATH, births go first. */
+	bool sparkplug;
+	uint32_t sparkplug_line; /* of its bridge_sparkplug line */
 };
 
 #define CONFIG_MAX_DEVICES 128
@@ -129,6 +133,9 @@ enum modbus_type {
  * a,b,c,d land: abcd big endian (Modbus's own), badc bytes swapped in each
  * register, cdab registers swapped (low word first), dcba little endian. */
 enum modbus_order { MODBUS_ABCD, MODBUS_BADC, MODBUS_CDAB, MODBUS_DCBA };
+/* What a device publishes: JSON per tag, or Sparkplug B as a device of the
+ * broker's edge node. */
+enum modbus_format { MODBUS_FORMAT_JSON, MODBUS_FORMAT_SPARKPLUG };
 
 /* One `modbus_tag NAME AREA ADDRESS TYPE [ORDER]` line and the tag_*
  * options after it. */
@@ -166,6 +173,7 @@ struct modbus_device_conf {
 	uint32_t poll_interval_ms; /* of tags without tag_interval */
 	uint32_t offline_after;    /* failed requests in a row before offline */
 	uint32_t max_gap;          /* registers read over to join two requests */
+	uint32_t format;           /* enum modbus_format */
 	struct { uint32_t min, max; } restart_timeout; /* ms */
 	uint32_t first_tag, n_tags;
 };
@@ -227,6 +235,9 @@ struct config {
 	uint32_t alert_memory_percent;
 	uint32_t alert_subscriptions_growth_percent, alert_subscriptions_window;
 	uint32_t alert_clients_drop_min, alert_queue_share_percent, alert_clear_after;
+	/* The broker's Sparkplug edge node (its Modbus devices with
+	 * modbus_format sparkplug); empty: none. */
+	char sparkplug_group_id[64], sparkplug_edge_node_id[64];
 	struct bridge_conf bridges[CONFIG_MAX_BRIDGES];
 	unsigned n_bridges;
 	struct modbus_device_conf devices[CONFIG_MAX_DEVICES];
