@@ -1,0 +1,137 @@
+/* The cluster module's pure parts: addresses, peers, status formats. */
+#include <string.h>
+
+#include "check.h"
+#include "cluster/cluster.h"
+#include "base/err.h"
+
+static void test_address(void)
+{
+	char err[160];
+	ASSERT_EQ(cluster_address_check("127.0.0.1:9001", err, sizeof err), 0);
+	ASSERT_EQ(cluster_address_check("node-2.plant.example:65535", err, sizeof err), 0);
+	ASSERT_EQ(cluster_address_check("", err, sizeof err), -FM_EINVAL);
+	ASSERT_TRUE(strstr(err, "empty") != NULL);
+	ASSERT_EQ(cluster_address_check("127.0.0.1", err, sizeof err), -FM_EINVAL);
+	ASSERT_TRUE(strstr(err, "HOST:PORT") != NULL);
+	ASSERT_EQ(cluster_address_check(":9001", err, sizeof err), -FM_EINVAL);
+	ASSERT_EQ(cluster_address_check("host:", err, sizeof err), -FM_EINVAL);
+	ASSERT_EQ(cluster_address_check("host:0", err, sizeof err), -FM_EINVAL);
+	ASSERT_EQ(cluster_address_check("host:65536", err, sizeof err), -FM_EINVAL);
+	ASSERT_EQ(cluster_address_check("host:99999999999999999999", err, sizeof err), -FM_EINVAL);
+	ASSERT_EQ(cluster_address_check("host:80x", err, sizeof err), -FM_EINVAL);
+	ASSERT_EQ(cluster_address_check("::1:9001", err, sizeof err), -FM_EINVAL);
+	ASSERT_EQ(cluster_address_check("bad host:9001", err, sizeof err), -FM_EINVAL);
+	ASSERT_TRUE(strstr(err, "name or an IPv4") != NULL);
+	char longer[400];
+	memset(longer, 'a', sizeof longer);
+	strcpy(longer + 300, ":1");
+	ASSERT_EQ(cluster_address_check(longer, err, sizeof err), -FM_EINVAL);
+	ASSERT_TRUE(strstr(err, "longer") != NULL);
+	/* No room for a reason is fine. */
+	ASSERT_EQ(cluster_address_check("x", NULL, 0), -FM_EINVAL);
+}
+
+static void test_peer(void)
+{
+	char err[160];
+	struct cluster_peer p;
+	ASSERT_EQ(cluster_peer_parse("2 10.0.0.2:9001", &p, err, sizeof err), 0);
+	ASSERT_EQ(p.id, 2);
+	ASSERT_STRN(p.address, strlen(p.address), "10.0.0.2:9001");
+	ASSERT_EQ(cluster_peer_parse("17=broker-b:7000  ", &p, err, sizeof err), 0);
+	ASSERT_EQ(p.id, 17);
+	ASSERT_STRN(p.address, strlen(p.address), "broker-b:7000");
+	ASSERT_EQ(cluster_peer_parse("0 host:1", &p, err, sizeof err), -FM_EINVAL);
+	ASSERT_TRUE(strstr(err, "start at 1") != NULL);
+	ASSERT_EQ(cluster_peer_parse("x host:1", &p, err, sizeof err), -FM_EINVAL);
+	ASSERT_EQ(cluster_peer_parse("3", &p, err, sizeof err), -FM_EINVAL);
+	ASSERT_EQ(cluster_peer_parse("3 ", &p, err, sizeof err), -FM_EINVAL);
+	ASSERT_EQ(cluster_peer_parse("3x host:1", &p, err, sizeof err), -FM_EINVAL);
+	ASSERT_EQ(cluster_peer_parse("99999999999999999999999 host:1", &p, err, sizeof err), -FM_EINVAL);
+	ASSERT_TRUE(strstr(err, "too large") != NULL);
+	ASSERT_EQ(cluster_peer_parse("4 host", &p, err, sizeof err), -FM_EINVAL);
+}
+
+static struct cluster_status sample(void)
+{
+	struct cluster_status st;
+	memset(&st, 0, sizeof st);
+	st.node_id = 1;
+	st.role = CLUSTER_ROLE_BROKER;
+	st.state = CLUSTER_LEADER;
+	st.term = 7;
+	st.leader_id = 1;
+	strcpy(st.leader_address, "127.0.0.1:9001");
+	st.commit_index = 120;
+	st.applied_index = 119;
+	st.last_index = 125;
+	st.snapshots = 2;
+	st.n_peers = 2;
+	st.peers[0] = (struct cluster_peer_status){ .id = 2, .voter = true, .has_match = true,
+						    .match_index = 120, .lag = 5 };
+	strcpy(st.peers[0].address, "127.0.0.1:9002");
+	st.peers[1] = (struct cluster_peer_status){ .id = 3, .voter = false };
+	strcpy(st.peers[1].address, "w\"x:9003");
+	return st;
+}
+
+static void test_status_json(void)
+{
+	struct cluster_status st = sample();
+	char out[1024];
+	int n = cluster_status_json(&st, out, sizeof out);
+	const char *want = "{\"node_id\":1,\"role\":\"broker\",\"state\":\"leader\",\"term\":7,\"leader_id\":1,"
+			   "\"leader_address\":\"127.0.0.1:9001\",\"commit_index\":120,\"applied_index\":119,"
+			   "\"last_index\":125,\"snapshots\":2,\"restores\":0,\"peers\":[{\"id\":2,"
+			   "\"address\":\"127.0.0.1:9002\",\"voter\":true,\"match_index\":120,\"lag\":5},"
+			   "{\"id\":3,\"address\":\"w\\\"x:9003\",\"voter\":false,\"match_index\":null,\"lag\":null}]}";
+	ASSERT_EQ(n, (int)strlen(want));
+	ASSERT_STRN(out, strlen(out), want);
+	/* No leader known; a witness that is a follower. */
+	st.leader_id = 0;
+	st.state = CLUSTER_FOLLOWER;
+	st.role = CLUSTER_ROLE_WITNESS;
+	st.n_peers = 0;
+	n = cluster_status_json(&st, out, sizeof out);
+	ASSERT_TRUE(n > 0);
+	ASSERT_TRUE(strstr(out, "\"leader_id\":null,\"leader_address\":null") != NULL);
+	ASSERT_TRUE(strstr(out, "\"role\":\"witness\",\"state\":\"follower\"") != NULL);
+	/* Too small: an error and an empty string, never a cut-off object. */
+	st = sample();
+	ASSERT_EQ(cluster_status_json(&st, out, 40), -FM_ELIMIT);
+	ASSERT_EQ(cluster_status_json(&st, out, 0), -FM_ELIMIT);
+}
+
+static void test_status_prometheus(void)
+{
+	struct cluster_status st = sample();
+	char out[4096];
+	int n = cluster_status_prometheus(&st, out, sizeof out);
+	ASSERT_TRUE(n > 0);
+	ASSERT_TRUE(strstr(out, "ferromq_cluster_state{state=\"leader\"} 1\n") != NULL);
+	ASSERT_TRUE(strstr(out, "ferromq_cluster_state{state=\"follower\"} 0\n") != NULL);
+	ASSERT_TRUE(strstr(out, "ferromq_cluster_term 7\n") != NULL);
+	ASSERT_TRUE(strstr(out, "ferromq_cluster_commit_index 120\n") != NULL);
+	ASSERT_TRUE(strstr(out, "ferromq_cluster_applied_index 119\n") != NULL);
+	ASSERT_TRUE(strstr(out, "ferromq_cluster_peer_lag{peer=\"2\"} 5\n") != NULL);
+	ASSERT_TRUE(strstr(out, "peer=\"3\"") == NULL); /* lag unknown: no sample */
+	ASSERT_EQ(cluster_status_prometheus(&st, out, 100), -FM_ELIMIT);
+}
+
+static void test_names(void)
+{
+	ASSERT_STRN(cluster_state_name(CLUSTER_CANDIDATE), 9, "candidate");
+	ASSERT_STRN(cluster_strerror(CLUSTER_ENOTLEADER), 14, "not the leader");
+	ASSERT_STRN(cluster_strerror(-FM_ENOMEM), 13, "out of memory");
+}
+
+int main(void)
+{
+	RUN(test_address);
+	RUN(test_peer);
+	RUN(test_status_json);
+	RUN(test_status_prometheus);
+	RUN(test_names);
+	return CHECK_DONE();
+}
