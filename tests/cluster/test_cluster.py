@@ -1,0 +1,172 @@
+"""The cluster module (src/cluster) on its own: fm-cluster-node processes on
+loopback, each with its own port and data directory. Every test ends with
+the same checks (Cluster.check_history): nothing applied twice or skipped,
+the same history on every node, every acknowledged proposal applied."""
+import signal
+import time
+
+from clusterlib import FOLLOWER, LEADER, wait_for
+
+
+def run_load(c, seconds):
+    c.load(True)
+    time.sleep(seconds)
+    c.load(False)
+
+
+def test_proposals_commit_in_order_on_every_node(make_cluster):
+    c = make_cluster(3)
+    leader = c.wait_leader()
+    assert leader, "no leader within 10 s"
+    leader.send("bench start")
+    run_load(c, 2)
+    leader.send("bench report")
+    brokers = c.check_history()
+    s = leader.fresh_status()
+    assert s["acked_entries"] > 50, s
+    assert all(st["msgs"] > 50 * 64 for _, st in brokers)
+    followers = [n for n in c.running() if n is not leader]
+    # A proposal on a follower is refused at once, not lost.
+    for f in followers:
+        assert f.fresh_status()["acked_entries"] == 0
+
+
+def test_kill_leader_elects_a_new_one_and_loses_nothing(make_cluster):
+    c = make_cluster(3)
+    old = c.wait_leader()
+    assert old
+    c.load(True)
+    time.sleep(1.0)
+    killed_at = time.time()
+    old.kill(signal.SIGKILL)
+    survivors = [n for n in c.running()]
+
+    def new_leader():
+        n = c.leader(survivors)
+        return n if n and n.fresh_status()["leader_since_ms"] >= killed_at * 1000 else None
+    new = wait_for(new_leader, 10, 0.002)
+    assert new, "no new leader within 10 s"
+    failover_ms = new.fresh_status()["leader_since_ms"] - killed_at * 1000
+    print(f"fail-over: new leader {new.id} {failover_ms:.0f} ms after kill -9 of {old.id}")
+    assert failover_ms < 2000, f"new leader after {failover_ms:.0f} ms"
+    # It commits: the new leader's own proposals are acknowledged.
+    assert wait_for(lambda: new.fresh_status()["first_commit_ms"], 5), "new leader commits nothing"
+    time.sleep(0.5)
+    c.load(False)
+    acked = c.all_acks()
+    assert any(k >> 48 == old.id for k in acked), "the old leader acknowledged nothing before the kill"
+    c.check_history(acked)
+    # The killed node comes back, catches up, and has the same history.
+    old.start()
+    c.check_history(acked)
+
+
+def test_restarted_laggard_catches_up_by_snapshot(make_cluster):
+    c = make_cluster(3, args=["--snapshot-threshold", "64", "--snapshot-trailing", "16"])
+    leader = c.wait_leader()
+    assert leader
+    lagger = next(n for n in c.running() if n is not leader)
+    assert lagger.stop() == 0
+    run_load(c, 2.5)
+    st = leader.fresh_status()
+    assert st["snapshots"] >= 1, st
+    behind = st["applied"]
+    t0 = time.time()
+    lagger.start()
+    brokers = c.check_history()
+    caught_up_ms = (time.time() - t0) * 1000
+    ls = lagger.fresh_status()
+    print(f"laggard: {behind} entries behind, caught up in {caught_up_ms:.0f} ms, "
+          f"{ls['restores']} snapshot(s) installed")
+    assert ls["restores"] >= 1, "the laggard was not sent a snapshot"
+    assert any(e.startswith("restored ") for e in lagger.events())
+    assert len(brokers) == 3
+
+
+def test_stopped_leader_is_voted_out_and_steps_down(make_cluster):
+    c = make_cluster(3)
+    old = c.wait_leader()
+    assert old
+    c.load(True)
+    time.sleep(0.5)
+    old.kill(signal.SIGSTOP)
+    stopped_at = time.time()
+    others = [n for n in c.running() if n is not old]
+    new = wait_for(lambda: c.leader(others), 10, 0.005)
+    assert new, "no leader among the others while the old one is stopped"
+    print(f"SIGSTOP: node {new.id} leads {(time.time() - stopped_at) * 1000:.0f} ms after node {old.id} stopped")
+    time.sleep(0.5)
+    old.kill(signal.SIGCONT)
+    resumed_at = time.time()
+    # It learns of the newer term and steps down (it may not lead again:
+    # pre-vote keeps the working leader in place).
+    assert wait_for(lambda: (s := old.status()) and s["now_ms"] > resumed_at * 1000 + 20
+                    and s["state"] == FOLLOWER and s["leader"] == new.id, 5), old.status()
+    print(f"SIGCONT: node {old.id} a follower of {new.id} "
+          f"{(time.time() - resumed_at) * 1000:.0f} ms after it resumed")
+    time.sleep(0.5)
+    c.load(False)
+    c.check_history()
+
+
+def test_two_brokers_and_a_witness(make_cluster):
+    c = make_cluster(3, witness_ids=(3,))
+    witness = c.nodes[3]
+    first = c.wait_leader()
+    assert first
+    # A witness that wins an election hands leadership to a broker.
+    leader = wait_for(lambda: (n := c.leader()) and not n.witness and n, 10)
+    assert leader, "no broker leads"
+    run_load(c, 1.5)
+    c.check_history()
+    ws = witness.fresh_status()
+    assert ws["entries"] == 0 and ws["applied"] > 0, ws  # it stores the log, applies nothing
+    c.load(True)
+    time.sleep(0.5)
+    killed_at = time.time()
+    leader.kill(signal.SIGKILL)
+    other = next(n for n in c.running() if not n.witness)
+    assert wait_for(lambda: (s := other.fresh_status()) and s["state"] == LEADER
+                    and s["leader_since_ms"] >= killed_at * 1000, 10, 0.002), "the other broker does not lead"
+    failover_ms = other.fresh_status()["leader_since_ms"] - killed_at * 1000
+    print(f"witness variant: broker {other.id} leads {failover_ms:.0f} ms after kill -9 of {leader.id}")
+    assert failover_ms < 2000
+    assert wait_for(lambda: other.fresh_status()["first_commit_ms"], 5), "no commit with one broker and the witness"
+    c.load(False)
+    acked = c.all_acks()
+    c.check_history(acked)
+    leader.start()
+    c.check_history(acked)
+
+
+def test_add_remove_and_transfer(make_cluster):
+    c = make_cluster(3)
+    leader = c.wait_leader()
+    assert leader
+    run_load(c, 1)
+    new = c.add_node(4)
+    leader.send(f"add 4 {new.address}")
+    assert wait_for(lambda: any(e.startswith("add ") for e in leader.events()), 20), leader.events()
+    assert "add 0 ok" in leader.events(), leader.events()
+    c.check_history()
+    # Remove a follower; the three left keep committing.
+    gone = next(n for n in c.running() if n is not leader and n is not new)
+    leader.send(f"remove {gone.id}")
+    assert wait_for(lambda: any(e.startswith("remove ") for e in leader.events()), 10)
+    assert "remove 0 ok" in leader.events(), leader.events()
+    assert gone.stop() == 0
+    run_load(c, 1)
+    c.check_history()
+    # Hand leadership to the added node.
+    leader.send("transfer 4")
+    assert wait_for(lambda: any(e.startswith("transfer ") for e in leader.events()), 10)
+    assert "transfer 0 ok" in leader.events(), leader.events()
+    assert c.wait_leader() is new
+    run_load(c, 0.5)
+    c.check_history()
+    # A proposal-side error is clear: a follower cannot change membership.
+    follower = next(n for n in c.running() if n is not new)
+    follower.send("remove 4")
+    assert wait_for(lambda: any(e.startswith("remove 100 ") or e.startswith("remove -") or
+                                e == "remove 100 not the leader" for e in follower.events()), 5)
+    assert "remove 100 not the leader" in follower.events(), follower.events()
