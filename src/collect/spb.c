@@ -5,9 +5,11 @@
  * device is online, a DDEATH when it goes offline; they are published
  * locally like any reading (admission, store, the edge node's bridge
  * spool). On worker 0, for the edge node's session: the DBIRTHs of a new
- * connection or a rebirth, and DCMD writes. Aliases are the tag's place
- * among every tag of the configuration, plus one: unique in the edge node
- * [tck-id-payloads-alias-uniqueness]. */
+ * connection or a rebirth, and DCMD writes. A tag's alias is a hash of its
+ * device's and its own name: unique in the edge node
+ * [tck-id-payloads-alias-uniqueness], and the same after a restart with
+ * tags added or removed, so a DDATA spooled before it still names the tag
+ * it was read from once the new session's DBIRTH defines the aliases. */
 #include "internal.h"
 #include "spb.h"
 #include "../base/clock.h"
@@ -78,6 +80,20 @@ void spb_tag_metric(const struct modbus_tag_conf *t, const struct tag_value *v, 
 	}
 }
 
+uint64_t spb_tag_alias(const char *device, const char *tag)
+{
+	/* FNV-1a, 64 bits, over DEVICE '/' TAG: stable across builds and runs. */
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (const char *p = device; *p; p++)
+		h = (h ^ (uint8_t)*p) * 0x100000001b3ull;
+	h = (h ^ '/') * 0x100000001b3ull;
+	for (const char *p = tag; *p; p++)
+		h = (h ^ (uint8_t)*p) * 0x100000001b3ull;
+	/* Kept below 2^53, so a host holding it in a double (JavaScript) reads it exactly. */
+	h &= (1ull << 53) - 1;
+	return h ? h : 1;
+}
+
 bool spb_tag_write_text(const struct modbus_tag_conf *t, const struct spb_cmd_metric *c, char out[40])
 {
 	double v;
@@ -103,7 +119,7 @@ struct cspb {
 	struct cspb_tag *snap;  /* every tag's latest reading; written by the device thread under d->lock */
 	uint32_t *pending;      /* tags for this poll's DDATA (device thread) */
 	uint32_t n_pending;
-	uint64_t alias_base;    /* alias of tag 0 */
+	uint64_t *alias;        /* of each tag */
 	bool born;              /* a DBIRTH went out since the device came online (device thread) */
 	bool birth_due;         /* online, its DBIRTH goes after this poll (device thread) */
 };
@@ -148,7 +164,7 @@ static int encode_dbirth(struct cdevice *d, struct buf *out, bool has_seq, uint6
 		const struct cspb_tag *s = &d->spb->snap[i];
 		const struct modbus_tag_conf *tc = d->tags[i].conf;
 		m[i].name = tc->name;
-		m[i].alias = d->spb->alias_base + i;
+		m[i].alias = d->spb->alias[i];
 		m[i].has_alias = true;
 		m[i].timestamp = s->ts_ms ? s->ts_ms : now;
 		m[i].eng_unit = tc->unit;
@@ -188,7 +204,7 @@ int collect__spb_encode_due(struct cdevice *d, struct buf *out)
 		uint32_t i = p->pending[k];
 		const struct cspb_tag *s = &p->snap[i];
 		/* By alias only [tck-id-payloads-alias-data-cmd-requirement]; no datatype in DATA. */
-		m[k].alias = p->alias_base + i;
+		m[k].alias = p->alias[i];
 		m[k].has_alias = true;
 		m[k].timestamp = s->ts_ms;
 		spb_tag_metric(d->tags[i].conf, s->good ? &s->v : NULL, &m[k]);
@@ -251,12 +267,8 @@ struct dcmd {
 
 static const struct ctag *find_tag(struct cdevice *d, const struct spb_cmd_metric *m)
 {
-	if (m->has_alias) {
-		uint64_t i = m->alias - d->spb->alias_base;
-		return m->alias >= d->spb->alias_base && i < d->conf->n_tags ? &d->tags[i] : NULL;
-	}
-	for (uint32_t i = 0; m->name && i < d->conf->n_tags; i++)
-		if (!strcmp(d->tags[i].conf->name, m->name))
+	for (uint32_t i = 0; i < d->conf->n_tags; i++)
+		if (m->has_alias ? d->spb->alias[i] == m->alias : m->name && !strcmp(d->tags[i].conf->name, m->name))
 			return &d->tags[i];
 	return NULL;
 }
@@ -300,6 +312,60 @@ static void command(void *ctx, const char *device, size_t dlen, const uint8_t *p
 	log_notice("sparkplug: DCMD for device %.*s: no such Sparkplug device: ignored", (int)dlen, device);
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static bool alias_taken(const uint64_t *sorted, size_t n, uint64_t a)
+{
+	return bsearch(&a, sorted, n, sizeof a, cmp_u64) != NULL;
+}
+
+/* Two tags of the edge node with one hash (about one chance in 10^8 with
+ * 10,240 tags): the later one, in configuration order, takes the next free
+ * number, which stays the same while both tags do. */
+static int unique_aliases(struct collector *c)
+{
+	size_t n = 0, k = 0;
+	for (unsigned i = 0; i < c->n_devices; i++)
+		n += c->devices[i].spb ? c->devices[i].conf->n_tags : 0;
+	uint64_t *seen = calloc(n ? n : 1, sizeof *seen);
+	if (!seen)
+		return -FM_ENOMEM;
+	for (unsigned i = 0; i < c->n_devices; i++)
+		for (uint32_t t = 0; c->devices[i].spb && t < c->devices[i].conf->n_tags; t++)
+			seen[k++] = c->devices[i].spb->alias[t];
+	qsort(seen, k, sizeof *seen, cmp_u64);
+	bool dup = false;
+	for (size_t i = 1; i < k && !dup; i++)
+		dup = seen[i] == seen[i - 1];
+	k = 0;
+	for (unsigned i = 0; dup && i < c->n_devices; i++) {
+		struct cdevice *d = &c->devices[i];
+		for (uint32_t t = 0; d->spb && t < d->conf->n_tags; t++) {
+			uint64_t *a = &d->spb->alias[t];
+			while (alias_taken(seen, k, *a)) {
+				log_warn("sparkplug: device %s, tag %s: its alias %llu is another tag's; it takes the next "
+					 "free one", d->conf->name, d->tags[t].conf->name, (unsigned long long)*a);
+				uint64_t next = (*a + 1) & ((1ull << 53) - 1);
+				*a = next ? next : 1;
+			}
+			/* Insertion keeps seen sorted (quadratic, in this rare case only). */
+			size_t at = k;
+			while (at && seen[at - 1] > *a) {
+				seen[at] = seen[at - 1];
+				at--;
+			}
+			seen[at] = *a;
+			k++;
+		}
+	}
+	free(seen);
+	return 0;
+}
+
 int collect__spb_init(struct collector *c)
 {
 	const struct config *cfg = &c->b->cfg;
@@ -313,9 +379,11 @@ int collect__spb_init(struct collector *c)
 			return -FM_ENOMEM;
 		d->spb = p;
 		if (!(p->snap = calloc(d->conf->n_tags, sizeof *p->snap)) ||
-		    !(p->pending = calloc(d->conf->n_tags, sizeof *p->pending)))
+		    !(p->pending = calloc(d->conf->n_tags, sizeof *p->pending)) ||
+		    !(p->alias = calloc(d->conf->n_tags, sizeof *p->alias)))
 			return -FM_ENOMEM;
-		p->alias_base = (uint64_t)d->conf->first_tag + 1;
+		for (uint32_t t = 0; t < d->conf->n_tags; t++)
+			p->alias[t] = spb_tag_alias(d->conf->name, d->tags[t].conf->name);
 		const char *ns = SPB_DEFAULT_NAMESPACE, *g = cfg->sparkplug_group_id, *e = cfg->sparkplug_edge_node_id;
 		if (spb_edge_topic(p->dbirth, sizeof p->dbirth, ns, g, SPB_DBIRTH, e, d->conf->name) < 0 ||
 		    spb_edge_topic(p->ddata, sizeof p->ddata, ns, g, SPB_DDATA, e, d->conf->name) < 0 ||
@@ -323,6 +391,8 @@ int collect__spb_init(struct collector *c)
 			return -FM_ENOMEM; /* cannot happen: the ids are bounded in config */
 		any = true;
 	}
+	if (any && unique_aliases(c))
+		return -FM_ENOMEM;
 	if (any) {
 		c->edge = (struct edge_port){ c, births, command };
 		broker_set_edge(c->b, &c->edge);
@@ -340,6 +410,7 @@ void collect__spb_free(struct collector *c)
 			continue;
 		free(p->snap);
 		free(p->pending);
+		free(p->alias);
 		free(p);
 	}
 }

@@ -13,6 +13,9 @@
 uint32_t spb_tag_datatype(const struct modbus_tag_conf *t);
 /* Sets m's datatype and value from reading v (NULL or not finite: null). Pure. */
 void spb_tag_metric(const struct modbus_tag_conf *t, const struct tag_value *v, struct spb_metric_out *m);
+/* A tag's metric alias: a 53-bit hash (never 0) of DEVICE/TAG, the same in
+ * every run. Pure. */
+uint64_t spb_tag_alias(const char *device, const char *tag);
 /* The write request text (tag_parse_write's) of command metric c for tag t:
  * a number, or true/false for a bool tag. Returns false when c holds no
  * number or boolean (a string, a null). Pure. */

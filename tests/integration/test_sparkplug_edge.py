@@ -187,7 +187,8 @@ def test_cloud_outage_births_first_then_history(start_broker, client, sim, pb):
     cloud = start_broker()
     host = Host(client, cloud, pb)
     start_edge(start_broker, cloud.port, s)
-    host.wait(lambda x: x[0] == "DBIRTH", what="DBIRTH")
+    db = host.wait(lambda x: x[0] == "DBIRTH", what="DBIRTH")[-1][2]
+    count = metric(db, "count").alias
     host.c.stop()
     cloud.stop()
     for v in range(1, 6):  # five readings while the cloud is down
@@ -197,7 +198,6 @@ def test_cloud_outage_births_first_then_history(start_broker, client, sim, pb):
     host = Host(client, cloud, pb, client_id="host2")
     host.wait(lambda x: x[0] == "DBIRTH", timeout=20, what="DBIRTH after the outage")
     s.set(0, "hr", 20, 6)
-    count = 1 + 4  # the alias of count: its place among the tags plus one
     host.wait(lambda x: x[0] == "DDATA" and metric(x[2], alias=count) is not None
               and value(metric(x[2], alias=count)) == 6, what="a live DDATA after the outage")
     msgs = session(host.all())
@@ -242,6 +242,46 @@ def test_kill9_of_the_edge_broker(start_broker, client, sim, pb):
     # A clean stop sends the NDEATH too (v5: DISCONNECT 0x04).
     edge.stop()
     host.wait(lambda x: x[0] == "NDEATH" and value(metric(x[2], "bdSeq")) == 3, what="NDEATH at a clean stop")
+
+
+def test_history_across_a_kill9_and_a_new_tag(start_broker, client, sim, pb):
+    """[tck-id-payloads-metric-historical] [tck-id-payloads-alias-uniqueness]:
+    the cloud is down, readings wait in the spool, the edge broker is killed
+    with -9 and started again with a tag added in front (the other tags'
+    places change): the readings reach the host after the new session's
+    births, historical, under the alias the new DBIRTH gives the tag they
+    were read from, and the NBIRTH's bdSeq is the next one."""
+    s = sim()
+    cloud = start_broker()
+    host = Host(client, cloud, pb)
+    edge = start_edge(start_broker, cloud.port, s)
+    first = host.wait(lambda x: x[0] == "DBIRTH", what="DBIRTH")[-1][2]
+    host.c.stop()
+    cloud.stop()
+    for v in range(1, 4):
+        s.set(0, "hr", 20, v)
+        time.sleep(0.3)
+    edge.kill9()
+    with open(edge.conf) as f:
+        text = f.read()
+    with open(edge.conf, "w") as f:
+        f.write(text.replace("modbus_tag temp ", "modbus_tag added holding_register 30 uint16\nmodbus_tag temp ", 1))
+    s.set(0, "hr", 20, 4)
+    edge.start()
+    cloud.start()
+    host = Host(client, cloud, pb, client_id="host2")
+    db = host.wait(lambda x: x[0] == "DBIRTH", timeout=20, what="DBIRTH after the restart")[-1][2]
+    assert metric(db, "added") is not None
+    assert metric(db, "count").alias == metric(first, "count").alias
+    count = metric(db, "count").alias
+    s.set(0, "hr", 20, 5)
+    host.wait(lambda x: x[0] == "DDATA" and metric(x[2], alias=count) is not None
+              and value(metric(x[2], alias=count)) == 5, what="the live DDATA")
+    msgs = session(host.all())
+    assert msgs[0][0] == "NBIRTH" and value(metric(msgs[0][2], "bdSeq")) == 1
+    hist = [value(m) for x in msgs if x[0] == "DDATA" for m in x[2].metrics if m.alias == count and m.is_historical]
+    assert hist[-3:] == [1, 2, 3] or hist[-4:] == [1, 2, 3, 4], hist
+    assert_seq_runs(msgs)
 
 
 def test_dcmd_writes_a_writable_tag(start_broker, client, sim, pb):

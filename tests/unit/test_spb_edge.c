@@ -217,6 +217,18 @@ static void test_tag_as_metric(void)
 	ASSERT_FALSE(spb_tag_write_text(&sp, &inf, text));
 }
 
+static void test_alias_is_stable(void)
+{
+	/* FNV-1a 64 of "press/temp", kept to 53 bits: the same in every run and build. */
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (const char *p = "press/temp"; *p; p++)
+		h = (h ^ (uint8_t)*p) * 0x100000001b3ull;
+	ASSERT_TRUE(spb_tag_alias("press", "temp") == (h & ((1ull << 53) - 1)));
+	ASSERT_TRUE(spb_tag_alias("press", "temp") != spb_tag_alias("press", "tem"));
+	ASSERT_TRUE(spb_tag_alias("press", "temp") != spb_tag_alias("press2", "temp"));
+	ASSERT_TRUE(spb_tag_alias("a", "b") < (1ull << 53));
+}
+
 int main(void)
 {
 	RUN(test_topics);
@@ -225,5 +237,6 @@ int main(void)
 	RUN(test_restamp);
 	RUN(test_commands);
 	RUN(test_tag_as_metric);
+	RUN(test_alias_is_stable);
 	return CHECK_DONE();
 }
