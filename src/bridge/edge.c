@@ -25,7 +25,7 @@
 struct edge {
 	struct bridge *br;
 	const char *ns, *group, *node;
-	char nbirth[256], ndeath[256], ncmd[256], dcmd[256]; /* dcmd: NS/GROUP/DCMD/EDGE/+ */
+	char nbirth[288], ndeath[288], ncmd[288], dcmd[288]; /* dcmd: NS/GROUP/DCMD/EDGE/+ */
 	char path[600];        /* the bdSeq file; empty: memory only (persistence false) */
 	uint64_t bdseq;        /* of the current or last CONNECT */
 	bool have_bdseq;       /* a CONNECT used bdseq: the next one takes bdseq + 1 */
@@ -116,11 +116,11 @@ struct edge *bridge__edge_new(struct bridge *br)
 	if (!e)
 		return NULL;
 	e->br = br;
-	e->ns = SPB_DEFAULT_NAMESPACE;
+	e->ns = cfg->sparkplug_namespace;
 	e->group = cfg->sparkplug_group_id;
 	e->node = cfg->sparkplug_edge_node_id;
 	e->work.data = e;
-	/* The ids are at most 63 bytes each (config): the topics fit. */
+	/* The ids and sparkplug_namespace are at most 63 bytes each (config): the topics fit. */
 	spb_edge_topic(e->nbirth, sizeof e->nbirth, e->ns, e->group, SPB_NBIRTH, e->node, NULL);
 	spb_edge_topic(e->ndeath, sizeof e->ndeath, e->ns, e->group, SPB_NDEATH, e->node, NULL);
 	spb_edge_topic(e->ncmd, sizeof e->ncmd, e->ns, e->group, SPB_NCMD, e->node, NULL);

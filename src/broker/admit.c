@@ -1,10 +1,12 @@
 /* Admission: the one check every message passes before it enters the
  * broker, whatever brought it (a client's PUBLISH, a will, a bridge's
  * inbound message): a valid topic within the configured limits, retain only
- * where available, nothing into the broker's own `$SYS` tree, and the ACL's
+ * where available, nothing into the broker's own `$SYS` tree (nor, when
+ * Sparkplug aware, `$sparkplug`), and the ACL's
  * write permission. Callers react in their own way (a DISCONNECT, a negative
  * acknowledgement, a refused CONNACK, a dropped will), but never skip it. */
 #include "internal.h"
+#include "../sparkplug/sparkplug.h"
 #include <string.h>
 
 static const struct admit_outcome {
@@ -17,6 +19,7 @@ static const struct admit_outcome {
 				"topic longer than max_topic_length or max_topic_levels" },
 	[ADMIT_RETAIN] = { MQTT_RC_RETAIN_NOT_SUPPORTED, "retain not available" },
 	[ADMIT_SYS] = { MQTT_RC_NOT_AUTHORIZED, "$SYS is read-only" },
+	[ADMIT_SPARKPLUG] = { MQTT_RC_NOT_AUTHORIZED, "$sparkplug is the Sparkplug aware broker's" },
 	[ADMIT_DENIED] = { MQTT_RC_NOT_AUTHORIZED, "not authorized" },
 };
 
@@ -31,6 +34,9 @@ enum admit broker_admit(const struct broker *b, const struct auth_acl_client *ac
 		return ADMIT_RETAIN;
 	if (len >= 4 && !memcmp(topic, "$SYS", 4))
 		return ADMIT_SYS;
+	/* Only the broker writes the birth certificates it keeps. */
+	if (b->cfg.sparkplug_aware && spb_reserved_topic(topic, len))
+		return ADMIT_SPARKPLUG;
 	if (acl && !auth_acl_client_can_publish(acl, topic, len))
 		return ADMIT_DENIED;
 	return ADMIT_OK;

@@ -18,7 +18,7 @@ struct broker *broker_new(const struct config *cfg, unsigned n_workers, const st
 	b->workers = calloc(n_workers, sizeof *b->workers);
 	b->subs = sub_index_new();
 	b->retained = retain_index_new();
-	if (!b->workers || !b->subs || !b->retained) {
+	if (!b->workers || !b->subs || !b->retained || broker_spb_init(b)) {
 		broker_free(b);
 		return NULL;
 	}
@@ -50,6 +50,7 @@ void broker_free(struct broker *b)
 	free(b->timed);
 	registry_free_all(b);
 	broker_auth_free(b);
+	broker_spb_free(b);
 	if (b->retained)
 		retain_index_free(b->retained, drop_retained);
 	for (unsigned i = 0; b->workers && i < b->n_workers; i++) {

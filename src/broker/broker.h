@@ -218,6 +218,7 @@ struct broker {
 	const struct bridge_port *bridges; /* NULL: no bridge */
 	const struct collect_port *collect; /* NULL: no Modbus device */
 	const struct edge_port *edge;       /* NULL: no Sparkplug device */
+	struct broker_spb *spb;   /* sparkplug.c; NULL: sparkplug_aware false */
 	pthread_mutex_t auth_lock;
 	struct broker_auth *auth; /* current password file and ACL, or NULL */
 	atomic_uint_fast64_t next_msg_id;
@@ -335,6 +336,15 @@ bool broker_collect_route(struct bworker *w, const struct msg *m);
 
 /* Frees everything; all clients must be gone. */
 void broker_free(struct broker *b);
+
+/* ---- Sparkplug (sparkplug.c), for operations; nothing without sparkplug_aware ---- */
+struct spb_fleet_entry;
+struct spb_fleet_totals;
+/* The fleet view's totals now. Any thread. */
+void broker_spb_totals(struct broker *b, struct spb_fleet_totals *out);
+/* A copy of every entry of the fleet view (*out freed by the caller) and the
+ * totals. Any thread. Returns 0 or -FM_ENOMEM. */
+int broker_spb_list(struct broker *b, struct spb_fleet_entry **out, uint32_t *n, struct spb_fleet_totals *tot);
 
 /* ---- called by the network layer, on the client's worker ---- */
 

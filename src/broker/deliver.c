@@ -73,7 +73,7 @@ static int encode_entry(struct client *c, const struct qentry *e, bool dup, uint
 	if (c->max_packet_out && mqtt_publish_size(c->version, &p) > c->max_packet_out)
 		return -FM_ELIMIT; /* [MQTT-3.1.2-24] */
 	/* A subscription may overlap a deny rule: each delivery is checked. */
-	if (c->acl && !auth_acl_client_can_read(c->acl, msg_topic(m), m->topic_len))
+	if (c->acl && !broker_acl_can_read(c->acl, msg_topic(m), m->topic_len))
 		return -FM_EPROTO;
 	if (c->version == MQTT_V5 && c->alias_max_out) {
 		bool known;

@@ -40,7 +40,8 @@ void broker_queue_budget_sweep(struct bworker *w);
 struct session_limits broker_session_limits(const struct broker *b, const struct session *s);
 
 /* admit.c: the one admission check of every message entering the broker. */
-enum admit { ADMIT_OK, ADMIT_TOPIC_INVALID, ADMIT_TOPIC_LIMIT, ADMIT_RETAIN, ADMIT_SYS, ADMIT_DENIED };
+enum admit { ADMIT_OK, ADMIT_TOPIC_INVALID, ADMIT_TOPIC_LIMIT, ADMIT_RETAIN, ADMIT_SYS, ADMIT_SPARKPLUG,
+	     ADMIT_DENIED };
 /* acl: the publisher's compiled ACL, NULL when no ACL applies. */
 enum admit broker_admit(const struct broker *b, const struct auth_acl_client *acl, const char *topic, size_t len,
 			bool retain);
@@ -57,6 +58,18 @@ struct access_ref {
 };
 int access_acl_now(struct broker *b, const char *user, const char *client_id, struct access_ref *r);
 void access_ref_release(struct access_ref *r);
+
+/* sparkplug.c: the Sparkplug aware broker (b->spb set). */
+int broker_spb_init(struct broker *b); /* 0 or -FM_ENOMEM */
+void broker_spb_free(struct broker *b);
+/* Called by route_publish for every message it routes: observes m for the
+ * fleet view; *cert gets the retained copy of a birth to store and route
+ * (a reference, or NULL); returns the message to route instead of m (an
+ * NDEATH with the time as its timestamp, a reference) or NULL for m. */
+struct msg *broker_spb_route(struct bworker *w, struct msg *m, struct msg **cert);
+/* May a message on topic go to the client of acl? A copy under
+ * $sparkplug/certificates/ only where its birth's topic may. */
+bool broker_acl_can_read(const struct auth_acl_client *acl, const char *topic, size_t len);
 
 /* handlers */
 int handle_connect(struct client *c, const struct mqtt_connect *m);

@@ -200,7 +200,7 @@ int handle_publish(struct client *c, const struct mqtt_publish *m)
 	if (c->version == MQTT_V5 && resolve_alias(c, m, &topic))
 		return -1;
 	enum admit admit = broker_admit(b, c->acl, (const char *)topic.p, topic.len, m->retain);
-	if (admit != ADMIT_OK && admit != ADMIT_SYS && admit != ADMIT_DENIED) {
+	if (admit != ADMIT_OK && admit != ADMIT_SYS && admit != ADMIT_SPARKPLUG && admit != ADMIT_DENIED) {
 		/* A topic the server does not accept is a protocol violation, not a
 		 * refused message: DISCONNECT 0x90/0x9A (v5), close (v3). */
 		client_disconnect(c, broker_admit_rc(admit), broker_admit_why(admit));

@@ -180,6 +180,9 @@ static struct route_result deliver_targets(struct bworker *w, struct msg *m)
 struct route_result route_publish(struct bworker *w, struct msg *m)
 {
 	struct broker *b = w->b;
+	struct msg *cert = NULL, *own = NULL;
+	if (b->spb && (own = broker_spb_route(w, m, &cert)) != NULL)
+		m = own;
 	struct match_ctx mc = { w, m };
 	w->n_targets = 0;
 	pthread_rwlock_rdlock(&b->subs_lock);
@@ -197,6 +200,15 @@ struct route_result route_publish(struct bworker *w, struct msg *m)
 	}
 	if (b->collect && broker_collect_route(w, m))
 		r.matched++;
+	/* A birth's copy after the birth: retained and stored, then routed (its
+	 * topic is not under the namespace, so it comes back no further). */
+	if (cert) {
+		retain_set(w, cert);
+		route_publish(w, cert);
+		msg_unref(cert);
+	}
+	if (own)
+		msg_unref(own);
 	return r;
 }
 

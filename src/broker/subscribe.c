@@ -2,6 +2,7 @@
 #include "internal.h"
 #include "../base/err.h"
 #include "../base/vec.h"
+#include "../sparkplug/sparkplug.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,6 +64,13 @@ static uint8_t subscribe_one(struct client *c, const struct mqtt_sub_entry *e, u
 	}
 	if (c->acl) {
 		uint8_t verdict = auth_acl_client_can_subscribe(c->acl, filter, plen);
+		/* Copies of births are read where the births are (broker_acl_can_read):
+		 * $sparkplug/certificates/F is granted where F would be. */
+		const char *orig;
+		size_t olen;
+		if (verdict == AUTH_SUB_NOT_AUTHORIZED && spb_certificate_original(filter, plen, &orig, &olen) &&
+		    topic_filter_valid(orig, olen))
+			verdict = auth_acl_client_can_subscribe(c->acl, orig, olen);
 		if (verdict) {
 			log_debug("client %s: subscription to %.*s denied by the ACL", s->client_id, (int)flen, f);
 			return c->version == MQTT_V5 ? MQTT_RC_NOT_AUTHORIZED : MQTT_V3_SUBACK_FAILURE;

@@ -115,7 +115,7 @@ struct cspb_tag {
 };
 
 struct cspb {
-	char dbirth[256], ddata[256], ddeath[256];
+	char dbirth[288], ddata[288], ddeath[288]; /* four ids of <= 63 bytes, a type, four slashes */
 	struct cspb_tag *snap;  /* every tag's latest reading; written by the device thread under d->lock */
 	uint32_t *pending;      /* tags for this poll's DDATA (device thread) */
 	uint32_t n_pending;
@@ -384,7 +384,7 @@ int collect__spb_init(struct collector *c)
 			return -FM_ENOMEM;
 		for (uint32_t t = 0; t < d->conf->n_tags; t++)
 			p->alias[t] = spb_tag_alias(d->conf->name, d->tags[t].conf->name);
-		const char *ns = SPB_DEFAULT_NAMESPACE, *g = cfg->sparkplug_group_id, *e = cfg->sparkplug_edge_node_id;
+		const char *ns = cfg->sparkplug_namespace, *g = cfg->sparkplug_group_id, *e = cfg->sparkplug_edge_node_id;
 		if (spb_edge_topic(p->dbirth, sizeof p->dbirth, ns, g, SPB_DBIRTH, e, d->conf->name) < 0 ||
 		    spb_edge_topic(p->ddata, sizeof p->ddata, ns, g, SPB_DDATA, e, d->conf->name) < 0 ||
 		    spb_edge_topic(p->ddeath, sizeof p->ddeath, ns, g, SPB_DDEATH, e, d->conf->name) < 0)

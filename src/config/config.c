@@ -168,6 +168,21 @@ static const struct option options[] = {
 	  "Close a connection that has not sent CONNECT (nor finished its TLS or WebSocket handshake) within this time.", false },
 	{ "retain_available", OPT_BOOL, OFF(retain_available), 0, 1, "true", NULL, "true|false",
 	  "Accept retained messages.", false },
+	{ "sparkplug_aware", OPT_BOOL, OFF(sparkplug_aware), 0, 1, "false", NULL, "true|false",
+	  "Sparkplug B aware broker: the latest NBIRTH and DBIRTH of every edge node and device are kept, "
+	  "retained and in the store, on $sparkplug/certificates/NAMESPACE/GROUP/NBIRTH/EDGE and "
+	  ".../DBIRTH/EDGE/DEVICE (a subscriber gets one only when the ACL lets it read the birth's own "
+	  "topic); clients may not publish under $sparkplug/ (v5: 0x87).", false },
+	{ "sparkplug_namespace", OPT_STRING, OFF(sparkplug_namespace), 0, 64, "spBv1.0", NULL, "NAMESPACE",
+	  "First topic level of Sparkplug messages (spBv1.0 in Sparkplug 3.0): one level, no wildcards, not "
+	  "starting with $.", false },
+	{ "sparkplug_ndeath_timestamp", OPT_BOOL, OFF(sparkplug_ndeath_timestamp), 0, 1, "false", NULL,
+	  "true|false",
+	  "With sparkplug_aware: an NDEATH's payload timestamp is replaced by the time the broker routes it "
+	  "to subscribers (Sparkplug 3.0 allows this; the edge node's will was written long before).", false },
+	{ "sparkplug_fleet_max", OPT_U32, OFF(sparkplug_fleet_max), 1, 10000000, SPARKPLUG_FLEET_MAX_TEXT, NULL, "N",
+	  "With sparkplug_aware: edge nodes, devices and host applications the fleet view tracks (a few "
+	  "hundred bytes each); messages of more are routed but not tracked, counted, and logged once a minute.", false },
 	{ "max_output_buffer", OPT_SIZE, OFF(max_output_buffer), 4096, UINT64_MAX, "4M", NULL, "BYTES",
 	  "Bytes waiting to be written to one client before its deliveries pause (they stay queued).", false },
 	{ "output_stall_timeout", OPT_U32, OFF(output_stall_timeout), 0, 86400, "60", NULL, "SECONDS",
@@ -1132,6 +1147,13 @@ void config_defaults(struct config *c)
 	c->log_mask = (1u << LVL_ERR) | (1u << LVL_WARN) | (1u << LVL_NOTICE) | (1u << LVL_INFO);
 }
 
+/* The rule of spb_namespace_valid (src/sparkplug, which config may not use):
+ * a namespace is one non-empty topic level, no wildcard, not a $ topic. */
+static bool sparkplug_namespace_ok(const char *ns)
+{
+	return ns[0] && ns[0] != '$' && !strpbrk(ns, "/+#");
+}
+
 int config_apply_line(struct config *c, const char *line, char *err, size_t errlen)
 {
 	char buf[1024];
@@ -1163,7 +1185,18 @@ int config_apply_line(struct config *c, const char *line, char *err, size_t errl
 		snprintf(err, errlen, "%s: missing value (expected %s)", o->name, o->args);
 		return -1;
 	}
-	return set_value(c, o, val, err, errlen);
+	if (set_value(c, o, val, err, errlen))
+		return -1;
+	if (o->scope == SCOPE_GLOBAL &&
+	    (o->offset == OFF(sparkplug_ndeath_timestamp) || o->offset == OFF(sparkplug_fleet_max)))
+		c->sparkplug_line = c->cur_line;
+	if (o->offset == OFF(sparkplug_namespace) && o->scope == SCOPE_GLOBAL &&
+	    !sparkplug_namespace_ok(c->sparkplug_namespace)) {
+		snprintf(err, errlen, "sparkplug_namespace: '%s' is not one topic level without + # / or a "
+			 "leading $", c->sparkplug_namespace);
+		return -1;
+	}
+	return 0;
 }
 
 int config_load(struct config *c, const char *path, char *err, size_t errlen)
@@ -1354,6 +1387,12 @@ int config_finish(struct config *c, char *err, size_t errlen)
 	for (unsigned i = 0; i < c->n_listeners; i++)
 		if (finish_listener(c, &c->listeners[i], err, errlen))
 			return -1;
+	/* They would do nothing (their defaults, as the example file sets them, are fine). */
+	if (!c->sparkplug_aware && (c->sparkplug_ndeath_timestamp || c->sparkplug_fleet_max != SPARKPLUG_FLEET_MAX_DEFAULT)) {
+		snprintf(err, errlen, "%s:%u: sparkplug_ndeath_timestamp true and sparkplug_fleet_max need sparkplug_aware true",
+			 c->source[0] ? c->source : "(configuration)", c->sparkplug_line);
+		return -1;
+	}
 	if (c->http_port && !c->http_token_file.line && !c->password_file[0]) {
 		snprintf(err, errlen, "%s:%u: http_listener needs http_token_file or password_file for its users",
 			 c->source[0] ? c->source : "(configuration)", c->http_line);

@@ -198,6 +198,15 @@ struct config {
 	bool will_on_shutdown;
 	uint32_t connect_timeout;
 	bool retain_available;
+	/* Sparkplug B (issue 17): births copied under $sparkplug/certificates/,
+	 * the fleet view; the namespace every Sparkplug topic starts with. */
+	bool sparkplug_aware;
+	bool sparkplug_ndeath_timestamp; /* NDEATH's timestamp set when routed */
+	char sparkplug_namespace[64];
+	uint32_t sparkplug_fleet_max;    /* nodes, devices and hosts the fleet view tracks */
+#define SPARKPLUG_FLEET_MAX_DEFAULT 10000
+#define SPARKPLUG_FLEET_MAX_TEXT "10000" /* the same, for the option table */
+	uint32_t sparkplug_line;         /* of the last sparkplug_ndeath_timestamp or _fleet_max line */
 	uint64_t max_output_buffer;
 	uint32_t output_stall_timeout;  /* seconds above max_output_buffer before a disconnect; 0: never */
 	uint32_t max_topic_length;      /* bytes of a topic name or filter */

@@ -8,7 +8,7 @@
  *
  * The namespace (spBv1.0 in 3.0, spCv1.0 in a draft of the next version) is
  * always a parameter: nothing in ferromq spells it but the configuration's
- * default (SPB_DEFAULT_NAMESPACE).
+ * default (sparkplug_namespace).
  */
 #ifndef FM_SPARKPLUG_H
 #define FM_SPARKPLUG_H
@@ -17,7 +17,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SPB_DEFAULT_NAMESPACE "spBv1.0"
+/* Where a Sparkplug aware server keeps the births it saw
+ * ([tck-id-conformance-mqtt-aware-nbirth-mqtt-topic]): this prefix, then the
+ * birth's own topic. */
+#define SPB_CERT_PREFIX "$sparkplug/certificates/"
+#define SPB_CERT_PREFIX_LEN (sizeof SPB_CERT_PREFIX - 1)
+
+/* True for "$sparkplug" and every topic (or filter) under "$sparkplug/":
+ * the aware broker's own tree. */
+bool spb_reserved_topic(const char *topic, size_t len);
+
+/* When topic (or a filter) lies under $sparkplug/certificates/: true, with
+ * *orig and *orig_len the birth topic (or filter) after the prefix. */
+bool spb_certificate_original(const char *topic, size_t len, const char **orig, size_t *orig_len);
 
 /* [tck-id-topics-...] message types, in the order of the specification's
  * topic table; SPB_STATE is a host application's <namespace>/STATE/<host>. */

@@ -84,3 +84,17 @@ int spb_topic_parse(const char *ns, size_t ns_len, const char *topic, size_t len
 	}
 	return 1;
 }
+
+bool spb_reserved_topic(const char *topic, size_t len)
+{
+	return len >= 10 && memcmp(topic, "$sparkplug", 10) == 0 && (len == 10 || topic[10] == '/');
+}
+
+bool spb_certificate_original(const char *topic, size_t len, const char **orig, size_t *orig_len)
+{
+	if (len <= SPB_CERT_PREFIX_LEN || memcmp(topic, SPB_CERT_PREFIX, SPB_CERT_PREFIX_LEN) != 0)
+		return false;
+	*orig = topic + SPB_CERT_PREFIX_LEN;
+	*orig_len = len - SPB_CERT_PREFIX_LEN;
+	return true;
+}

@@ -6,10 +6,14 @@
  *    new timestamp and everything else unchanged;
  *  - as "NAMESPACE\nTOPIC": spb_topic_parse's pieces must lie inside the
  *    topic and rebuild it exactly;
- *  - as a STATE payload: spb_state_parse must not crash.
+ *  - as a STATE payload: spb_state_parse must not crash;
+ *  - a topic that parses, with the whole input as its payload, goes into a
+ *    fleet view kept across inputs (bounded at 64 entries), whose totals
+ *    must stay consistent.
  * Aborts on any disagreement.
  */
 #include "sparkplug/sparkplug.h"
+#include "sparkplug/fleet.h"
 #include "sparkplug/sparkplug_b.pb-c.h"
 #include <stdint.h>
 #include <stdio.h>
@@ -101,6 +105,16 @@ static void fuzz_topic(const uint8_t *data, size_t size)
 	if (spb_type_has_device(t.type) != (t.device != NULL))
 		abort();
 	free(rebuilt);
+	static struct spb_fleet *fleet;
+	if (!fleet && !(fleet = spb_fleet_new(64)))
+		return;
+	static uint64_t now;
+	spb_fleet_observe(fleet, &t, data, size, ++now);
+	struct spb_fleet_totals tot;
+	spb_fleet_totals(fleet, &tot);
+	if (tot.entries > 64 || tot.nodes_online > tot.nodes || tot.devices_online > tot.devices ||
+	    tot.hosts_online > tot.hosts || tot.nodes + tot.devices + tot.hosts != tot.entries)
+		abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -1,6 +1,7 @@
 /* Unit tests for src/sparkplug: topics, the payload scanner against
  * protoc-c's full decoder, the timestamp rewrite and STATE payloads. */
 #include "sparkplug/sparkplug.h"
+#include "sparkplug/fleet.h"
 #include "sparkplug/sparkplug_b.pb-c.h"
 #include "base/err.h"
 #include "check.h"
@@ -103,6 +104,25 @@ static void test_topic_other_namespace(void)
 	ASSERT_FALSE(spb_namespace_valid(S("a/b")));
 	ASSERT_FALSE(spb_namespace_valid(S("sp+")));
 	ASSERT_FALSE(spb_namespace_valid(S("$sparkplug")));
+}
+
+static void test_certificate_topics(void)
+{
+	const char *orig;
+	size_t olen;
+	ASSERT_TRUE(spb_certificate_original(S("$sparkplug/certificates/spBv1.0/g/NBIRTH/e"), &orig, &olen));
+	ASSERT_STRN(orig, olen, "spBv1.0/g/NBIRTH/e");
+	ASSERT_TRUE(spb_certificate_original(S("$sparkplug/certificates/#"), &orig, &olen));
+	ASSERT_STRN(orig, olen, "#");
+	ASSERT_FALSE(spb_certificate_original(S("$sparkplug/certificates/"), &orig, &olen));
+	ASSERT_FALSE(spb_certificate_original(S("$sparkplug/certificate/x"), &orig, &olen));
+	ASSERT_FALSE(spb_certificate_original(S("spBv1.0/g/NBIRTH/e"), &orig, &olen));
+	ASSERT_TRUE(spb_reserved_topic(S("$sparkplug")));
+	ASSERT_TRUE(spb_reserved_topic(S("$sparkplug/x")));
+	ASSERT_TRUE(spb_reserved_topic(S("$sparkplug/certificates/spBv1.0/g/NBIRTH/e")));
+	ASSERT_FALSE(spb_reserved_topic(S("$sparkplugs/x")));
+	ASSERT_FALSE(spb_reserved_topic(S("$sparkplu")));
+	ASSERT_FALSE(spb_reserved_topic(S("sparkplug/x")));
 }
 
 /* ---- payloads ---- */
@@ -323,6 +343,178 @@ static void test_state(void)
 			CHECK_FAIL("accepted %s", bad[i]);
 }
 
+/* ---- the fleet view ---- */
+
+/* A payload with seq (when >= 0) and bdSeq (when >= 0) and n more metrics. */
+static uint8_t *fleet_payload(int seq, long bdseq, unsigned n, size_t *len)
+{
+	Metric ms[8], *mp[8];
+	Payload pl = SPARKPLUG_B__PAYLOAD__INIT;
+	for (unsigned i = 0; i < n + (bdseq >= 0) && i < 8; i++) {
+		sparkplug_b__payload__metric__init(&ms[i]);
+		mp[i] = &ms[i];
+		ms[i].name = (bdseq >= 0 && i == 0) ? "bdSeq" : "m";
+		ms[i].value_case = SPARKPLUG_B__PAYLOAD__METRIC__VALUE_LONG_VALUE;
+		ms[i].long_value = (bdseq >= 0 && i == 0) ? (uint64_t)bdseq : i;
+		pl.n_metrics++;
+	}
+	pl.metrics = mp;
+	pl.has_seq = seq >= 0;
+	pl.seq = seq >= 0 ? (uint64_t)seq : 0;
+	return pack(&pl, len);
+}
+
+static enum spb_fleet_event feed(struct spb_fleet *f, const char *topic, int seq, long bdseq, unsigned n,
+				 uint64_t now)
+{
+	struct spb_topic t;
+	if (spb_topic_parse(S(NS), S(topic), &t) != 1)
+		abort();
+	size_t len;
+	uint8_t *p = fleet_payload(seq, bdseq, n, &len);
+	enum spb_fleet_event ev = spb_fleet_observe(f, &t, p, len, now);
+	free(p);
+	return ev;
+}
+
+static const struct spb_fleet_entry *find(const struct spb_fleet_entry *e, uint32_t n, uint8_t kind,
+					  const char *key)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (e[i].kind == kind && strcmp(e[i].key, key) == 0)
+			return &e[i];
+	return NULL;
+}
+
+/* [tck-id-message-flow-edge-node-birth-publish-will-message-payload-bdSeq]:
+ * an NDEATH of another bdSeq than the current NBIRTH's changes nothing. */
+static void test_fleet_bdseq(void)
+{
+	struct spb_fleet *f = spb_fleet_new(100);
+	ASSERT_EQ(feed(f, "spBv1.0/g/NBIRTH/e", 0, 4, 3, 1000), SPB_FLEET_NODE_BIRTH);
+	ASSERT_EQ(feed(f, "spBv1.0/g/DBIRTH/e/d", 1, -1, 2, 1001), SPB_FLEET_NOTHING);
+	/* the will of the session before (bdSeq 3) arrives late: stale */
+	ASSERT_EQ(feed(f, "spBv1.0/g/NDEATH/e", -1, 3, 0, 1002), SPB_FLEET_STALE_DEATH);
+	ASSERT_EQ(feed(f, "spBv1.0/g/NDEATH/e", -1, -1, 0, 1002), SPB_FLEET_STALE_DEATH);
+	struct spb_fleet_entry *e;
+	uint32_t n;
+	ASSERT_EQ(spb_fleet_list(f, &e, &n), 0);
+	ASSERT_EQ(n, 2);
+	const struct spb_fleet_entry *node = find(e, n, SPB_FLEET_NODE, "g/e");
+	const struct spb_fleet_entry *dev = find(e, n, SPB_FLEET_DEVICE, "g/e/d");
+	ASSERT_TRUE(node && dev);
+	if (node && dev) {
+		ASSERT_TRUE(node->online && dev->online);
+		ASSERT_EQ(node->stale_deaths, 2);
+		ASSERT_EQ(node->metrics, 4);
+		ASSERT_EQ(node->bdseq, 4);
+		ASSERT_EQ(dev->metrics, 2);
+		ASSERT_EQ(node->since_ms, 1000);
+	}
+	free(e);
+	/* its own death: node and device offline */
+	ASSERT_EQ(feed(f, "spBv1.0/g/NDEATH/e", -1, 4, 0, 2000), SPB_FLEET_NODE_DEATH);
+	ASSERT_EQ(spb_fleet_list(f, &e, &n), 0);
+	node = find(e, n, SPB_FLEET_NODE, "g/e");
+	dev = find(e, n, SPB_FLEET_DEVICE, "g/e/d");
+	ASSERT_TRUE(node && dev && !node->online && !dev->online);
+	if (node && dev) {
+		ASSERT_EQ(node->since_ms, 2000);
+		ASSERT_EQ(node->deaths, 1);
+		ASSERT_EQ(dev->deaths, 1);
+	}
+	free(e);
+	/* a second death of the same session is stale too */
+	ASSERT_EQ(feed(f, "spBv1.0/g/NDEATH/e", -1, 4, 0, 2001), SPB_FLEET_STALE_DEATH);
+	struct spb_fleet_totals tot;
+	spb_fleet_totals(f, &tot);
+	ASSERT_EQ(tot.nodes, 1);
+	ASSERT_EQ(tot.nodes_online, 0);
+	ASSERT_EQ(tot.devices, 1);
+	ASSERT_EQ(tot.node_deaths, 1);
+	ASSERT_EQ(tot.stale_deaths, 3);
+	spb_fleet_free(f);
+}
+
+static void test_fleet_seq_gaps(void)
+{
+	struct spb_fleet *f = spb_fleet_new(100);
+	feed(f, "spBv1.0/g/NBIRTH/e", 254, 0, 1, 1);
+	ASSERT_EQ(feed(f, "spBv1.0/g/NDATA/e", 255, -1, 1, 2), SPB_FLEET_NOTHING);
+	ASSERT_EQ(feed(f, "spBv1.0/g/DDATA/e/d", 0, -1, 1, 3), SPB_FLEET_NOTHING); /* wraps */
+	ASSERT_EQ(feed(f, "spBv1.0/g/NDATA/e", 2, -1, 1, 4), SPB_FLEET_SEQ_GAP);   /* 1 lost */
+	ASSERT_EQ(feed(f, "spBv1.0/g/NDATA/e", 3, -1, 1, 5), SPB_FLEET_NOTHING);
+	ASSERT_EQ(feed(f, "spBv1.0/g/NCMD/e", 9, -1, 1, 6), SPB_FLEET_NOTHING);    /* a host's */
+	ASSERT_EQ(feed(f, "spBv1.0/g/NDATA/e", 4, -1, 1, 7), SPB_FLEET_NOTHING);
+	/* a new birth starts again from its own seq */
+	feed(f, "spBv1.0/g/NBIRTH/e", 0, 1, 1, 8);
+	ASSERT_EQ(feed(f, "spBv1.0/g/NDATA/e", 1, -1, 1, 9), SPB_FLEET_NOTHING);
+	struct spb_fleet_totals tot;
+	spb_fleet_totals(f, &tot);
+	ASSERT_EQ(tot.seq_gaps, 1);
+	spb_fleet_free(f);
+}
+
+static void test_fleet_bounded(void)
+{
+	struct spb_fleet *f = spb_fleet_new(3);
+	ASSERT_EQ(feed(f, "spBv1.0/g/NBIRTH/a", 0, 0, 1, 1), SPB_FLEET_NODE_BIRTH);
+	ASSERT_EQ(feed(f, "spBv1.0/g/NBIRTH/b", 0, 0, 1, 1), SPB_FLEET_NODE_BIRTH);
+	ASSERT_EQ(feed(f, "spBv1.0/g/NBIRTH/c", 0, 0, 1, 1), SPB_FLEET_NODE_BIRTH);
+	ASSERT_EQ(feed(f, "spBv1.0/g/NBIRTH/d", 0, 0, 1, 1), SPB_FLEET_FULL);
+	ASSERT_EQ(feed(f, "spBv1.0/g/DBIRTH/a/x", 1, -1, 1, 1), SPB_FLEET_FULL);
+	ASSERT_EQ(feed(f, "spBv1.0/g/NDATA/a", 2, -1, 1, 1), SPB_FLEET_NOTHING); /* a is still tracked */
+	struct spb_fleet_totals tot;
+	spb_fleet_totals(f, &tot);
+	ASSERT_EQ(tot.entries, 3);
+	ASSERT_EQ(tot.untracked, 2);
+	spb_fleet_free(f);
+	/* many entries: the hash grows and finds every one again */
+	f = spb_fleet_new(5000);
+	char topic[64];
+	for (int i = 0; i < 4000; i++) {
+		snprintf(topic, sizeof topic, "spBv1.0/g%d/NBIRTH/e%d", i % 7, i);
+		feed(f, topic, 0, i, 1, 1);
+	}
+	for (int i = 0; i < 4000; i++) {
+		snprintf(topic, sizeof topic, "spBv1.0/g%d/NDEATH/e%d", i % 7, i);
+		if (feed(f, topic, -1, i, 0, 2) != SPB_FLEET_NODE_DEATH)
+			CHECK_FAIL("node %d not found", i);
+	}
+	spb_fleet_totals(f, &tot);
+	ASSERT_EQ(tot.nodes, 4000);
+	ASSERT_EQ(tot.nodes_online, 0);
+	spb_fleet_free(f);
+}
+
+static void test_fleet_state_and_malformed(void)
+{
+	struct spb_fleet *f = spb_fleet_new(10);
+	struct spb_topic t;
+	ASSERT_EQ(spb_topic_parse(S(NS), S("spBv1.0/STATE/scada"), &t), 1);
+	const char *on = "{\"online\":true,\"timestamp\":500}";
+	const char *old_off = "{\"online\":false,\"timestamp\":400}";
+	const char *off = "{\"online\":false,\"timestamp\":600}";
+	spb_fleet_observe(f, &t, (const uint8_t *)on, strlen(on), 10);
+	spb_fleet_observe(f, &t, (const uint8_t *)old_off, strlen(old_off), 11); /* older: ignored */
+	struct spb_fleet_totals tot;
+	spb_fleet_totals(f, &tot);
+	ASSERT_EQ(tot.hosts_online, 1);
+	spb_fleet_observe(f, &t, (const uint8_t *)off, strlen(off), 12);
+	spb_fleet_totals(f, &tot);
+	ASSERT_EQ(tot.hosts, 1);
+	ASSERT_EQ(tot.hosts_online, 0);
+	ASSERT_EQ(spb_fleet_observe(f, &t, (const uint8_t *)"x", 1, 13), SPB_FLEET_MALFORMED);
+	ASSERT_EQ(spb_topic_parse(S(NS), S("spBv1.0/g/NDATA/e"), &t), 1);
+	const uint8_t bad[] = { 0x12, 0x09 };
+	ASSERT_EQ(spb_fleet_observe(f, &t, bad, sizeof bad, 14), SPB_FLEET_MALFORMED);
+	spb_fleet_malformed_topic(f);
+	spb_fleet_totals(f, &tot);
+	ASSERT_EQ(tot.malformed, 3);
+	ASSERT_EQ(tot.nodes, 0); /* a malformed payload makes no entry */
+	spb_fleet_free(f);
+}
+
 int main(void)
 {
 	RUN(test_topic_edge_node_types);
@@ -331,6 +523,7 @@ int main(void)
 	RUN(test_topic_not_sparkplug);
 	RUN(test_topic_malformed);
 	RUN(test_topic_other_namespace);
+	RUN(test_certificate_topics);
 	RUN(test_scan_nbirth);
 	RUN(test_scan_ndeath);
 	RUN(test_scan_empty_and_unknown_fields);
@@ -338,5 +531,9 @@ int main(void)
 	RUN(test_scan_bdseq_rules);
 	RUN(test_set_timestamp);
 	RUN(test_state);
+	RUN(test_fleet_bdseq);
+	RUN(test_fleet_seq_gaps);
+	RUN(test_fleet_bounded);
+	RUN(test_fleet_state_and_malformed);
 	return CHECK_DONE();
 }
