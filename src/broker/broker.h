@@ -297,6 +297,12 @@ void broker_publish_bridged(struct bworker *w, struct msg *m, store_done_fn done
 void broker_set_collect(struct broker *b, const struct collect_port *p);
 /* Connects the Sparkplug devices to the edge node's session (before the bridges start). */
 void broker_set_edge(struct broker *b, const struct edge_port *p);
+/* Whether a collector's message on topic (len bytes) by user and client_id
+ * would pass broker_admit now (the ACL loaded now, the topic rules), for
+ * what leaves through a bridge without entering the broker (an edge node's
+ * births). Returns NULL when it would, else why not. Any worker. */
+const char *broker_collect_admits(struct broker *b, const char *user, const char *client_id, const char *topic,
+				  size_t len);
 /* One message of a collector's batch; the strings stay the batch's. */
 struct collect_msg {
 	const char *topic;

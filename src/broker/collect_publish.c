@@ -118,6 +118,17 @@ int broker_collect_publish(struct broker *b, struct collect_batch *bt)
 	return rc;
 }
 
+const char *broker_collect_admits(struct broker *b, const char *user, const char *client_id, const char *topic,
+				  size_t len)
+{
+	struct access_ref ref = { 0 };
+	if (access_acl_now(b, user, client_id, &ref))
+		return "out of memory";
+	enum admit a = broker_admit(b, ref.acl, topic, len, false);
+	access_ref_release(&ref);
+	return a == ADMIT_OK ? NULL : broker_admit_why(a);
+}
+
 bool broker_msg_publisher(struct bworker *w, const struct msg *m, const char **client_id, const char **username)
 {
 	if (!m->origin_sid)

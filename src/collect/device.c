@@ -112,6 +112,11 @@ static void batch_done(struct collect_batch *bt, int err)
 	/* Refused and lost messages may be statuses or a group message: bounded. */
 	uint32_t refused = bt->refused < cb->n_readings ? bt->refused : cb->n_readings;
 	uint32_t lost = bt->lost < cb->n_readings - refused ? bt->lost : cb->n_readings - refused;
+	if (d->spb && cb->n_readings) {
+		/* One DDATA (or DBIRTH) carries every reading of the poll. */
+		refused = bt->refused ? cb->n_readings : 0;
+		lost = !refused && bt->lost ? cb->n_readings : 0;
+	}
 	if (lost) {
 		atomic_fetch_add(&d->readings_lost, lost);
 		atomic_store(&d->resend, true);
@@ -126,7 +131,7 @@ static void batch_done(struct collect_batch *bt, int err)
 		atomic_fetch_add(&d->readings_committed, cb->n_readings - refused - lost);
 	}
 	if (bt->refused) {
-		atomic_fetch_add(&d->readings_refused, bt->refused);
+		atomic_fetch_add(&d->readings_refused, d->spb ? refused : bt->refused);
 		if (!atomic_exchange(&d->refused_logged, true))
 			log_notice("modbus device %s: %u of %u messages refused (client id %s, username %s): %s "
 				   "(logged once until one passes again)", d->conf->name, bt->refused, cb->n,

@@ -247,6 +247,15 @@ static void births(void *ctx, void (*emit)(void *ectx, const char *topic, const 
 		struct cdevice *d = &c->devices[i];
 		if (!d->spb)
 			continue;
+		/* The births leave without entering the broker: they pass the
+		 * admission the device's DBIRTH would (its user's ACL). */
+		const char *why = broker_collect_admits(c->b, d->conf->username[0] ? d->conf->username : NULL,
+							 d->client_id, d->spb->dbirth, strlen(d->spb->dbirth));
+		if (why) {
+			log_notice("sparkplug: no DBIRTH for device %s in the session: %s (client id %s, username %s)",
+				   d->conf->name, why, d->client_id, d->conf->username[0] ? d->conf->username : "-");
+			continue;
+		}
 		out.len = 0;
 		pthread_mutex_lock(&d->lock);
 		bool online = d->state == COLLECT_ONLINE;

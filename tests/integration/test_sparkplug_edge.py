@@ -284,6 +284,41 @@ def test_history_across_a_kill9_and_a_new_tag(start_broker, client, sim, pb):
     assert_seq_runs(msgs)
 
 
+def test_births_and_data_pass_the_acl_of_modbus_username(start_broker, client, sim, pb, tmp_path):
+    """One admission path: a device whose user may not publish its Sparkplug
+    topics has its DDATA refused (every reading of it counted) and gets no
+    DBIRTH in the session either, though the births leave through the
+    bridge without entering the broker; the other device's user may."""
+    from opshttp import api, ops_broker
+    s = sim(devices=2)
+    acl = tmp_path / "acl"
+    acl.write_text("user collector\ntopic write modbus/#\ntopic write %s/%s/+/%s/good\n" % (NS, GROUP, NODE))
+    cloud = start_broker()
+    host = Host(client, cloud, pb)
+    lines = edge_lines(cloud.port, s.ports[0], extra_device=["modbus_username collector"])
+    lines = [l.replace("modbus_device press", "modbus_device good") for l in lines]
+    lines += device_lines("nosy", s.ports[1], ["t holding_register 0 uint16", "u holding_register 1 uint16"],
+                          interval=100, extra=["modbus_format sparkplug", "modbus_username collector"])
+    edge = ops_broker(start_broker, tmp_path, acl_file=str(acl), extra_lines=lines)
+    edge.wait_log(r"no DBIRTH for device nosy in the session: not authorized \(client id modbus/nosy, "
+                  r"username collector\)", 15)
+    host.wait(lambda x: x[0] == "DBIRTH" and x[1].endswith("/good"), what="DBIRTH of good")
+
+    def refused():
+        d = {x["name"]: x for x in api(edge, "GET", "/api/devices")}["nosy"]
+        return d if d["readings_refused"] >= 2 else None
+    d = wait_for(refused, 10, what="nosy's readings refused")
+    # Both tags' first readings went in one refused DBIRTH: counted as two
+    # readings; nothing changed since (report by exception).
+    assert d["readings_committed"] == 0 and d["readings_refused"] == 2, d
+    for v in range(1, 4):
+        s.set(1, "hr", 0, v)
+        s.set(0, "hr", 0, v)
+    host.wait(lambda x: x[0] == "DDATA" and x[1].endswith("/good"), what="DDATA of good")
+    time.sleep(0.5)
+    assert not [x for x in host.all() if x[1].endswith("/nosy")]
+
+
 def test_dcmd_writes_a_writable_tag(start_broker, client, sim, pb):
     """[tck-id-operational-behavior-device-command-...]: a DCMD by name or
     by alias writes the tag at the device; a tag not marked writable is not
