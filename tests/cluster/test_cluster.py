@@ -121,6 +121,14 @@ def test_two_brokers_and_a_witness(make_cluster):
     c.check_history()
     ws = witness.fresh_status()
     assert ws["entries"] == 0 and ws["applied"] > 0, ws  # it stores the log, applies nothing
+    # Made leader on purpose, the witness hands leadership back to a broker.
+    leader.send(f"transfer {witness.id}")
+    assert wait_for(lambda: any(e.startswith("state leader") for e in witness.events()), 5), witness.events()
+    back = wait_for(lambda: (n := c.leader()) and not n.witness and
+                    witness.fresh_status()["state"] != LEADER and n, 5)
+    assert back, [(n.id, n.status()["state"]) for n in c.running()]
+    print(f"witness: led for a moment, handed leadership to broker {back.id}")
+    leader = back
     c.load(True)
     time.sleep(0.5)
     killed_at = time.time()
