@@ -119,6 +119,92 @@ static void test_status_prometheus(void)
 	ASSERT_EQ(cluster_status_prometheus(&st, out, 100), -FM_ELIMIT);
 }
 
+/* cluster_start refuses a bad configuration before it touches the loop or
+ * the disk, and says which setting is wrong. */
+static int start_error(struct cluster_conf *c, char *err, size_t errlen)
+{
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	struct cluster_callbacks cb;
+	memset(&cb, 0, sizeof cb);
+	struct cluster_node *n = NULL;
+	int rc = cluster_start(&loop, c, &cb, &n, err, errlen);
+	uv_loop_close(&loop);
+	return rc;
+}
+
+static void good_conf(struct cluster_conf *c)
+{
+	memset(c, 0, sizeof *c);
+	c->node_id = 1;
+	strcpy(c->address, "127.0.0.1:9001");
+	c->data_dir = "/nonexistent/never-created";
+	c->n_voters = 2;
+	c->voters[0].id = 1;
+	strcpy(c->voters[0].address, "127.0.0.1:9001");
+	c->voters[1].id = 2;
+	strcpy(c->voters[1].address, "127.0.0.1:9002");
+}
+
+static void test_conf_errors(void)
+{
+	struct cluster_conf c;
+	char err[200];
+	good_conf(&c);
+	c.node_id = 0;
+	ASSERT_EQ(start_error(&c, err, sizeof err), -FM_EINVAL);
+	ASSERT_TRUE(strstr(err, "node id") != NULL);
+	good_conf(&c);
+	strcpy(c.address, "nohost");
+	ASSERT_EQ(start_error(&c, err, sizeof err), -FM_EINVAL);
+	ASSERT_TRUE(strstr(err, "cluster address") != NULL);
+	good_conf(&c);
+	c.voters[1].id = 1;
+	ASSERT_EQ(start_error(&c, err, sizeof err), -FM_EINVAL);
+	ASSERT_TRUE(strstr(err, "listed twice") != NULL);
+	good_conf(&c);
+	strcpy(c.voters[1].address, "127.0.0.1:9001");
+	ASSERT_EQ(start_error(&c, err, sizeof err), -FM_EINVAL);
+	ASSERT_TRUE(strstr(err, "same address") != NULL);
+	good_conf(&c);
+	c.voters[0].id = 3;
+	ASSERT_EQ(start_error(&c, err, sizeof err), -FM_EINVAL);
+	ASSERT_TRUE(strstr(err, "is not one of them") != NULL);
+	good_conf(&c);
+	strcpy(c.voters[0].address, "127.0.0.1:9009");
+	ASSERT_EQ(start_error(&c, err, sizeof err), -FM_EINVAL);
+	ASSERT_TRUE(strstr(err, "is not this node's") != NULL);
+	good_conf(&c);
+	c.join = true;
+	ASSERT_EQ(start_error(&c, err, sizeof err), -FM_EINVAL);
+	ASSERT_TRUE(strstr(err, "joining node") != NULL);
+	good_conf(&c);
+	c.n_voters = 0;
+	ASSERT_EQ(start_error(&c, err, sizeof err), -FM_EINVAL);
+	ASSERT_TRUE(strstr(err, "none") != NULL);
+	good_conf(&c);
+	c.heartbeat_ms = 600;
+	ASSERT_EQ(start_error(&c, err, sizeof err), -FM_EINVAL);
+	ASSERT_TRUE(strstr(err, "below the election timeout (500 ms)") != NULL);
+	good_conf(&c);
+	c.snapshot_threshold = 100;
+	c.snapshot_trailing = 200;
+	ASSERT_EQ(start_error(&c, err, sizeof err), -FM_EINVAL);
+	ASSERT_TRUE(strstr(err, "trailing") != NULL);
+	good_conf(&c);
+	c.segment_size = (size_t)64 << 20;
+	ASSERT_EQ(start_error(&c, err, sizeof err), -FM_EINVAL);
+	ASSERT_TRUE(strstr(err, "segment size") != NULL);
+	good_conf(&c);
+	c.data_dir = "";
+	ASSERT_EQ(start_error(&c, err, sizeof err), -FM_EINVAL);
+	ASSERT_TRUE(strstr(err, "data directory") != NULL);
+	/* A valid one gets as far as the directory. */
+	good_conf(&c);
+	ASSERT_EQ(start_error(&c, err, sizeof err), -FM_EIO);
+	ASSERT_TRUE(strstr(err, "/nonexistent/never-created") != NULL);
+}
+
 static void test_names(void)
 {
 	ASSERT_STRN(cluster_state_name(CLUSTER_CANDIDATE), 9, "candidate");
@@ -132,6 +218,7 @@ int main(void)
 	RUN(test_peer);
 	RUN(test_status_json);
 	RUN(test_status_prometheus);
+	RUN(test_conf_errors);
 	RUN(test_names);
 	return CHECK_DONE();
 }
