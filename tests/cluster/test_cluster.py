@@ -8,6 +8,13 @@ import time
 from clusterlib import FOLLOWER, LEADER, wait_for
 
 
+def became_leader_at(node):
+    """When the node last became leader (ms, from its events), or None."""
+    times = [int(e.split()[-1]) for e in node.events() if e.startswith("state leader leader ")
+             and e.split()[3] == str(node.id)]
+    return times[-1] if times else None
+
+
 def run_load(c, seconds):
     c.load(True)
     time.sleep(seconds)
@@ -122,11 +129,20 @@ def test_two_brokers_and_a_witness(make_cluster):
     ws = witness.fresh_status()
     assert ws["entries"] == 0 and ws["applied"] > 0, ws  # it stores the log, applies nothing
     # Made leader on purpose, the witness hands leadership back to a broker.
+    # (Status files lag up to 20 ms: the times in the events decide.)
     leader.send(f"transfer {witness.id}")
-    assert wait_for(lambda: any(e.startswith("state leader") for e in witness.events()), 5), witness.events()
-    back = wait_for(lambda: (n := c.leader()) and not n.witness and
-                    witness.fresh_status()["state"] != LEADER and n, 5)
-    assert back, [(n.id, n.status()["state"]) for n in c.running()]
+    led_at = wait_for(lambda: became_leader_at(witness), 5)
+    assert led_at, witness.events()
+
+    def broker_took_over():
+        for n in c.running():
+            t = became_leader_at(n)
+            if not n.witness and t and t >= led_at:
+                return n
+        return None
+    back = wait_for(broker_took_over, 5)
+    assert back, [(n.id, n.events()) for n in c.running()]
+    assert wait_for(lambda: c.leader() is back, 2)
     print(f"witness: led for a moment, handed leadership to broker {back.id}")
     leader = back
     c.load(True)
