@@ -403,9 +403,89 @@ static int apply_record(struct apply *a, const struct record *r)
 	return SQLITE_CORRUPT;
 }
 
-/* Applies every record of the batch (the transaction is open). Decoded
- * records point into the batch; bodies are looked up among them. */
-static int apply_records(struct apply *a, const uint8_t *batch, size_t len)
+/* ---- queue entries added and removed within the batches applied together ---- */
+
+/* A queue entry whose insert and delete are both among the batches applied
+ * together never touches the database: applied one by one the insert makes
+ * the row (and holds its body) and the delete removes it again, so skipping
+ * the two, and the state changes between them, ends in the same database.
+ * Only an insert that comes before its delete counts: a delete that arrives
+ * first goes through the tombs as it would alone. */
+struct settled {
+	struct settled_slot {
+		uint64_t sid, seq; /* sid 0: empty */
+		uint64_t add_at, del_at; /* record ordinals; del_at 0: not deleted here */
+	} *slot;
+	uint64_t mask;
+};
+
+static uint64_t settled_home(const struct settled *m, uint64_t sid, uint64_t seq)
+{
+	uint64_t h = (sid * 0x9E3779B97F4A7C15ull) ^ (seq * 0xC2B2AE3D27D4EB4Full);
+	return (h ^ (h >> 29)) & m->mask;
+}
+
+static struct settled_slot *settled_find(const struct settled *m, uint64_t sid, uint64_t seq)
+{
+	for (uint64_t i = settled_home(m, sid, seq); m->slot[i].sid; i = (i + 1) & m->mask)
+		if (m->slot[i].sid == sid && m->slot[i].seq == seq)
+			return &m->slot[i];
+	return NULL;
+}
+
+/* Finds the entries settled within the batches (all of them well-formed
+ * batches, or the apply fails later anyway). 0 or -FM_ENOMEM. */
+static int settled_scan(struct settled *m, const struct store_batch *b, size_t n)
+{
+	uint64_t records = 0;
+	struct rec_reader rd;
+	for (size_t i = 0; i < n; i++)
+		if (rec_reader_init(&rd, b[i].p, b[i].len) == 0)
+			records += rd.left;
+	uint64_t cap = 16;
+	while (cap < records * 2)
+		cap *= 2;
+	m->slot = calloc(cap, sizeof *m->slot);
+	m->mask = cap - 1;
+	if (!m->slot)
+		return -FM_ENOMEM;
+	uint64_t at = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (rec_reader_init(&rd, b[i].p, b[i].len))
+			continue;
+		struct record r;
+		while (rec_next(&rd, &r) > 0) {
+			at++;
+			if (r.type == REC_QUEUE_ADD && r.sid) {
+				uint64_t k = settled_home(m, r.sid, r.seq);
+				while (m->slot[k].sid && !(m->slot[k].sid == r.sid && m->slot[k].seq == r.seq))
+					k = (k + 1) & m->mask;
+				if (!m->slot[k].sid)
+					m->slot[k] = (struct settled_slot){ r.sid, r.seq, at, 0 };
+			} else if (r.type == REC_QUEUE_DEL) {
+				struct settled_slot *s = settled_find(m, r.sid, r.seq);
+				if (s && !s->del_at)
+					s->del_at = at;
+			}
+		}
+	}
+	return 0;
+}
+
+/* Whether the record at ordinal `at` is one of a settled entry's. */
+static bool settled_skips(const struct settled *m, const struct record *r, uint64_t at)
+{
+	if (!m->slot || (r->type != REC_QUEUE_ADD && r->type != REC_QUEUE_DEL && r->type != REC_QUEUE_STATE))
+		return false;
+	const struct settled_slot *s = settled_find(m, r->sid, r->seq);
+	return s && s->del_at && at >= s->add_at && at <= s->del_at;
+}
+
+/* Applies every record of one batch (the transaction is open). Decoded
+ * records point into the batch; bodies are looked up among them. *at
+ * counts the records of all the batches applied together. */
+static int apply_records(struct apply *a, const uint8_t *batch, size_t len, const struct settled *settled,
+			 uint64_t *at)
 {
 	struct rec_reader rd;
 	if (rec_reader_init(&rd, batch, len))
@@ -416,21 +496,42 @@ static int apply_records(struct apply *a, const uint8_t *batch, size_t len)
 		return SQLITE_NOMEM;
 	}
 	int rc = tombs_turn(a), got;
-	for (uint32_t n = 0; rc == SQLITE_OK && (got = rec_next(&rd, &recs[n])) != 0; n++)
-		rc = got < 0 ? SQLITE_CORRUPT : apply_record(a, &recs[n]);
+	for (uint32_t n = 0; rc == SQLITE_OK && (got = rec_next(&rd, &recs[n])) != 0; n++) {
+		++*at;
+		if (got < 0)
+			rc = SQLITE_CORRUPT;
+		else if (!settled_skips(settled, &recs[n], *at))
+			rc = apply_record(a, &recs[n]);
+	}
 	free(a->bodies.slot);
 	free(recs);
 	return rc;
 }
 
-int store_apply(struct store *st, const uint8_t *batch, size_t len, uint64_t index)
+int store_apply_batches(struct store *st, const struct store_batch *b, size_t n)
 {
-	if (index <= st->applied)
-		return 0; /* applied already */
-	struct apply a = { st, index, { 0 } };
+	while (n && b->index <= st->applied) {
+		b++; /* applied already */
+		n--;
+	}
+	if (!n)
+		return 0;
+	struct settled settled = { 0 };
+	if (n > 1 && settled_scan(&settled, b, n)) {
+		st->apply_rc = SQLITE_NOMEM;
+		return -FM_ENOMEM;
+	}
+	uint64_t at = 0, index = st->applied;
 	int rc = store__step_done(st, S_BEGIN);
-	if (rc == SQLITE_OK)
-		rc = apply_records(&a, batch, len);
+	for (size_t i = 0; i < n && rc == SQLITE_OK; i++) {
+		if (b[i].index <= index) {
+			rc = SQLITE_CORRUPT; /* indexes must grow */
+			break;
+		}
+		struct apply a = { st, index = b[i].index, { 0 } };
+		rc = apply_records(&a, b[i].p, b[i].len, &settled, &at);
+	}
+	free(settled.slot);
 	if (rc == SQLITE_OK) {
 		sqlite3_bind_int64(st->st[S_INDEX_PUT], 1, (int64_t)index);
 		rc = store__step_done(st, S_INDEX_PUT);
@@ -448,4 +549,10 @@ int store_apply(struct store *st, const uint8_t *batch, size_t len, uint64_t ind
 	store__load_refs(st);
 	store__load_tombs(st, st->applied);
 	return (rc & 0xFF) == SQLITE_FULL ? -FM_ELIMIT : (rc & 0xFF) == SQLITE_CORRUPT ? -FM_EPROTO : -FM_EIO;
+}
+
+int store_apply(struct store *st, const uint8_t *batch, size_t len, uint64_t index)
+{
+	struct store_batch b = { batch, len, index };
+	return store_apply_batches(st, &b, 1);
 }

@@ -19,8 +19,21 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-/* Transactions per group: bounds the time one commit holds acknowledgements. */
+/* Transactions per group, and their messages' bytes: bound the time one
+ * commit holds acknowledgements and the size of one batch. */
 #define GROUP_MAX_TXNS 4096
+#define GROUP_MAX_BYTES (8u * 1024 * 1024)
+/* Batches wait in the journal until this many bytes or this long, then are
+ * applied to the database together: a queue entry delivered meanwhile is
+ * never written to the database at all. */
+#define APPLY_BYTES (16u * 1024 * 1024)
+#define APPLY_MS 500
+/* How soon an apply that failed is tried again. */
+#define APPLY_RETRY_MS 1000
+/* A journal whose every batch is applied starts over past this size,
+ * written over while it is at most JOURNAL_KEEP_BYTES (cut otherwise). */
+#define JOURNAL_RESET_BYTES (1024 * 1024)
+#define JOURNAL_KEEP_BYTES (64u * 1024 * 1024)
 #define SCHEMA_VERSION 5
 
 /* Forward migrations: migrations[v] brings version v to v + 1. */
@@ -120,13 +133,17 @@ struct msg *store__read_msg(struct store *st, uint64_t id, int *rc)
 
 /* Reads bodies back for on-disk entries. A failure is the load's own (the
  * broker retries it), never the group's; a damaged row is logged and counts
- * as missing (the entry is dropped, not retried forever). */
-static void read_load(struct store *st, struct store_load *ld)
+ * as missing (the entry is dropped, not retried forever). A body not in the
+ * database is missing only when every journalled batch is applied (else it
+ * may be in one that waits: the broker asks again). */
+static void read_load(struct store *st, struct store_load *ld, bool applied)
 {
 	for (uint32_t i = 0; ld && i < ld->n; i++) {
 		int rc;
 		ld->items[i].msg = store__read_msg(st, ld->items[i].id, &rc);
-		if (rc == SQLITE_CORRUPT)
+		if (rc == SQLITE_DONE && !applied)
+			ld->failed = true;
+		else if (rc == SQLITE_CORRUPT)
 			log_err("store %s: stored message %llu is damaged", st->path,
 				(unsigned long long)ld->items[i].id);
 		else if (rc != SQLITE_ROW && rc != SQLITE_DONE)
@@ -157,72 +174,205 @@ static bool episode_over(const struct store *st, uint64_t ops)
  * so that a run can be applied again to an empty store and the two
  * databases compared (tests/tools/store_replay.c). A write that fails ends
  * the dump, logged (fm-store-replay reports the batch it cut short). */
-static void dump_batch(struct store *st)
+static void dump_batch(struct store *st, uint64_t index)
 {
 	uint8_t head[12];
 	for (int i = 0; i < 8; i++)
-		head[i] = (uint8_t)(st->applied >> (8 * i));
+		head[i] = (uint8_t)(index >> (8 * i));
 	for (int i = 0; i < 4; i++)
 		head[8 + i] = (uint8_t)(st->batch.len >> (8 * i));
 	struct iovec iov[2] = { { head, sizeof head }, { st->batch.p, st->batch.len } };
 	if (writev(st->dump_fd, iov, 2) == (ssize_t)(sizeof head + st->batch.len))
 		return;
 	log_err("store %s: FERROMQ_STORE_BATCH_DUMP: %s; the dump stops at batch %llu", st->path, strerror(errno),
-		(unsigned long long)st->applied);
+		(unsigned long long)index);
 	close(st->dump_fd);
 	st->dump_fd = -1;
 }
 
-/* Applies a group's writes: its records as one batch, under the next
- * index. Returns 0 or a negative fm_err. */
+/* Starts or ends a failure episode (logged once each): while writes fail,
+ * the broker refuses new QoS 1/2 messages. */
+static void set_failing(struct store *st, bool failing, const char *what, int err, uint64_t records)
+{
+	if (failing) {
+		if (!st->failing)
+			log_err("store %s: commit failed (%s): %s; new QoS 1/2 messages are refused until it works "
+				"again", st->path, what,
+				err == -FM_ENOMEM ? "out of memory"
+				: st->apply_rc ? sqlite3_errstr(st->apply_rc)
+				: err == -FM_ELIMIT ? "the disk is full" : "an I/O error");
+		st->failing = true;
+		st->port.failing(st->port.owner, true);
+		st->failed_ops = records;
+		atomic_fetch_add(&st->failures, 1);
+	} else if (st->failing && !st->apply_failing && episode_over(st, records)) {
+		log_notice("store %s: writing again", st->path);
+		st->failing = false;
+		st->port.failing(st->port.owner, false);
+	}
+}
+
+/* Room for one more pending batch. 0 or -FM_ENOMEM. */
+static int pend_reserve(struct store *st)
+{
+	if (st->n_pend == st->cap_pend) {
+		size_t cap = st->cap_pend ? st->cap_pend * 2 : 64;
+		struct pending_batch *p = realloc(st->pend, cap * sizeof *p);
+		struct store_batch *v = p ? realloc(st->pend_view, cap * sizeof *v) : NULL;
+		if (p)
+			st->pend = p;
+		if (!v)
+			return -FM_ENOMEM;
+		st->pend_view = v;
+		st->cap_pend = cap;
+	}
+	return 0;
+}
+
+/* Keeps the batch just appended (st->batch's bytes) until it is applied;
+ * pend_reserve made room. */
+static void pend_take(struct store *st, uint64_t index)
+{
+	if (!st->n_pend)
+		st->pend_since_ms = clock_mono_ms();
+	st->pend[st->n_pend].bytes = st->batch;
+	st->pend[st->n_pend].index = index;
+	st->n_pend++;
+	st->pend_bytes += st->batch.len;
+	memset(&st->batch, 0, sizeof st->batch);
+}
+
+/* Whether applying what waits is worth a try now (not while one that
+ * failed is waiting to be tried again). */
+static bool apply_due(const struct store *st)
+{
+	return st->n_pend && (!st->apply_failing || clock_mono_ms() >= st->apply_retry_ms);
+}
+
+/* Applies the journal's pending batches to the database, together; then
+ * the journal starts over when it has grown. A failure keeps them (they
+ * are on disk in the journal) for the next try. 0 or a negative fm_err. */
+static int apply_pending(struct store *st)
+{
+	if (!st->n_pend)
+		return 0;
+	for (size_t i = 0; i < st->n_pend; i++)
+		st->pend_view[i] = (struct store_batch){ st->pend[i].bytes.p, st->pend[i].bytes.len, st->pend[i].index };
+	st->apply_rc = 0;
+	int err = store_apply_batches(st, st->pend_view, st->n_pend);
+	if (err) {
+		if (!st->apply_failing)
+			log_err("store %s: applying %zu journalled batches to the database failed (%s); they stay in "
+				"the journal and are applied again", st->path, st->n_pend,
+				err == -FM_ENOMEM ? "out of memory" : sqlite3_errstr(st->apply_rc));
+		st->apply_failing = true;
+		st->apply_retry_ms = clock_mono_ms() + APPLY_RETRY_MS;
+		return err;
+	}
+	for (size_t i = 0; i < st->n_pend; i++)
+		buf_free(&st->pend[i].bytes);
+	st->n_pend = 0;
+	st->pend_bytes = 0;
+	if (st->apply_failing) {
+		st->apply_failing = false;
+		log_notice("store %s: the journal is applied again", st->path);
+	}
+	if (st->journal.end >= JOURNAL_RESET_BYTES && journal_reset(&st->journal, JOURNAL_KEEP_BYTES))
+		log_warn("store %s: cannot truncate the journal %s: %s (tried again later)", st->path,
+			 st->journal.path, strerror(errno));
+	return 0;
+}
+
+/* Free space kept beyond what applying the journal needs. */
+#define ROOM_RESERVE (256 * 1024)
+
+/* Admission before the append: whether the filesystem has room for a batch
+ * of `bytes` in the journal and, later, in the database, with everything
+ * journalled before it (the database takes up to about twice what it
+ * applies, in its WAL and then its file). A batch the journal took must
+ * never be one the database cannot. */
+static bool room_for(const struct store *st, size_t bytes)
+{
+	struct statvfs sv;
+	if (statvfs(st->dir, &sv) != 0)
+		return true; /* unknown: the writes will tell */
+	uint64_t free_bytes = (uint64_t)sv.f_bavail * sv.f_frsize;
+	return free_bytes >= 2 * ((uint64_t)st->pend_bytes + bytes) + ROOM_RESERVE;
+}
+
+/* Appends a group's writes to the journal as one batch under the next index
+ * (synced with durability full): from then on they are on disk. Returns 0
+ * or a negative fm_err. */
 static int write_group(struct store *st, struct store_txn *list)
 {
 	int err = store__encode_group(list, &st->batch);
 	uint32_t records = rec_batch_count(&st->batch);
 	if (!err && !records)
 		return 0; /* nothing to write (reads only, or cancelled pairs) */
+	uint64_t index = st->next_index, end = st->journal.end;
+	if (!err && (st->apply_failing || !room_for(st, st->batch.len))) {
+		/* Applying what waits frees its share of the need, or fails. */
+		if ((apply_due(st) ? apply_pending(st) : st->apply_failing) || !room_for(st, st->batch.len))
+			err = st->apply_failing && (st->apply_rc & 0xFF) != SQLITE_FULL ? -FM_EIO : -FM_ELIMIT;
+	}
 	if (!err)
-		err = store_apply(st, st->batch.p, st->batch.len, st->applied + 1);
+		err = pend_reserve(st);
+	if (!err)
+		err = journal_append(&st->journal, index, st->batch.p, (uint32_t)st->batch.len);
+	if (!err && st->durability == DURABILITY_FULL && (err = journal_sync(&st->journal))) {
+		/* Unknown whether it reached the disk: the next append writes
+		 * over it. (Should it survive a crash first, its records come
+		 * back; none of them was acknowledged.) */
+		st->journal.end = end;
+	}
 	if (!err && st->dump_fd >= 0)
-		dump_batch(st);
+		dump_batch(st, index);
+	if (!err) {
+		st->next_index++;
+		pend_take(st, index);
+	}
 	/* A large batch's buffer is not kept between groups. */
 	if (st->batch.cap > 4 * 1024 * 1024)
 		buf_free(&st->batch);
+	st->apply_rc = 0;
 	if (!err) {
-		if (st->failing && episode_over(st, records)) {
-			log_notice("store %s: writing again", st->path);
-			st->failing = false;
-			st->port.failing(st->port.owner, false);
-		}
+		set_failing(st, false, NULL, 0, records);
 		return 0;
 	}
-	if (!st->failing)
-		log_err("store %s: commit failed: %s; new QoS 1/2 messages are refused until it works again",
-			st->path, err == -FM_ENOMEM ? "out of memory" : sqlite3_errstr(st->apply_rc));
-	st->failing = true;
-	st->port.failing(st->port.owner, true);
-	st->failed_ops = records;
-	atomic_fetch_add(&st->failures, 1);
+	set_failing(st, true, "journal write", err, records);
 	return err;
 }
 
 /* Reads travel beside the group's writes, never inside them: run after the
- * group has committed or rolled back, a write that failed cannot keep them
+ * group is journalled or failed, a write that failed cannot keep them
  * from running (a body not read would count as missing, and its entry be
- * dropped although acknowledged). The bodies they read were committed by
- * earlier groups: an entry gives up its body only once its row is on disk. */
+ * dropped although acknowledged). The bodies they read were journalled by
+ * earlier groups (an entry gives up its body only once its row is on
+ * disk), and are read from the database once every journalled batch is
+ * applied; until then a read fails and the broker asks again. */
 static void read_loads(struct store *st, struct store_txn *list)
 {
 	for (struct store_txn *t = list; t; t = t->next)
 		for (uint32_t i = 0; i < t->n_loads; i++)
-			read_load(st, t->loads[i]);
+			read_load(st, t->loads[i], st->n_pend == 0);
 }
 
-/* Applies a group in one transaction, then its reads. Returns 0 or a
- * negative fm_err (of the writes). */
+static bool has_loads(const struct store_txn *list)
+{
+	for (const struct store_txn *t = list; t; t = t->next)
+		if (t->n_loads)
+			return true;
+	return false;
+}
+
+/* Journals a group, applies what is due, then serves its reads. Returns 0
+ * or a negative fm_err (of the writes). */
 static int commit_group(struct store *st, struct store_txn *list)
 {
 	int err = write_group(st, list);
+	if (apply_due(st) && (has_loads(list) || st->pend_bytes >= APPLY_BYTES ||
+			      clock_mono_ms() - st->pend_since_ms >= APPLY_MS) && apply_pending(st))
+		set_failing(st, true, "applying the journal", -FM_EIO, 0);
 	read_loads(st, list);
 	return err;
 }
@@ -277,14 +427,39 @@ static bool gives_up(struct store *st)
 	return true;
 }
 
+/* About what a transaction's records take in a batch. */
+static size_t txn_bytes(const struct store_txn *t)
+{
+	size_t n = 64 * (size_t)t->n_ops;
+	for (uint32_t i = 0; i < t->n_ops; i++)
+		if (t->ops[i].msg)
+			n += t->ops[i].msg->topic_len + t->ops[i].msg->props_len + t->ops[i].msg->payload_len;
+	return n;
+}
+
 static void *writer_main(void *arg)
 {
 	struct store *st = arg;
 	struct store_txn *retry = NULL;
 	for (;;) {
 		pthread_mutex_lock(&st->lock);
-		while (!st->head && !retry && !st->stop)
-			pthread_cond_wait(&st->cond, &st->lock);
+		while (!st->head && !retry && !st->stop) {
+			if (!st->n_pend) {
+				pthread_cond_wait(&st->cond, &st->lock);
+				continue;
+			}
+			/* Batches wait to be applied: wake for them. */
+			uint64_t due = st->apply_failing ? st->apply_retry_ms : st->pend_since_ms + APPLY_MS;
+			uint64_t now = clock_mono_ms();
+			if (now >= due)
+				break;
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			uint64_t ns = (uint64_t)ts.tv_nsec + (due - now) * 1000000u;
+			ts.tv_sec += (time_t)(ns / 1000000000u);
+			ts.tv_nsec = (long)(ns % 1000000000u);
+			pthread_cond_timedwait(&st->cond, &st->lock, &ts);
+		}
 		if (!st->head && !retry && st->stop) {
 			pthread_mutex_unlock(&st->lock);
 			break;
@@ -296,8 +471,10 @@ static void *writer_main(void *arg)
 			tail = &(*tail)->next;
 			n++;
 		}
-		while (st->head && n < GROUP_MAX_TXNS) {
+		size_t bytes = 0;
+		while (st->head && n < GROUP_MAX_TXNS && bytes < GROUP_MAX_BYTES) {
 			struct store_txn *t = st->head;
+			bytes += txn_bytes(t);
 			st->head = t->next;
 			t->next = NULL;
 			*tail = t;
@@ -330,6 +507,9 @@ static void *writer_main(void *arg)
 		}
 		bound_wal(st);
 	}
+	/* Stopping: whatever is journalled goes into the database now (if that
+	 * fails, it stays in the journal for the next start). */
+	apply_pending(st);
 	return NULL;
 }
 
@@ -434,6 +614,41 @@ static int migrate(struct store *st, char *err, size_t errlen)
 	return 0;
 }
 
+/* Collects the journal's batches the database does not have yet, applying
+ * them APPLY_BYTES at a time. */
+static int replay_entry(void *ctx, uint64_t index, const uint8_t *p, uint32_t len)
+{
+	struct store *st = ctx;
+	if (index <= st->applied)
+		return 0;
+	if (pend_reserve(st) || buf_append(&st->batch, p, len))
+		return -FM_ENOMEM;
+	pend_take(st, index);
+	return st->pend_bytes >= APPLY_BYTES ? apply_pending(st) : 0;
+}
+
+/* Brings the database up to the end of the journal: the batches that were
+ * acknowledged but not yet applied when the broker stopped. */
+static int replay_journal(struct store *st, char *err, size_t errlen)
+{
+	uint64_t before = st->applied;
+	uint64_t t0 = clock_mono_ms();
+	int rc = journal_read(&st->journal, replay_entry, st);
+	if (!rc)
+		rc = apply_pending(st);
+	if (rc) {
+		snprintf(err, errlen, "%s: applying the journal %s to the database: %s: %s", st->path,
+			 st->journal.path, rc == -FM_ENOMEM ? "out of memory" : st->apply_rc ? sqlite3_errstr(st->apply_rc)
+			 : strerror(errno), st->apply_rc ? store__advice(st->db) : "check the disk; the journal is kept");
+		return -1;
+	}
+	st->next_index = (st->journal.last > st->applied ? st->journal.last : st->applied) + 1;
+	if (st->applied > before)
+		log_notice("store %s: applied %llu journalled batches in %llu ms", st->path,
+			   (unsigned long long)(st->applied - before), (unsigned long long)(clock_mono_ms() - t0));
+	return 0;
+}
+
 static int load_applied(struct store *st)
 {
 	sqlite3_stmt *s;
@@ -456,6 +671,8 @@ struct store *store_open(const char *dir, unsigned durability, char *err, size_t
 	snprintf(st->path, sizeof st->path, "%s/%s", dir, STORE_FILE);
 	snprintf(st->dir, sizeof st->dir, "%s", dir);
 	st->dump_fd = -1;
+	st->journal.fd = -1;
+	st->durability = durability;
 	struct stat sb;
 	if (stat(st->path, &sb) == 0 && sb.st_size == 0)
 		log_warn("store %s: the database file is empty (0 bytes): starting with an empty store. If it held "
@@ -496,6 +713,8 @@ struct store *store_open(const char *dir, unsigned durability, char *err, size_t
 			 store__advice(st->db));
 		goto fail;
 	}
+	if (journal_open(&st->journal, dir, err, errlen) || replay_journal(st, err, errlen))
+		goto fail;
 	const char *dump = getenv("FERROMQ_STORE_BATCH_DUMP");
 	if (dump && *dump) {
 		st->dump_fd = open(dump, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
@@ -588,6 +807,14 @@ void store_close(struct store *st)
 		sqlite3_finalize(st->st[i]);
 	if (st->db)
 		sqlite3_close(st->db);
+	/* Everything journalled is in the database: the journal starts over. */
+	if (st->db && st->running && !st->n_pend && st->journal.fd >= 0)
+		journal_reset(&st->journal, 0);
+	journal_close(&st->journal);
+	for (size_t i = 0; i < st->n_pend; i++)
+		buf_free(&st->pend[i].bytes);
+	free(st->pend);
+	free(st->pend_view);
 	refmap_free(&st->refs);
 	tombs_free(&st->tombs);
 	buf_free(&st->batch);
@@ -630,6 +857,8 @@ uint64_t store_disk_bytes(const struct store *st)
 		total += (uint64_t)sb.st_size;
 	snprintf(wal, sizeof wal, "%s-wal", st->path);
 	if (stat(wal, &sb) == 0)
+		total += (uint64_t)sb.st_size;
+	if (stat(st->journal.path, &sb) == 0)
 		total += (uint64_t)sb.st_size;
 	return total;
 }

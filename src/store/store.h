@@ -1,5 +1,6 @@
-/* The durable store: one SQLite database (WAL) in persistence_location,
- * written by one thread in group commits, read once at start-up. */
+/* The durable store: a journal of record batches (journal.h) and one SQLite
+ * database (WAL) in persistence_location, written by one thread in group
+ * commits, read once at start-up. */
 #ifndef FM_STORE_H
 #define FM_STORE_H
 #include "../broker/broker.h"
@@ -23,6 +24,16 @@ int store_recover(struct store *st, struct broker *b, char *err, size_t errlen);
  * starts). Returns 0, or -FM_ELIMIT (disk full), -FM_EPROTO (malformed
  * batch), -FM_EIO, -FM_ENOMEM; nothing of a failed batch stays. */
 int store_apply(struct store *st, const uint8_t *batch, size_t len, uint64_t index);
+/* One batch of a run applied together. */
+struct store_batch {
+	const uint8_t *p;
+	size_t len;
+	uint64_t index;
+};
+/* Applies n batches of growing indexes in one transaction, with the same
+ * result as applying them one by one (a queue entry added and removed
+ * within them never touches the database). Returns as store_apply. */
+int store_apply_batches(struct store *st, const struct store_batch *b, size_t n);
 /* Starts the writer thread and connects it to b. */
 int store_start(struct store *st, struct broker *b);
 /* Commits what is queued, stops the writer and closes the database. */

@@ -2,6 +2,7 @@
 #ifndef FM_STORE_INTERNAL_H
 #define FM_STORE_INTERNAL_H
 #include "store.h"
+#include "journal.h"
 #include "refmap.h"
 #include "tombs.h"
 #include <pthread.h>
@@ -32,6 +33,20 @@ struct store {
 	struct refmap refs;
 	struct tombs tombs; /* queue entries deleted before their insert arrived (mirrors the table) */
 	uint64_t applied;   /* index of the last batch applied (stored with the data) */
+	unsigned durability;
+	struct journal journal;
+	uint64_t next_index; /* of the next batch appended to the journal */
+	/* Batches in the journal, not yet applied to the database (writer). */
+	struct pending_batch {
+		struct buf bytes;
+		uint64_t index;
+	} *pend;
+	size_t n_pend, cap_pend;
+	struct store_batch *pend_view;
+	size_t pend_bytes;
+	uint64_t pend_since_ms; /* when the oldest of them was appended */
+	bool apply_failing;     /* applying them failed: logged once, retried */
+	uint64_t apply_retry_ms; /* when, after it failed */
 	uint64_t tomb_gen;  /* generation of the tombs' current one (see apply.c) */
 	int apply_rc;       /* SQLite's code for the last batch that failed */
 	struct buf batch;   /* the group being written, as a record batch (writer thread) */

@@ -14,7 +14,7 @@ import time
 import pytest
 
 import mqttraw as M
-from conftest import PROTOCOLS, connect_raw
+from conftest import PROTOCOLS, connect_raw, wait_for
 
 V5 = 5
 
@@ -131,10 +131,14 @@ def test_body_gone_from_the_database_is_dropped_with_a_log_line(start_broker, ra
     payloads = [b"g%02d" % i for i in range(10)]
     publish_many(pub, "gone/t", payloads)
     db = sqlite3.connect(os.path.join(b.data, "ferromq.db"), timeout=10)
-    with db:
-        n = db.execute("DELETE FROM msgs WHERE payload = ?", (payloads[4],)).rowcount
+
+    def delete_body():
+        # The journalled batches reach the database within half a second.
+        with db:
+            return db.execute("DELETE FROM msgs WHERE payload = ?", (payloads[4],)).rowcount
+
+    assert wait_for(delete_body, what="the body in the database") == 1
     db.close()
-    assert n == 1
     s = raw(b, V5)
     assert s.connect("gone-sub", **persist_kw(V5)).session_present
     got = receive(s, 9)
