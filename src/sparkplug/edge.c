@@ -166,7 +166,24 @@ int spb_payload_restamp(const uint8_t *p, size_t len, uint64_t seq, bool histori
 	pl->seq = seq;
 	for (size_t i = 0; historical && i < pl->n_metrics; i++)
 		pl->metrics[i]->has_is_historical = pl->metrics[i]->is_historical = true;
+	uint32_t start = out->len;
 	int rc = pack_append(out, pl);
+	if (!rc) {
+		/* protobuf-c keeps unknown fields and packs them again, but takes a
+		 * field number past 2^29 - 1 truncated: packed, it can turn into a
+		 * known field (seq, a metric's flag) or into bytes no decoder
+		 * takes. What goes out is checked to read back as meant. */
+		Payload *again = sparkplug_b__payload__unpack(NULL, out->len - start, out->p + start);
+		bool ok = again && again->has_seq && again->seq == seq && again->n_metrics == pl->n_metrics;
+		for (size_t i = 0; ok && historical && i < again->n_metrics; i++)
+			ok = again->metrics[i]->is_historical;
+		if (again)
+			sparkplug_b__payload__free_unpacked(again, NULL);
+		if (!ok) {
+			out->len = start;
+			rc = -FM_EINVAL;
+		}
+	}
 	sparkplug_b__payload__free_unpacked(pl, NULL);
 	return rc;
 }

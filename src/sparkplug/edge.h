@@ -66,7 +66,8 @@ int spb_ndeath_encode(struct buf *out, uint64_t bdseq, uint64_t timestamp);
 /* Rewrites payload p with Payload.seq = seq and, when historical, every
  * metric's is_historical set [tck-id-payloads-metric-historical...]; the
  * rest is kept (unknown fields too). Appends it to out. Returns 0,
- * -FM_EINVAL (p is not a Payload) or -FM_ENOMEM. */
+ * -FM_EINVAL (p is not a Payload, or one whose rewrite would not read back
+ * with that seq and those flags; out is left as it was) or -FM_ENOMEM. */
 int spb_payload_restamp(const uint8_t *p, size_t len, uint64_t seq, bool historical, struct buf *out);
 
 /* One metric of a command (NCMD, DCMD), as received. */
