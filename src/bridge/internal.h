@@ -5,6 +5,7 @@
 #include "rate.h"
 #include "aggregate.h"
 #include "reduce.h"
+#include "../net/transport.h"
 #include "../tls/tls.h"
 #include <pthread.h>
 #include <stdatomic.h>
@@ -73,7 +74,6 @@ struct link {
 	uv_async_t async;   /* spool commits on other workers */
 	uint8_t state;
 	bool tcp_open;
-	bool writing;
 	bool stopping;
 	bool retain_ok;     /* the remote takes retained messages (v5 Retain Available) */
 	uint8_t version;    /* MQTT_V311 or MQTT_V5 */
@@ -87,10 +87,10 @@ struct link {
 	uint32_t max_packet; /* the remote's Maximum Packet Size; 0: no limit */
 	uint64_t last_tx_ms, last_rx_ms, connect_started_ms;
 	uint64_t pause_until_us; /* rate limit */
-	struct buf in, out, wire, sending;
+	struct buf in, out;   /* MQTT bytes from and to the remote */
+	struct xport x;       /* TCP or TLS: the transport layer of inbound connections */
+	struct net_write *wreq; /* the write in progress, NULL when none */
 	SSL_CTX *tls_ctx;
-	struct tls_session *tls;
-	uv_write_t wreq;
 	char remote[160];
 };
 

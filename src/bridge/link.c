@@ -58,10 +58,9 @@ static void schedule_retry(struct link *l)
 static void closed(struct link *l)
 {
 	l->tcp_open = false;
-	l->writing = false;
-	tls_session_free(l->tls);
-	l->tls = NULL;
-	l->in.len = l->out.len = l->wire.len = l->sending.len = 0;
+	xport_free(&l->x); /* a write in progress was cancelled: on_written freed it */
+	l->x.tp = NULL;
+	l->in.len = l->out.len = 0;
 	struct spool *sp = &l->br->spool;
 	pthread_mutex_lock(&sp->lock);
 	/* What was sent may have arrived: resent first, with DUP. */
@@ -81,8 +80,9 @@ static void link_flush(struct link *l);
 static void on_written(uv_write_t *req, int status)
 {
 	struct link *l = req->data;
-	l->writing = false;
-	l->sending.len = 0;
+	if (l->wreq == (struct net_write *)req)
+		l->wreq = NULL;
+	net_write_free((struct net_write *)req);
 	if (status < 0) {
 		if (status != UV_ECANCELED)
 			link_close(l, uv_strerror(status));
@@ -93,33 +93,25 @@ static void on_written(uv_write_t *req, int status)
 
 static void link_flush(struct link *l)
 {
-	if (!l->tcp_open || l->writing || l->state == LINK_CLOSING)
+	if (!l->tcp_open || l->wreq || l->state == LINK_CLOSING || !l->x.tp)
 		return;
 	struct buf *src = &l->out;
-	if (l->tls) {
-		if (l->out.len && tls_session_established(l->tls)) {
-			if (tls_session_encrypt(l->tls, l->out.p, l->out.len, &l->wire)) {
-				link_close(l, tls_session_error(l->tls));
-				return;
-			}
-			l->out.len = 0;
+	if (l->x.tp->encode) {
+		/* TLS: the handshake's bytes go first; what is in out waits for its
+		 * end (send_connect follows it), or the encoder would drop it. */
+		if (tls_session_established(l->x.tls) && l->x.tp->encode(&l->x, &l->out)) {
+			link_close(l, tls_session_error(l->x.tls));
+			return;
 		}
-		src = &l->wire;
+		src = &l->x.wire;
 	}
 	if (!src->len)
 		return;
-	struct buf t = *src;
-	*src = l->sending;
-	l->sending = t;
-	uv_buf_t b = uv_buf_init((char *)l->sending.p, l->sending.len);
-	l->wreq.data = l;
-	int rc = uv_write(&l->wreq, (uv_stream_t *)&l->tcp, &b, 1, on_written);
-	if (rc) {
-		l->sending.len = 0;
+	int rc = net_write_start((uv_stream_t *)&l->tcp, src, l, on_written, &l->wreq);
+	if (rc < 0) {
 		link_close(l, uv_strerror(rc));
 		return;
 	}
-	l->writing = true;
 	l->last_tx_ms = clock_mono_ms();
 }
 
@@ -620,12 +612,15 @@ static int link_input(void *arg, const uint8_t *p, size_t len)
 	return 0;
 }
 
+/* The link's read buffer, also where TLS puts the plaintext (the
+ * transport copies the ciphertext first). */
+static _Thread_local uint8_t link_rbuf[64 * 1024];
+
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
 {
-	static _Thread_local char scratch[64 * 1024];
 	(void)h;
 	(void)hint;
-	*b = uv_buf_init(scratch, sizeof scratch);
+	*b = uv_buf_init((char *)link_rbuf, sizeof link_rbuf);
 }
 
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
@@ -638,28 +633,31 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 		return;
 	}
 	l->last_rx_ms = clock_mono_ms();
-	if (!l->tls) {
-		link_input(l, (const uint8_t *)b->base, (size_t)n);
-		return;
-	}
-	static _Thread_local uint8_t plain[16 * 1024];
-	bool was = tls_session_established(l->tls);
-	int rc = tls_session_feed(l->tls, (const uint8_t *)b->base, (size_t)n, plain, sizeof plain, link_input, l,
-				  &l->wire);
-	if (rc == TLS_FEED_HANDSHAKE_DONE) {
-		send_connect(l);
-		rc = tls_session_feed(l->tls, NULL, 0, plain, sizeof plain, link_input, l, &l->wire);
-	}
-	if (rc == TLS_FEED_ERROR || rc == TLS_FEED_CLOSED) {
+	bool was = !l->x.tls || tls_session_established(l->x.tls);
+	if (l->x.tp->read(&l->x, (const uint8_t *)b->base, (size_t)n, link_rbuf, sizeof link_rbuf) < 0) {
 		char why[200];
 		snprintf(why, sizeof why, "TLS%s: %s", was ? "" : " handshake",
-			 rc == TLS_FEED_CLOSED ? "closed by the remote" : tls_session_error(l->tls));
+			 l->x.peer_closed ? "closed by the remote" : l->x.why ? l->x.why : "closed");
 		link_flush(l);
 		link_close(l, why);
 		return;
 	}
 	link_flush(l);
 }
+
+/* ---- what the transport asks of the link ---- */
+
+static int lx_deliver(void *owner, const uint8_t *p, size_t len) { return link_input(owner, p, len); }
+
+static bool lx_closing(void *owner) { return ((struct link *)owner)->state == LINK_CLOSING; }
+
+static void lx_tls_up(void *owner) { send_connect(owner); }
+
+static const struct xport_ops link_xport_ops = {
+	.deliver = lx_deliver,
+	.closing = lx_closing,
+	.tls_up = lx_tls_up,
+};
 
 static void handshake(struct link *l, bool ok);
 
@@ -674,6 +672,15 @@ static void on_connected(uv_connect_t *req, int status)
 		link_close(l, why);
 		return;
 	}
+	struct tls_session *tls = NULL;
+	if (l->tls_ctx) {
+		const struct bridge_address *a = &l->br->conf->addresses[l->addr_index % l->br->conf->n_addresses];
+		if (!(tls = tls_client_session_new(l->tls_ctx, a->host))) {
+			link_close(l, "out of memory");
+			return;
+		}
+	}
+	xport_init(&l->x, tls ? &net_tls : &net_tcp, tls, NULL, &link_xport_ops, l);
 	uv_read_start((uv_stream_t *)&l->tcp, on_alloc, on_read);
 	l->last_rx_ms = l->last_tx_ms = clock_mono_ms();
 	if (l->br->edge)
@@ -689,18 +696,12 @@ static void handshake(struct link *l, bool ok)
 		link_close(l, "the Sparkplug bdSeq could not be stored");
 		return;
 	}
-	if (!l->tls_ctx) {
+	if (!l->x.tls) {
 		send_connect(l);
 		return;
 	}
-	const struct bridge_address *a = &l->br->conf->addresses[l->addr_index % l->br->conf->n_addresses];
-	if (!(l->tls = tls_client_session_new(l->tls_ctx, a->host))) {
-		link_close(l, "out of memory");
-		return;
-	}
 	l->state = LINK_TLS;
-	static _Thread_local uint8_t plain[256];
-	tls_session_feed(l->tls, NULL, 0, plain, sizeof plain, link_input, l, &l->wire); /* ClientHello */
+	l->x.tp->read(&l->x, NULL, 0, link_rbuf, sizeof link_rbuf); /* the ClientHello */
 	link_flush(l);
 }
 
@@ -796,7 +797,7 @@ void link_stop(struct link *l)
 	uv_timer_stop(&l->timer);
 	if (l->state == LINK_RESOLVING)
 		uv_cancel((uv_req_t *)&l->resolve);
-	if (l->state == LINK_ONLINE && !l->writing) {
+	if (l->state == LINK_ONLINE && !l->wreq) {
 		/* A clean goodbye, written at once: the loop is ending. */
 		/* The edge node's goodbye is its NDEATH [tck-id-operational-behavior-edge-node-termination...]:
 		 * v5 asks the remote for the will (0x04), v3 sends it. */
@@ -807,10 +808,12 @@ void link_stop(struct link *l)
 			mqtt_encode_reason(&l->out, MQTT_V5, MQTT_DISCONNECT, &r);
 		else
 			mqtt_encode_simple(&l->out, MQTT_DISCONNECT);
-		if (l->tls && tls_session_established(l->tls) &&
-		    !tls_session_encrypt(l->tls, l->out.p, l->out.len, &l->wire))
-			tls_session_shutdown(l->tls, &l->wire);
-		struct buf *src = l->tls ? &l->wire : &l->out;
+		struct buf *src = &l->out;
+		if (l->x.tp->encode) {
+			if (!l->x.tp->encode(&l->x, &l->out))
+				l->x.tp->shutdown(&l->x);
+			src = &l->x.wire;
+		}
 		uv_buf_t b = uv_buf_init((char *)src->p, src->len);
 		uv_try_write((uv_stream_t *)&l->tcp, &b, 1);
 	}
@@ -825,10 +828,8 @@ void link_stop(struct link *l)
 
 void link_free(struct link *l)
 {
-	tls_session_free(l->tls);
+	xport_free(&l->x);
 	SSL_CTX_free(l->tls_ctx);
 	buf_free(&l->in);
 	buf_free(&l->out);
-	buf_free(&l->wire);
-	buf_free(&l->sending);
 }

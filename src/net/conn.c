@@ -31,12 +31,6 @@
 #define LINGER_MS 2000
 #define LINGER_STOPPING_MS 1000
 
-struct wreq {
-	uv_write_t req;
-	struct buf data;
-	size_t off;
-};
-
 static struct conn *conn_of_client(struct client *c)
 {
 	return (struct conn *)((char *)c - offsetof(struct conn, client));
@@ -50,10 +44,7 @@ const struct listener_conf *conn_listener(const struct conn *c)
 static void conn_free(struct conn *c)
 {
 	if (c->x) {
-		tls_session_free(c->x->tls);
-		ws_session_free(c->x->ws);
-		buf_free(&c->x->mid);
-		buf_free(&c->x->wire);
+		xport_free(c->x);
 		free(c->x);
 	}
 	buf_free(&c->in);
@@ -208,10 +199,8 @@ static void conn_write(struct conn *c);
 
 static void on_written(uv_write_t *req, int status)
 {
-	struct wreq *wr = (struct wreq *)req;
 	struct conn *c = req->data;
-	buf_free(&wr->data);
-	free(wr);
+	net_write_free((struct net_write *)req);
 	c->wreq = NULL;
 	if (status < 0) {
 		if (status != UV_ECANCELED)
@@ -241,7 +230,7 @@ static void release_idle(struct buf *b)
 static struct buf *encode_out(struct conn *c)
 {
 	struct xport *x = c->x;
-	int rc = x->tp->encode(c);
+	int rc = x->tp->encode(x, &c->out);
 	c->out.len = 0;
 	release_idle(&c->out);
 	if (rc) {
@@ -251,7 +240,7 @@ static struct buf *encode_out(struct conn *c)
 	}
 	if (c->closing && !x->shut) {
 		x->shut = true;
-		x->tp->shutdown(c);
+		x->tp->shutdown(x);
 	}
 	return &x->wire;
 }
@@ -271,39 +260,17 @@ static void conn_write(struct conn *c)
 	if (!wb)
 		return;
 	if (wb->len) {
-		uv_buf_t ub = uv_buf_init((char *)wb->p, (unsigned)wb->len);
-		int n = uv_try_write((uv_stream_t *)&c->tcp, &ub, 1);
-		if (n < 0 && n != UV_EAGAIN) {
-			conn_end_io(c, n, "write");
-			wb->len = 0;
+		int rc = net_write_start((uv_stream_t *)&c->tcp, wb, c, on_written, &c->wreq);
+		if (rc < 0) {
+			if (rc == UV_ENOMEM)
+				conn_end(c, "out of memory");
+			else
+				conn_end_io(c, rc, "write");
 			conn_close_now(c);
 			return;
 		}
-		size_t done = n > 0 ? (size_t)n : 0;
-		if (done < wb->len) {
-			struct wreq *wr = malloc(sizeof *wr);
-			if (!wr) {
-				conn_end(c, "out of memory");
-				conn_close_now(c);
-				return;
-			}
-			wr->data = *wb; /* the request owns the buffer now */
-			wr->off = done;
-			memset(wb, 0, sizeof *wb);
-			wr->req.data = c;
-			ub = uv_buf_init((char *)wr->data.p + done, (unsigned)(wr->data.len - done));
-			int rc = uv_write(&wr->req, (uv_stream_t *)&c->tcp, &ub, 1, on_written);
-			if (rc) {
-				conn_end_io(c, rc, "write");
-				buf_free(&wr->data);
-				free(wr);
-				conn_close_now(c);
-				return;
-			}
-			c->wreq = wr;
-			return;
-		}
-		wb->len = 0;
+		if (rc > 0)
+			return; /* on_written goes on */
 		release_idle(wb);
 		/* All of it went at once: no on_written will say there is room for
 		 * the deliveries that paused on max_output_buffer. */
@@ -469,8 +436,11 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *ub)
 		return;
 	if (!c->x) {
 		conn_deliver(c, (const uint8_t *)ub->base, (size_t)nread);
-	} else if (c->x->tp->read(c, (const uint8_t *)ub->base, (size_t)nread) < 0) {
-		conn_end(c, "%s: %s", c->x->tp->name, c->x->why ? c->x->why : "closed");
+	} else if (c->x->tp->read(c->x, (const uint8_t *)ub->base, (size_t)nread, conn_worker(c)->rbuf,
+				  NWORKER_READ_BUF) < 0) {
+		const struct xport *x = c->x;
+		conn_end(c, "%s: %s", x->tp->name,
+			 x->why ? x->why : x->peer_closed ? "TLS closed by the client (close_notify)" : "closed");
 		conn_shut(c);
 		return;
 	} else {
@@ -481,6 +451,53 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *ub)
 		conn_pace(c);
 }
 
+/* ---- what the transport asks of a client connection ---- */
+
+static int xc_deliver(void *owner, const uint8_t *p, size_t len) { return conn_deliver(owner, p, len); }
+
+static bool xc_closing(void *owner) { return ((struct conn *)owner)->closing; }
+
+/* The handshake is done: log it and take the certificate's identity. */
+static void xc_tls_up(void *owner)
+{
+	struct conn *c = owner;
+	const struct listener_conf *l = conn_listener(c);
+	char id[256], desc[96];
+	tls_session_describe(c->x->tls, desc, sizeof desc);
+	if (tls_session_identity(c->x->tls, l->identity_source, id, sizeof id) == 0) {
+		broker_client_set_identity(&c->client, id);
+		log_info("TLS from %s on listener %u: %s, certificate identity '%s'", CLIENT_ADDR(&c->client),
+			 l->port, desc, id);
+	} else {
+		log_debug("TLS from %s on listener %u: %s, no certificate identity", CLIENT_ADDR(&c->client), l->port,
+			  desc);
+	}
+}
+
+/* This line is the connection's end line (conn_end). */
+static void xc_tls_failed(void *owner)
+{
+	struct conn *c = owner;
+	log_notice("TLS handshake with %s on listener %u failed: %s", CLIENT_ADDR(&c->client), conn_listener(c)->port,
+		   c->x->why);
+	conn_mark_ended(c);
+}
+
+static void xc_ws_up(void *owner, const char *subprotocol)
+{
+	struct conn *c = owner;
+	log_debug("WebSocket from %s upgraded (subprotocol %s)", CLIENT_ADDR(&c->client),
+		  subprotocol ? subprotocol : "none");
+}
+
+static const struct xport_ops conn_xport_ops = {
+	.deliver = xc_deliver,
+	.closing = xc_closing,
+	.tls_up = xc_tls_up,
+	.tls_failed = xc_tls_failed,
+	.ws_up = xc_ws_up,
+};
+
 /* Picks the transport of listener l and allocates its state. */
 static int transport_init(struct conn *c, const struct listener_conf *l)
 {
@@ -490,8 +507,8 @@ static int transport_init(struct conn *c, const struct listener_conf *l)
 	struct xport *x = calloc(1, sizeof *x);
 	if (!x)
 		return -FM_ENOMEM;
+	xport_init(x, tls ? (ws ? &net_wss : &net_tls) : &net_ws, NULL, NULL, &conn_xport_ops, c);
 	c->x = x;
-	x->tp = tls ? (ws ? &conn_wss : &conn_tls) : &conn_ws;
 	if (tls && !(x->tls = tls_session_new(conn_worker(c)->tls.ctx[c->listener])))
 		return -FM_ENOMEM;
 	/* A frame larger than the largest packet we accept is refused. */
@@ -579,7 +596,7 @@ static size_t port_out_pending(struct client *cl)
 {
 	struct conn *c = conn_of_client(cl);
 	return c->out.len + (c->x ? c->x->wire.len + c->x->mid.len : 0) +
-	       (c->wreq ? c->wreq->data.len - c->wreq->off : 0);
+	       (c->wreq ? net_write_left(c->wreq) : 0);
 }
 
 static void port_flush(struct client *cl)
