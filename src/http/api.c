@@ -8,6 +8,7 @@
 #include "../base/log.h"
 #include "../mqtt/mqtt.h"
 #include "../ops/devices.h"
+#include "../ops/sparkplug.h"
 #include "../ops/token.h"
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -187,6 +188,26 @@ static void queue_sessions(struct jw *j, const struct metrics_snapshot *m)
 	jw_u64(j, m->n_queue_over);
 }
 
+/* "edge_nodes": the Sparkplug edge nodes that died, "group/edge" (at most
+ * 100: the alert's value counts them all); none when b is NULL. */
+static void offline_nodes_json(struct jw *j, struct broker *b)
+{
+	struct spb_fleet_entry *e;
+	struct spb_fleet_totals t;
+	uint32_t n, named = 0;
+	jw_key(j, "edge_nodes");
+	jw_arr(j);
+	if (b && broker_spb_list(b, &e, &n, &t) == 0) {
+		for (uint32_t i = 0; i < n && named < 100; i++)
+			if (e[i].kind == SPB_FLEET_NODE && !e[i].online && e[i].births) {
+				jw_str(j, e[i].key);
+				named++;
+			}
+		free(e);
+	}
+	jw_arr_end(j);
+}
+
 static void get_status(struct http_server *s, struct http_response *res)
 {
 	const struct metrics_snapshot *m = ops_snapshot(s->ops);
@@ -253,6 +274,8 @@ static void get_status(struct http_server *s, struct http_response *res)
 			jw_null(&j);
 		if (a == ALERT_QUEUE_SHARE)
 			queue_sessions(&j, m);
+		if (a == ALERT_SPARKPLUG_NODE_OFFLINE) /* the fleet is copied only then */
+			offline_nodes_json(&j, st->firing ? ops_broker(s->ops) : NULL);
 		if (a == ALERT_DEVICE_OFFLINE) {
 			jw_key(&j, "devices");
 			jw_arr(&j);
@@ -394,6 +417,148 @@ static void device_json(struct jw *j, const struct collect_device_info *d)
 		jw_obj_end(j);
 	}
 	jw_obj_end(j);
+}
+
+/* Unix seconds of wall ms, null for 0 (never). */
+static void jw_time(struct jw *j, const char *key, uint64_t ms)
+{
+	jw_key(j, key);
+	if (ms)
+		jw_u64(j, ms / 1000);
+	else
+		jw_null(j);
+}
+
+/* The pieces of a fleet key "a/b[/c]": n of them into part/len. */
+static unsigned key_split(const char *key, const char *part[3], size_t len[3])
+{
+	unsigned n = 0;
+	for (const char *p = key; n < 3;) {
+		const char *slash = strchr(p, '/');
+		part[n] = p;
+		len[n++] = slash ? (size_t)(slash - p) : strlen(p);
+		if (!slash)
+			break;
+		p = slash + 1;
+	}
+	return n;
+}
+
+static void fleet_entry_json(struct jw *j, const struct spb_fleet_entry *e)
+{
+	const char *part[3];
+	size_t len[3];
+	unsigned n = key_split(e->key, part, len);
+	jw_obj(j);
+	if (e->kind == SPB_FLEET_HOST) {
+		jw_key(j, "host_id");
+		jw_str(j, e->key);
+	} else {
+		jw_key(j, "group");
+		jw_strn(j, part[0], len[0]);
+		jw_key(j, "edge_node");
+		jw_strn(j, n > 1 ? part[1] : "", n > 1 ? len[1] : 0);
+		if (e->kind == SPB_FLEET_DEVICE) {
+			jw_key(j, "device");
+			jw_strn(j, n > 2 ? part[2] : "", n > 2 ? len[2] : 0);
+		}
+	}
+	jw_key(j, "online");
+	jw_bool(j, e->online);
+	jw_time(j, "since", e->since_ms);
+	if (e->kind == SPB_FLEET_HOST) {
+		jw_time(j, "last_state", e->last_birth_ms);
+		jw_key(j, "state_timestamp");
+		jw_u64(j, e->state_timestamp);
+		jw_key(j, "stale_states");
+		jw_u64(j, e->stale_deaths);
+	} else {
+		jw_time(j, "last_birth", e->last_birth_ms);
+		jw_key(j, "metrics");
+		jw_u64(j, e->metrics);
+	}
+	jw_time(j, "last_message", e->last_message_ms);
+	if (e->kind == SPB_FLEET_NODE) {
+		jw_key(j, "bdseq");
+		if (e->has_bdseq)
+			jw_u64(j, e->bdseq);
+		else
+			jw_null(j);
+		jw_key(j, "seq_gaps");
+		jw_u64(j, e->seq_gaps);
+		jw_key(j, "stale_deaths");
+		jw_u64(j, e->stale_deaths);
+	}
+	jw_key(j, "births");
+	jw_u64(j, e->births);
+	jw_key(j, "deaths");
+	jw_u64(j, e->deaths);
+	jw_key(j, "messages");
+	jw_u64(j, e->messages);
+	jw_obj_end(j);
+}
+
+/* /api/sparkplug: the fleet view now (not the last sample): totals, then
+ * edge nodes, devices and host applications, each sorted by id. */
+static void get_sparkplug(struct http_server *s, struct http_response *res)
+{
+	struct broker *b = ops_broker(s->ops);
+	struct spb_fleet_entry *e;
+	struct spb_fleet_totals t;
+	uint32_t n;
+	if (broker_spb_list(b, &e, &n, &t)) {
+		api_error(res, 500, "out of memory");
+		return;
+	}
+	struct jw j = { 0 };
+	jw_obj(&j);
+	jw_key(&j, "aware");
+	jw_bool(&j, b->cfg.sparkplug_aware);
+	jw_key(&j, "namespace");
+	jw_str(&j, b->cfg.sparkplug_namespace);
+	jw_key(&j, "totals");
+	jw_obj(&j);
+	static const struct { const char *key; size_t off; } counts[] = {
+		{ "edge_nodes", offsetof(struct spb_fleet_totals, nodes) },
+		{ "edge_nodes_online", offsetof(struct spb_fleet_totals, nodes_online) },
+		{ "edge_nodes_offline", offsetof(struct spb_fleet_totals, nodes_offline) },
+		{ "devices", offsetof(struct spb_fleet_totals, devices) },
+		{ "devices_online", offsetof(struct spb_fleet_totals, devices_online) },
+		{ "host_applications", offsetof(struct spb_fleet_totals, hosts) },
+		{ "host_applications_online", offsetof(struct spb_fleet_totals, hosts_online) },
+	};
+	for (size_t k = 0; k < sizeof counts / sizeof counts[0]; k++) {
+		jw_key(&j, counts[k].key);
+		jw_u64(&j, *(const uint32_t *)((const char *)&t + counts[k].off));
+	}
+	static const struct { const char *key; size_t off; } totals[] = {
+		{ "seq_gaps", offsetof(struct spb_fleet_totals, seq_gaps) },
+		{ "edge_node_deaths", offsetof(struct spb_fleet_totals, node_deaths) },
+		{ "stale_deaths", offsetof(struct spb_fleet_totals, stale_deaths) },
+		{ "untracked", offsetof(struct spb_fleet_totals, untracked) },
+		{ "malformed", offsetof(struct spb_fleet_totals, malformed) },
+	};
+	for (size_t k = 0; k < sizeof totals / sizeof totals[0]; k++) {
+		jw_key(&j, totals[k].key);
+		jw_u64(&j, *(const uint64_t *)((const char *)&t + totals[k].off));
+	}
+	jw_key(&j, "max");
+	jw_u64(&j, b->cfg.sparkplug_fleet_max);
+	jw_obj_end(&j);
+	static const char *const lists[] = { [SPB_FLEET_NODE] = "edge_nodes", [SPB_FLEET_DEVICE] = "devices",
+					     [SPB_FLEET_HOST] = "host_applications" };
+	/* e is sorted by kind, then key. */
+	uint32_t i = 0;
+	for (uint8_t kind = SPB_FLEET_NODE; kind <= SPB_FLEET_HOST; kind++) {
+		jw_key(&j, lists[kind]);
+		jw_arr(&j);
+		for (; i < n && e[i].kind == kind; i++)
+			fleet_entry_json(&j, &e[i]);
+		jw_arr_end(&j);
+	}
+	jw_obj_end(&j);
+	free(e);
+	json_done(res, &j);
 }
 
 /* /api/devices: every Modbus device, from the last sample. */
@@ -793,7 +958,7 @@ int api_dispatch(struct http_server *s, struct hconn *c, const struct http_reque
 			not_allowed(res, "GET, HEAD");
 	} else if (is(path, plen, "/api/status") || is(path, plen, "/api/clients") || is(path, plen, "/api/sessions") ||
 		   is(path, plen, "/api/subscriptions") || is(path, plen, "/api/retained") || is(path, plen, "/api/bridges") ||
-		   is(path, plen, "/api/devices")) {
+		   is(path, plen, "/api/devices") || is(path, plen, "/api/sparkplug")) {
 		if (!get)
 			not_allowed(res, "GET, HEAD");
 		else if (is(path, plen, "/api/status"))
@@ -808,6 +973,8 @@ int api_dispatch(struct http_server *s, struct hconn *c, const struct http_reque
 			get_bridges(s, res);
 		else if (is(path, plen, "/api/devices"))
 			get_devices(s, res);
+		else if (is(path, plen, "/api/sparkplug"))
+			get_sparkplug(s, res);
 		else
 			get_retained(s, res);
 	} else if (is(path, plen, "/api/reload")) {

@@ -3,12 +3,15 @@
  * short window against its average over a long one), memory (heap against
  * memory_limit), subscription_leak (subscriptions grow while clients do not),
  * queue_share (a session's queue passed a share of its limit), device_offline
- * (a Modbus device stopped answering; the value counts them). */
+ * (a Modbus device stopped answering; the value counts them),
+ * sparkplug_node_offline (a Sparkplug edge node died: its NDEATH of the
+ * current bdSeq came, and no NBIRTH since; the value counts them). */
 #include "alerts.h"
 #include <stdlib.h>
 
 static const char *const names[ALERT__COUNT] = { "clients_drop", "message_rate_drop", "memory",
-						 "subscription_leak", "queue_share", "device_offline" };
+						 "subscription_leak", "queue_share", "device_offline",
+						 "sparkplug_node_offline" };
 
 const char *alert_name(enum alert_id id) { return names[id]; }
 
@@ -154,6 +157,9 @@ unsigned alerts_evaluate(const struct alert_config *cfg, const struct alert_hist
 		[ALERT_SUBSCRIPTION_LEAK] = eval_subscription_leak(cfg, h, &st[ALERT_SUBSCRIPTION_LEAK]),
 		[ALERT_QUEUE_SHARE] = eval_queue_share(cfg, in->queue_share, &st[ALERT_QUEUE_SHARE]),
 		[ALERT_DEVICE_OFFLINE] = eval_device_offline(in->devices_offline, &st[ALERT_DEVICE_OFFLINE]),
+		/* The same rule: any one counted fires it. */
+		[ALERT_SPARKPLUG_NODE_OFFLINE] = eval_device_offline(in->sparkplug_nodes_offline,
+								     &st[ALERT_SPARKPLUG_NODE_OFFLINE]),
 	};
 	unsigned changed = 0;
 	for (int i = 0; i < ALERT__COUNT; i++)

@@ -7,7 +7,7 @@
 
 enum alert_id {
 	ALERT_CLIENTS_DROP, ALERT_MESSAGE_RATE_DROP, ALERT_MEMORY, ALERT_SUBSCRIPTION_LEAK, ALERT_QUEUE_SHARE,
-	ALERT_DEVICE_OFFLINE,
+	ALERT_DEVICE_OFFLINE, ALERT_SPARKPLUG_NODE_OFFLINE,
 	ALERT__COUNT
 };
 
@@ -48,6 +48,7 @@ struct alert_input {
 	uint64_t heap_bytes;
 	double queue_share; /* percent of a queue limit the fullest session's queue uses */
 	uint32_t devices_offline; /* Modbus devices offline now */
+	uint32_t sparkplug_nodes_offline; /* Sparkplug edge nodes whose last word was their NDEATH */
 };
 
 struct alert_state {

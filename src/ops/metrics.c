@@ -1,6 +1,7 @@
 /* The metric table and its Prometheus rendering. */
 #include "metrics.h"
 #include "devices.h"
+#include "sparkplug.h"
 #include "../base/err.h"
 #include <stdarg.h>
 #include <stdio.h>
@@ -242,6 +243,8 @@ int metrics_prometheus(const struct metrics_snapshot *s, bool ready, struct buf 
 		rc = bridges_prometheus(s, out);
 	if (!rc)
 		rc = devices_prometheus(s->devices, s->n_devices, out);
+	if (!rc && s->sparkplug)
+		rc = sparkplug_prometheus(&s->spb, out);
 	if (!rc)
 		rc = family(out, "ferromq_ready", "gauge", "1 when /readyz answers 200.");
 	if (!rc)

@@ -12,6 +12,7 @@
 #include "../broker/admin.h"
 #include "../broker/stats.h"
 #include "../config/config.h"
+#include "../sparkplug/fleet.h"
 
 enum metric_id {
 	M_MESSAGES_RECEIVED, M_MESSAGES_SENT, M_BYTES_RECEIVED, M_BYTES_SENT,
@@ -71,6 +72,8 @@ struct metrics_snapshot {
 	struct queue_alert_session queue_over[QUEUE_ALERT_SESSIONS];
 	struct collect_device_info *devices; /* owned: the Modbus devices, n_devices of them */
 	uint32_t n_devices;
+	bool sparkplug;                      /* sparkplug_aware: spb holds the fleet view's totals */
+	struct spb_fleet_totals spb;
 };
 
 /* Frees the names of s->queue_over and empties it. */

@@ -2,6 +2,7 @@
  * fills the metric snapshot, feeds the alert rules and publishes $SYS. */
 #include "ops.h"
 #include "devices.h"
+#include "sparkplug.h"
 #include "sys.h"
 #include "token.h"
 #include "../base/clock.h"
@@ -260,6 +261,8 @@ static double sample(struct ops *o, const struct alert_config *cfg, double dt_s)
 	s->n_bridges = bridges_count(o->bridges);
 	for (unsigned i = 0; i < s->n_bridges; i++)
 		bridges_status(o->bridges, i, &s->bridges[i]);
+	s->sparkplug = b->spb != NULL;
+	broker_spb_totals(b, &s->spb);
 	free(s->devices);
 	if (collect_list(o->collector, &s->devices, &s->n_devices))
 		s->n_devices = 0; /* out of memory: none shown this second */
@@ -285,7 +288,8 @@ static void evaluate_alerts(struct ops *o, const struct alert_config *cfg, doubl
 	alert_history_push(&o->history, (struct alert_point){ (double)s->v[M_CLIENTS_CONNECTED],
 							      s->rates[R_MESSAGES_RECEIVED].now,
 							      (double)s->v[M_SUBSCRIPTIONS] });
-	const struct alert_input in = { s->v[M_HEAP_BYTES], queue_share, devices_offline(s->devices, s->n_devices) };
+	const struct alert_input in = { s->v[M_HEAP_BYTES], queue_share, devices_offline(s->devices, s->n_devices),
+					s->spb.nodes_offline };
 	unsigned changed = alerts_evaluate(cfg, &o->history, &in, s->wall_ms / 1000, s->alerts);
 	struct bworker *w0 = &o->b->workers[0];
 	for (int i = 0; i < ALERT__COUNT; i++) {
@@ -296,6 +300,8 @@ static void evaluate_alerts(struct ops *o, const struct alert_config *cfg, doubl
 				queue_over_text(s, detail, sizeof detail);
 			if (i == ALERT_DEVICE_OFFLINE)
 				devices_offline_text(s->devices, s->n_devices, detail, sizeof detail);
+			if (i == ALERT_SPARKPLUG_NODE_OFFLINE)
+				sparkplug_offline_text(o->b, detail, sizeof detail);
 			if (a->firing)
 				log_warn("alert %s firing: value %.1f above threshold %.1f%s", alert_name((enum alert_id)i),
 					 a->value, a->threshold, detail);

@@ -256,6 +256,7 @@ void spb_fleet_totals(const struct spb_fleet *f, struct spb_fleet_totals *out)
 		case SPB_FLEET_NODE:
 			out->nodes++;
 			out->nodes_online += e->online;
+			out->nodes_offline += !e->online && e->births;
 			out->seq_gaps += e->seq_gaps;
 			out->stale_deaths += e->stale_deaths;
 			out->node_deaths += e->deaths;

@@ -50,6 +50,7 @@ struct spb_fleet_entry {
 struct spb_fleet_totals {
 	uint32_t entries;
 	uint32_t nodes, nodes_online, devices, devices_online, hosts, hosts_online;
+	uint32_t nodes_offline; /* born once and dead now (a node only heard of through a stale death is neither) */
 	uint64_t seq_gaps, stale_deaths, node_deaths;
 	uint64_t untracked;   /* messages of a node, device or host not tracked: the table was full */
 	uint64_t malformed;   /* Sparkplug messages whose topic or payload could not be read */

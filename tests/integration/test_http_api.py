@@ -129,7 +129,8 @@ def test_endpoints_with_clients(start_broker, tmp_path, client):
     assert status["top_queues"][0] == {"client_id": "api-offline", "queued": 3, "queued_bytes": 300,
                                        "connected": False}
     assert {a["name"] for a in status["alerts"]} == {"clients_drop", "message_rate_drop", "memory",
-                                                     "subscription_leak", "queue_share", "device_offline"}
+                                                     "subscription_leak", "queue_share", "device_offline",
+                                                     "sparkplug_node_offline"}
     assert set(status["metrics"]["drops"]) == {"queue_full", "expired", "too_large", "not_authorized",
                                                "qos0_offline"}
     for key in ("messages_received", "messages_sent", "bytes_received", "bytes_sent"):

@@ -376,6 +376,30 @@ static void test_token_file(void)
 	rmdir(dir);
 }
 
+/* sparkplug_node_offline fires while any edge node's last word was its
+ * NDEATH, alone (not device_offline), and clears like every rule. */
+static void test_sparkplug_node_offline(void)
+{
+	struct alert_config c = config();
+	c.clear_after = 5;
+	struct alert_history *h = calloc(1, sizeof *h);
+	struct alert_state st[ALERT__COUNT] = { 0 };
+	struct alert_input in = { .sparkplug_nodes_offline = 2 };
+	alert_history_push(h, (struct alert_point){ 0, 0, 0 }); /* rules wait for a first sample */
+	unsigned changed = alerts_evaluate(&c, h, &in, 1000, st);
+	ASSERT_EQ(changed, 1u << ALERT_SPARKPLUG_NODE_OFFLINE);
+	ASSERT_TRUE(st[ALERT_SPARKPLUG_NODE_OFFLINE].firing);
+	ASSERT_EQ(st[ALERT_SPARKPLUG_NODE_OFFLINE].value, 2);
+	ASSERT_FALSE(st[ALERT_DEVICE_OFFLINE].firing);
+	ASSERT_TRUE(strcmp(alert_name(ALERT_SPARKPLUG_NODE_OFFLINE), "sparkplug_node_offline") == 0);
+	in.sparkplug_nodes_offline = 0;
+	ASSERT_EQ(alerts_evaluate(&c, h, &in, 1001, st), 0);
+	ASSERT_TRUE(st[ALERT_SPARKPLUG_NODE_OFFLINE].firing);
+	ASSERT_EQ(alerts_evaluate(&c, h, &in, 1006, st), 1u << ALERT_SPARKPLUG_NODE_OFFLINE);
+	ASSERT_FALSE(st[ALERT_SPARKPLUG_NODE_OFFLINE].firing);
+	free(h);
+}
+
 int main(void)
 {
 	RUN(test_rate_now_and_ewma);
@@ -389,6 +413,7 @@ int main(void)
 	RUN(test_rate_drop);
 	RUN(test_memory);
 	RUN(test_subscription_leak);
+	RUN(test_sparkplug_node_offline);
 	RUN(test_history_wraps);
 	RUN(test_prometheus_families);
 	RUN(test_prometheus_queue_share_label);

@@ -27,7 +27,7 @@ enum ctl_exit {
 	CTL_FAILED = 2,  /* bad usage, broker unreachable, unusable answer */
 };
 
-enum ctl_action { ACT_STATUS, ACT_LIST, ACT_KICK, ACT_DELETE_SESSION, ACT_RELOAD };
+enum ctl_action { ACT_STATUS, ACT_LIST, ACT_SPARKPLUG, ACT_KICK, ACT_DELETE_SESSION, ACT_RELOAD };
 
 struct ctl_command {
 	const char *name, *method, *path; /* path: for ACT_KICK/ACT_DELETE_SESSION, a prefix */
@@ -51,6 +51,9 @@ static const struct ctl_command ctl_commands[] = {
 	  "bridges: link state, spool depth, bytes, oldest age, drain estimate, traffic, drops" },
 	{ "devices", "GET", "/api/devices", ACT_LIST, VIEW_DEVICES,
 	  "Modbus devices: state and since when, last answer, polls, failures, late polls, readings, writes" },
+	{ "sparkplug", "GET", "/api/sparkplug", ACT_SPARKPLUG, 0,
+	  "Sparkplug fleet (sparkplug_aware): edge nodes, devices, host applications, online since when, "
+	  "last birth, metrics, bdSeq, seq gaps" },
 	{ "kick", "POST", "/api/clients/", ACT_KICK, 0,
 	  "CLIENT_ID: disconnect the client (its session stays)" },
 	{ "delete-session", "DELETE", "/api/sessions/", ACT_DELETE_SESSION, 0,
@@ -433,6 +436,9 @@ static int ctl_answer(const struct ctl_opts *o, const struct http_response *r)
 		break;
 	case ACT_LIST:
 		ret = view_list(&d, o->cmd->list, stdout, &why) == 0 ? CTL_OK : CTL_FAILED;
+		break;
+	case ACT_SPARKPLUG:
+		ret = view_sparkplug(&d, stdout, &why) == 0 ? CTL_OK : CTL_FAILED;
 		break;
 	default:
 		ret = ctl_show_action(o, &d);

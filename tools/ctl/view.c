@@ -358,6 +358,80 @@ out:
 	return ret;
 }
 
+static const struct view_column view_spb_nodes[] = {
+	{ "GROUP", "group", KIND_TEXT },
+	{ "EDGE NODE", "edge_node", KIND_TEXT },
+	{ "ONLINE", "online", KIND_TEXT },
+	{ "SINCE", "since", KIND_TIME },
+	{ "LAST BIRTH", "last_birth", KIND_TIME },
+	{ "METRICS", "metrics", KIND_NUMBER },
+	{ "BDSEQ", "bdseq", KIND_NUMBER },
+	{ "SEQ GAPS", "seq_gaps", KIND_NUMBER },
+	{ "BIRTHS", "births", KIND_NUMBER },
+	{ "DEATHS", "deaths", KIND_NUMBER },
+	{ "STALE DEATHS", "stale_deaths", KIND_NUMBER },
+	{ "MESSAGES", "messages", KIND_NUMBER },
+	VIEW_END,
+};
+
+static const struct view_column view_spb_devices[] = {
+	{ "GROUP", "group", KIND_TEXT },
+	{ "EDGE NODE", "edge_node", KIND_TEXT },
+	{ "DEVICE", "device", KIND_TEXT },
+	{ "ONLINE", "online", KIND_TEXT },
+	{ "SINCE", "since", KIND_TIME },
+	{ "LAST BIRTH", "last_birth", KIND_TIME },
+	{ "METRICS", "metrics", KIND_NUMBER },
+	{ "BIRTHS", "births", KIND_NUMBER },
+	{ "DEATHS", "deaths", KIND_NUMBER },
+	{ "MESSAGES", "messages", KIND_NUMBER },
+	VIEW_END,
+};
+
+static const struct view_column view_spb_hosts[] = {
+	{ "HOST APPLICATION", "host_id", KIND_TEXT },
+	{ "ONLINE", "online", KIND_TEXT },
+	{ "SINCE", "since", KIND_TIME },
+	{ "LAST STATE", "last_state", KIND_TIME },
+	VIEW_END,
+};
+
+int view_sparkplug(const struct json_doc *d, FILE *out, const char **why)
+{
+	*why = NULL;
+	if (d->tok[0].type != JSON_OBJECT) {
+		*why = "expected a JSON object";
+		return -1;
+	}
+	int t = json_get(d, 0, "totals");
+	char *ns = view_text(d, json_get(d, 0, "namespace"));
+	char *n[7] = { 0 };
+	static const char *const keys[7] = { "edge_nodes", "edge_nodes_online", "devices", "devices_online",
+					     "host_applications", "host_applications_online", "seq_gaps" };
+	for (int i = 0; i < 7; i++)
+		n[i] = view_text(d, t >= 0 ? json_get(d, t, keys[i]) : -1);
+	int rc = -1;
+	if (ns && n[0] && n[1] && n[2] && n[3] && n[4] && n[5] && n[6]) {
+		fprintf(out, "namespace %s: %s of %s edge nodes online, %s of %s devices, %s of %s host applications; "
+			"%s seq gaps\n\n", ns, n[1], n[0], n[3], n[2], n[5], n[4], n[6]);
+		rc = view__table(d, json_get(d, 0, "edge_nodes"), view_spb_nodes, out, why);
+	}
+	if (rc == 0) {
+		fputc('\n', out);
+		rc = view__table(d, json_get(d, 0, "devices"), view_spb_devices, out, why);
+	}
+	if (rc == 0) {
+		fputc('\n', out);
+		rc = view__table(d, json_get(d, 0, "host_applications"), view_spb_hosts, out, why);
+	}
+	free(ns);
+	for (int i = 0; i < 7; i++)
+		free(n[i]);
+	if (rc != 0 && !*why)
+		*why = "out of memory";
+	return rc;
+}
+
 int view_status(const struct json_doc *d, FILE *out, const char **why)
 {
 	struct table t;

@@ -25,6 +25,10 @@ int view_list(const struct json_doc *d, enum view_list which, FILE *out, const c
  * top queues and alerts. Returns 0, or -1 with *why set. */
 int view_status(const struct json_doc *d, FILE *out, const char **why);
 
+/* Writes the /api/sparkplug answer: a line of totals, then tables of edge
+ * nodes, devices and host applications. Returns 0, or -1 with *why set. */
+int view_sparkplug(const struct json_doc *d, FILE *out, const char **why);
+
 /* Seconds as "45s", "3m07s", "2h05m" or "3d04h" into buf. */
 void view_duration(double seconds, char *buf, size_t cap);
 

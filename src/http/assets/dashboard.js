@@ -100,6 +100,7 @@
     let text = 'value ' + a.value + ' (threshold ' + a.threshold + ')';
     if (typeof a.since === 'number') text += ' since ' + clock(new Date(a.since * 1000));
     if (Array.isArray(a.devices) && a.devices.length) text += ': ' + a.devices.map(String).join(', ');
+    if (Array.isArray(a.edge_nodes) && a.edge_nodes.length) text += ': ' + a.edge_nodes.map(String).join(', ');
     return text;
   }
 
@@ -189,6 +190,77 @@
         el('td', 'device-error', d.last_error === null || d.last_error === undefined ? '' : String(d.last_error)));
       body.append(tr);
     }
+  }
+
+  // The Sparkplug fleet (/api/sparkplug, sparkplug_aware): each group, its
+  // edge nodes and under each node its devices, as the broker saw their
+  // births and deaths; host applications apart. Hidden when not aware.
+  function renderSparkplug(f) {
+    $('sparkplug-section').hidden = !f.aware;
+    if (!f.aware) return;
+    const t = f.totals || {};
+    $('sparkplug-summary').textContent = '· ' + formatCount(t.edge_nodes_online) + ' of ' + formatCount(t.edge_nodes) +
+      ' edge nodes online, ' + formatCount(t.devices_online) + ' of ' + formatCount(t.devices) + ' devices, ' +
+      formatCount(t.seq_gaps) + ' seq gaps';
+    const when = (s) => typeof s === 'number' ? new Date(s * 1000).toLocaleString('en-GB', { hour12: false }) : '–';
+    const num = (v) => typeof v === 'number' ? formatCount(v) : '–';
+    const state = (o) => o.online ? 'online' : (o.births > 0 ? 'offline' : 'unborn');
+    const row = (cls, name, o, extra) => {
+      const tr = el('tr', cls + ' spb-' + state(o));
+      tr.dataset.state = state(o);
+      tr.append(el('td', 'spb-name', name), el('td', 'device-state', state(o)), el('td', null, when(o.since)),
+        el('td', null, when(o.last_birth)), el('td', 'num', num(o.metrics)), ...extra);
+      return tr;
+    };
+    const devices = new Map();
+    for (const d of Array.isArray(f.devices) ? f.devices : []) {
+      const key = String(d.group) + '/' + String(d.edge_node);
+      if (!devices.has(key)) devices.set(key, []);
+      devices.get(key).push(d);
+    }
+    const body = $('sparkplug');
+    body.replaceChildren();
+    let group = null;
+    for (const n of Array.isArray(f.edge_nodes) ? f.edge_nodes : []) {
+      if (n.group !== group) {
+        group = n.group;
+        const tr = el('tr', 'spb-group');
+        tr.dataset.group = String(group);
+        tr.append(el('th', null, String(group)));
+        tr.firstChild.colSpan = 7;
+        body.append(tr);
+      }
+      const key = String(n.group) + '/' + String(n.edge_node);
+      const tr = row('spb-node', String(n.edge_node), n, [el('td', 'num', num(n.bdseq)), el('td', 'num', num(n.seq_gaps))]);
+      tr.dataset.node = key;
+      body.append(tr);
+      for (const d of devices.get(key) || []) {
+        const dr = row('spb-device', '└ ' + String(d.device), d, [el('td'), el('td')]);
+        dr.dataset.device = key + '/' + String(d.device);
+        body.append(dr);
+      }
+    }
+    const hosts = $('sparkplug-hosts');
+    hosts.replaceChildren();
+    for (const h of Array.isArray(f.host_applications) ? f.host_applications : []) {
+      const tr = el('tr', 'spb-host spb-' + state(h));
+      tr.dataset.host = String(h.host_id);
+      tr.append(el('td', null, String(h.host_id)), el('td', 'device-state', state(h)), el('td', null, when(h.since)));
+      hosts.append(tr);
+    }
+  }
+
+  // Asked for every other poll while the broker says it is aware; never
+  // again once it says it is not.
+  let sparkplugAware = true;
+  let sparkplugTurn = 0;
+  async function pollSparkplug(signal) {
+    if (!sparkplugAware || sparkplugTurn++ % 2 !== 0) return;
+    const r = await fetch('/api/sparkplug', { cache: 'no-store', credentials: 'same-origin', signal });
+    if (!r.ok) return;
+    const f = await r.json();
+    sparkplugAware = f.aware === true;
+    renderSparkplug(f);
   }
 
   // Smallest 1, 2 or 5 x 10^k at or above v, so the axis labels stay round.
@@ -322,6 +394,7 @@
         lost('HTTP ' + r.status);
       } else {
         live(await r.json());
+        await pollSparkplug(abort.signal);
       }
     } catch (e) {
       if (e.name === 'AbortError') lost('no answer in ' + TIMEOUT_MS / 1000 + ' s');
