@@ -140,7 +140,8 @@ static void spool_summary(void *ctx, const struct agg_entry *e, const struct agg
 	struct agg_out *o = ctx;
 	struct bridge *br = o->br;
 	char payload[AGG_SUMMARY_MAX], topic[65536];
-	size_t slen = strlen(e->conf->suffix);
+	const char *suffix = br->conf->topics[e->key.line].agg_suffix;
+	size_t slen = strlen(suffix);
 	int plen = agg_format(e->conf, win, payload, sizeof payload);
 	if (plen < 0 || e->key.topic_len + slen > 65535) {
 		log_warn("bridge %s: the summary of %.*s is not sent: its topic is longer than 65,535 bytes",
@@ -148,7 +149,7 @@ static void spool_summary(void *ctx, const struct agg_entry *e, const struct agg
 		return;
 	}
 	memcpy(topic, e->key.topic, e->key.topic_len);
-	memcpy(topic + e->key.topic_len, e->conf->suffix, slen);
+	memcpy(topic + e->key.topic_len, suffix, slen);
 	struct msg *m = broker_msg_new(br->all->b,
 				       (struct mqtt_bin){ (const uint8_t *)topic, (uint32_t)(e->key.topic_len + slen) },
 				       (struct mqtt_bin){ (const uint8_t *)payload, (uint32_t)plen }, NULL, 1, false);

@@ -273,13 +273,13 @@ static int remote_topic(const struct bridge *br, const struct msg *m, char *out,
 		int len = remap_out(t, msg_topic(m), m->topic_len, out, cap);
 		if (len >= 0)
 			return len;
-		size_t s = strlen(t->agg.suffix);
+		size_t s = strlen(t->agg_suffix);
 		if (!t->agg.window_s || !s || m->topic_len <= s ||
-		    memcmp(msg_topic(m) + m->topic_len - s, t->agg.suffix, s))
+		    memcmp(msg_topic(m) + m->topic_len - s, t->agg_suffix, s))
 			continue;
 		len = remap_out(t, msg_topic(m), m->topic_len - s, out, cap);
 		if (len >= 0 && (size_t)len + s < cap) {
-			memcpy(out + len, t->agg.suffix, s + 1);
+			memcpy(out + len, t->agg_suffix, s + 1);
 			return len + (int)s;
 		}
 	}

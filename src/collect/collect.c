@@ -134,6 +134,10 @@ struct collector *collect_new(struct broker *b, int *err)
 			d->tags[t].conf = &d->tag_confs[t];
 			if (!(d->tags[t].topic = join(prefix, "/", d->tag_confs[t].name)))
 				goto oom;
+			if (d->tag_confs[t].agg.window_s &&
+			    (!(d->tags[t].agg = calloc(1, sizeof *d->tags[t].agg)) ||
+			     !(d->tags[t].agg_topic = join(d->tags[t].topic, d->tag_confs[t].agg_suffix, ""))))
+				goto oom;
 			struct set_entry *e = &c->sets[c->n_sets];
 			if (!(e->topic = join(d->tags[t].topic, "/set", "")))
 				goto oom;
@@ -222,8 +226,11 @@ void collect_free(struct collector *c)
 	collect__spb_free(c);
 	for (unsigned i = 0; c->devices && i < c->n_devices; i++) {
 		struct cdevice *d = &c->devices[i];
-		for (uint32_t t = 0; d->tags && t < d->conf->n_tags; t++)
+		for (uint32_t t = 0; d->tags && t < d->conf->n_tags; t++) {
 			free(d->tags[t].topic);
+			free(d->tags[t].agg); /* the open window is lost, as in a crash */
+			free(d->tags[t].agg_topic);
+		}
 		free(d->tags);
 		for (uint32_t g = 0; g < d->n_groups; g++) {
 			free(d->groups[g].idx);

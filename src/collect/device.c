@@ -405,10 +405,77 @@ static int read_area(struct cdevice *d, uint8_t area, uint16_t start, uint16_t c
 	return -1;
 }
 
+/* ---- aggregation: one summary per window of an aggregated tag ---- */
+
+struct agg_out {
+	struct cbatch *cb;
+	const struct ctag *t;
+};
+
+/* Adds the summary of window w to the batch: a reading of its tag, on the
+ * tag's summary topic, QoS 1 and not retained like the tag's readings. */
+static void add_summary(void *ctx, const struct agg_window *w)
+{
+	struct agg_out *o = ctx;
+	char payload[AGG_SUMMARY_MAX];
+	int n = agg_format(&o->t->conf->agg, w, payload, sizeof payload);
+	batch_begin(o->cb, o->t->agg_topic, false);
+	batch_end(o->cb, n < 0 ? -FM_ENOMEM : buf_append(&o->cb->data, payload, (size_t)n));
+	o->cb->n_readings++;
+}
+
+/* The end (wall ms) of aggregated tag t's open window. */
+static uint64_t window_end(const struct ctag *t)
+{
+	return t->agg->start_ms + (uint64_t)t->conf->agg.window_s * 1000;
+}
+
+/* Opens the windows holding now (the thread's start); a window's partial
+ * statistics are not kept across a stop. */
+static void open_windows(struct cdevice *d, uint64_t wall_ms)
+{
+	d->agg_due_ms = 0;
+	for (uint32_t i = 0; i < d->conf->n_tags; i++) {
+		struct ctag *t = &d->tags[i];
+		if (!t->agg)
+			continue;
+		agg_window_reset(&t->conf->agg, t->agg, wall_ms);
+		if (!d->agg_due_ms || window_end(t) < d->agg_due_ms)
+			d->agg_due_ms = window_end(t);
+	}
+}
+
+/* Publishes the summaries of the windows that ended by the wall clock's
+ * now, in one batch, whether or not a poll came since (a slow poll, the
+ * device offline). */
+static void close_windows(struct cdevice *d)
+{
+	uint64_t now = clock_wall_ms();
+	if (!d->agg_due_ms || now < d->agg_due_ms)
+		return;
+	struct cbatch *cb = batch_new(d, 0);
+	if (!cb) {
+		d->agg_due_ms = now + 100; /* out of memory: tried again shortly, the windows kept */
+		return;
+	}
+	uint64_t due = 0;
+	for (uint32_t i = 0; i < d->conf->n_tags; i++) {
+		struct ctag *t = &d->tags[i];
+		if (!t->agg)
+			continue;
+		agg_roll(&t->conf->agg, t->agg, now, add_summary, &(struct agg_out){ cb, t });
+		if (!due || window_end(t) < due)
+			due = window_end(t);
+	}
+	d->agg_due_ms = due;
+	batch_submit(cb);
+}
+
 /* ---- readings ---- */
 
-/* Publishes tag t's reading (v NULL: bad quality with err) when report by
- * exception lets it through; adds it to the group message g (may be NULL). */
+/* Takes tag t's reading (v NULL: bad quality with err): to its window first
+ * when aggregated, then published when tag_publish_reading lets it through;
+ * adds it to the group message g (may be NULL). */
 static void tag_reading(struct cdevice *d, struct cbatch *cb, struct buf *g, struct ctag *t,
 			const struct tag_value *v, const char *err, uint64_t ts_ms)
 {
@@ -434,6 +501,15 @@ static void tag_reading(struct cdevice *d, struct cbatch *cb, struct buf *g, str
 		if (rc)
 			cb->oom = true;
 	}
+	if (t->agg) {
+		/* Every poll counts, before report by exception or the deadband
+		 * hold a reading back; the window that ended goes first. */
+		agg_roll(&tc->agg, t->agg, ts_ms, add_summary, &(struct agg_out){ cb, t });
+		if (q == TAG_GOOD && isfinite(value))
+			agg_add(t->agg, value);
+		else
+			t->agg->non_numeric++;
+	}
 	/* A Sparkplug device reports by exception: its DDATA carries what changed. */
 	const struct modbus_tag_conf *rule = tc;
 	struct modbus_tag_conf by_exception;
@@ -442,7 +518,7 @@ static void tag_reading(struct cdevice *d, struct cbatch *cb, struct buf *g, str
 		by_exception.report_by_exception = true;
 		rule = &by_exception;
 	}
-	if (!tag_should_publish(rule, &t->last, q, value, hash, now_ms))
+	if (!tag_publish_reading(rule, &t->last, q, value, hash, now_ms))
 		return;
 	if (d->spb) {
 		collect__spb_changed(d, t); /* in the poll's DDATA */
@@ -762,14 +838,24 @@ void *collect__device_main(void *arg)
 	}
 	log_info("modbus device %s: polling %s:%u unit %u, %u tags in %u group%s", d->conf->name, d->conf->host,
 		 d->conf->port, d->conf->unit_id, d->conf->n_tags, d->n_groups, d->n_groups == 1 ? "" : "s");
+	open_windows(d, clock_wall_ms());
 	for (;;) {
 		uint64_t next = UINT64_MAX;
 		for (uint32_t g = 0; g < d->n_groups; g++)
 			if (d->groups[g].next_ns < next)
 				next = d->groups[g].next_ns;
+		if (d->agg_due_ms) {
+			/* The windows end by the wall clock; the wait is monotonic. One
+			 * ms late rather than early, when the clocks drift apart. */
+			uint64_t wall = clock_wall_ms(), mono = collect__now_ns();
+			uint64_t due = mono + (d->agg_due_ms > wall ? d->agg_due_ms - wall : 0) * 1000000 + 1000000;
+			if (due < next)
+				next = due;
+		}
 		if (!wait_until(d, next))
 			break;
 		run_writes(d);
+		close_windows(d);
 		now = collect__now_ns();
 		for (uint32_t g = 0; g < d->n_groups && !stopping(d); g++)
 			if (d->groups[g].next_ns <= now)

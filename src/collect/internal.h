@@ -3,6 +3,9 @@
 #define FM_COLLECT_INTERNAL_H
 #include "collect.h"
 #include "tag.h"
+/* A tag's windows are the bridge's own (pure, no bridge state): collect
+ * comes after bridge in ARCHITECTURE.md's order, so one module serves both. */
+#include "../bridge/aggregate.h"
 #include <modbus.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -26,6 +29,8 @@ struct ctag {
 	char *topic;          /* PREFIX/NAME, owned */
 	struct tag_last last; /* what was last published */
 	int exception;        /* Modbus exception code of the last read, 0: none */
+	struct agg_window *agg; /* tag_aggregate: the open window, owned; NULL: not aggregated */
+	char *agg_topic;      /* tag_aggregate: where summaries go (topic + tag_aggregate_suffix), owned */
 };
 
 /* The tags of one device polled at one interval, and their requests. */
@@ -81,6 +86,7 @@ struct cdevice {
 	/* The device thread's own. */
 	modbus_t *mb;
 	struct cbatch *cur_batch; /* of the poll running, NULL between polls */
+	uint64_t agg_due_ms;     /* wall clock: no aggregated tag's window ends before; 0: none aggregates */
 	uint32_t fail_streak;    /* failed requests or connects in a row */
 	uint32_t backoff_ms;
 	uint64_t retry_ns;       /* no connection attempt before */

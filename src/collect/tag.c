@@ -267,6 +267,19 @@ bool tag_should_publish(const struct modbus_tag_conf *t, const struct tag_last *
 	return hash != last->hash;
 }
 
+bool tag_publish_reading(const struct modbus_tag_conf *t, const struct tag_last *last, enum tag_quality q,
+			 double value, uint64_t hash, uint64_t now_ms)
+{
+	if (t->agg.window_s) {
+		bool number = q == TAG_GOOD && isfinite(value);
+		if (number && !t->report_by_exception && !t->has_deadband)
+			return false; /* its window's summary stands for it */
+		if (!number && t->agg.non_numeric == AGG_NN_DROP)
+			return false;
+	}
+	return tag_should_publish(t, last, q, value, hash, now_ms);
+}
+
 /* Skips JSON white space. */
 static const uint8_t *skip_ws(const uint8_t *p, const uint8_t *end)
 {

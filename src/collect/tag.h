@@ -73,6 +73,15 @@ struct tag_last {
 bool tag_should_publish(const struct modbus_tag_conf *t, const struct tag_last *last, enum tag_quality q,
 			double value, uint64_t hash, uint64_t now_ms);
 
+/* Is this reading published on its own? Without tag_aggregate, as
+ * tag_should_publish says. With it the reading has gone to its window first
+ * (a number) or been counted there as non_numeric (quality bad, or not a
+ * finite number); then a number is published as well only under report by
+ * exception or a deadband, a reading without one only with
+ * tag_aggregate_non_numeric pass, each as tag_should_publish says. Pure. */
+bool tag_publish_reading(const struct modbus_tag_conf *t, const struct tag_last *last, enum tag_quality q,
+			 double value, uint64_t hash, uint64_t now_ms);
+
 /* Parses a write request's payload: a JSON number, true/false, or an
  * object with a "value" member holding one. Returns 0 with *value set (true
  * is 1, false 0), or -1 with *why. */

@@ -357,7 +357,7 @@ static const struct option options[] = {
 	TOPT("aggregate_non_numeric", OPT_ENUM, agg.non_numeric, 0, 1, NULL, agg_non_numeric_names, "pass|drop",
 	     "Bridge topic line above: a message without a number is counted in its window's summary "
 	     "(non_numeric) and forwarded as it is (pass) or not (drop). Default: pass."),
-	TOPT("aggregate_suffix", OPT_STRING, agg.suffix, 0, 64, NULL, NULL, "SUFFIX",
+	TOPT("aggregate_suffix", OPT_STRING, agg_suffix, 0, 64, NULL, NULL, "SUFFIX",
 	     "Bridge topic line above: a summary goes on the reading's remote topic followed by SUFFIX "
 	     "(e.g. /1m), without '+' or '#'. Default: on the remote topic itself."),
 	{ "modbus_device", OPT_DEVICE, 0, 0, 0, NULL, NULL, "NAME",
@@ -425,6 +425,25 @@ static const struct option options[] = {
 	GOPT("tag_max_silence", OPT_U32, max_silence, 0, 86400, "0", NULL, "SECONDS",
 	     "Tag above: with report by exception or a deadband, publish the value anyway after this long "
 	     "without one. 0 = never."),
+	GOPT("tag_aggregate", OPT_U32, agg.window_s, 1, 86400, NULL, NULL, "SECONDS",
+	     "Tag above: instead of every poll, publish one JSON summary per window of SECONDS aligned to the "
+	     "clock (a 60 s window ends on the minute) on PREFIX/NAME, the same as a bridge's aggregate: "
+	     "poll fast, publish the window. Every poll goes to the window first; report by exception and "
+	     "the deadband then decide which readings are published as well. A window's partial statistics "
+	     "are in memory only (a stop or a crash loses the open window). Not for string tags, nor with "
+	     "modbus_format sparkplug. Default: off."),
+	GOPT("tag_aggregate_stats", OPT_FLAGS, agg.stats, 0, 0, NULL, agg_stat_names,
+	     "count,min,max,mean,first,last,start,end",
+	     "Tag above: the members of a summary, as aggregate_stats. Default: all of them."),
+	GOPT("tag_aggregate_empty", OPT_ENUM, agg.empty, 0, 1, NULL, agg_empty_names, "skip|count",
+	     "Tag above: a window without a reading (the device offline) publishes nothing (skip) or a "
+	     "summary with a count of 0 (count). Default: skip."),
+	GOPT("tag_aggregate_non_numeric", OPT_ENUM, agg.non_numeric, 0, 1, NULL, agg_non_numeric_names, "pass|drop",
+	     "Tag above: a reading without a number (quality bad) is counted in its window's summary "
+	     "(non_numeric) and published as it is (pass) or not (drop). Default: pass."),
+	GOPT("tag_aggregate_suffix", OPT_STRING, agg_suffix, 0, 16, NULL, NULL, "/LEVEL",
+	     "Tag above: summaries go on PREFIX/NAME followed by this (e.g. /1m: at most 15 characters, "
+	     "starting with /, without + # or empty levels, not /set). Default: on PREFIX/NAME itself."),
 	GOPT("tag_writable", OPT_BOOL, writable, 0, 1, "false", NULL, "true|false",
 	     "Tag above (coil or holding register): a publish to PREFIX/TAG/set (a JSON number, true/false "
 	     "or {\"value\": ...}; the ACL decides who may) writes it; the result goes to the v5 Response "
@@ -1033,8 +1052,9 @@ static int set_value(struct config *c, const struct option *o, char *val, char *
 	}
 	case OPT_FLAGS: {
 		uint32_t bits = 0;
-		char *save = NULL;
-		for (char *a = strtok_r(val, ",", &save); a; a = strtok_r(NULL, ",", &save)) {
+		char *save = NULL, list[1024]; /* val stays whole for the error message */
+		snprintf(list, sizeof list, "%s", val);
+		for (char *a = strtok_r(list, ",", &save); a; a = strtok_r(NULL, ",", &save)) {
 			uint32_t i = 0;
 			while (o->choices[i] && strcmp(a, o->choices[i]))
 				i++;
@@ -1256,6 +1276,31 @@ static int finish_listener(const struct config *c, const struct listener_conf *l
 	return -1;
 }
 
+/* The aggregation options of a bridge topic line (tag false) or of a tag
+ * (tag true), after the line's own checks: the choices need the window, and
+ * a window without a choice of statistics gets all of them. Returns NULL or
+ * what is wrong. */
+static const char *finish_agg(struct agg_conf *a, const char *suffix, bool tag)
+{
+	if (!a->window_s && (a->stats || a->empty || a->non_numeric || suffix[0]))
+		return tag ? "tag_aggregate_stats, tag_aggregate_empty, tag_aggregate_non_numeric and "
+			     "tag_aggregate_suffix need tag_aggregate"
+			   : "aggregate_stats, aggregate_empty, aggregate_non_numeric and aggregate_suffix need "
+			     "aggregate";
+	if (a->window_s && !a->stats)
+		a->stats = AGG_ALL;
+	return NULL;
+}
+
+/* Whether s is a tag's summary suffix: one or more levels below the tag's
+ * topic, so it cannot name another tag, the status or a write. */
+static bool tag_suffix_ok(const char *s)
+{
+	size_t n = strlen(s);
+	return !n || (s[0] == '/' && s[n - 1] != '/' && !strstr(s, "//") && !strpbrk(s, "+#\x7f") &&
+		      !has_control(s) && strcmp(s, "/set") && strncmp(s, "/set/", 5));
+}
+
 /* Checks one bridge section as a whole. */
 static int finish_bridge(const struct config *c, struct bridge_conf *br, char *err, size_t errlen)
 {
@@ -1280,7 +1325,7 @@ static int finish_bridge(const struct config *c, struct bridge_conf *br, char *e
 		line = br->certfile.line;
 	}
 	for (unsigned i = 0; !msg && i < br->n_topics; i++) {
-		const struct bridge_topic *t = &br->topics[i];
+		struct bridge_topic *t = &br->topics[i];
 		const struct agg_conf *a = &t->agg;
 		if (t->deadband_field[0] && !t->has_deadband && !a->window_s)
 			msg = "deadband_field without deadband or aggregate";
@@ -1291,13 +1336,10 @@ static int finish_bridge(const struct config *c, struct bridge_conf *br, char *e
 		else if (a->window_s && (t->report_by_exception || t->has_deadband || t->min_interval))
 			msg = "aggregate summarises every message: not with report_by_exception, deadband or "
 			      "min_interval on the same topic line";
-		else if (!a->window_s && (a->stats || a->empty || a->non_numeric || a->suffix[0]))
-			msg = "aggregate_stats, aggregate_empty, aggregate_non_numeric and aggregate_suffix need "
-			      "aggregate";
-		else if (strpbrk(a->suffix, "+#"))
+		else if (strpbrk(t->agg_suffix, "+#"))
 			msg = "aggregate_suffix must not contain '+' or '#'";
-		else if (a->window_s && !a->stats)
-			br->topics[i].agg.stats = AGG_ALL;
+		else
+			msg = finish_agg(&t->agg, t->agg_suffix, false);
 		if (msg)
 			line = t->line;
 	}
@@ -1308,7 +1350,7 @@ static int finish_bridge(const struct config *c, struct bridge_conf *br, char *e
 }
 
 /* Checks one Modbus device section as a whole; sets its default prefix. */
-static int finish_device(const struct config *c, struct modbus_device_conf *d, char *err, size_t errlen)
+static int finish_device(struct config *c, struct modbus_device_conf *d, char *err, size_t errlen)
 {
 	const char *src = c->source[0] ? c->source : "(configuration)";
 	const char *msg = NULL;
@@ -1340,6 +1382,15 @@ static int finish_device(const struct config *c, struct modbus_device_conf *d, c
 			msg = "tag_min is above tag_max";
 		else if (t->type == MODBUS_STRING && (t->has_deadband || t->scale != 1 || t->offset != 0))
 			msg = "a string tag takes no tag_scale, tag_offset or tag_deadband";
+		else if (t->type == MODBUS_STRING && t->agg.window_s)
+			msg = "tag_aggregate summarises numbers: not for a string tag";
+		else if (t->agg.window_s && d->format == MODBUS_FORMAT_SPARKPLUG)
+			msg = "tag_aggregate publishes JSON summaries on the tag's topic: not with modbus_format sparkplug";
+		else if (!tag_suffix_ok(t->agg_suffix))
+			msg = "tag_aggregate_suffix must start with / and hold topic levels without + # or empty "
+			      "ones, not /set";
+		else
+			msg = finish_agg(&c->tags[i].agg, t->agg_suffix, true);
 	}
 	if (!msg && d->format == MODBUS_FORMAT_SPARKPLUG) {
 		bool session = false;

@@ -61,13 +61,13 @@ enum agg_non_numeric { AGG_NN_PASS, AGG_NN_DROP };      /* a payload without a n
 
 /* Aggregation: one summary per window of window_s seconds aligned to the
  * wall clock instead of every reading. Plain values, so a bridge topic line
- * or a collector's tag can carry one. */
+ * or a collector's tag can carry one; the topic suffix of a summary is kept
+ * by each (a tag's is shorter: every struct config holds 10,240 tags). */
 struct agg_conf {
 	uint32_t window_s;    /* 0: off */
 	uint32_t stats;       /* 1u << enum agg_stat; config_finish sets AGG_ALL when none is named */
 	uint32_t empty;       /* enum agg_empty */
 	uint32_t non_numeric; /* enum agg_non_numeric */
-	char suffix[64];      /* appended to the topic of a summary; empty: the reading's topic */
 };
 
 /* One `topic PATTERN out|in|both QOS LOCAL_PREFIX REMOTE_PREFIX` line of a
@@ -83,6 +83,7 @@ struct bridge_topic {
 	char deadband_field[256]; /* JSON field holding the number; empty: the payload is the number */
 	uint32_t min_interval;   /* seconds; 0: off */
 	struct agg_conf agg;
+	char agg_suffix[64];     /* appended to the topic of a summary; empty: the reading's topic */
 	uint32_t line;
 };
 
@@ -117,7 +118,7 @@ struct bridge_conf {
 
 #define CONFIG_MAX_DEVICES 128
 /* Of all devices together: 100 devices of 100 tags, the benchmark's plant,
- * and room; struct config holds them (104 bytes each). */
+ * and room; struct config holds them (136 bytes each). */
 #define CONFIG_MAX_TAGS 10240
 
 /* Modbus data areas (tables), with their function codes in collect/. */
@@ -153,9 +154,11 @@ struct modbus_tag_conf {
 	uint8_t bit;               /* MODBUS_BIT: 0..15 */
 	uint8_t count;             /* MODBUS_STRING: registers */
 	bool report_by_exception, has_deadband, writable;
+	struct agg_conf agg;       /* tag_aggregate*: one summary per window instead of every poll */
 	/* Kept short: every struct config holds CONFIG_MAX_TAGS of these. */
 	char name[32];
 	char unit[8];
+	char agg_suffix[16];       /* "/LEVEL..." after PREFIX/NAME for summaries; empty: PREFIX/NAME */
 };
 
 /* One `modbus_device NAME` section; its tags are tags[first_tag ..

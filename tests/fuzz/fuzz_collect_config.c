@@ -4,7 +4,8 @@
  * leave a message, and what was accepted must hold: every device's tags
  * contiguous and within the table, each tag within the address space, of a
  * type its area can hold, named without / + #; a finished device has an
- * address, tags and a valid prefix. Aborts otherwise. */
+ * address, tags and a valid prefix, and its aggregated tags valid
+ * aggregation options. Aborts otherwise. */
 #include "config/config.h"
 #include <math.h>
 #include <stdint.h>
@@ -13,7 +14,7 @@
 
 #define CHECK(x) do { if (!(x)) abort(); } while (0)
 
-static struct config cfg; /* 1.2 MB: not on the stack */
+static struct config cfg; /* 1.6 MB: not on the stack */
 
 static unsigned width(const struct modbus_tag_conf *t)
 {
@@ -52,9 +53,20 @@ static void check_devices(const struct config *c, bool finished)
 			CHECK(t->address + width(t) <= 65536 && t->bit <= 15);
 			CHECK(t->type != MODBUS_STRING || (t->count >= 1 && t->count <= 125));
 			CHECK(isfinite(t->scale) && isfinite(t->offset) && (!t->has_deadband || t->deadband >= 0));
+			CHECK(t->agg.window_s <= 86400 && t->agg.stats <= AGG_ALL && t->agg.empty <= AGG_EMPTY_COUNT &&
+			      t->agg.non_numeric <= AGG_NN_DROP && memchr(t->agg_suffix, 0, sizeof t->agg_suffix));
 			if (finished) {
 				CHECK(t->scale != 0);
 				CHECK(!t->writable || t->area == MODBUS_COIL || t->area == MODBUS_HOLDING_REGISTER);
+				/* Aggregation: its options only with a window, which has statistics; a
+				 * suffix is levels below the tag's topic, never its set topic. */
+				const char *sfx = t->agg_suffix;
+				if (!t->agg.window_s)
+					CHECK(!t->agg.stats && !t->agg.empty && !t->agg.non_numeric && !sfx[0]);
+				else
+					CHECK(t->agg.stats && t->type != MODBUS_STRING && d->format != MODBUS_FORMAT_SPARKPLUG);
+				CHECK(!sfx[0] || (sfx[0] == '/' && !strpbrk(sfx, "+#") && !strstr(sfx, "//") &&
+						  sfx[strlen(sfx) - 1] != '/' && strcmp(sfx, "/set") && strncmp(sfx, "/set/", 5)));
 			}
 		}
 	}

@@ -5,8 +5,9 @@
  * stay valid JSON text (no raw control characters, closed quotes); a write
  * that tag_encode accepts must read back (tag_decode) as the value asked,
  * within half a raw step for integers and float32's precision; nothing
- * outside tag_min..tag_max or the raw type's range may be accepted. Aborts
- * otherwise. */
+ * outside tag_min..tag_max or the raw type's range may be accepted; with
+ * tag_aggregate a reading is published alone only as tag_publish_reading
+ * says. Aborts otherwise. */
 #include "collect/tag.h"
 #include <math.h>
 #include <stdio.h>
@@ -64,6 +65,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint16_t regs[4];
 	for (int i = 0; i < 4; i++)
 		regs[i] = (uint16_t)(data[6 + 2 * i] << 8 | data[7 + 2 * i]);
+	const uint8_t agg_bits = data[2]; /* above count's: aggregation, report by exception, the last published */
 	data += 14;
 	size -= 14;
 
@@ -77,6 +79,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(tag_payload(&b, &t, NULL, 1, TAG_BAD, "bad \"one\"\n") == 0);
 	check_json(&b);
 	buf_free(&b);
+
+	/* Aggregated or not, a reading goes out only where tag_should_publish
+	 * would send it; aggregated, a number only under report by exception,
+	 * one without a number not with tag_aggregate_non_numeric drop. */
+	t.agg.window_s = (agg_bits >> 2) & 1;
+	t.agg.non_numeric = (agg_bits >> 3) & 1 ? AGG_NN_DROP : AGG_NN_PASS;
+	t.report_by_exception = (agg_bits >> 4) & 1;
+	struct tag_last last = { .any = (agg_bits >> 5) & 1, .quality = (agg_bits >> 6) & 1, .hash = regs[1] };
+	double eng = tag_engineering(&t, &v);
+	for (int q = TAG_GOOD; q <= TAG_BAD; q++) {
+		double value = q == TAG_GOOD ? eng : NAN;
+		bool should = tag_should_publish(&t, &last, q, value, regs[0], 1000);
+		bool pub = tag_publish_reading(&t, &last, q, value, regs[0], 1000);
+		bool number = q == TAG_GOOD && isfinite(value);
+		if (!t.agg.window_s || (number && t.report_by_exception) ||
+		    (!number && t.agg.non_numeric == AGG_NN_PASS))
+			CHECK(pub == should);
+		else
+			CHECK(!pub);
+	}
+	t.agg.window_s = 0;
+	t.report_by_exception = false;
 
 	double value;
 	const char *why;

@@ -157,6 +157,42 @@ static void test_report_by_exception(void)
 	ASSERT_FALSE(tag_should_publish(&t, &last, TAG_BAD, NAN, 0, 2000)); /* bad stays said once */
 }
 
+/* With tag_aggregate every reading has gone to its window; which are
+ * published as well. */
+static void test_aggregated_readings(void)
+{
+	struct modbus_tag_conf t = tag(MODBUS_HOLDING_REGISTER, MODBUS_INT16, MODBUS_ABCD);
+	struct tag_last last = { 0 };
+	t.agg.window_s = 1;
+	/* Alone: numbers only in the summary; bad readings pass as they are (or not). */
+	ASSERT_FALSE(tag_publish_reading(&t, &last, TAG_GOOD, 1, 1, 0));
+	ASSERT_TRUE(tag_publish_reading(&t, &last, TAG_BAD, NAN, 0, 0));
+	t.agg.non_numeric = AGG_NN_DROP;
+	ASSERT_FALSE(tag_publish_reading(&t, &last, TAG_BAD, NAN, 0, 0));
+	ASSERT_FALSE(tag_publish_reading(&t, &last, TAG_GOOD, 1, 1, 0));
+	/* With the deadband: the moves it lets through are published too. */
+	t.agg.non_numeric = AGG_NN_PASS;
+	t.has_deadband = true;
+	t.deadband = 5;
+	last = (struct tag_last){ .any = true, .quality = TAG_GOOD, .value = 10, .hash = 10, .at_ms = 0 };
+	ASSERT_FALSE(tag_publish_reading(&t, &last, TAG_GOOD, 14, 14, 1));
+	ASSERT_TRUE(tag_publish_reading(&t, &last, TAG_GOOD, 15, 15, 1));
+	ASSERT_TRUE(tag_publish_reading(&t, &last, TAG_BAD, NAN, 0, 1));     /* the quality changed */
+	last.quality = TAG_BAD;
+	ASSERT_FALSE(tag_publish_reading(&t, &last, TAG_BAD, NAN, 0, 1));    /* bad said once */
+	ASSERT_TRUE(tag_publish_reading(&t, &last, TAG_GOOD, 10, 10, 1));    /* good again */
+	/* With report by exception: the changes. */
+	t.has_deadband = false;
+	t.report_by_exception = true;
+	last.quality = TAG_GOOD;
+	ASSERT_FALSE(tag_publish_reading(&t, &last, TAG_GOOD, 10, 10, 1));
+	ASSERT_TRUE(tag_publish_reading(&t, &last, TAG_GOOD, 11, 11, 1));
+	/* Without tag_aggregate: tag_should_publish alone. */
+	t.agg.window_s = 0;
+	t.report_by_exception = false;
+	ASSERT_TRUE(tag_publish_reading(&t, &last, TAG_GOOD, 10, 10, 1));
+}
+
 static void test_parse_write(void)
 {
 	double v;
@@ -278,7 +314,7 @@ static int apply(struct config *c, const char *text, char *err, size_t len)
 	return config_finish(c, err, len);
 }
 
-static struct config cfg; /* 1.2 MB: not on the stack */
+static struct config cfg; /* 1.6 MB: not on the stack */
 
 static void test_config_sections(void)
 {
@@ -337,6 +373,64 @@ static void test_config_sections(void)
 		if (!apply(&cfg, bad[i].text, err, sizeof err) || !strstr(err, bad[i].why))
 			CHECK_FAIL("\"%s\": expected \"%s\", got \"%s\"", bad[i].text, bad[i].why, err);
 	}
+	/* Aggregation: the bridge's words, its defaults, and the tag's own checks. */
+	config_defaults(&cfg);
+	err[0] = 0;
+	ASSERT_EQ(apply(&cfg, "modbus_device a\nmodbus_address h\n"
+			      "modbus_tag x holding_register 0 int16\ntag_aggregate 60\n"
+			      "modbus_tag y holding_register 1 int16\ntag_aggregate 1\ntag_aggregate_stats max,count,end\n"
+			      "tag_aggregate_empty count\ntag_aggregate_non_numeric drop\ntag_aggregate_suffix /1s/stats\n"
+			      "tag_deadband 2\n"
+			      "modbus_tag z coil 0 bool\n", err, sizeof err), 0);
+	ASSERT_STRN(err, strlen(err), "");
+	const struct agg_conf *ax = &cfg.tags[0].agg, *ay = &cfg.tags[1].agg, *az = &cfg.tags[2].agg;
+	ASSERT_TRUE(ax->window_s == 60 && ax->stats == AGG_ALL && ax->empty == AGG_EMPTY_SKIP &&
+		    ax->non_numeric == AGG_NN_PASS && !cfg.tags[0].agg_suffix[0]);
+	ASSERT_TRUE(ay->window_s == 1 && ay->stats == ((1u << AGG_MAX) | (1u << AGG_COUNT) | (1u << AGG_END)) &&
+		    ay->empty == AGG_EMPTY_COUNT && ay->non_numeric == AGG_NN_DROP && cfg.tags[1].has_deadband);
+	ASSERT_STRN(cfg.tags[1].agg_suffix, strlen(cfg.tags[1].agg_suffix), "/1s/stats");
+	ASSERT_TRUE(az->window_s == 0 && az->stats == 0);
+	static const struct { const char *opt, *why; } bad_agg[] = {
+		{ "tag_aggregate 0", "not a number in 1..86400" },
+		{ "tag_aggregate 86401", "not a number in 1..86400" },
+		{ "tag_aggregate 1m", "not a number in 1..86400" },
+		{ "tag_aggregate 1\ntag_aggregate_stats count,median", "invalid value 'count,median'" },
+		{ "tag_aggregate 1\ntag_aggregate_stats ,", "invalid value" },
+		{ "tag_aggregate 1\ntag_aggregate_empty zero", "expected skip|count" },
+		{ "tag_aggregate 1\ntag_aggregate_non_numeric keep", "expected pass|drop" },
+		{ "tag_aggregate 1\ntag_aggregate_suffix /a-very-long-suffix", "invalid value" },
+		{ "tag_aggregate 1\ntag_aggregate_suffix 1s", "must start with /" },
+		{ "tag_aggregate 1\ntag_aggregate_suffix /1s/", "must start with /" },
+		{ "tag_aggregate 1\ntag_aggregate_suffix /a//b", "must start with /" },
+		{ "tag_aggregate 1\ntag_aggregate_suffix /+", "must start with /" },
+		{ "tag_aggregate 1\ntag_aggregate_suffix /#", "must start with /" },
+		{ "tag_aggregate 1\ntag_aggregate_suffix /set", "not /set" },
+		{ "tag_aggregate 1\ntag_aggregate_suffix /set/x", "not /set" },
+		{ "tag_aggregate_stats count", "need tag_aggregate" },
+		{ "tag_aggregate_empty count", "need tag_aggregate" },
+		{ "tag_aggregate_non_numeric drop", "need tag_aggregate" },
+		{ "tag_aggregate_suffix /1m", "need tag_aggregate" },
+	};
+	char text[256];
+	for (size_t i = 0; i < sizeof bad_agg / sizeof bad_agg[0]; i++) {
+		config_defaults(&cfg);
+		err[0] = 0;
+		snprintf(text, sizeof text, "modbus_device a\nmodbus_address h\nmodbus_tag x holding_register 0 int16\n%s",
+			 bad_agg[i].opt);
+		if (!apply(&cfg, text, err, sizeof err) || !strstr(err, bad_agg[i].why))
+			CHECK_FAIL("\"%s\": expected \"%s\", got \"%s\"", bad_agg[i].opt, bad_agg[i].why, err);
+	}
+	config_defaults(&cfg);
+	ASSERT_EQ(apply(&cfg, "modbus_device a\nmodbus_address h\nmodbus_tag s holding_register 0 string:2\n"
+			      "tag_aggregate 1", err, sizeof err), -1);
+	ASSERT_TRUE(strstr(err, "not for a string tag") != NULL);
+	config_defaults(&cfg);
+	ASSERT_EQ(apply(&cfg, "modbus_device a\nmodbus_address h\nmodbus_format sparkplug\n"
+			      "modbus_tag v holding_register 0 int16\ntag_aggregate 1", err, sizeof err), -1);
+	ASSERT_TRUE(strstr(err, ":4: modbus_device a: tag_aggregate publishes JSON summaries") != NULL);
+	config_defaults(&cfg);
+	ASSERT_EQ(apply(&cfg, "tag_aggregate 1", err, sizeof err), -1);
+	ASSERT_TRUE(strstr(err, "without a `modbus_device NAME`") != NULL);
 	/* config_finish names the file and the tag's line. */
 	config_defaults(&cfg);
 	snprintf(cfg.source, sizeof cfg.source, "f.conf");
@@ -351,6 +445,7 @@ int main(void)
 	RUN(test_decode_bits_strings_scale);
 	RUN(test_payloads);
 	RUN(test_report_by_exception);
+	RUN(test_aggregated_readings);
 	RUN(test_parse_write);
 	RUN(test_encode);
 	RUN(test_plan);
