@@ -1,6 +1,7 @@
 #include "session.h"
 #include "../base/clock.h"
 #include "../base/err.h"
+#include "../base/hmap.h"
 #include "../base/vec.h"
 #include "../mqtt/mqtt.h"
 #include <stdlib.h>
@@ -272,22 +273,13 @@ bool session_rx_qos2_remove(struct session *s, uint16_t pid)
 #define SESSION_SUB_SCAN_MAX 16
 #define SESSION_SUB_POS_MIN_SHIFT 6
 
-/* FNV-1a seeded with the session's address, then mixed (MurmurHash3
- * fmix64): filters a client chose to collide in one session's table do not
- * collide in another's, nor from one run to the next. */
+/* Seeded with the session's address: filters a client chose to collide in
+ * one session's table do not collide in another's, nor from one run to the
+ * next. (The table holds indexes into subs, which realloc moves, so it is
+ * not a base/hmap.h map of pointers; the hash is base's.) */
 static size_t session__sub_hash(const struct session *s, const char *f, size_t len)
 {
-	uint64_t h = 0xcbf29ce484222325ull ^ (uint64_t)(uintptr_t)s;
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)f[i];
-		h *= 0x100000001b3ull;
-	}
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdull;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ull;
-	h ^= h >> 33;
-	return (size_t)h;
+	return (size_t)hmap_hash_bytes((uint64_t)(uintptr_t)s, f, len);
 }
 
 static size_t session__sub_mask(const struct session *s)
