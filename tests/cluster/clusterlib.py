@@ -3,6 +3,7 @@
 Each node has its own port, data directory and stdin pipe (commands); its
 status file is read back. Only processes started here are signalled, by PID.
 """
+import json
 import os
 import signal
 import socket
@@ -105,6 +106,10 @@ class Node:
         if s and s["pid"] == self.proc.pid and s["now_ms"] >= self.started_at * 1000 - 50:
             return s
         return None
+
+    def cluster_json(self):
+        with open(os.path.join(self.cluster.out, f"cluster-{self.id}.json")) as f:
+            return json.load(f)
 
     def events(self):
         try:

@@ -36,6 +36,21 @@ def test_proposals_commit_in_order_on_every_node(make_cluster):
     # A proposal on a follower is refused at once, not lost.
     for f in followers:
         assert f.fresh_status()["acked_entries"] == 0
+    # The status (cluster_status_json): the leader knows each peer's match
+    # index, and with nothing in flight no peer lags.
+    time.sleep(0.1)
+    st = leader.cluster_json()
+    assert st["state"] == "leader" and st["leader_id"] == leader.id and st["role"] == "broker", st
+    assert st["commit_index"] == st["applied_index"] == st["last_index"], st
+    assert sorted(p["id"] for p in st["peers"]) == sorted(f.id for f in followers), st
+    for p in st["peers"]:
+        assert p["voter"] and p["lag"] == 0 and p["match_index"] == st["last_index"], st
+        assert p["address"] == c.nodes[p["id"]].address, st
+    for f in followers:
+        fs = f.cluster_json()
+        assert fs["state"] == "follower" and fs["leader_id"] == leader.id, fs
+        assert fs["leader_address"] == leader.address, fs
+        assert all(p["match_index"] is None and p["lag"] is None for p in fs["peers"]), fs
 
 
 def test_kill_leader_elects_a_new_one_and_loses_nothing(make_cluster):
