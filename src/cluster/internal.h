@@ -61,6 +61,8 @@ struct cluster_node {
 
 	struct raft_transfer transfer;
 	bool transfer_busy;
+	uint64_t witness_tried;    /* a witness's last hand-over target */
+	uint64_t witness_retry_at; /* loop time of its next attempt */
 	uint64_t transfer_target;
 	cluster_change_cb transfer_cb;
 	void *transfer_arg;

@@ -3,6 +3,7 @@
  * thread, the leadership watch, the status copy, and stop. */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -321,6 +322,56 @@ static void refresh_status(struct cluster_node *n)
 
 static void witness_handed_over(struct raft_transfer *req);
 
+/* Whom a witness that leads hands leadership to: a voter whose log is
+ * complete, not the one tried last (it may be dead). raft_transfer(0) is
+ * no good here: just elected, the witness knows no match index yet, and
+ * libraft then picks the last voter of the configuration every time, dead
+ * or alive. */
+static uint64_t witness_successor(struct cluster_node *n)
+{
+	const struct raft_configuration *c = &n->raft.configuration;
+	raft_index last = raft_last_index(&n->raft);
+	uint64_t fallback = 0;
+	for (int pass = 0; pass < 2; pass++) {
+		for (unsigned i = 0; i < c->n; i++) {
+			const struct raft_server *s = &c->servers[i];
+			if (s->id == n->conf.node_id || s->role != RAFT_VOTER || s->id == n->witness_tried)
+				continue;
+			raft_index match = 0;
+			if (pass == 1 || (raft_match_index(&n->raft, s->id, &match) == 0 && match == last))
+				return s->id;
+		}
+	}
+	for (unsigned i = 0; i < c->n; i++)
+		if (c->servers[i].id != n->conf.node_id && c->servers[i].role == RAFT_VOTER)
+			fallback = c->servers[i].id;
+	return fallback;
+}
+
+/* A witness leads only until a broker takes over: it has no state to
+ * serve and its snapshots are empty. Tried after every loop iteration while
+ * it leads, at most once per election timeout. */
+static void witness_hand_over(struct cluster_node *n)
+{
+	uint64_t now = uv_now(n->loop);
+	if (n->transfer_busy || now < n->witness_retry_at)
+		return;
+	n->witness_retry_at = now + (n->conf.election_timeout_ms ? n->conf.election_timeout_ms : DEFAULT_ELECTION_MS);
+	uint64_t to = witness_successor(n);
+	n->witness_tried = to;
+	n->transfer_cb = NULL;
+	n->transfer_target = to;
+	n->transfer_busy = true;
+	int rv = to ? raft_transfer(&n->raft, &n->transfer, to, witness_handed_over) : RAFT_NOTFOUND;
+	if (rv != 0) {
+		n->transfer_busy = false;
+		log_warn("cluster: witness %" PRIu64 " could not hand leadership to %" PRIu64 ": %s",
+			 n->conf.node_id, to, raft_strerror(rv));
+		return;
+	}
+	log_notice("cluster: witness %" PRIu64 " hands leadership to %" PRIu64, n->conf.node_id, to);
+}
+
 static void watch_cb(uv_check_t *h)
 {
 	struct cluster_node *n = h->data;
@@ -331,45 +382,38 @@ static void watch_cb(uv_check_t *h)
 	const char *laddr = NULL;
 	raft_leader(&n->raft, &lid, &laddr);
 	atomic_store(&n->leader, st == CLUSTER_LEADER);
+	uint64_t now = uv_now(n->loop);
 	if (st != n->seen_state || lid != n->seen_leader) {
+		if (st == CLUSTER_LEADER && n->seen_state != CLUSTER_LEADER) {
+			/* A heartbeat round first, so the match indexes say who is alive. */
+			unsigned hb = n->conf.heartbeat_ms ? n->conf.heartbeat_ms : DEFAULT_HEARTBEAT_MS;
+			n->witness_retry_at = now + 2 * hb;
+			n->witness_tried = 0;
+		}
 		n->seen_state = st;
 		n->seen_leader = lid;
 		refresh_status(n);
-		n->status_at_ms = uv_now(n->loop);
+		n->status_at_ms = now;
 		log_notice("cluster: node %" PRIu64 " is %s, term %llu, leader %" PRIu64 "%s%s",
 			   n->conf.node_id, cluster_state_name(st), (unsigned long long)raft_current_term(&n->raft),
 			   (uint64_t)lid, lid && laddr ? " at " : "", lid && laddr ? laddr : "");
 		if (n->cb.role_changed)
 			n->cb.role_changed(n->cb.owner, st, lid, lid ? laddr : NULL);
-		/* A witness leads only until a broker takes over: it has no state
-		 * to serve and its snapshots are empty. */
-		if (st == CLUSTER_LEADER && n->conf.role == CLUSTER_ROLE_WITNESS && !n->transfer_busy) {
-			n->transfer_busy = true;
-			n->transfer_cb = NULL;
-			n->transfer_target = 0;
-			int rv = raft_transfer(&n->raft, &n->transfer, 0, witness_handed_over);
-			if (rv != 0) {
-				n->transfer_busy = false;
-				log_warn("cluster: witness %" PRIu64 " could not hand leadership over: %s",
-					 n->conf.node_id, raft_strerror(rv));
-			}
-		}
-		return;
-	}
-	uint64_t now = uv_now(n->loop);
-	if (now - n->status_at_ms >= STATUS_PERIOD_MS) {
+	} else if (now - n->status_at_ms >= STATUS_PERIOD_MS) {
 		n->status_at_ms = now;
 		refresh_status(n);
 	}
+	if (st == CLUSTER_LEADER && n->conf.role == CLUSTER_ROLE_WITNESS)
+		witness_hand_over(n);
 }
 
 static void witness_handed_over(struct raft_transfer *req)
 {
 	struct cluster_node *n = req->data;
 	n->transfer_busy = false;
-	/* Still leading (no broker caught up in time): the next state change or
-	 * a retry on the next watch will try again. */
-	n->seen_state = CLUSTER_UNAVAILABLE;
+	/* Still leading (the target did not take over in time): the watch
+	 * tries another voter. */
+	n->witness_retry_at = 0;
 }
 
 bool cluster_is_leader(struct cluster_node *n)
@@ -528,7 +572,12 @@ int cluster_start(uv_loop_t *loop, const struct cluster_conf *conf, const struct
 	/* Pre-vote: a node that was cut off (SIGSTOP, a partition) does not
 	 * depose a working leader with its inflated term when it comes back. */
 	raft_set_pre_vote(&n->raft, true);
-	raft_set_snapshot_threshold(&n->raft, conf->snapshot_threshold ? conf->snapshot_threshold : DEFAULT_SNAPSHOT_THRESHOLD);
+	/* A witness never compacts its log: what it drops, it cannot give a
+	 * broker that was behind (it has no state for a snapshot), and if it
+	 * leads after the only up-to-date broker died, that broker's
+	 * acknowledged entries exist nowhere else (test_witness_carries_...). */
+	raft_set_snapshot_threshold(&n->raft, conf->role == CLUSTER_ROLE_WITNESS ? UINT_MAX
+				    : conf->snapshot_threshold ? conf->snapshot_threshold : DEFAULT_SNAPSHOT_THRESHOLD);
 	raft_set_snapshot_trailing(&n->raft, conf->snapshot_trailing ? conf->snapshot_trailing : DEFAULT_SNAPSHOT_TRAILING);
 	raft_set_max_inflight_entries(&n->raft, conf->max_inflight_entries ? conf->max_inflight_entries : DEFAULT_MAX_INFLIGHT);
 	raft_uv_set_connect_retry_delay(&n->io, 100);

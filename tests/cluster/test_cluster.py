@@ -212,3 +212,29 @@ def test_add_remove_and_transfer(make_cluster):
     assert wait_for(lambda: any(e.startswith("remove 100 ") or e.startswith("remove -") or
                                 e == "remove 100 not the leader" for e in follower.events()), 5)
     assert "remove 100 not the leader" in follower.events(), follower.events()
+
+
+def test_witness_carries_the_log_to_a_broker_that_was_behind(make_cluster, snapshot_args=()):
+    """Broker B is stopped while broker A and the witness commit; A dies; B
+    comes back. Only the witness has what A acknowledged: it must win, give
+    B the log, and hand leadership to B (A is dead)."""
+    c = make_cluster(3, witness_ids=(3,), args=list(snapshot_args))
+    witness = c.nodes[3]
+    a = wait_for(lambda: (n := c.leader()) and not n.witness and n, 10)
+    assert a, "no broker leads"
+    b = next(n for n in c.running() if not n.witness and n is not a)
+    b.kill(signal.SIGSTOP)
+    c.load(True)
+    time.sleep(1.0)
+    a.kill(signal.SIGKILL)
+    acked = c.all_acks()
+    assert acked.get(max(acked), 0) > 0, "A acknowledged nothing while B was stopped"
+    killed_at = time.time()
+    b.kill(signal.SIGCONT)
+    assert wait_for(lambda: (t := became_leader_at(witness)) and t >= killed_at * 1000, 10), witness.events()
+    assert wait_for(lambda: (t := became_leader_at(b)) and t >= killed_at * 1000, 10), \
+        (witness.events(), b.events())
+    print(f"witness carried the log: broker {b.id} leads "
+          f"{became_leader_at(b) - killed_at * 1000:.0f} ms after A died")
+    c.load(False)
+    c.check_history(acked)
