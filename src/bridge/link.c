@@ -128,7 +128,9 @@ static void send_connect(struct link *l)
 	struct mqtt_connect m = {
 		.protocol_name = { (const uint8_t *)"MQTT", 4 },
 		.version = l->version,
-		.clean_start = c->cleansession,
+		/* An edge node's session is clean: a command queued while it was away
+		 * would be carried out late [tck-id-principles-persistence-clean-session-311, -50]. */
+		.clean_start = c->cleansession || l->br->edge,
 		.keepalive = (uint16_t)c->keepalive_interval,
 		.client_id = { (const uint8_t *)id, (uint32_t)strlen(id) },
 	};
@@ -140,7 +142,7 @@ static void send_connect(struct link *l)
 		link_close(l, "out of memory");
 		return;
 	}
-	if (l->version == MQTT_V5 && !c->cleansession) {
+	if (l->version == MQTT_V5 && !c->cleansession && !l->br->edge) {
 		/* The remote keeps our subscriptions and what they queue while we are away. */
 		m.props.have |= MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY);
 		m.props.session_expiry = UINT32_MAX;

@@ -327,7 +327,9 @@ static const struct option options[] = {
 	     "persistence_location), every connection starts with the NBIRTH and the DBIRTH of each online "
 	     "device, seq is set as each message is sent, what was spooled before the births goes out marked "
 	     "historical, NCMD Node Control/Rebirth sends the births again and DCMD writes writable tags. "
-	     "The edge node's own topics go out unchanged; topic lines are optional. At most one bridge."),
+	     "The edge node's own topics go out unchanged; topic lines are optional. Its session is always "
+	     "clean (v5: Clean Start, no session expiry), so a command sent while it was away is not carried "
+	     "out late. At most one bridge."),
 	TOPT("report_by_exception", OPT_BOOL, report_by_exception, 0, 1, "false", NULL, "true|false",
 	     "Bridge topic line above: forward a message only when its payload differs from the last one "
 	     "forwarded on the same topic."),
@@ -702,6 +704,7 @@ static int set_connection(struct config *c, const char *name, char *err, size_t 
 	br->line = c->cur_line ? c->cur_line : 1;
 	note_source(c);
 	set_section_defaults(c, SCOPE_BRIDGE, err, errlen);
+	br->sparkplug_line = br->cleansession_line = 0; /* defaults, not lines of the file */
 	return 0;
 }
 
@@ -997,6 +1000,8 @@ static int set_value(struct config *c, const struct option *o, char *val, char *
 			goto bad;
 		if (o->scope == SCOPE_BRIDGE && o->offset == BOFF(sparkplug))
 			c->bridges[c->n_bridges - 1].sparkplug_line = c->cur_line ? c->cur_line : 1;
+		if (o->scope == SCOPE_BRIDGE && o->offset == BOFF(cleansession) && c->cur_line)
+			c->bridges[c->n_bridges - 1].cleansession_line = c->cur_line;
 		return 0;
 	case OPT_U32:
 	case OPT_SIZE:
@@ -1312,6 +1317,10 @@ static int finish_bridge(const struct config *c, struct bridge_conf *br, char *e
 	} else if (br->sparkplug && (!c->sparkplug_group_id[0] || !c->sparkplug_edge_node_id[0])) {
 		msg = "bridge_sparkplug needs sparkplug_group_id and sparkplug_edge_node_id";
 		line = br->sparkplug_line;
+	} else if (br->sparkplug && br->cleansession_line && !br->cleansession) {
+		msg = "cleansession false: the Sparkplug edge node's session is always clean (commands are not kept "
+		      "for it while it is away)";
+		line = br->cleansession_line;
 	} else if (!br->n_topics && !br->sparkplug) {
 		msg = "needs at least one topic line";
 	} else if (br->certfile.line && !br->keyfile.line) {

@@ -114,6 +114,7 @@ struct bridge_conf {
 	 * sparkplug_edge_node_id): its will is the NDEATH, births go first. */
 	bool sparkplug;
 	uint32_t sparkplug_line; /* of its bridge_sparkplug line */
+	uint32_t cleansession_line; /* of its cleansession line; 0: the default */
 };
 
 #define CONFIG_MAX_DEVICES 128

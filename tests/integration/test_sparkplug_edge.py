@@ -349,6 +349,7 @@ def test_dcmd_writes_a_writable_tag(start_broker, client, sim, pb):
 
     dcmd(setpoint=(-123, "int"))
     wait_for(lambda: s.get(0, "hr", 10, 1) == [(-123) & 0xFFFF], 10, what="setpoint written")
+    edge.wait_log(r"write of setpoint \(holding register 10\) to -123 by client sparkplug DCMD \(username -\): done")
     dcmd(**{"alias_%d" % aliases["run"]: (True, "bool")})
     wait_for(lambda: s.get(0, "co", 0, 1) == [1], 10, what="run written by alias")
     # temp is not writable: refused and logged, the device keeps its value.
@@ -358,6 +359,15 @@ def test_dcmd_writes_a_writable_tag(start_broker, client, sim, pb):
     # The new values come back as DDATA.
     host.wait(lambda x: x[0] == "DDATA" and metric(x[2], alias=aliases["setpoint"]) is not None
               and value(metric(x[2], alias=aliases["setpoint"])) == (-123) & 0xFFFFFFFF, what="DDATA of setpoint")
+    # [tck-id-principles-persistence-clean-session-50]: the session is clean, so
+    # a DCMD sent while the edge node is away is not carried out when it is back.
+    edge.kill9()
+    host.wait(lambda x: x[0] == "NDEATH", what="NDEATH")
+    dcmd(setpoint=(42, "int"))
+    edge.start()
+    host.wait(lambda x: x[0] == "NBIRTH" and value(metric(x[2], "bdSeq")) == 1, timeout=15, what="the next NBIRTH")
+    time.sleep(1)
+    assert s.get(0, "hr", 10, 1) == [(-123) & 0xFFFF]
 
 
 def test_ncmd_rebirth(start_broker, client, sim, pb):
@@ -376,7 +386,7 @@ def test_ncmd_rebirth(start_broker, client, sim, pb):
     m.datatype = DT["Boolean"]
     m.boolean_value = True
     host.c.publish("%s/%s/NCMD/%s" % (NS, GROUP, NODE), p.SerializeToString(), qos=1)
-    host.wait(lambda x: x[0] == "DBIRTH" and len(host.all()) > mark, what="a second DBIRTH")
+    wait_for(lambda: any(x[0] == "DBIRTH" for x in host.after(mark)), 15, what="a second DBIRTH")
     again = host.after(mark)
     kinds = [x[0] for x in again]
     assert kinds[:2] == ["NBIRTH", "DBIRTH"], kinds
@@ -388,7 +398,8 @@ def test_ncmd_rebirth(start_broker, client, sim, pb):
 @pytest.mark.parametrize("version", ["mqttv311", "mqttv50"])
 def test_mosquitto_as_the_cloud(start_broker, client, sim, pb, tmp_path, version):
     """The same session against Debian's mosquitto: births, the will on a
-    kill -9 of the edge broker, the next bdSeq after it."""
+    kill -9 of the edge broker, the next bdSeq after it, the NDEATH of a
+    clean stop."""
     if not os.path.exists(MOSQUITTO):
         pytest.skip("Debian's mosquitto is not installed (%s)" % MOSQUITTO)
     mq = Mosquitto(tmp_path).start()
@@ -405,6 +416,10 @@ def test_mosquitto_as_the_cloud(start_broker, client, sim, pb, tmp_path, version
         host.wait(lambda x: x[0] == "DBIRTH" and len([y for y in host.all() if y[0] == "DBIRTH"]) >= 2,
                   what="the next DBIRTH")
         assert_seq_runs(session(host.all()))
+        # A clean stop: v3 sends the NDEATH itself, v5 asks for the will (0x04).
+        edge.stop()
+        host.wait(lambda x: x[0] == "NDEATH" and value(metric(x[2], "bdSeq")) == 1, timeout=10,
+                  what="NDEATH at a clean stop")
     finally:
         mq.stop()
         mq.log.close()
@@ -435,6 +450,7 @@ BRIDGE = ["connection c", "address 127.0.0.1:1883", "bridge_sparkplug true"]
     (IDS + BRIDGE + DEVICE + ["modbus_format sparkplug", "modbus_group_messages true"], 6,
      "modbus_group_messages is for modbus_format json"),
     (DEVICE + ["modbus_format opcua"], 4, "json|sparkplug"),
+    (IDS + BRIDGE + ["cleansession false"], 6, "the Sparkplug edge node's session is always clean"),
 ])
 def test_check_config_names_the_line(tmp_path, lines, where, what):
     err = check_config(tmp_path, lines)
