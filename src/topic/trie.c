@@ -241,18 +241,23 @@ void topic__node_prune(struct topic_node *n)
 	}
 }
 
-/* Takes one child away from n, without shrinking: n is being freed. */
+/* Takes one child away from n, ignoring the map's layout: n is being
+ * freed. The first call turns a map into an array in place (its slots,
+ * compacted), so that freeing a wide node is linear in its slots. */
 static struct topic_node *topic__node_pop_kid(struct topic_node *n)
 {
-	if (!n->n_kids)
-		return NULL;
-	n->n_kids--;
 	struct hmap *map = topic__kid_map(n);
-	if (!map)
-		return ((struct topic_node **)n->kids)[n->n_kids];
-	size_t pos = 0;
-	hmap_next(map, &pos);
-	return hmap_take_at(map, pos - 1, topic__kid_hash, n);
+	if (map) {
+		size_t cap = map->slot ? (size_t)1 << map->shift : 0, m = 0;
+		void **slot = map->slot;
+		for (size_t i = 0; i < cap; i++)
+			if (slot[i])
+				slot[m++] = slot[i];
+		free(map);
+		n->kids = slot;
+		n->flags &= (uint8_t)~TOPIC_NODE_TABLE;
+	}
+	return n->n_kids ? ((struct topic_node **)n->kids)[--n->n_kids] : NULL;
 }
 
 void topic__node_free_tree(struct topic_node *root, void (*drop)(void *val))
