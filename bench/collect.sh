@@ -10,6 +10,10 @@
 #                are those of the other DEVICES-1
 #   acl          as all-answer, with an acl_file: the readings pass the rules
 #                of their modbus_username (not run unless named in ONLY)
+#   aggregate    as all-answer, every tag with `tag_aggregate AGGREGATE`:
+#                polled as often, one summary per tag per window published
+#                (not run unless named in ONLY); compare with all-answer at
+#                the same INTERVAL for the CPU per aggregated reading
 # Over MEASURE seconds after WARMUP, from /proc and the broker's own /metrics:
 #   - CPU of the broker process (utime + stime of /proc/PID/stat), and of its
 #     collector threads (ferromq_device_thread_cpu_seconds_total: each
@@ -21,11 +25,15 @@
 #     ferromq_device_poll_to_commit_seconds) the quantile falls in, over the
 #     window (differences of the cumulative buckets), every live device
 #   - readings committed per second, late and failed polls of live devices
+#   - readings polled per second ((polls - failed polls) x TAGS; a poll
+#     skipped for the store, counted late, would count too) and the CPU
+#     of the broker and of its collector threads per reading polled, in us
 #
 # Builds nothing: FERROMQ_BIN (default build/ferromq, `make build`) and
 # FM_MODBUS_SIM (default beside it). Environment: DEVICES (100), TAGS (100,
 # at most 100), INTERVAL (1000), WARMUP (10), MEASURE (30), ONLY (scenario
-# names, default all three), RUNS (each scenario this many times, 1). The
+# names, default all three), RUNS (each scenario this many times, 1),
+# AGGREGATE (the aggregate scenario's window in seconds, 1). The
 # machine's load average is recorded beside each run: others' work on a
 # shared machine moves the latencies. Loopback only; stops only the processes it started,
 # by PID. Prints a Markdown section for BENCHMARKS.md.
@@ -41,6 +49,7 @@ WARMUP=${WARMUP:-10}
 MEASURE=${MEASURE:-30}
 ONLY=${ONLY:-idle all-answer one-dead}
 RUNS=${RUNS:-1}
+AGGREGATE=${AGGREGATE:-1}
 
 die() { echo "bench/collect.sh: $*" >&2; exit 1; }
 [[ -x $FERROMQ_BIN ]] || die "$FERROMQ_BIN is missing (make build)"
@@ -101,6 +110,7 @@ run() {
 				if ((t < 60)); then echo "modbus_tag t$t holding_register $t uint16"
 				elif ((t < 80)); then echo "modbus_tag t$t holding_register $((60 + (t - 60) * 2)) float32 cdab"
 				else echo "modbus_tag t$t holding_register $((100 + (t - 80) * 2)) int32"; fi
+				[[ $name == aggregate ]] && echo "tag_aggregate $AGGREGATE"
 			done
 		done
 	} >"$dir/ferromq.conf"
@@ -164,12 +174,18 @@ res = {
     "messages_received_per_s": round(delta("ferromq_messages_received_total") / dt),
     "polls_late": int(sum(delta(f'ferromq_device_polls_late_total{{device="{x}"}}') for x in live)),
     "polls_failed": int(sum(delta(f'ferromq_device_polls_failed_total{{device="{x}"}}') for x in live)),
+    "readings_polled_per_s": round(sum(delta(f'ferromq_device_polls_total{{device="{x}"}}') -
+                                       delta(f'ferromq_device_polls_failed_total{{device="{x}"}}') for x in live)
+                                   * tags / dt),
     "jitter_ms": quantiles("ferromq_device_poll_jitter_seconds"),
     "poll_to_commit_ms": quantiles("ferromq_device_poll_to_commit_seconds"),
     "request_ms": quantiles("ferromq_device_request_duration_seconds"),
 }
 if name == "one-dead":
     res["dead_device_up"] = mb.get('ferromq_device_up{device="d0"}')
+polled = res["readings_polled_per_s"]
+res["cpu_us_per_polled_reading"] = round((cb - ca) / dt / polled * 1e6, 2) if polled else None
+res["collector_us_per_polled_reading"] = round((kb - ka) / dt / polled * 1e6, 2) if polled else None
 print(json.dumps(res))
 PY
 	kill "$sub" "$broker" 2>/dev/null
@@ -193,8 +209,10 @@ import json, sys
 commit, rows = sys.argv[1], [json.loads(r) for r in sys.argv[2:] if r.strip()]
 def q(v):
     return "-" if v is None else (v if isinstance(v, str) else f"<= {v:g}")
-print("| scenario | devices x tags @ interval | readings committed/s | broker CPU (% of a core) | collector threads CPU | poll jitter p50 / p99 (ms) | poll-to-commit p50 / p99 (ms) | request p99 (ms) | late / failed polls | load average |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+def q2(v):
+    return "-" if v is None else f"{v:g}"
+print("| scenario | devices x tags @ interval | readings committed/s | broker CPU (% of a core) | collector threads CPU | poll jitter p50 / p99 (ms) | poll-to-commit p50 / p99 (ms) | request p99 (ms) | late / failed polls | load average | readings polled/s | broker / collector threads CPU per polled reading (us) |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 for r in rows:
     live = r["devices"] - (1 if r["scenario"] == "one-dead" else 0)
     shape = f'{r["devices"]} x {r["tags"]} @ {r["interval_ms"]} ms ({live} answer)' if r["devices"] else "no device"
@@ -202,7 +220,8 @@ for r in rows:
           f'{r["readings_committed_per_s"]:,} | {r["cpu_process_pct"]} | {r["cpu_collector_threads_pct"]} | '
           f'{q(r["jitter_ms"]["p50"])} / {q(r["jitter_ms"]["p99"])} | '
           f'{q(r["poll_to_commit_ms"]["p50"])} / {q(r["poll_to_commit_ms"]["p99"])} | {q(r["request_ms"]["p99"])} | '
-          f'{r["polls_late"]} / {r["polls_failed"]} | {r["load1"][0]:g} - {r["load1"][1]:g} |')
+          f'{r["polls_late"]} / {r["polls_failed"]} | {r["load1"][0]:g} - {r["load1"][1]:g} | '
+          f'{r["readings_polled_per_s"]:,} | {q2(r["cpu_us_per_polled_reading"])} / {q2(r["collector_us_per_polled_reading"])} |')
 print()
 print(f"`bash bench/collect.sh` at {commit}; raw figures:")
 print()
