@@ -51,6 +51,11 @@ struct cluster_node {
 	uint64_t seen_leader;
 	uint64_t applied;        /* last index handed to apply (or restored) */
 	uint64_t snapshots, restores;
+	uint64_t snapshots_deferred; /* a witness's, while brokers lag */
+	uint64_t watermark;          /* every voter's log reaches it (applied) */
+	uint64_t watermark_proposed; /* as leader */
+	uint64_t watermark_at;       /* loop time of the next proposal */
+	unsigned trailing;
 	uint64_t status_at_ms;
 
 	struct raft_change change;

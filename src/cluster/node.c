@@ -3,7 +3,6 @@
  * thread, the leadership watch, the status copy, and stop. */
 #include <errno.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +22,18 @@ enum { SNAP_KIND_DATA = 0, SNAP_KIND_WITNESS = 1 };
 
 /* A follower waits 1-2 election timeouts before it stands: 500 ms puts a new
  * leader within ~1 s of a crash on loopback (tests/cluster). */
+/* Every raft entry starts with 8 bytes of ours: the type (the state
+ * machine's bytes, or the log watermark: README.md, Witness), 3 zero bytes
+ * and the payload's length (u32 little endian); the payload is padded with
+ * zeros to a multiple of 8 bytes: libraft 0.22.1 refuses other lengths
+ * (RAFT_INVALID, "entry buffers must be 8-byte aligned") and frees the
+ * buffer it refused. */
+enum { ENTRY_USER = 0, ENTRY_WATERMARK = 1 };
+#define ENTRY_HEADER 8
+#define ENTRY_MAX_PAYLOAD (UINT32_MAX - 16u)
+#define WATERMARK_LEN 16 /* header, u64 index (little endian) */
+#define WATERMARK_PERIOD_MS 500
+
 #define DEFAULT_ELECTION_MS 500
 #define DEFAULT_HEARTBEAT_MS 50
 #define DEFAULT_SNAPSHOT_THRESHOLD 1024
@@ -91,9 +102,40 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
 		return RAFT_INVALID;
 	}
 	n->applied = index;
-	if (n->conf.role == CLUSTER_ROLE_BROKER && n->cb.apply)
-		n->cb.apply(n->cb.owner, index, buf->base, buf->len);
-	return 0;
+	const unsigned char *p = buf->base;
+	uint32_t len = buf->len >= ENTRY_HEADER ? get_u32(p + 4) : 0;
+	if (buf->len >= ENTRY_HEADER && p[1] == 0 && p[2] == 0 && p[3] == 0 && len <= buf->len - ENTRY_HEADER) {
+		if (p[0] == ENTRY_USER) {
+			if (n->conf.role == CLUSTER_ROLE_BROKER && n->cb.apply)
+				n->cb.apply(n->cb.owner, index, p + ENTRY_HEADER, len);
+			return 0;
+		}
+		if (p[0] == ENTRY_WATERMARK && len == 8) {
+			uint64_t mark = get_u64(p + ENTRY_HEADER);
+			if (mark > n->watermark)
+				n->watermark = mark;
+			return 0;
+		}
+	}
+	/* Only this module writes entries: a stranger is a bug or corruption,
+	 * and skipping it would fork this node's state from the others'. */
+	log_err("cluster: entry %" PRIu64 " (%zu bytes) is not one of ours (type %d)", index, buf->len,
+		buf->len ? p[0] : -1);
+	return RAFT_MALFORMED;
+}
+
+/* A raft_malloc'd entry: header, payload, zero padding. NULL: no memory. */
+static void *entry_new(int type, const void *payload, uint32_t len, size_t *size)
+{
+	*size = ENTRY_HEADER + (((size_t)len + 7) & ~(size_t)7);
+	unsigned char *e = raft_malloc(*size);
+	if (!e)
+		return NULL;
+	memset(e, 0, *size);
+	e[0] = (unsigned char)type;
+	put_u32(e + 4, len);
+	memcpy(e + ENTRY_HEADER, payload, len);
+	return e;
 }
 
 /* Ownership: the buffers and their array are raft_malloc'd and raft frees
@@ -104,6 +146,12 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
 	uint64_t index = raft_last_applied(&n->raft);
 	struct cluster_chunk chunks[CLUSTER_MAX_CHUNKS];
 	int count = 0;
+	if (n->conf.role == CLUSTER_ROLE_WITNESS && index > n->watermark + n->trailing) {
+		/* The log it would drop is not on every broker yet: keep it (raft
+		 * tries again at a later entry). */
+		n->snapshots_deferred++;
+		return RAFT_BUSY;
+	}
 	if (n->conf.role == CLUSTER_ROLE_BROKER) {
 		count = n->cb.snapshot ? n->cb.snapshot(n->cb.owner, index, chunks) : 0;
 		if (count < 0 || count > CLUSTER_MAX_CHUNKS) {
@@ -186,13 +234,15 @@ int cluster_propose(struct cluster_node *n, const void *bytes, size_t len, void 
 	struct cluster_proposal *p = calloc(1, sizeof *p);
 	if (!p)
 		return -FM_ENOMEM;
-	p->buf.base = raft_malloc(len ? len : 1);
+	if (len > ENTRY_MAX_PAYLOAD) {
+		free(p);
+		return -FM_EINVAL;
+	}
+	p->buf.base = entry_new(ENTRY_USER, bytes, (uint32_t)len, &p->buf.len);
 	if (!p->buf.base) {
 		free(p);
 		return -FM_ENOMEM;
 	}
-	memcpy(p->buf.base, bytes, len);
-	p->buf.len = len;
 	p->node = n;
 	p->token = token;
 	p->req.data = p;
@@ -259,9 +309,13 @@ static void wake_cb(uv_async_t *a)
 			proposal_fail(p, CLUSTER_ENOTLEADER);
 		} else {
 			int rv = raft_apply(&n->raft, &p->req, &p->buf, 1, proposal_applied);
-			if (rv != 0) { /* nothing appended; the buffer is still ours */
-				if (rv != RAFT_NOTLEADER)
+			if (rv != 0) { /* nothing appended */
+				/* Refused as not the leader, the buffer is still ours;
+				 * refused later (the append), raft has freed it. */
+				if (rv != RAFT_NOTLEADER) {
 					log_warn("cluster: raft_apply: %s (%s)", raft_strerror(rv), raft_errmsg(&n->raft));
+					p->buf.base = NULL;
+				}
 				proposal_fail(p, rv == RAFT_NOTLEADER ? CLUSTER_ENOTLEADER : CLUSTER_ERAFT);
 			}
 		}
@@ -321,6 +375,50 @@ static void refresh_status(struct cluster_node *n)
 }
 
 static void witness_handed_over(struct raft_transfer *req);
+
+static void watermark_applied(struct raft_apply *req, int status, void *result)
+{
+	free(req);
+}
+
+/* The leader tells the witnesses how far every voter's log reaches (the
+ * least match index), so that a witness compacts only what all have: the
+ * rest it may have to give a broker that was behind (README.md). Proposed
+ * when it moved, at most every WATERMARK_PERIOD_MS. */
+static void propose_watermark(struct cluster_node *n, uint64_t now)
+{
+	n->watermark_at = now + WATERMARK_PERIOD_MS;
+	const struct raft_configuration *c = &n->raft.configuration;
+	uint64_t mark = raft_last_index(&n->raft);
+	for (unsigned i = 0; i < c->n; i++) {
+		raft_index match = 0;
+		if (c->servers[i].id == n->conf.node_id || c->servers[i].role != RAFT_VOTER)
+			continue;
+		if (raft_match_index(&n->raft, c->servers[i].id, &match) != 0)
+			return;
+		if (match < mark)
+			mark = match;
+	}
+	if (mark <= n->watermark_proposed)
+		return;
+	unsigned char payload[8];
+	put_u64(payload, mark);
+	struct raft_apply *req = calloc(1, sizeof *req);
+	struct raft_buffer buf;
+	buf.base = req ? entry_new(ENTRY_WATERMARK, payload, sizeof payload, &buf.len) : NULL;
+	if (!buf.base) {
+		free(req);
+		return;
+	}
+	int rv = raft_apply(&n->raft, req, &buf, 1, watermark_applied);
+	if (rv != 0) {
+		free(req);
+		if (rv == RAFT_NOTLEADER) /* refused before it took the buffer */
+			raft_free(buf.base);
+		return;
+	}
+	n->watermark_proposed = mark;
+}
 
 /* Whom a witness that leads hands leadership to: a voter whose log is
  * complete, not the one tried last (it may be dead). raft_transfer(0) is
@@ -389,6 +487,9 @@ static void watch_cb(uv_check_t *h)
 			unsigned hb = n->conf.heartbeat_ms ? n->conf.heartbeat_ms : DEFAULT_HEARTBEAT_MS;
 			n->witness_retry_at = now + 2 * hb;
 			n->witness_tried = 0;
+			/* Match indexes are learned in the first heartbeat round. */
+			n->watermark_proposed = n->watermark;
+			n->watermark_at = now + 2 * hb;
 		}
 		n->seen_state = st;
 		n->seen_leader = lid;
@@ -405,6 +506,8 @@ static void watch_cb(uv_check_t *h)
 	}
 	if (st == CLUSTER_LEADER && n->conf.role == CLUSTER_ROLE_WITNESS)
 		witness_hand_over(n);
+	if (st == CLUSTER_LEADER && n->conf.role == CLUSTER_ROLE_BROKER && now >= n->watermark_at)
+		propose_watermark(n, now);
 }
 
 static void witness_handed_over(struct raft_transfer *req)
@@ -572,13 +675,9 @@ int cluster_start(uv_loop_t *loop, const struct cluster_conf *conf, const struct
 	/* Pre-vote: a node that was cut off (SIGSTOP, a partition) does not
 	 * depose a working leader with its inflated term when it comes back. */
 	raft_set_pre_vote(&n->raft, true);
-	/* A witness never compacts its log: what it drops, it cannot give a
-	 * broker that was behind (it has no state for a snapshot), and if it
-	 * leads after the only up-to-date broker died, that broker's
-	 * acknowledged entries exist nowhere else (test_witness_carries_...). */
-	raft_set_snapshot_threshold(&n->raft, conf->role == CLUSTER_ROLE_WITNESS ? UINT_MAX
-				    : conf->snapshot_threshold ? conf->snapshot_threshold : DEFAULT_SNAPSHOT_THRESHOLD);
-	raft_set_snapshot_trailing(&n->raft, conf->snapshot_trailing ? conf->snapshot_trailing : DEFAULT_SNAPSHOT_TRAILING);
+	raft_set_snapshot_threshold(&n->raft, conf->snapshot_threshold ? conf->snapshot_threshold : DEFAULT_SNAPSHOT_THRESHOLD);
+	n->trailing = conf->snapshot_trailing ? conf->snapshot_trailing : DEFAULT_SNAPSHOT_TRAILING;
+	raft_set_snapshot_trailing(&n->raft, n->trailing);
 	raft_set_max_inflight_entries(&n->raft, conf->max_inflight_entries ? conf->max_inflight_entries : DEFAULT_MAX_INFLIGHT);
 	raft_uv_set_connect_retry_delay(&n->io, 100);
 

@@ -214,11 +214,12 @@ def test_add_remove_and_transfer(make_cluster):
     assert "remove 100 not the leader" in follower.events(), follower.events()
 
 
-def test_witness_carries_the_log_to_a_broker_that_was_behind(make_cluster, snapshot_args=()):
+def test_witness_carries_the_log_to_a_broker_that_was_behind(make_cluster):
     """Broker B is stopped while broker A and the witness commit; A dies; B
     comes back. Only the witness has what A acknowledged: it must win, give
-    B the log, and hand leadership to B (A is dead)."""
-    c = make_cluster(3, witness_ids=(3,), args=list(snapshot_args))
+    B the log, and hand leadership to B (A is dead). Snapshots are frequent:
+    the witness must not have compacted what B lacks."""
+    c = make_cluster(3, witness_ids=(3,), args=["--snapshot-threshold", "64", "--snapshot-trailing", "16"])
     witness = c.nodes[3]
     a = wait_for(lambda: (n := c.leader()) and not n.witness and n, 10)
     assert a, "no broker leads"
@@ -238,3 +239,16 @@ def test_witness_carries_the_log_to_a_broker_that_was_behind(make_cluster, snaps
           f"{became_leader_at(b) - killed_at * 1000:.0f} ms after A died")
     c.load(False)
     c.check_history(acked)
+    # B got entries from the witness, never its empty snapshot (B may have
+    # installed one of A's, sent before A died and read after SIGCONT).
+    with open(b.log) as f:
+        assert "refusing a witness's snapshot" not in f.read()
+
+
+def test_witness_compacts_what_every_broker_has(make_cluster):
+    c = make_cluster(3, witness_ids=(3,), args=["--snapshot-threshold", "64", "--snapshot-trailing", "16"])
+    assert wait_for(lambda: (n := c.leader()) and not n.witness and n, 10)
+    run_load(c, 1.5)
+    c.check_history()
+    ws = c.nodes[3].fresh_status()
+    assert ws["snapshots"] >= 1, ws
