@@ -105,6 +105,28 @@ def free_port():
     raise RuntimeError("no free port in %d..%d" % (lo, hi - 1))
 
 
+def tcp_sockets(port):
+    """The TCP sockets of this machine whose local port is port, from
+    /proc/net/tcp and tcp6: a list of (state, queue). state is the kernel's
+    name (ESTABLISHED, LISTEN, CLOSE_WAIT, ...); queue is the bytes waiting
+    to be read, or for a LISTEN socket the connections waiting for accept().
+    What a broker has done with its connections, seen without asking it."""
+    names = {1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FIN_WAIT2",
+             6: "TIME_WAIT", 7: "CLOSE", 8: "CLOSE_WAIT", 9: "LAST_ACK", 10: "LISTEN", 11: "CLOSING"}
+    out = []
+    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(path) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port:
+                out.append((names.get(int(fields[3], 16), fields[3]), int(fields[4].split(":")[1], 16)))
+    return out
+
+
 def wait_for(cond, timeout=5.0, interval=0.02, what="condition"):
     """Poll cond() until it returns a true value; return that value."""
     deadline = time.monotonic() + timeout

@@ -3,6 +3,7 @@ loopback. The edge spools what leaves through a bridge in its store until the
 cloud's PUBACK; these tests count what arrives where."""
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -36,6 +37,12 @@ def collect(client_factory, broker, topic, protocol=5, qos=1):
 
 def wait_connected(edge, name="cloud", timeout=10):
     edge.wait_log(r"bridge %s: connected to" % name, timeout)
+
+
+def wait_subscribed(cloud, remote_filter, name="cloud"):
+    """The bridge's SUBSCRIBE for remote_filter is in at a ferromq cloud (its
+    client id is <host>.<bridge name>)."""
+    cloud.wait_log(r"client \S+\.%s subscribed to %s \(QoS" % (re.escape(name), re.escape(remote_filter)))
 
 
 def test_out_remaps_and_arrives_in_order(start_broker, client):
@@ -101,7 +108,8 @@ def test_commands_flow_down_and_nothing_loops(start_broker, client):
     edge_sub = collect(client, edge, "#")
     wait_connected(edge)
     edge.wait_log(r"bridge cloud: connected")
-    time.sleep(0.3)  # the bridge's SUBSCRIBE reaches the cloud
+    wait_subscribed(cloud, "plant-detroit/commands/#")
+    wait_subscribed(cloud, "shared/#")
     cloud_pub = client(cloud, protocol=5)
     edge_pub = client(edge, protocol=5)
     cloud_pub.publish("plant-detroit/commands/chiller-01/setpoint", b"7.5", qos=1)
@@ -234,7 +242,8 @@ class Mosquitto:
         # As root, mosquitto would drop to its own user, which cannot write here.
         user = "user root\n" if os.geteuid() == 0 else ""
         self.conf.write_text("listener %d 127.0.0.1\nallow_anonymous true\npersistence true\n"
-                             "persistence_location %s/\nlog_dest stderr\n%s" % (self.port, self.dir, user))
+                             "persistence_location %s/\nlog_dest stderr\nlog_type all\n%s" % (self.port, self.dir, user))
+        self.logpath = self.dir / "mosquitto.log"
         self.log = open(self.dir / "mosquitto.log", "ab")
         self.proc = None
 
@@ -250,6 +259,11 @@ class Mosquitto:
                 return False
         wait_for(listening, 10, what="mosquitto listening")
         return self
+
+    def wait_log(self, pattern, timeout=5.0):
+        rx = re.compile(pattern)
+        return wait_for(lambda: rx.search(self.logpath.read_text(errors="replace")), timeout,
+                        what="mosquitto log /%s/" % pattern)
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -282,7 +296,7 @@ def test_mosquitto_as_the_cloud(start_broker, client, mosquitto, version):
     sub.subscribe("plant-detroit/#", 1)
     edge_sub = collect(client, edge, "#")
     wait_connected(edge)
-    time.sleep(0.3)
+    mosquitto.wait_log(r"plant-detroit/commands/# \(QoS 1\)")  # the bridge's SUBSCRIBE is in
     pub = client(edge, protocol=5)
     for i in range(100):
         pub.publish("machines/press-7/cycles", b"%d" % i, qos=1)
@@ -384,7 +398,8 @@ def test_remote_sys_tree_is_not_taken_in(start_broker, client):
     edge = start_broker(extra_lines=bridge_lines("cloud", cloud.port, ['$SYS/broker/version in 0', 'x/# in 0']))
     edge_x = collect(client, edge, "x/#")
     wait_connected(edge)
-    time.sleep(0.3)
+    wait_subscribed(cloud, "$SYS/broker/version")
+    wait_subscribed(cloud, "x/#")
     client(cloud, protocol=5).publish("x/after", b"1", qos=1)
     edge_x.messages.wait_match(lambda m: m.topic == "x/after")  # the link works, and came after $SYS
     edge.wait_log(r"\$SYS/broker/version from the remote not published: \$SYS is the broker's own tree")
@@ -474,7 +489,7 @@ def test_commands_sent_while_the_edge_is_down_arrive(start_broker, client):
     plc = client(edge, **persist)
     plc.subscribe("cmd/#", 1)
     wait_connected(edge)
-    time.sleep(0.3)  # the bridge's SUBSCRIBE is in
+    wait_subscribed(cloud, "plant/cmd/#")
     plc.stop()
     edge.stop()
     client(cloud, protocol=5).publish("plant/cmd/stop", b"now", qos=1)
@@ -725,7 +740,7 @@ def test_remote_messages_pass_the_edge_admission(start_broker, client):
     edge = start_broker(max_topic_levels=4, extra_lines=bridge_lines("cloud", cloud.port, ['deep/# in 1']))
     edge_sub = collect(client, edge, "deep/#")
     wait_connected(edge)
-    time.sleep(0.3)  # the bridge's SUBSCRIBE reaches the cloud
+    wait_subscribed(cloud, "deep/#")
     cloud_pub = client(cloud, protocol=5)
     cloud_pub.publish("deep/a/b/c/d/e", b"too deep", qos=1)
     cloud_pub.publish("deep/a/b", b"fine", qos=1)

@@ -10,7 +10,7 @@ import threading
 import time
 
 import mqttraw
-from conftest import assert_broker_alive, broker_bin, connect_raw, free_port, props, wait_for
+from conftest import assert_broker_alive, broker_bin, connect_raw, free_port, props, tcp_sockets, wait_for
 from opshttp import api, ops_broker, request
 from paho.mqtt.packettypes import PacketTypes
 
@@ -283,13 +283,15 @@ def test_slowloris_request_cut_off(start_broker, tmp_path):
 
 def test_connections_capped(start_broker, tmp_path):
     b = ops_broker(start_broker, tmp_path)
-    time.sleep(0.3)  # the helper's connections are gone
+    wait_for(lambda: all(state == "LISTEN" for state, _ in tcp_sockets(b.http_port)),
+             what="the helper's connections gone at the broker")
     socks = []
     for _ in range(200):
         socks.append(socket.create_connection(("127.0.0.1", b.http_port)))
         time.sleep(0.002)  # so "least recently active" has an order
-    # At 128 open, each new one closes the oldest idle one.
-    time.sleep(0.3)
+    # At 128 open, each new one closes the oldest idle one: as it accepts it.
+    wait_for(lambda: [q for state, q in tcp_sockets(b.http_port) if state == "LISTEN"] == [0],
+             what="every connection accepted")
     closed = [i for i, s in enumerate(socks) if closed_by_server(s, 0.01)]
     assert closed == list(range(72)), closed
     assert request(b, "GET", "/healthz")[0] == 200
@@ -411,18 +413,20 @@ def test_delete_session_while_it_subscribes(start_broker, tmp_path, raw):
             r.close()
             continue
         raced += 1
-        stop = threading.Event()
+        stop, flooding = threading.Event(), threading.Event()
         flood = mqttraw.subscribe(1, [("race/%d/#" % attempt, 0)]) * 200
 
         def subscribe_nonstop():
             try:
                 while not stop.is_set():
                     r.sock.sendall(flood)
+                    flooding.set()
             except OSError:
                 pass
+            flooding.set()
         t = threading.Thread(target=subscribe_nonstop)
         t.start()
-        time.sleep(0.1)
+        flooding.wait(5)
         # SUBSCRIBEs the client sent after the deletion must not outlive the
         # session in the subscription index (then routing reads freed memory).
         assert api(b, "DELETE", "/api/sessions/" + cid) == {"deleted": True}

@@ -20,8 +20,12 @@ def test_sys_topics_retained_and_right(start_broker, client):
     for i in range(25):
         pub.publish("sys/data/%d" % i, b"12345")
     pub.publish("sys/kept", b"r", qos=1, retain=True)
-    # A client that subscribes later gets the retained tree at once.
-    time.sleep(1.5)
+    # A client that subscribes later gets the retained tree at once: later
+    # than its first publication, which a probe sees.
+    probe = client(b, "sys-probe", protocol=4)
+    probe.subscribe("$SYS/broker/uptime")
+    probe.messages.wait_for(1, timeout=5)
+    probe.stop()
     watcher = client(b, "sys-watch", protocol=5)
     watcher.subscribe("$SYS/#")
     v = wait_for(lambda: (lambda v: v if int(v.get("$SYS/broker/messages/received", 0)) >= 26
