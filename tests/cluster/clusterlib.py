@@ -6,8 +6,8 @@ status file is read back. Only processes started here are signalled, by PID.
 import json
 import os
 import signal
-import socket
 import subprocess
+import sys
 import time
 
 BIN = os.environ.get("FM_CLUSTER_NODE", "build-test/fm-cluster-node")
@@ -16,12 +16,10 @@ LSAN_SUPP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lsan.supp"
 FOLLOWER, CANDIDATE, LEADER = 1, 2, 3
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+# Ports from the suites' shared pool (below the ephemeral range, held by a
+# lock until this process ends), so parallel ctest runs never share one.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
+from fm_harness import free_port  # noqa: E402
 
 
 def wait_for(pred, timeout, step=0.01):
