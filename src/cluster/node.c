@@ -11,27 +11,13 @@
 
 #include "base/err.h"
 #include "base/log.h"
+#include "cluster/frame.h"
 #include "cluster/internal.h"
 
-/* The snapshot's own header, before the state machine's bytes: a witness's
- * snapshot has none, and a broker must never install one (README.md). */
-#define SNAP_MAGIC "FMCLSNAP"
-#define SNAP_VERSION 1u
-#define SNAP_HEADER 24 /* magic 8, version u32, kind u32, index u64 (little endian) */
-enum { SNAP_KIND_DATA = 0, SNAP_KIND_WITNESS = 1 };
 
 /* A follower waits 1-2 election timeouts before it stands: 500 ms puts a new
  * leader within ~1 s of a crash on loopback (tests/cluster). */
-/* Every raft entry starts with 8 bytes of ours: the type (the state
- * machine's bytes, or the log watermark: README.md, Witness), 3 zero bytes
- * and the payload's length (u32 little endian); the payload is padded with
- * zeros to a multiple of 8 bytes: libraft 0.22.1 refuses other lengths
- * (RAFT_INVALID, "entry buffers must be 8-byte aligned") and frees the
- * buffer it refused. */
-enum { ENTRY_USER = 0, ENTRY_WATERMARK = 1 };
-#define ENTRY_HEADER 8
-#define ENTRY_MAX_PAYLOAD (UINT32_MAX - 16u)
-#define WATERMARK_LEN 16 /* header, u64 index (little endian) */
+/* Entries and snapshots carry our headers (frame.h). */
 #define WATERMARK_PERIOD_MS 500
 
 #define DEFAULT_ELECTION_MS 500
@@ -57,34 +43,6 @@ static int conf_fail(char *err, size_t errlen, const char *fmt, ...)
 	return -FM_EINVAL;
 }
 
-static void put_u32(unsigned char *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void put_u64(unsigned char *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint32_t get_u32(const unsigned char *p)
-{
-	uint32_t v = 0;
-	for (int i = 3; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static uint64_t get_u64(const unsigned char *p)
-{
-	uint64_t v = 0;
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
 /* --- the state machine, as libraft sees it --- */
 
 /* libraft gives apply no index: it sets last_applied after apply returns,
@@ -102,39 +60,35 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
 		return RAFT_INVALID;
 	}
 	n->applied = index;
-	const unsigned char *p = buf->base;
-	uint32_t len = buf->len >= ENTRY_HEADER ? get_u32(p + 4) : 0;
-	if (buf->len >= ENTRY_HEADER && p[1] == 0 && p[2] == 0 && p[3] == 0 && len <= buf->len - ENTRY_HEADER) {
-		if (p[0] == ENTRY_USER) {
+	enum cluster_entry_type type;
+	const unsigned char *payload;
+	size_t len;
+	if (cluster__entry_decode(buf->base, buf->len, &type, &payload, &len) == 0) {
+		if (type == CLUSTER_ENTRY_USER) {
 			if (n->conf.role == CLUSTER_ROLE_BROKER && n->cb.apply)
-				n->cb.apply(n->cb.owner, index, p + ENTRY_HEADER, len);
-			return 0;
-		}
-		if (p[0] == ENTRY_WATERMARK && len == 8) {
-			uint64_t mark = get_u64(p + ENTRY_HEADER);
+				n->cb.apply(n->cb.owner, index, payload, len);
+		} else {
+			uint64_t mark = 0;
+			for (int i = 7; i >= 0; i--)
+				mark = mark << 8 | payload[i];
 			if (mark > n->watermark)
 				n->watermark = mark;
-			return 0;
 		}
+		return 0;
 	}
 	/* Only this module writes entries: a stranger is a bug or corruption,
 	 * and skipping it would fork this node's state from the others'. */
-	log_err("cluster: entry %" PRIu64 " (%zu bytes) is not one of ours (type %d)", index, buf->len,
-		buf->len ? p[0] : -1);
+	log_err("cluster: entry %" PRIu64 " (%zu bytes) is not one of ours", index, buf->len);
 	return RAFT_MALFORMED;
 }
 
-/* A raft_malloc'd entry: header, payload, zero padding. NULL: no memory. */
-static void *entry_new(int type, const void *payload, uint32_t len, size_t *size)
+/* A raft_malloc'd entry (frame.h). NULL: no memory. */
+static void *entry_new(enum cluster_entry_type type, const void *payload, uint32_t len, size_t *size)
 {
-	*size = ENTRY_HEADER + (((size_t)len + 7) & ~(size_t)7);
+	*size = cluster__entry_size(len);
 	unsigned char *e = raft_malloc(*size);
-	if (!e)
-		return NULL;
-	memset(e, 0, *size);
-	e[0] = (unsigned char)type;
-	put_u32(e + 4, len);
-	memcpy(e + ENTRY_HEADER, payload, len);
+	if (e)
+		cluster__entry_encode(e, type, payload, len);
 	return e;
 }
 
@@ -163,15 +117,11 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
 	struct raft_buffer *out = raft_calloc((size_t)count + 1, sizeof *out);
 	if (!out)
 		return RAFT_NOMEM;
-	out[0].len = SNAP_HEADER;
-	out[0].base = raft_malloc(SNAP_HEADER);
+	out[0].len = CLUSTER_SNAP_HEADER;
+	out[0].base = raft_malloc(CLUSTER_SNAP_HEADER);
 	if (!out[0].base)
 		goto nomem;
-	unsigned char *h = out[0].base;
-	memcpy(h, SNAP_MAGIC, 8);
-	put_u32(h + 8, SNAP_VERSION);
-	put_u32(h + 12, n->conf.role == CLUSTER_ROLE_WITNESS ? SNAP_KIND_WITNESS : SNAP_KIND_DATA);
-	put_u64(h + 16, index);
+	cluster__snap_header_encode(out[0].base, n->conf.role == CLUSTER_ROLE_WITNESS, index);
 	for (int i = 0; i < count; i++) {
 		out[i + 1].len = chunks[i].len;
 		out[i + 1].base = raft_malloc(chunks[i].len ? chunks[i].len : 1);
@@ -196,21 +146,21 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 {
 	struct cluster_node *n = fsm->data;
 	const unsigned char *p = buf->base;
-	if (buf->len < SNAP_HEADER || memcmp(p, SNAP_MAGIC, 8) != 0 || get_u32(p + 8) != SNAP_VERSION) {
+	bool witness;
+	uint64_t index;
+	if (cluster__snap_header_decode(p, buf->len, &witness, &index) != 0) {
 		log_err("cluster: a snapshot of %zu bytes is not one of ours (bad header)", buf->len);
 		return RAFT_MALFORMED;
 	}
-	uint32_t kind = get_u32(p + 12);
-	uint64_t index = get_u64(p + 16);
 	if (n->conf.role == CLUSTER_ROLE_BROKER) {
-		if (kind != SNAP_KIND_DATA) {
+		if (witness) {
 			/* Installing it would empty this broker's state. */
 			log_err("cluster: refusing a witness's snapshot at %" PRIu64
 				": a witness holds no data", index);
 			return RAFT_MALFORMED;
 		}
-		int rc = n->cb.restore ? n->cb.restore(n->cb.owner, index, p + SNAP_HEADER,
-						       buf->len - SNAP_HEADER) : 0;
+		int rc = n->cb.restore ? n->cb.restore(n->cb.owner, index, p + CLUSTER_SNAP_HEADER,
+						       buf->len - CLUSTER_SNAP_HEADER) : 0;
 		if (rc) {
 			log_err("cluster: the state machine refused the snapshot at %" PRIu64 ": %s", index,
 				cluster_strerror(rc));
@@ -234,11 +184,11 @@ int cluster_propose(struct cluster_node *n, const void *bytes, size_t len, void 
 	struct cluster_proposal *p = calloc(1, sizeof *p);
 	if (!p)
 		return -FM_ENOMEM;
-	if (len > ENTRY_MAX_PAYLOAD) {
+	if (len > CLUSTER_ENTRY_MAX_PAYLOAD) {
 		free(p);
 		return -FM_EINVAL;
 	}
-	p->buf.base = entry_new(ENTRY_USER, bytes, (uint32_t)len, &p->buf.len);
+	p->buf.base = entry_new(CLUSTER_ENTRY_USER, bytes, (uint32_t)len, &p->buf.len);
 	if (!p->buf.base) {
 		free(p);
 		return -FM_ENOMEM;
@@ -402,10 +352,11 @@ static void propose_watermark(struct cluster_node *n, uint64_t now)
 	if (mark <= n->watermark_proposed)
 		return;
 	unsigned char payload[8];
-	put_u64(payload, mark);
+	for (int i = 0; i < 8; i++)
+		payload[i] = (unsigned char)(mark >> (8 * i));
 	struct raft_apply *req = calloc(1, sizeof *req);
 	struct raft_buffer buf;
-	buf.base = req ? entry_new(ENTRY_WATERMARK, payload, sizeof payload, &buf.len) : NULL;
+	buf.base = req ? entry_new(CLUSTER_ENTRY_WATERMARK, payload, sizeof payload, &buf.len) : NULL;
 	if (!buf.base) {
 		free(req);
 		return;
