@@ -5,7 +5,10 @@
  * every connection and at every rebirth, seq set as each message is sent,
  * and the spool's older messages sent as history: a DDATA queued before
  * the births carries is_historical, a DBIRTH or DDEATH queued before them
- * is superseded by them and dropped. NCMD and DCMD for the edge node are
+ * is superseded by them and dropped; a device with history but no DBIRTH
+ * in the session (offline when it began) gets one from its last known
+ * values before its first historical DDATA, and, still offline once the
+ * history is sent, a DDEATH after it. NCMD and DCMD for the edge node are
  * taken here, never published locally. Everything runs on worker 0 but
  * the bdSeq file's write, which goes to libuv's thread pool. */
 #include "internal.h"
@@ -40,6 +43,11 @@ struct edge {
 	/* This connection's Sparkplug session. */
 	uint64_t next_seq;     /* of the next message sent */
 	uint64_t hist_below;   /* spool entries before it were queued before the births */
+	struct born {
+		char name[64];     /* a device born in this session */
+		bool for_history;  /* by us, for its history: a DDEATH follows it unless it is back */
+	} born[CONFIG_MAX_DEVICES];
+	unsigned n_born, n_for_history;
 	struct buf scratch;
 };
 
@@ -229,10 +237,46 @@ static void publish0(struct link *l, const char *topic, const uint8_t *p, size_t
 		log_err("bridge %s: out of memory: %s not sent", l->br->conf->name, topic);
 }
 
+static struct born *born_find(struct edge *e, const char *device, size_t len)
+{
+	for (unsigned i = 0; i < e->n_born; i++)
+		if (strlen(e->born[i].name) == len && !memcmp(e->born[i].name, device, len))
+			return &e->born[i];
+	return NULL;
+}
+
+/* Notes device (len bytes) born in this session (for_history: by us). */
+static void born_add(struct edge *e, const char *device, size_t len, bool for_history)
+{
+	struct born *b = born_find(e, device, len);
+	if (!b && e->n_born < CONFIG_MAX_DEVICES && len < sizeof b->name) {
+		b = &e->born[e->n_born++];
+		memcpy(b->name, device, len);
+		b->name[len] = 0;
+		b->for_history = false;
+	}
+	if (!b)
+		return;
+	e->n_for_history += for_history && !b->for_history;
+	e->n_for_history -= !for_history && b->for_history;
+	b->for_history = for_history;
+}
+
+static void born_remove(struct edge *e, const char *device, size_t len)
+{
+	struct born *b = born_find(e, device, len);
+	if (!b)
+		return;
+	e->n_for_history -= b->for_history;
+	*b = e->born[--e->n_born];
+}
+
 static void emit_dbirth(void *ectx, const char *topic, const uint8_t *p, size_t len)
 {
 	struct link *l = ectx;
 	struct edge *e = l->br->edge;
+	const char *device = strrchr(topic, '/') + 1;
+	born_add(e, device, strlen(device), false);
 	e->scratch.len = 0;
 	if (spb_payload_restamp(p, len, e->next_seq, false, &e->scratch)) {
 		log_err("bridge %s: out of memory: %s not sent", l->br->conf->name, topic);
@@ -258,6 +302,7 @@ static void send_births(struct link *l)
 	}
 	publish0(l, e->nbirth, e->scratch.p, e->scratch.len);
 	e->next_seq = 1;
+	e->n_born = e->n_for_history = 0;
 	const struct edge_port *port = l->br->all->b->edge;
 	if (port)
 		port->births(port->ctx, emit_dbirth, l);
@@ -278,6 +323,68 @@ void bridge__edge_online(struct link *l)
 	send_births(l);
 }
 
+/* A DBIRTH from device t's last known values, so the host takes the
+ * history that follows [tck-id-operational-behavior-data-publish-...]. */
+static void birth_for_history(struct link *l, const struct spb_topic *t)
+{
+	struct edge *e = l->br->edge;
+	const struct edge_port *port = l->br->all->b->edge;
+	char topic[288], device[64];
+	bool online;
+	if (!port || t->device_len >= sizeof device)
+		return;
+	memcpy(device, t->device, t->device_len);
+	device[t->device_len] = 0;
+	struct buf raw = { 0 };
+	int rc = port->birth_of(port->ctx, t->device, t->device_len, &raw, &online);
+	if (!rc && spb_edge_topic(topic, sizeof topic, e->ns, e->group, SPB_DBIRTH, e->node, device) > 0) {
+		e->scratch.len = 0;
+		rc = spb_payload_restamp(raw.p, raw.len, e->next_seq, false, &e->scratch);
+		if (!rc) {
+			e->next_seq = (e->next_seq + 1) & 0xff;
+			publish0(l, topic, e->scratch.p, e->scratch.len);
+			born_add(e, t->device, t->device_len, true);
+			log_info("bridge %s: DBIRTH of device %s (%s) for its history", l->br->conf->name, device,
+				 online ? "online" : "offline");
+		}
+	}
+	if (rc && rc != -FM_EINVAL)
+		log_warn("bridge %s: no DBIRTH for device %s before its history: %s", l->br->conf->name, device,
+			 rc == -FM_ENOENT ? "it is no longer configured" : fm_strerror(-rc));
+	if (rc) /* tried: its other messages in this session go as they are, without asking again */
+		born_add(e, t->device, t->device_len, false);
+	buf_free(&raw);
+}
+
+bool bridge__edge_history_sent(const struct edge *e, uint64_t next_send) { return next_send >= e->hist_below; }
+
+void bridge__edge_pumped(struct link *l, bool history_sent)
+{
+	struct edge *e = l->br->edge;
+	const struct edge_port *port = l->br->all->b->edge;
+	if (!history_sent || !e->n_for_history || !port)
+		return;
+	char topic[288];
+	for (unsigned i = 0; i < e->n_born;) {
+		struct born *b = &e->born[i];
+		bool online = false;
+		if (!b->for_history || port->birth_of(port->ctx, b->name, strlen(b->name), NULL, &online) || online) {
+			/* Back meanwhile: its own DBIRTH follows in the spool. */
+			e->n_for_history -= b->for_history;
+			b->for_history = false;
+			i++;
+			continue;
+		}
+		e->scratch.len = 0;
+		if (spb_edge_topic(topic, sizeof topic, e->ns, e->group, SPB_DDEATH, e->node, b->name) > 0 &&
+		    !spb_payload_encode(&e->scratch, clock_wall_ms(), true, e->next_seq, NULL, 0)) {
+			e->next_seq = (e->next_seq + 1) & 0xff;
+			publish0(l, topic, e->scratch.p, e->scratch.len);
+		}
+		born_remove(e, b->name, strlen(b->name)); /* moves the last one here: i stays */
+	}
+}
+
 int bridge__edge_payload(struct link *l, uint64_t spool_seq, const struct msg *m, struct mqtt_bin *payload)
 {
 	struct edge *e = l->br->edge;
@@ -291,6 +398,12 @@ int bridge__edge_payload(struct link *l, uint64_t spool_seq, const struct msg *m
 			  spb_type_name((enum spb_type)type), (int)m->topic_len, msg_topic(m));
 		return 1;
 	}
+	if (type == SPB_DBIRTH)
+		born_add(e, t.device, t.device_len, false);
+	else if (type == SPB_DDEATH)
+		born_remove(e, t.device, t.device_len);
+	else if (historical && !born_find(e, t.device, t.device_len))
+		birth_for_history(l, &t);
 	e->scratch.len = 0;
 	int rc = spb_payload_restamp(msg_payload(m), m->payload_len, e->next_seq, historical, &e->scratch);
 	if (rc)

@@ -177,6 +177,13 @@ void bridge__edge_online(struct link *l);
  * edge node's (0), untouched when not (0), 1 when a birth or death from
  * before the births is to be dropped, or -FM_EINVAL / -FM_ENOMEM. */
 int bridge__edge_payload(struct link *l, uint64_t spool_seq, const struct msg *m, struct mqtt_bin *payload);
+/* After link_pump: history_sent when every spool entry from before the
+ * births has gone out; then a device born for its history and offline now
+ * gets its DDEATH. */
+void bridge__edge_pumped(struct link *l, bool history_sent);
+/* Whether the spool's entries from before the births are all sent, when
+ * the next to send is next_send (spool lock held). */
+bool bridge__edge_history_sent(const struct edge *e, uint64_t next_send);
 /* A PUBLISH from the remote: true when it is an NCMD or DCMD of the edge
  * node, which is then carried out (rebirth, writes) and not published. */
 bool bridge__edge_inbound(struct link *l, const struct mqtt_publish *p);

@@ -389,7 +389,10 @@ void link_pump(struct link *l)
 			}
 		}
 	}
+	bool history_sent = br->edge && bridge__edge_history_sent(br->edge, sp->next_send);
 	pthread_mutex_unlock(&sp->lock);
+	if (br->edge)
+		bridge__edge_pumped(l, history_sent);
 	link_flush(l);
 }
 

@@ -90,6 +90,12 @@ struct edge_port {
 	/* A DCMD for device (dlen bytes, not NUL-terminated) came over the
 	 * session: writes the writable tags it names. Must not block. */
 	void (*command)(void *ctx, const char *device, size_t dlen, const uint8_t *p, size_t len);
+	/* Device (dlen bytes) has history to send in a session that has not
+	 * born it: whether it is online now, and with out its DBIRTH from its
+	 * last known values (payload without seq, appended). Returns 0,
+	 * -FM_ENOENT (no such Sparkplug device), -FM_EINVAL (its DBIRTH would
+	 * not pass admission) or -FM_ENOMEM. */
+	int (*birth_of)(void *ctx, const char *device, size_t dlen, struct buf *out, bool *online);
 };
 
 enum client_state { CLIENT_NEW, CLIENT_CONNECTED, CLIENT_CLOSING };

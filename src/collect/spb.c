@@ -133,6 +133,8 @@ static uint64_t next_seq(struct cdevice *d)
 void collect__spb_reading(struct cdevice *d, const struct ctag *t, const struct tag_value *v, uint64_t ts_ms)
 {
 	struct cspb_tag *s = &d->spb->snap[t - d->tags];
+	if (!v && d->state == COLLECT_OFFLINE)
+		return; /* the device is gone, not the value: a birth for its history tells the last one known */
 	pthread_mutex_lock(&d->lock);
 	s->good = v != NULL;
 	if (v)
@@ -239,23 +241,51 @@ int collect__spb_encode_ddeath(struct cdevice *d, struct buf *out)
 
 /* ---- worker 0: the edge node's session ---- */
 
+/* The births leave without entering the broker: they pass the admission
+ * the device's DBIRTH would (its user's ACL). */
+static bool admitted(struct collector *c, struct cdevice *d)
+{
+	const char *why = broker_collect_admits(c->b, d->conf->username[0] ? d->conf->username : NULL, d->client_id,
+						 d->spb->dbirth, strlen(d->spb->dbirth));
+	if (why)
+		log_notice("sparkplug: no DBIRTH for device %s in the session: %s (client id %s, username %s)",
+			   d->conf->name, why, d->client_id, d->conf->username[0] ? d->conf->username : "-");
+	return !why;
+}
+
+static struct cdevice *by_name(struct collector *c, const char *name, size_t len)
+{
+	for (unsigned i = 0; i < c->n_devices; i++) {
+		struct cdevice *d = &c->devices[i];
+		if (d->spb && strlen(d->conf->name) == len && !memcmp(d->conf->name, name, len))
+			return d;
+	}
+	return NULL;
+}
+
+static int birth_of(void *ctx, const char *device, size_t dlen, struct buf *out, bool *online)
+{
+	struct collector *c = ctx;
+	struct cdevice *d = by_name(c, device, dlen);
+	if (!d)
+		return -FM_ENOENT;
+	if (out && !admitted(c, d))
+		return -FM_EINVAL;
+	pthread_mutex_lock(&d->lock);
+	*online = d->state == COLLECT_ONLINE;
+	int rc = out ? encode_dbirth(d, out, false, 0) : 0;
+	pthread_mutex_unlock(&d->lock);
+	return rc;
+}
+
 static void births(void *ctx, void (*emit)(void *ectx, const char *topic, const uint8_t *p, size_t len), void *ectx)
 {
 	struct collector *c = ctx;
 	struct buf out = { 0 };
 	for (unsigned i = 0; i < c->n_devices; i++) {
 		struct cdevice *d = &c->devices[i];
-		if (!d->spb)
+		if (!d->spb || !admitted(c, d))
 			continue;
-		/* The births leave without entering the broker: they pass the
-		 * admission the device's DBIRTH would (its user's ACL). */
-		const char *why = broker_collect_admits(c->b, d->conf->username[0] ? d->conf->username : NULL,
-							 d->client_id, d->spb->dbirth, strlen(d->spb->dbirth));
-		if (why) {
-			log_notice("sparkplug: no DBIRTH for device %s in the session: %s (client id %s, username %s)",
-				   d->conf->name, why, d->client_id, d->conf->username[0] ? d->conf->username : "-");
-			continue;
-		}
 		out.len = 0;
 		pthread_mutex_lock(&d->lock);
 		bool online = d->state == COLLECT_ONLINE;
@@ -309,16 +339,14 @@ static int dcmd_metric(void *ctx, const struct spb_cmd_metric *m)
 static void command(void *ctx, const char *device, size_t dlen, const uint8_t *p, size_t len)
 {
 	struct collector *c = ctx;
-	for (unsigned i = 0; i < c->n_devices; i++) {
-		struct cdevice *d = &c->devices[i];
-		if (!d->spb || strlen(d->conf->name) != dlen || memcmp(d->conf->name, device, dlen))
-			continue;
-		struct dcmd x = { d, 0 };
-		if (spb_cmd_each(p, len, dcmd_metric, &x) < 0)
-			log_notice("sparkplug: DCMD for device %s: not a Sparkplug B payload: ignored", d->conf->name);
+	struct cdevice *d = by_name(c, device, dlen);
+	if (!d) {
+		log_notice("sparkplug: DCMD for device %.*s: no such Sparkplug device: ignored", (int)dlen, device);
 		return;
 	}
-	log_notice("sparkplug: DCMD for device %.*s: no such Sparkplug device: ignored", (int)dlen, device);
+	struct dcmd x = { d, 0 };
+	if (spb_cmd_each(p, len, dcmd_metric, &x) < 0)
+		log_notice("sparkplug: DCMD for device %s: not a Sparkplug B payload: ignored", d->conf->name);
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -403,7 +431,7 @@ int collect__spb_init(struct collector *c)
 	if (any && unique_aliases(c))
 		return -FM_ENOMEM;
 	if (any) {
-		c->edge = (struct edge_port){ c, births, command };
+		c->edge = (struct edge_port){ c, births, command, birth_of };
 		broker_set_edge(c->b, &c->edge);
 	}
 	return 0;

@@ -244,6 +244,43 @@ def test_kill9_of_the_edge_broker(start_broker, client, sim, pb):
     host.wait(lambda x: x[0] == "NDEATH" and value(metric(x[2], "bdSeq")) == 3, what="NDEATH at a clean stop")
 
 
+def test_history_of_a_device_offline_at_the_reconnect(start_broker, client, sim, pb):
+    """[tck-id-payloads-metric-historical] with a device that went offline
+    during the outage: the new session did not bear it, so its history comes
+    after a DBIRTH of its last known values and is followed by its DDEATH;
+    when it answers again, a DBIRTH of its own."""
+    s = sim()
+    cloud = start_broker()
+    host = Host(client, cloud, pb)
+    edge = start_edge(start_broker, cloud.port, s)
+    count = metric(host.wait(lambda x: x[0] == "DBIRTH", what="DBIRTH")[-1][2], "count").alias
+    host.c.stop()
+    cloud.stop()
+    for v in range(1, 4):
+        s.set(0, "hr", 20, v)
+        time.sleep(0.3)
+    s.cmd("mute 0 1")
+    edge.wait_log(r"modbus device press .* offline", 10)
+    cloud.start()
+    host = Host(client, cloud, pb, client_id="host2")
+    host.wait(lambda x: x[0] == "DDEATH", timeout=20, what="the DDEATH after the history")
+    msgs = session(host.all())
+    kinds = [x[0] for x in msgs]
+    assert kinds[0] == "NBIRTH" and kinds[1] == "DBIRTH" and kinds[-1] == "DDEATH", kinds
+    assert set(kinds[2:-1]) == {"DDATA"}, kinds
+    assert value(metric(msgs[1][2], "count")) == 3  # its last known value
+    hist = [value(m) for x in msgs if x[0] == "DDATA" for m in x[2].metrics if m.alias == count]
+    assert hist == [1, 2, 3][-len(hist):] and len(hist) >= 2, hist
+    assert all(m.is_historical for x in msgs if x[0] == "DDATA" for m in x[2].metrics)
+    assert_seq_runs(msgs)
+    mark = len(host.all())
+    s.set(0, "hr", 20, 9)
+    s.cmd("mute 0 0")
+    wait_for(lambda: any(x[0] == "DBIRTH" and value(metric(x[2], "count")) == 9 for x in host.after(mark)), 15,
+             what="its own DBIRTH when it answers again")
+    assert_seq_runs(session(host.all()))
+
+
 def test_history_across_a_kill9_and_a_new_tag(start_broker, client, sim, pb):
     """[tck-id-payloads-metric-historical] [tck-id-payloads-alias-uniqueness]:
     the cloud is down, readings wait in the spool, the edge broker is killed
