@@ -11,7 +11,8 @@
  *
  *   set D TABLE ADDR V...     TABLE co|di|ir|hr; bits take 0/1
  *   get D TABLE ADDR COUNT    prints the values
- *   seq D TABLE ADDR          ADDR (ir|hr) counts up by one after every read of it
+ *   seq D TABLE ADDR [N]      ADDR..ADDR+N-1 (ir|hr; N 1 when omitted) each count up by one
+ *                             after every read of it
  *   illegal D TABLE ADDR N    requests touching ADDR..ADDR+N-1 get exception 2
  *   busy D TABLE ADDR N       ... exception 6 (server device busy)
  *   clear D                   no more illegal or busy ranges
@@ -55,7 +56,7 @@ struct device {
 	unsigned delay_ms;
 	struct range ranges[MAX_RANGES];
 	int n_ranges;
-	int seq_table, seq_addr; /* -1: none */
+	int seq_table, seq_addr, seq_n; /* seq_table -1: none */
 	unsigned long reads, writes, fc[17], accepts;
 };
 
@@ -134,8 +135,9 @@ static void serve(struct device *d, int i)
 		}
 	}
 	modbus_reply(d->ctx, q, rc, d->map);
-	if (read && d->seq_table == table && d->seq_addr >= addr && d->seq_addr < addr + n)
-		regs_of(d, table)[d->seq_addr]++;
+	for (int a = d->seq_addr; read && d->seq_table == table && a < d->seq_addr + d->seq_n; a++)
+		if (a >= addr && a < addr + n)
+			regs_of(d, table)[a]++;
 }
 
 static bool in_map(int size, long addr, long n)
@@ -186,9 +188,11 @@ static void command(struct device *devs, int n_dev, int size, char *line)
 			printf("%s%d", k ? " " : "", t == CO || t == DI ? bits_of(d, t)[addr + k] : regs_of(d, t)[addr + k]);
 		printf("\n");
 		return;
-	} else if (!strcmp(w[0], "seq") && (t == IR || t == HR) && in_map(size, addr, 1)) {
+	} else if (!strcmp(w[0], "seq") && (t == IR || t == HR) && (n == 4 || n == 5) &&
+		   in_map(size, addr, n == 5 ? atol(w[4]) : 1) && (n == 4 || atol(w[4]) >= 1)) {
 		d->seq_table = t;
 		d->seq_addr = (int)addr;
+		d->seq_n = n == 5 ? (int)atol(w[4]) : 1;
 	} else if ((!strcmp(w[0], "illegal") || !strcmp(w[0], "busy")) && t >= 0 && n == 5 &&
 		   d->n_ranges < MAX_RANGES) {
 		d->ranges[d->n_ranges++] = (struct range){ (uint8_t)t, (uint16_t)addr, (uint16_t)atol(w[4]),
