@@ -1,12 +1,13 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Commit throughput and latency of a 3-node fm-cluster-node cluster on
 loopback (a measurement, not part of ctest). The leader's producer keeps
 WINDOW proposals of BATCH messages of ESIZE bytes in flight; latency is
 propose-to-done (committed on a majority and applied on the leader).
 
-usage: FM_CLUSTER_NODE=build/fm-cluster-node tests/cluster/bench.py SECONDS [NODE ARGS...]
+usage: FM_CLUSTER_NODE=build/fm-cluster-node /usr/bin/python3 tests/cluster/bench.py SECONDS [NODE ARGS...]
 """
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -35,6 +36,7 @@ def main():
         c.check_history()
     finally:
         c.shutdown()
+        shutil.rmtree(c.root, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,14 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Kill cycles on a 3-node fm-cluster-node cluster (not part of ctest: a
 measurement). Each cycle: load, kill -9 the leader, time the new leader and
 its first commit, restart the killed node, check the history (nothing
 acknowledged lost, nothing applied twice). Prints one line per cycle and
 the distribution.
 
-usage: FM_CLUSTER_NODE=build/fm-cluster-node tests/cluster/failover_cycles.py CYCLES [NODE ARGS...]
+usage: FM_CLUSTER_NODE=build/fm-cluster-node /usr/bin/python3 tests/cluster/failover_cycles.py CYCLES [NODE ARGS...]
 """
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -59,6 +60,7 @@ def main():
     finally:
         codes = c.shutdown()
         print("clean stops:", codes)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":
