@@ -6,6 +6,7 @@ acknowledged lost, nothing applied twice). Prints one line per cycle and
 the distribution.
 
 usage: FM_CLUSTER_NODE=build/fm-cluster-node /usr/bin/python3 tests/cluster/failover_cycles.py CYCLES [NODE ARGS...]
+With WITNESS=1, node 3 is a witness (two brokers and a witness).
 """
 import os
 import shutil
@@ -26,13 +27,14 @@ def pct(xs, q):
 def main():
     cycles = int(sys.argv[1])
     root = tempfile.mkdtemp(prefix="fm-failover-")
-    c = Cluster(root, 3, args=sys.argv[2:])
+    witness = os.environ.get("WITNESS") == "1"
+    c = Cluster(root, 3, witness_ids=(3,) if witness else (), args=sys.argv[2:])
     c.start()
     to_leader, to_commit = [], []
     try:
         for i in range(cycles):
-            old = c.wait_leader(10)
-            assert old, "no leader"
+            old = wait_for(lambda: (n := c.leader()) and not n.witness and n, 10)
+            assert old, "no broker leads"
             c.load(True)
             time.sleep(0.7)
             t = time.time()
@@ -41,7 +43,7 @@ def main():
 
             def new_leader():
                 n = c.leader(others)
-                return n if n and n.fresh_status()["leader_since_ms"] >= t * 1000 else None
+                return n if n and not n.witness and n.fresh_status()["leader_since_ms"] >= t * 1000 else None
             new = wait_for(new_leader, 15, 0.002)
             assert new, f"cycle {i}: no new leader"
             s = wait_for(lambda: (st := new.fresh_status())["first_commit_ms"] and st, 10)
