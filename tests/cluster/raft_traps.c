@@ -5,6 +5,7 @@
  * and exits 1 when one the module relies on has changed.
  *
  * usage: raft-traps DIR */
+#include <pthread.h>
 #include <raft.h>
 #include <raft/uv.h>
 #include <stdio.h>
@@ -28,6 +29,9 @@ struct node {
 	raft_index last_applied_at_cb;
 	struct raft_apply req;
 	struct raft_barrier barrier;
+	/* FSM version 3: where snapshot_async runs. */
+	bool async_called;
+	pthread_t async_thread;
 };
 
 static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
@@ -42,7 +46,21 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
 
 static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
-	return RAFT_NOTFOUND;
+	if (fsm->version < 3)
+		return RAFT_NOTFOUND;
+	*bufs = raft_malloc(sizeof **bufs);
+	(*bufs)[0].len = 8;
+	(*bufs)[0].base = raft_calloc(1, 8);
+	*n_bufs = 1;
+	return 0;
+}
+
+static int fsm_snapshot_async(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+	struct node *n = fsm->data;
+	n->async_called = true;
+	n->async_thread = pthread_self();
+	return 0;
 }
 
 static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
@@ -248,6 +266,29 @@ int main(int argc, char **argv)
 		       orv == RAFT_INVALID ? "true" : "false", orv ? raft_strerror(orv) : "accepted",
 		       orv ? raft_errmsg(&n->raft) : "");
 	}
+	node_close(n);
+
+	/* 3c. FSM version 3: does snapshot_async run off the loop's thread? */
+	snprintf(dir, sizeof dir, "%s/async", argv[1]);
+	if (node_open(n, dir, 0, NULL) != 0) {
+		fprintf(stderr, "raft-traps: a single-voter node did not start\n");
+		return 1;
+	}
+	n->fsm.version = 3;
+	n->fsm.snapshot_async = fsm_snapshot_async;
+	raft_set_snapshot_threshold(&n->raft, 4);
+	raft_set_snapshot_trailing(&n->raft, 2);
+	if (!wait_leader(n)) {
+		fprintf(stderr, "raft-traps: a single-voter node did not lead\n");
+		return 1;
+	}
+	for (int i = 0; i < 8 && !n->async_called; i++)
+		propose(n, 1);
+	printf("trap snapshot_async_runs_on_the_loop: %s (%s)\n",
+	       n->async_called && pthread_equal(n->async_thread, pthread_self()) ? "true" : "false",
+	       !n->async_called ? "snapshot_async never called"
+	       : pthread_equal(n->async_thread, pthread_self()) ? "called on the loop's thread right after snapshot"
+							 : "called on another thread");
 	node_close(n);
 
 	/* Harmless either way: nodelay.c finds the node with offsetof. */
