@@ -448,7 +448,7 @@ static void delete_run(struct broker_job *j, struct bworker *w)
 	if (d->c->state == CLIENT_CONNECTED)
 		client_disconnect(d->c, d->rc, "administrative action");
 	session_end(w, d->s); /* consumes the registry's reference */
-	broker_commit(w, NULL, NULL, NULL, 0, 0, false);
+	broker_commit(w, NULL, NULL, 0, 0, false);
 	w->b->ports.conn_unref(d->c);
 }
 
@@ -495,7 +495,7 @@ int broker_delete_session(struct bworker *w, const char *id, size_t len, uint8_t
 		kick_to_worker(b, c, rc);
 	}
 	session_end(w, s); /* consumes the registry's reference */
-	broker_commit(w, NULL, NULL, NULL, 0, 0, false);
+	broker_commit(w, NULL, NULL, 0, 0, false);
 	return 0;
 }
 
@@ -514,6 +514,6 @@ int broker_publish_sys(struct bworker *w, const char *topic, const char *payload
 	msg_unref(old);
 	route_publish(w, m);
 	msg_unref(m);
-	broker_commit(w, NULL, NULL, NULL, 0, 0, false);
+	broker_commit(w, NULL, NULL, 0, 0, false);
 	return err;
 }

@@ -1,5 +1,5 @@
 /* Broker lifecycle, the packet dispatch and connection ends. */
-#include "internal.h"
+#include "reply.h"
 #include "../base/err.h"
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -150,7 +150,8 @@ void client_disconnect(struct client *c, uint8_t rc, const char *why)
 		return;
 	if (c->version == MQTT_V5) {
 		struct mqtt_reason r = { .rc = rc };
-		/* DISCONNECT may always carry a Reason String [MQTT-3.14.2-... ]. */
+		/* DISCONNECT may carry a Reason String (v5 §3.14.2.2.3). Not checked:
+		 * its size against the client's Maximum Packet Size [MQTT-3.14.2-3]. */
 		if (why) {
 			r.props.have |= MQTT_PROP_BIT(MQTT_PROP_REASON_STRING);
 			r.props.reason_string = (struct mqtt_bin){ (const uint8_t *)why, (uint32_t)strlen(why) };
@@ -193,20 +194,6 @@ int handle_disconnect(struct client *c, const struct mqtt_reason *m)
 	return -1;
 }
 
-static void send_pingresp(struct client *c)
-{
-	if (c->state == CLIENT_CONNECTED) {
-		mqtt_encode_simple(c->b->ports.out(c), MQTT_PINGRESP);
-		c->b->ports.flush(c);
-	}
-}
-
-static void pingresp_done(void *ctx, uint16_t pid, uint8_t kind, int err)
-{
-	send_pingresp(ctx);
-	((struct client *)ctx)->b->ports.conn_unref(ctx);
-}
-
 static int dispatch(struct client *c, const struct mqtt_packet *pk)
 {
 	if (c->state == CLIENT_NEW && pk->type != MQTT_CONNECT) {
@@ -226,13 +213,8 @@ static int dispatch(struct client *c, const struct mqtt_packet *pk)
 	case MQTT_SUBSCRIBE: return handle_subscribe(c, &pk->u.subscribe);
 	case MQTT_UNSUBSCRIBE: return handle_unsubscribe(c, &pk->u.subscribe);
 	case MQTT_PINGREQ:
-		if (c->pending_store) {
-			/* Behind an acknowledgement that waits for the disk. */
-			c->b->ports.conn_ref(c);
-			broker_commit(&c->b->workers[c->worker], c, pingresp_done, c, 0, MQTT_PINGRESP, true);
-			return 0;
-		}
-		send_pingresp(c);
+		/* Behind an acknowledgement that waits for the disk, if any. */
+		broker_reply_ack(&c->b->workers[c->worker], c, MQTT_PINGRESP, 0, 0, NULL, false);
 		return 0;
 	case MQTT_DISCONNECT: return handle_disconnect(c, &pk->u.reason);
 	case MQTT_AUTH:
@@ -406,7 +388,7 @@ void broker_on_close(struct client *c)
 			session_end(w, s); /* consumes the registry's reference */
 		session_unref(s);
 		c->session = NULL;
-		broker_commit(w, NULL, NULL, NULL, 0, 0, false);
+		broker_commit(w, NULL, NULL, 0, 0, false);
 		/* Close callbacks run after the loop's end-of-turn flush: wake it so
 		 * these records reach the store now, not at the next tick. (A
 		 * session deleted on another worker meanwhile must not come back
@@ -447,9 +429,12 @@ void broker_worker_wake(struct bworker *w)
 			struct store_txn *t = it->txn;
 			for (uint32_t k = 0; k < t->n_cbs; k++) {
 				const struct store_cb *cb = &t->cbs[k];
-				if (cb->c)
+				if (cb->c) {
 					cb->c->pending_store--;
-				cb->done(cb->ctx, cb->pid, cb->kind, t->err);
+					broker_reply_done(cb, t->err);
+				} else {
+					cb->done(cb->ctx, cb->pid, cb->kind, t->err);
+				}
 			}
 			if (!t->err)
 				spill_committed(t);
@@ -477,7 +462,7 @@ void broker_worker_wake(struct bworker *w)
 		}
 	}
 	broker_worker_admin(w);
-	broker_commit(w, NULL, NULL, NULL, 0, 0, false);
+	broker_commit(w, NULL, NULL, 0, 0, false);
 	/* Keep the larger array as the spare to avoid reallocating every turn. */
 	pthread_mutex_lock(&w->wake_lock);
 	if (!w->wake_spare) {
@@ -580,7 +565,7 @@ void broker_worker_publish_wills(struct bworker *w)
 		pthread_mutex_unlock(&s->lock);
 		will_publish(w, s->client_id, user, will);
 	}
-	broker_commit(w, NULL, NULL, NULL, 0, 0, false);
+	broker_commit(w, NULL, NULL, 0, 0, false);
 }
 
 void broker_worker_shutdown(struct bworker *w)

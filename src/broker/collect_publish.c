@@ -89,7 +89,7 @@ static void publish_batch(struct bworker *w, struct collect_batch *bt)
 		log_err("collector: out of memory: %u of %u messages not published", bt->lost, bt->n);
 	/* Through the store even when nothing was written, so done() keeps the
 	 * order of the batches and follows every earlier commit. */
-	broker_commit(w, NULL, batch_committed, bt, 0, 0, true);
+	broker_commit(w, batch_committed, bt, 0, 0, true);
 }
 
 static void job_run(struct broker_job *j, struct bworker *w)

@@ -1,6 +1,6 @@
 /* CONNECT: protocol checks, client identifier, session take-over or
  * creation, CONNACK, then what the session kept. */
-#include "internal.h"
+#include "reply.h"
 #include "../base/err.h"
 #include <inttypes.h>
 #include <stdio.h>
@@ -93,9 +93,10 @@ static void take_over(struct session *s, bool clean_start, struct takeover *t)
 }
 
 /* The will passes the admission of every message, with the ACL this client
- * was admitted with: a will is a publish that happens later
- * [MQTT-3.1.2-... Will Flag; v5 CONNACK 0x87 / 0x90 / 0x9A, v3 return code 5
- * or 3]. It is checked again when it fires (will_publish). */
+ * was admitted with: a will is a publish that happens later (stored with
+ * the session [MQTT-3.1.2-7]; refused with v5 CONNACK 0x87 / 0x90 / 0x9A,
+ * §3.2.2.2; v3.1.1 return code 5 or 3, §3.2.2.3). It is checked again when
+ * it fires (will_publish). */
 static int build_will(struct client *c, const struct mqtt_connect *m, struct msg **will, char **will_user)
 {
 	*will = NULL;
@@ -164,36 +165,24 @@ static void encode_connack(struct client *c, struct buf *out, const struct mqtt_
 	mqtt_encode_connack(out, c->version, &ack);
 }
 
-/* The CONNACK, once the session (its will, its expiry) is on disk. */
-struct connack_ctx {
-	struct client *c; /* connection reference */
-	struct buf reply;
-};
-
-static void connack_done(void *ctx, uint16_t pid, uint8_t kind, int err)
+/* The CONNACK, once the session (its will, its expiry) is on disk; then the
+ * session's inflight messages again and its queue. */
+static void connack_then(struct client *c, struct reply_body *rb)
 {
-	struct connack_ctx *x = ctx;
-	struct client *c = x->c;
-	struct broker *b = c->b;
-	if (err)
-		log_warn("client %s: session not stored (%s); connected with it held in memory",
-			 c->session ? c->session->client_id : "?", fm_strerror(err));
-	if (c->state == CLIENT_CONNECTED) {
-		c->connack_pending = false;
-		buf_append(b->ports.out(c), x->reply.p, x->reply.len);
-		struct session *s = c->session;
-		pthread_mutex_lock(&s->lock);
-		if (s->client == c) {
-			session_resend_inflight(s);
-			session_pump(s);
-		}
-		pthread_mutex_unlock(&s->lock);
-		b->ports.flush(c);
-		broker_commit(&b->workers[c->worker], NULL, NULL, NULL, 0, 0, false);
+	(void)rb;
+	struct session *s = c->session;
+	pthread_mutex_lock(&s->lock);
+	if (s->client == c) {
+		session_resend_inflight(s);
+		session_pump(s);
 	}
-	buf_free(&x->reply);
-	b->ports.conn_unref(c);
-	free(x);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void connack_release(struct reply_body *rb)
+{
+	buf_free(&rb->bytes);
+	free(rb);
 }
 
 int handle_connect(struct client *c, const struct mqtt_connect *m)
@@ -320,16 +309,18 @@ int handle_connect(struct client *c, const struct mqtt_connect *m)
 		will_publish(w, s->client_id, t.will_user, t.will);
 	if (t.kick && wake_push(w, t.kick->worker, (struct wake_item){ NULL, t.kick, NULL }))
 		b->ports.conn_unref(t.kick);
-	struct connack_ctx *x = calloc(1, sizeof *x);
-	if (!x) {
+	struct reply_body *rb = calloc(1, sizeof *rb);
+	if (!rb) {
 		client_disconnect(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
 		return -1;
 	}
-	x->c = c;
-	b->ports.conn_ref(c);
-	encode_connack(c, &x->reply, m, present, server_ka, was_assigned ? assigned : NULL);
+	rb->what = "session";
+	rb->instead = "connected with it held in memory";
+	rb->then = connack_then;
+	rb->release = connack_release;
+	encode_connack(c, &rb->bytes, m, present, server_ka, was_assigned ? assigned : NULL);
 	/* Nothing goes to the client before its CONNACK. */
 	c->connack_pending = true;
-	broker_commit(w, c, connack_done, x, 0, MQTT_CONNACK, false);
+	broker_reply_body(w, c, MQTT_CONNACK, rb);
 	return 0;
 }

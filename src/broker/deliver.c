@@ -12,7 +12,8 @@ struct session_limits broker_limits(const struct broker *b)
 }
 
 /* Server-to-client topic alias: reuse one the client knows, or assign the next
- * free one while any are left [MQTT-3.3.2-... topic alias]. Returns the alias
+ * free one while any are left, never above the client's Topic Alias Maximum
+ * [MQTT-3.3.2-11] and never 0 [MQTT-3.3.2-8]. Returns the alias
  * and sets *known when the topic may be omitted; 0 when none. */
 static uint16_t out_alias(struct client *c, const struct msg *m, bool *known)
 {

@@ -137,11 +137,16 @@ void persist_sub(struct bworker *w, const struct session *s, const char *filter,
 void persist_retain(struct bworker *w, struct msg *m, uint64_t version);
 /* Ends the current action. done(ctx) runs after the commit of what the action
  * wrote (the records go to the writer at the end of the loop turn), or at once
- * when nothing durable changed and nothing of client c is still waiting.
- * force: wait for the store even without records (to order an ack after
- * earlier commits). */
-void broker_commit(struct bworker *w, struct client *c, store_done_fn done, void *ctx, uint16_t pid,
-		   uint8_t kind, bool force);
+ * when nothing durable changed. force: wait for the store even without
+ * records (to order an ack after earlier commits). Replies to a client go
+ * through reply.h instead. */
+void broker_commit(struct bworker *w, store_done_fn done, void *ctx, uint16_t pid, uint8_t kind, bool force);
+/* Ends the current action like broker_commit and queues cb (NULL: none)
+ * behind its records when it must wait: the action wrote records, force, or
+ * an earlier callback of the same client (cb->c) still waits. Returns 1 when
+ * queued (cb->c's pending_store counts it), 0 when cb must run now, or
+ * -FM_ENOMEM (cb must run now as a failed commit). */
+int broker_commit_cb(struct bworker *w, const struct store_cb *cb, bool force);
 
 /* spill.c: queued bodies of durable sessions live on disk once committed. */
 /* After the commit of t: entries it added give up their bodies when their

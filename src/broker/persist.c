@@ -215,7 +215,7 @@ void broker_spool_del(struct bworker *w, const char *bridge, uint64_t seq)
 
 int broker_store_load(struct bworker *w, struct store_load *ld, store_done_fn done)
 {
-	struct store_cb cb = { done, ld, NULL, 0, 0 };
+	struct store_cb cb = { .done = done, .ctx = ld };
 	if (!w->b->store || (!w->txn && !(w->txn = store_txn_new(w->id))) || store_txn_add_load(w->txn, ld)) {
 		session_unref(ld->session);
 		free(ld);
@@ -226,29 +226,31 @@ int broker_store_load(struct bworker *w, struct store_load *ld, store_done_fn do
 	return store_txn_add_cb(w->txn, &cb) ? -FM_ENOMEM : 0;
 }
 
-void broker_commit(struct bworker *w, struct client *c, store_done_fn done, void *ctx, uint16_t pid,
-		   uint8_t kind, bool force)
+int broker_commit_cb(struct bworker *w, const struct store_cb *cb, bool force)
 {
 	struct store_txn *t = w->txn;
 	bool wrote = t && t->n_ops > w->ops_mark;
 	/* Acknowledgements of one client go out in order [MQTT-4.6.0-2]: behind
 	 * one that waits for the disk, the next waits too. */
-	bool defer = w->b->store && done && (force || wrote || (c && c->pending_store));
+	bool defer = w->b->store && cb && (force || wrote || (cb->c && cb->c->pending_store));
 	w->ops_mark = t ? t->n_ops : 0;
-	if (!done)
-		return;
-	if (!defer) {
-		done(ctx, pid, kind, 0);
-		return;
-	}
-	struct store_cb cb = { done, ctx, c, pid, kind };
-	if ((!t && !(t = w->txn = store_txn_new(w->id))) || store_txn_add_cb(t, &cb)) {
+	if (!defer)
+		return 0;
+	if ((!t && !(t = w->txn = store_txn_new(w->id))) || store_txn_add_cb(t, cb)) {
 		log_err("out of memory: an acknowledgement is withheld");
-		done(ctx, pid, kind, -FM_ENOMEM);
-		return;
+		return -FM_ENOMEM;
 	}
-	if (c)
-		c->pending_store++;
+	if (cb->c)
+		cb->c->pending_store++;
+	return 1;
+}
+
+void broker_commit(struct bworker *w, store_done_fn done, void *ctx, uint16_t pid, uint8_t kind, bool force)
+{
+	struct store_cb cb = { .done = done, .ctx = ctx, .pid = pid, .kind = kind };
+	int rc = broker_commit_cb(w, done ? &cb : NULL, force);
+	if (done && rc <= 0)
+		done(ctx, pid, kind, rc);
 }
 
 void broker_worker_flush_store(struct bworker *w)

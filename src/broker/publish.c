@@ -1,10 +1,13 @@
 /* Incoming PUBLISH and the acknowledgements of both directions. */
-#include "internal.h"
+#include "reply.h"
 #include "../base/err.h"
 #include <stdlib.h>
 #include <string.h>
 
-/* v5 properties a PUBLISH carries on to subscribers [MQTT-3.3.2-... forwarding]. */
+/* v5 properties a PUBLISH carries on to subscribers unaltered: Payload Format
+ * Indicator [MQTT-3.3.2-4], Content Type [MQTT-3.3.2-20], Response Topic
+ * [MQTT-3.3.2-15], Correlation Data [MQTT-3.3.2-16]; User Properties are
+ * copied in order [MQTT-3.3.2-17], [MQTT-3.3.2-18]. */
 #define FORWARDED_PROPS (MQTT_PROP_BIT(MQTT_PROP_PAYLOAD_FORMAT) | MQTT_PROP_BIT(MQTT_PROP_CONTENT_TYPE) | \
 			 MQTT_PROP_BIT(MQTT_PROP_RESPONSE_TOPIC) | MQTT_PROP_BIT(MQTT_PROP_CORRELATION_DATA))
 
@@ -85,93 +88,6 @@ static int resolve_alias(struct client *c, const struct mqtt_publish *m, struct 
 	return 0;
 }
 
-static void send_ack(struct client *c, uint8_t type, uint16_t pid, uint8_t rc, const char *why)
-{
-	struct mqtt_ack a = { .pid = pid, .rc = rc };
-	if (rc >= 0x80 && why)
-		client_reason_string(c, &a.props, why);
-	mqtt_encode_ack(c->b->ports.out(c), c->version, type, &a);
-	c->b->ports.flush(c);
-}
-
-/* An acknowledgement that waits for the store. */
-struct ack_ctx {
-	struct client *c;      /* connection reference */
-	struct msg *held;      /* QoS 2 message released at commit, or NULL */
-	struct session **held_sessions;
-	uint32_t n_held;
-	uint8_t rc;
-	const char *why;
-};
-
-static struct ack_ctx *ack_ctx_new(struct client *c, uint8_t rc, const char *why)
-{
-	struct ack_ctx *a = calloc(1, sizeof *a);
-	if (!a)
-		return NULL;
-	a->c = c;
-	a->rc = rc;
-	a->why = why;
-	c->b->ports.conn_ref(c);
-	return a;
-}
-
-/* Releases (commit) or withdraws (failure) a held QoS 2 message. */
-static void release_held(struct bworker *w, struct ack_ctx *a, bool committed)
-{
-	if (!a->held)
-		return;
-	atomic_store_explicit(&a->held->held, false, memory_order_release);
-	for (uint32_t i = 0; i < a->n_held; i++) {
-		struct session *s = a->held_sessions[i];
-		pthread_mutex_lock(&s->lock);
-		int worker = s->worker;
-		for (uint32_t k = 0; !committed && k < s->queue.count;) {
-			struct qentry *e = qring_at(&s->queue, k);
-			if (qentry_on_disk(e) || e->msg != a->held) {
-				k++;
-				continue;
-			}
-			struct qentry gone;
-			qring_remove(&s->queue, k, &gone);
-			s->queued_bytes -= gone.bytes;
-			qentry_release(&gone);
-		}
-		pthread_mutex_unlock(&s->lock);
-		session_schedule(w, s, worker);
-		session_unref(s);
-	}
-	free(a->held_sessions);
-	msg_unref(a->held);
-}
-
-static void publish_done(void *ctx, uint16_t pid, uint8_t kind, int err)
-{
-	struct ack_ctx *a = ctx;
-	struct client *c = a->c;
-	struct broker *b = c->b;
-	struct bworker *w = &b->workers[c->worker];
-	release_held(w, a, err == 0);
-	if (c->state == CLIENT_CONNECTED) {
-		if (!err) {
-			send_ack(c, kind, pid, a->rc, a->why);
-		} else {
-			if (kind == MQTT_PUBREC) {
-				pthread_mutex_lock(&c->session->lock);
-				session_rx_qos2_remove(c->session, pid);
-				pthread_mutex_unlock(&c->session->lock);
-			}
-			if (c->version == MQTT_V5)
-				send_ack(c, kind, pid, err == -FM_ELIMIT ? MQTT_RC_QUOTA_EXCEEDED : MQTT_RC_UNSPECIFIED,
-					 "the message could not be stored");
-			else /* v3 has no negative ack: closing makes the client resend */
-				client_disconnect(c, MQTT_RC_UNSPECIFIED, "store write failed");
-		}
-	}
-	b->ports.conn_unref(c);
-	free(a);
-}
-
 /* Ends an incoming QoS 2 exchange refused with PUBREC >= 0x80: the packet id
  * is free again, in memory and on disk [MQTT-4.3.3]. */
 static void rx2_forget(struct bworker *w, struct client *c, uint16_t pid)
@@ -227,10 +143,7 @@ int handle_publish(struct client *c, const struct mqtt_publish *m)
 			/* A resend of one we have (accepted, whatever the rules say now):
 			 * acknowledge (after whatever is still being committed for it), do
 			 * not deliver again [MQTT-4.3.3]. */
-			struct ack_ctx *a = ack_ctx_new(c, MQTT_RC_SUCCESS, NULL);
-			if (!a)
-				return -1;
-			broker_commit(w, c, publish_done, a, m->pid, MQTT_PUBREC, true);
+			broker_reply_ack(w, c, MQTT_PUBREC, m->pid, MQTT_RC_SUCCESS, NULL, true);
 			return 0;
 		}
 		if (admit == ADMIT_OK)
@@ -244,10 +157,7 @@ int handle_publish(struct client *c, const struct mqtt_publish *m)
 		if (!m->qos)
 			return 0;
 		uint8_t rc = c->version == MQTT_V5 ? broker_admit_rc(admit) : MQTT_RC_SUCCESS;
-		struct ack_ctx *a = ack_ctx_new(c, rc, broker_admit_why(admit));
-		if (!a)
-			return -1;
-		broker_commit(w, c, publish_done, a, m->pid, ack_type, false);
+		broker_reply_ack(w, c, ack_type, m->pid, rc, broker_admit_why(admit), false);
 		return 0;
 	}
 	bool durable = session_durable(b, s);
@@ -268,7 +178,7 @@ int handle_publish(struct client *c, const struct mqtt_publish *m)
 	struct route_result r = route_publish(w, msg);
 	if (m->qos == 0) {
 		msg_unref(msg);
-		broker_commit(w, NULL, NULL, NULL, 0, 0, false);
+		broker_commit(w, NULL, NULL, 0, 0, false);
 		return 0;
 	}
 	uint8_t rc = MQTT_RC_SUCCESS;
@@ -281,22 +191,18 @@ int handle_publish(struct client *c, const struct mqtt_publish *m)
 	} else if (r.matched == 0) {
 		rc = MQTT_RC_NO_MATCHING_SUBSCRIBERS;
 	}
-	struct ack_ctx *a = ack_ctx_new(c, rc, why);
-	if (!a) {
+	if (!hold) {
 		msg_unref(msg);
+		broker_reply_ack(w, c, ack_type, m->pid, rc, why, false);
+		return 0;
+	}
+	struct reply_held *held = broker_reply_held_new(w, msg); /* takes msg */
+	if (!held) {
+		broker_reply_held_withdraw(w, msg);
 		client_disconnect(c, MQTT_RC_IMPL_SPECIFIC, "out of memory");
 		return -1;
 	}
-	if (hold) {
-		a->held = msg; /* the reference moves to the context */
-		a->held_sessions = w->held;
-		a->n_held = w->n_held;
-		w->held = NULL;
-		w->n_held = w->cap_held = 0;
-	} else {
-		msg_unref(msg);
-	}
-	broker_commit(w, c, publish_done, a, m->pid, ack_type, false);
+	broker_reply_held(w, c, m->pid, rc, why, held);
 	return 0;
 }
 
@@ -335,32 +241,7 @@ void broker_publish_bridged(struct bworker *w, struct msg *m, store_done_fn done
 	msg_unref(m);
 	/* Through the store even when nothing was written, so the remote's
 	 * acknowledgements keep the order of its messages. */
-	broker_commit(w, NULL, done, ctx, pid, 0, true);
-}
-
-static void pubcomp_done(void *ctx, uint16_t pid, uint8_t kind, int err)
-{
-	struct ack_ctx *a = ctx;
-	struct client *c = a->c;
-	/* Without the commit the PUBREL is not answered: the client resends it. */
-	if (c->state == CLIENT_CONNECTED && !err)
-		send_ack(c, kind, pid, a->rc, a->why);
-	c->b->ports.conn_unref(c);
-	free(a);
-}
-
-static void pubrel_done(void *ctx, uint16_t pid, uint8_t kind, int err)
-{
-	struct ack_ctx *a = ctx;
-	struct client *c = a->c;
-	/* Without the commit no PUBREL: the client resends PUBREC on reconnect. */
-	if (c->state == CLIENT_CONNECTED && !err) {
-		struct mqtt_ack rel = { .pid = pid };
-		mqtt_encode_ack(c->b->ports.out(c), c->version, MQTT_PUBREL, &rel);
-		c->b->ports.flush(c);
-	}
-	c->b->ports.conn_unref(c);
-	free(a);
+	broker_commit(w, done, ctx, pid, 0, true);
 }
 
 int handle_ack(struct client *c, uint8_t type, const struct mqtt_ack *a)
@@ -380,15 +261,12 @@ int handle_ack(struct client *c, uint8_t type, const struct mqtt_ack *a)
 		pthread_mutex_unlock(&s->lock);
 		/* PUBCOMP even for an unknown id, so the client can finish; after the
 		 * commit, so a restart cannot take a new message for a resend. */
-		struct ack_ctx *ctx = ack_ctx_new(c, found ? MQTT_RC_SUCCESS : MQTT_RC_PACKET_ID_NOT_FOUND,
-						  found ? NULL : "packet identifier not found");
-		if (!ctx)
-			return -1;
-		broker_commit(w, c, pubcomp_done, ctx, a->pid, MQTT_PUBCOMP, true);
+		broker_reply_ack(w, c, MQTT_PUBCOMP, a->pid, found ? MQTT_RC_SUCCESS : MQTT_RC_PACKET_ID_NOT_FOUND,
+				 found ? NULL : "packet identifier not found", true);
 		return 0;
 	}
 	struct qentry done;
-	/* A PUBREC with an error code ends the QoS 2 exchange [MQTT-4.3.3-... ]. */
+	/* A PUBREC with an error code ends the QoS 2 exchange: PUBREL only after one below 0x80 [MQTT-4.3.3-4]. */
 	bool rec_error = type == MQTT_PUBREC && a->rc >= 0x80;
 	int rc = session_on_ack(s, a->pid, type, &done);
 	if (rc == 0 && type != MQTT_PUBCOMP)
@@ -398,15 +276,12 @@ int handle_ack(struct client *c, uint8_t type, const struct mqtt_ack *a)
 		 * the PUBLISH again to a client that may have finished with it. */
 		persist_queue_state(w, s, &done);
 		pthread_mutex_unlock(&s->lock);
-		struct ack_ctx *ctx = ack_ctx_new(c, MQTT_RC_SUCCESS, NULL);
-		if (!ctx)
-			return -1;
-		broker_commit(w, c, pubrel_done, ctx, a->pid, MQTT_PUBREL, false);
+		broker_reply_ack(w, c, MQTT_PUBREL, a->pid, MQTT_RC_SUCCESS, NULL, false);
 		pthread_mutex_lock(&s->lock);
 		if (s->client == c)
 			session_pump(s);
 		pthread_mutex_unlock(&s->lock);
-		broker_commit(w, NULL, NULL, NULL, 0, 0, false);
+		broker_commit(w, NULL, NULL, 0, 0, false);
 		return 0;
 	} else if (rc == 0 && type == MQTT_PUBREC) {
 		struct qentry gone;
@@ -418,11 +293,11 @@ int handle_ack(struct client *c, uint8_t type, const struct mqtt_ack *a)
 		persist_queue_del(w, s, &done);
 		qentry_release(&done);
 	} else if (type == MQTT_PUBREC) {
-		send_ack(c, MQTT_PUBREL, a->pid, MQTT_RC_PACKET_ID_NOT_FOUND, "packet identifier not found");
+		broker_reply_now(c, MQTT_PUBREL, a->pid, MQTT_RC_PACKET_ID_NOT_FOUND, "packet identifier not found");
 	}
 	/* A freed slot in the window lets the next queued message go. */
 	session_pump(s);
 	pthread_mutex_unlock(&s->lock);
-	broker_commit(w, NULL, NULL, NULL, 0, 0, false);
+	broker_commit(w, NULL, NULL, 0, 0, false);
 	return 0;
 }

@@ -299,7 +299,7 @@ void broker_housekeeping(struct broker *b)
 		broker_queue_budget_sweep(w);
 	if (b->housekeeping_runs % 40 == 0)
 		sweep_expired(w);
-	broker_commit(w, NULL, NULL, NULL, 0, 0, false);
+	broker_commit(w, NULL, NULL, 0, 0, false);
 }
 
 struct session *broker_restore_session(struct broker *b, uint64_t sid, const char *client_id,

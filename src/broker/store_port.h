@@ -72,13 +72,16 @@ struct client;
 /* Runs on the worker after the commit; err is 0 or a negative fm_err. */
 typedef void (*store_done_fn)(void *ctx, uint16_t pid, uint8_t kind, int err);
 
-/* What to do once the transaction is on disk (an acknowledgement). */
+/* What to do once the transaction is on disk: done(ctx, pid, kind, err), or,
+ * when c is set, a reply to that client described by value (broker/reply.h). */
 struct store_cb {
 	store_done_fn done;
 	void *ctx;
-	struct client *c; /* whose acknowledgements must stay in order, or NULL */
+	struct client *c; /* a reply's client (reference owned), or NULL */
 	uint16_t pid;
 	uint8_t kind;
+	uint8_t rc;       /* a reply's reason code */
+	const char *why;  /* a reply's static reason string, or NULL */
 };
 
 /* The records and acknowledgements of one worker's loop turn. */

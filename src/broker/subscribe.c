@@ -1,5 +1,5 @@
 /* SUBSCRIBE and UNSUBSCRIBE, and retained messages sent on subscribe. */
-#include "internal.h"
+#include "reply.h"
 #include "../base/err.h"
 #include "../base/vec.h"
 #include "../sparkplug/sparkplug.h"
@@ -107,53 +107,43 @@ static uint8_t subscribe_one(struct client *c, const struct mqtt_sub_entry *e, u
 
 /* A SUBACK or UNSUBACK that waits for the store, and the retained messages
  * to send after it. */
-struct suback_ctx {
-	struct client *c; /* connection reference */
-	struct buf reply;
+struct suback_body {
+	struct reply_body rb;
+	uint32_t n_retained;
 	struct retained_req {
 		char *filter;
 		uint16_t len;
 		uint8_t qos;
 		uint32_t sub_id;
-	} *retained;
-	uint32_t n_retained;
+	} retained[];
 };
 
-static void suback_done(void *ctx, uint16_t pid, uint8_t kind, int err)
+static void suback_then(struct client *c, struct reply_body *rb)
 {
-	struct suback_ctx *x = ctx;
-	struct client *c = x->c;
-	struct broker *b = c->b;
-	if (err)
-		log_warn("client %s: subscription change not stored (%s); acknowledged anyway, held in memory",
-			 c->session ? c->session->client_id : "?", fm_strerror(err));
-	if (c->state == CLIENT_CONNECTED) {
-		buf_append(b->ports.out(c), x->reply.p, x->reply.len);
-		b->ports.flush(c);
-		for (uint32_t i = 0; i < x->n_retained; i++)
-			send_retained(c, x->retained[i].filter, x->retained[i].len, x->retained[i].qos,
-				      x->retained[i].sub_id);
-		broker_commit(&b->workers[c->worker], NULL, NULL, NULL, 0, 0, false);
-	}
+	struct suback_body *x = (struct suback_body *)rb;
+	for (uint32_t i = 0; i < x->n_retained; i++)
+		send_retained(c, x->retained[i].filter, x->retained[i].len, x->retained[i].qos, x->retained[i].sub_id);
+}
+
+static void suback_release(struct reply_body *rb)
+{
+	struct suback_body *x = (struct suback_body *)rb;
 	for (uint32_t i = 0; i < x->n_retained; i++)
 		free(x->retained[i].filter);
-	free(x->retained);
-	buf_free(&x->reply);
-	b->ports.conn_unref(c);
+	buf_free(&x->rb.bytes);
 	free(x);
 }
 
-static struct suback_ctx *suback_ctx_new(struct client *c, uint32_t n)
+/* Room for n retained requests; NULL when out of memory. */
+static struct suback_body *suback_body_new(uint32_t n)
 {
-	struct suback_ctx *x = calloc(1, sizeof *x);
+	struct suback_body *x = calloc(1, sizeof *x + (size_t)n * sizeof x->retained[0]);
 	if (!x)
 		return NULL;
-	if (n && !(x->retained = calloc(n, sizeof *x->retained))) {
-		free(x);
-		return NULL;
-	}
-	x->c = c;
-	c->b->ports.conn_ref(c);
+	x->rb.what = "subscription change";
+	x->rb.instead = "acknowledged anyway, held in memory";
+	x->rb.then = suback_then;
+	x->rb.release = suback_release;
 	return x;
 }
 
@@ -162,14 +152,10 @@ int handle_subscribe(struct client *c, const struct mqtt_subscribe *m)
 	struct broker *b = c->b;
 	uint32_t sub_id = m->props.have & MQTT_PROP_BIT(MQTT_PROP_SUBSCRIPTION_ID) ? m->props.sub_id : 0;
 	uint8_t *rcs = malloc(m->n);
-	struct suback_ctx *x = suback_ctx_new(c, m->n);
+	struct suback_body *x = suback_body_new(m->n);
 	if (!rcs || !x) {
 		free(rcs);
-		if (x) {
-			b->ports.conn_unref(c);
-			free(x->retained);
-			free(x);
-		}
+		free(x);
 		client_disconnect(c, MQTT_RC_IMPL_SPECIFIC, "out of memory");
 		return -1;
 	}
@@ -200,10 +186,10 @@ int handle_subscribe(struct client *c, const struct mqtt_subscribe *m)
 	}
 	struct mqtt_suback ack = { .pid = m->pid, .rcs = rcs, .n = m->n };
 	if (!fatal)
-		mqtt_encode_suback(&x->reply, c->version, MQTT_SUBACK, &ack);
+		mqtt_encode_suback(&x->rb.bytes, c->version, MQTT_SUBACK, &ack);
 	free(rcs);
 	/* The SUBACK promises the subscription survives a restart. */
-	broker_commit(&b->workers[c->worker], c, suback_done, x, m->pid, MQTT_SUBACK, false);
+	broker_reply_body(&b->workers[c->worker], c, MQTT_SUBACK, &x->rb);
 	return fatal ? -1 : 0;
 }
 
@@ -213,13 +199,10 @@ int handle_unsubscribe(struct client *c, const struct mqtt_subscribe *m)
 	struct bworker *w = &b->workers[c->worker];
 	struct session *s = c->session;
 	uint8_t *rcs = malloc(m->n);
-	struct suback_ctx *x = suback_ctx_new(c, 0);
+	struct suback_body *x = suback_body_new(0);
 	if (!rcs || !x) {
 		free(rcs);
-		if (x) {
-			b->ports.conn_unref(c);
-			free(x);
-		}
+		free(x);
 		client_disconnect(c, MQTT_RC_IMPL_SPECIFIC, "out of memory");
 		return -1;
 	}
@@ -246,8 +229,8 @@ int handle_unsubscribe(struct client *c, const struct mqtt_subscribe *m)
 		rcs[i++] = rc == 0 ? MQTT_RC_SUCCESS : MQTT_RC_NO_SUBSCRIPTION_EXISTED;
 	}
 	struct mqtt_suback ack = { .pid = m->pid, .rcs = rcs, .n = i };
-	mqtt_encode_suback(&x->reply, c->version, MQTT_UNSUBACK, &ack);
+	mqtt_encode_suback(&x->rb.bytes, c->version, MQTT_UNSUBACK, &ack);
 	free(rcs);
-	broker_commit(w, c, suback_done, x, m->pid, MQTT_UNSUBACK, false);
+	broker_reply_body(w, c, MQTT_UNSUBACK, &x->rb);
 	return 0;
 }

@@ -70,7 +70,7 @@ static bool prop_value_ok(uint8_t id, uint32_t v)
 	case MQTT_PROP_SUB_ID_AVAILABLE:
 	case MQTT_PROP_SHARED_SUB_AVAILABLE:
 		return v <= 1;
-	case MQTT_PROP_RECEIVE_MAXIMUM:      /* [MQTT-3.1.2-... ] zero is a Protocol Error */
+	case MQTT_PROP_RECEIVE_MAXIMUM:      /* zero is a Protocol Error (v5 §3.1.2.11.3, §3.2.2.3.3: no requirement id) */
 	case MQTT_PROP_MAXIMUM_PACKET_SIZE:
 	case MQTT_PROP_SUBSCRIPTION_ID:
 	case MQTT_PROP_TOPIC_ALIAS:
