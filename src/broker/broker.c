@@ -531,6 +531,29 @@ void broker_stats_sum(const struct broker *b, struct stats_local *out)
 	}
 }
 
+/* A client cut off for keep-alive: its will (without a Will Delay) goes at
+ * once, not when the connection closes after the DISCONNECT's linger (up to
+ * 2 s more): a Sparkplug host must see an edge node's NDEATH within 1.5 x
+ * its keep-alive. The close then finds no will. */
+static void keepalive_will_now(struct bworker *w, struct client *c)
+{
+	struct session *s = c->session;
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->lock);
+	char *user = NULL;
+	struct msg *will = NULL;
+	if (s->client == c && s->will && (s->will_delay == 0 || s->expiry_interval == 0)) {
+		will = session_take_will(s, &user);
+		persist_session(w, s);
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (!will)
+		return;
+	will_publish(w, s->client_id, user, will);
+	broker_commit(w, NULL, NULL, NULL, 0, 0, false);
+}
+
 void broker_worker_tick(struct bworker *w, uint64_t now)
 {
 	struct broker *b = w->b;
@@ -545,6 +568,7 @@ void broker_worker_tick(struct bworker *w, uint64_t now)
 		} else if (c->state == CLIENT_CONNECTED && c->keepalive &&
 			   now - c->last_rx_ms > (uint64_t)c->keepalive * 1500) { /* [MQTT-3.1.2-22] */
 			client_disconnect(c, MQTT_RC_KEEP_ALIVE_TIMEOUT, "keep alive timeout");
+			keepalive_will_now(w, c);
 		} else if (c->state == CLIENT_CONNECTED) {
 			broker_client_check_output(c, now);
 		}

@@ -11,8 +11,8 @@ int sparkplug_prometheus(const struct spb_fleet_totals *t, struct buf *out)
 {
 	static const struct { const char *name, *help; } gauges[] = {
 		{ "ferromq_sparkplug_edge_nodes", "Sparkplug edge nodes the fleet view tracks, by state (online: "
-						  "born and not dead; offline: its NDEATH came; unborn: only a "
-						  "stale NDEATH seen)." },
+						  "born and not dead; offline: its NDEATH came; unborn: heard of "
+						  "without an NBIRTH since the broker started)." },
 		{ "ferromq_sparkplug_devices", "Sparkplug devices the fleet view tracks, by state." },
 		{ "ferromq_sparkplug_host_applications", "Sparkplug host applications known from their STATE, by state." },
 	};

@@ -312,3 +312,22 @@ def test_other_namespace(start_broker, raw):
     edge.publish(tc, S.nbirth(bdseq=5), qos=1, pid=2)
     assert S.bdseq_of(S.decode(expect_publish(host, S.cert(tc)).payload)) == 5
     no_publish(host)
+
+
+def test_host_sees_ndeath_within_one_and_a_half_keepalive(start_broker, raw):
+    """The issue's target: a host application sees an edge node's NDEATH
+    within 1.5 x its keep-alive after the node's link goes silent (MQTT
+    3.1.2.10: the broker closes after 1.5 x keep-alive and publishes the will)."""
+    import time
+    b = aware(start_broker)
+    host = connect_raw(raw, b, "host", 5)
+    host.subscribe([(S.NS + "/+/NDEATH/+", 1)])
+    t = S.topic("g", "NDEATH", "quiet")
+    edge = connect_raw(raw, b, "quiet", 5, keepalive=2, will=dict(topic=t, payload=S.ndeath(1), qos=1))
+    edge.publish(S.topic("g", "NBIRTH", "quiet"), S.nbirth(bdseq=1), qos=1)
+    silent_since = time.monotonic()  # from here the edge sends nothing, the socket stays open
+    p = expect_publish(host, t, timeout=8)
+    waited = time.monotonic() - silent_since
+    assert S.bdseq_of(S.decode(p.payload)) == 1
+    # 1.5 x 2 s, plus the broker's 250 ms keep-alive tick and a loaded machine's delay.
+    assert 2.9 <= waited <= 3.6, waited

@@ -203,7 +203,7 @@ def test_fleet_api_without_aware(start_broker, tmp_path):
     b = ops_broker(start_broker, tmp_path)
     f = fleet(b)
     assert f["aware"] is False and f["edge_nodes"] == [] and f["host_applications"] == []
-    assert "0 of 0 edge nodes online" in ctl(b, "sparkplug")
+    assert "not Sparkplug aware (sparkplug_aware false)" in ctl(b, "sparkplug")
     assert not any(k.startswith("ferromq_sparkplug_") for k in metrics(b))
     r = subprocess.run([CTL, "--help"], capture_output=True, text=True)
     assert "sparkplug" in r.stdout + r.stderr

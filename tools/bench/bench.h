@@ -56,6 +56,7 @@ struct bench_opts {
 	uint32_t tags;        /* per gateway (the gateways are the publishers) */
 	double interval_ms;   /* each tag publishes once per interval */
 	const char *share;    /* historians subscribe through $share/GROUP/ */
+	const char *sparkplug; /* plant as Sparkplug edge nodes under this namespace, or NULL */
 	double offline_after, offline_for; /* historian 0's outage; 0 = none */
 	const char *store_dir; /* broker's persistence_location, for du */
 	/* sessions */
@@ -183,6 +184,22 @@ void plant_payload(uint8_t *out, uint32_t size, uint32_t gw, uint64_t seq, uint6
 bool plant_header(const uint8_t *p, uint32_t len, uint32_t *gw, uint64_t *seq, uint64_t *ts);
 /* Topic of gateway gw's tag; returns its length (buffer of 64). */
 int plant_topic(char *out, size_t n, uint32_t gw, uint32_t tag);
+/* --sparkplug NS: gateway gw is edge node gw-P-D of group plant-P. Its
+ * topic for type ("NDATA", "NBIRTH", "NDEATH"); returns its length. */
+int spb_plant_topic(char *out, size_t n, const char *ns, uint32_t gw, const char *type);
+/* An NDATA Payload (hand-encoded protobuf, Sparkplug 3.0) of exactly size
+ * bytes: the plant payload (with the header) in its body field first, then
+ * timestamp, seq (seq + 1) mod 256 (the NBIRTH has 0) and one metric by alias
+ * (the tag + 1) with a Double value. size in [SPB_PLANT_MIN_SIZE, 16000]. */
+#define SPB_PLANT_MIN_SIZE (PLANT_MIN_SIZE + 48)
+void spb_plant_payload(uint8_t *out, uint32_t size, uint32_t gw, uint64_t seq, uint64_t now_us,
+		       uint32_t tags);
+/* The NBIRTH: timestamp, seq 0, bdSeq 0 (Int64), Node Control/Rebirth
+ * false, a Double metric per tag (at most 64) by name and alias. Returns
+ * its length in out[cap], or -1 when cap is too small. */
+int spb_plant_nbirth(uint8_t *out, size_t cap, uint32_t tags);
+/* The NDEATH will: bdSeq 0 only. */
+extern const uint8_t spb_plant_ndeath[13];
 /* sessions: message seq of publisher p goes to reader *target as its
  * message number *k (each reader numbers its own from 0). */
 void sess_target(const struct bench *b, uint32_t p, uint64_t seq, uint32_t *target, uint64_t *k);

@@ -59,6 +59,10 @@ static void usage(FILE *f)
 		"  --offline-after S --offline-for S  historian 0 leaves after S s, returns and drains\n"
 		"                 (an outage that outlasts the run ends when the gateways stop)\n"
 		"  --messages N   the gateways stop after N messages in all (default: at --duration)\n"
+		"  --sparkplug NS the gateways are Sparkplug B edge nodes plant-P/gw-P-D under namespace NS:\n"
+		"                 NDEATH will (bdSeq 0), an NBIRTH (seq 0) once connected, then NDATA QoS 1 of\n"
+		"                 --size bytes (seq 1, 2, ... mod 256; one metric by alias; the bench header\n"
+		"                 in the body field); historians take NS/+/NDATA/+\n"
 		"  --pid PID  --store-dir DIR  the broker and its persistence_location, sampled\n"
 		"sessions: create --sessions N (100000) stored sessions with %d subscriptions each,\n"
 		"  --batch B (1000) handshakes at a time; --connected C (5000) of them come back and\n"
@@ -120,6 +124,12 @@ static int parse_plant(struct bench_opts *o, const char *profile, double pubs, d
 	o->rate = (double)o->pubs * o->tags * 1000.0 / o->interval_ms;
 	o->persistent = true;
 	o->profile = profile;
+	if (o->sparkplug && (o->size < SPB_PLANT_MIN_SIZE || o->size > 16000 || !o->sparkplug[0] ||
+			     strlen(o->sparkplug) > 24 || strpbrk(o->sparkplug, "/+#"))) {
+		fprintf(stderr, "ferromq-bench: --sparkplug needs one topic level of at most 24 bytes and "
+			"%d <= --size <= 16000\n", SPB_PLANT_MIN_SIZE);
+		return -1;
+	}
 	if (o->size < PLANT_MIN_SIZE) {
 		fprintf(stderr, "ferromq-bench: plant payloads need --size >= %d\n", PLANT_MIN_SIZE);
 		return -1;
@@ -168,6 +178,7 @@ static int parse_args(struct bench *b, int argc, char **argv)
 		{"interval", 1, 0, 'J'}, {"share", 1, 0, 'g'}, {"offline-after", 1, 0, 'a'},
 		{"offline-for", 1, 0, 'b'}, {"store-dir", 1, 0, 'o'}, {"profile", 1, 0, 'R'},
 		{"sessions", 1, 0, 'N'}, {"connected", 1, 0, 'C'}, {"batch", 1, 0, 'B'},
+		{"sparkplug", 1, 0, 'K'},
 		{"help", 0, 0, 'h'}, {0, 0, 0, 0},
 	};
 	int ch;
@@ -184,6 +195,7 @@ static int parse_args(struct bench *b, int argc, char **argv)
 		case 'j': o->json = true; continue;
 		case 'X': o->persistent = true; continue;
 		case 'g': o->share = optarg; continue;
+		case 'K': o->sparkplug = optarg; continue;
 		case 'o': o->store_dir = optarg; continue;
 		case 'R': profile = optarg; continue;
 		case 'h': usage(stdout); return -1;
@@ -248,8 +260,9 @@ static int parse_args(struct bench *b, int argc, char **argv)
 	o->connect_timeout = timeout >= 0 ? timeout : sess ? 900 : 60;
 	if (plant && parse_plant(o, profile, pubs, subs, tags, interval) < 0)
 		return -1;
-	if (!plant && (profile || tags >= 0 || interval >= 0 || o->share || o->offline_for)) {
-		fprintf(stderr, "ferromq-bench: --profile, --tags, --interval, --share and --offline-* are for plant\n");
+	if (!plant && (profile || tags >= 0 || interval >= 0 || o->share || o->offline_for || o->sparkplug)) {
+		fprintf(stderr, "ferromq-bench: --profile, --tags, --interval, --share, --offline-* and --sparkplug are "
+			"for plant\n");
 		return -1;
 	}
 	if (sess) {

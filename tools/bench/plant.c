@@ -66,8 +66,117 @@ static int hexval(uint8_t c)
 	return -1;
 }
 
+/* ---- --sparkplug: the same plant as Sparkplug B edge nodes ---- */
+
+int spb_plant_topic(char *out, size_t n, const char *ns, uint32_t gw, const char *type)
+{
+	return snprintf(out, n, "%s/plant-%u/%s/gw-%u-%u", ns, gw / PLANT_DEVICES, type, gw / PLANT_DEVICES,
+			gw % PLANT_DEVICES);
+}
+
+static size_t pb_varint(uint8_t *out, uint64_t v)
+{
+	size_t n = 0;
+	while (v >= 0x80) {
+		out[n++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	out[n++] = (uint8_t)v;
+	return n;
+}
+
+/* Protobuf tags: field << 3 | wire type (0 varint, 1 64-bit, 2 length-delimited). */
+enum { PB_TIMESTAMP = 0x08, PB_METRICS = 0x12, PB_SEQ = 0x18, PB_BODY = 0x2a, PB_NAME = 0x0a, PB_ALIAS = 0x10,
+       PB_DATATYPE = 0x20, PB_LONG = 0x58, PB_DOUBLE = 0x69, PB_BOOLEAN = 0x70 };
+enum { SPB_INT64 = 4, SPB_DOUBLE = 10, SPB_BOOLEAN = 11 };
+
+const uint8_t spb_plant_ndeath[13] = { PB_METRICS, 11, PB_NAME, 5, 'b', 'd', 'S', 'e', 'q', PB_DATATYPE, SPB_INT64,
+				       PB_LONG, 0 };
+
+void spb_plant_payload(uint8_t *out, uint32_t size, uint32_t gw, uint64_t seq, uint64_t now_us, uint32_t tags)
+{
+	uint8_t tail[64], metric[32];
+	size_t t = 0, m = 0;
+	double value = 20.0 + (double)((seq * 2654435761u + gw * 40503u) % 2000u) / 100.0;
+	metric[m++] = PB_ALIAS;
+	m += pb_varint(metric + m, seq % tags + 1);
+	metric[m++] = PB_DATATYPE;
+	metric[m++] = SPB_DOUBLE;
+	metric[m++] = PB_DOUBLE;
+	memcpy(metric + m, &value, 8); /* little endian, as protobuf's fixed64 */
+	m += 8;
+	tail[t++] = PB_TIMESTAMP;
+	t += pb_varint(tail + t, clock_wall_ms());
+	tail[t++] = PB_SEQ;
+	t += pb_varint(tail + t, (seq + 1) & 0xff);
+	tail[t++] = PB_METRICS;
+	tail[t++] = (uint8_t)m;
+	memcpy(tail + t, metric, m);
+	t += m;
+	/* The body's length takes two varint bytes: 128 <= len < 16384. */
+	uint32_t body = size - (uint32_t)t - 3;
+	out[0] = PB_BODY;
+	pb_varint(out + 1, body);
+	plant_payload(out + 3, body, gw, seq, now_us, tags);
+	memcpy(out + 3 + body, tail, t);
+}
+
+int spb_plant_nbirth(uint8_t *out, size_t cap, uint32_t tags)
+{
+	uint8_t buf[4096];
+	size_t n = 0;
+	buf[n++] = PB_TIMESTAMP;
+	n += pb_varint(buf + n, clock_wall_ms());
+	buf[n++] = PB_SEQ;
+	buf[n++] = 0;
+	memcpy(buf + n, spb_plant_ndeath, sizeof spb_plant_ndeath);
+	n += sizeof spb_plant_ndeath;
+	static const char rebirth[] = "Node Control/Rebirth";
+	buf[n++] = PB_METRICS;
+	buf[n++] = (uint8_t)(2 + sizeof rebirth - 1 + 4);
+	buf[n++] = PB_NAME;
+	buf[n++] = sizeof rebirth - 1;
+	memcpy(buf + n, rebirth, sizeof rebirth - 1);
+	n += sizeof rebirth - 1;
+	buf[n++] = PB_DATATYPE;
+	buf[n++] = SPB_BOOLEAN;
+	buf[n++] = PB_BOOLEAN;
+	buf[n++] = 0;
+	for (uint32_t i = 0; i < tags && i < 64; i++) {
+		uint8_t metric[48];
+		size_t m = 0;
+		char name[16];
+		int nl = snprintf(name, sizeof name, "tag%u", i);
+		double zero = 0;
+		metric[m++] = PB_NAME;
+		metric[m++] = (uint8_t)nl;
+		memcpy(metric + m, name, (size_t)nl);
+		m += (size_t)nl;
+		metric[m++] = PB_ALIAS;
+		m += pb_varint(metric + m, i + 1);
+		metric[m++] = PB_DATATYPE;
+		metric[m++] = SPB_DOUBLE;
+		metric[m++] = PB_DOUBLE;
+		memcpy(metric + m, &zero, 8);
+		m += 8;
+		buf[n++] = PB_METRICS;
+		buf[n++] = (uint8_t)m;
+		memcpy(buf + n, metric, m);
+		n += m;
+	}
+	if (n > cap)
+		return -1;
+	memcpy(out, buf, n);
+	return (int)n;
+}
+
 bool plant_header(const uint8_t *p, uint32_t len, uint32_t *gw, uint64_t *seq, uint64_t *ts)
 {
+	/* A Sparkplug payload (--sparkplug): the plant payload is its body, first. */
+	if (p && len > 3 && p[0] == PB_BODY && (p[1] & 0x80) && !(p[2] & 0x80)) {
+		uint32_t body = (uint32_t)(p[1] & 0x7f) | (uint32_t)p[2] << 7;
+		return body <= len - 3 && plant_header(p + 3, body, gw, seq, ts);
+	}
 	if (!p || len < PLANT_HEX_AT + 2 * BENCH_HDR || memcmp(p, "{\"h\":\"", PLANT_HEX_AT))
 		return false;
 	uint8_t hdr[BENCH_HDR];

@@ -344,6 +344,13 @@ static void conn_connected(struct conn *c)
 		cn.will_retain = true;
 		cn.will_topic = (struct mqtt_bin){(const uint8_t *)status, (uint32_t)sn};
 		cn.will_payload = (struct mqtt_bin){(const uint8_t *)"offline", 7};
+		if (b->o.sparkplug) {
+			/* An edge node's will is its NDEATH: QoS 1, not retained. */
+			sn = spb_plant_topic(status, sizeof(status), b->o.sparkplug, c->idx, "NDEATH");
+			cn.will_retain = false;
+			cn.will_topic = (struct mqtt_bin){(const uint8_t *)status, (uint32_t)sn};
+			cn.will_payload = (struct mqtt_bin){spb_plant_ndeath, sizeof spb_plant_ndeath};
+		}
 	}
 	if (mqtt_encode_connect(&c->wb, &cn) < 0) {
 		conn_fail(c, "out of memory");
@@ -395,6 +402,18 @@ static int gw_status(struct conn *c)
 		.pid = (uint16_t)(p->cap + 1),
 		.payload = {(const uint8_t *)"online", 6},
 	};
+	uint8_t birth[4096];
+	const char *ns = c->w->b->o.sparkplug;
+	if (ns) {
+		/* An edge node's NBIRTH instead (QoS 1 here, so its PUBACK marks it sent). */
+		int bl = spb_plant_nbirth(birth, sizeof birth, c->w->b->o.tags);
+		if (bl < 0)
+			return -FM_ENOMEM;
+		n = spb_plant_topic(topic, sizeof(topic), ns, c->idx, "NBIRTH");
+		m.retain = false;
+		m.topic = (struct mqtt_bin){(const uint8_t *)topic, (uint32_t)n};
+		m.payload = (struct mqtt_bin){birth, (uint32_t)bl};
+	}
 	p->status_pid = m.pid;
 	if (mqtt_encode_publish(&c->wb, c->w->b->o.protocol, &m) < 0)
 		return -FM_ENOMEM;
@@ -413,7 +432,11 @@ static uint32_t sub_filters(const struct conn *c, char f[][96], struct mqtt_sub_
 		snprintf(f[0], 96, "idle/%u", c->idx);
 		break;
 	case BENCH_PLANT:
-		if (o->share)
+		if (o->sparkplug && o->share)
+			snprintf(f[0], 96, "$share/%s/%s/+/NDATA/+", o->share, o->sparkplug);
+		else if (o->sparkplug)
+			snprintf(f[0], 96, "%s/+/NDATA/+", o->sparkplug);
+		else if (o->share)
 			snprintf(f[0], 96, "$share/%s/plants/+/devices/+/#", o->share);
 		else
 			snprintf(f[0], 96, "plants/+/devices/+/#");
@@ -859,9 +882,15 @@ static bool pub_pump(struct worker *w, struct conn *c, uint64_t *next_due)
 		}
 		if (b->o.mode == BENCH_PLANT) {
 			/* Tags in turn, each its own topic; the header goes in as hex. */
-			p->topic_len = (uint16_t)plant_topic(p->topic, sizeof(p->topic), c->idx,
-							     (uint32_t)(p->next_seq % b->o.tags));
-			plant_payload(p->tpl, b->o.size, c->idx, p->next_seq, now, b->o.tags);
+			if (b->o.sparkplug) {
+				p->topic_len = (uint16_t)spb_plant_topic(p->topic, sizeof(p->topic), b->o.sparkplug,
+									 c->idx, "NDATA");
+				spb_plant_payload(p->tpl, b->o.size, c->idx, p->next_seq, now, b->o.tags);
+			} else {
+				p->topic_len = (uint16_t)plant_topic(p->topic, sizeof(p->topic), c->idx,
+								     (uint32_t)(p->next_seq % b->o.tags));
+				plant_payload(p->tpl, b->o.size, c->idx, p->next_seq, now, b->o.tags);
+			}
 		} else if (b->o.mode == BENCH_SESSIONS) {
 			uint32_t target;
 			uint64_t k;

@@ -403,6 +403,11 @@ int view_sparkplug(const struct json_doc *d, FILE *out, const char **why)
 		*why = "expected a JSON object";
 		return -1;
 	}
+	int aware = json_get(d, 0, "aware");
+	if (aware >= 0 && d->tok[aware].type == JSON_FALSE) {
+		fputs("the broker is not Sparkplug aware (sparkplug_aware false): no fleet view\n", out);
+		return 0;
+	}
 	int t = json_get(d, 0, "totals");
 	char *ns = view_text(d, json_get(d, 0, "namespace"));
 	char *n[7] = { 0 };
