@@ -453,17 +453,18 @@ static int settled_scan(struct settled *m, const struct store_batch *b, size_t n
 	for (size_t i = 0; i < n; i++) {
 		if (rec_reader_init(&rd, b[i].p, b[i].len))
 			continue;
-		struct record r;
-		while (rec_next(&rd, &r) > 0) {
+		uint8_t type;
+		uint64_t sid, seq;
+		while (rec_peek(&rd, &type, &sid, &seq)) {
 			at++;
-			if (r.type == REC_QUEUE_ADD && r.sid) {
-				uint64_t k = settled_home(m, r.sid, r.seq);
-				while (m->slot[k].sid && !(m->slot[k].sid == r.sid && m->slot[k].seq == r.seq))
+			if (type == REC_QUEUE_ADD && sid) {
+				uint64_t k = settled_home(m, sid, seq);
+				while (m->slot[k].sid && !(m->slot[k].sid == sid && m->slot[k].seq == seq))
 					k = (k + 1) & m->mask;
 				if (!m->slot[k].sid)
-					m->slot[k] = (struct settled_slot){ r.sid, r.seq, at, 0 };
-			} else if (r.type == REC_QUEUE_DEL) {
-				struct settled_slot *s = settled_find(m, r.sid, r.seq);
+					m->slot[k] = (struct settled_slot){ sid, seq, at, 0 };
+			} else if (type == REC_QUEUE_DEL && sid) {
+				struct settled_slot *s = settled_find(m, sid, seq);
 				if (s && !s->del_at)
 					s->del_at = at;
 			}

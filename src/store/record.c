@@ -192,3 +192,22 @@ int rec_next(struct rec_reader *rd, struct record *r)
 	rd->left--;
 	return 1;
 }
+
+int rec_peek(struct rec_reader *rd, uint8_t *type, uint64_t *sid, uint64_t *seq)
+{
+	if (!rd->left || rd->end - rd->p < 5)
+		return 0;
+	uint64_t size = get_le(rd->p + 1, 4);
+	const uint8_t *p = rd->p + 5;
+	if (size > (uint64_t)(rd->end - p))
+		return 0;
+	*type = rd->p[0];
+	*sid = *seq = 0;
+	if (*type < REC__END && layout[*type][0] == F_SID && layout[*type][1] == F_SEQ && size >= 16) {
+		*sid = get_le(p, 8);
+		*seq = get_le(p + 8, 8);
+	}
+	rd->p = p + size;
+	rd->left--;
+	return 1;
+}

@@ -1,6 +1,7 @@
-/* SQLite store: schema and migrations, the group-commit writer thread, and
- * recovery. Only the writer thread touches the connection once serving
- * starts; recovery runs before that on the main thread. */
+/* SQLite store: schema and migrations, opening (with the journal's replay),
+ * closing, and recovery. Only the writer thread (writer.c) touches the
+ * connection once serving starts; recovery runs before that on the main
+ * thread. */
 #include "store.h"
 #include "store_internal.h"
 #include "record.h"
@@ -19,21 +20,6 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-/* Transactions per group, and their messages' bytes: bound the time one
- * commit holds acknowledgements and the size of one batch. */
-#define GROUP_MAX_TXNS 4096
-#define GROUP_MAX_BYTES (8u * 1024 * 1024)
-/* Batches wait in the journal until this many bytes or this long, then are
- * applied to the database together: a queue entry delivered meanwhile is
- * never written to the database at all. */
-#define APPLY_BYTES (16u * 1024 * 1024)
-#define APPLY_MS 500
-/* How soon an apply that failed is tried again. */
-#define APPLY_RETRY_MS 1000
-/* A journal whose every batch is applied starts over past this size,
- * written over while it is at most JOURNAL_KEEP_BYTES (cut otherwise). */
-#define JOURNAL_RESET_BYTES (1024 * 1024)
-#define JOURNAL_KEEP_BYTES (64u * 1024 * 1024)
 #define SCHEMA_VERSION 5
 
 /* Forward migrations: migrations[v] brings version v to v + 1. */
@@ -131,402 +117,6 @@ struct msg *store__read_msg(struct store *st, uint64_t id, int *rc)
 	return m;
 }
 
-/* Reads bodies back for on-disk entries. A failure is the load's own (the
- * broker retries it), never the group's; a damaged row is logged and counts
- * as missing (the entry is dropped, not retried forever). A body not in the
- * database is missing only when every journalled batch is applied (else it
- * may be in one that waits: the broker asks again). */
-static void read_load(struct store *st, struct store_load *ld, bool applied)
-{
-	for (uint32_t i = 0; ld && i < ld->n; i++) {
-		int rc;
-		ld->items[i].msg = store__read_msg(st, ld->items[i].id, &rc);
-		if (rc == SQLITE_DONE && !applied)
-			ld->failed = true;
-		else if (rc == SQLITE_CORRUPT)
-			log_err("store %s: stored message %llu is damaged", st->path,
-				(unsigned long long)ld->items[i].id);
-		else if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-			ld->failed = true;
-	}
-}
-
-/* ---- the writer ---- */
-
-/* Free space that ends a disk-full episode. */
-#define ROOM_AGAIN (1024 * 1024)
-
-/* Near a full disk small groups keep fitting between failures (pages freed
- * by deletes, WAL space kept after a rollback): the episode, and its log
- * line, ends only when the filesystem has room again, or, where that cannot
- * be read, with a group as large as the one that failed. */
-static bool episode_over(const struct store *st, uint64_t ops)
-{
-	struct statvfs sv;
-	if (statvfs(st->dir, &sv) == 0)
-		return (uint64_t)sv.f_bavail * sv.f_frsize >= ROOM_AGAIN;
-	return ops >= st->failed_ops;
-}
-
-/* A debugging and test aid, off unless FERROMQ_STORE_BATCH_DUMP names a
- * file (README, "Durability"): every batch the writer applied is appended
- * to it as u64 index, u32 length (little-endian), then the batch's bytes,
- * so that a run can be applied again to an empty store and the two
- * databases compared (tests/tools/store_replay.c). A write that fails ends
- * the dump, logged (fm-store-replay reports the batch it cut short). */
-static void dump_batch(struct store *st, uint64_t index)
-{
-	uint8_t head[12];
-	for (int i = 0; i < 8; i++)
-		head[i] = (uint8_t)(index >> (8 * i));
-	for (int i = 0; i < 4; i++)
-		head[8 + i] = (uint8_t)(st->batch.len >> (8 * i));
-	struct iovec iov[2] = { { head, sizeof head }, { st->batch.p, st->batch.len } };
-	if (writev(st->dump_fd, iov, 2) == (ssize_t)(sizeof head + st->batch.len))
-		return;
-	log_err("store %s: FERROMQ_STORE_BATCH_DUMP: %s; the dump stops at batch %llu", st->path, strerror(errno),
-		(unsigned long long)index);
-	close(st->dump_fd);
-	st->dump_fd = -1;
-}
-
-/* Starts or ends a failure episode (logged once each): while writes fail,
- * the broker refuses new QoS 1/2 messages. */
-static void set_failing(struct store *st, bool failing, const char *what, int err, uint64_t records)
-{
-	if (failing) {
-		if (!st->failing)
-			log_err("store %s: commit failed (%s): %s; new QoS 1/2 messages are refused until it works "
-				"again", st->path, what,
-				err == -FM_ENOMEM ? "out of memory"
-				: st->apply_rc ? sqlite3_errstr(st->apply_rc)
-				: err == -FM_ELIMIT ? "the disk is full" : "an I/O error");
-		st->failing = true;
-		st->port.failing(st->port.owner, true);
-		st->failed_ops = records;
-		atomic_fetch_add(&st->failures, 1);
-	} else if (st->failing && !st->apply_failing && episode_over(st, records)) {
-		log_notice("store %s: writing again", st->path);
-		st->failing = false;
-		st->port.failing(st->port.owner, false);
-	}
-}
-
-/* Room for one more pending batch. 0 or -FM_ENOMEM. */
-static int pend_reserve(struct store *st)
-{
-	if (st->n_pend == st->cap_pend) {
-		size_t cap = st->cap_pend ? st->cap_pend * 2 : 64;
-		struct pending_batch *p = realloc(st->pend, cap * sizeof *p);
-		struct store_batch *v = p ? realloc(st->pend_view, cap * sizeof *v) : NULL;
-		if (p)
-			st->pend = p;
-		if (!v)
-			return -FM_ENOMEM;
-		st->pend_view = v;
-		st->cap_pend = cap;
-	}
-	return 0;
-}
-
-/* Keeps the batch just appended (st->batch's bytes) until it is applied;
- * pend_reserve made room. */
-static void pend_take(struct store *st, uint64_t index)
-{
-	if (!st->n_pend)
-		st->pend_since_ms = clock_mono_ms();
-	st->pend[st->n_pend].bytes = st->batch;
-	st->pend[st->n_pend].index = index;
-	st->n_pend++;
-	st->pend_bytes += st->batch.len;
-	memset(&st->batch, 0, sizeof st->batch);
-}
-
-/* Whether applying what waits is worth a try now (not while one that
- * failed is waiting to be tried again). */
-static bool apply_due(const struct store *st)
-{
-	return st->n_pend && (!st->apply_failing || clock_mono_ms() >= st->apply_retry_ms);
-}
-
-/* Applies the journal's pending batches to the database, together; then
- * the journal starts over when it has grown. A failure keeps them (they
- * are on disk in the journal) for the next try. 0 or a negative fm_err. */
-static int apply_pending(struct store *st)
-{
-	if (!st->n_pend)
-		return 0;
-	for (size_t i = 0; i < st->n_pend; i++)
-		st->pend_view[i] = (struct store_batch){ st->pend[i].bytes.p, st->pend[i].bytes.len, st->pend[i].index };
-	st->apply_rc = 0;
-	int err = store_apply_batches(st, st->pend_view, st->n_pend);
-	if (err) {
-		if (!st->apply_failing)
-			log_err("store %s: applying %zu journalled batches to the database failed (%s); they stay in "
-				"the journal and are applied again", st->path, st->n_pend,
-				err == -FM_ENOMEM ? "out of memory" : sqlite3_errstr(st->apply_rc));
-		st->apply_failing = true;
-		st->apply_retry_ms = clock_mono_ms() + APPLY_RETRY_MS;
-		return err;
-	}
-	for (size_t i = 0; i < st->n_pend; i++)
-		buf_free(&st->pend[i].bytes);
-	st->n_pend = 0;
-	st->pend_bytes = 0;
-	if (st->apply_failing) {
-		st->apply_failing = false;
-		log_notice("store %s: the journal is applied again", st->path);
-	}
-	if (st->journal.end >= JOURNAL_RESET_BYTES && journal_reset(&st->journal, JOURNAL_KEEP_BYTES))
-		log_warn("store %s: cannot truncate the journal %s: %s (tried again later)", st->path,
-			 st->journal.path, strerror(errno));
-	return 0;
-}
-
-/* Free space kept beyond what applying the journal needs. */
-#define ROOM_RESERVE (256 * 1024)
-
-/* Admission before the append: whether the filesystem has room for a batch
- * of `bytes` in the journal and, later, in the database, with everything
- * journalled before it (the database takes up to about twice what it
- * applies, in its WAL and then its file). A batch the journal took must
- * never be one the database cannot. */
-static bool room_for(const struct store *st, size_t bytes)
-{
-	struct statvfs sv;
-	if (statvfs(st->dir, &sv) != 0)
-		return true; /* unknown: the writes will tell */
-	uint64_t free_bytes = (uint64_t)sv.f_bavail * sv.f_frsize;
-	return free_bytes >= 2 * ((uint64_t)st->pend_bytes + bytes) + ROOM_RESERVE;
-}
-
-/* Appends a group's writes to the journal as one batch under the next index
- * (synced with durability full): from then on they are on disk. Returns 0
- * or a negative fm_err. */
-static int write_group(struct store *st, struct store_txn *list)
-{
-	int err = store__encode_group(list, &st->batch);
-	uint32_t records = rec_batch_count(&st->batch);
-	if (!err && !records)
-		return 0; /* nothing to write (reads only, or cancelled pairs) */
-	uint64_t index = st->next_index, end = st->journal.end;
-	if (!err && (st->apply_failing || !room_for(st, st->batch.len))) {
-		/* Applying what waits frees its share of the need, or fails. */
-		if ((apply_due(st) ? apply_pending(st) : st->apply_failing) || !room_for(st, st->batch.len))
-			err = st->apply_failing && (st->apply_rc & 0xFF) != SQLITE_FULL ? -FM_EIO : -FM_ELIMIT;
-	}
-	if (!err)
-		err = pend_reserve(st);
-	if (!err)
-		err = journal_append(&st->journal, index, st->batch.p, (uint32_t)st->batch.len);
-	if (!err && st->durability == DURABILITY_FULL && (err = journal_sync(&st->journal))) {
-		/* Unknown whether it reached the disk: the next append writes
-		 * over it. (Should it survive a crash first, its records come
-		 * back; none of them was acknowledged.) */
-		st->journal.end = end;
-	}
-	if (!err && st->dump_fd >= 0)
-		dump_batch(st, index);
-	if (!err) {
-		st->next_index++;
-		pend_take(st, index);
-	}
-	/* A large batch's buffer is not kept between groups. */
-	if (st->batch.cap > 4 * 1024 * 1024)
-		buf_free(&st->batch);
-	st->apply_rc = 0;
-	if (!err) {
-		set_failing(st, false, NULL, 0, records);
-		return 0;
-	}
-	set_failing(st, true, "journal write", err, records);
-	return err;
-}
-
-/* Reads travel beside the group's writes, never inside them: run after the
- * group is journalled or failed, a write that failed cannot keep them
- * from running (a body not read would count as missing, and its entry be
- * dropped although acknowledged). The bodies they read were journalled by
- * earlier groups (an entry gives up its body only once its row is on
- * disk), and are read from the database once every journalled batch is
- * applied; until then a read fails and the broker asks again. */
-static void read_loads(struct store *st, struct store_txn *list)
-{
-	for (struct store_txn *t = list; t; t = t->next)
-		for (uint32_t i = 0; i < t->n_loads; i++)
-			read_load(st, t->loads[i], st->n_pend == 0);
-}
-
-static bool has_loads(const struct store_txn *list)
-{
-	for (const struct store_txn *t = list; t; t = t->next)
-		if (t->n_loads)
-			return true;
-	return false;
-}
-
-/* Journals a group, applies what is due, then serves its reads. Returns 0
- * or a negative fm_err (of the writes). */
-static int commit_group(struct store *st, struct store_txn *list)
-{
-	int err = write_group(st, list);
-	if (apply_due(st) && (has_loads(list) || st->pend_bytes >= APPLY_BYTES ||
-			      clock_mono_ms() - st->pend_since_ms >= APPLY_MS) && apply_pending(st))
-		set_failing(st, true, "applying the journal", -FM_EIO, 0);
-	read_loads(st, list);
-	return err;
-}
-
-/* WAL pages above which the writer checkpoints itself (64 MiB of 4 KiB pages). */
-#define WAL_MAX_PAGES 16384
-
-/* The checkpoint thread's passive checkpoints never catch up with a writer
- * that never pauses (a flood of QoS 1 messages for offline sessions or a
- * bridge spool): the WAL would grow for as long as the flood lasts (580 MB
- * in a 1.8 M message fill). Past WAL_MAX_PAGES the writer stops between two
- * groups and checkpoints everything, truncating the WAL: the flood waits for
- * that, the disk stays bounded. */
-static void bound_wal(struct store *st)
-{
-	if (st->wal_pages < WAL_MAX_PAGES)
-		return;
-	int rc = sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
-	bool failed = rc != SQLITE_OK && rc != SQLITE_BUSY;
-	if (rc == SQLITE_OK)
-		st->wal_pages = 0;
-	if (failed && !st->wal_bound_failing)
-		log_warn("store %s: checkpoint of a WAL of %d pages: %s (retried after each commit)", st->path,
-			 st->wal_pages, sqlite3_errmsg(st->db));
-	st->wal_bound_failing = failed;
-}
-
-/* How long a shutdown waits for failing writes nobody waits for. */
-#define SHUTDOWN_RETRY_MS 5000
-
-/* Whether records nobody waits for (deliveries, expiry) stop being retried
- * after a failed group: the broker is stopping and they kept failing for
- * SHUTDOWN_RETRY_MS (a full disk would hold the shutdown for good). */
-static bool gives_up(struct store *st)
-{
-	if (st->stop)
-		return true;
-	if (!st->port.stopping(st->port.owner))
-		return false;
-	uint64_t now = clock_mono_ms();
-	if (!st->giveup_at_ms) {
-		st->giveup_at_ms = now + SHUTDOWN_RETRY_MS;
-		return false;
-	}
-	if (now < st->giveup_at_ms)
-		return false;
-	if (!st->gave_up)
-			log_err("store %s: shutting down with records that cannot be written (%s): deliveries already "
-			"acknowledged may be sent again after the restart, expired messages and sessions swept again",
-			st->path, st->failing ? "the disk is full or failing" : "a write error");
-	st->gave_up = true;
-	return true;
-}
-
-/* About what a transaction's records take in a batch. */
-static size_t txn_bytes(const struct store_txn *t)
-{
-	size_t n = 64 * (size_t)t->n_ops;
-	for (uint32_t i = 0; i < t->n_ops; i++)
-		if (t->ops[i].msg)
-			n += t->ops[i].msg->topic_len + t->ops[i].msg->props_len + t->ops[i].msg->payload_len;
-	return n;
-}
-
-static void *writer_main(void *arg)
-{
-	struct store *st = arg;
-	struct store_txn *retry = NULL;
-	for (;;) {
-		pthread_mutex_lock(&st->lock);
-		while (!st->head && !retry && !st->stop) {
-			if (!st->n_pend) {
-				pthread_cond_wait(&st->cond, &st->lock);
-				continue;
-			}
-			/* Batches wait to be applied: wake for them. */
-			uint64_t due = st->apply_failing ? st->apply_retry_ms : st->pend_since_ms + APPLY_MS;
-			uint64_t now = clock_mono_ms();
-			if (now >= due)
-				break;
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			uint64_t ns = (uint64_t)ts.tv_nsec + (due - now) * 1000000u;
-			ts.tv_sec += (time_t)(ns / 1000000000u);
-			ts.tv_nsec = (long)(ns % 1000000000u);
-			pthread_cond_timedwait(&st->cond, &st->lock, &ts);
-		}
-		if (!st->head && !retry && st->stop) {
-			pthread_mutex_unlock(&st->lock);
-			break;
-		}
-		/* Take a group: whatever arrived while the last one was committing. */
-		struct store_txn *list = retry, **tail = &list;
-		unsigned n = 0;
-		while (*tail) {
-			tail = &(*tail)->next;
-			n++;
-		}
-		size_t bytes = 0;
-		while (st->head && n < GROUP_MAX_TXNS && bytes < GROUP_MAX_BYTES) {
-			struct store_txn *t = st->head;
-			bytes += txn_bytes(t);
-			st->head = t->next;
-			t->next = NULL;
-			*tail = t;
-			tail = &t->next;
-			n++;
-		}
-		if (!st->head)
-			st->tail = NULL;
-		pthread_mutex_unlock(&st->lock);
-		retry = NULL;
-
-		int err = commit_group(st, list);
-		bool give_up = err && gives_up(st);
-		struct store_txn **rtail = &retry;
-		for (struct store_txn *t = list, *next; t; t = next) {
-			next = t->next;
-			t->next = NULL;
-			if (err && !t->n_cbs && !give_up) {
-				/* Records nobody waits for (deliveries, expiry) are retried. */
-				*rtail = t;
-				rtail = &t->next;
-				continue;
-			}
-			t->err = err;
-			st->port.complete(st->port.owner, t);
-		}
-		if (retry) {
-			struct timespec ts = { 0, 100 * 1000 * 1000 };
-			nanosleep(&ts, NULL);
-		}
-		bound_wal(st);
-	}
-	/* Stopping: whatever is journalled goes into the database now (if that
-	 * fails, it stays in the journal for the next start). */
-	apply_pending(st);
-	return NULL;
-}
-
-static void store_submit(void *ctx, struct store_txn *t)
-{
-	struct store *st = ctx;
-	t->next = NULL;
-	pthread_mutex_lock(&st->lock);
-	if (st->tail)
-		st->tail->next = t;
-	else
-		st->head = t;
-	st->tail = t;
-	pthread_cond_signal(&st->cond);
-	pthread_mutex_unlock(&st->lock);
-}
-
 /* ---- opening and schema ---- */
 
 static int exec(struct store *st, const char *sql, char *err, size_t errlen)
@@ -544,7 +134,12 @@ static int exec(struct store *st, const char *sql, char *err, size_t errlen)
  * would lose good data. */
 const char *store__advice(sqlite3 *db)
 {
-	switch (sqlite3_errcode(db) & 0xFF) {
+	return store__advice_code(sqlite3_errcode(db));
+}
+
+const char *store__advice_code(int rc)
+{
+	switch (rc & 0xFF) {
 	case SQLITE_CORRUPT:
 	case SQLITE_NOTADB:
 		return "the database is damaged. Stop here to lose nothing: keep a copy of the file, then either "
@@ -615,16 +210,19 @@ static int migrate(struct store *st, char *err, size_t errlen)
 }
 
 /* Collects the journal's batches the database does not have yet, applying
- * them APPLY_BYTES at a time. */
+ * them REPLAY_APPLY_BYTES at a time. */
+#define REPLAY_APPLY_BYTES (16u * 1024 * 1024)
 static int replay_entry(void *ctx, uint64_t index, const uint8_t *p, uint32_t len)
 {
 	struct store *st = ctx;
 	if (index <= st->applied)
 		return 0;
-	if (pend_reserve(st) || buf_append(&st->batch, p, len))
+	struct buf bytes = { 0 };
+	if (buf_append(&bytes, p, len) || store__pend_add(st, index, &bytes)) {
+		buf_free(&bytes);
 		return -FM_ENOMEM;
-	pend_take(st, index);
-	return st->pend_bytes >= APPLY_BYTES ? apply_pending(st) : 0;
+	}
+	return st->pend_bytes >= REPLAY_APPLY_BYTES ? store__apply_pending(st) : 0;
 }
 
 /* Brings the database up to the end of the journal: the batches that were
@@ -635,11 +233,11 @@ static int replay_journal(struct store *st, char *err, size_t errlen)
 	uint64_t t0 = clock_mono_ms();
 	int rc = journal_read(&st->journal, replay_entry, st);
 	if (!rc)
-		rc = apply_pending(st);
+		rc = store__apply_pending(st);
 	if (rc) {
 		snprintf(err, errlen, "%s: applying the journal %s to the database: %s: %s", st->path,
 			 st->journal.path, rc == -FM_ENOMEM ? "out of memory" : st->apply_rc ? sqlite3_errstr(st->apply_rc)
-			 : strerror(errno), st->apply_rc ? store__advice(st->db) : "check the disk; the journal is kept");
+			 : strerror(errno), st->apply_rc ? store__advice_code(st->apply_rc) : "check the disk; the journal is kept");
 		return -1;
 	}
 	st->next_index = (st->journal.last > st->applied ? st->journal.last : st->applied) + 1;
@@ -678,7 +276,6 @@ struct store *store_open(const char *dir, unsigned durability, char *err, size_t
 		log_warn("store %s: the database file is empty (0 bytes): starting with an empty store. If it held "
 			 "sessions or messages, it was truncated: stop and restore it from a backup", st->path);
 	pthread_mutex_init(&st->lock, NULL);
-	pthread_cond_init(&st->cond, NULL);
 	pthread_mutex_init(&st->ckpt_lock, NULL);
 	pthread_cond_init(&st->ckpt_cond, NULL);
 	if (sqlite3_open_v2(st->path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
@@ -725,7 +322,7 @@ struct store *store_open(const char *dir, unsigned durability, char *err, size_t
 		log_notice("store %s: appending every batch applied to %s (FERROMQ_STORE_BATCH_DUMP)", st->path, dump);
 	}
 	st->port.ctx = st;
-	st->port.submit = store_submit;
+	st->port.submit = store__submit;
 	return st;
 fail:
 	store_close(st);
@@ -784,13 +381,7 @@ void store_close(struct store *st)
 {
 	if (!st)
 		return;
-	if (st->running) {
-		pthread_mutex_lock(&st->lock);
-		st->stop = true;
-		pthread_cond_signal(&st->cond);
-		pthread_mutex_unlock(&st->lock);
-		pthread_join(st->thread, NULL);
-	}
+	store__writer_stop(st);
 	if (st->ckpt_running) {
 		pthread_mutex_lock(&st->ckpt_lock);
 		st->ckpt_stop = true;
@@ -817,11 +408,9 @@ void store_close(struct store *st)
 	free(st->pend_view);
 	refmap_free(&st->refs);
 	tombs_free(&st->tombs);
-	buf_free(&st->batch);
 	if (st->dump_fd >= 0)
 		close(st->dump_fd);
 	pthread_mutex_destroy(&st->lock);
-	pthread_cond_destroy(&st->cond);
 	pthread_mutex_destroy(&st->ckpt_lock);
 	pthread_cond_destroy(&st->ckpt_cond);
 	free(st);
@@ -842,10 +431,7 @@ int store_start(struct store *st, struct broker *b)
 		return -FM_EIO;
 	st->ckpt_running = true;
 	sqlite3_wal_hook(st->db, on_wal_commit, st);
-	if (pthread_create(&st->thread, NULL, writer_main, st))
-		return -FM_EIO;
-	st->running = true;
-	return 0;
+	return store__writer_start(st);
 }
 
 uint64_t store_disk_bytes(const struct store *st)

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
+#include <uv.h>
 
 enum stmt_id {
 	S_BEGIN, S_COMMIT, S_ROLLBACK,
@@ -47,19 +48,32 @@ struct store {
 	uint64_t pend_since_ms; /* when the oldest of them was appended */
 	bool apply_failing;     /* applying them failed: logged once, retried */
 	uint64_t apply_retry_ms; /* when, after it failed */
+	int apply_err;           /* how it failed: -FM_ELIMIT (disk full), ... */
+	bool tight;              /* little free space: apply at once (writer.c) */
 	uint64_t tomb_gen;  /* generation of the tombs' current one (see apply.c) */
 	int apply_rc;       /* SQLite's code for the last batch that failed */
-	struct buf batch;   /* the group being written, as a record batch (writer thread) */
-	int dump_fd;        /* FERROMQ_STORE_BATCH_DUMP's file, or -1 (see dump_batch in store.c) */
+	int dump_fd;        /* FERROMQ_STORE_BATCH_DUMP's file, or -1 (see dump_batch in writer.c) */
 	struct store_port port;
+	/* The writer (writer.c): a thread running `loop`. */
 	pthread_t thread;
-	bool running;
+	bool running, loop_ready;
+	uv_loop_t loop;
+	uv_async_t wake;
+	uv_timer_t apply_timer, retry_timer;
+	uv_fs_t sync_req;
 	pthread_mutex_t lock;
-	pthread_cond_t cond;
 	struct store_txn *head, *tail; /* submitted, not yet taken by the writer */
 	bool stop;
+	/* Writer thread only: */
+	struct group *groups, **groups_tail; /* taken, not handed back yet, in order */
+	struct group *sync_last; /* the last group the sync in flight covers */
+	bool syncing;
+	size_t unsynced_bytes;   /* of the batches journalled, not synced yet */
+	struct store_txn *retry, **retry_tail; /* records nobody waits for, to write again */
+	bool retry_due;
+	bool journal_keep; /* a batch is only in the journal: never start it over */
 	bool failing; /* in a failure episode: logged once */
-	int wal_pages; /* in the WAL after the last commit (writer thread) */
+	int wal_pages; /* in the WAL after the last commit */
 	bool wal_bound_failing; /* the writer's own checkpoint failed: logged once */
 	uint64_t failed_ops; /* records in the group that failed */
 	uint64_t giveup_at_ms; /* shutting down with records failing: when to stop retrying them */
@@ -78,6 +92,17 @@ struct store {
 /* A record dropped before it was applied (see cancel_delivered). */
 #define ST_CANCELLED 0
 
+/* The writer (writer.c). */
+int store__writer_start(struct store *st);
+/* Hands back what is queued, applies what is journalled, stops the thread. */
+void store__writer_stop(struct store *st);
+void store__submit(void *ctx, struct store_txn *t);
+/* Keeps a journalled batch (taking bytes) until store__apply_pending. 0 or -FM_ENOMEM. */
+int store__pend_add(struct store *st, uint64_t index, struct buf *bytes);
+/* Applies every journalled batch that waits, together; a failure keeps them
+ * (logged once) for the next try. 0 or a negative fm_err. */
+int store__apply_pending(struct store *st);
+
 /* Runs a statement that returns no rows worth reading. SQLITE_OK or a code. */
 int store__step_done(struct store *st, enum stmt_id id);
 /* The group's transactions as one record batch in out (cancelling the queue
@@ -95,5 +120,7 @@ struct msg *store__read_msg(struct store *st, uint64_t id, int *rc);
 int store__load_refs(struct store *st);
 /* What to tell an operator whose database is damaged. */
 const char *store__advice(sqlite3 *db);
+/* The same for SQLite's result code rc. */
+const char *store__advice_code(int rc);
 
 #endif

@@ -116,6 +116,9 @@ def test_schema3_database_opens_and_keeps_its_data(start_broker, client, tmp_pat
         gw = client(edge, "gw-1", 5, clean=False,
                     properties=props(PacketTypes.CONNECT, SessionExpiryInterval=86400))
         assert gw.session_present
+        # gw-1's will reached hist's queue when it fired (before hist came
+        # back): it too is delivered and acknowledged before hist leaves.
+        hist.messages.wait_match(lambda m: m.topic == "plant/health/gw-1")
         for c in (hist, h311, gw):
             c.disconnect()
     finally:
