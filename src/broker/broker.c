@@ -551,7 +551,7 @@ static void keepalive_will_now(struct bworker *w, struct client *c)
 	if (!will)
 		return;
 	will_publish(w, s->client_id, user, will);
-	broker_commit(w, NULL, NULL, NULL, 0, 0, false);
+	broker_commit(w, NULL, NULL, 0, 0, false);
 }
 
 void broker_worker_tick(struct bworker *w, uint64_t now)
