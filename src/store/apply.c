@@ -392,6 +392,14 @@ static int apply_record(struct apply *a, const struct record *r)
 			return rc;
 		/* A row that was there already keeps its one hold. */
 		return sqlite3_changes(st->db) ? SQLITE_OK : msg_release(st, (int64_t)r->id);
+	case REC_BODY_DROP:
+		/* Only a body no row holds: the same bytes on another database
+		 * change nothing that is in use. */
+		if (refmap_has(&st->refs, r->id))
+			return SQLITE_OK;
+		s = st->st[S_MSG_DROP];
+		sqlite3_bind_int64(s, 1, (int64_t)r->id);
+		return store__step_done(st, S_MSG_DROP);
 	case REC_SPOOL_DEL:
 		/* The bridge deletes only rows it saw committed: no tomb needed. */
 		bind_bytes_text(st->st[S_SPOOL_DEL], 1, r->text);

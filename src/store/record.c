@@ -32,6 +32,7 @@ static const uint8_t layout[REC__END][MAX_FIELDS] = {
 	[REC_RETAIN_DEL] = { F_SEQ, F_TEXT },
 	[REC_SPOOL_ADD] = { F_TEXT, F_SEQ, F_ID, F_QUEUED_S },
 	[REC_SPOOL_DEL] = { F_TEXT, F_SEQ },
+	[REC_BODY_DROP] = { F_ID },
 };
 
 /* Each field's width on the wire (0: bytes, a u32 length and the data) and

@@ -38,6 +38,7 @@ enum rec_type {
 	REC_RETAIN_DEL,  /* seq = version, text = topic */
 	REC_SPOOL_ADD,   /* text = bridge, seq, id (body), queued_s */
 	REC_SPOOL_DEL,   /* text = bridge, seq */
+	REC_BODY_DROP,   /* id: a stored body no row holds (a repair at recovery) */
 	REC__END
 };
 

@@ -1,6 +1,7 @@
 /* Start-up recovery: everything in the database goes back into the broker
  * before the first client is served. */
 #include "store_internal.h"
+#include "record.h"
 #include "../base/clock.h"
 #include "../base/err.h"
 #include "../base/log.h"
@@ -35,9 +36,19 @@ struct recovery {
 	struct session_list sessions;
 	uint64_t max_sid, max_msg, max_retain;
 	uint64_t n_queued, n_retained, n_subs, n_dropped, n_spooled;
+	struct buf repair; /* records of what recovery repairs (a batch, or empty) */
 	char *err;
 	size_t errlen;
 };
+
+/* Adds a repair record to r->repair. 0, or -1 with r->err set. */
+static int repair(struct recovery *r, const struct record *rec)
+{
+	if ((r->repair.len || rec_batch_start(&r->repair) == 0) && rec_append(&r->repair, rec) == 0)
+		return 0;
+	snprintf(r->err, r->errlen, "%s: out of memory recording a repair", r->st->path);
+	return -1;
+}
 
 static int fail(struct recovery *r, const char *what)
 {
@@ -265,6 +276,12 @@ static int load_spools(struct recovery *r)
 		};
 		if (!bridge || !sqlite3_column_int(s, 5)) {
 			orphans++;
+			struct record del = { .type = REC_SPOOL_DEL, .seq = e.seq,
+					      .text = { (const uint8_t *)bridge, bridge ? (uint32_t)strlen(bridge) : 0 } };
+			if (bridge && repair(r, &del)) {
+				sqlite3_finalize(s);
+				return -1;
+			}
 			continue;
 		}
 		int err = broker_restore_spool(r->b, bridge, &e);
@@ -287,25 +304,34 @@ static int load_spools(struct recovery *r)
 	if (rc != SQLITE_DONE)
 		return fail(r, "bridge spools");
 	r->n_dropped += orphans;
-	if (orphans && sqlite3_exec(r->st->db, "DELETE FROM spool WHERE msg_id NOT IN (SELECT id FROM msgs)", NULL,
-				    NULL, NULL) != SQLITE_OK)
-		return fail(r, "bridge spools");
 	return 0;
 }
 
-/* Deletes stored bodies that nothing refers to any more (left by a crash
- * between two commits of one body's last references). */
+/* Finds stored bodies that nothing refers to any more (a database of an
+ * earlier release, or edited by hand): repaired by deleting them. */
 static int drop_unreferenced(struct recovery *r)
 {
 	static const char *const sql =
-		"DELETE FROM msgs WHERE id NOT IN (SELECT msg_id FROM queue UNION SELECT msg_id FROM retained"
+		"SELECT id FROM msgs WHERE id NOT IN (SELECT msg_id FROM queue UNION SELECT msg_id FROM retained"
 		" WHERE msg_id IS NOT NULL UNION SELECT will_msg FROM sessions WHERE will_msg IS NOT NULL"
 		" UNION SELECT msg_id FROM spool)";
-	if (sqlite3_exec(r->st->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+	sqlite3_stmt *s;
+	if (sqlite3_prepare_v2(r->st->db, sql, -1, &s, NULL) != SQLITE_OK)
 		return fail(r, "unreferenced messages");
-	int n = sqlite3_changes(r->st->db);
+	int rc, n = 0;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct record drop = { .type = REC_BODY_DROP, .id = (uint64_t)sqlite3_column_int64(s, 0) };
+		if (repair(r, &drop)) {
+			sqlite3_finalize(s);
+			return -1;
+		}
+		n++;
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE)
+		return fail(r, "unreferenced messages");
 	if (n)
-		log_info("store %s: removed %d unreferenced message bodies", r->st->path, n);
+		log_info("store %s: removing %d unreferenced message bodies", r->st->path, n);
 	return 0;
 }
 
@@ -328,6 +354,9 @@ int store_recover(struct store *st, struct broker *b, char *err, size_t errlen)
 		rc = load_retained(&r);
 	if (!rc)
 		rc = load_spools(&r);
+	if (!rc && r.repair.len)
+		rc = store__repair(st, &r.repair, err, errlen);
+	buf_free(&r.repair);
 	if (!rc && store__load_refs(st))
 		rc = fail(&r, "message references");
 	if (!rc) {

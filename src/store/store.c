@@ -60,6 +60,10 @@ static const char *const stmt_sql[S__COUNT] = {
 		      " VALUES(?,?,?,?,?,?,?,?)",
 	[S_MSG_DEL] = "DELETE FROM msgs WHERE id = ?",
 	[S_MSG_GET] = "SELECT topic, props, payload, qos, retain, expiry_at, origin FROM msgs WHERE id = ?",
+	[S_MSG_DROP] = "DELETE FROM msgs WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM queue WHERE msg_id = ?1)"
+		       " AND NOT EXISTS (SELECT 1 FROM retained WHERE msg_id = ?1)"
+		       " AND NOT EXISTS (SELECT 1 FROM sessions WHERE will_msg = ?1)"
+		       " AND NOT EXISTS (SELECT 1 FROM spool WHERE msg_id = ?1)",
 	[S_Q_INS] = "INSERT OR IGNORE INTO queue(sid, seq, msg_id, qos, flags, state, sub_ids, queued_at)"
 		    " VALUES(?,?,?,?,?,?,?,?)",
 	[S_Q_DEL] = "DELETE FROM queue WHERE sid = ? AND seq = ? RETURNING msg_id",
@@ -245,6 +249,18 @@ static int replay_journal(struct store *st, char *err, size_t errlen)
 		log_notice("store %s: applied %llu journalled batches in %llu ms", st->path,
 			   (unsigned long long)(st->applied - before), (unsigned long long)(clock_mono_ms() - t0));
 	return 0;
+}
+
+int store__repair(struct store *st, const struct buf *batch, char *err, size_t errlen)
+{
+	st->apply_rc = 0;
+	if (store_apply(st, batch->p, batch->len, st->next_index) == 0) {
+		st->next_index++;
+		return 0;
+	}
+	snprintf(err, errlen, "%s: repairing at start-up: %s: %s", st->path,
+		 st->apply_rc ? sqlite3_errstr(st->apply_rc) : "out of memory", store__advice_code(st->apply_rc));
+	return -1;
 }
 
 static int load_applied(struct store *st)

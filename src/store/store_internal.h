@@ -12,7 +12,7 @@
 
 enum stmt_id {
 	S_BEGIN, S_COMMIT, S_ROLLBACK,
-	S_MSG_INS, S_MSG_DEL, S_MSG_GET,
+	S_MSG_INS, S_MSG_DEL, S_MSG_GET, S_MSG_DROP,
 	S_Q_INS, S_Q_DEL, S_Q_STATE, S_Q_OF_SESSION, S_Q_DEL_SESSION,
 	S_RX_INS, S_RX_DEL, S_RX_DEL_SESSION,
 	S_SESS_WILL, S_SESS_PUT, S_SESS_DEL,
@@ -111,6 +111,11 @@ int store__encode_group(struct store_txn *list, struct buf *out);
 /* Rebuilds the tombs' memory mirror from their table, as of index applied.
  * Returns 0 or -1. */
 int store__load_tombs(struct store *st, uint64_t applied);
+
+/* The repairs recovery found (orphan spool rows, unreferenced bodies), as
+ * one batch applied under the next index: apply stays the one code that
+ * changes the database. 0, or -1 with err set. */
+int store__repair(struct store *st, const struct buf *batch, char *err, size_t errlen);
 
 /* Reads stored body id with S_MSG_GET. Returns a new message, or NULL with
  * *rc SQLITE_DONE when there is none, or with another SQLite code (or

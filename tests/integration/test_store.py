@@ -190,6 +190,38 @@ def test_offline_queue_survives_kill(start_broker, raw, proto):
     assert s.quiet(0.3) == []
 
 
+def test_unreferenced_body_removed_at_start_through_apply(start_broker, raw):
+    """A stored body no row holds (a database edited by hand, or written by
+    an earlier release) is removed at start by a repair batch that apply
+    runs like any other: the applied index moves on, the bodies in use
+    stay, and the queue is served."""
+    import sqlite3
+    b = start_broker(max_queued_messages=0)
+    sub = connect_raw(raw, b, "rp-sub", 5, **persist_kw(5))
+    sub.subscribe([("rp/t", 1)])
+    sub.disconnect()
+    pub = connect_raw(raw, b, "rp-pub", 5)
+    for i in range(3):
+        assert pub.publish("rp/t", b"k%d" % i, qos=1, pid=i + 1).rc in (0, None)
+    b.stop()
+    db = sqlite3.connect(db_path(b), timeout=10)
+    with db:
+        db.execute("INSERT INTO msgs(id, topic, props, payload, qos, retain, expiry_at, origin)"
+                   " VALUES(999999, 'stray', NULL, x'00', 1, 0, 0, 0)")
+        applied = db.execute("SELECT value FROM meta WHERE key = 'applied_index'").fetchone()[0]
+    db.close()
+    b.start(timeout=30)
+    b.wait_log(r"removing 1 unreferenced message bodies")
+    s = raw(b, 5)
+    assert s.connect("rp-sub", **persist_kw(5)).session_present
+    got = [s.expect(M.PUBLISH, timeout=10) for _ in range(3)]
+    assert [p.payload for p in got] == [b"k0", b"k1", b"k2"]
+    db = sqlite3.connect(db_path(b), timeout=10)
+    assert db.execute("SELECT count(*) FROM msgs WHERE id = 999999").fetchone()[0] == 0
+    assert db.execute("SELECT value FROM meta WHERE key = 'applied_index'").fetchone()[0] > applied
+    db.close()
+
+
 def test_journalled_batches_not_yet_applied_survive_kill(start_broker, raw):
     """Acknowledged means in the journal (fdatasync'd); the database gets the
     batches up to half a second later. A kill -9 in between loses nothing:

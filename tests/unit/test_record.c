@@ -83,6 +83,9 @@ static void test_round_trip_every_type(void)
 		case REC_SPOOL_ADD:
 			ASSERT_TRUE(r.seq == w.seq && r.id == w.id && same_bytes(r.text, w.text));
 			break;
+		case REC_BODY_DROP:
+			ASSERT_TRUE(r.id == w.id && r.sid == 0 && r.seq == 0);
+			break;
 		default:
 			ASSERT_EQ(r.sid, t == REC_RETAIN_DEL || t == REC_SPOOL_DEL ? 0 : w.sid);
 			break;
