@@ -1,0 +1,576 @@
+/* Unit tests of the packet handlers through the broker harness: raw MQTT
+ * bytes in, the bytes the broker sends back and the store records it
+ * submits out. Each test builds its own broker; leaks and reference
+ * imbalances are caught by ASan's leak checker and harness_free. */
+#include "broker_harness.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "check.h"
+#include "base/clock.h"
+#include <stdint.h>
+
+static const char *const durable_lines[] = { "persistence true", NULL };
+
+static struct harness *mk(const char *const *lines, enum harness_store store)
+{
+	char err[256];
+	struct harness *h = harness_new(lines, 2, store, err, sizeof err);
+	if (!h) {
+		fprintf(stderr, "harness_new: %s\n", err);
+		exit(1);
+	}
+	return h;
+}
+
+static void done(struct harness *h) { ASSERT_EQ(harness_free(h), 0); }
+
+/* Sends what b holds (then empties it). */
+static int send_buf(struct harness *h, struct fake_conn *fc, struct buf *b)
+{
+	int rc = harness_send(h, fc, b->p, b->len);
+	b->len = 0;
+	return rc;
+}
+
+/* Reads the next packet sent to fc, which must be of `type`. */
+static bool expect(struct fake_conn *fc, uint8_t type, struct mqtt_packet *pk)
+{
+	int rc = harness_read(fc, pk);
+	if (rc != 1) {
+		CHECK_FAIL("expected %s, read returned %d (%zu bytes unread)", mqtt_type_name(type), rc,
+			   harness_unread(fc));
+		return false;
+	}
+	if (pk->type != type) {
+		CHECK_FAIL("expected %s, got %s", mqtt_type_name(type), mqtt_type_name(pk->type));
+		return false;
+	}
+	return true;
+}
+
+/* A connection that sent CONNECT o and got CONNACK 0 back (the store
+ * completes first when it is MANUAL and the CONNACK waits for it). */
+static struct fake_conn *connect_ok(struct harness *h, int worker, const struct harness_connect_opts *o,
+				    bool *present)
+{
+	struct fake_conn *fc = harness_connect(h, worker);
+	struct buf b = { 0 };
+	fc->version = o->version == MQTT_V31 ? MQTT_V311 : o->version;
+	harness_enc_connect(&b, o);
+	ASSERT_EQ(send_buf(h, fc, &b), 0);
+	buf_free(&b);
+	if (!harness_unread(fc) && h->store_mode == HARNESS_STORE_MANUAL)
+		harness_store_complete(h, 0);
+	struct mqtt_packet pk;
+	if (expect(fc, MQTT_CONNACK, &pk)) {
+		ASSERT_EQ(pk.u.connack.rc, 0);
+		if (present)
+			*present = pk.u.connack.session_present;
+	}
+	return fc;
+}
+
+static void subscribe_ok(struct harness *h, struct fake_conn *fc, const char *filter, uint8_t qos)
+{
+	struct buf b = { 0 };
+	harness_enc_subscribe(&b, fc->version, 1, &filter, &qos, 1);
+	ASSERT_EQ(send_buf(h, fc, &b), 0);
+	buf_free(&b);
+	if (!harness_unread(fc) && h->store_mode == HARNESS_STORE_MANUAL)
+		harness_store_complete(h, 0);
+	struct mqtt_packet pk;
+	if (expect(fc, MQTT_SUBACK, &pk)) {
+		ASSERT_EQ(pk.u.suback.n, 1);
+		ASSERT_EQ(pk.u.suback.rcs[0], qos);
+	}
+}
+
+static void publish(struct harness *h, struct fake_conn *fc, const char *topic, const char *payload, uint8_t qos,
+		    uint16_t pid)
+{
+	struct buf b = { 0 };
+	harness_enc_publish(&b, fc->version, topic, payload, qos, pid, false);
+	ASSERT_EQ(send_buf(h, fc, &b), 0);
+	buf_free(&b);
+}
+
+static void send_ack(struct harness *h, struct fake_conn *fc, uint8_t type, uint16_t pid)
+{
+	struct buf b = { 0 };
+	harness_enc_ack(&b, fc->version, type, pid, 0);
+	ASSERT_EQ(send_buf(h, fc, &b), 0);
+	buf_free(&b);
+}
+
+/* The next packet is a PUBLISH of topic/payload at qos; returns its id. */
+static uint16_t expect_publish(struct fake_conn *fc, const char *topic, const char *payload, uint8_t qos)
+{
+	struct mqtt_packet pk;
+	if (!expect(fc, MQTT_PUBLISH, &pk))
+		return 0;
+	ASSERT_STRN(pk.u.publish.topic.p, pk.u.publish.topic.len, topic);
+	ASSERT_STRN(pk.u.publish.payload.p, pk.u.publish.payload.len, payload);
+	ASSERT_EQ(pk.u.publish.qos, qos);
+	return pk.u.publish.pid;
+}
+
+static void expect_ack(struct fake_conn *fc, uint8_t type, uint16_t pid, uint8_t rc)
+{
+	struct mqtt_packet pk;
+	if (expect(fc, type, &pk)) {
+		ASSERT_EQ(pk.u.ack.pid, pid);
+		ASSERT_EQ(pk.u.ack.rc, rc);
+	}
+}
+
+/* Byte-exact v3.1.1: CONNECT -> CONNACK, PINGREQ -> PINGRESP, DISCONNECT
+ * closes without a reply [MQTT-3.2.2, 3.12.4, 3.14.4]. */
+static void test_connect_v311_bytes(void)
+{
+	struct harness *h = mk(NULL, HARNESS_STORE_AUTO);
+	struct fake_conn *fc = harness_connect(h, 0);
+	static const uint8_t connect[] = { 0x10, 0x0e, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04, 0x02, 0x00, 0x3c,
+					   0x00, 0x02, 'c', '1' };
+	static const uint8_t connack[] = { 0x20, 0x02, 0x00, 0x00 };
+	static const uint8_t pingreq[] = { 0xc0, 0x00 }, pingresp[] = { 0xd0, 0x00 };
+	static const uint8_t disconnect[] = { 0xe0, 0x00 };
+	/* In two pieces: the broker keeps the incomplete part. */
+	ASSERT_EQ(harness_send(h, fc, connect, 5), 0);
+	ASSERT_EQ(harness_unread(fc), 0);
+	ASSERT_EQ(harness_send(h, fc, connect + 5, sizeof connect - 5), 0);
+	ASSERT_EQ(harness_unread(fc), sizeof connack);
+	ASSERT_MEM(fc->out.p + fc->read_off, connack, sizeof connack);
+	harness_skip(fc);
+	ASSERT_EQ(h->n_submitted, 0); /* a clean session writes nothing */
+	ASSERT_EQ(harness_send(h, fc, pingreq, sizeof pingreq), 0);
+	ASSERT_EQ(harness_unread(fc), sizeof pingresp);
+	ASSERT_MEM(fc->out.p + fc->read_off, pingresp, sizeof pingresp);
+	harness_skip(fc);
+	ASSERT_EQ(harness_send(h, fc, disconnect, sizeof disconnect), -1);
+	ASSERT_TRUE(fc->gone);
+	ASSERT_FALSE(fc->aborted);
+	ASSERT_EQ(harness_unread(fc), 0);
+	done(h);
+}
+
+/* v5 with an empty client id: the server assigns one and says so
+ * [MQTT-3.2.2-16]; its limits come as properties. */
+static void test_connect_v5_assigned_id(void)
+{
+	struct harness *h = mk((const char *const[]){ "max_topic_alias 7", "max_keepalive 60", NULL }, HARNESS_NO_STORE);
+	struct fake_conn *fc = harness_connect(h, 1);
+	fc->version = MQTT_V5;
+	struct buf b = { 0 };
+	harness_enc_connect(&b, &(struct harness_connect_opts){ .version = MQTT_V5, .id = "", .clean = true,
+								.keepalive = 0 });
+	ASSERT_EQ(send_buf(h, fc, &b), 0);
+	buf_free(&b);
+	struct mqtt_packet pk;
+	if (expect(fc, MQTT_CONNACK, &pk)) {
+		const struct mqtt_props *pr = &pk.u.connack.props;
+		ASSERT_EQ(pk.u.connack.rc, 0);
+		ASSERT_FALSE(pk.u.connack.session_present);
+		ASSERT_TRUE(pr->have & MQTT_PROP_BIT(MQTT_PROP_ASSIGNED_CLIENT_ID));
+		ASSERT_TRUE(pr->assigned_client_id.len > 3 && !memcmp(pr->assigned_client_id.p, "fm-", 3));
+		ASSERT_TRUE(pr->have & MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS_MAXIMUM));
+		ASSERT_EQ(pr->topic_alias_maximum, 7);
+		/* keep-alive 0 asked for, max_keepalive 60 imposed [MQTT-3.2.2-21] */
+		ASSERT_TRUE(pr->have & MQTT_PROP_BIT(MQTT_PROP_SERVER_KEEP_ALIVE));
+		ASSERT_EQ(pr->server_keep_alive, 60);
+	}
+	ASSERT_EQ(harness_unread(fc), 0);
+	done(h);
+}
+
+/* A refused CONNECT gets the version's code and the connection closes. */
+struct refusal {
+	const char *name;
+	const char *const *lines;
+	struct harness_connect_opts o;
+	uint8_t rc;
+};
+
+static void test_connect_refusals(void)
+{
+	static const char *const no_anon[] = { "allow_anonymous false", NULL };
+	const struct refusal cases[] = {
+		{ "v5 anonymous", no_anon, { .version = MQTT_V5, .id = "a", .clean = true }, MQTT_RC_NOT_AUTHORIZED },
+		{ "v3.1.1 anonymous", no_anon, { .version = MQTT_V311, .id = "a", .clean = true }, MQTT_V3_NOT_AUTHORIZED },
+		{ "v3.1 anonymous", no_anon, { .version = MQTT_V31, .id = "a", .clean = true }, MQTT_V3_NOT_AUTHORIZED },
+		{ "v5 authentication method", NULL,
+		  { .version = MQTT_V5, .id = "a", .clean = true, .auth_method = "SCRAM-SHA-1" }, MQTT_RC_BAD_AUTH_METHOD },
+		{ "v3.1.1 empty id, persistent", NULL, { .version = MQTT_V311, .id = "", .clean = false },
+		  MQTT_V3_ID_REJECTED },
+		{ "v5 will on $SYS", NULL,
+		  { .version = MQTT_V5, .id = "a", .clean = true, .will_topic = "$SYS/x", .will_payload = "w" },
+		  MQTT_RC_NOT_AUTHORIZED },
+		{ "v3.1.1 will on $SYS", NULL,
+		  { .version = MQTT_V311, .id = "a", .clean = true, .will_topic = "$SYS/x", .will_payload = "w" },
+		  MQTT_V3_NOT_AUTHORIZED },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		const struct refusal *r = &cases[i];
+		struct harness *h = mk(r->lines, HARNESS_STORE_AUTO);
+		struct fake_conn *fc = harness_connect(h, 0);
+		fc->version = r->o.version == MQTT_V31 ? MQTT_V311 : r->o.version;
+		struct buf b = { 0 };
+		harness_enc_connect(&b, &r->o);
+		int rc = send_buf(h, fc, &b);
+		buf_free(&b);
+		struct mqtt_packet pk;
+		if (rc != -1 || !fc->gone)
+			CHECK_FAIL("%s: connection not closed", r->name);
+		if (expect(fc, MQTT_CONNACK, &pk) && pk.u.connack.rc != r->rc)
+			CHECK_FAIL("%s: CONNACK 0x%02x, expected 0x%02x", r->name, pk.u.connack.rc, r->rc);
+		ASSERT_EQ(harness_unread(fc), 0);
+		ASSERT_EQ(h->b->stats.clients_connected, 0);
+		done(h);
+	}
+	/* Protocol level 6: v3.1.1's "unacceptable protocol version" [MQTT-3.1.2-2]. */
+	struct harness *h = mk(NULL, HARNESS_NO_STORE);
+	struct fake_conn *fc = harness_connect(h, 0);
+	static const uint8_t level6[] = { 0x10, 0x0d, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x06, 0x02, 0x00, 0x3c,
+					  0x00, 0x01, 'x' };
+	static const uint8_t connack1[] = { 0x20, 0x02, 0x00, 0x01 };
+	ASSERT_EQ(harness_send(h, fc, level6, sizeof level6), -1);
+	ASSERT_TRUE(fc->gone);
+	ASSERT_EQ(harness_unread(fc), sizeof connack1);
+	ASSERT_MEM(fc->out.p + fc->read_off, connack1, sizeof connack1);
+	done(h);
+}
+
+/* The first packet must be CONNECT [MQTT-3.1.0-1], and only the first [MQTT-3.1.0-2]. */
+static void test_connect_order(void)
+{
+	struct harness *h = mk(NULL, HARNESS_NO_STORE);
+	struct fake_conn *early = harness_connect(h, 0);
+	static const uint8_t pingreq[] = { 0xc0, 0x00 };
+	ASSERT_EQ(harness_send(h, early, pingreq, sizeof pingreq), -1);
+	ASSERT_TRUE(early->gone);
+	ASSERT_EQ(harness_unread(early), 0);
+
+	struct harness_connect_opts o = { .version = MQTT_V5, .id = "twice", .clean = true };
+	struct fake_conn *fc = connect_ok(h, 1, &o, NULL);
+	struct buf b = { 0 };
+	harness_enc_connect(&b, &o);
+	ASSERT_EQ(send_buf(h, fc, &b), -1);
+	buf_free(&b);
+	struct mqtt_packet pk;
+	if (expect(fc, MQTT_DISCONNECT, &pk))
+		ASSERT_EQ(pk.u.reason.rc, MQTT_RC_PROTOCOL_ERROR);
+	ASSERT_TRUE(fc->gone);
+	done(h);
+}
+
+/* A malformed packet closes the connection: v5 learns why (DISCONNECT
+ * 0x81), v3 just sees the close; the broker stays up for others. */
+static void test_malformed_closes(void)
+{
+	struct harness *h = mk(NULL, HARNESS_STORE_AUTO);
+	struct fake_conn *v5 = connect_ok(h, 0, &(struct harness_connect_opts){ .version = MQTT_V5, .id = "m5",
+										  .clean = true }, NULL);
+	struct fake_conn *v3 = connect_ok(h, 1, &(struct harness_connect_opts){ .version = MQTT_V311, .id = "m3",
+										  .clean = true }, NULL);
+	/* PUBLISH whose topic is not UTF-8 (0xff) [MQTT-1.5.4-1]. */
+	static const uint8_t bad_topic[] = { 0x30, 0x05, 0x00, 0x01, 0xff, 'h', 'i' };
+	ASSERT_EQ(harness_send(h, v5, bad_topic, sizeof bad_topic), -1);
+	struct mqtt_packet pk;
+	if (expect(v5, MQTT_DISCONNECT, &pk))
+		ASSERT_EQ(pk.u.reason.rc, MQTT_RC_MALFORMED);
+	ASSERT_TRUE(v5->gone);
+	/* A Remaining Length of five bytes [MQTT-1.5.5]. */
+	static const uint8_t bad_length[] = { 0x30, 0xff, 0xff, 0xff, 0xff, 0x7f };
+	ASSERT_EQ(harness_send(h, v3, bad_length, sizeof bad_length), -1);
+	ASSERT_TRUE(v3->gone);
+	ASSERT_EQ(harness_unread(v3), 0);
+	struct fake_conn *after = connect_ok(h, 0, &(struct harness_connect_opts){ .version = MQTT_V311, .id = "ok",
+										     .clean = true }, NULL);
+	ASSERT_FALSE(after->gone);
+	done(h);
+}
+
+/* SUBACK codes per filter, v3 and v5 [MQTT-3.9.3]. */
+static void test_subscribe_suback(void)
+{
+	struct harness *h = mk(NULL, HARNESS_STORE_AUTO);
+	static const char *const filters[] = { "a/b", "a/+", "a/#", "a/#/b" };
+	static const uint8_t opts[] = { 0, 1, 2, 1 };
+	for (uint8_t version = MQTT_V311; version <= MQTT_V5; version++) {
+		struct fake_conn *fc = connect_ok(h, version & 1, &(struct harness_connect_opts){
+			.version = version, .id = version == MQTT_V5 ? "s5" : "s3", .clean = true }, NULL);
+		struct buf b = { 0 };
+		harness_enc_subscribe(&b, version, 42, filters, opts, 4);
+		ASSERT_EQ(send_buf(h, fc, &b), 0);
+		buf_free(&b);
+		struct mqtt_packet pk;
+		uint8_t bad = version == MQTT_V5 ? MQTT_RC_TOPIC_FILTER_INVALID : MQTT_V3_SUBACK_FAILURE;
+		if (expect(fc, MQTT_SUBACK, &pk)) {
+			ASSERT_EQ(pk.u.suback.pid, 42);
+			ASSERT_EQ(pk.u.suback.n, 4);
+			if (pk.u.suback.n == 4) {
+				ASSERT_EQ(pk.u.suback.rcs[0], 0);
+				ASSERT_EQ(pk.u.suback.rcs[1], 1);
+				ASSERT_EQ(pk.u.suback.rcs[2], 2);
+				ASSERT_EQ(pk.u.suback.rcs[3], bad);
+			}
+		}
+	}
+	done(h);
+}
+
+/* A durable session's CONNACK and SUBACK wait for its records' commit. */
+static void test_durable_replies_wait_for_store(void)
+{
+	struct harness *h = mk(durable_lines, HARNESS_STORE_MANUAL);
+	struct fake_conn *fc = harness_connect(h, 0);
+	fc->version = MQTT_V5;
+	struct buf b = { 0 };
+	harness_enc_connect(&b, &(struct harness_connect_opts){ .version = MQTT_V5, .id = "d", .clean = true,
+								.session_expiry = 3600 });
+	ASSERT_EQ(send_buf(h, fc, &b), 0);
+	ASSERT_EQ(harness_unread(fc), 0);
+	ASSERT_EQ(harness_pending_ops(h, ST_SESSION_PUT), 1);
+	ASSERT_EQ(harness_store_complete(h, 0), 1);
+	struct mqtt_packet pk;
+	if (expect(fc, MQTT_CONNACK, &pk))
+		ASSERT_EQ(pk.u.connack.rc, 0);
+	const char *filter = "plant/#";
+	uint8_t qos = 1;
+	harness_enc_subscribe(&b, MQTT_V5, 5, &filter, &qos, 1);
+	ASSERT_EQ(send_buf(h, fc, &b), 0);
+	buf_free(&b);
+	ASSERT_EQ(harness_unread(fc), 0);
+	ASSERT_EQ(harness_pending_ops(h, ST_SUB_PUT), 1);
+	harness_store_complete(h, 0);
+	if (expect(fc, MQTT_SUBACK, &pk))
+		ASSERT_EQ(pk.u.suback.pid, 5);
+	done(h);
+}
+
+/* QoS 0 crosses workers to a subscriber; nothing is acknowledged or stored. */
+static void test_qos0_routed(void)
+{
+	struct harness *h = mk(durable_lines, HARNESS_STORE_AUTO);
+	struct fake_conn *sub = connect_ok(h, 1, &(struct harness_connect_opts){ .version = MQTT_V311, .id = "sub",
+										   .clean = true }, NULL);
+	subscribe_ok(h, sub, "line/+/temp", 0);
+	struct fake_conn *pub = connect_ok(h, 0, &(struct harness_connect_opts){ .version = MQTT_V5, .id = "pub",
+										   .clean = true }, NULL);
+	uint32_t submitted = h->n_submitted;
+	publish(h, pub, "line/4/temp", "21.5", 0, 0);
+	expect_publish(sub, "line/4/temp", "21.5", 0);
+	ASSERT_EQ(harness_unread(pub), 0);
+	ASSERT_EQ(h->n_submitted, submitted);
+	done(h);
+}
+
+/* QoS 1 to a durable subscriber: the PUBACK waits for the queue entry's
+ * commit; a failed commit is answered 0x80 (0x97 for a full store) on v5
+ * and with a close on v3, which has no negative acknowledgement. */
+static void test_qos1_puback_after_commit(void)
+{
+	static const int errs[] = { 0, -FM_EIO, -FM_ELIMIT };
+	static const uint8_t v5_rc[] = { 0, MQTT_RC_UNSPECIFIED, MQTT_RC_QUOTA_EXCEEDED };
+	for (uint8_t version = MQTT_V311; version <= MQTT_V5; version++) {
+		for (size_t i = 0; i < 3; i++) {
+			struct harness *h = mk(durable_lines, HARNESS_STORE_MANUAL);
+			struct fake_conn *sub = connect_ok(h, 1, &(struct harness_connect_opts){
+				.version = MQTT_V311, .id = "hist", .clean = false }, NULL);
+			subscribe_ok(h, sub, "plant/#", 1);
+			struct fake_conn *pub = connect_ok(h, 0, &(struct harness_connect_opts){
+				.version = version, .id = "gw", .clean = true }, NULL);
+			publish(h, pub, "plant/a", "1", 1, 7);
+			ASSERT_EQ(harness_unread(pub), 0);
+			ASSERT_EQ(harness_pending_ops(h, ST_QUEUE_ADD), 1);
+			harness_store_complete(h, errs[i]);
+			if (!errs[i] || version == MQTT_V5) {
+				expect_ack(pub, MQTT_PUBACK, 7, v5_rc[i]);
+				ASSERT_FALSE(pub->gone);
+			} else {
+				ASSERT_TRUE(pub->gone);
+				ASSERT_EQ(harness_unread(pub), 0);
+			}
+			done(h);
+		}
+	}
+	/* No subscriber: v5 says so [MQTT-3.4.2.1, 0x10]; nothing waits. */
+	struct harness *h = mk(durable_lines, HARNESS_STORE_MANUAL);
+	struct fake_conn *pub = connect_ok(h, 0, &(struct harness_connect_opts){ .version = MQTT_V5, .id = "gw",
+										   .clean = true }, NULL);
+	publish(h, pub, "nobody/listens", "x", 1, 3);
+	expect_ack(pub, MQTT_PUBACK, 3, MQTT_RC_NO_MATCHING_SUBSCRIBERS);
+	ASSERT_EQ(h->n_pending, 0);
+	done(h);
+}
+
+/* QoS 2 both ways between durable sessions: the subscriber sees the
+ * message only once its PUBREC state is committed; PUBREC, PUBCOMP and
+ * the PUBREL to the subscriber each follow a commit. */
+static void test_qos2_flow(void)
+{
+	struct harness *h = mk(durable_lines, HARNESS_STORE_MANUAL);
+	struct fake_conn *sub = connect_ok(h, 1, &(struct harness_connect_opts){ .version = MQTT_V5, .id = "cmdsink",
+										   .clean = true, .session_expiry = 600 }, NULL);
+	subscribe_ok(h, sub, "cmd/#", 2);
+	struct fake_conn *pub = connect_ok(h, 0, &(struct harness_connect_opts){ .version = MQTT_V5, .id = "scada",
+										   .clean = true, .session_expiry = 600 }, NULL);
+	publish(h, pub, "cmd/valve", "open", 2, 9);
+	ASSERT_EQ(harness_pending_ops(h, ST_RX2_ADD), 1);
+	ASSERT_EQ(harness_pending_ops(h, ST_QUEUE_ADD), 1);
+	ASSERT_EQ(harness_unread(pub), 0);
+	ASSERT_EQ(harness_unread(sub), 0); /* held until committed */
+	harness_store_complete(h, 0);
+	expect_ack(pub, MQTT_PUBREC, 9, 0);
+	uint16_t pid = expect_publish(sub, "cmd/valve", "open", 2);
+	ASSERT_TRUE(pid != 0);
+
+	send_ack(h, pub, MQTT_PUBREL, 9);
+	ASSERT_EQ(harness_pending_ops(h, ST_RX2_DEL), 1);
+	ASSERT_EQ(harness_unread(pub), 0);
+	harness_store_complete(h, 0);
+	expect_ack(pub, MQTT_PUBCOMP, 9, 0);
+
+	send_ack(h, sub, MQTT_PUBREC, pid);
+	ASSERT_EQ(harness_pending_ops(h, ST_QUEUE_STATE), 1);
+	ASSERT_EQ(harness_unread(sub), 0);
+	harness_store_complete(h, 0);
+	expect_ack(sub, MQTT_PUBREL, pid, 0);
+	send_ack(h, sub, MQTT_PUBCOMP, pid);
+	ASSERT_EQ(harness_pending_ops(h, ST_QUEUE_DEL), 1);
+	harness_store_complete(h, 0);
+	ASSERT_EQ(harness_unread(sub), 0);
+	ASSERT_EQ(harness_unread(pub), 0);
+	done(h);
+}
+
+/* A QoS 2 PUBLISH whose commit failed is refused with PUBREC 0x80 and its
+ * packet id is free again: the resend is a new message [MQTT-4.3.3]. */
+static void test_qos2_store_failure(void)
+{
+	struct harness *h = mk(durable_lines, HARNESS_STORE_MANUAL);
+	struct fake_conn *pub = connect_ok(h, 0, &(struct harness_connect_opts){ .version = MQTT_V5, .id = "scada",
+										   .clean = true, .session_expiry = 600 }, NULL);
+	publish(h, pub, "cmd/pump", "stop", 2, 11);
+	ASSERT_EQ(harness_pending_ops(h, ST_RX2_ADD), 1);
+	harness_store_complete(h, -FM_EIO);
+	expect_ack(pub, MQTT_PUBREC, 11, MQTT_RC_UNSPECIFIED);
+	publish(h, pub, "cmd/pump", "stop", 2, 11);
+	ASSERT_EQ(harness_pending_ops(h, ST_RX2_ADD), 1);
+	harness_store_complete(h, 0);
+	expect_ack(pub, MQTT_PUBREC, 11, MQTT_RC_NO_MATCHING_SUBSCRIBERS);
+	done(h);
+}
+
+/* A will fires when the connection ends without DISCONNECT, and with a v5
+ * DISCONNECT 0x04; a normal DISCONNECT discards it [MQTT-3.1.2-8, 3.14.4-3]. */
+static void test_will(void)
+{
+	struct harness *h = mk(NULL, HARNESS_STORE_AUTO);
+	struct fake_conn *sub = connect_ok(h, 1, &(struct harness_connect_opts){ .version = MQTT_V311, .id = "watch",
+										   .clean = true }, NULL);
+	subscribe_ok(h, sub, "status/#", 1);
+	struct harness_connect_opts o = { .version = MQTT_V311, .id = "rtu", .clean = true, .keepalive = 30,
+					  .will_topic = "status/rtu", .will_payload = "lost", .will_qos = 1 };
+	struct fake_conn *rtu = connect_ok(h, 0, &o, NULL);
+	harness_drop(h, rtu);
+	uint16_t pid = expect_publish(sub, "status/rtu", "lost", 1);
+	send_ack(h, sub, MQTT_PUBACK, pid);
+
+	rtu = connect_ok(h, 0, &o, NULL);
+	struct buf b = { 0 };
+	harness_enc_disconnect(&b, MQTT_V311, 0);
+	ASSERT_EQ(send_buf(h, rtu, &b), -1);
+	ASSERT_EQ(harness_unread(sub), 0);
+
+	o.version = MQTT_V5;
+	rtu = connect_ok(h, 0, &o, NULL);
+	harness_enc_disconnect(&b, MQTT_V5, MQTT_RC_DISCONNECT_WITH_WILL);
+	ASSERT_EQ(send_buf(h, rtu, &b), -1);
+	buf_free(&b);
+	expect_publish(sub, "status/rtu", "lost", 1);
+
+	/* Silence for 1.5 x keep-alive: DISCONNECT 0x8D, and the will. */
+	harness_skip(sub);
+	rtu = connect_ok(h, 0, &o, NULL);
+	harness_tick(h, clock_mono_ms() + 46 * 1000);
+	struct mqtt_packet pk;
+	if (expect(rtu, MQTT_DISCONNECT, &pk))
+		ASSERT_EQ(pk.u.reason.rc, MQTT_RC_KEEP_ALIVE_TIMEOUT);
+	ASSERT_TRUE(rtu->gone);
+	expect_publish(sub, "status/rtu", "lost", 1);
+	done(h);
+}
+
+/* The same client id on another worker takes the session over: the old
+ * connection gets DISCONNECT 0x8E [MQTT-3.1.4-3]; a persistent session
+ * comes back with what was queued while it was away. */
+static void test_takeover_and_resume(void)
+{
+	struct harness *h = mk(durable_lines, HARNESS_STORE_AUTO);
+	struct harness_connect_opts o = { .version = MQTT_V5, .id = "hmi", .clean = false, .session_expiry = 600 };
+	bool present = true;
+	struct fake_conn *first = connect_ok(h, 0, &o, &present);
+	ASSERT_FALSE(present);
+	subscribe_ok(h, first, "alarm/#", 1);
+	struct fake_conn *second = connect_ok(h, 1, &o, &present);
+	ASSERT_TRUE(present);
+	struct mqtt_packet pk;
+	if (expect(first, MQTT_DISCONNECT, &pk))
+		ASSERT_EQ(pk.u.reason.rc, MQTT_RC_SESSION_TAKEN_OVER);
+	ASSERT_TRUE(first->gone);
+
+	harness_drop(h, second);
+	struct fake_conn *pub = connect_ok(h, 0, &(struct harness_connect_opts){ .version = MQTT_V311, .id = "plc",
+										   .clean = true }, NULL);
+	publish(h, pub, "alarm/1", "high", 1, 1);
+	publish(h, pub, "alarm/2", "low", 1, 2);
+	expect_ack(pub, MQTT_PUBACK, 1, 0);
+	expect_ack(pub, MQTT_PUBACK, 2, 0);
+	struct fake_conn *third = connect_ok(h, 1, &o, &present);
+	ASSERT_TRUE(present);
+	uint16_t p1 = expect_publish(third, "alarm/1", "high", 1);
+	uint16_t p2 = expect_publish(third, "alarm/2", "low", 1);
+	send_ack(h, third, MQTT_PUBACK, p1);
+	send_ack(h, third, MQTT_PUBACK, p2);
+	ASSERT_EQ(h->ops_by_type[ST_QUEUE_DEL], 2);
+	done(h);
+}
+
+/* SIGTERM: v5 clients get DISCONNECT 0x8B; wills stay unpublished. */
+static void test_shutdown(void)
+{
+	struct harness *h = mk(NULL, HARNESS_STORE_AUTO);
+	struct fake_conn *sub = connect_ok(h, 0, &(struct harness_connect_opts){ .version = MQTT_V5, .id = "w",
+										   .clean = true }, NULL);
+	subscribe_ok(h, sub, "#", 0);
+	struct fake_conn *fc = connect_ok(h, 1, &(struct harness_connect_opts){ .version = MQTT_V311, .id = "x",
+										  .clean = true, .will_topic = "t", .will_payload = "w" }, NULL);
+	harness_shutdown(h);
+	struct mqtt_packet pk;
+	if (expect(sub, MQTT_DISCONNECT, &pk))
+		ASSERT_EQ(pk.u.reason.rc, MQTT_RC_SERVER_SHUTTING_DOWN);
+	ASSERT_EQ(harness_unread(sub), 0);
+	ASSERT_TRUE(sub->gone && fc->gone);
+	ASSERT_EQ(harness_unread(fc), 0);
+	done(h);
+}
+
+int main(void)
+{
+	log_mask = 1u << LVL_ERR;
+	RUN(test_connect_v311_bytes);
+	RUN(test_connect_v5_assigned_id);
+	RUN(test_connect_refusals);
+	RUN(test_connect_order);
+	RUN(test_malformed_closes);
+	RUN(test_subscribe_suback);
+	RUN(test_durable_replies_wait_for_store);
+	RUN(test_qos0_routed);
+	RUN(test_qos1_puback_after_commit);
+	RUN(test_qos2_flow);
+	RUN(test_qos2_store_failure);
+	RUN(test_will);
+	RUN(test_takeover_and_resume);
+	RUN(test_shutdown);
+	return CHECK_DONE();
+}
