@@ -147,12 +147,11 @@ static int each_session(struct broker *b, int (*each)(void *ctx, struct session 
 {
 	int rc = 0;
 	pthread_mutex_lock(&b->reg_lock);
-	for (uint32_t i = 0; i < b->reg_cap && !rc; i++) {
-		for (struct session *s = b->reg[i]; s && !rc; s = s->reg_next) {
-			pthread_mutex_lock(&s->lock);
-			rc = each(ctx, s);
-			pthread_mutex_unlock(&s->lock);
-		}
+	size_t pos = 0;
+	for (struct session *s; !rc && (s = registry_next(b, &pos));) {
+		pthread_mutex_lock(&s->lock);
+		rc = each(ctx, s);
+		pthread_mutex_unlock(&s->lock);
 	}
 	pthread_mutex_unlock(&b->reg_lock);
 	return rc;
@@ -351,18 +350,17 @@ void broker_queue_totals(struct broker *b, struct queue_totals *t, const struct 
 	struct totals_walk tw = { .t = t, .lim = broker_limits(b) };
 	memset(t, 0, sizeof *t);
 	pthread_mutex_lock(&b->reg_lock);
-	for (uint32_t i = 0; i < b->reg_cap; i++) {
-		for (struct session *s = b->reg[i]; s; s = s->reg_next) {
-			pthread_mutex_lock(&s->lock);
-			add_totals(&tw, s);
-			double share = queue_share(s, &tw.lim);
-			pthread_mutex_unlock(&s->lock);
-			if (share > t->fullest_share)
-				t->fullest_share = share;
-			/* client_id is immutable and the session alive under the registry lock. */
-			if (watch && share > watch->over_percent)
-				watch->fn(watch->ctx, s->client_id, share);
-		}
+	size_t pos = 0;
+	for (struct session *s; (s = registry_next(b, &pos));) {
+		pthread_mutex_lock(&s->lock);
+		add_totals(&tw, s);
+		double share = queue_share(s, &tw.lim);
+		pthread_mutex_unlock(&s->lock);
+		if (share > t->fullest_share)
+			t->fullest_share = share;
+		/* client_id is immutable and the session alive under the registry lock. */
+		if (watch && share > watch->over_percent)
+			watch->fn(watch->ctx, s->client_id, share);
 	}
 	/* client_id is immutable: no session lock needed to copy it. */
 	uint32_t kept = 0;

@@ -6,6 +6,7 @@
 #ifndef FM_BROKER_H
 #define FM_BROKER_H
 #include "../base/buf.h"
+#include "../base/hmap.h"
 #include "../config/config.h"
 #include "../mqtt/mqtt.h"
 #include "../session/session.h"
@@ -214,8 +215,7 @@ struct broker {
 	uint64_t retain_version; /* orders retained updates in the store (retain_lock) */
 
 	pthread_mutex_t reg_lock;
-	struct session **reg;        /* hash: client id -> session, chained via reg_next */
-	uint32_t reg_cap, reg_count;
+	struct hmap reg;             /* client id -> session (sessions.c) */
 	/* Offline sessions with a deadline (expiry or delayed will); refs owned. */
 	struct session **timed;
 	uint32_t n_timed, cap_timed;

@@ -177,6 +177,9 @@ void broker_worker_admin(struct bworker *w);
 struct session *registry_find(struct broker *b, const char *id, size_t len);
 int registry_insert(struct broker *b, struct session *s);
 void registry_remove(struct broker *b, struct session *s);
+/* Walks the registry (lock held, unchanged during the walk): *pos starts
+ * at 0; returns the next session or NULL at the end. */
+struct session *registry_next(const struct broker *b, size_t *pos);
 /* Drops every session (shutdown). */
 void registry_free_all(struct broker *b);
 /* Ends a session already removed from the registry: drops its

@@ -81,18 +81,17 @@ void broker_queue_budget_sweep(struct bworker *w)
 	struct broker *b = w->b;
 	uint64_t queued = 0, sessions = 0, now = clock_mono_ms();
 	pthread_mutex_lock(&b->reg_lock);
-	for (uint32_t i = 0; i < b->reg_cap; i++) {
-		for (struct session *s = b->reg[i]; s; s = s->reg_next) {
-			pthread_mutex_lock(&s->lock);
-			if (s->queue.count) {
-				queued += s->queued_bytes + (uint64_t)s->queue.count * ENTRY_OVERHEAD;
-				sessions++;
-			}
-			/* Drops the last report did not cover, once its interval is over. */
-			if (s->drops_unlogged && now - s->drop_logged_ms >= DROP_LOG_INTERVAL_MS)
-				log_drops(b, s, now);
-			pthread_mutex_unlock(&s->lock);
+	size_t pos = 0;
+	for (struct session *s; (s = registry_next(b, &pos));) {
+		pthread_mutex_lock(&s->lock);
+		if (s->queue.count) {
+			queued += s->queued_bytes + (uint64_t)s->queue.count * ENTRY_OVERHEAD;
+			sessions++;
 		}
+		/* Drops the last report did not cover, once its interval is over. */
+		if (s->drops_unlogged && now - s->drop_logged_ms >= DROP_LOG_INTERVAL_MS)
+			log_drops(b, s, now);
+		pthread_mutex_unlock(&s->lock);
 	}
 	pthread_mutex_unlock(&b->reg_lock);
 	uint64_t budget = budget_bytes(b, queued);

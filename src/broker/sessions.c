@@ -2,86 +2,63 @@
  * and delayed wills. */
 #include "internal.h"
 #include "../base/err.h"
+#include "../base/hmap.h"
 #include "../base/vec.h"
 #include <stdlib.h>
 #include <string.h>
 
-static uint32_t id_hash(const char *p, size_t len)
+/* The registry is base's hash map of the sessions by client id, seeded
+ * with the broker's address: ids are chosen by peers. */
+struct registry_key {
+	const char *id;
+	size_t len;
+};
+
+static uint64_t registry_hash_of(const struct broker *b, const char *id, size_t len)
 {
-	uint32_t h = 2166136261u; /* FNV-1a */
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (uint8_t)p[i]) * 16777619u;
-	return h;
+	return hmap_hash_bytes((uint64_t)(uintptr_t)b, id, len);
 }
 
-/* The registry is a hash table chained through the sessions themselves:
- * no allocation per session. */
+static uint64_t registry_hash(const void *item, const void *ctx)
+{
+	const struct session *s = item;
+	return registry_hash_of(ctx, s->client_id, s->client_id_len);
+}
+
+static bool registry_is(const void *item, const void *key)
+{
+	const struct session *s = item;
+	const struct registry_key *k = key;
+	return s->client_id_len == k->len && !memcmp(s->client_id, k->id, k->len);
+}
+
 struct session *registry_find(struct broker *b, const char *id, size_t len)
 {
-	if (!b->reg_cap)
-		return NULL;
-	uint32_t h = id_hash(id, len);
-	for (struct session *s = b->reg[h & (b->reg_cap - 1)]; s; s = s->reg_next)
-		if (s->reg_hash == h && s->client_id_len == len && !memcmp(s->client_id, id, len))
-			return s;
-	return NULL;
-}
-
-static int registry_grow(struct broker *b)
-{
-	uint32_t cap = b->reg_cap ? b->reg_cap * 2 : 1024;
-	struct session **n = calloc(cap, sizeof *n);
-	if (!n)
-		return -FM_ENOMEM;
-	for (uint32_t i = 0; i < b->reg_cap; i++) {
-		for (struct session *s = b->reg[i], *next; s; s = next) {
-			next = s->reg_next;
-			s->reg_next = n[s->reg_hash & (cap - 1)];
-			n[s->reg_hash & (cap - 1)] = s;
-		}
-	}
-	free(b->reg);
-	b->reg = n;
-	b->reg_cap = cap;
-	return 0;
+	return hmap_find(&b->reg, registry_hash_of(b, id, len), registry_is, &(struct registry_key){ id, len });
 }
 
 int registry_insert(struct broker *b, struct session *s)
 {
-	if (b->reg_count * 4 >= b->reg_cap * 3 && registry_grow(b))
-		return -FM_ENOMEM;
-	s->reg_hash = id_hash(s->client_id, s->client_id_len);
-	s->reg_next = b->reg[s->reg_hash & (b->reg_cap - 1)];
-	b->reg[s->reg_hash & (b->reg_cap - 1)] = s;
-	b->reg_count++;
-	atomic_fetch_add(&b->stats.sessions, 1);
-	return 0;
+	int rc = hmap_add(&b->reg, registry_hash(s, b), s, registry_hash, b);
+	if (!rc)
+		atomic_fetch_add(&b->stats.sessions, 1);
+	return rc;
 }
 
 void registry_remove(struct broker *b, struct session *s)
 {
-	for (struct session **pp = &b->reg[s->reg_hash & (b->reg_cap - 1)]; *pp; pp = &(*pp)->reg_next) {
-		if (*pp == s) {
-			*pp = s->reg_next;
-			s->reg_next = NULL;
-			b->reg_count--;
-			atomic_fetch_sub(&b->stats.sessions, 1);
-			return;
-		}
-	}
+	if (hmap_remove(&b->reg, registry_hash(s, b), s, registry_hash, b))
+		atomic_fetch_sub(&b->stats.sessions, 1);
 }
+
+struct session *registry_next(const struct broker *b, size_t *pos) { return hmap_next(&b->reg, pos); }
 
 void registry_free_all(struct broker *b)
 {
-	for (uint32_t i = 0; i < b->reg_cap; i++) {
-		for (struct session *s = b->reg[i], *next; s; s = next) {
-			next = s->reg_next;
-			session_unref(s);
-		}
-	}
-	free(b->reg);
-	b->reg = NULL;
-	b->reg_cap = b->reg_count = 0;
+	size_t pos = 0;
+	for (struct session *s; (s = registry_next(b, &pos));)
+		session_unref(s);
+	hmap_free(&b->reg);
 }
 
 int timed_add(struct broker *b, struct session *s)
@@ -211,27 +188,26 @@ static void sweep_expired(struct bworker *w)
 	uint64_t now = clock_wall_ms();
 	uint64_t swept = 0;
 	pthread_mutex_lock(&b->reg_lock);
-	for (uint32_t i = 0; i < b->reg_cap; i++) {
-		for (struct session *s = b->reg[i]; s; s = s->reg_next) {
-			uint64_t n = 0;
-			pthread_mutex_lock(&s->lock);
-			for (uint32_t k = 0; !s->client && k < s->queue.count;) {
-				struct qentry *e = qring_at(&s->queue, k);
-				if (!qentry_expired(e, now)) {
-					k++;
-					continue;
-				}
-				struct qentry gone;
-				qring_remove(&s->queue, k, &gone);
-				s->queued_bytes -= gone.bytes;
-				persist_queue_del(w, s, &gone);
-				qentry_release(&gone);
-				n++;
+	size_t pos = 0;
+	for (struct session *s; (s = registry_next(b, &pos));) {
+		uint64_t n = 0;
+		pthread_mutex_lock(&s->lock);
+		for (uint32_t k = 0; !s->client && k < s->queue.count;) {
+			struct qentry *e = qring_at(&s->queue, k);
+			if (!qentry_expired(e, now)) {
+				k++;
+				continue;
 			}
-			broker_note_drops(w, s, DROP_EXPIRED, n);
-			swept += n;
-			pthread_mutex_unlock(&s->lock);
+			struct qentry gone;
+			qring_remove(&s->queue, k, &gone);
+			s->queued_bytes -= gone.bytes;
+			persist_queue_del(w, s, &gone);
+			qentry_release(&gone);
+			n++;
 		}
+		broker_note_drops(w, s, DROP_EXPIRED, n);
+		swept += n;
+		pthread_mutex_unlock(&s->lock);
 	}
 	pthread_mutex_unlock(&b->reg_lock);
 	if (swept)

@@ -99,8 +99,6 @@ struct session {
 	atomic_uint refs;
 	atomic_bool flush_pending; /* queued on its worker's wake list */
 	uint64_t sid;              /* unique for the broker's lifetime, for No Local */
-	struct session *reg_next;  /* registry chain (guarded by the registry lock) */
-	uint32_t reg_hash;
 	uint16_t client_id_len;
 
 	pthread_mutex_t lock;

@@ -555,6 +555,49 @@ static void test_shutdown(void)
 	done(h);
 }
 
+/* The session registry through the handlers: many persistent sessions on
+ * both workers, found again after their connections ended, discarded by a
+ * clean start, expired by a v5 DISCONNECT (the table grows and shrinks). */
+static void test_registry_many_sessions(void)
+{
+	enum { N = 3000 };
+	struct harness *h = mk(NULL, HARNESS_NO_STORE);
+	char id[32];
+	for (int pass = 0; pass < 2; pass++) {
+		for (int i = 0; i < N; i++) {
+			snprintf(id, sizeof id, "gw-%d", i);
+			bool present = pass == 0;
+			struct fake_conn *fc = connect_ok(h, i & 1, &(struct harness_connect_opts){
+				.version = MQTT_V5, .id = id, .clean = false, .session_expiry = 600 }, &present);
+			if (present != (pass == 1))
+				CHECK_FAIL("%s: session present %d on pass %d", id, present, pass);
+			harness_drop(h, fc);
+		}
+		ASSERT_EQ(atomic_load(&h->b->stats.sessions), N);
+	}
+	/* Half discarded by Clean Start and ended at DISCONNECT (expiry 0). */
+	for (int i = 0; i < N; i += 2) {
+		snprintf(id, sizeof id, "gw-%d", i);
+		struct fake_conn *fc = connect_ok(h, 0, &(struct harness_connect_opts){ .version = MQTT_V5, .id = id,
+											 .clean = true }, NULL);
+		struct buf b = { 0 };
+		harness_enc_disconnect(&b, MQTT_V5, 0);
+		ASSERT_EQ(send_buf(h, fc, &b), -1);
+		buf_free(&b);
+	}
+	ASSERT_EQ(atomic_load(&h->b->stats.sessions), N / 2);
+	for (int i = 0; i < N; i++) {
+		snprintf(id, sizeof id, "gw-%d", i);
+		bool present = false;
+		connect_ok(h, 1, &(struct harness_connect_opts){ .version = MQTT_V5, .id = id, .clean = false,
+							  .session_expiry = 600 }, &present);
+		if (present != (i % 2 == 1))
+			CHECK_FAIL("%s: session present %d after the clean starts", id, present);
+	}
+	ASSERT_EQ(atomic_load(&h->b->stats.sessions), N);
+	done(h);
+}
+
 int main(void)
 {
 	log_mask = 1u << LVL_ERR;
@@ -572,5 +615,6 @@ int main(void)
 	RUN(test_will);
 	RUN(test_takeover_and_resume);
 	RUN(test_shutdown);
+	RUN(test_registry_many_sessions);
 	return CHECK_DONE();
 }
