@@ -47,18 +47,25 @@ void broker_spb_free(struct broker *b)
 
 /* The retained copy of birth m: "$sparkplug/certificates/" + its topic,
  * QoS 1 (a host application's persistent session gets it queued), no
- * expiry: it stays until the next birth replaces it. NULL when out of
- * memory or when the topic would exceed the protocol's 65535 bytes. */
-static struct msg *certificate(const struct msg *m)
+ * expiry: it stays until the next birth replaces it. NULL with *too_long
+ * when that topic is beyond max_topic_length or max_topic_levels (nobody
+ * could subscribe to it), NULL when out of memory. */
+static struct msg *certificate(const struct broker *b, const struct msg *m, bool *too_long)
 {
 	size_t len = SPB_CERT_PREFIX_LEN + m->topic_len;
-	if (len > UINT16_MAX)
+	*too_long = len > UINT16_MAX;
+	if (*too_long)
 		return NULL;
 	char *topic = malloc(len);
 	if (!topic)
 		return NULL;
 	memcpy(topic, SPB_CERT_PREFIX, SPB_CERT_PREFIX_LEN);
 	memcpy(topic + SPB_CERT_PREFIX_LEN, msg_topic(m), m->topic_len);
+	if (!topic_within_limits(&b->cfg, topic, len)) {
+		*too_long = true;
+		free(topic);
+		return NULL;
+	}
 	struct msg *c = msg_new(topic, (uint16_t)len, msg_props(m), m->props_len, msg_payload(m), m->payload_len,
 				1, true);
 	free(topic);
@@ -158,8 +165,12 @@ struct msg *broker_spb_route(struct bworker *w, struct msg *m, struct msg **cert
 	}
 	/* [tck-id-conformance-mqtt-aware-store]: the latest birth, as it passes. */
 	if ((t.type == SPB_NBIRTH || t.type == SPB_DBIRTH) && m->payload_len) {
-		*cert = certificate(m);
-		if (!*cert)
+		bool too_long;
+		*cert = certificate(b, m, &too_long);
+		if (!*cert && too_long)
+			log_notice("sparkplug: the birth on %.*s is not copied: $sparkplug/certificates/ + its topic is "
+				   "beyond max_topic_length or max_topic_levels", (int)m->topic_len, msg_topic(m));
+		else if (!*cert)
 			log_err("sparkplug: out of memory copying the birth on %.*s", (int)m->topic_len, msg_topic(m));
 	}
 	/* A QoS 2 message held for its commit is released by its own identity. */

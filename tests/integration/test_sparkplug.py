@@ -331,3 +331,18 @@ def test_host_sees_ndeath_within_one_and_a_half_keepalive(start_broker, raw):
     assert S.bdseq_of(S.decode(p.payload)) == 1
     # 1.5 x 2 s, plus the broker's 250 ms keep-alive tick and a loaded machine's delay.
     assert 2.9 <= waited <= 3.6, waited
+
+
+def test_copy_beyond_topic_limits_is_not_made(start_broker, raw):
+    """The copy's topic is two levels and 24 bytes longer than the birth's:
+    beyond max_topic_levels it is not made (nobody could subscribe to it),
+    and the log says why; the birth itself goes through."""
+    b = aware(start_broker, max_topic_levels=5)
+    host = connect_raw(raw, b, "host", 5)
+    host.subscribe([(S.NS + "/#", 1)])
+    edge = connect_raw(raw, b, "edge", 5)
+    t = S.topic("g", "NBIRTH", "e")
+    assert edge.publish(t, S.nbirth(bdseq=0), qos=1).rc == 0
+    assert S.bdseq_of(S.decode(expect_publish(host, t).payload)) == 0
+    b.wait_log(r"sparkplug: the birth on spBv1.0/g/NBIRTH/e is not copied: \$sparkplug/certificates/ \+ its "
+               r"topic is beyond max_topic_length or max_topic_levels")
