@@ -5,7 +5,10 @@
 #include "broker_harness.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "auth/auth.h"
 #include "check.h"
+#include <stdlib.h>
+#include <unistd.h>
 #include "base/clock.h"
 #include <stdint.h>
 
@@ -598,6 +601,129 @@ static void test_registry_many_sessions(void)
 	done(h);
 }
 
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	if (!f || fputs(text, f) < 0 || fclose(f)) {
+		fprintf(stderr, "cannot write %s\n", path);
+		exit(1);
+	}
+}
+
+/* Password and ACL: a bad password is refused with its code, and every way
+ * a message enters passes the ACL: a PUBLISH (v5 PUBACK 0x87, v3 PUBACK
+ * 0 and dropped), a SUBSCRIBE (0x87 / 0x80), a will (CONNACK 0x87 / 5). */
+static void test_auth_and_acl(void)
+{
+	char dir[] = "/tmp/test_handlers.XXXXXX", passwd[64], acl[64], line[AUTH_PASSWD_LINE_MAX(8)];
+	if (!mkdtemp(dir)) {
+		CHECK_FAIL("mkdtemp: %s", dir);
+		return;
+	}
+	snprintf(passwd, sizeof passwd, "%s/passwd", dir);
+	snprintf(acl, sizeof acl, "%s/acl", dir);
+	struct auth_passwd_entry e = { .user = "op", .ulen = 2 };
+	ASSERT_EQ(auth_passwd_entry_make(&e, AUTH_HASH_PBKDF2, AUTH_PBKDF2_ITERATIONS, (const uint8_t *)"secret", 6), 0);
+	ASSERT_TRUE(auth_passwd_format(&e, line, sizeof line) > 0);
+	strcat(line, "\n");
+	write_file(passwd, line);
+	write_file(acl, "user op\ntopic write plant/op/#\ntopic read plant/#\n");
+	char pw_line[128], acl_line[128];
+	snprintf(pw_line, sizeof pw_line, "password_file %s", passwd);
+	snprintf(acl_line, sizeof acl_line, "acl_file %s", acl);
+	const char *const lines[] = { "allow_anonymous false", pw_line, acl_line, NULL };
+	struct harness *h = mk(lines, HARNESS_STORE_AUTO);
+
+	for (uint8_t version = MQTT_V311; version <= MQTT_V5; version++) {
+		bool v5 = version == MQTT_V5;
+		struct fake_conn *bad = harness_connect(h, 0);
+		bad->version = version;
+		struct buf b = { 0 };
+		harness_enc_connect(&b, &(struct harness_connect_opts){ .version = version, .id = "op1", .clean = true,
+									.username = "op", .password = "wrong" });
+		ASSERT_EQ(send_buf(h, bad, &b), -1);
+		struct mqtt_packet pk;
+		if (expect(bad, MQTT_CONNACK, &pk))
+			ASSERT_EQ(pk.u.connack.rc, v5 ? MQTT_RC_BAD_USERNAME_PASSWORD : MQTT_V3_BAD_USERNAME_PASSWORD);
+
+		struct fake_conn *will = harness_connect(h, 1);
+		will->version = version;
+		harness_enc_connect(&b, &(struct harness_connect_opts){ .version = version, .id = "op2", .clean = true,
+									.username = "op", .password = "secret",
+									.will_topic = "elsewhere/x", .will_payload = "w" });
+		ASSERT_EQ(send_buf(h, will, &b), -1);
+		if (expect(will, MQTT_CONNACK, &pk))
+			ASSERT_EQ(pk.u.connack.rc, v5 ? MQTT_RC_NOT_AUTHORIZED : MQTT_V3_NOT_AUTHORIZED);
+		buf_free(&b);
+
+		struct fake_conn *op = connect_ok(h, 0, &(struct harness_connect_opts){
+			.version = version, .id = "op3", .clean = true, .username = "op", .password = "secret" }, NULL);
+		subscribe_ok(h, op, "plant/#", 1);
+		const char *secret = "vault/#";
+		uint8_t qos = 1;
+		harness_enc_subscribe(&b, version, 2, &secret, &qos, 1);
+		ASSERT_EQ(send_buf(h, op, &b), 0);
+		buf_free(&b);
+		if (expect(op, MQTT_SUBACK, &pk) && pk.u.suback.n == 1)
+			ASSERT_EQ(pk.u.suback.rcs[0], v5 ? MQTT_RC_NOT_AUTHORIZED : MQTT_V3_SUBACK_FAILURE);
+		publish(h, op, "plant/other/x", "denied", 1, 4); /* readable, not writable */
+		expect_ack(op, MQTT_PUBACK, 4, v5 ? MQTT_RC_NOT_AUTHORIZED : 0);
+		publish(h, op, "plant/op/x", "allowed", 1, 5);
+		/* Acknowledged at once (nothing to store), then delivered to its own subscription. */
+		expect_ack(op, MQTT_PUBACK, 5, 0);
+		uint16_t pid = expect_publish(op, "plant/op/x", "allowed", 1);
+		send_ack(h, op, MQTT_PUBACK, pid);
+		ASSERT_EQ(harness_unread(op), 0);
+		harness_drop(h, op);
+	}
+	done(h);
+	unlink(passwd);
+	unlink(acl);
+	rmdir(dir);
+}
+
+/* Retained messages: stored (ST_RETAIN_PUT, the PUBACK after it), sent to
+ * a later subscriber with RETAIN set [MQTT-3.3.1-6], cleared by an empty
+ * payload (ST_RETAIN_DEL) [MQTT-3.3.1-10]. */
+static void test_retained(void)
+{
+	struct harness *h = mk(durable_lines, HARNESS_STORE_MANUAL);
+	struct fake_conn *pub = connect_ok(h, 0, &(struct harness_connect_opts){ .version = MQTT_V5, .id = "cfg",
+										   .clean = true }, NULL);
+	struct buf b = { 0 };
+	harness_enc_publish(&b, MQTT_V5, "cfg/line1", "setpoint=7", 1, 1, true);
+	ASSERT_EQ(send_buf(h, pub, &b), 0);
+	ASSERT_EQ(harness_pending_ops(h, ST_RETAIN_PUT), 1);
+	ASSERT_EQ(harness_unread(pub), 0);
+	harness_store_complete(h, 0);
+	expect_ack(pub, MQTT_PUBACK, 1, MQTT_RC_NO_MATCHING_SUBSCRIBERS);
+
+	struct fake_conn *sub = connect_ok(h, 1, &(struct harness_connect_opts){ .version = MQTT_V311, .id = "late",
+										   .clean = true }, NULL);
+	subscribe_ok(h, sub, "cfg/+", 1);
+	struct mqtt_packet pk;
+	if (expect(sub, MQTT_PUBLISH, &pk)) {
+		ASSERT_TRUE(pk.u.publish.retain);
+		ASSERT_STRN(pk.u.publish.payload.p, pk.u.publish.payload.len, "setpoint=7");
+		send_ack(h, sub, MQTT_PUBACK, pk.u.publish.pid);
+	}
+	harness_enc_publish(&b, MQTT_V5, "cfg/line1", "", 0, 0, true);
+	ASSERT_EQ(send_buf(h, pub, &b), 0);
+	buf_free(&b);
+	ASSERT_EQ(harness_pending_ops(h, ST_RETAIN_DEL), 1);
+	harness_store_complete(h, 0);
+	/* The live one goes out to the subscriber without RETAIN [MQTT-3.3.1-9]. */
+	if (expect(sub, MQTT_PUBLISH, &pk)) {
+		ASSERT_FALSE(pk.u.publish.retain);
+		ASSERT_EQ(pk.u.publish.payload.len, 0);
+	}
+	struct fake_conn *later = connect_ok(h, 0, &(struct harness_connect_opts){ .version = MQTT_V311, .id = "later",
+										     .clean = true }, NULL);
+	subscribe_ok(h, later, "cfg/#", 0);
+	ASSERT_EQ(harness_unread(later), 0);
+	done(h);
+}
+
 int main(void)
 {
 	log_mask = 1u << LVL_ERR;
@@ -616,5 +742,7 @@ int main(void)
 	RUN(test_takeover_and_resume);
 	RUN(test_shutdown);
 	RUN(test_registry_many_sessions);
+	RUN(test_auth_and_acl);
+	RUN(test_retained);
 	return CHECK_DONE();
 }
