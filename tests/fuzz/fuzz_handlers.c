@@ -6,7 +6,7 @@
  *   0 raw     slot, length, bytes: sent as they are (malformed, split, anything)
  *   1 connect slot, version, flags, keep-alive: a CONNECT (will, clean, expiry)
  *   2 sub     slot, filter, options
- *   3 pub     slot, topic, qos|retain, packet id, payload length
+ *   3 pub     slot, topic, qos|retain, packet id, payload length|v5 alias|expiry
  *   4 ack     slot, type, packet id
  *   5 drop    slot: the peer goes away (a new connection takes the slot)
  *   6 tick    seconds: keep-alive, expiry and delayed wills
@@ -134,14 +134,26 @@ static void step(struct harness *h, struct fake_conn **slot, struct script *s)
 	}
 	case 3: {
 		struct fake_conn *fc = slot_conn(h, slot, k);
-		uint8_t how = take(s), pid = take(s), n = take(s) & 63;
+		uint8_t how = take(s), pid = take(s), extra = take(s), n = extra & 63;
 		static const char payload[64] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde";
-		char body[64];
-		memcpy(body, payload, n);
-		body[n] = 0;
-		harness_enc_publish(&b, fc->client.version, topics[how & 7], body, (how >> 3) % 3, (uint16_t)(pid + 1),
-				    how & 0x80);
-		harness_send(h, fc, b.p, b.len);
+		const char *topic = topics[how & 7];
+		uint8_t qos = (how >> 3) % 3;
+		struct mqtt_publish m = { .qos = qos, .retain = how & 0x80, .pid = qos ? (uint16_t)(pid + 1) : 0,
+					  .topic = { (const uint8_t *)topic, (uint32_t)strlen(topic) },
+					  .payload = { (const uint8_t *)payload, n } };
+		if (fc->client.version == MQTT_V5 && (extra & 0x40)) {
+			/* A topic alias (0 and past the maximum included), set or used. */
+			m.props.have |= MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS);
+			m.props.topic_alias = pid % 4;
+			if (how & 0x40)
+				m.topic.len = 0;
+		}
+		if (fc->client.version == MQTT_V5 && (extra & 0x80)) {
+			m.props.have |= MQTT_PROP_BIT(MQTT_PROP_MESSAGE_EXPIRY);
+			m.props.message_expiry = pid % 3;
+		}
+		if (!mqtt_encode_publish(&b, fc->client.version, &m))
+			harness_send(h, fc, b.p, b.len);
 		break;
 	}
 	case 4: {
