@@ -190,16 +190,28 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ferromq: cannot open log file %s: %s\n", cfg.log_file, strerror(errno));
 		return 1;
 	}
+	/* From here every exit goes through `out`, which frees what exists (each
+	 * free takes NULL) in the reverse order of the start. */
+	int status = 1;
+	int data_lock = -2; /* the data directory's lock, held until exit; -2: none */
+	struct broker *b = NULL;
+	struct bridges *bridges = NULL;
+	struct store *store = NULL;
+	struct collector *collector = NULL;
+	struct services svc = { NULL, NULL, NULL };
+	struct net *net = NULL;
+	int bridge_err, collect_err;
+	char ready_status[64];
+	bool serve = false;
+
 	log_notice("ferromq %s starting", FM_VERSION);
 	raise_fd_limit();
 	if (cfg.persistence && make_dirs(cfg.persistence_location)) {
 		log_err("persistence_location %s: %s", cfg.persistence_location, strerror(errno));
-		return 1;
+		goto out;
 	}
-	/* Held until exit. */
-	int data_lock = cfg.persistence ? lock_data_dir(cfg.persistence_location) : -2;
-	if (data_lock == -1)
-		return 1;
+	if (cfg.persistence && (data_lock = lock_data_dir(cfg.persistence_location)) == -1)
+		goto out;
 
 	unsigned n_workers = cfg.workers;
 	if (!n_workers) {
@@ -216,79 +228,57 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	struct broker *b = broker_new(&cfg, n_workers, &net_ports);
-	if (!b) {
+	if (!(b = broker_new(&cfg, n_workers, &net_ports))) {
 		log_err("out of memory");
-		return 1;
+		goto out;
 	}
 	if (broker_auth_load(b, cfg.password_file, cfg.acl_file, err, sizeof err)) {
 		log_err("%s", err);
-		broker_free(b);
-		log_close();
-		return 1;
+		goto out;
 	}
 	/* Before recovery: the store hands the spools back to them. */
-	int bridge_err;
-	struct bridges *bridges = bridges_new(b, &bridge_err);
+	bridges = bridges_new(b, &bridge_err);
 	if (bridge_err) {
 		log_err("out of memory");
-		broker_free(b);
-		log_close();
-		return 1;
+		goto out;
 	}
-	struct store *store = NULL;
 	if (cfg.persistence) {
 		notify_status("recovering the store");
 		store = store_open(cfg.persistence_location, cfg.durability, err, sizeof err);
 		if (!store || store_recover(store, b, err, sizeof err) || store_start(store, b)) {
-			log_err("%s", store ? err : err);
+			log_err("%s", err);
 			log_err("start-up stopped: nothing was served and nothing was changed");
-			store_close(store);
-			bridges_free(bridges);
-			broker_free(b);
-			log_close();
-			return 1;
+			goto out;
 		}
 	} else {
 		log_notice("persistence false: sessions and messages are kept in memory only");
 	}
 	/* Before serving: a write request may come with the first client. */
-	int collect_err;
-	struct collector *collector = collect_new(b, &collect_err);
-	struct services svc = { collect_err ? NULL : ops_new(b, conf_path, err, sizeof err), NULL, bridges };
+	collector = collect_new(b, &collect_err);
+	svc.ops = collect_err ? NULL : ops_new(b, conf_path, err, sizeof err);
+	svc.bridges = bridges;
 	if (collect_err)
 		snprintf(err, sizeof err, "out of memory");
 	if (svc.ops && cfg.http_port && !(svc.http = http_server_new(svc.ops, &b->cfg)))
 		snprintf(err, sizeof err, "out of memory");
-	struct net *net = NULL;
-	if (svc.ops && (svc.http || !cfg.http_port)) {
-		ops_set_store(svc.ops, store);
-		ops_set_bridges(svc.ops, bridges);
-		ops_set_collector(svc.ops, collector);
-		net = net_start(b, &(struct net_service){ &svc, services_start, services_stop });
-	} else {
+	if (!svc.ops || (!svc.http && cfg.http_port)) {
 		log_err("%s", err);
+		goto out;
 	}
-	if (!net) {
-		http_server_free(svc.http);
-		ops_free(svc.ops);
-		collect_free(collector);
-		store_close(store);
-		bridges_free(bridges);
-		broker_free(b);
-		log_close();
-		return 1;
-	}
+	ops_set_store(svc.ops, store);
+	ops_set_bridges(svc.ops, bridges);
+	ops_set_collector(svc.ops, collector);
+	if (!(net = net_start(b, &(struct net_service){ &svc, services_start, services_stop })))
+		goto out;
 	ops_set_ready(svc.ops);
 	log_notice("ready: %u workers", n_workers);
 	/* Once the workers and the store run: readings are published at once. */
-	bool serve = !collector || !collect_start(collector);
+	serve = !collector || !collect_start(collector);
 	/* Type=notify: systemd counts the broker started from here, after
 	 * recovery, with every listener accepting and the collectors running. */
-	char status[64];
-	snprintf(status, sizeof status, "ready: %u workers", n_workers);
+	snprintf(ready_status, sizeof ready_status, "ready: %u workers", n_workers);
 	if (serve)
-		notify_ready(status);
+		notify_ready(ready_status);
 
 	for (; serve;) {
 		int sig;
@@ -298,24 +288,29 @@ int main(int argc, char **argv)
 			struct reload_result r;
 			notify_reloading(); /* systemctl reload waits for READY=1 */
 			ops_reload(svc.ops, "SIGHUP", &r);
-			notify_ready(status);
+			notify_ready(ready_status);
 			continue;
 		}
 		log_notice("%s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 		notify_stopping();
 		break;
 	}
-	collect_stop(collector); /* its last statuses go through the workers */
-	net_stop(net);
+	status = serve ? 0 : 1;
+out:
+	if (net) {
+		collect_stop(collector); /* its last statuses go through the workers */
+		net_stop(net);
+	}
 	http_server_free(svc.http);
 	ops_free(svc.ops);
 	collect_free(collector);
 	store_close(store); /* every worker has had its commits back */
 	bridges_free(bridges);
 	broker_free(b);
-	log_notice("stopped");
+	if (net)
+		log_notice("stopped");
 	log_close();
 	if (data_lock >= 0)
 		close(data_lock);
-	return serve ? 0 : 1;
+	return status;
 }
