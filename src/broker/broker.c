@@ -171,7 +171,7 @@ void client_disconnect(struct client *c, uint8_t rc, const char *why)
 	c->b->ports.close(c);
 }
 
-int handle_disconnect(struct client *c, const struct mqtt_reason *m)
+struct handled handle_disconnect(struct client *c, const struct mqtt_reason *m)
 {
 	struct session *s = c->session;
 	if (c->version == MQTT_V5 && (m->props.have & MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY))) {
@@ -182,7 +182,7 @@ int handle_disconnect(struct client *c, const struct mqtt_reason *m)
 		pthread_mutex_unlock(&s->lock);
 		if (was_zero && m->props.session_expiry) { /* [MQTT-3.14.2-2] */
 			client_disconnect(c, MQTT_RC_PROTOCOL_ERROR, "session expiry set after connecting with 0");
-			return -1;
+			return HANDLED_CLOSED;
 		}
 	}
 	/* Normal disconnect discards the will, except 0x04 [MQTT-3.14.4-3]. */
@@ -191,17 +191,17 @@ int handle_disconnect(struct client *c, const struct mqtt_reason *m)
 		   CLIENT_ADDR(c), OR_DASH(c->identity));
 	c->state = CLIENT_CLOSING;
 	c->b->ports.close(c);
-	return -1;
+	return HANDLED_CLOSED;
 }
 
-static int dispatch(struct client *c, const struct mqtt_packet *pk)
+static struct handled dispatch(struct client *c, const struct mqtt_packet *pk)
 {
 	if (c->state == CLIENT_NEW && pk->type != MQTT_CONNECT) {
 		/* [MQTT-3.1.0-1]: the first packet must be CONNECT. */
 		log_notice("client from %s sent %s before CONNECT", CLIENT_ADDR(c), mqtt_type_name(pk->type));
 		c->state = CLIENT_CLOSING;
 		c->b->ports.close(c);
-		return -1;
+		return HANDLED_CLOSED;
 	}
 	switch (pk->type) {
 	case MQTT_CONNECT: return handle_connect(c, &pk->u.connect);
@@ -215,14 +215,14 @@ static int dispatch(struct client *c, const struct mqtt_packet *pk)
 	case MQTT_PINGREQ:
 		/* Behind an acknowledgement that waits for the disk, if any. */
 		broker_reply_ack(&c->b->workers[c->worker], c, MQTT_PINGRESP, 0, 0, NULL, false);
-		return 0;
+		return HANDLED_OPEN;
 	case MQTT_DISCONNECT: return handle_disconnect(c, &pk->u.reason);
 	case MQTT_AUTH:
 		client_disconnect(c, MQTT_RC_PROTOCOL_ERROR, "AUTH without an authentication method");
-		return -1;
+		return HANDLED_CLOSED;
 	default: /* CONNACK, SUBACK, UNSUBACK, PINGRESP come only from servers */
 		client_disconnect(c, MQTT_RC_PROTOCOL_ERROR, "packet type not sent by clients");
-		return -1;
+		return HANDLED_CLOSED;
 	}
 }
 
@@ -253,7 +253,7 @@ long broker_on_data(struct client *c, const uint8_t *p, size_t len)
 				   max == b->cfg.max_packet_size ? "max_packet_size" : "max_connect_packet_size", max);
 			c->state = CLIENT_CLOSING;
 			b->ports.close(c);
-			return -1;
+			return BROKER_CLOSED;
 		}
 		if (n < 0) {
 			uint8_t rc = (uint8_t)-n;
@@ -267,17 +267,17 @@ long broker_on_data(struct client *c, const uint8_t *p, size_t len)
 						   pk.u.connect.version);
 					c->state = CLIENT_CLOSING;
 					b->ports.close(c);
-					return -1;
+					return BROKER_CLOSED;
 				}
 			}
 			client_disconnect(c, rc, mqtt_rc_name(rc));
-			return -1;
+			return BROKER_CLOSED;
 		}
 		used += (size_t)n;
 		if (pk.type == MQTT_PUBLISH)
 			rate_charge(c, (size_t)n, c->last_rx_ms);
-		if (dispatch(c, &pk) < 0)
-			return -1;
+		if (dispatch(c, &pk).closed)
+			return BROKER_CLOSED;
 	}
 	return (long)used;
 }

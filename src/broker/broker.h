@@ -367,9 +367,11 @@ void broker_client_init(struct broker *b, struct client *c, int worker, const st
 const char *client_addr_text(const struct client *c, char out[48]);
 #define CLIENT_ADDR(c) client_addr_text((c), (char[48]){ 0 })
 /* Bytes arrived. Returns how many were consumed (the rest is an incomplete
- * packet to present again with more bytes), or -1 when the connection must be
- * closed (close has already been requested through the ports). */
+ * packet to present again with more bytes), or BROKER_CLOSED when the
+ * connection must be closed (close has already been requested through the
+ * ports). */
 long broker_on_data(struct client *c, const uint8_t *p, size_t len);
+#define BROKER_CLOSED (-1L)
 /* The connection is gone (peer closed, error, or after ports.close).
  * Afterwards c is not touched by the broker. */
 void broker_on_close(struct client *c);

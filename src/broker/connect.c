@@ -8,7 +8,7 @@
 #include <string.h>
 
 /* Refuses a CONNECT with the version's code, then closes. */
-static int connack_refuse(struct client *c, uint8_t rc5, uint8_t rc3, const char *why)
+static struct handled connack_refuse(struct client *c, uint8_t rc5, uint8_t rc3, const char *why)
 {
 	struct mqtt_connack ack = { .rc = c->version == MQTT_V5 ? rc5 : rc3 };
 	if (c->version == MQTT_V5)
@@ -18,7 +18,7 @@ static int connack_refuse(struct client *c, uint8_t rc5, uint8_t rc3, const char
 		   CLIENT_ADDR(c), OR_DASH(c->identity), why, c->version == MQTT_V5 ? rc5 : rc3);
 	c->state = CLIENT_CLOSING;
 	c->b->ports.close(c);
-	return -1;
+	return HANDLED_CLOSED;
 }
 
 static void assign_client_id(struct broker *b, char *out, size_t outlen)
@@ -97,12 +97,12 @@ static void take_over(struct session *s, bool clean_start, struct takeover *t)
  * the session [MQTT-3.1.2-7]; refused with v5 CONNACK 0x87 / 0x90 / 0x9A,
  * §3.2.2.2; v3.1.1 return code 5 or 3, §3.2.2.3). It is checked again when
  * it fires (will_publish). */
-static int build_will(struct client *c, const struct mqtt_connect *m, struct msg **will, char **will_user)
+static struct handled build_will(struct client *c, const struct mqtt_connect *m, struct msg **will, char **will_user)
 {
 	*will = NULL;
 	*will_user = NULL;
 	if (!m->will)
-		return 0;
+		return HANDLED_OPEN;
 	struct broker *b = c->b;
 	const char *topic = (const char *)m->will_topic.p;
 	enum admit admit = broker_admit(b, c->acl, topic, m->will_topic.len, m->will_retain);
@@ -122,7 +122,7 @@ static int build_will(struct client *c, const struct mqtt_connect *m, struct msg
 		*will_user = NULL;
 		return connack_refuse(c, MQTT_RC_SERVER_UNAVAILABLE, MQTT_V3_UNAVAILABLE, "out of memory");
 	}
-	return 0;
+	return HANDLED_OPEN;
 }
 
 static void encode_connack(struct client *c, struct buf *out, const struct mqtt_connect *m, bool present,
@@ -185,13 +185,13 @@ static void connack_release(struct reply_body *rb)
 	free(rb);
 }
 
-int handle_connect(struct client *c, const struct mqtt_connect *m)
+struct handled handle_connect(struct client *c, const struct mqtt_connect *m)
 {
 	struct broker *b = c->b;
 	struct bworker *w = &b->workers[c->worker];
 	if (c->state != CLIENT_NEW) {
 		client_disconnect(c, MQTT_RC_PROTOCOL_ERROR, "second CONNECT"); /* [MQTT-3.1.0-2] */
-		return -1;
+		return HANDLED_CLOSED;
 	}
 	c->version = m->version;
 	if (m->version == MQTT_V5 && (m->props.have & MQTT_PROP_BIT(MQTT_PROP_AUTH_METHOD)))
@@ -238,8 +238,8 @@ int handle_connect(struct client *c, const struct mqtt_connect *m)
 	}
 	struct msg *will;
 	char *will_user;
-	if (build_will(c, m, &will, &will_user))
-		return -1;
+	if (build_will(c, m, &will, &will_user).closed)
+		return HANDLED_CLOSED;
 
 	struct takeover t = { 0 };
 	bool present = false;
@@ -312,7 +312,7 @@ int handle_connect(struct client *c, const struct mqtt_connect *m)
 	struct reply_body *rb = calloc(1, sizeof *rb);
 	if (!rb) {
 		client_disconnect(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
-		return -1;
+		return HANDLED_CLOSED;
 	}
 	rb->what = "session";
 	rb->instead = "connected with it held in memory";
@@ -322,5 +322,5 @@ int handle_connect(struct client *c, const struct mqtt_connect *m)
 	/* Nothing goes to the client before its CONNACK. */
 	c->connack_pending = true;
 	broker_reply_body(w, c, MQTT_CONNACK, rb);
-	return 0;
+	return HANDLED_OPEN;
 }

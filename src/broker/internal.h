@@ -71,13 +71,23 @@ struct msg *broker_spb_route(struct bworker *w, struct msg *m, struct msg **cert
  * $sparkplug/certificates/ only where its birth's topic may. */
 bool broker_acl_can_read(const struct auth_acl_client *acl, const char *topic, size_t len);
 
+/* What a packet handler leaves of the connection: open, or closed (the
+ * close is requested through the ports, a DISCONNECT or refusing CONNACK
+ * queued before it). A struct rather than an int so that the compiler
+ * refuses a bare -1 or an fm_err where this is expected. */
+struct handled {
+	bool closed;
+};
+#define HANDLED_OPEN ((struct handled){ .closed = false })
+#define HANDLED_CLOSED ((struct handled){ .closed = true })
+
 /* handlers */
-int handle_connect(struct client *c, const struct mqtt_connect *m);
-int handle_publish(struct client *c, const struct mqtt_publish *m);
-int handle_ack(struct client *c, uint8_t type, const struct mqtt_ack *a);
-int handle_subscribe(struct client *c, const struct mqtt_subscribe *m);
-int handle_unsubscribe(struct client *c, const struct mqtt_subscribe *m);
-int handle_disconnect(struct client *c, const struct mqtt_reason *m);
+struct handled handle_connect(struct client *c, const struct mqtt_connect *m);
+struct handled handle_publish(struct client *c, const struct mqtt_publish *m);
+struct handled handle_ack(struct client *c, uint8_t type, const struct mqtt_ack *a);
+struct handled handle_subscribe(struct client *c, const struct mqtt_subscribe *m);
+struct handled handle_unsubscribe(struct client *c, const struct mqtt_subscribe *m);
+struct handled handle_disconnect(struct client *c, const struct mqtt_reason *m);
 
 /* The fields of c's connect and disconnect log lines, with reason code rc
  * (-1: none); addr is where the address text goes. Returns who. */

@@ -49,43 +49,43 @@ bool topic_within_limits(const struct config *cfg, const char *t, size_t len)
 }
 
 /* Resolves the topic of a v5 PUBLISH that may use a topic alias
- * [MQTT-3.3.2-7..12]. Returns 0 with *topic set, or -1 after disconnecting. */
-static int resolve_alias(struct client *c, const struct mqtt_publish *m, struct mqtt_bin *topic)
+ * [MQTT-3.3.2-7..12]. Open with *topic set, or closed after disconnecting. */
+static struct handled resolve_alias(struct client *c, const struct mqtt_publish *m, struct mqtt_bin *topic)
 {
 	*topic = m->topic;
 	if (!(m->props.have & MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS))) {
 		if (m->topic.len == 0) {
 			client_disconnect(c, MQTT_RC_PROTOCOL_ERROR, "empty topic without a topic alias");
-			return -1;
+			return HANDLED_CLOSED;
 		}
-		return 0;
+		return HANDLED_OPEN;
 	}
 	uint16_t alias = m->props.topic_alias;
 	if (alias == 0 || alias > c->alias_max_in) {
 		client_disconnect(c, MQTT_RC_TOPIC_ALIAS_INVALID, "topic alias out of range");
-		return -1;
+		return HANDLED_CLOSED;
 	}
 	if (!client_aliases(c)) {
 		client_disconnect(c, MQTT_RC_IMPL_SPECIFIC, "out of memory");
-		return -1;
+		return HANDLED_CLOSED;
 	}
 	if (m->topic.len) {
 		char *copy = strndup((const char *)m->topic.p, m->topic.len);
 		if (!copy) {
 			client_disconnect(c, MQTT_RC_IMPL_SPECIFIC, "out of memory");
-			return -1;
+			return HANDLED_CLOSED;
 		}
 		free(c->aliases[alias]);
 		c->aliases[alias] = copy;
-		return 0;
+		return HANDLED_OPEN;
 	}
 	if (!c->aliases[alias]) {
 		client_disconnect(c, MQTT_RC_PROTOCOL_ERROR, "unknown topic alias");
-		return -1;
+		return HANDLED_CLOSED;
 	}
 	topic->p = (const uint8_t *)c->aliases[alias];
 	topic->len = (uint32_t)strlen(c->aliases[alias]);
-	return 0;
+	return HANDLED_OPEN;
 }
 
 /* Ends an incoming QoS 2 exchange refused with PUBREC >= 0x80: the packet id
@@ -99,7 +99,7 @@ static void rx2_forget(struct bworker *w, struct client *c, uint16_t pid)
 	pthread_mutex_unlock(&s->lock);
 }
 
-int handle_publish(struct client *c, const struct mqtt_publish *m)
+struct handled handle_publish(struct client *c, const struct mqtt_publish *m)
 {
 	struct broker *b = c->b;
 	struct bworker *w = &b->workers[c->worker];
@@ -110,21 +110,21 @@ int handle_publish(struct client *c, const struct mqtt_publish *m)
 
 	if (m->props.have & MQTT_PROP_BIT(MQTT_PROP_SUBSCRIPTION_ID)) {
 		client_disconnect(c, MQTT_RC_PROTOCOL_ERROR, "subscription identifier from a client"); /* [MQTT-3.3.4-6] */
-		return -1;
+		return HANDLED_CLOSED;
 	}
 	struct mqtt_bin topic = m->topic;
-	if (c->version == MQTT_V5 && resolve_alias(c, m, &topic))
-		return -1;
+	if (c->version == MQTT_V5 && resolve_alias(c, m, &topic).closed)
+		return HANDLED_CLOSED;
 	enum admit admit = broker_admit(b, c->acl, (const char *)topic.p, topic.len, m->retain);
 	if (admit != ADMIT_OK && admit != ADMIT_SYS && admit != ADMIT_SPARKPLUG && admit != ADMIT_DENIED) {
 		/* A topic the server does not accept is a protocol violation, not a
 		 * refused message: DISCONNECT 0x90/0x9A (v5), close (v3). */
 		client_disconnect(c, broker_admit_rc(admit), broker_admit_why(admit));
-		return -1;
+		return HANDLED_CLOSED;
 	}
 	if (m->qos && c->pending_store + s->n_rx_qos2 >= b->cfg.receive_maximum) {
 		client_disconnect(c, MQTT_RC_RECEIVE_MAX_EXCEEDED, "receive maximum exceeded"); /* [MQTT-3.3.4-9] */
-		return -1;
+		return HANDLED_CLOSED;
 	}
 	if (m->qos == 2) {
 		pthread_mutex_lock(&s->lock);
@@ -134,17 +134,17 @@ int handle_publish(struct client *c, const struct mqtt_publish *m)
 			session_rx_qos2_remove(s, m->pid);
 		pthread_mutex_unlock(&s->lock);
 		if (rc == -FM_ENOENT)
-			return 0;
+			return HANDLED_OPEN;
 		if (rc < 0) {
 			client_disconnect(c, MQTT_RC_IMPL_SPECIFIC, "out of memory");
-			return -1;
+			return HANDLED_CLOSED;
 		}
 		if (rc == 0) {
 			/* A resend of one we have (accepted, whatever the rules say now):
 			 * acknowledge (after whatever is still being committed for it), do
 			 * not deliver again [MQTT-4.3.3]. */
 			broker_reply_ack(w, c, MQTT_PUBREC, m->pid, MQTT_RC_SUCCESS, NULL, true);
-			return 0;
+			return HANDLED_OPEN;
 		}
 		if (admit == ADMIT_OK)
 			persist_rx2(w, s, m->pid, true);
@@ -155,16 +155,16 @@ int handle_publish(struct client *c, const struct mqtt_publish *m)
 		log_debug("client %s: publish to %.*s refused: %s", s->client_id, (int)topic.len, topic.p,
 			  broker_admit_why(admit));
 		if (!m->qos)
-			return 0;
+			return HANDLED_OPEN;
 		uint8_t rc = c->version == MQTT_V5 ? broker_admit_rc(admit) : MQTT_RC_SUCCESS;
 		broker_reply_ack(w, c, ack_type, m->pid, rc, broker_admit_why(admit), false);
-		return 0;
+		return HANDLED_OPEN;
 	}
 	bool durable = session_durable(b, s);
 	struct msg *msg = msg_build(b, w, topic, m->payload, &m->props, c->version, m->qos, m->retain);
 	if (!msg) {
 		client_disconnect(c, MQTT_RC_IMPL_SPECIFIC, "out of memory");
-		return -1;
+		return HANDLED_CLOSED;
 	}
 	msg->origin_sid = s->sid;
 	/* Exactly once across a crash: subscribers see a QoS 2 message only
@@ -179,7 +179,7 @@ int handle_publish(struct client *c, const struct mqtt_publish *m)
 	if (m->qos == 0) {
 		msg_unref(msg);
 		broker_commit(w, NULL, NULL, 0, 0, false);
-		return 0;
+		return HANDLED_OPEN;
 	}
 	uint8_t rc = MQTT_RC_SUCCESS;
 	const char *why = NULL;
@@ -194,16 +194,16 @@ int handle_publish(struct client *c, const struct mqtt_publish *m)
 	if (!hold) {
 		msg_unref(msg);
 		broker_reply_ack(w, c, ack_type, m->pid, rc, why, false);
-		return 0;
+		return HANDLED_OPEN;
 	}
 	struct reply_held *held = broker_reply_held_new(w, msg); /* takes msg */
 	if (!held) {
 		broker_reply_held_withdraw(w, msg);
 		client_disconnect(c, MQTT_RC_IMPL_SPECIFIC, "out of memory");
-		return -1;
+		return HANDLED_CLOSED;
 	}
 	broker_reply_held(w, c, m->pid, rc, why, held);
-	return 0;
+	return HANDLED_OPEN;
 }
 
 struct msg *broker_msg_new(struct broker *b, struct mqtt_bin topic, struct mqtt_bin payload,
@@ -244,7 +244,7 @@ void broker_publish_bridged(struct bworker *w, struct msg *m, store_done_fn done
 	broker_commit(w, done, ctx, pid, 0, true);
 }
 
-int handle_ack(struct client *c, uint8_t type, const struct mqtt_ack *a)
+struct handled handle_ack(struct client *c, uint8_t type, const struct mqtt_ack *a)
 {
 	struct broker *b = c->b;
 	struct bworker *w = &b->workers[c->worker];
@@ -252,7 +252,7 @@ int handle_ack(struct client *c, uint8_t type, const struct mqtt_ack *a)
 	pthread_mutex_lock(&s->lock);
 	if (s->client != c) {
 		pthread_mutex_unlock(&s->lock);
-		return 0;
+		return HANDLED_OPEN;
 	}
 	if (type == MQTT_PUBREL) {
 		bool found = session_rx_qos2_remove(s, a->pid);
@@ -263,7 +263,7 @@ int handle_ack(struct client *c, uint8_t type, const struct mqtt_ack *a)
 		 * commit, so a restart cannot take a new message for a resend. */
 		broker_reply_ack(w, c, MQTT_PUBCOMP, a->pid, found ? MQTT_RC_SUCCESS : MQTT_RC_PACKET_ID_NOT_FOUND,
 				 found ? NULL : "packet identifier not found", true);
-		return 0;
+		return HANDLED_OPEN;
 	}
 	struct qentry done;
 	/* A PUBREC with an error code ends the QoS 2 exchange: PUBREL only after one below 0x80 [MQTT-4.3.3-4]. */
@@ -282,7 +282,7 @@ int handle_ack(struct client *c, uint8_t type, const struct mqtt_ack *a)
 			session_pump(s);
 		pthread_mutex_unlock(&s->lock);
 		broker_commit(w, NULL, NULL, 0, 0, false);
-		return 0;
+		return HANDLED_OPEN;
 	} else if (rc == 0 && type == MQTT_PUBREC) {
 		struct qentry gone;
 		if (session_on_ack(s, a->pid, MQTT_PUBCOMP, &gone) == 0) {
@@ -299,5 +299,5 @@ int handle_ack(struct client *c, uint8_t type, const struct mqtt_ack *a)
 	session_pump(s);
 	pthread_mutex_unlock(&s->lock);
 	broker_commit(w, NULL, NULL, 0, 0, false);
-	return 0;
+	return HANDLED_OPEN;
 }

@@ -147,7 +147,7 @@ static struct suback_body *suback_body_new(uint32_t n)
 	return x;
 }
 
-int handle_subscribe(struct client *c, const struct mqtt_subscribe *m)
+struct handled handle_subscribe(struct client *c, const struct mqtt_subscribe *m)
 {
 	struct broker *b = c->b;
 	uint32_t sub_id = m->props.have & MQTT_PROP_BIT(MQTT_PROP_SUBSCRIPTION_ID) ? m->props.sub_id : 0;
@@ -157,7 +157,7 @@ int handle_subscribe(struct client *c, const struct mqtt_subscribe *m)
 		free(rcs);
 		free(x);
 		client_disconnect(c, MQTT_RC_IMPL_SPECIFIC, "out of memory");
-		return -1;
+		return HANDLED_CLOSED;
 	}
 	uint32_t off = 0, i = 0;
 	struct mqtt_sub_entry e;
@@ -190,10 +190,10 @@ int handle_subscribe(struct client *c, const struct mqtt_subscribe *m)
 	free(rcs);
 	/* The SUBACK promises the subscription survives a restart. */
 	broker_reply_body(&b->workers[c->worker], c, MQTT_SUBACK, &x->rb);
-	return fatal ? -1 : 0;
+	return fatal ? HANDLED_CLOSED : HANDLED_OPEN;
 }
 
-int handle_unsubscribe(struct client *c, const struct mqtt_subscribe *m)
+struct handled handle_unsubscribe(struct client *c, const struct mqtt_subscribe *m)
 {
 	struct broker *b = c->b;
 	struct bworker *w = &b->workers[c->worker];
@@ -204,7 +204,7 @@ int handle_unsubscribe(struct client *c, const struct mqtt_subscribe *m)
 		free(rcs);
 		free(x);
 		client_disconnect(c, MQTT_RC_IMPL_SPECIFIC, "out of memory");
-		return -1;
+		return HANDLED_CLOSED;
 	}
 	uint32_t off = 0, i = 0;
 	struct mqtt_sub_entry e;
@@ -232,5 +232,5 @@ int handle_unsubscribe(struct client *c, const struct mqtt_subscribe *m)
 	mqtt_encode_suback(&x->rb.bytes, c->version, MQTT_UNSUBACK, &ack);
 	free(rcs);
 	broker_reply_body(w, c, MQTT_UNSUBACK, &x->rb);
-	return 0;
+	return HANDLED_OPEN;
 }
