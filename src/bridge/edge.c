@@ -41,6 +41,10 @@ struct edge {
 	void (*go)(struct link *l, bool ok);
 	struct buf will;       /* the NDEATH of the current CONNECT */
 	/* This connection's Sparkplug session. */
+	char state[288];       /* NS/STATE/HOST of sparkplug_primary_host_id; empty: none */
+	uint64_t host_ts;      /* timestamp of the primary host's last STATE */
+	bool host_online;
+	bool births_sent;      /* this connection's births went: the spool may follow */
 	uint64_t next_seq;     /* of the next message sent */
 	uint64_t hist_below;   /* spool entries before it were queued before the births */
 	struct born {
@@ -133,6 +137,8 @@ struct edge *bridge__edge_new(struct bridge *br)
 	spb_edge_topic(e->ndeath, sizeof e->ndeath, e->ns, e->group, SPB_NDEATH, e->node, NULL);
 	spb_edge_topic(e->ncmd, sizeof e->ncmd, e->ns, e->group, SPB_NCMD, e->node, NULL);
 	spb_edge_topic(e->dcmd, sizeof e->dcmd, e->ns, e->group, SPB_DCMD, e->node, "+");
+	if (cfg->sparkplug_primary_host_id[0])
+		snprintf(e->state, sizeof e->state, "%s/STATE/%s", e->ns, cfg->sparkplug_primary_host_id);
 	if (!cfg->persistence) {
 		log_warn("bridge %s: Sparkplug edge node %s/%s: persistence false, so its bdSeq starts at 0 at every "
 			 "start", br->conf->name, e->group, e->node);
@@ -301,6 +307,7 @@ static void send_births(struct link *l)
 		return;
 	}
 	publish0(l, e->nbirth, e->scratch.p, e->scratch.len);
+	e->births_sent = true;
 	e->next_seq = 1;
 	e->n_born = e->n_for_history = 0;
 	const struct edge_port *port = l->br->all->b->edge;
@@ -314,13 +321,57 @@ void bridge__edge_online(struct link *l)
 	struct edge *e = l->br->edge;
 	/* Commands first, so none sent in answer to the births is missed
 	 * [tck-id-operational-behavior-edge-node-birth-sequence...]. */
-	struct mqtt_sub_entry s[2] = {
+	struct mqtt_sub_entry s[3] = {
 		{ { (const uint8_t *)e->ncmd, (uint32_t)strlen(e->ncmd) }, 1 },
 		{ { (const uint8_t *)e->dcmd, (uint32_t)strlen(e->dcmd) }, 1 },
+		{ { (const uint8_t *)e->state, (uint32_t)strlen(e->state) }, 1 },
 	};
-	if (mqtt_encode_subscribe(&l->out, l->version, MQTT_SUBSCRIBE, 2, NULL, s, 2))
+	if (mqtt_encode_subscribe(&l->out, l->version, MQTT_SUBSCRIBE, 2, NULL, s, e->state[0] ? 3 : 2))
 		log_err("bridge %s: out of memory: NCMD and DCMD not subscribed", l->br->conf->name);
-	send_births(l);
+	e->births_sent = false;
+	e->host_online = false;
+	/* With a primary host, the births wait for its STATE (retained: it comes
+	 * at once when the host is there) [tck-id-operational-behavior-edge-node-
+	 * birth-sequence-wait...]. */
+	if (!e->state[0])
+		send_births(l);
+	else
+		log_info("bridge %s: waiting for the STATE of primary host %s", l->br->conf->name,
+			 e->state + strlen(e->ns) + 7);
+}
+
+bool bridge__edge_ready(const struct link *l) { return l->br->edge->births_sent; }
+
+/* The primary host's STATE: online sends the births (once a connection),
+ * a newer offline ends the session. Returns 1, or 2 when the link is to
+ * close. */
+static int on_state(struct link *l, const struct mqtt_publish *p)
+{
+	struct edge *e = l->br->edge;
+	struct spb_state st;
+	if (spb_state_parse((const char *)p->payload.p, p->payload.len, &st)) {
+		log_notice("bridge %s: STATE of the primary host is not {\"online\",\"timestamp\"}: ignored",
+			   l->br->conf->name);
+		return 1;
+	}
+	if (st.timestamp < e->host_ts) {
+		log_info("bridge %s: an older STATE of the primary host: ignored", l->br->conf->name);
+		return 1;
+	}
+	e->host_ts = st.timestamp;
+	e->host_online = st.online;
+	if (st.online && !e->births_sent) {
+		log_notice("bridge %s: primary host online: sending the births", l->br->conf->name);
+		send_births(l);
+		link_pump(l);
+		return 1;
+	}
+	if (!st.online && e->births_sent) {
+		log_notice("bridge %s: primary host offline: ending the session (the remote publishes the NDEATH)",
+			   l->br->conf->name);
+		return 2;
+	}
+	return 1;
 }
 
 /* A DBIRTH from device t's last known values, so the host takes the
@@ -413,19 +464,24 @@ int bridge__edge_payload(struct link *l, uint64_t spool_seq, const struct msg *m
 	return 0;
 }
 
-bool bridge__edge_inbound(struct link *l, const struct mqtt_publish *p)
+int bridge__edge_inbound(struct link *l, const struct mqtt_publish *p)
 {
 	struct edge *e = l->br->edge;
 	struct spb_topic t;
+	if (e->state[0] && p->topic.len == strlen(e->state) && !memcmp(p->topic.p, e->state, p->topic.len))
+		return on_state(l, p);
 	int type = ours(e, (const char *)p->topic.p, p->topic.len, &t);
 	if (type == SPB_NCMD) {
-		if (spb_ncmd_is_rebirth(p->payload.p, p->payload.len)) {
+		if (!e->births_sent) {
+			log_info("bridge %s: NCMD before the births (the primary host is not online): ignored",
+				 l->br->conf->name);
+		} else if (spb_ncmd_is_rebirth(p->payload.p, p->payload.len)) {
 			log_notice("bridge %s: NCMD Node Control/Rebirth: sending the births again", l->br->conf->name);
 			send_births(l);
 		} else {
 			log_info("bridge %s: NCMD without a rebirth request: nothing to do", l->br->conf->name);
 		}
-		return true;
+		return 1;
 	}
 	if (type == SPB_DCMD) {
 		const struct edge_port *port = l->br->all->b->edge;
@@ -434,9 +490,9 @@ bool bridge__edge_inbound(struct link *l, const struct mqtt_publish *p)
 		else
 			log_notice("bridge %s: DCMD for %.*s: the edge node has no Sparkplug device", l->br->conf->name,
 				   (int)t.device_len, t.device);
-		return true;
+		return 1;
 	}
-	return false;
+	return 0;
 }
 
 void bridge__edge_goodbye(struct link *l)

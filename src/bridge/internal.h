@@ -184,9 +184,13 @@ void bridge__edge_pumped(struct link *l, bool history_sent);
 /* Whether the spool's entries from before the births are all sent, when
  * the next to send is next_send (spool lock held). */
 bool bridge__edge_history_sent(const struct edge *e, uint64_t next_send);
-/* A PUBLISH from the remote: true when it is an NCMD or DCMD of the edge
- * node, which is then carried out (rebirth, writes) and not published. */
-bool bridge__edge_inbound(struct link *l, const struct mqtt_publish *p);
+/* A PUBLISH from the remote: 0 when it is not the edge node's; 1 when it
+ * is an NCMD, a DCMD or the primary host's STATE, carried out (rebirth,
+ * writes, births) and not published; 2 when the link is to close (the
+ * primary host went offline). */
+int bridge__edge_inbound(struct link *l, const struct mqtt_publish *p);
+/* The births of this connection went: the spool may be sent. */
+bool bridge__edge_ready(const struct link *l);
 /* The NDEATH before a clean DISCONNECT of a v3 link (v5 sends 0x04). */
 void bridge__edge_goodbye(struct link *l);
 

@@ -341,8 +341,8 @@ void link_pump(struct link *l)
 	struct spool *sp = &br->spool;
 	struct bworker *w = bridge_worker(br);
 	uint64_t now_us = clock_mono_us(), now_wall = clock_wall_ms();
-	if (now_us < l->pause_until_us)
-		return;
+	if (now_us < l->pause_until_us || (br->edge && !bridge__edge_ready(l)))
+		return; /* an edge node's data waits for its births */
 	pthread_mutex_lock(&sp->lock);
 	/* Packet ids are seq % 65535 + 1, unique only within 65,535 of the head:
 	 * while the head waits for its PUBACK nothing further goes out, or two
@@ -474,12 +474,18 @@ static int on_publish(struct link *l, const struct mqtt_publish *p)
 		return -1;
 	}
 	struct inbound_ack *a = NULL;
-	if (l->br->edge && bridge__edge_inbound(l, p)) {
+	int edge = l->br->edge ? bridge__edge_inbound(l, p) : 0;
+	if (edge) {
 		/* Carried out (or refused, logged) at once: nothing to commit. */
 		if (p->qos == 1) {
 			struct mqtt_ack ack = { .pid = p->pid };
 			mqtt_encode_ack(&l->out, l->version, MQTT_PUBACK, &ack);
 			link_flush(l);
+		}
+		if (edge == 2) {
+			/* No DISCONNECT: the remote publishes the NDEATH will. */
+			link_close(l, "the Sparkplug primary host is offline");
+			return -1;
 		}
 		return 0;
 	}

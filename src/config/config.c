@@ -272,6 +272,11 @@ static const struct option options[] = {
 	{ "sparkplug_edge_node_id", OPT_SPARKPLUG_ID, OFF(sparkplug_edge_node_id), 0, 64, NULL, NULL, "ID",
 	  "The Sparkplug B edge node id of the broker's own edge node, like sparkplug_group_id. Its session "
 	  "is the bridge with bridge_sparkplug true.", false },
+	{ "sparkplug_primary_host_id", OPT_SPARKPLUG_ID, OFF(sparkplug_primary_host_id), 0, 64, NULL, NULL, "ID",
+	  "The host application the edge node waits for: its session subscribes to NAMESPACE/STATE/ID and sends "
+	  "its births, then its data, only once that host's STATE says online; a newer STATE saying offline "
+	  "closes the session (the remote publishes the NDEATH will) and it connects again. Needs a bridge with "
+	  "bridge_sparkplug true. Default: none (births at once).", false },
 	{ "connection", OPT_CONNECTION, 0, 0, 0, NULL, NULL, "NAME",
 	  "Starts a bridge to a remote broker; the bridge options below apply to the connection line above "
 	  "them. Messages it sends wait in a spool in the store until the remote's PUBACK.", SCOPE_BRIDGE },
@@ -1077,6 +1082,10 @@ static int set_value(struct config *c, const struct option *o, char *val, char *
 		if (!*val || strlen(val) >= o->max || strpbrk(val, "/+#\x7f") || has_control(val))
 			goto bad;
 		snprintf(field, o->max, "%s", val);
+		if (o->offset == OFF(sparkplug_primary_host_id)) {
+			c->sparkplug_primary_host_line = c->cur_line ? c->cur_line : 1;
+			note_source(c);
+		}
 		return 0;
 	case OPT_LIMIT:
 		if (!strcmp(val, "-1"))
@@ -1427,6 +1436,14 @@ int config_finish(struct config *c, char *err, size_t errlen)
 	for (unsigned i = 0; i < c->n_bridges; i++)
 		if (finish_bridge(c, &c->bridges[i], err, errlen))
 			return -1;
+	bool session = false;
+	for (unsigned i = 0; i < c->n_bridges; i++)
+		session |= c->bridges[i].sparkplug;
+	if (c->sparkplug_primary_host_id[0] && !session) {
+		snprintf(err, errlen, "%s:%u: sparkplug_primary_host_id needs a bridge with bridge_sparkplug true",
+			 c->source[0] ? c->source : "(configuration)", c->sparkplug_primary_host_line);
+		return -1;
+	}
 	for (unsigned i = 0; i < c->n_bridges; i++)
 		for (unsigned j = 0; c->bridges[i].sparkplug && j < i; j++)
 			if (c->bridges[j].sparkplug) {

@@ -251,6 +251,8 @@ struct config {
 	/* The broker's Sparkplug edge node (its Modbus devices with
 	 * modbus_format sparkplug); empty: none. */
 	char sparkplug_group_id[64], sparkplug_edge_node_id[64];
+	char sparkplug_primary_host_id[64]; /* empty: births at once */
+	uint32_t sparkplug_primary_host_line;
 	struct bridge_conf bridges[CONFIG_MAX_BRIDGES];
 	unsigned n_bridges;
 	struct modbus_device_conf devices[CONFIG_MAX_DEVICES];

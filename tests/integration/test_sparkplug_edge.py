@@ -407,6 +407,45 @@ def test_dcmd_writes_a_writable_tag(start_broker, client, sim, pb):
     assert s.get(0, "hr", 10, 1) == [(-123) & 0xFFFF]
 
 
+def test_births_wait_for_the_primary_host(start_broker, client, sim, pb):
+    """[tck-id-operational-behavior-edge-node-birth-sequence-wait] with
+    sparkplug_primary_host_id: no birth and no data until the host's STATE
+    says online; a newer offline STATE ends the session (the cloud publishes
+    the NDEATH will), and the next session waits for online again, with the
+    next bdSeq; an older STATE changes nothing."""
+    import json as _json
+    s = sim()
+    cloud = start_broker()
+    host = Host(client, cloud, pb)
+    edge = start_broker(extra_lines=["sparkplug_primary_host_id scada"] + edge_lines(cloud.port, s.ports[0]))
+    edge.wait_log(r"waiting for the STATE of primary host scada", 15)
+    s.set(0, "hr", 20, 3)
+    time.sleep(1)
+    assert host.all() == []
+    state_topic = "%s/STATE/scada" % NS
+    scada = client(cloud, client_id="scada", protocol=5)
+
+    def state(online, ts):
+        scada.publish(state_topic, _json.dumps({"online": online, "timestamp": ts}).encode(), qos=1, retain=True)
+
+    state(True, 1000)
+    host.wait(lambda x: x[0] == "DBIRTH", what="the births once the host is online")
+    assert [x[0] for x in host.all()][:2] == ["NBIRTH", "DBIRTH"]
+    state(False, 900)  # older: ignored
+    edge.wait_log(r"an older STATE of the primary host: ignored")
+    state(False, 2000)
+    host.wait(lambda x: x[0] == "NDEATH" and value(metric(x[2], "bdSeq")) == 0, timeout=10, what="NDEATH")
+    wait_for(lambda: edge.log_text().count("waiting for the STATE of primary host scada") >= 2, 15,
+             what="the next session waiting for the host")
+    mark = len(host.all())
+    time.sleep(1)
+    assert host.after(mark) == []  # the retained offline STATE: still waiting
+    state(True, 3000)
+    wait_for(lambda: any(x[0] == "NBIRTH" and value(metric(x[2], "bdSeq")) == 1 for x in host.after(mark)), 15,
+             what="the births of the next session")
+    assert_seq_runs(session(host.all()))
+
+
 def test_ncmd_rebirth(start_broker, client, sim, pb):
     """[tck-id-operational-behavior-edge-node-ncmd-rebirth...]: an NCMD with
     Node Control/Rebirth true brings an NBIRTH (same bdSeq, seq 0) and the
@@ -488,6 +527,7 @@ BRIDGE = ["connection c", "address 127.0.0.1:1883", "bridge_sparkplug true"]
      "modbus_group_messages is for modbus_format json"),
     (DEVICE + ["modbus_format opcua"], 4, "json|sparkplug"),
     (IDS + BRIDGE + ["cleansession false"], 6, "the Sparkplug edge node's session is always clean"),
+    (IDS + ["sparkplug_primary_host_id scada"], 3, "sparkplug_primary_host_id needs a bridge with bridge_sparkplug"),
 ])
 def test_check_config_names_the_line(tmp_path, lines, where, what):
     err = check_config(tmp_path, lines)
