@@ -150,12 +150,17 @@ void session_end(struct bworker *w, struct session *s)
 	char *will_user;
 	struct msg *will = session_take_will(s, &will_user); /* a pending delayed will fires at session end */
 	s->will_at = 0;
-	/* $share messages not yet acknowledged go to another member. */
+	/* $share messages not yet acknowledged go to another member; routing
+	 * needs the body, which one that gave it up to the store no longer
+	 * has (its entry holds the body's store id): that one ends here. */
 	struct qring shared = { 0 };
+	uint32_t shared_on_disk = 0;
 	for (struct qring *q = &s->inflight; q; q = q == &s->inflight ? &s->queue : NULL) {
 		for (uint32_t i = 0; i < q->count;) {
 			struct qentry *e = qring_at(q, i);
-			if (!(e->flags & QE_SHARED) || e->state == QE_WAIT_PUBCOMP) {
+			bool on_disk = qentry_on_disk(e);
+			if (!(e->flags & QE_SHARED) || e->state == QE_WAIT_PUBCOMP || on_disk) {
+				shared_on_disk += (e->flags & QE_SHARED) && e->state != QE_WAIT_PUBCOMP && on_disk;
 				i++;
 				continue;
 			}
@@ -171,6 +176,9 @@ void session_end(struct bworker *w, struct session *s)
 	pthread_mutex_unlock(&s->lock);
 
 	log_debug("session %s ended", s->client_id);
+	if (shared_on_disk)
+		log_warn("session %s ended with %u $share message%s whose body is only in the store: not handed "
+			 "to another member", s->client_id, shared_on_disk, shared_on_disk == 1 ? "" : "s");
 	for (uint32_t i = 0; i < shared.count; i++) {
 		struct qentry e = *qring_at(&shared, i);
 		route_reshare(w, s, &e, 1);

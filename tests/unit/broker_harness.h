@@ -35,7 +35,7 @@ struct fake_conn {
 	uint8_t version;      /* protocol the test's client speaks, for reading replies */
 	int refs;             /* conn_ref/conn_unref balance; the harness holds 1 */
 	bool close_requested; /* ports.close or ports.abort was called */
-	bool aborted;         /* ports.abort: output dropped */
+	bool aborted;         /* ports.abort: closed with its unread output dropped */
 	bool gone;            /* broker_on_close has run */
 };
 
@@ -80,7 +80,8 @@ int harness_send(struct harness *h, struct fake_conn *fc, const void *p, size_t 
 void harness_drop(struct harness *h, struct fake_conn *fc);
 /* What every worker's loop does until nothing is left: drain the wake
  * lists, submit the store records, complete them (AUTO), end the
- * connections the broker closed. */
+ * connections the broker closed, resume the deliveries that paused on
+ * max_output_buffer once the test has read the output below it. */
 void harness_turn(struct harness *h);
 /* MANUAL: completes every pending transaction with err (0 or a negative
  * fm_err), in order, then a turn. Returns how many it completed. */

@@ -724,6 +724,81 @@ static void test_retained(void)
 	done(h);
 }
 
+/* A subscriber that does not read: its deliveries pause at
+ * max_output_buffer and go on once it has read; one that stays over it
+ * for output_stall_timeout is cut off, its output dropped. */
+static void test_output_cap(void)
+{
+	enum { N = 30, SIZE = 1000 };
+	struct harness *h = mk((const char *const[]){ "max_output_buffer 4096", "output_stall_timeout 60", NULL },
+			       HARNESS_NO_STORE);
+	struct fake_conn *sub = connect_ok(h, 1, &(struct harness_connect_opts){ .version = MQTT_V311, .id = "slow",
+										   .clean = true }, NULL);
+	subscribe_ok(h, sub, "big/#", 0);
+	struct fake_conn *pub = connect_ok(h, 0, &(struct harness_connect_opts){ .version = MQTT_V311, .id = "fast",
+										   .clean = true }, NULL);
+	static char payload[SIZE + 1];
+	memset(payload, 'x', SIZE);
+	for (int i = 0; i < N; i++)
+		publish(h, pub, "big/t", payload, 0, 0);
+	ASSERT_TRUE(sub->client.output_full);
+	ASSERT_TRUE(harness_unread(sub) >= 4096 && harness_unread(sub) < 4096 + 2 * SIZE);
+	int got = 0;
+	struct mqtt_packet pk;
+	for (int rounds = 0; got < N && rounds < N; rounds++) {
+		while (harness_read(sub, &pk) == 1)
+			got += pk.type == MQTT_PUBLISH && pk.u.publish.payload.len == SIZE;
+		harness_turn(h);
+	}
+	ASSERT_EQ(got, N);
+	ASSERT_FALSE(sub->client.output_full);
+
+	for (int i = 0; i < 8; i++)
+		publish(h, pub, "big/t", payload, 0, 0);
+	uint64_t now = clock_mono_ms();
+	harness_tick(h, now);
+	ASSERT_FALSE(sub->gone);
+	harness_tick(h, now + 61 * 1000);
+	ASSERT_TRUE(sub->gone && sub->aborted);
+	ASSERT_EQ(harness_unread(sub), 0);
+	ASSERT_FALSE(pub->gone);
+	done(h);
+}
+
+/* A $share member whose queued messages gave their bodies up to the store
+ * (offline, committed) ends by a Clean Start: the broker must stay up
+ * (resharing read such an entry's store id as a message pointer; found by
+ * fuzz_handlers) and the group goes on with the other member. */
+static void test_share_member_ends_with_bodies_on_disk(void)
+{
+	struct harness *h = mk(durable_lines, HARNESS_STORE_AUTO);
+	struct harness_connect_opts m1 = { .version = MQTT_V5, .id = "m1", .clean = true, .session_expiry = 600 };
+	struct fake_conn *a = connect_ok(h, 0, &m1, NULL);
+	subscribe_ok(h, a, "$share/g/line/#", 1);
+	harness_drop(h, a);
+	struct fake_conn *pub = connect_ok(h, 1, &(struct harness_connect_opts){ .version = MQTT_V311, .id = "plc",
+										   .clean = true }, NULL);
+	publish(h, pub, "line/1", "one", 1, 1);
+	publish(h, pub, "line/1", "two", 1, 2);
+	expect_ack(pub, MQTT_PUBACK, 1, 0);
+	expect_ack(pub, MQTT_PUBACK, 2, 0);
+	struct fake_conn *b = connect_ok(h, 1, &(struct harness_connect_opts){ .version = MQTT_V5, .id = "m2",
+										 .clean = true }, NULL);
+	subscribe_ok(h, b, "$share/g/line/#", 1);
+	m1.session_expiry = 0;
+	struct fake_conn *again = connect_ok(h, 0, &m1, NULL); /* Clean Start ends the old session */
+	ASSERT_FALSE(again->gone);
+	publish(h, pub, "line/1", "three", 1, 3);
+	expect_ack(pub, MQTT_PUBACK, 3, 0);
+	bool three = false;
+	struct mqtt_packet pk;
+	while (harness_read(b, &pk) == 1)
+		three |= pk.type == MQTT_PUBLISH && pk.u.publish.payload.len == 5 &&
+			 !memcmp(pk.u.publish.payload.p, "three", 5);
+	ASSERT_TRUE(three);
+	done(h);
+}
+
 int main(void)
 {
 	log_mask = 1u << LVL_ERR;
@@ -744,5 +819,7 @@ int main(void)
 	RUN(test_registry_many_sessions);
 	RUN(test_auth_and_acl);
 	RUN(test_retained);
+	RUN(test_output_cap);
+	RUN(test_share_member_ends_with_bodies_on_disk);
 	return CHECK_DONE();
 }
