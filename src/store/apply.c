@@ -46,8 +46,14 @@ static void bind_bytes_text(sqlite3_stmt *s, int col, struct rec_bytes b)
 
 /* ---- the bodies of one batch, by id ---- */
 
+/* Where each body record of the batch is; decoded only when a row holds
+ * it (most bodies belong to entries settled within the batches applied
+ * together, and are never read). */
 struct bodies {
-	const struct record **slot; /* open addressing on the id; NULL: empty */
+	struct body_at {
+		uint64_t id;              /* 0: empty */
+		const uint8_t *start, *end; /* the record's bytes */
+	} *slot;
 	uint32_t mask;
 };
 
@@ -67,20 +73,23 @@ static uint32_t bodies_home(const struct bodies *m, uint64_t id)
 	return (uint32_t)(h >> 32) & m->mask;
 }
 
-static void bodies_put(struct bodies *m, const struct record *r)
+static void bodies_put(struct bodies *m, uint64_t id, const uint8_t *start, const uint8_t *end)
 {
-	uint32_t i = bodies_home(m, r->id);
-	while (m->slot[i] && m->slot[i]->id != r->id)
+	uint32_t i = bodies_home(m, id);
+	while (m->slot[i].id && m->slot[i].id != id)
 		i = (i + 1) & m->mask;
-	m->slot[i] = r;
+	m->slot[i] = (struct body_at){ id, start, end };
 }
 
-static const struct record *bodies_get(const struct bodies *m, uint64_t id)
+/* Decodes body id into *r: 1, or 0 when the batch has no such body. */
+static int bodies_get(const struct bodies *m, uint64_t id, struct record *r)
 {
-	for (uint32_t i = bodies_home(m, id); m->slot[i]; i = (i + 1) & m->mask)
-		if (m->slot[i]->id == id)
-			return m->slot[i];
-	return NULL;
+	for (uint32_t i = bodies_home(m, id); m->slot[i].id; i = (i + 1) & m->mask)
+		if (m->slot[i].id == id) {
+			struct rec_reader one = { m->slot[i].start, m->slot[i].end, 1 };
+			return rec_next(&one, r) == 1 && r->type == REC_BODY && r->id == id;
+		}
+	return 0;
 }
 
 struct apply {
@@ -100,8 +109,9 @@ static int msg_hold(struct apply *a, uint64_t id)
 		refmap_add(&st->refs, id, 1);
 		return SQLITE_OK;
 	}
-	const struct record *m = bodies_get(&a->bodies, id);
-	if (!m)
+	struct record body;
+	const struct record *m = &body;
+	if (!id || !bodies_get(&a->bodies, id, &body))
 		return SQLITE_CORRUPT; /* every record travels with the bodies it names */
 	sqlite3_stmt *s = st->st[S_MSG_INS];
 	sqlite3_bind_int64(s, 1, (int64_t)id);
@@ -335,8 +345,7 @@ static int apply_record(struct apply *a, const struct record *r)
 	int64_t id;
 	switch (r->type) {
 	case REC_BODY:
-		bodies_put(&a->bodies, r); /* written when a row first holds it */
-		return SQLITE_OK;
+		return SQLITE_OK; /* found by apply_records; written when a row first holds it */
 	case REC_QUEUE_ADD:
 		return apply_queue_add(a, r);
 	case REC_QUEUE_DEL:
@@ -416,33 +425,38 @@ static int apply_record(struct apply *a, const struct record *r)
 /* A queue entry whose insert and delete are both among the batches applied
  * together never touches the database: applied one by one the insert makes
  * the row (and holds its body) and the delete removes it again, so skipping
- * the two, and the state changes between them, ends in the same database.
+ * the two, and a state change between them, ends in the same database.
  * Only an insert that comes before its delete counts: a delete that arrives
- * first goes through the tombs as it would alone. */
+ * first goes through the tombs as it would alone.
+ *
+ * Finding the pairs is an optimisation, so it may miss some (they are then
+ * applied, to the same end): inserts go into a direct-mapped table of the
+ * recent ones (a delete comes a few milliseconds after its insert; a
+ * collision forgets the older insert), and the records to skip are marked
+ * by ordinal in a bitmap that the apply reads in order. */
+#define SETTLED_SLOTS (1u << 16)
+
 struct settled {
+	uint8_t *skip; /* bit per record ordinal (1-based) of the batches */
 	struct settled_slot {
-		uint64_t sid, seq; /* sid 0: empty */
-		uint64_t add_at, del_at; /* record ordinals; del_at 0: not deleted here */
+		uint64_t sid, seq;        /* sid 0: empty */
+		uint32_t add_at, state_at; /* ordinals (0: none); state_at UINT32_MAX: not to settle */
 	} *slot;
-	uint64_t mask;
 };
 
-static uint64_t settled_home(const struct settled *m, uint64_t sid, uint64_t seq)
+static struct settled_slot *settled_slot(const struct settled *m, uint64_t sid, uint64_t seq)
 {
 	uint64_t h = (sid * 0x9E3779B97F4A7C15ull) ^ (seq * 0xC2B2AE3D27D4EB4Full);
-	return (h ^ (h >> 29)) & m->mask;
+	return &m->slot[(h ^ (h >> 29)) & (SETTLED_SLOTS - 1)];
 }
 
-static struct settled_slot *settled_find(const struct settled *m, uint64_t sid, uint64_t seq)
+static void settled_mark(struct settled *m, uint32_t at)
 {
-	for (uint64_t i = settled_home(m, sid, seq); m->slot[i].sid; i = (i + 1) & m->mask)
-		if (m->slot[i].sid == sid && m->slot[i].seq == seq)
-			return &m->slot[i];
-	return NULL;
+	m->skip[at >> 3] |= (uint8_t)(1u << (at & 7));
 }
 
-/* Finds the entries settled within the batches (all of them well-formed
- * batches, or the apply fails later anyway). 0 or -FM_ENOMEM. */
+/* Marks the records of entries settled within the batches (well-formed
+ * ones: the apply fails on the others anyway). 0 or -FM_ENOMEM. */
 static int settled_scan(struct settled *m, const struct store_batch *b, size_t n)
 {
 	uint64_t records = 0;
@@ -450,14 +464,13 @@ static int settled_scan(struct settled *m, const struct store_batch *b, size_t n
 	for (size_t i = 0; i < n; i++)
 		if (rec_reader_init(&rd, b[i].p, b[i].len) == 0)
 			records += rd.left;
-	uint64_t cap = 16;
-	while (cap < records * 2)
-		cap *= 2;
-	m->slot = calloc(cap, sizeof *m->slot);
-	m->mask = cap - 1;
-	if (!m->slot)
+	if (records >= UINT32_MAX - 1)
+		return 0; /* nothing marked: everything applied */
+	m->skip = calloc(records / 8 + 1, 1);
+	m->slot = calloc(SETTLED_SLOTS, sizeof *m->slot);
+	if (!m->skip || !m->slot)
 		return -FM_ENOMEM;
-	uint64_t at = 0;
+	uint32_t at = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (rec_reader_init(&rd, b[i].p, b[i].len))
 			continue;
@@ -465,55 +478,79 @@ static int settled_scan(struct settled *m, const struct store_batch *b, size_t n
 		uint64_t sid, seq;
 		while (rec_peek(&rd, &type, &sid, &seq)) {
 			at++;
-			if (type == REC_QUEUE_ADD && sid) {
-				uint64_t k = settled_home(m, sid, seq);
-				while (m->slot[k].sid && !(m->slot[k].sid == sid && m->slot[k].seq == seq))
-					k = (k + 1) & m->mask;
-				if (!m->slot[k].sid)
-					m->slot[k] = (struct settled_slot){ sid, seq, at, 0 };
-			} else if (type == REC_QUEUE_DEL && sid) {
-				struct settled_slot *s = settled_find(m, sid, seq);
-				if (s && !s->del_at)
-					s->del_at = at;
+			if (!sid || (type != REC_QUEUE_ADD && type != REC_QUEUE_STATE && type != REC_QUEUE_DEL))
+				continue;
+			struct settled_slot *s = settled_slot(m, sid, seq);
+			bool same = s->sid == sid && s->seq == seq;
+			if (type == REC_QUEUE_ADD) {
+				/* A state change before its insert leaves a tomb the
+				 * insert takes: such an entry is applied. */
+				*s = (struct settled_slot){ sid, seq, at, same ? UINT32_MAX : 0 };
+				continue;
 			}
+			if (type == REC_QUEUE_STATE) {
+				if (!same)
+					*s = (struct settled_slot){ sid, seq, 0, at };
+				else
+					s->state_at = s->state_at ? UINT32_MAX : at;
+				continue;
+			}
+			if (!same)
+				continue;
+			if (s->add_at && s->state_at != UINT32_MAX) {
+				settled_mark(m, s->add_at);
+				if (s->state_at)
+					settled_mark(m, s->state_at);
+				settled_mark(m, at);
+			}
+			s->sid = 0;
 		}
 	}
+	free(m->slot);
+	m->slot = NULL;
 	return 0;
 }
 
-/* Whether the record at ordinal `at` is one of a settled entry's. */
-static bool settled_skips(const struct settled *m, const struct record *r, uint64_t at)
+static bool settled_skips(const struct settled *m, uint64_t at)
 {
-	if (!m->slot || (r->type != REC_QUEUE_ADD && r->type != REC_QUEUE_DEL && r->type != REC_QUEUE_STATE))
-		return false;
-	const struct settled_slot *s = settled_find(m, r->sid, r->seq);
-	return s && s->del_at && at >= s->add_at && at <= s->del_at;
+	return m->skip && (m->skip[at >> 3] >> (at & 7) & 1);
 }
 
-/* Applies every record of one batch (the transaction is open). Decoded
- * records point into the batch; bodies are looked up among them. *at
- * counts the records of all the batches applied together. */
+/* Applies every record of one batch (the transaction is open): steps over
+ * each record, skips the settled ones and notes where the bodies are
+ * without decoding them; decodes the others. *at counts the records of all
+ * the batches applied together. */
 static int apply_records(struct apply *a, const uint8_t *batch, size_t len, const struct settled *settled,
 			 uint64_t *at)
 {
 	struct rec_reader rd;
 	if (rec_reader_init(&rd, batch, len))
 		return SQLITE_CORRUPT;
-	struct record *recs = malloc(sizeof *recs * (rd.left ? rd.left : 1));
-	if (!recs || bodies_init(&a->bodies, rd.left)) {
-		free(recs);
+	if (bodies_init(&a->bodies, rd.left))
 		return SQLITE_NOMEM;
-	}
-	int rc = tombs_turn(a), got;
-	for (uint32_t n = 0; rc == SQLITE_OK && (got = rec_next(&rd, &recs[n])) != 0; n++) {
-		++*at;
-		if (got < 0)
+	int rc = tombs_turn(a);
+	while (rc == SQLITE_OK && rd.left) {
+		const uint8_t *start = rd.p;
+		uint8_t type;
+		uint64_t key, seq;
+		if (!rec_peek(&rd, &type, &key, &seq)) {
 			rc = SQLITE_CORRUPT;
-		else if (!settled_skips(settled, &recs[n], *at))
-			rc = apply_record(a, &recs[n]);
+			break;
+		}
+		++*at;
+		if (settled_skips(settled, *at))
+			continue;
+		if (type == REC_BODY) {
+			bodies_put(&a->bodies, key, start, rd.p);
+			continue;
+		}
+		struct rec_reader one = { start, rd.p, 1 };
+		struct record r;
+		rc = rec_next(&one, &r) == 1 ? apply_record(a, &r) : SQLITE_CORRUPT;
 	}
+	if (rc == SQLITE_OK && rd.p != rd.end)
+		rc = SQLITE_CORRUPT; /* nothing may follow the last record */
 	free(a->bodies.slot);
-	free(recs);
 	return rc;
 }
 
@@ -527,6 +564,8 @@ int store_apply_batches(struct store *st, const struct store_batch *b, size_t n)
 		return 0;
 	struct settled settled = { 0 };
 	if (n > 1 && settled_scan(&settled, b, n)) {
+		free(settled.skip);
+		free(settled.slot);
 		st->apply_rc = SQLITE_NOMEM;
 		return -FM_ENOMEM;
 	}
@@ -540,7 +579,7 @@ int store_apply_batches(struct store *st, const struct store_batch *b, size_t n)
 		struct apply a = { st, index = b[i].index, { 0 } };
 		rc = apply_records(&a, b[i].p, b[i].len, &settled, &at);
 	}
-	free(settled.slot);
+	free(settled.skip);
 	if (rc == SQLITE_OK) {
 		sqlite3_bind_int64(st->st[S_INDEX_PUT], 1, (int64_t)index);
 		rc = store__step_done(st, S_INDEX_PUT);

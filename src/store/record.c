@@ -204,9 +204,10 @@ int rec_peek(struct rec_reader *rd, uint8_t *type, uint64_t *sid, uint64_t *seq)
 		return 0;
 	*type = rd->p[0];
 	*sid = *seq = 0;
-	if (*type < REC__END && layout[*type][0] == F_SID && layout[*type][1] == F_SEQ && size >= 16) {
+	if (*type < REC__END && fields[layout[*type][0]].width == 8 && size >= 8) {
 		*sid = get_le(p, 8);
-		*seq = get_le(p + 8, 8);
+		if (fields[layout[*type][1]].width == 8 && size >= 16)
+			*seq = get_le(p + 8, 8);
 	}
 	rd->p = p + size;
 	rd->left--;

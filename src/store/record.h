@@ -83,9 +83,10 @@ int rec_reader_init(struct rec_reader *rd, const uint8_t *p, size_t len);
  * -FM_EPROTO for malformed bytes (never reads outside [p, p + len)). */
 int rec_next(struct rec_reader *rd, struct record *r);
 
-/* Steps over the next record reading only its type and, for a queue
- * entry's (sid, seq first), those two: 1, or 0 at the end or at bytes that
- * are not a record (rec_next tells which). Never reads outside the batch. */
-int rec_peek(struct rec_reader *rd, uint8_t *type, uint64_t *sid, uint64_t *seq);
+/* Steps over the next record reading only its type and its first two
+ * fields where they are 8-byte integers (else 0): a queue entry's sid and
+ * seq, a body's id. 1, or 0 at the end or at bytes that are not a record
+ * (rec_next tells which). Never reads outside the batch. */
+int rec_peek(struct rec_reader *rd, uint8_t *type, uint64_t *first, uint64_t *second);
 
 #endif

@@ -343,7 +343,11 @@ static void group_done(struct store *st, struct group *g)
 		}
 		failing_ends(st, g->records);
 	}
-	apply_if_due(st, st->tight || has_loads(g->list));
+	/* Reads need what waits in the database first; otherwise the
+	 * acknowledgements go out before any time is spent applying. */
+	bool loads = has_loads(g->list);
+	if (loads)
+		apply_if_due(st, true);
 	bool give_up = g->err && gives_up(st);
 	for (struct store_txn *t = g->list, *next; t; t = next) {
 		next = t->next;
@@ -359,6 +363,8 @@ static void group_done(struct store *st, struct group *g)
 		t->err = g->err;
 		st->port.complete(st->port.owner, t);
 	}
+	if (!loads)
+		apply_if_due(st, st->tight);
 	buf_free(&g->batch);
 	free(g);
 }
