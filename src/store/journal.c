@@ -1,4 +1,4 @@
-/* The journal: appends, reads back and resets DIR/ferromq.journal (see journal.h). */
+/* A journal file: appends, reads back and resets it (see journal.h). */
 #include "journal.h"
 #include "../base/err.h"
 #include <errno.h>
@@ -105,10 +105,10 @@ int journal_entry_parse(const uint8_t *p, size_t avail, uint64_t *index, const u
 	return 1;
 }
 
-int journal_open(struct journal *j, const char *dir, char *err, size_t errlen)
+int journal_open(struct journal *j, const char *dir, const char *name, char *err, size_t errlen)
 {
 	memset(j, 0, sizeof *j);
-	snprintf(j->path, sizeof j->path, "%s/%s", dir, JOURNAL_FILE);
+	snprintf(j->path, sizeof j->path, "%s/%s", dir, name);
 	j->fd = open(j->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (j->fd < 0) {
 		snprintf(err, errlen, "%s: %s", j->path, strerror(errno));

@@ -4,8 +4,8 @@
  * `durability full`, fdatasync'd; the database gets it later, applied
  * together with the batches after it (apply.c), and the log starts over
  * once the database holds everything in it. At start, entries above the
- * database's applied index are applied again. One file, DIR/ferromq.journal;
- * used by the store's writer thread only.
+ * database's applied index are applied again. A file of entries; the store
+ * uses two in turn (writer.c), from its writer thread only.
  *
  * An entry (integers little-endian): "FMJE" u32 crc32c u64 index u32 length,
  * then `length` bytes of batch; the crc covers index, length and the bytes.
@@ -18,7 +18,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define JOURNAL_FILE "ferromq.journal"
+/* The store's journal is two such files, used in turn (writer.c). */
+#define JOURNAL_FILE_0 "ferromq.journal.0"
+#define JOURNAL_FILE_1 "ferromq.journal.1"
 #define JOURNAL_ENTRY_HEAD 20
 
 struct journal {
@@ -37,8 +39,8 @@ void journal_entry_head(uint8_t head[JOURNAL_ENTRY_HEAD], uint64_t index, const 
 int journal_entry_parse(const uint8_t *p, size_t avail, uint64_t *index, const uint8_t **body, uint32_t *len,
 		    size_t *used);
 
-/* Opens (creating) DIR's log. 0, or -1 with a message in err. */
-int journal_open(struct journal *j, const char *dir, char *err, size_t errlen);
+/* Opens (creating) DIR/NAME. 0, or -1 with a message in err. */
+int journal_open(struct journal *j, const char *dir, const char *name, char *err, size_t errlen);
 /* Calls fn for every entry in order, from the start; sets where the log
  * ends. fn returns 0 to go on, or a negative fm_err that stops the read and
  * is returned. 0, or a negative fm_err (-FM_EIO with errno for a read). */

@@ -213,9 +213,7 @@ static int migrate(struct store *st, char *err, size_t errlen)
 	return 0;
 }
 
-/* Collects the journal's batches the database does not have yet, applying
- * them REPLAY_APPLY_BYTES at a time. */
-#define REPLAY_APPLY_BYTES (16u * 1024 * 1024)
+/* Collects the journal's batches the database does not have yet. */
 static int replay_entry(void *ctx, uint64_t index, const uint8_t *p, uint32_t len)
 {
 	struct store *st = ctx;
@@ -226,25 +224,42 @@ static int replay_entry(void *ctx, uint64_t index, const uint8_t *p, uint32_t le
 		buf_free(&bytes);
 		return -FM_ENOMEM;
 	}
-	return st->pend_bytes >= REPLAY_APPLY_BYTES ? store__apply_pending(st) : 0;
+	return 0;
+}
+
+static int by_index(const void *a, const void *b)
+{
+	uint64_t x = ((const struct pending_batch *)a)->index, y = ((const struct pending_batch *)b)->index;
+	return x < y ? -1 : x > y;
 }
 
 /* Brings the database up to the end of the journal: the batches that were
- * acknowledged but not yet applied when the broker stopped. */
+ * acknowledged but not yet applied when the broker stopped, from both
+ * files, in index order. Then both files start over. */
 static int replay_journal(struct store *st, char *err, size_t errlen)
 {
-	uint64_t before = st->applied;
-	uint64_t t0 = clock_mono_ms();
-	int rc = journal_read(&st->journal, replay_entry, st);
-	if (!rc)
+	uint64_t before = st->applied, t0 = clock_mono_ms();
+	int rc = 0;
+	for (int i = 0; i < 2 && !rc; i++)
+		rc = journal_read(&st->journal[i], replay_entry, st);
+	if (!rc) {
+		if (st->n_pend > 1)
+			qsort(st->pend, st->n_pend, sizeof *st->pend, by_index);
 		rc = store__apply_pending(st);
+	}
 	if (rc) {
 		snprintf(err, errlen, "%s: applying the journal %s to the database: %s: %s", st->path,
-			 st->journal.path, rc == -FM_ENOMEM ? "out of memory" : st->apply_rc ? sqlite3_errstr(st->apply_rc)
+			 st->journal[0].path, rc == -FM_ENOMEM ? "out of memory" : st->apply_rc ? sqlite3_errstr(st->apply_rc)
 			 : strerror(errno), st->apply_rc ? store__advice_code(st->apply_rc) : "check the disk; the journal is kept");
 		return -1;
 	}
-	st->next_index = (st->journal.last > st->applied ? st->journal.last : st->applied) + 1;
+	uint64_t last = st->journal[0].last > st->journal[1].last ? st->journal[0].last : st->journal[1].last;
+	st->next_index = (last > st->applied ? last : st->applied) + 1;
+	for (int i = 0; i < 2; i++)
+		if (journal_reset(&st->journal[i], 0)) {
+			snprintf(err, errlen, "%s: %s", st->journal[i].path, strerror(errno));
+			return -1;
+		}
 	if (st->applied > before)
 		log_notice("store %s: applied %llu journalled batches in %llu ms", st->path,
 			   (unsigned long long)(st->applied - before), (unsigned long long)(clock_mono_ms() - t0));
@@ -285,7 +300,7 @@ struct store *store_open(const char *dir, unsigned durability, char *err, size_t
 	snprintf(st->path, sizeof st->path, "%s/%s", dir, STORE_FILE);
 	snprintf(st->dir, sizeof st->dir, "%s", dir);
 	st->dump_fd = -1;
-	st->journal.fd = -1;
+	st->journal[0].fd = st->journal[1].fd = -1;
 	st->durability = durability;
 	struct stat sb;
 	if (stat(st->path, &sb) == 0 && sb.st_size == 0)
@@ -326,7 +341,8 @@ struct store *store_open(const char *dir, unsigned durability, char *err, size_t
 			 store__advice(st->db));
 		goto fail;
 	}
-	if (journal_open(&st->journal, dir, err, errlen) || replay_journal(st, err, errlen))
+	if (journal_open(&st->journal[0], dir, JOURNAL_FILE_0, err, errlen) ||
+	    journal_open(&st->journal[1], dir, JOURNAL_FILE_1, err, errlen) || replay_journal(st, err, errlen))
 		goto fail;
 	const char *dump = getenv("FERROMQ_STORE_BATCH_DUMP");
 	if (dump && *dump) {
@@ -415,9 +431,11 @@ void store_close(struct store *st)
 	if (st->db)
 		sqlite3_close(st->db);
 	/* Everything journalled is in the database: the journal starts over. */
-	if (st->db && st->running && !st->n_pend && st->journal.fd >= 0)
-		journal_reset(&st->journal, 0);
-	journal_close(&st->journal);
+	for (int i = 0; i < 2; i++) {
+		if (st->db && st->running && !st->n_pend && st->journal[i].fd >= 0)
+			journal_reset(&st->journal[i], 0);
+		journal_close(&st->journal[i]);
+	}
 	for (size_t i = 0; i < st->n_pend; i++)
 		buf_free(&st->pend[i].bytes);
 	free(st->pend);
@@ -460,8 +478,9 @@ uint64_t store_disk_bytes(const struct store *st)
 	snprintf(wal, sizeof wal, "%s-wal", st->path);
 	if (stat(wal, &sb) == 0)
 		total += (uint64_t)sb.st_size;
-	if (stat(st->journal.path, &sb) == 0)
-		total += (uint64_t)sb.st_size;
+	for (int i = 0; i < 2; i++)
+		if (stat(st->journal[i].path, &sb) == 0)
+			total += (uint64_t)sb.st_size;
 	return total;
 }
 

@@ -35,7 +35,10 @@ struct store {
 	struct tombs tombs; /* queue entries deleted before their insert arrived (mirrors the table) */
 	uint64_t applied;   /* index of the last batch applied (stored with the data) */
 	unsigned durability;
-	struct journal journal;
+	/* Two files used in turn: new batches go to the active one; the other
+	 * is written over once the database has all of its batches. */
+	struct journal journal[2];
+	int active;
 	uint64_t next_index; /* of the next batch appended to the journal */
 	/* Batches in the journal, not yet applied to the database (writer). */
 	struct pending_batch {
@@ -69,6 +72,7 @@ struct store {
 	struct group *sync_last; /* the last group the sync in flight covers */
 	bool syncing;
 	size_t unsynced_bytes;   /* of the batches journalled, not synced yet */
+	uint32_t unsynced_in[2]; /* those batches in each journal file */
 	struct store_txn *retry, **retry_tail; /* records nobody waits for, to write again */
 	bool retry_due;
 	bool journal_keep; /* a batch is only in the journal: never start it over */

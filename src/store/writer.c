@@ -25,14 +25,15 @@
 #define GROUP_MAX_BYTES (8u * 1024 * 1024)
 /* Batches wait until this many bytes or this long, then are applied to the
  * database together: a queue entry delivered meanwhile never reaches it. */
-#define APPLY_BYTES (16u * 1024 * 1024)
+#define APPLY_BYTES (4u * 1024 * 1024)
 #define APPLY_MS 500
 /* How soon an apply that failed is tried again. */
 #define APPLY_RETRY_MS 1000
 /* How soon records nobody waits for are written again after they failed. */
 #define RETRY_MS 100
-/* A journal whose every batch is applied starts over past this size,
- * written over while it is at most JOURNAL_KEEP_BYTES (cut otherwise). */
+/* Past this size the active journal file hands over to the other one (once
+ * the database has every batch of that one), written over while it is at
+ * most JOURNAL_KEEP_BYTES (cut otherwise). */
 #define JOURNAL_RESET_BYTES (1024 * 1024)
 #define JOURNAL_KEEP_BYTES (64u * 1024 * 1024)
 /* Free space that ends a disk-full episode. */
@@ -53,6 +54,7 @@ struct group {
 	struct store_txn *list;
 	struct buf batch;
 	uint64_t index;      /* its journal entry's, 0 when it wrote nothing */
+	int file;            /* the journal file it is in */
 	uint64_t journal_at; /* where that entry starts */
 	uint32_t records;
 	int err;
@@ -152,6 +154,24 @@ static bool apply_due(const struct store *st)
 	return st->n_pend && (!st->apply_failing || clock_mono_ms() >= st->apply_retry_ms);
 }
 
+/* Hands the active journal file over to the other one when it has grown
+ * and the database has every batch of the other one (none of them waits
+ * for its sync either): new batches are written over the other's. */
+static void journal_turn(struct store *st)
+{
+	int other = !st->active;
+	struct journal *j = &st->journal[st->active], *o = &st->journal[other];
+	if (st->journal_keep || (j->end < JOURNAL_RESET_BYTES && !(st->tight && j->end)) ||
+	    o->last > st->applied || st->unsynced_in[other])
+		return;
+	if (journal_reset(o, st->tight ? JOURNAL_RESET_BYTES : JOURNAL_KEEP_BYTES)) {
+		log_warn("store %s: cannot truncate the journal %s: %s (tried again later)", st->path, o->path,
+			 strerror(errno));
+		return;
+	}
+	st->active = other;
+}
+
 int store__apply_pending(struct store *st)
 {
 	if (!st->n_pend)
@@ -178,12 +198,7 @@ int store__apply_pending(struct store *st)
 		st->apply_failing = false;
 		log_notice("store %s: the journal is applied again", st->path);
 	}
-	/* Not while batches journalled after these wait for their sync: they
-	 * would be written over. */
-	if (!st->unsynced_bytes && !st->journal_keep && (st->journal.end >= JOURNAL_RESET_BYTES || st->tight) &&
-	    journal_reset(&st->journal, st->tight ? JOURNAL_RESET_BYTES : JOURNAL_KEEP_BYTES))
-		log_warn("store %s: cannot truncate the journal %s: %s (tried again later)", st->path,
-			 st->journal.path, strerror(errno));
+	journal_turn(st);
 	return 0;
 }
 
@@ -274,8 +289,9 @@ static void journal_group(struct store *st, struct group *g)
 			g->err = st->apply_failing && st->apply_err != -FM_ELIMIT ? -FM_EIO : -FM_ELIMIT;
 	}
 	if (!g->err) {
-		g->journal_at = st->journal.end;
-		g->err = journal_append(&st->journal, st->next_index, g->batch.p, (uint32_t)g->batch.len);
+		g->file = st->active;
+		g->journal_at = st->journal[g->file].end;
+		g->err = journal_append(&st->journal[g->file], st->next_index, g->batch.p, (uint32_t)g->batch.len);
 	}
 	if (g->err) {
 		st->apply_rc = 0;
@@ -285,6 +301,7 @@ static void journal_group(struct store *st, struct group *g)
 	}
 	g->index = st->next_index++;
 	st->unsynced_bytes += g->batch.len;
+	st->unsynced_in[g->file]++;
 	if (st->dump_fd >= 0)
 		dump_batch(st, g);
 }
@@ -333,6 +350,7 @@ static void group_done(struct store *st, struct group *g)
 {
 	if (!g->err && g->index) {
 		st->unsynced_bytes -= g->batch.len;
+		st->unsynced_in[g->file]--;
 		if (store__pend_add(st, g->index, &g->batch)) {
 			/* No room to keep it waiting: into the database now. */
 			struct store_batch b = { g->batch.p, g->batch.len, g->index };
@@ -403,15 +421,16 @@ static void on_synced(uv_fs_t *req)
 		 * indexes are not used again, so what survived of them ends the
 		 * journal should it survive a crash: none was acknowledged). */
 		int err = res == UV_ENOSPC ? -FM_ELIMIT : -FM_EIO;
-		bool rewound = false;
+		bool rewound[2] = { false, false };
 		for (struct group *g = st->groups; g; g = g->next) {
 			if (g->err || !g->index)
 				continue;
-			if (!rewound) {
-				st->journal.end = g->journal_at;
-				rewound = true;
+			if (!rewound[g->file]) {
+				st->journal[g->file].end = g->journal_at;
+				rewound[g->file] = true;
 			}
 			st->unsynced_bytes -= g->batch.len;
+			st->unsynced_in[g->file]--;
 			g->err = err;
 			g->index = 0;
 		}
@@ -432,18 +451,28 @@ static bool groups_unsynced(const struct store *st)
 	return false;
 }
 
+/* Syncs the journal file of the first group waiting for a sync, covering
+ * every group up to the first one journalled in the other file. */
 static void start_sync(struct store *st)
 {
+	int file = -1;
 	st->sync_last = NULL;
-	for (struct group *g = st->groups; g; g = g->next)
+	for (struct group *g = st->groups; g; g = g->next) {
+		if (!g->err && g->index) {
+			if (file >= 0 && g->file != file)
+				break;
+			file = g->file;
+		}
 		st->sync_last = g;
+	}
+	struct journal *j = &st->journal[file];
 	st->sync_req.data = st;
-	if (uv_fs_fdatasync(&st->loop, &st->sync_req, st->journal.fd, on_synced) == 0) {
+	if (uv_fs_fdatasync(&st->loop, &st->sync_req, j->fd, on_synced) == 0) {
 		st->syncing = true;
 		return;
 	}
 	/* Cannot even ask: sync here. */
-	int rc = journal_sync(&st->journal);
+	int rc = journal_sync(j);
 	st->sync_req.result = rc ? (rc == -FM_ELIMIT ? UV_ENOSPC : UV_EIO) : 0;
 	on_synced(&st->sync_req);
 }

@@ -72,7 +72,7 @@ static void test_file(void)
 		exit(2);
 	}
 	struct journal j;
-	ASSERT_EQ(journal_open(&j, dir, err, sizeof err), 0);
+	ASSERT_EQ(journal_open(&j, dir, JOURNAL_FILE_0, err, sizeof err), 0);
 	struct seen s;
 	ASSERT_EQ(read_all(&j, &s), 0);
 	ASSERT_EQ(s.n, 0);
@@ -85,7 +85,7 @@ static void test_file(void)
 
 	/* Reopened: every entry, in order; then a torn fourth ends the log
 	 * where the third did, and the next append goes there. */
-	ASSERT_EQ(journal_open(&j, dir, err, sizeof err), 0);
+	ASSERT_EQ(journal_open(&j, dir, JOURNAL_FILE_0, err, sizeof err), 0);
 	ASSERT_EQ(read_all(&j, &s), 0);
 	ASSERT_EQ(s.n, 3);
 	ASSERT_EQ(s.index[2], 3);
@@ -140,7 +140,7 @@ static void test_file(void)
 	journal_close(&j);
 
 	char p[128];
-	snprintf(p, sizeof p, "%s/%s", dir, JOURNAL_FILE);
+	snprintf(p, sizeof p, "%s/%s", dir, JOURNAL_FILE_0);
 	unlink(p);
 	rmdir(dir);
 }

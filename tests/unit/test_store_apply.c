@@ -38,7 +38,8 @@ static void tdir_make(struct tdir *d)
 
 static void tdir_remove(struct tdir *d)
 {
-	static const char *const files[] = { STORE_FILE, STORE_FILE "-wal", STORE_FILE "-shm", JOURNAL_FILE };
+	static const char *const files[] = { STORE_FILE, STORE_FILE "-wal", STORE_FILE "-shm", JOURNAL_FILE_0,
+					      JOURNAL_FILE_1 };
 	char p[128];
 	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
 		snprintf(p, sizeof p, "%s/%s", d->path, files[i]);
