@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# The durable path's cost (issue 13): the same broker with `durability full`
+# and with `persistence false`, and optionally an earlier build (BASE_BIN,
+# durability full), in alternating runs:
+#   fanin   8 publishers -> 1 persistent subscriber, QoS 1, 200 bytes, as fast
+#           as they go (delivered msg/s)
+#   plant   200 gateways x 200 QoS 1 msg/s -> 1 persistent v5 historian
+#           (broker CPU, end-to-end p99, loss)
+# Each broker is pinned to core BROKER_CPU (default 0), the bench to the
+# other one. Prints one line per run and the medians.
+#   FERROMQ_BIN FERROMQ_BENCH  the binaries (default build/)
+#   BASE_BIN                   an earlier ferromq to compare with (optional)
+#   RUNS (3)  DURATION (8)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source bench/common.sh
+BIN=${FERROMQ_BIN:-build/ferromq}
+BENCH=${FERROMQ_BENCH:-build/ferromq-bench}
+RUNS=${RUNS:-3}
+DURATION=${DURATION:-8}
+CPU=${BROKER_CPU:-0}
+OTHER=$(( CPU == 0 ? 1 : 0 ))
+[[ -x $BIN && -x $BENCH ]] || die "build first (make build)"
+raise_fd_limit
+tmp=$(mktemp -d)
+pid=""
+trap 'stop_pid "$pid"; rm -rf "$tmp"' EXIT
+
+# start NAME BIN PERSISTENCE: a broker with its own data directory; sets pid, port.
+start() {
+	port=$(free_port)
+	rm -rf "$tmp/$1" && mkdir -p "$tmp/$1"
+	printf 'listener %s 127.0.0.1\npersistence %s\npersistence_location %s\ndurability full\n' \
+		"$port" "$3" "$tmp/$1" >"$tmp/$1.conf"
+	taskset -c "$CPU" "$2" -c "$tmp/$1.conf" >"$tmp/$1.log" 2>&1 &
+	pid=$!
+	for _ in $(seq 100); do
+		python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	die "$1 did not start: $(tail -3 "$tmp/$1.log")"
+}
+
+brokers=("full $BIN true" "nopersist $BIN false")
+[[ -n ${BASE_BIN:-} ]] && brokers+=("base-full $BASE_BIN true")
+: >"$tmp/results"
+for run in $(seq "$RUNS"); do
+	for b in "${brokers[@]}"; do
+		read -r name bin persist <<<"$b"
+		start "$name" "$bin" "$persist"
+		rate=$(taskset -c "$OTHER" "$BENCH" fanin --port "$port" --pubs 8 --subs 1 --qos 1 --persistent \
+			--duration "$DURATION" --warmup 2 --size 200 --json | tail -1 |
+			python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); print(int(d["delivered_per_s"]), d["lost"])')
+		stop_pid "$pid"
+		start "$name" "$bin" "$persist"
+		plant=$(taskset -c "$OTHER" "$BENCH" plant --port "$port" --profile large --protocol 5 --size 200 \
+			--duration "$DURATION" --warmup 3 --drain 5 --pid "$pid" --store-dir "$tmp/$name" 2>&1 | tail -2 |
+			python3 -c '
+import re, sys
+t = sys.stdin.read()
+p99 = re.search(r"p99 (\d+) us", t).group(1)
+lost = re.search(r"lost (\d+)", t).group(1)
+cpu = re.search(r"CPU mean ([\d.]+) %", t).group(1)
+print(cpu, p99, lost)')
+		stop_pid "$pid"
+		pid=""
+		read -r fanin fanin_lost <<<"$rate"
+		read -r cpu p99 plant_lost <<<"$plant"
+		echo "run $run $name: fanin $fanin msg/s (lost $fanin_lost); plant CPU $cpu %, p99 $p99 us, lost $plant_lost"
+		echo "$name $fanin $cpu $p99 $fanin_lost $plant_lost" >>"$tmp/results"
+	done
+done
+python3 - "$tmp/results" <<'EOF'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    name, fanin, cpu, p99, l1, l2 = line.split()
+    rows.setdefault(name, []).append((int(fanin), float(cpu), int(p99), int(l1) + int(l2)))
+med = {n: (statistics.median(r[0] for r in v), statistics.median(r[1] for r in v),
+           statistics.median(r[2] for r in v), sum(r[3] for r in v)) for n, v in rows.items()}
+for n, (f, c, p, lost) in med.items():
+    print("median %-10s fanin %8d msg/s   plant CPU %5.1f %%  p99 %6d us  lost %d" % (n, f, c, p, lost))
+print("fanin full/nopersist %.2f" % (med["full"][0] / med["nopersist"][0]))
+if "base-full" in med:
+    print("fanin full/base-full %.2f   plant CPU full %.1f %% vs base-full %.1f %%" % (
+        med["full"][0] / med["base-full"][0], med["full"][1], med["base-full"][1]))
+EOF
