@@ -4,7 +4,7 @@
 #  2. builds the previous release's broker (PREV_COMMIT: store schema 3) and
 #     packs it with the same packaging as PREV_VERSION, the package an
 #     upgrade starts from;
-#  3. makes a scratch Debian 12 root with mmdebstrap (kept as WORKDIR/root.tar
+#  3. makes a scratch Debian 12 root with mmdebstrap (kept as WORKDIR/root-HASH.tar
 #     for the next run): the maintainer scripts (adduser, chown, systemd
 #     enablement) run as they would on a plant's machine, inside a chroot,
 #     never on this machine's /;
@@ -79,17 +79,20 @@ prev_deb="$work/ferromq_${prev_version}_amd64.deb"
 dpkg-deb --root-owner-group -b "$work/prev-pkg" "$prev_deb" >/dev/null
 
 step "3. a scratch Debian 12 root"
-if [ ! -f "$work/root.tar" ]; then
-	rm -rf "$work/root.tar" "$work/root-new.tar"
-	mmdebstrap --quiet --variant=essential \
-		--include=adduser,init-system-helpers,procps,systemd,libuv1,libsqlite3-0,libssl3,libwslay1,libmodbus5,libsystemd0 \
+# The package's run-time libraries; the kept root is named after the list,
+# so a package that gains a dependency gets a root that has it.
+root_pkgs=adduser,init-system-helpers,procps,systemd,libuv1,libsqlite3-0,libssl3,libwslay1,libmodbus5,libsystemd0,libprotobuf-c1
+root_tar="$work/root-$(printf '%s' "$root_pkgs" | md5sum | cut -c1-12).tar"
+if [ ! -f "$root_tar" ]; then
+	rm -rf "$work"/root*.tar
+	mmdebstrap --quiet --variant=essential --include="$root_pkgs" \
 		bookworm "$work/root-new.tar" "$MIRROR" >"$work/mmdebstrap.log" 2>&1 ||
 		{ tail -20 "$work/mmdebstrap.log"; fail "mmdebstrap"; }
-	mv "$work/root-new.tar" "$work/root.tar"
+	mv "$work/root-new.tar" "$root_tar"
 fi
 rm -rf "$root"
 mkdir -p "$root"
-tar -xf "$work/root.tar" -C "$root"
+tar -xf "$root_tar" -C "$root"
 cp "$prev_deb" "$new_deb" "$root/tmp/"
 in_root() { chroot "$root" "$@" </dev/null; }
 
