@@ -1,5 +1,6 @@
 #include "store_port.h"
 #include "../session/session.h"
+#include "../base/err.h"
 #include "../base/vec.h"
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +26,7 @@ struct store_op *store_txn_add(struct store_txn *t, uint8_t type)
 int store_txn_add_cb(struct store_txn *t, const struct store_cb *cb)
 {
 	if (vec_grow(&t->cbs, &t->cap_cbs, t->n_cbs, sizeof *t->cbs, 8))
-		return -1;
+		return -FM_ENOMEM;
 	t->cbs[t->n_cbs++] = *cb;
 	return 0;
 }
@@ -33,7 +34,7 @@ int store_txn_add_cb(struct store_txn *t, const struct store_cb *cb)
 int store_txn_add_load(struct store_txn *t, struct store_load *ld)
 {
 	if (vec_grow(&t->loads, &t->cap_loads, t->n_loads, sizeof *t->loads, 4))
-		return -1;
+		return -FM_ENOMEM;
 	t->loads[t->n_loads++] = ld;
 	return 0;
 }
