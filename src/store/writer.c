@@ -409,12 +409,10 @@ static void process(struct store *st);
 static void on_retry(uv_timer_t *h);
 static void on_apply(uv_timer_t *h);
 
-/* The sync covering every group up to st->sync_last is over. */
-static void on_synced(uv_fs_t *req)
+/* The sync covering every group up to st->sync_last is over (res: 0 or a
+ * negative libuv error): those groups are handed back. */
+static void synced(struct store *st, ssize_t res)
 {
-	struct store *st = req->data;
-	ssize_t res = req->result;
-	uv_fs_req_cleanup(req);
 	st->syncing = false;
 	if (res < 0) {
 		/* Unknown what reached the disk: every group journalled so far
@@ -441,6 +439,14 @@ static void on_synced(uv_fs_t *req)
 	} else {
 		groups_done(st, st->sync_last);
 	}
+}
+
+static void on_synced(uv_fs_t *req)
+{
+	struct store *st = req->data;
+	ssize_t res = req->result;
+	uv_fs_req_cleanup(req);
+	synced(st, res);
 	process(st);
 }
 
@@ -453,8 +459,9 @@ static bool groups_unsynced(const struct store *st)
 }
 
 /* Syncs the journal file of the first group waiting for a sync, covering
- * every group up to the first one journalled in the other file. */
-static void start_sync(struct store *st)
+ * every group up to the first one journalled in the other file: in the
+ * pool (true: on_synced goes on from there), or here (false: done). */
+static bool start_sync(struct store *st)
 {
 	int file = -1;
 	st->sync_last = NULL;
@@ -476,11 +483,11 @@ static void start_sync(struct store *st)
 	pthread_mutex_unlock(&st->lock);
 	if (more && uv_fs_fdatasync(&st->loop, &st->sync_req, j->fd, on_synced) == 0) {
 		st->syncing = true;
-		return;
+		return true;
 	}
 	int rc = journal_sync(j);
-	st->sync_req.result = rc ? (rc == -FM_ELIMIT ? UV_ENOSPC : UV_EIO) : 0;
-	on_synced(&st->sync_req);
+	synced(st, rc ? (rc == -FM_ELIMIT ? UV_ENOSPC : UV_EIO) : 0);
+	return false;
 }
 
 /* Takes the next group: records to write again first, then what was
@@ -540,19 +547,21 @@ static void process(struct store *st)
 {
 	if (uv_is_closing((uv_handle_t *)&st->wake))
 		return;
-	struct group *g;
-	while ((g = take_group(st))) {
-		journal_group(st, g);
-		*st->groups_tail = g;
-		st->groups_tail = &g->next;
-	}
-	if (st->groups && !st->syncing) {
-		if (st->durability == DURABILITY_FULL && groups_unsynced(st))
-			start_sync(st); /* re-enters process when done */
-		else
-			groups_done(st, NULL);
-		if (st->syncing)
-			return;
+	for (;;) {
+		struct group *g;
+		while ((g = take_group(st))) {
+			journal_group(st, g);
+			*st->groups_tail = g;
+			st->groups_tail = &g->next;
+		}
+		if (!st->groups || st->syncing)
+			break;
+		if (st->durability == DURABILITY_FULL && groups_unsynced(st)) {
+			if (start_sync(st))
+				return; /* on_synced goes on */
+			continue;       /* synced here: take what came meanwhile */
+		}
+		groups_done(st, NULL);
 	}
 	if (st->retry && !st->retry_due && !uv_is_active((uv_handle_t *)&st->retry_timer))
 		uv_timer_start(&st->retry_timer, on_retry, RETRY_MS, 0);
