@@ -1,5 +1,6 @@
 /* A journal file: appends, reads back and resets it (see journal.h). */
 #include "journal.h"
+#include "le.h"
 #include "../base/err.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -58,20 +59,6 @@ static uint32_t crc_update(uint32_t crc, const uint8_t *p, size_t n)
 	return crc_update_table(crc, p, n);
 }
 #endif
-
-static void put_le(uint8_t *p, uint64_t v, int n)
-{
-	for (int i = 0; i < n; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le(const uint8_t *p, int n)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < n; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
 
 /* The crc of an entry: index and length (head bytes 8..19), then the body. */
 static uint32_t entry_crc(const uint8_t head[JOURNAL_ENTRY_HEAD], const uint8_t *p, uint32_t len)

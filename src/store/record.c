@@ -1,6 +1,7 @@
 /* The record batch codec (see record.h). Each type's fields are one table
  * row, so the encoder and the decoder cannot disagree on their order. */
 #include "record.h"
+#include "le.h"
 #include "../base/err.h"
 #include <stddef.h>
 #include <string.h>
@@ -78,20 +79,6 @@ static void set_int(struct record *r, enum field f, uint64_t v)
 static const struct rec_bytes *bytes_in(const struct record *r, enum field f)
 {
 	return (const struct rec_bytes *)(const void *)((const uint8_t *)r + fields[f].offset);
-}
-
-static void put_le(uint8_t *p, uint64_t v, int n)
-{
-	for (int i = 0; i < n; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le(const uint8_t *p, int n)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < n; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
 }
 
 int rec_batch_start(struct buf *b)
