@@ -344,8 +344,6 @@ static int apply_record(struct apply *a, const struct record *r)
 	int rc;
 	int64_t id;
 	switch (r->type) {
-	case REC_BODY:
-		return SQLITE_OK; /* found by apply_records; written when a row first holds it */
 	case REC_QUEUE_ADD:
 		return apply_queue_add(a, r);
 	case REC_QUEUE_DEL:

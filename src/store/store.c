@@ -4,7 +4,6 @@
  * thread. */
 #include "store.h"
 #include "store_internal.h"
-#include "record.h"
 #include "../base/clock.h"
 #include "../base/err.h"
 #include "../base/log.h"
@@ -16,8 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #define SCHEMA_VERSION 5

@@ -333,6 +333,14 @@ static bool gives_up(struct store *st)
 	return true;
 }
 
+/* A journalled group is synced, or its sync failed: it no longer counts
+ * among the batches waiting for one. */
+static void sync_settled(struct store *st, const struct group *g)
+{
+	st->unsynced_bytes -= g->batch.len;
+	st->unsynced_in[g->file]--;
+}
+
 static bool has_loads(const struct store_txn *list)
 {
 	for (const struct store_txn *t = list; t; t = t->next)
@@ -350,8 +358,7 @@ static bool has_loads(const struct store_txn *list)
 static void group_done(struct store *st, struct group *g)
 {
 	if (!g->err && g->index) {
-		st->unsynced_bytes -= g->batch.len;
-		st->unsynced_in[g->file]--;
+		sync_settled(st, g);
 		if (store__pend_add(st, g->index, &g->batch)) {
 			/* No room to keep it waiting: into the database now. */
 			struct store_batch b = { g->batch.p, g->batch.len, g->index };
@@ -428,8 +435,7 @@ static void synced(struct store *st, ssize_t res)
 				st->journal[g->file].end = g->journal_at;
 				rewound[g->file] = true;
 			}
-			st->unsynced_bytes -= g->batch.len;
-			st->unsynced_in[g->file]--;
+			sync_settled(st, g);
 			g->err = err;
 			g->index = 0;
 		}
@@ -448,14 +454,6 @@ static void on_synced(uv_fs_t *req)
 	uv_fs_req_cleanup(req);
 	synced(st, res);
 	process(st);
-}
-
-static bool groups_unsynced(const struct store *st)
-{
-	for (const struct group *g = st->groups; g; g = g->next)
-		if (!g->err && g->index)
-			return true;
-	return false;
 }
 
 /* Syncs the journal file of the first group waiting for a sync, covering
@@ -541,6 +539,14 @@ static void close_handle(uv_handle_t *h)
 	(void)h;
 }
 
+/* Closes the loop's handles: the loop ends once they are closed. */
+static void close_handles(struct store *st)
+{
+	uv_close((uv_handle_t *)&st->wake, close_handle);
+	uv_close((uv_handle_t *)&st->apply_timer, close_handle);
+	uv_close((uv_handle_t *)&st->retry_timer, close_handle);
+}
+
 /* Takes, journals and (through a sync) hands back everything that
  * arrived; stops the loop once stopping and nothing is left. */
 static void process(struct store *st)
@@ -556,7 +562,7 @@ static void process(struct store *st)
 		}
 		if (!st->groups || st->syncing)
 			break;
-		if (st->durability == DURABILITY_FULL && groups_unsynced(st)) {
+		if (st->durability == DURABILITY_FULL && st->unsynced_in[0] + st->unsynced_in[1]) {
 			if (start_sync(st))
 				return; /* on_synced goes on */
 			continue;       /* synced here: take what came meanwhile */
@@ -572,9 +578,7 @@ static void process(struct store *st)
 		/* Stopping: whatever is journalled goes into the database now (if
 		 * that fails, it stays in the journal for the next start). */
 		store__apply_pending(st);
-		uv_close((uv_handle_t *)&st->wake, close_handle);
-		uv_close((uv_handle_t *)&st->apply_timer, close_handle);
-		uv_close((uv_handle_t *)&st->retry_timer, close_handle);
+		close_handles(st);
 		return;
 	}
 	/* Batches wait to be applied: wake for them. */
@@ -639,11 +643,8 @@ void store__writer_stop(struct store *st)
 	}
 	if (st->loop_ready) {
 		/* Closes what a failed start left open. */
-		if (!st->running) {
-			uv_close((uv_handle_t *)&st->wake, close_handle);
-			uv_close((uv_handle_t *)&st->apply_timer, close_handle);
-			uv_close((uv_handle_t *)&st->retry_timer, close_handle);
-		}
+		if (!st->running)
+			close_handles(st);
 		uv_run(&st->loop, UV_RUN_DEFAULT);
 		uv_loop_close(&st->loop);
 		st->loop_ready = false;
