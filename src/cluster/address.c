@@ -1,5 +1,6 @@
 /* Cluster addresses and peers: pure parsing, unit-tested and fuzzed. */
 #include "cluster/cluster.h"
+#include "cluster/fail.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -9,8 +10,7 @@
 
 #include "base/err.h"
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
+int cluster__fail(char *err, size_t errlen, const char *fmt, ...)
 {
 	if (errlen) {
 		va_list ap;
@@ -34,30 +34,30 @@ int cluster_address_check(const char *address, char *err, size_t errlen)
 {
 	size_t len = strlen(address);
 	if (len == 0)
-		return fail(err, errlen, "empty address (expected HOST:PORT)");
+		return cluster__fail(err, errlen, "empty address (expected HOST:PORT)");
 	if (len >= CLUSTER_ADDRESS_MAX)
-		return fail(err, errlen, "address longer than %d bytes", CLUSTER_ADDRESS_MAX - 1);
+		return cluster__fail(err, errlen, "address longer than %d bytes", CLUSTER_ADDRESS_MAX - 1);
 	const char *colon = strchr(address, ':');
 	if (!colon)
-		return fail(err, errlen, "'%s': expected HOST:PORT", address);
+		return cluster__fail(err, errlen, "'%s': expected HOST:PORT", address);
 	if (colon == address)
-		return fail(err, errlen, "'%s': no host before ':'", address);
+		return cluster__fail(err, errlen, "'%s': no host before ':'", address);
 	for (const char *p = address; p < colon; p++)
 		if (!host_char_ok(*p))
-			return fail(err, errlen, "'%s': a host is a name or an IPv4 address", address);
+			return cluster__fail(err, errlen, "'%s': a host is a name or an IPv4 address", address);
 	const char *port = colon + 1;
 	if (*port == '\0')
-		return fail(err, errlen, "'%s': no port after ':'", address);
+		return cluster__fail(err, errlen, "'%s': no port after ':'", address);
 	unsigned long v = 0;
 	for (const char *p = port; *p; p++) {
 		if (*p < '0' || *p > '9')
-			return fail(err, errlen, "'%s': the port is a number 1-65535", address);
+			return cluster__fail(err, errlen, "'%s': the port is a number 1-65535", address);
 		v = v * 10 + (unsigned long)(*p - '0');
 		if (v > 65535)
-			return fail(err, errlen, "'%s': the port is a number 1-65535", address);
+			return cluster__fail(err, errlen, "'%s': the port is a number 1-65535", address);
 	}
 	if (v == 0)
-		return fail(err, errlen, "'%s': the port is a number 1-65535", address);
+		return cluster__fail(err, errlen, "'%s': the port is a number 1-65535", address);
 	return 0;
 }
 
@@ -66,23 +66,23 @@ int cluster_peer_parse(const char *text, struct cluster_peer *peer, char *err, s
 	const char *p = text;
 	uint64_t id = 0;
 	if (*p < '0' || *p > '9')
-		return fail(err, errlen, "'%s': expected N HOST:PORT (N a node id >= 1)", text);
+		return cluster__fail(err, errlen, "'%s': expected N HOST:PORT (N a node id >= 1)", text);
 	for (; *p >= '0' && *p <= '9'; p++) {
 		if (id > (UINT64_MAX - 9) / 10)
-			return fail(err, errlen, "'%s': node id too large", text);
+			return cluster__fail(err, errlen, "'%s': node id too large", text);
 		id = id * 10 + (uint64_t)(*p - '0');
 	}
 	if (id == 0)
-		return fail(err, errlen, "'%s': node ids start at 1", text);
+		return cluster__fail(err, errlen, "'%s': node ids start at 1", text);
 	if (*p != ' ' && *p != '=')
-		return fail(err, errlen, "'%s': expected N HOST:PORT (N a node id >= 1)", text);
+		return cluster__fail(err, errlen, "'%s': expected N HOST:PORT (N a node id >= 1)", text);
 	while (*p == ' ' || *p == '=')
 		p++;
 	size_t len = strlen(p);
 	while (len && p[len - 1] == ' ')
 		len--;
 	if (len >= CLUSTER_ADDRESS_MAX)
-		return fail(err, errlen, "'%s': address longer than %d bytes", text, CLUSTER_ADDRESS_MAX - 1);
+		return cluster__fail(err, errlen, "'%s': address longer than %d bytes", text, CLUSTER_ADDRESS_MAX - 1);
 	char address[CLUSTER_ADDRESS_MAX];
 	memcpy(address, p, len);
 	address[len] = '\0';

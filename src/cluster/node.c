@@ -3,7 +3,6 @@
  * thread, the leadership watch, the status copy, and stop. */
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +10,7 @@
 
 #include "base/err.h"
 #include "base/log.h"
+#include "cluster/fail.h"
 #include "cluster/frame.h"
 #include "cluster/internal.h"
 
@@ -30,18 +30,6 @@
 #define DEFAULT_SEGMENT_SIZE (8u << 20)
 #define MAX_SEGMENT_SIZE (16u << 20)
 #define STATUS_PERIOD_MS 5
-
-static int conf_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int conf_fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (errlen) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -FM_EINVAL;
-}
 
 /* --- the state machine, as libraft sees it --- */
 
@@ -491,53 +479,53 @@ static int check_conf(const struct cluster_conf *c, char *err, size_t errlen)
 {
 	char why[160];
 	if (c->node_id == 0)
-		return conf_fail(err, errlen, "cluster node id: must be >= 1");
+		return cluster__fail(err, errlen, "cluster node id: must be >= 1");
 	if (cluster_address_check(c->address, why, sizeof why))
-		return conf_fail(err, errlen, "cluster address: %s", why);
+		return cluster__fail(err, errlen, "cluster address: %s", why);
 	if (!c->data_dir || !*c->data_dir)
-		return conf_fail(err, errlen, "cluster data directory: not set");
+		return cluster__fail(err, errlen, "cluster data directory: not set");
 	if (strlen(c->data_dir) >= 4096)
-		return conf_fail(err, errlen, "cluster data directory: path too long");
+		return cluster__fail(err, errlen, "cluster data directory: path too long");
 	if (c->n_voters > CLUSTER_MAX_NODES)
-		return conf_fail(err, errlen, "cluster voters: at most %d", CLUSTER_MAX_NODES);
+		return cluster__fail(err, errlen, "cluster voters: at most %d", CLUSTER_MAX_NODES);
 	if (!c->join && c->n_voters == 0)
-		return conf_fail(err, errlen, "cluster voters: none (a node that waits to be added sets join)");
+		return cluster__fail(err, errlen, "cluster voters: none (a node that waits to be added sets join)");
 	if (c->join && c->n_voters)
-		return conf_fail(err, errlen, "cluster voters: a joining node takes its configuration from the leader");
+		return cluster__fail(err, errlen, "cluster voters: a joining node takes its configuration from the leader");
 	bool self = false;
 	for (unsigned i = 0; i < c->n_voters; i++) {
 		if (c->voters[i].id == 0)
-			return conf_fail(err, errlen, "cluster voter: node ids start at 1");
+			return cluster__fail(err, errlen, "cluster voter: node ids start at 1");
 		if (cluster_address_check(c->voters[i].address, why, sizeof why))
-			return conf_fail(err, errlen, "cluster voter %" PRIu64 ": %s", c->voters[i].id, why);
+			return cluster__fail(err, errlen, "cluster voter %" PRIu64 ": %s", c->voters[i].id, why);
 		for (unsigned j = 0; j < i; j++) {
 			if (c->voters[j].id == c->voters[i].id)
-				return conf_fail(err, errlen, "cluster voter %" PRIu64 ": listed twice", c->voters[i].id);
+				return cluster__fail(err, errlen, "cluster voter %" PRIu64 ": listed twice", c->voters[i].id);
 			if (strcmp(c->voters[j].address, c->voters[i].address) == 0)
-				return conf_fail(err, errlen, "cluster voters %" PRIu64 " and %" PRIu64 ": same address %s",
+				return cluster__fail(err, errlen, "cluster voters %" PRIu64 " and %" PRIu64 ": same address %s",
 						 c->voters[j].id, c->voters[i].id, c->voters[i].address);
 		}
 		if (c->voters[i].id == c->node_id) {
 			self = true;
 			if (strcmp(c->voters[i].address, c->address) != 0)
-				return conf_fail(err, errlen, "cluster voter %" PRIu64 ": address %s is not this node's %s",
+				return cluster__fail(err, errlen, "cluster voter %" PRIu64 ": address %s is not this node's %s",
 						 c->node_id, c->voters[i].address, c->address);
 		}
 	}
 	if (!c->join && !self)
-		return conf_fail(err, errlen, "cluster voters: this node (%" PRIu64 ") is not one of them", c->node_id);
+		return cluster__fail(err, errlen, "cluster voters: this node (%" PRIu64 ") is not one of them", c->node_id);
 	unsigned election = c->election_timeout_ms ? c->election_timeout_ms : DEFAULT_ELECTION_MS;
 	unsigned heartbeat = c->heartbeat_ms ? c->heartbeat_ms : DEFAULT_HEARTBEAT_MS;
 	if (heartbeat >= election)
-		return conf_fail(err, errlen, "cluster heartbeat %u ms: must be below the election timeout (%u ms)",
+		return cluster__fail(err, errlen, "cluster heartbeat %u ms: must be below the election timeout (%u ms)",
 				 heartbeat, election);
 	unsigned threshold = c->snapshot_threshold ? c->snapshot_threshold : DEFAULT_SNAPSHOT_THRESHOLD;
 	unsigned trailing = c->snapshot_trailing ? c->snapshot_trailing : DEFAULT_SNAPSHOT_TRAILING;
 	if (c->segment_size && (c->segment_size % 4096 || c->segment_size > MAX_SEGMENT_SIZE))
-		return conf_fail(err, errlen, "cluster segment size %zu: a multiple of 4096 up to %u (larger ones "
+		return cluster__fail(err, errlen, "cluster segment size %zu: a multiple of 4096 up to %u (larger ones "
 				 "make libraft 0.22.1 refuse every entry)", c->segment_size, MAX_SEGMENT_SIZE);
 	if (trailing > threshold)
-		return conf_fail(err, errlen, "cluster snapshot trailing %u: above the threshold %u", trailing,
+		return cluster__fail(err, errlen, "cluster snapshot trailing %u: above the threshold %u", trailing,
 				 threshold);
 	return 0;
 }
