@@ -10,6 +10,8 @@
 # other one. Prints one line per run and the medians.
 #   FERROMQ_BIN FERROMQ_BENCH  the binaries (default build/)
 #   BASE_BIN                   an earlier ferromq to compare with (optional)
+#   MOSQUITTO                  Debian's mosquitto, as bench/run.sh configures it (optional:
+#                              /usr/sbin/mosquitto)
 #   RUNS (3)  DURATION (8)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,8 +32,14 @@ trap 'stop_pid "$pid"; rm -rf "$tmp"' EXIT
 start() {
 	port=$(free_port)
 	rm -rf "$tmp/$1" && mkdir -p "$tmp/$1"
-	printf 'listener %s 127.0.0.1\npersistence %s\npersistence_location %s\ndurability full\n' \
-		"$port" "$3" "$tmp/$1" >"$tmp/$1.conf"
+	if [[ $1 == mosquitto ]]; then
+		# bench/run.sh's mosquitto: it writes nothing per message.
+		printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\nmax_inflight_messages 1000\npersistence false\n' \
+			"$port" >"$tmp/$1.conf"
+	else
+		printf 'listener %s 127.0.0.1\npersistence %s\npersistence_location %s\ndurability full\n' \
+			"$port" "$3" "$tmp/$1" >"$tmp/$1.conf"
+	fi
 	taskset -c "$CPU" "$2" -c "$tmp/$1.conf" >"$tmp/$1.log" 2>&1 &
 	pid=$!
 	for _ in $(seq 100); do
@@ -43,6 +51,7 @@ start() {
 
 brokers=("full $BIN true" "nopersist $BIN false")
 [[ -n ${BASE_BIN:-} ]] && brokers+=("base-full $BASE_BIN true")
+[[ -n ${MOSQUITTO:-} ]] && brokers+=("mosquitto $MOSQUITTO -")
 : >"$tmp/results"
 for run in $(seq "$RUNS"); do
 	for b in "${brokers[@]}"; do
@@ -81,6 +90,9 @@ med = {n: (statistics.median(r[0] for r in v), statistics.median(r[1] for r in v
 for n, (f, c, p, lost) in med.items():
     print("median %-10s fanin %8d msg/s   plant CPU %5.1f %%  p99 %6d us  lost %d" % (n, f, c, p, lost))
 print("fanin full/nopersist %.2f" % (med["full"][0] / med["nopersist"][0]))
+if "mosquitto" in med:
+    print("fanin full/mosquitto %.2f   plant CPU full %.1f %% vs mosquitto %.1f %%" % (
+        med["full"][0] / med["mosquitto"][0], med["full"][1], med["mosquitto"][1]))
 if "base-full" in med:
     print("fanin full/base-full %.2f   plant CPU full %.1f %% vs base-full %.1f %%" % (
         med["full"][0] / med["base-full"][0], med["full"][1], med["base-full"][1]))
