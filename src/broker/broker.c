@@ -13,6 +13,7 @@ struct broker *broker_new(const struct config *cfg, unsigned n_workers, const st
 	if (!b)
 		return NULL;
 	b->cfg = *cfg;
+	pthread_mutex_init(&b->standby.lock, NULL); /* before any failure: broker_free destroys it */
 	b->ports = *ports;
 	b->n_workers = n_workers;
 	b->workers = calloc(n_workers, sizeof *b->workers);
@@ -76,6 +77,8 @@ void broker_free(struct broker *b)
 		pthread_mutex_destroy(&w->wake_lock);
 	}
 	free(b->workers);
+	free(b->standby.reference);
+	pthread_mutex_destroy(&b->standby.lock);
 	free(b);
 }
 

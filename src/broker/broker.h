@@ -202,6 +202,16 @@ struct bworker {
 	uint64_t bridged_refused_log_ms;  /* monotonic ms of that report */
 };
 
+/* standby.c: whether CONNECT is refused (a cluster follower's broker). */
+struct broker_standby {
+	atomic_bool on;          /* read without the lock on every CONNECT */
+	pthread_mutex_t lock;
+	char *reference;         /* the v5 Server Reference, owned; NULL or "": none */
+	uint64_t refused;        /* CONNECTs refused since the last log line */
+	uint64_t logged_ms;      /* monotonic ms of that line */
+	bool logged;             /* a line was written since the start */
+};
+
 struct broker {
 	struct config cfg;
 	struct broker_ports ports;
@@ -238,6 +248,7 @@ struct broker {
 	/* Over the store-wide queue budget: the bytes a queue may hold; 0: not over. */
 	atomic_uint_fast64_t queue_fair_share;
 	atomic_uint_fast64_t queued_bytes_all; /* every queue, at the last sweep */
+	struct broker_standby standby;
 };
 
 /* Creates the broker state for `cfg` with n_workers workers.
@@ -245,6 +256,13 @@ struct broker {
 struct broker *broker_new(const struct config *cfg, unsigned n_workers, const struct broker_ports *ports);
 /* Connects the durable store (before any client). */
 void broker_set_store(struct broker *b, struct store_port *store);
+/* Standby (server_reference not NULL): every CONNECT is refused, once it
+ * parses and before authentication or any session work, with v5 CONNACK
+ * 0x9C "Use another server" (and a Server Reference property holding
+ * server_reference when it is not empty) or v3 return code 3, then the
+ * connection closes; refusals are logged at most once per 10 s with their
+ * count. NULL: serving. Copies server_reference. Any thread. */
+void broker_set_standby(struct broker *b, const char *server_reference);
 /* The store finished t (any thread): hands it to its worker. */
 void broker_store_complete(struct broker *b, struct store_txn *t);
 /* ---- recovery from the store, before serving (single-threaded) ---- */

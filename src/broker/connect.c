@@ -194,6 +194,8 @@ struct handled handle_connect(struct client *c, const struct mqtt_connect *m)
 		return HANDLED_CLOSED;
 	}
 	c->version = m->version;
+	if (atomic_load_explicit(&b->standby.on, memory_order_relaxed))
+		return broker__standby_refuse(c);
 	if (m->version == MQTT_V5 && (m->props.have & MQTT_PROP_BIT(MQTT_PROP_AUTH_METHOD)))
 		return connack_refuse(c, MQTT_RC_BAD_AUTH_METHOD, MQTT_V3_NOT_AUTHORIZED,
 				      "enhanced authentication is not supported");

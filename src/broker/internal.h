@@ -81,6 +81,10 @@ struct handled {
 #define HANDLED_OPEN ((struct handled){ .closed = false })
 #define HANDLED_CLOSED ((struct handled){ .closed = true })
 
+/* standby.c: while b->standby.on, refuses c's CONNECT (c->version set) and
+ * closes it. */
+struct handled broker__standby_refuse(struct client *c);
+
 /* handlers */
 struct handled handle_connect(struct client *c, const struct mqtt_connect *m);
 struct handled handle_publish(struct client *c, const struct mqtt_publish *m);

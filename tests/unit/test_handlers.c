@@ -799,6 +799,86 @@ static void test_share_member_ends_with_bodies_on_disk(void)
 	done(h);
 }
 
+/* Standby (a cluster follower): every CONNECT is refused before
+ * authentication or any session work, v5 with 0x9C and the Server
+ * Reference (v5 §3.2.2.3.16, §4.11), v3 with return code 3; the connection
+ * closes and no session is made. Once serving again, CONNECT works. */
+static struct fake_conn *standby_connect(struct harness *h, const struct harness_connect_opts *o,
+					  struct mqtt_packet *pk)
+{
+	struct fake_conn *fc = harness_connect(h, 0);
+	fc->version = o->version == MQTT_V31 ? MQTT_V311 : o->version;
+	struct buf b = { 0 };
+	harness_enc_connect(&b, o);
+	ASSERT_EQ(send_buf(h, fc, &b), -1);
+	buf_free(&b);
+	ASSERT_TRUE(fc->gone);
+	if (expect(fc, MQTT_CONNACK, pk))
+		ASSERT_EQ(harness_unread(fc), 0);
+	return fc;
+}
+
+static void test_standby(void)
+{
+	struct harness *h = mk(durable_lines, HARNESS_STORE_AUTO);
+	static const char why[] = "this node is a cluster follower";
+	struct mqtt_packet pk;
+	broker_set_standby(h->b, "10.0.0.7:1883");
+	struct harness_connect_opts v5 = { .version = MQTT_V5, .id = "line-1", .clean = false,
+					   .session_expiry = 600, .will_topic = "w", .will_payload = "gone" };
+	standby_connect(h, &v5, &pk);
+	ASSERT_EQ(pk.u.connack.rc, MQTT_RC_USE_ANOTHER_SERVER);
+	ASSERT_FALSE(pk.u.connack.session_present);
+	ASSERT_TRUE(pk.u.connack.props.have & MQTT_PROP_BIT(MQTT_PROP_SERVER_REFERENCE));
+	ASSERT_STRN(pk.u.connack.props.server_reference.p, pk.u.connack.props.server_reference.len, "10.0.0.7:1883");
+	ASSERT_TRUE(pk.u.connack.props.have & MQTT_PROP_BIT(MQTT_PROP_REASON_STRING));
+	ASSERT_STRN(pk.u.connack.props.reason_string.p, pk.u.connack.props.reason_string.len, why);
+	/* The first refusal is logged; the next ones within 10 s are counted. */
+	ASSERT_EQ(h->b->standby.refused, 0);
+
+	struct fake_conn *v3 = harness_connect(h, 1);
+	static const uint8_t connect[] = { 0x10, 0x0e, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04, 0x02, 0x00, 0x3c,
+					   0x00, 0x02, 'c', '1' };
+	static const uint8_t connack3[] = { 0x20, 0x02, 0x00, 0x03 };
+	ASSERT_EQ(harness_send(h, v3, connect, sizeof connect), -1);
+	ASSERT_TRUE(v3->gone);
+	ASSERT_EQ(harness_unread(v3), sizeof connack3);
+	ASSERT_MEM(v3->out.p + v3->read_off, connack3, sizeof connack3);
+	standby_connect(h, &(struct harness_connect_opts){ .version = MQTT_V31, .id = "old", .clean = true }, &pk);
+	ASSERT_EQ(pk.u.connack.rc, MQTT_V3_UNAVAILABLE);
+	ASSERT_EQ(h->b->standby.refused, 2);
+
+	/* An empty reference: 0x9C without a Server Reference. */
+	broker_set_standby(h->b, "");
+	standby_connect(h, &v5, &pk);
+	ASSERT_EQ(pk.u.connack.rc, MQTT_RC_USE_ANOTHER_SERVER);
+	ASSERT_FALSE(pk.u.connack.props.have & MQTT_PROP_BIT(MQTT_PROP_SERVER_REFERENCE));
+	ASSERT_STRN(pk.u.connack.props.reason_string.p, pk.u.connack.props.reason_string.len, why);
+
+	/* Nothing of the sessions: no registry entry, no store record, no client counted. */
+	ASSERT_EQ(h->b->reg.count, 0);
+	ASSERT_EQ(h->n_submitted, 0);
+	ASSERT_EQ(h->b->stats.clients_connected, 0);
+	ASSERT_EQ(h->b->stats.clients_total, 0);
+
+	broker_set_standby(h->b, NULL);
+	bool present = true;
+	struct fake_conn *fc = connect_ok(h, 0, &v5, &present);
+	ASSERT_FALSE(present);
+	ASSERT_FALSE(fc->gone);
+	ASSERT_EQ(h->b->reg.count, 1);
+	ASSERT_EQ(h->b->stats.clients_connected, 1);
+	done(h);
+
+	/* Before authentication: a node that would refuse the anonymous client
+	 * sends it elsewhere all the same. */
+	h = mk((const char *const[]){ "allow_anonymous false", NULL }, HARNESS_NO_STORE);
+	broker_set_standby(h->b, "leader");
+	standby_connect(h, &(struct harness_connect_opts){ .version = MQTT_V5, .id = "a", .clean = true }, &pk);
+	ASSERT_EQ(pk.u.connack.rc, MQTT_RC_USE_ANOTHER_SERVER);
+	done(h);
+}
+
 int main(void)
 {
 	log_mask = 1u << LVL_ERR;
@@ -821,5 +901,6 @@ int main(void)
 	RUN(test_retained);
 	RUN(test_output_cap);
 	RUN(test_share_member_ends_with_bodies_on_disk);
+	RUN(test_standby);
 	return CHECK_DONE();
 }
