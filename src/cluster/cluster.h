@@ -123,6 +123,11 @@ struct cluster_status {
 	uint64_t commit_index, applied_index, last_index;
 	uint64_t snapshots;     /* taken by this node since it started */
 	uint64_t restores;      /* snapshots installed since it started */
+	/* The last membership change or transfer asked with cluster_request. */
+	int change_kind;        /* an enum cluster_change, 0: none asked */
+	uint64_t change_id;
+	bool change_pending;    /* still running */
+	int change_err;         /* its outcome once done: 0 or an error */
 	unsigned n_peers;
 	struct cluster_peer_status peers[CLUSTER_MAX_NODES];
 };
@@ -165,6 +170,19 @@ int cluster_remove(struct cluster_node *n, uint64_t id, cluster_change_cb cb, vo
 /* Hands leadership to id (0: the most up-to-date voter, raft's choice). cb
  * gets 0 when id (any other node for 0) is the leader afterwards. */
 int cluster_transfer(struct cluster_node *n, uint64_t id, cluster_change_cb cb, void *arg);
+
+/* The same from any thread, for operators (HTTP API, ferromq-ctl): queued
+ * to the loop. Returns 0 when queued, or at once CLUSTER_ENOTLEADER,
+ * CLUSTER_EBUSY (a change asked earlier still runs), CLUSTER_ESHUTDOWN or
+ * -FM_EINVAL (id 0 for add/remove, a bad address). The outcome is logged
+ * and shows in cluster_status (change_*). */
+enum cluster_change { CLUSTER_CHANGE_ADD = 1, CLUSTER_CHANGE_REMOVE, CLUSTER_CHANGE_TRANSFER };
+int cluster_request(struct cluster_node *n, enum cluster_change kind, uint64_t id, const char *address);
+
+/* On the loop's thread: cb(arg, 0) once every entry committed before the
+ * call is applied here (a barrier entry of this term commits), or an error
+ * (leadership lost, stopping). The node must be the leader. */
+int cluster_barrier(struct cluster_node *n, cluster_change_cb cb, void *arg);
 
 /* Stops raft (pending proposals get CLUSTER_ESHUTDOWN), closes its I/O and
  * handles, frees the node, then calls cb (may be NULL) on the loop. Threads

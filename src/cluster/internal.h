@@ -64,6 +64,21 @@ struct cluster_node {
 	cluster_change_cb change_cb;
 	void *change_arg;
 
+	/* An operator's change (cluster_request), under lock until the loop
+	 * takes it; its outcome goes into status. */
+	int request_kind; /* 0: none waiting */
+	uint64_t request_id;
+	char request_address[CLUSTER_ADDRESS_MAX];
+	atomic_bool request_busy; /* asked and not finished */
+	int change_kind;
+	uint64_t change_id_asked;
+	bool change_pending;
+	int change_err;
+
+	struct raft_barrier barrier;
+	cluster_change_cb barrier_cb;
+	void *barrier_arg;
+
 	struct raft_transfer transfer;
 	bool transfer_busy;
 	uint64_t witness_tried;    /* a witness's last hand-over target */
@@ -78,5 +93,7 @@ struct cluster_node {
 };
 
 void cluster__nodelay_wrap(struct cluster_node *n);
+/* Runs the operator's change cluster_request queued, if any (loop thread). */
+void cluster__run_request(struct cluster_node *n);
 
 #endif

@@ -1,5 +1,7 @@
 /* Membership changes and leadership transfer, on the leader, one at a time. */
 #include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "base/err.h"
 #include "base/log.h"
@@ -123,6 +125,96 @@ int cluster_transfer(struct cluster_node *n, uint64_t id, cluster_change_cb cb, 
 		n->transfer_cb = NULL;
 		log_warn("cluster: transferring leadership to %" PRIu64 ": %s", id, raft_strerror(rv));
 		return rv == RAFT_BADID || rv == RAFT_NOTFOUND ? -FM_ENOENT : map_raft(rv);
+	}
+	return 0;
+}
+
+/* --- operators' requests, from any thread --- */
+
+static void request_done(void *arg, int err)
+{
+	struct cluster_node *n = arg;
+	static const char *const what[] = { "", "adding node", "removing node", "transferring leadership to" };
+	if (err)
+		log_warn("cluster: %s %" PRIu64 " failed: %s", what[n->change_kind], n->change_id_asked,
+			 cluster_strerror(err));
+	else if (n->change_kind == CLUSTER_CHANGE_TRANSFER)
+		log_notice("cluster: leadership transferred");
+	pthread_mutex_lock(&n->lock);
+	n->change_pending = false;
+	n->change_err = err;
+	pthread_mutex_unlock(&n->lock);
+	atomic_store(&n->request_busy, false);
+}
+
+int cluster_request(struct cluster_node *n, enum cluster_change kind, uint64_t id, const char *address)
+{
+	char why[160];
+	if (kind < CLUSTER_CHANGE_ADD || kind > CLUSTER_CHANGE_TRANSFER || (kind != CLUSTER_CHANGE_TRANSFER && id == 0) ||
+	    (kind == CLUSTER_CHANGE_ADD && (!address || cluster_address_check(address, why, sizeof why))))
+		return -FM_EINVAL;
+	if (atomic_load(&n->stopping))
+		return CLUSTER_ESHUTDOWN;
+	if (!atomic_load(&n->leader))
+		return CLUSTER_ENOTLEADER;
+	bool idle = false;
+	if (!atomic_compare_exchange_strong(&n->request_busy, &idle, true))
+		return CLUSTER_EBUSY;
+	pthread_mutex_lock(&n->lock);
+	n->request_kind = kind;
+	n->request_id = id;
+	snprintf(n->request_address, sizeof n->request_address, "%s", address ? address : "");
+	n->change_kind = kind;
+	n->change_id_asked = id;
+	n->change_pending = true;
+	n->change_err = 0;
+	pthread_mutex_unlock(&n->lock);
+	uv_async_send(&n->wake);
+	return 0;
+}
+
+void cluster__run_request(struct cluster_node *n)
+{
+	pthread_mutex_lock(&n->lock);
+	int kind = n->request_kind;
+	uint64_t id = n->request_id;
+	char address[CLUSTER_ADDRESS_MAX];
+	memcpy(address, n->request_address, sizeof address);
+	n->request_kind = 0;
+	pthread_mutex_unlock(&n->lock);
+	if (!kind)
+		return;
+	int rc = kind == CLUSTER_CHANGE_ADD      ? cluster_add(n, id, address, request_done, n)
+		 : kind == CLUSTER_CHANGE_REMOVE ? cluster_remove(n, id, request_done, n)
+						 : cluster_transfer(n, id, request_done, n);
+	if (rc)
+		request_done(n, rc);
+}
+
+/* --- barrier --- */
+
+static void barrier_done(struct raft_barrier *req, int status)
+{
+	struct cluster_node *n = req->data;
+	cluster_change_cb cb = n->barrier_cb;
+	n->barrier_cb = NULL;
+	if (cb)
+		cb(n->barrier_arg, status == 0 ? 0 : map_raft(status));
+}
+
+int cluster_barrier(struct cluster_node *n, cluster_change_cb cb, void *arg)
+{
+	if (atomic_load(&n->stopping))
+		return CLUSTER_ESHUTDOWN;
+	if (n->barrier_cb)
+		return CLUSTER_EBUSY;
+	n->barrier_cb = cb;
+	n->barrier_arg = arg;
+	n->barrier.data = n;
+	int rv = raft_barrier(&n->raft, &n->barrier, barrier_done);
+	if (rv != 0) {
+		n->barrier_cb = NULL;
+		return map_raft(rv);
 	}
 	return 0;
 }

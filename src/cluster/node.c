@@ -259,6 +259,7 @@ static void wake_cb(uv_async_t *a)
 		}
 		p = next;
 	}
+	cluster__run_request(n);
 }
 
 /* --- leadership watch and status --- */
@@ -292,6 +293,12 @@ static void refresh_status(struct cluster_node *n)
 	st.last_index = raft_last_index(&n->raft);
 	st.snapshots = n->snapshots;
 	st.restores = n->restores;
+	pthread_mutex_lock(&n->lock);
+	st.change_kind = n->change_kind;
+	st.change_id = n->change_id_asked;
+	st.change_pending = n->change_pending;
+	st.change_err = n->change_err;
+	pthread_mutex_unlock(&n->lock);
 	const struct raft_configuration *c = &n->raft.configuration;
 	for (unsigned i = 0; i < c->n && st.n_peers < CLUSTER_MAX_NODES; i++) {
 		if (c->servers[i].id == n->conf.node_id)

@@ -112,7 +112,21 @@ int cluster_status_json(const struct cluster_status *st, char *buf, size_t cap)
 		else
 			put(&o, ",\"match_index\":null,\"lag\":null}");
 	}
-	put(&o, "]}");
+	put(&o, "],\"change\":");
+	static const char *const kinds[] = { "", "add", "remove", "transfer" };
+	if (st->change_kind >= CLUSTER_CHANGE_ADD && st->change_kind <= CLUSTER_CHANGE_TRANSFER) {
+		put(&o, "{\"kind\":\"%s\",\"id\":%" PRIu64 ",\"pending\":%s,\"error\":", kinds[st->change_kind],
+		    st->change_id, st->change_pending ? "true" : "false");
+		if (st->change_pending || !st->change_err)
+			put(&o, "null}");
+		else {
+			put_json_str(&o, cluster_strerror(st->change_err));
+			put(&o, "}");
+		}
+	} else {
+		put(&o, "null");
+	}
+	put(&o, "}");
 	return finish(&o);
 }
 

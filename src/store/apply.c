@@ -552,14 +552,11 @@ static int apply_records(struct apply *a, const uint8_t *batch, size_t len, cons
 	return rc;
 }
 
-int store_apply_batches(struct store *st, const struct store_batch *b, size_t n)
+/* Applies n batches in one transaction; with `logged` they are entries of
+ * the log (indexes growing past the applied one, stored with them), else one
+ * repair applied under the current index. */
+static int apply_run(struct store *st, const struct store_batch *b, size_t n, bool logged)
 {
-	while (n && b->index <= st->applied) {
-		b++; /* applied already */
-		n--;
-	}
-	if (!n)
-		return 0;
 	struct settled settled = { 0 };
 	if (n > 1 && settled_scan(&settled, b, n)) {
 		free(settled.skip);
@@ -570,15 +567,17 @@ int store_apply_batches(struct store *st, const struct store_batch *b, size_t n)
 	uint64_t at = 0, index = st->applied;
 	int rc = store__step_done(st, S_BEGIN);
 	for (size_t i = 0; i < n && rc == SQLITE_OK; i++) {
-		if (b[i].index <= index) {
+		if (logged && b[i].index <= index) {
 			rc = SQLITE_CORRUPT; /* indexes must grow */
 			break;
 		}
-		struct apply a = { st, index = b[i].index, { 0 } };
+		if (logged)
+			index = b[i].index;
+		struct apply a = { st, index, { 0 } };
 		rc = apply_records(&a, b[i].p, b[i].len, &settled, &at);
 	}
 	free(settled.skip);
-	if (rc == SQLITE_OK) {
+	if (rc == SQLITE_OK && logged) {
 		sqlite3_bind_int64(st->st[S_INDEX_PUT], 1, (int64_t)index);
 		rc = store__step_done(st, S_INDEX_PUT);
 	}
@@ -595,6 +594,21 @@ int store_apply_batches(struct store *st, const struct store_batch *b, size_t n)
 	store__load_refs(st);
 	store__load_tombs(st, st->applied);
 	return (rc & 0xFF) == SQLITE_FULL ? -FM_ELIMIT : (rc & 0xFF) == SQLITE_CORRUPT ? -FM_EPROTO : -FM_EIO;
+}
+
+int store_apply_batches(struct store *st, const struct store_batch *b, size_t n)
+{
+	while (n && b->index <= st->applied) {
+		b++; /* applied already */
+		n--;
+	}
+	return n ? apply_run(st, b, n, true) : 0;
+}
+
+int store__apply_local(struct store *st, const uint8_t *batch, size_t len)
+{
+	struct store_batch b = { batch, len, st->applied };
+	return apply_run(st, &b, 1, false);
 }
 
 int store_apply(struct store *st, const uint8_t *batch, size_t len, uint64_t index)

@@ -266,10 +266,8 @@ static int replay_journal(struct store *st, char *err, size_t errlen)
 int store__repair(struct store *st, const struct buf *batch, char *err, size_t errlen)
 {
 	st->apply_rc = 0;
-	if (store_apply(st, batch->p, batch->len, st->next_index) == 0) {
-		st->next_index++;
+	if (store__apply_local(st, batch->p, batch->len) == 0)
 		return 0;
-	}
 	snprintf(err, errlen, "%s: repairing at start-up: %s: %s", st->path,
 		 st->apply_rc ? sqlite3_errstr(st->apply_rc) : "out of memory", store__advice_code(st->apply_rc));
 	return -1;
@@ -285,6 +283,11 @@ static int load_applied(struct store *st)
 		st->applied = (uint64_t)sqlite3_column_int64(s, 0);
 	sqlite3_finalize(s);
 	return rc == SQLITE_ROW ? 0 : -1;
+}
+
+int store__reload(struct store *st)
+{
+	return load_applied(st) || store__load_tombs(st, st->applied) || store__load_refs(st) ? -1 : 0;
 }
 
 struct store *store_open(const char *dir, unsigned durability, char *err, size_t errlen)
@@ -304,6 +307,8 @@ struct store *store_open(const char *dir, unsigned durability, char *err, size_t
 		log_warn("store %s: the database file is empty (0 bytes): starting with an empty store. If it held "
 			 "sessions or messages, it was truncated: stop and restore it from a backup", st->path);
 	pthread_mutex_init(&st->lock, NULL);
+	pthread_mutex_init(&st->cl.db_lock, NULL);
+	atomic_init(&st->attached, false);
 	pthread_mutex_init(&st->ckpt_lock, NULL);
 	pthread_cond_init(&st->ckpt_cond, NULL);
 	if (sqlite3_open_v2(st->path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
@@ -333,7 +338,7 @@ struct store *store_open(const char *dir, unsigned durability, char *err, size_t
 			goto fail;
 		}
 	}
-	if (load_applied(st) || store__load_tombs(st, st->applied) || store__load_refs(st)) {
+	if (store__reload(st)) {
 		snprintf(err, errlen, "%s: reading the store's state: %s: %s", st->path, sqlite3_errmsg(st->db),
 			 store__advice(st->db));
 		goto fail;
@@ -441,16 +446,17 @@ void store_close(struct store *st)
 	tombs_free(&st->tombs);
 	if (st->dump_fd >= 0)
 		close(st->dump_fd);
+	sqlite3_free(st->cl.image);
+	pthread_mutex_destroy(&st->cl.db_lock);
 	pthread_mutex_destroy(&st->lock);
 	pthread_mutex_destroy(&st->ckpt_lock);
 	pthread_cond_destroy(&st->ckpt_cond);
 	free(st);
 }
 
-int store_start(struct store *st, struct broker *b)
+/* The checkpoint thread, then the writer (with its raft node on a cluster). */
+static int start_threads(struct store *st, const struct cluster_conf *conf, char *err, size_t errlen)
 {
-	/* The broker's side of the port first: the writer hands back through it. */
-	broker_set_store(b, &st->port);
 	if (sqlite3_open_v2(st->path, &st->ckpt_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
 		log_err("store %s: %s", st->path, st->ckpt_db ? sqlite3_errmsg(st->ckpt_db) : "cannot open");
 		return -FM_EIO;
@@ -462,7 +468,41 @@ int store_start(struct store *st, struct broker *b)
 		return -FM_EIO;
 	st->ckpt_running = true;
 	sqlite3_wal_hook(st->db, on_wal_commit, st);
-	return store__writer_start(st);
+	return store__writer_start(st, conf, err, errlen);
+}
+
+int store_start(struct store *st, struct broker *b)
+{
+	char err[512];
+	if (store__check_log_kind(st, false, err, sizeof err)) {
+		log_err("%s", err);
+		return -FM_EINVAL;
+	}
+	/* The broker's side of the port first: the writer hands back through it. */
+	broker_set_store(b, &st->port);
+	atomic_store(&st->attached, true);
+	if (start_threads(st, NULL, err, sizeof err)) {
+		if (*err)
+			log_err("%s", err);
+		return -FM_EIO;
+	}
+	return 0;
+}
+
+int store_cluster_start(struct store *st, const struct cluster_conf *conf, void (*wake)(void *arg), void *arg,
+			char *err, size_t errlen)
+{
+	*err = 0;
+	if (store__check_log_kind(st, true, err, errlen))
+		return -1;
+	st->cl.wake = wake;
+	st->cl.wake_arg = arg;
+	if (start_threads(st, conf, err, errlen)) {
+		if (!*err)
+			snprintf(err, errlen, "%s: cannot start the store's threads", st->path);
+		return -1;
+	}
+	return 0;
 }
 
 uint64_t store_disk_bytes(const struct store *st)

@@ -36,6 +36,30 @@ struct store_batch {
 int store_apply_batches(struct store *st, const struct store_batch *b, size_t n);
 /* Starts the writer thread and connects it to b. */
 int store_start(struct store *st, struct broker *b);
+
+/* ---- a cluster node (replica.c, src/cluster) ---- */
+struct cluster_conf;
+struct cluster_node;
+/* Instead of store_recover + store_start on a cluster node: the raft log
+ * replaces the journal (a batch is one entry, handed back once committed on
+ * a majority), the writer's loop runs the raft node, and every committed
+ * entry is applied to the database. wake(arg) is called, from the writer's
+ * thread, whenever store_cluster_serving may have changed. Returns 0, or -1
+ * with err set. */
+int store_cluster_start(struct store *st, const struct cluster_conf *conf, void (*wake)(void *arg), void *arg,
+			char *err, size_t errlen);
+/* The raft node, NULL on a single node. */
+struct cluster_node *store_cluster(struct store *st);
+/* Whether this node serves now: it leads, and every entry committed before
+ * is applied. When it does not, *leader_id and leader (len bytes) name the
+ * leader it knows (0 and "" when none). Any thread. */
+bool store_cluster_serving(struct store *st, char *leader, size_t len, uint64_t *leader_id);
+/* The serving broker of a cluster node: recovers b's state from the
+ * database (the writer keeps off it meanwhile) and connects b to the store.
+ * 0, or -1 with err set. */
+int store_attach(struct store *st, struct broker *b, char *err, size_t errlen);
+/* Disconnects the broker (stopped, every transaction handed back). */
+void store_detach(struct store *st);
 /* Commits what is queued, stops the writer and closes the database. */
 void store_close(struct store *st);
 /* Bytes on disk (database and WAL). */

@@ -5,6 +5,7 @@
 #include "journal.h"
 #include "refmap.h"
 #include "tombs.h"
+#include "../cluster/cluster.h"
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
@@ -83,6 +84,19 @@ struct store {
 	uint64_t giveup_at_ms; /* shutting down with records failing: when to stop retrying them */
 	bool gave_up;
 	atomic_ulong failures;
+	/* A cluster node's (replica.c): the raft node on the writer's loop. */
+	struct {
+		struct cluster_node *node; /* NULL: a single node, the journal is the log */
+		void (*wake)(void *arg);   /* whether to serve may have changed */
+		void *wake_arg;
+		bool serve;                /* under lock: the leader, with the log applied */
+		uint64_t leader_id;
+		char leader[CLUSTER_ADDRESS_MAX];
+		pthread_mutex_t db_lock;   /* held while the writer or the broker's recovery uses db */
+		void *image;               /* the last snapshot's database image (sqlite3_malloc'd) */
+		bool stopped;
+	} cl;
+	atomic_bool attached; /* a broker is on the port's other side */
 	/* Checkpoints run on their own thread and connection, so copying the
 	 * WAL into the database never holds up a group commit. */
 	pthread_t ckpt_thread;
@@ -97,7 +111,8 @@ struct store {
 #define ST_CANCELLED 0
 
 /* The writer (writer.c). */
-int store__writer_start(struct store *st);
+/* conf: a cluster node's raft node, run on the writer's loop (NULL: single). */
+int store__writer_start(struct store *st, const struct cluster_conf *conf, char *err, size_t errlen);
 /* Hands back what is queued, applies what is journalled, stops the thread. */
 void store__writer_stop(struct store *st);
 void store__submit(void *ctx, struct store_txn *t);
@@ -106,6 +121,25 @@ int store__pend_add(struct store *st, uint64_t index, struct buf *bytes);
 /* Applies every journalled batch that waits, together; a failure keeps them
  * (logged once) for the next try. 0 or a negative fm_err. */
 int store__apply_pending(struct store *st);
+
+/* The cluster (replica.c). */
+/* Refuses a database that follows the other kind of log (a raft log or the
+ * local journal), marking an empty one as following raft. 0, or -1 with err. */
+int store__check_log_kind(struct store *st, bool raft, char *err, size_t errlen);
+/* Starts the raft node on the writer's loop (not running yet). */
+int store__cluster_begin(struct store *st, const struct cluster_conf *conf, char *err, size_t errlen);
+/* A group's entry is committed and applied here (err 0), or failed. */
+void store__group_replicated(struct store *st, void *group, uint64_t index, int err);
+/* The database for the writer (a cluster's broker recovery may hold it):
+ * waits, or gives up at once (false) when !wait. Always true on a single node. */
+bool store__db_take(struct store *st, bool wait);
+void store__db_give(struct store *st);
+/* Rereads the applied index, tombs and references after the database was
+ * replaced. 0 or -1. */
+int store__reload(struct store *st);
+/* Applies a repair batch found by recovery, outside the log: the applied
+ * index stays. Returns as store_apply. */
+int store__apply_local(struct store *st, const uint8_t *batch, size_t len);
 
 /* Runs a statement that returns no rows worth reading. SQLITE_OK or a code. */
 int store__step_done(struct store *st, enum stmt_id id);

@@ -59,8 +59,12 @@ struct group {
 	uint64_t journal_at; /* where that entry starts */
 	uint32_t records;
 	int err;
+	bool proposed;  /* a cluster's: its entry was proposed to raft */
+	bool committed; /* and is committed and applied here */
 	struct group *next;
 };
+
+static void process(struct store *st);
 
 /* ---- reads ---- */
 
@@ -109,7 +113,8 @@ static void failing_starts(struct store *st, const char *what, int err, uint64_t
 			: st->apply_rc ? sqlite3_errstr(st->apply_rc)
 			: err == -FM_ELIMIT ? "the disk is full" : "an I/O error");
 	st->failing = true;
-	st->port.failing(st->port.owner, true);
+	if (atomic_load(&st->attached))
+		st->port.failing(st->port.owner, true);
 	st->failed_ops = records;
 	atomic_fetch_add(&st->failures, 1);
 }
@@ -120,7 +125,8 @@ static void failing_ends(struct store *st, uint64_t records)
 		return;
 	log_notice("store %s: writing again", st->path);
 	st->failing = false;
-	st->port.failing(st->port.owner, false);
+	if (atomic_load(&st->attached))
+		st->port.failing(st->port.owner, false);
 }
 
 /* ---- batches waiting to be applied ---- */
@@ -229,9 +235,12 @@ static void apply_if_due(struct store *st, bool now)
 		return;
 	if (!now && st->pend_bytes < APPLY_BYTES && clock_mono_ms() - st->pend_since_ms < APPLY_MS)
 		return;
+	if (!store__db_take(st, false))
+		return; /* a cluster's broker recovers from it: the timer comes back */
 	if (store__apply_pending(st))
 		failing_starts(st, "applying the journal", -FM_EIO, 0);
 	bound_wal(st);
+	store__db_give(st);
 }
 
 /* ---- appending ---- */
@@ -274,6 +283,40 @@ static void dump_batch(struct store *st, const struct group *g)
 	st->dump_fd = -1;
 }
 
+/* A cluster's log: the batch is one raft entry; the group waits for it to
+ * commit (store__group_replicated). Not the leader: the group fails (its
+ * clients are about to be disconnected; nothing was acknowledged). */
+static void propose_group(struct store *st, struct group *g)
+{
+	int rc = cluster_propose(st->cl.node, g->batch.p, g->batch.len, g);
+	if (rc) {
+		if (rc != CLUSTER_ENOTLEADER && rc != CLUSTER_ESHUTDOWN)
+			log_warn("store %s: proposing a batch of %u records: %s", st->path, g->records,
+				 cluster_strerror(rc));
+		g->err = -FM_EIO;
+		buf_free(&g->batch);
+		return;
+	}
+	g->proposed = true;
+	st->unsynced_bytes += g->batch.len;
+}
+
+void store__group_replicated(struct store *st, void *group, uint64_t index, int err)
+{
+	struct group *g = group;
+	st->unsynced_bytes -= g->batch.len;
+	g->committed = true;
+	g->index = err ? 0 : index;
+	if (err) {
+		/* Not committed, or not known to be: not acknowledged. An entry
+		 * whose fate is unknown may still commit under the next leader,
+		 * whose broker then has it. */
+		g->err = -FM_EIO;
+		buf_free(&g->batch);
+	}
+	process(st);
+}
+
 /* Appends a group's records to the journal as one batch under the next
  * index (not synced yet). Sets g->err. */
 static void journal_group(struct store *st, struct group *g)
@@ -288,6 +331,10 @@ static void journal_group(struct store *st, struct group *g)
 		/* Applying what waits frees its share of the need, or fails. */
 		if ((apply_due(st) ? store__apply_pending(st) : st->apply_failing) || !room_for(st, g->batch.len))
 			g->err = st->apply_failing && st->apply_err != -FM_ELIMIT ? -FM_EIO : -FM_ELIMIT;
+	}
+	if (!g->err && st->cl.node) {
+		propose_group(st, g);
+		return;
 	}
 	if (!g->err) {
 		g->file = st->active;
@@ -316,7 +363,7 @@ static bool gives_up(struct store *st)
 {
 	if (st->stop)
 		return true;
-	if (!st->port.stopping(st->port.owner))
+	if (!atomic_load(&st->attached) || !st->port.stopping(st->port.owner))
 		return false;
 	uint64_t now = clock_mono_ms();
 	if (!st->giveup_at_ms) {
@@ -357,7 +404,9 @@ static bool has_loads(const struct store_txn *list)
  * although acknowledged). */
 static void group_done(struct store *st, struct group *g)
 {
-	if (!g->err && g->index) {
+	if (!g->err && g->index && g->proposed) {
+		failing_ends(st, g->records); /* applied already, by raft's apply */
+	} else if (!g->err && g->index) {
 		sync_settled(st, g);
 		if (store__pend_add(st, g->index, &g->batch)) {
 			/* No room to keep it waiting: into the database now. */
@@ -374,7 +423,11 @@ static void group_done(struct store *st, struct group *g)
 	bool loads = has_loads(g->list);
 	if (loads)
 		apply_if_due(st, true);
-	bool give_up = g->err && gives_up(st);
+	/* A cluster node that lost leadership writes nothing more: what it
+	 * holds is the next leader's to redo. */
+	bool give_up = g->err && (gives_up(st) || (st->cl.node && !cluster_is_leader(st->cl.node)));
+	if (loads)
+		store__db_take(st, true);
 	for (struct store_txn *t = g->list, *next; t; t = next) {
 		next = t->next;
 		t->next = NULL;
@@ -389,6 +442,8 @@ static void group_done(struct store *st, struct group *g)
 		t->err = g->err;
 		st->port.complete(st->port.owner, t);
 	}
+	if (loads)
+		store__db_give(st);
 	if (!loads)
 		apply_if_due(st, st->tight);
 	buf_free(&g->batch);
@@ -412,8 +467,20 @@ static void groups_done(struct store *st, struct group *last)
 
 /* ---- the loop ---- */
 
-static void process(struct store *st);
+/* A cluster's groups go back in order, each once its entry is settled. */
+static void hand_back_replicated(struct store *st)
+{
+	while (st->groups && (!st->groups->proposed || st->groups->committed)) {
+		struct group *g = st->groups;
+		st->groups = g->next;
+		if (!st->groups)
+			st->groups_tail = &st->groups;
+		group_done(st, g);
+	}
+}
+
 static void on_retry(uv_timer_t *h);
+static void cluster_stopped(void *arg);
 static void on_apply(uv_timer_t *h);
 
 /* The sync covering every group up to st->sync_last is over (res: 0 or a
@@ -562,6 +629,10 @@ static void process(struct store *st)
 		}
 		if (!st->groups || st->syncing)
 			break;
+		if (st->cl.node) {
+			hand_back_replicated(st);
+			break;
+		}
 		if (st->durability == DURABILITY_FULL && st->unsynced_in[0] + st->unsynced_in[1]) {
 			if (start_sync(st))
 				return; /* on_synced goes on */
@@ -575,6 +646,14 @@ static void process(struct store *st)
 	bool done = st->stop && !st->head;
 	pthread_mutex_unlock(&st->lock);
 	if (done && !st->syncing && !st->groups && !st->retry) {
+		if (st->cl.node) {
+			/* Raft first: what it committed is applied below. */
+			if (!st->cl.stopped) {
+				st->cl.stopped = true;
+				cluster_stop(st->cl.node, cluster_stopped, st);
+			}
+			return;
+		}
 		/* Stopping: whatever is journalled goes into the database now (if
 		 * that fails, it stays in the journal for the next start). */
 		store__apply_pending(st);
@@ -587,6 +666,13 @@ static void process(struct store *st)
 		uint64_t now = clock_mono_ms();
 		uv_timer_start(&st->apply_timer, on_apply, due > now ? due - now : 0, 0);
 	}
+}
+
+static void cluster_stopped(void *arg)
+{
+	struct store *st = arg;
+	st->cl.node = NULL;
+	process(st);
 }
 
 static void on_wake(uv_async_t *h)
@@ -615,7 +701,7 @@ static void *writer_main(void *arg)
 	return NULL;
 }
 
-int store__writer_start(struct store *st)
+int store__writer_start(struct store *st, const struct cluster_conf *conf, char *err, size_t errlen)
 {
 	st->groups_tail = &st->groups;
 	st->retry_tail = &st->retry;
@@ -626,6 +712,8 @@ int store__writer_start(struct store *st)
 	uv_timer_init(&st->loop, &st->apply_timer);
 	uv_timer_init(&st->loop, &st->retry_timer);
 	st->wake.data = st->apply_timer.data = st->retry_timer.data = st;
+	if (conf && store__cluster_begin(st, conf, err, errlen))
+		return -FM_EINVAL;
 	if (pthread_create(&st->thread, NULL, writer_main, st))
 		return -FM_EIO;
 	st->running = true;

@@ -86,7 +86,8 @@ static void test_status_json(void)
 			   "\"leader_address\":\"127.0.0.1:9001\",\"commit_index\":120,\"applied_index\":119,"
 			   "\"last_index\":125,\"snapshots\":2,\"restores\":0,\"peers\":[{\"id\":2,"
 			   "\"address\":\"127.0.0.1:9002\",\"voter\":true,\"match_index\":120,\"lag\":5},"
-			   "{\"id\":3,\"address\":\"w\\\"x:9003\",\"voter\":false,\"match_index\":null,\"lag\":null}]}";
+			   "{\"id\":3,\"address\":\"w\\\"x:9003\",\"voter\":false,\"match_index\":null,\"lag\":null}],"
+			   "\"change\":null}";
 	ASSERT_EQ(n, (int)strlen(want));
 	ASSERT_STRN(out, strlen(out), want);
 	/* No leader known; a witness that is a follower. */
@@ -98,6 +99,16 @@ static void test_status_json(void)
 	ASSERT_TRUE(n > 0);
 	ASSERT_TRUE(strstr(out, "\"leader_id\":null,\"leader_address\":null") != NULL);
 	ASSERT_TRUE(strstr(out, "\"role\":\"witness\",\"state\":\"follower\"") != NULL);
+	/* An operator's change: running, then failed. */
+	st.change_kind = CLUSTER_CHANGE_ADD;
+	st.change_id = 4;
+	st.change_pending = true;
+	ASSERT_TRUE(cluster_status_json(&st, out, sizeof out) > 0);
+	ASSERT_TRUE(strstr(out, "\"change\":{\"kind\":\"add\",\"id\":4,\"pending\":true,\"error\":null}") != NULL);
+	st.change_pending = false;
+	st.change_err = CLUSTER_ENOTLEADER;
+	ASSERT_TRUE(cluster_status_json(&st, out, sizeof out) > 0);
+	ASSERT_TRUE(strstr(out, "\"pending\":false,\"error\":\"not the leader\"}") != NULL);
 	/* Too small: an error and an empty string, never a cut-off object. */
 	st = sample();
 	ASSERT_EQ(cluster_status_json(&st, out, 40), -FM_ELIMIT);

@@ -1,0 +1,282 @@
+/* The store of a cluster node: the raft log (src/cluster) is the journal.
+ * The writer's loop runs the raft node; a group's batch is one entry,
+ * handed back once it is committed on a majority and applied here. Every
+ * node, the leader included, changes its database only from the committed
+ * entries (the same apply as a single node: pending, then applied
+ * together), and snapshots are images of the database.
+ *
+ * Serving: the node that leads serves once every entry committed before its
+ * term is applied here (a barrier); the broker then recovers its state from
+ * the database (store_attach) while the writer keeps off the database. A
+ * node that stops leading hands its broker back (store_detach) and follows. */
+#include "store_internal.h"
+#include "../base/err.h"
+#include "../base/log.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* What the database's index counts: batches of the local journal or entries
+ * of a raft log. One database follows one kind of log for good: a raft
+ * index below the journal's would be taken for applied already. */
+#define LOG_LOCAL 0
+#define LOG_RAFT 1
+
+static int log_kind(struct store *st, int *kind)
+{
+	sqlite3_stmt *s;
+	*kind = LOG_LOCAL;
+	if (sqlite3_prepare_v2(st->db, "SELECT value FROM meta WHERE key = 'log_kind'", -1, &s, NULL))
+		return -1;
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*kind = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
+int store__check_log_kind(struct store *st, bool raft, char *err, size_t errlen)
+{
+	int kind;
+	if (log_kind(st, &kind)) {
+		snprintf(err, errlen, "%s: reading which log the database follows: %s", st->path, sqlite3_errmsg(st->db));
+		return -1;
+	}
+	if (raft && kind != LOG_RAFT) {
+		if (st->applied) {
+			snprintf(err, errlen, "%s: this database was written by a single broker (its journal reached batch "
+				 "%llu); a cluster node starts from an empty persistence_location (it receives the state "
+				 "from the cluster) or from one of the same cluster", st->path,
+				 (unsigned long long)st->applied);
+			return -1;
+		}
+		if (sqlite3_exec(st->db, "INSERT OR REPLACE INTO meta VALUES('log_kind', 1)", NULL, NULL, NULL)) {
+			snprintf(err, errlen, "%s: %s", st->path, sqlite3_errmsg(st->db));
+			return -1;
+		}
+	} else if (!raft && kind == LOG_RAFT) {
+		snprintf(err, errlen, "%s: this database belongs to a cluster node (it follows a raft log); start it "
+			 "with its cluster_ options (README, \"High availability\")", st->path);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- serving ---- */
+
+static void tell(struct store *st)
+{
+	if (st->cl.wake)
+		st->cl.wake(st->cl.wake_arg);
+}
+
+static void set_serving(struct store *st, bool serve, uint64_t leader_id, const char *leader)
+{
+	pthread_mutex_lock(&st->lock);
+	bool changed = st->cl.serve != serve || st->cl.leader_id != leader_id ||
+		       strcmp(st->cl.leader, leader ? leader : "") != 0;
+	st->cl.serve = serve;
+	st->cl.leader_id = leader_id;
+	snprintf(st->cl.leader, sizeof st->cl.leader, "%s", leader ? leader : "");
+	pthread_mutex_unlock(&st->lock);
+	if (changed)
+		tell(st);
+}
+
+bool store_cluster_serving(struct store *st, char *leader, size_t len, uint64_t *leader_id)
+{
+	pthread_mutex_lock(&st->lock);
+	bool serve = st->cl.serve;
+	if (leader_id)
+		*leader_id = st->cl.leader_id;
+	if (len)
+		snprintf(leader, len, "%s", st->cl.leader);
+	pthread_mutex_unlock(&st->lock);
+	return serve;
+}
+
+struct cluster_node *store_cluster(struct store *st)
+{
+	return st ? st->cl.node : NULL;
+}
+
+static void on_barrier(void *arg, int err)
+{
+	struct store *st = arg;
+	if (err || !cluster_is_leader(st->cl.node))
+		return; /* role_changed tells what we are now */
+	/* Everything committed is applied before the broker reads the state. */
+	store__db_take(st, true);
+	int rc = store__apply_pending(st);
+	store__db_give(st);
+	if (rc) {
+		log_err("store %s: cannot apply the committed log before serving; this node does not serve "
+			"(leadership handed over)", st->path);
+		cluster_request(st->cl.node, CLUSTER_CHANGE_TRANSFER, 0, NULL);
+		return;
+	}
+	struct cluster_status cs;
+	cluster_status(st->cl.node, &cs);
+	log_notice("store %s: every committed entry is applied (index %llu): this node serves", st->path,
+		   (unsigned long long)st->applied);
+	set_serving(st, true, cs.node_id, "");
+}
+
+static void on_role(void *owner, enum cluster_state state, uint64_t leader_id, const char *leader_address)
+{
+	struct store *st = owner;
+	if (state == CLUSTER_LEADER) {
+		int rc = cluster_barrier(st->cl.node, on_barrier, st);
+		if (rc && rc != CLUSTER_EBUSY)
+			log_warn("store %s: cannot start serving: %s", st->path, cluster_strerror(rc));
+		return;
+	}
+	set_serving(st, false, leader_id, leader_address);
+}
+
+/* ---- the state machine ---- */
+
+static void on_apply(void *owner, uint64_t index, const void *bytes, size_t len)
+{
+	struct store *st = owner;
+	struct buf copy = { 0 };
+	if (buf_append(&copy, bytes, len) || store__pend_add(st, index, &copy)) {
+		/* No memory to keep it waiting: into the database now. */
+		buf_free(&copy);
+		struct store_batch b = { bytes, len, index };
+		store__db_take(st, true);
+		int rc = store__apply_pending(st);
+		if (!rc)
+			rc = store_apply_batches(st, &b, 1);
+		store__db_give(st);
+		if (rc) {
+			/* A committed entry cannot be refused: this node stops and
+			 * applies it again from the log at its next start. */
+			log_err("store %s: cannot apply committed entry %llu (%s); stopping: the node applies it "
+				 "again from its log when started", st->path, (unsigned long long)index, fm_strerror(rc));
+			abort();
+		}
+	}
+}
+
+static void on_done(void *owner, void *token, uint64_t index, int err)
+{
+	store__group_replicated(owner, token, index, err);
+}
+
+static int on_snapshot(void *owner, uint64_t index, struct cluster_chunk *chunks)
+{
+	struct store *st = owner;
+	if (!store__db_take(st, false))
+		return -FM_EIO; /* the broker is reading it: raft tries later */
+	int rc = store__apply_pending(st);
+	sqlite3_free(st->cl.image);
+	st->cl.image = NULL;
+	sqlite3_int64 size = 0;
+	if (!rc && !(st->cl.image = sqlite3_serialize(st->db, "main", &size, 0)))
+		rc = -FM_ENOMEM;
+	store__db_give(st);
+	if (rc) {
+		log_warn("store %s: no snapshot at index %llu: %s (raft tries again later)", st->path,
+			 (unsigned long long)index, fm_strerror(rc));
+		return rc;
+	}
+	chunks[0] = (struct cluster_chunk){ st->cl.image, (size_t)size };
+	return 1;
+}
+
+/* A snapshot replaces the database, unless the database has it already (a
+ * restart loads the last snapshot, older than what the database applied). */
+static int on_restore(void *owner, uint64_t index, const void *bytes, size_t len)
+{
+	struct store *st = owner;
+	if (index <= st->applied)
+		return 0;
+	sqlite3 *mem = NULL;
+	unsigned char *copy = sqlite3_malloc64(len ? len : 1);
+	int rc = copy ? sqlite3_open(":memory:", &mem) : SQLITE_NOMEM;
+	if (rc == SQLITE_OK) {
+		memcpy(copy, bytes, len);
+		rc = sqlite3_deserialize(mem, "main", copy, (sqlite3_int64)len, (sqlite3_int64)len,
+					 SQLITE_DESERIALIZE_FREEONCLOSE | SQLITE_DESERIALIZE_READONLY);
+		copy = NULL;
+	}
+	sqlite3_free(copy);
+	store__db_take(st, true);
+	if (rc == SQLITE_OK) {
+		sqlite3_backup *bk = sqlite3_backup_init(st->db, "main", mem, "main");
+		rc = bk ? sqlite3_backup_step(bk, -1) : sqlite3_errcode(st->db);
+		if (bk)
+			rc = sqlite3_backup_finish(bk) == SQLITE_OK && rc == SQLITE_DONE ? SQLITE_OK : rc;
+	}
+	sqlite3_close(mem);
+	if (rc == SQLITE_OK) {
+		for (size_t i = 0; i < st->n_pend; i++)
+			buf_free(&st->pend[i].bytes);
+		st->n_pend = 0;
+		st->pend_bytes = 0;
+		rc = store__reload(st) ? SQLITE_ERROR : SQLITE_OK;
+	}
+	store__db_give(st);
+	if (rc != SQLITE_OK) {
+		log_err("store %s: installing the snapshot at index %llu: %s", st->path, (unsigned long long)index,
+			sqlite3_errstr(rc));
+		return -FM_EIO;
+	}
+	log_notice("store %s: installed the snapshot at index %llu (%zu bytes)", st->path, (unsigned long long)index,
+		   len);
+	return 0;
+}
+
+int store__cluster_begin(struct store *st, const struct cluster_conf *conf, char *err, size_t errlen)
+{
+	struct cluster_callbacks cb = {
+		.owner = st,
+		.apply = on_apply,
+		.done = on_done,
+		.snapshot = on_snapshot,
+		.restore = on_restore,
+		.role_changed = on_role,
+	};
+	int rc = cluster_start(&st->loop, conf, &cb, &st->cl.node, err, errlen);
+	if (rc)
+		st->cl.node = NULL;
+	return rc;
+}
+
+/* ---- the database, lent to the broker's recovery ---- */
+
+bool store__db_take(struct store *st, bool wait)
+{
+	if (!st->cl.node)
+		return true;
+	if (wait) {
+		pthread_mutex_lock(&st->cl.db_lock);
+		return true;
+	}
+	return pthread_mutex_trylock(&st->cl.db_lock) == 0;
+}
+
+void store__db_give(struct store *st)
+{
+	if (st->cl.node)
+		pthread_mutex_unlock(&st->cl.db_lock);
+}
+
+int store_attach(struct store *st, struct broker *b, char *err, size_t errlen)
+{
+	/* The writer applies nothing meanwhile (its batches wait in memory). */
+	pthread_mutex_lock(&st->cl.db_lock);
+	int rc = store_recover(st, b, err, errlen);
+	pthread_mutex_unlock(&st->cl.db_lock);
+	if (rc)
+		return rc;
+	broker_set_store(b, &st->port);
+	atomic_store(&st->attached, true);
+	return 0;
+}
+
+void store_detach(struct store *st)
+{
+	atomic_store(&st->attached, false);
+}
