@@ -1,0 +1,345 @@
+"""halib: clusters on loopback for the high-availability tests (issue 14).
+
+Two kinds of node, driven the same way (start, kill -9, SIGSTOP/SIGCONT,
+clean stop, which one leads), each with its own ports from the harness's
+pool, data directory and log in the test's directory:
+
+- BrokerCluster: ferromq brokers (cluster_* options), optionally one of
+  them a witness. The leader is found the way a client finds it: the node
+  whose CONNACK is 0 (followers refuse with v5 0x9C + Server Reference,
+  v3.1.1 0x03), or by /readyz.
+- RaftCluster: fm-cluster-node processes (the raft module's own test
+  program, tests/cluster/clusterlib.py), to prove the fault proxy and the
+  partition logic on the raft module alone.
+
+Both put a FaultNet (faultproxy.py) between the nodes: every node is told
+its peers' proxy ports, so a test can cut and heal links. Only processes
+started here are signalled, by PID.
+"""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import types
+import urllib.error
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TESTS = os.path.dirname(HERE)
+for _d in (HERE, os.path.join(TESTS, "harness"), os.path.join(TESTS, "integration"),
+           os.path.join(TESTS, "cluster")):
+    if _d not in sys.path:
+        sys.path.insert(0, _d)
+
+import clusterlib  # noqa: E402
+import mqttraw  # noqa: E402
+from faultproxy import FaultNet  # noqa: E402
+from fm_harness import SANITIZER_MARKS, free_port  # noqa: E402
+
+HOST = "127.0.0.1"
+CONNACK_SERVER_UNAVAILABLE = 0x03  # v3.1.1
+CONNACK_USE_ANOTHER_SERVER = 0x9C  # v5
+
+
+def wait_for(pred, timeout, step=0.01):
+    """pred()'s first true value within timeout seconds, else None."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = pred()
+        if r:
+            return r
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(step)
+
+
+def log_tail(path, n=60):
+    try:
+        with open(path, "rb") as f:
+            lines = f.read().decode("utf-8", "replace").splitlines()
+    except FileNotFoundError:
+        return "(no log)"
+    return "\n".join(lines[-n:])
+
+
+def sanitizer_report(path):
+    try:
+        with open(path, "rb") as f:
+            text = f.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        return None
+    for mark in SANITIZER_MARKS:
+        if mark in text:
+            i = text.index(mark)
+            return text[max(0, i - 500):i + 6000]
+    return None
+
+
+# ==================================================================== brokers
+
+def broker_bin():
+    return os.environ.get("FERROMQ_BIN") or os.path.join(os.path.dirname(TESTS), "build", "ferromq")
+
+
+def probe_connect(port, version=4, timeout=1.0):
+    """One clean-session CONNECT to port: (CONNACK code, Server Reference or
+    None), or None when nothing answers (process dead, stopped, or not
+    listening)."""
+    try:
+        r = mqttraw.RawClient(port, version, timeout=timeout)
+    except OSError:
+        return None
+    try:
+        kw = {"clean": True, "keepalive": 10}
+        ca = r.connect("ha-probe-%d-%d" % (os.getpid(), time.monotonic_ns()), **kw)
+        ref = ca.props.get(mqttraw.P_SERVER_REFERENCE) if version == 5 else None
+        if ca.rc == 0:
+            try:
+                r.disconnect(wait=False)
+            except OSError:
+                pass
+        return ca.rc, ref
+    except (OSError, TimeoutError, mqttraw.ConnectionClosed, AssertionError):
+        return None
+    finally:
+        r.close()
+
+
+class BrokerNode:
+    def __init__(self, cluster, nid, witness=False):
+        self.cluster, self.id, self.witness = cluster, nid, witness
+        self.dir = os.path.join(cluster.root, "node%d" % nid)
+        self.data = os.path.join(self.dir, "data")
+        os.makedirs(self.data, exist_ok=True)
+        self.conf = os.path.join(self.dir, "ferromq.conf")
+        self.log = os.path.join(self.dir, "broker.log")
+        self.port = None if witness else free_port()
+        self.http_port = free_port()
+        self.cluster_port = free_port()
+        self.proc = None
+        self.stopped = False  # SIGSTOPped
+        self.exits = []
+
+    @property
+    def address(self):
+        return "%s:%d" % (HOST, self.port) if self.port else None
+
+    def write_config(self, join=False):
+        c = self.cluster
+        lines = ["persistence_location %s" % self.data,
+                 "log_type all",
+                 "http_listener %d %s" % (self.http_port, HOST),
+                 "cluster_node_id %d" % self.id,
+                 "cluster_listener %d %s" % (self.cluster_port, HOST),
+                 "cluster_role %s" % ("witness" if self.witness else "broker")]
+        if self.port:
+            lines.insert(0, "listener %d %s" % (self.port, HOST))
+        for other in c.nodes.values():
+            if other is not self:
+                lines.append("cluster_peer %d %s:%d" % (other.id, HOST, c.net.proxy_port(other.id)))
+        if c.election_timeout_ms:
+            lines.append("cluster_election_timeout %d" % c.election_timeout_ms)
+        if c.heartbeat_ms:
+            lines.append("cluster_heartbeat %d" % c.heartbeat_ms)
+        if join:
+            lines.append("cluster_join true")
+        lines += c.extra_lines
+        with open(self.conf, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+    def start(self, join=False):
+        self.write_config(join)
+        with open(self.log, "ab") as log:
+            log.write(b"---- start %.3f\n" % time.time())
+            log.flush()
+            self.proc = subprocess.Popen([broker_bin(), "-c", self.conf], stdout=log,
+                                         stderr=subprocess.STDOUT, cwd=self.dir)
+        self.stopped = False
+        self.started_at = time.monotonic()
+        return self
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill9(self):
+        self.proc.kill()
+        self.exits.append(self.proc.wait(10))
+        self.stopped = False
+
+    def sigstop(self):
+        self.proc.send_signal(signal.SIGSTOP)
+        self.stopped = True
+
+    def sigcont(self):
+        self.proc.send_signal(signal.SIGCONT)
+        self.stopped = False
+
+    def stop(self, timeout=20):
+        """SIGTERM and wait; the exit status ("timeout" if it hung: then killed)."""
+        if not self.alive():
+            return self.proc.returncode if self.proc else 0
+        if self.stopped:
+            self.sigcont()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            rc = "timeout"
+        self.exits.append(rc)
+        return rc
+
+    def probe(self, version=4, timeout=1.0):
+        """(CONNACK code, Server Reference) or None; see probe_connect."""
+        if not self.port or not self.alive() or self.stopped:
+            return None
+        return probe_connect(self.port, version, timeout)
+
+    def readyz(self, timeout=1.0):
+        """/readyz's HTTP status, or None when nothing answers."""
+        try:
+            with urllib.request.urlopen("http://%s:%d/readyz" % (HOST, self.http_port), timeout=timeout) as r:
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
+        except (OSError, urllib.error.URLError):
+            return None
+
+
+class BrokerCluster:
+    """n nodes (witness_ids among them are witnesses), not started."""
+
+    def __init__(self, root, n=3, witness_ids=(), election_timeout_ms=None, heartbeat_ms=None,
+                 extra_lines=()):
+        self.root = str(root)
+        self.election_timeout_ms = election_timeout_ms
+        self.heartbeat_ms = heartbeat_ms
+        self.extra_lines = list(extra_lines)
+        self.net = FaultNet(HOST)
+        self.nodes = {}
+        for i in range(1, n + 1):
+            node = BrokerNode(self, i, witness=i in witness_ids)
+            self.nodes[i] = node
+            self.net.add_node(i, node.cluster_port, free_port())
+
+    def start(self):
+        for node in self.nodes.values():
+            node.start()
+        return self
+
+    def brokers(self):
+        return [n for n in self.nodes.values() if not n.witness]
+
+    def running(self):
+        return [n for n in self.nodes.values() if n.alive() and not n.stopped]
+
+    def leader(self, among=None):
+        """The broker whose CONNACK is 0, among those running."""
+        for node in among or self.running():
+            if node.witness:
+                continue
+            r = node.probe()
+            if r and r[0] == 0:
+                return node
+        return None
+
+    def wait_leader(self, timeout=15, among=None):
+        return wait_for(lambda: self.leader(among), timeout, 0.02)
+
+    def ports(self):
+        """Every broker's MQTT port, for clients that try each address."""
+        return [n.port for n in self.brokers()]
+
+    def node_at(self, port):
+        return next((n for n in self.brokers() if n.port == port), None)
+
+    def report(self):
+        """Each node's state and log tail, for a failing test."""
+        out = []
+        for n in self.nodes.values():
+            state = "running" if n.alive() else "exited %s" % (n.proc.returncode if n.proc else "-")
+            out.append("==== node %d (%s%s, mqtt %s, cluster %d, proxy %d) %s\n%s" % (
+                n.id, "witness" if n.witness else "broker", ", SIGSTOPped" if n.stopped else "",
+                n.port, n.cluster_port, self.net.proxy_port(n.id), state, log_tail(n.log)))
+        return "\n".join(out)
+
+    def shutdown(self):
+        """Stops every node (SIGTERM) and the proxy; returns a list of
+        problems: a node that did not exit 0, a sanitizer report."""
+        problems = []
+        for n in self.nodes.values():
+            if n.proc is not None and n.alive():
+                rc = n.stop()
+                if rc != 0:
+                    problems.append("node %d: exit %s after SIGTERM" % (n.id, rc))
+        self.net.close()
+        for n in self.nodes.values():
+            rep = sanitizer_report(n.log)
+            if rep:
+                problems.append("node %d: sanitizer report:\n%s" % (n.id, rep))
+        return problems
+
+
+# ==================================================================== raft module
+
+class _Peer(types.SimpleNamespace):
+    """What clusterlib.Node.start reads of a voter: id and address."""
+
+
+class RaftNode(clusterlib.Node):
+    """An fm-cluster-node whose peers are at their proxy ports."""
+
+    def start(self, voters=None, join=False):
+        if voters is None and not join:
+            voters = [v if v is self else _Peer(id=v.id, address="%s:%d" % (HOST, self.cluster.net.proxy_port(v.id)))
+                      for v in self.cluster.voters]
+        super().start(voters, join)
+
+
+class RaftCluster(clusterlib.Cluster):
+    """clusterlib.Cluster with a FaultNet between its nodes."""
+
+    def __init__(self, root, n=3, witness_ids=(), args=()):
+        self.root = str(root)
+        self.out = os.path.join(self.root, "out")
+        os.makedirs(self.out, exist_ok=True)
+        self.args = list(args)
+        self.net = FaultNet(HOST)
+        self.nodes = {}
+        for i in range(1, n + 1):
+            node = RaftNode(self, i, witness=i in witness_ids)
+            self.nodes[i] = node
+            self.net.add_node(i, node.port, free_port())
+        self.voters = list(self.nodes.values())
+
+    def start(self):
+        for node in self.nodes.values():
+            node.start()  # voters at their proxy ports (RaftNode.start)
+
+    def report(self):
+        out = []
+        for n in self.nodes.values():
+            out.append("==== node %d (port %d, proxy %d) status %s\n%s" % (
+                n.id, n.port, self.net.proxy_port(n.id), n.status(), log_tail(n.log)))
+        return "\n".join(out)
+
+    def shutdown(self):
+        codes = super().shutdown()
+        self.net.close()
+        problems = ["node %d: exit %s" % (i, rc) for i, rc in codes.items() if rc != 0]
+        for n in self.nodes.values():
+            rep = sanitizer_report(n.log)
+            if rep:
+                problems.append("node %d: sanitizer report:\n%s" % (n.id, rep))
+        return problems
+
+
+def port_open(port):
+    try:
+        with socket.create_connection((HOST, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
