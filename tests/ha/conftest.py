@@ -62,3 +62,8 @@ def broker_cluster(tmp_path, request):
 
     yield make
     _finish(request, made)
+
+
+# The single-broker fixtures (start_broker, ...) of the other suites.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "harness"))
+from fm_harness import start_broker  # noqa: E402,F401
