@@ -16,6 +16,7 @@ Both put a FaultNet (faultproxy.py) between the nodes: every node is told
 its peers' proxy ports, so a test can cut and heal links. Only processes
 started here are signalled, by PID.
 """
+import json
 import os
 import signal
 import socket
@@ -255,6 +256,47 @@ class BrokerCluster:
 
     def node_at(self, port):
         return next((n for n in self.brokers() if n.port == port), None)
+
+    def kill_leader(self, sig=signal.SIGKILL, timeout=30):
+        """Kills (or with SIGSTOP, stops) the broker that leads and waits for
+        another to answer CONNACK 0. Returns (old, new, seconds from the
+        signal to that CONNACK); new is None if none took over in time."""
+        old = self.wait_leader()
+        assert old, "no broker leads\n" + self.report()
+        t0 = time.monotonic()
+        if sig == signal.SIGKILL:
+            old.kill9()
+        elif sig == signal.SIGSTOP:
+            old.sigstop()
+        else:
+            raise ValueError("signal %d: SIGKILL or SIGSTOP" % sig)
+        others = [n for n in self.brokers() if n is not old]
+        new = wait_for(lambda: self.leader([n for n in others if n.alive()]), timeout, 0.005)
+        return old, new, time.monotonic() - t0
+
+    def api(self, node, path, timeout=2.0):
+        """GET node's HTTP API path: the decoded JSON, or None."""
+        try:
+            with urllib.request.urlopen("http://%s:%d%s" % (HOST, node.http_port, path), timeout=timeout) as r:
+                return json.loads(r.read().decode())
+        except (OSError, urllib.error.URLError, ValueError):
+            return None
+
+    def wait_caught_up(self, node, timeout=60):
+        """Waits until node (restarted) has applied what the leader had
+        committed when this was called (/api/cluster: commit_index,
+        applied_index). Returns the seconds it took."""
+        t0 = time.monotonic()
+        leader = self.wait_leader()
+        assert leader, "no broker leads\n" + self.report()
+        st = self.api(leader, "/api/cluster")
+        assert st and "commit_index" in st, "the leader's /api/cluster: %r" % (st,)
+        target = st["commit_index"]
+        ok = wait_for(lambda: (s := self.api(node, "/api/cluster")) and s.get("applied_index", -1) >= target,
+                      timeout, 0.05)
+        assert ok, "node %d did not catch up to index %d in %d s: %r\n%s" % (
+            node.id, target, timeout, self.api(node, "/api/cluster"), self.report())
+        return time.monotonic() - t0
 
     def report(self):
         """Each node's state and log tail, for a failing test."""
