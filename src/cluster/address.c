@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/address.h"
 #include "base/err.h"
 
 int cluster__fail(char *err, size_t errlen, const char *fmt, ...)
@@ -21,44 +22,13 @@ int cluster__fail(char *err, size_t errlen, const char *fmt, ...)
 	return -FM_EINVAL;
 }
 
-/* A host is a name or an IPv4 address: letters, digits, '-', '.', '_'.
- * libraft's transport splits "HOST:PORT" at the last ':' and resolves HOST,
- * so an IPv6 literal (colons) is refused here rather than misread there. */
-static bool host_char_ok(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       c == '-' || c == '.' || c == '_';
-}
+/* One definition of an address for the configuration and the cluster
+ * (src/base/address.c); a config line that passes is one raft can use. */
+_Static_assert(CLUSTER_ADDRESS_MAX == ADDRESS_MAX, "cluster and base agree on an address's size");
 
 int cluster_address_check(const char *address, char *err, size_t errlen)
 {
-	size_t len = strlen(address);
-	if (len == 0)
-		return cluster__fail(err, errlen, "empty address (expected HOST:PORT)");
-	if (len >= CLUSTER_ADDRESS_MAX)
-		return cluster__fail(err, errlen, "address longer than %d bytes", CLUSTER_ADDRESS_MAX - 1);
-	const char *colon = strchr(address, ':');
-	if (!colon)
-		return cluster__fail(err, errlen, "'%s': expected HOST:PORT", address);
-	if (colon == address)
-		return cluster__fail(err, errlen, "'%s': no host before ':'", address);
-	for (const char *p = address; p < colon; p++)
-		if (!host_char_ok(*p))
-			return cluster__fail(err, errlen, "'%s': a host is a name or an IPv4 address", address);
-	const char *port = colon + 1;
-	if (*port == '\0')
-		return cluster__fail(err, errlen, "'%s': no port after ':'", address);
-	unsigned long v = 0;
-	for (const char *p = port; *p; p++) {
-		if (*p < '0' || *p > '9')
-			return cluster__fail(err, errlen, "'%s': the port is a number 1-65535", address);
-		v = v * 10 + (unsigned long)(*p - '0');
-		if (v > 65535)
-			return cluster__fail(err, errlen, "'%s': the port is a number 1-65535", address);
-	}
-	if (v == 0)
-		return cluster__fail(err, errlen, "'%s': the port is a number 1-65535", address);
-	return 0;
+	return address_check(address, err, errlen);
 }
 
 int cluster_peer_parse(const char *text, struct cluster_peer *peer, char *err, size_t errlen)
