@@ -2,6 +2,7 @@
  * type, bounds, default and help. Names follow mosquitto.conf where the
  * meaning is the same. */
 #include "config.h"
+#include "config/internal.h"
 #include "../base/log.h"
 #include <ctype.h>
 #include <errno.h>
@@ -30,6 +31,10 @@ enum opt_type {
 	OPT_DOUBLE,        /* double; min 1: not negative */
 	OPT_FLAGS,         /* uint32_t: a comma-separated list of choices, bit i for choices[i] */
 	OPT_SPARKPLUG_ID,  /* char[max]: one Sparkplug topic level (a group or edge node id) */
+	OPT_ID,            /* uint64_t: a node id, min..max (no size suffix) */
+	OPT_ENUM_BOOL,     /* bool: one of two choices, the second true */
+	OPT_CLUSTER_LISTENER, /* PORT [ADDRESS] into cluster_address (cluster.c) */
+	OPT_CLUSTER_PEER,  /* N HOST:PORT, repeatable (cluster.c) */
 };
 
 /* Where an option's value goes: the configuration, the listener above it,
@@ -81,6 +86,7 @@ static const char *const agg_stat_names[] = { "count", "min", "max", "mean", "fi
 static const char *const agg_empty_names[] = { "skip", "count", NULL };
 static const char *const agg_non_numeric_names[] = { "pass", "drop", NULL };
 static const char *const modbus_format_names[] = { "json", "sparkplug", NULL };
+static const char *const cluster_role_names[] = { "broker", "witness", NULL };
 
 static const struct option options[] = {
 	{ "listener", OPT_LISTENER, 0, 1, 65535, NULL, NULL, "PORT [ADDRESS]",
@@ -277,6 +283,36 @@ static const struct option options[] = {
 	  "its births, then its data, only once that host's STATE says online; a newer STATE saying offline "
 	  "closes the session (the remote publishes the NDEATH will) and it connects again. Needs a bridge with "
 	  "bridge_sparkplug true. Default: none (births at once).", false },
+	{ "cluster_node_id", OPT_ID, OFF(cluster_node_id), 0, CONFIG_CLUSTER_ID_MAX, NULL, NULL, "N",
+	  "High availability: this node's id in its cluster (1..2^63-1, unique there, never given to another "
+	  "machine). The replicated state and the raft log are kept in persistence_location (the log in "
+	  "persistence_location/raft), so persistence must be true. Needs cluster_listener, and a cluster_peer "
+	  "line per other node or cluster_join true. Default: none (0): no cluster, the broker runs on its own.",
+	  false },
+	{ "cluster_listener", OPT_CLUSTER_LISTENER, 0, 1, 65535, NULL, NULL, "PORT [ADDRESS]",
+	  "Cluster: listen for the other nodes (raft) on PORT at ADDRESS, a host name or an IPv4 address "
+	  "(default 127.0.0.1). ADDRESS:PORT is also what this node tells the others, so it must be one they "
+	  "reach (not 0.0.0.0); not the port of an MQTT or HTTP listener.", false },
+	{ "cluster_peer", OPT_CLUSTER_PEER, 0, 0, 0, NULL, NULL, "N HOST:PORT",
+	  "Cluster: another node, its cluster_node_id and its cluster_listener's address. Repeatable: one "
+	  "line per other node, at most 15. Read at the first start only: then the raft log holds the "
+	  "membership, which ferromq-ctl cluster add|remove changes.", false },
+	{ "cluster_role", OPT_ENUM_BOOL, OFF(cluster_witness), 0, 1, "broker", cluster_role_names,
+	  "broker|witness",
+	  "Cluster: broker serves MQTT while it is the leader; witness only stores the raft log (in "
+	  "persistence_location/raft) and votes, with no MQTT listener, bridge or Modbus device, so two "
+	  "brokers and a witness survive the loss of any one machine.", false },
+	{ "cluster_election_timeout", OPT_U32, OFF(cluster_election_timeout_ms), 100, 60000, "500", NULL, "MS",
+	  "Cluster: a follower that hears no leader this long (plus a random part, up to as much again) "
+	  "starts an election; fail-over takes about this long plus one election. Shorter fails over sooner "
+	  "but risks needless elections on a loaded machine or network.", false },
+	{ "cluster_heartbeat", OPT_U32, OFF(cluster_heartbeat_ms), 10, 20000, "50", NULL, "MS",
+	  "Cluster: the leader's heartbeat interval; at most a third of cluster_election_timeout, so that a "
+	  "follower can miss two heartbeats in a row without starting an election.", false },
+	{ "cluster_join", OPT_BOOL, OFF(cluster_join), 0, 1, "false", NULL, "true|false",
+	  "Cluster: true: the node starts with an empty log, without cluster_peer lines, and waits until "
+	  "the leader adds it (ferromq-ctl cluster add): to grow a cluster or replace a dead node. false: at "
+	  "its first start it forms the cluster with its cluster_peer lines.", false },
 	{ "connection", OPT_CONNECTION, 0, 0, 0, NULL, NULL, "NAME",
 	  "Starts a bridge to a remote broker; the bridge options below apply to the connection line above "
 	  "them. Messages it sends wait in a spool in the store until the remote's PUBACK.", SCOPE_BRIDGE },
@@ -1087,6 +1123,18 @@ static int set_value(struct config *c, const struct option *o, char *val, char *
 			note_source(c);
 		}
 		return 0;
+	case OPT_ID:
+		if (config__parse_id(val, &v) || v < o->min || v > o->max)
+			goto range;
+		*(uint64_t *)field = v;
+		return 0;
+	case OPT_ENUM_BOOL:
+		if (strcmp(val, o->choices[0]) && strcmp(val, o->choices[1]))
+			goto bad;
+		*(bool *)field = !strcmp(val, o->choices[1]);
+		return 0;
+	case OPT_CLUSTER_LISTENER: return config__cluster_listener(c, val, err, errlen);
+	case OPT_CLUSTER_PEER: return config__cluster_peer(c, val, err, errlen);
 	case OPT_LIMIT:
 		if (!strcmp(val, "-1"))
 			v = 0;
@@ -1224,6 +1272,10 @@ int config_apply_line(struct config *c, const char *line, char *err, size_t errl
 	if (o->scope == SCOPE_GLOBAL &&
 	    (o->offset == OFF(sparkplug_ndeath_timestamp) || o->offset == OFF(sparkplug_fleet_max)))
 		c->sparkplug_line = c->cur_line;
+	if (o->scope == SCOPE_GLOBAL && !strncmp(o->name, "cluster_", 8)) {
+		note_source(c);
+		config__cluster_line(c, o->name, c->cur_line ? c->cur_line : 1);
+	}
 	if (o->offset == OFF(sparkplug_namespace) && o->scope == SCOPE_GLOBAL &&
 	    !sparkplug_namespace_ok(c->sparkplug_namespace)) {
 		snprintf(err, errlen, "sparkplug_namespace: '%s' is not one topic level without + # / or a "
@@ -1481,6 +1533,8 @@ int config_finish(struct config *c, char *err, size_t errlen)
 				 c->source[0] ? c->source : "(configuration)", c->http_line, c->http_port);
 			return -1;
 		}
+	if (config__cluster_finish(c, err, errlen))
+		return -1;
 	if (c->max_inflight_messages == 0)
 		c->max_inflight_messages = 65535;
 	return 0;

@@ -182,6 +182,12 @@ struct modbus_device_conf {
 	uint32_t first_tag, n_tags;
 };
 
+/* Other nodes a cluster node lists: a cluster has at most 16 nodes
+ * (CLUSTER_MAX_NODES of src/cluster, which config cannot include). */
+#define CONFIG_MAX_CLUSTER_PEERS 15
+/* Node ids fit a signed 64-bit integer, so SQLite can store one. */
+#define CONFIG_CLUSTER_ID_MAX INT64_MAX
+
 struct config {
 	struct listener_conf listeners[CONFIG_MAX_LISTENERS];
 	unsigned n_listeners;
@@ -259,6 +265,19 @@ struct config {
 	unsigned n_devices;
 	struct modbus_tag_conf tags[CONFIG_MAX_TAGS];
 	unsigned n_tags;
+	/* Cluster (issue 14): cluster_node_id 0 = a single node. */
+	uint64_t cluster_node_id;
+	char cluster_address[272];      /* "ADDRESS:PORT" of cluster_listener, "" when none */
+	struct config_cluster_peer { uint64_t id; char address[272]; } cluster_peers[CONFIG_MAX_CLUSTER_PEERS];
+	unsigned n_cluster_peers;
+	bool cluster_witness;
+	bool cluster_join;
+	unsigned cluster_election_timeout_ms, cluster_heartbeat_ms; /* defaults 500, 50 */
+	/* The lines of the cluster options (0: not in the file), for config_finish's errors. */
+	struct {
+		uint32_t node_id, listener, role, election_timeout, heartbeat, join;
+		uint32_t peers[CONFIG_MAX_CLUSTER_PEERS];
+	} cluster_line;
 	/* Which repeatable options were given, so the first line replaces the default. */
 	bool seen_listener, seen_log_dest, seen_log_type;
 	bool default_listener_changed; /* per-listener options before any listener line */

@@ -2,12 +2,16 @@
  * is applied as one line to a default config; then each of its '\n'-separated
  * lines is applied in turn to another, as config_load would, followed by
  * config_finish. Nothing may crash, a failure must leave a message, and the
- * values must stay within the option table's bounds. Aborts otherwise.
+ * values must stay within the option table's bounds (cluster addresses as
+ * base/address.c accepts them, peers unique); a finished cluster node keeps
+ * config_finish's promises. Aborts otherwise.
  */
 #include "config/config.h"
+#include "base/address.h"
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define CHECK(x) do { if (!(x)) abort(); } while (0)
 
@@ -47,6 +51,31 @@ static void check_config(const struct config *c)
 		CHECK(b->restart_timeout.min >= 1 && b->restart_timeout.min <= b->restart_timeout.max);
 		CHECK(b->protocol_version <= BRIDGE_MQTTV50 && b->spool_overflow <= QUEUE_REJECT_NEW);
 	}
+	CHECK(c->cluster_node_id <= CONFIG_CLUSTER_ID_MAX);
+	CHECK(!c->cluster_address[0] || address_check(c->cluster_address, NULL, 0) == 0);
+	CHECK(c->n_cluster_peers <= CONFIG_MAX_CLUSTER_PEERS);
+	for (unsigned i = 0; i < c->n_cluster_peers; i++) {
+		const struct config_cluster_peer *p = &c->cluster_peers[i];
+		CHECK(p->id >= 1 && p->id <= CONFIG_CLUSTER_ID_MAX && address_check(p->address, NULL, 0) == 0);
+		for (unsigned k = 0; k < i; k++)
+			CHECK(c->cluster_peers[k].id != p->id && strcasecmp(c->cluster_peers[k].address, p->address));
+	}
+	CHECK(c->cluster_election_timeout_ms >= 100 && c->cluster_election_timeout_ms <= 60000);
+	CHECK(c->cluster_heartbeat_ms >= 10 && c->cluster_heartbeat_ms <= 20000);
+}
+
+/* What config_finish promises of a cluster node it accepts. */
+static void check_cluster(const struct config *c)
+{
+	if (!c->cluster_node_id)
+		return;
+	CHECK(c->cluster_address[0] && c->persistence);
+	CHECK(c->cluster_join ? c->n_cluster_peers == 0 : c->n_cluster_peers >= 1);
+	CHECK(c->cluster_heartbeat_ms * 3 <= c->cluster_election_timeout_ms);
+	for (unsigned i = 0; i < c->n_cluster_peers; i++)
+		CHECK(c->cluster_peers[i].id != c->cluster_node_id &&
+		      strcasecmp(c->cluster_peers[i].address, c->cluster_address));
+	CHECK(!c->cluster_witness || (!c->seen_listener && !c->n_bridges && !c->n_devices));
 }
 
 /* Applies one line; a failure must say why in a terminated message. */
@@ -88,8 +117,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		char err[256] = "";
 		int rc = config_finish(&c, err, sizeof err);
 		CHECK(rc == 0 || (rc == -1 && err[0]));
-		if (rc == 0)
+		if (rc == 0) {
 			CHECK(c.max_inflight_messages >= 1);
+			check_cluster(&c);
+		}
 	}
 	free(text);
 	return 0;
