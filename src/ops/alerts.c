@@ -5,15 +5,25 @@
  * queue_share (a session's queue passed a share of its limit), device_offline
  * (a Modbus device stopped answering; the value counts them),
  * sparkplug_node_offline (a Sparkplug edge node died: its NDEATH of the
- * current bdSeq came, and no NBIRTH since; the value counts them). */
+ * current bdSeq came, and no NBIRTH since; the value counts them),
+ * cluster_no_leader (this node has known no leader for longer than 4
+ * election timeouts; the value is seconds), cluster_peer_lag (on the
+ * leader, a peer's log is more than ALERT_CLUSTER_LAG_ENTRIES behind; the
+ * value is the largest lag in entries). */
 #include "alerts.h"
 #include <stdlib.h>
 
 static const char *const names[ALERT__COUNT] = { "clients_drop", "message_rate_drop", "memory",
 						 "subscription_leak", "queue_share", "device_offline",
-						 "sparkplug_node_offline" };
+						 "sparkplug_node_offline", "cluster_no_leader",
+						 "cluster_peer_lag" };
 
 const char *alert_name(enum alert_id id) { return names[id]; }
+
+bool alert_applies(enum alert_id id, bool cluster)
+{
+	return cluster || (id != ALERT_CLUSTER_NO_LEADER && id != ALERT_CLUSTER_PEER_LAG);
+}
 
 void alert_history_push(struct alert_history *h, struct alert_point p)
 {
@@ -109,6 +119,20 @@ static bool eval_device_offline(uint32_t offline, struct alert_state *s)
 	return offline > 0;
 }
 
+static bool eval_cluster_no_leader(const struct alert_input *in, struct alert_state *s)
+{
+	s->threshold = in->cluster ? in->no_leader_limit_s : 0;
+	s->value = in->cluster ? in->no_leader_s : 0;
+	return in->cluster && s->value > s->threshold;
+}
+
+static bool eval_cluster_peer_lag(const struct alert_input *in, struct alert_state *s)
+{
+	s->threshold = ALERT_CLUSTER_LAG_ENTRIES;
+	s->value = in->cluster ? (double)in->peer_lag : 0;
+	return in->cluster && in->peer_lag > ALERT_CLUSTER_LAG_ENTRIES;
+}
+
 static bool eval_subscription_leak(const struct alert_config *c, const struct alert_history *h,
 				   struct alert_state *s)
 {
@@ -160,6 +184,8 @@ unsigned alerts_evaluate(const struct alert_config *cfg, const struct alert_hist
 		/* The same rule: any one counted fires it. */
 		[ALERT_SPARKPLUG_NODE_OFFLINE] = eval_device_offline(in->sparkplug_nodes_offline,
 								     &st[ALERT_SPARKPLUG_NODE_OFFLINE]),
+		[ALERT_CLUSTER_NO_LEADER] = eval_cluster_no_leader(in, &st[ALERT_CLUSTER_NO_LEADER]),
+		[ALERT_CLUSTER_PEER_LAG] = eval_cluster_peer_lag(in, &st[ALERT_CLUSTER_PEER_LAG]),
 	};
 	unsigned changed = 0;
 	for (int i = 0; i < ALERT__COUNT; i++)

@@ -8,8 +8,19 @@
 enum alert_id {
 	ALERT_CLIENTS_DROP, ALERT_MESSAGE_RATE_DROP, ALERT_MEMORY, ALERT_SUBSCRIPTION_LEAK, ALERT_QUEUE_SHARE,
 	ALERT_DEVICE_OFFLINE, ALERT_SPARKPLUG_NODE_OFFLINE,
+	ALERT_CLUSTER_NO_LEADER, ALERT_CLUSTER_PEER_LAG, /* cluster only: see alert_applies */
 	ALERT__COUNT
 };
+
+/* cluster_peer_lag's threshold: entries a voter's log may be behind the
+ * leader's. An ops-side constant (the option table belongs to config): a
+ * follower in step is within max_inflight_entries (32) of the leader, and
+ * one 1,024 entries behind is sent a snapshot; above 1,000 it is not
+ * keeping up. */
+#define ALERT_CLUSTER_LAG_ENTRIES 1000
+/* cluster_no_leader fires when no leader has been known for longer than
+ * this many election timeouts: one election takes one or two. */
+#define ALERT_CLUSTER_NO_LEADER_TIMEOUTS 4
 
 /* Longest window of any rule, in seconds (samples kept). */
 #define ALERT_MAX_WINDOW 3600
@@ -49,6 +60,11 @@ struct alert_input {
 	double queue_share; /* percent of a queue limit the fullest session's queue uses */
 	uint32_t devices_offline; /* Modbus devices offline now */
 	uint32_t sparkplug_nodes_offline; /* Sparkplug edge nodes whose last word was their NDEATH */
+	/* The cluster rules measure these; both stay quiet without a cluster. */
+	bool cluster;
+	double no_leader_s;       /* seconds this node has known no leader (0: it knows one) */
+	double no_leader_limit_s; /* election timeout x ALERT_CLUSTER_NO_LEADER_TIMEOUTS */
+	uint64_t peer_lag;        /* the largest lag of a peer, in entries (known on the leader) */
 };
 
 struct alert_state {
@@ -60,6 +76,9 @@ struct alert_state {
 };
 
 const char *alert_name(enum alert_id id);
+/* Whether rule id exists on this broker: the cluster rules only in a
+ * cluster (they are left out of $SYS, /metrics and the API otherwise). */
+bool alert_applies(enum alert_id id, bool cluster);
 void alert_history_push(struct alert_history *h, struct alert_point p);
 /* Evaluates every rule on h and in at unix time now_s. Updates value and
  * threshold, and firing/since: a rule fires as soon as its condition holds

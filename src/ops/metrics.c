@@ -184,6 +184,47 @@ static int queue_share_prometheus(const struct metrics_snapshot *s, struct buf *
 	return rc;
 }
 
+int metrics_cluster_prometheus(const struct metrics_snapshot *s, struct buf *out)
+{
+	const struct cluster_status *st = &s->cluster_st;
+	/* The state, term, leader, indexes, snapshots and lag: 16 peers' lines
+	 * and the fixed families fit well within this. */
+	char text[8192];
+	int n = cluster_status_prometheus(st, text, sizeof text);
+	int rc = n < 0 ? -FM_ENOMEM : buf_append(out, text, (size_t)n);
+	if (!rc)
+		rc = family(out, "ferromq_cluster_role", "gauge", "This node's cluster role (1 for its own).");
+	for (int r = CLUSTER_ROLE_BROKER; r <= CLUSTER_ROLE_WITNESS && !rc; r++)
+		rc = buf_printf(out, "ferromq_cluster_role{role=\"%s\"} %d\n", cluster_role_name((enum cluster_role)r),
+				st->role == (enum cluster_role)r);
+	if (!rc)
+		rc = family(out, "ferromq_cluster_node_id", "gauge", "This node's id (cluster_node_id).");
+	if (!rc)
+		rc = buf_printf(out, "ferromq_cluster_node_id %llu\n", (unsigned long long)st->node_id);
+	if (!rc)
+		rc = family(out, "ferromq_cluster_last_index", "gauge", "Index of the last entry of this node's log.");
+	if (!rc)
+		rc = buf_printf(out, "ferromq_cluster_last_index %llu\n", (unsigned long long)st->last_index);
+	if (!rc)
+		rc = family(out, "ferromq_cluster_restores_total", "counter",
+			    "Snapshots installed on this node (sent by a leader) since it started.");
+	if (!rc)
+		rc = buf_printf(out, "ferromq_cluster_restores_total %llu\n", (unsigned long long)st->restores);
+	if (!rc)
+		rc = family(out, "ferromq_cluster_peer_match_index", "gauge",
+			    "Highest index a peer's log is known to hold (leader only).");
+	for (unsigned i = 0; i < st->n_peers && i < CLUSTER_MAX_NODES && !rc; i++)
+		if (st->peers[i].has_match)
+			rc = buf_printf(out, "ferromq_cluster_peer_match_index{peer=\"%llu\"} %llu\n",
+					(unsigned long long)st->peers[i].id, (unsigned long long)st->peers[i].match_index);
+	if (!rc)
+		rc = family(out, "ferromq_cluster_no_leader_seconds", "gauge",
+			    "Seconds this node has known no leader (0 while it knows one).");
+	if (!rc)
+		rc = buf_printf(out, "ferromq_cluster_no_leader_seconds %.3f\n", s->no_leader_s);
+	return rc;
+}
+
 void metrics_queue_over_free(struct metrics_snapshot *s)
 {
 	for (uint32_t i = 0; i < s->n_queue_named; i++)
@@ -233,6 +274,8 @@ int metrics_prometheus(const struct metrics_snapshot *s, bool ready, struct buf 
 		rc = family(out, alert_families[f][0], "gauge", alert_families[f][1]);
 		for (int a = 0; a < ALERT__COUNT && !rc; a++) {
 			const struct alert_state *st = &s->alerts[a];
+			if (!alert_applies((enum alert_id)a, s->cluster))
+				continue;
 			double v = f == 0 ? st->firing : f == 1 ? st->value : st->threshold;
 			rc = buf_printf(out, "%s{name=\"%s\"} %.6g\n", alert_families[f][0], alert_name((enum alert_id)a), v);
 		}
@@ -245,6 +288,8 @@ int metrics_prometheus(const struct metrics_snapshot *s, bool ready, struct buf 
 		rc = devices_prometheus(s->devices, s->n_devices, out);
 	if (!rc && s->sparkplug)
 		rc = sparkplug_prometheus(&s->spb, out);
+	if (!rc && s->cluster)
+		rc = metrics_cluster_prometheus(s, out);
 	if (!rc)
 		rc = family(out, "ferromq_ready", "gauge", "1 when /readyz answers 200.");
 	if (!rc)

@@ -11,6 +11,7 @@
 #include "../collect/collect.h"
 #include "../broker/admin.h"
 #include "../broker/stats.h"
+#include "../cluster/cluster.h"
 #include "../config/config.h"
 #include "../sparkplug/fleet.h"
 
@@ -74,6 +75,9 @@ struct metrics_snapshot {
 	uint32_t n_devices;
 	bool sparkplug;                      /* sparkplug_aware: spb holds the fleet view's totals */
 	struct spb_fleet_totals spb;
+	bool cluster;                        /* a cluster node: cluster_st is its status */
+	struct cluster_status cluster_st;
+	double no_leader_s;                  /* seconds it has known no leader (0: it knows one) */
 };
 
 /* Frees the names of s->queue_over and empties it. */
@@ -81,6 +85,10 @@ void metrics_queue_over_free(struct metrics_snapshot *s);
 
 /* Appends the snapshot in the Prometheus text format 0.0.4. Returns 0 or -FM_ENOMEM. */
 int metrics_prometheus(const struct metrics_snapshot *s, bool ready, struct buf *out);
+/* Appends the cluster's families (s->cluster only): cluster_status_prometheus's,
+ * and this node's role, last index, restores, each peer's match index and
+ * the seconds without a leader. Returns 0 or -FM_ENOMEM. */
+int metrics_cluster_prometheus(const struct metrics_snapshot *s, struct buf *out);
 /* Appends printf-formatted text. Returns 0 or -FM_ENOMEM. */
 int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

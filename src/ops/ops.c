@@ -17,6 +17,9 @@
 #include <string.h>
 
 #define SAMPLE_MS 1000
+/* The election timeout cluster_no_leader counts in: the cluster module's
+ * default (cluster_conf.election_timeout_ms 0). */
+#define CLUSTER_ELECTION_TIMEOUT_MS 500
 
 /* The HTTP API grant lists (http_admin_users, http_readonly_users) as last
  * loaded: the configuration's at start, the file's at each reload. */
@@ -35,6 +38,7 @@ struct ops {
 	bool timer_open;
 	uint64_t last_sample_ms; /* monotonic */
 	uint64_t next_sys_s;     /* uptime second of the next $SYS update */
+	uint64_t no_leader_since_ms; /* monotonic; 0: a leader is known (or no cluster) */
 	bool alerts_published;
 	bool queue_named_changed; /* the sessions queue_share names changed at the last sample */
 	struct metrics_snapshot snap;
@@ -127,13 +131,39 @@ void ops_free(struct ops *o)
 
 void ops_set_ready(struct ops *o) { atomic_store(&o->ready, true); }
 
+struct cluster_node *ops_cluster(struct ops *o) { return o->store ? store_cluster(o->store) : NULL; }
+
+/* Why a cluster node with status st does not serve clients, into buf; NULL
+ * for the leader. */
+static const char *cluster_not_ready(const struct cluster_status *st, char *buf, size_t size)
+{
+	if (st->role == CLUSTER_ROLE_WITNESS)
+		return "witness: it stores the log and votes; it serves no clients";
+	if (st->state == CLUSTER_LEADER)
+		return NULL;
+	if (st->leader_id) {
+		snprintf(buf, size, "%s: the leader is node %llu at %s", cluster_state_name(st->state),
+			 (unsigned long long)st->leader_id, st->leader_address);
+		return buf;
+	}
+	snprintf(buf, size, "%s: no leader known (term %llu)", cluster_state_name(st->state),
+		 (unsigned long long)st->term);
+	return buf;
+}
+
 const char *ops_not_ready(struct ops *o)
 {
+	static _Thread_local char why[64 + CLUSTER_ADDRESS_MAX];
 	if (!atomic_load(&o->ready))
 		return "starting: recovery or listeners not finished";
 	if (atomic_load_explicit(&o->b->stats.store_failing, memory_order_relaxed))
 		return "store: writes are failing (disk full or I/O error); QoS 1/2 messages are refused";
-	return NULL;
+	struct cluster_node *n = ops_cluster(o);
+	if (!n)
+		return NULL;
+	struct cluster_status st;
+	cluster_status(n, &st);
+	return cluster_not_ready(&st, why, sizeof why);
 }
 
 const struct metrics_snapshot *ops_snapshot(const struct ops *o) { return &o->snap; }
@@ -207,6 +237,47 @@ static bool queue_over_take(struct metrics_snapshot *s, struct queue_over_walk *
 	return changed;
 }
 
+/* The cluster node's status, and since when it has known no leader. */
+static void sample_cluster(struct ops *o, struct metrics_snapshot *s)
+{
+	struct cluster_node *n = ops_cluster(o);
+	s->cluster = n != NULL;
+	s->no_leader_s = 0;
+	if (!n)
+		return;
+	cluster_status(n, &s->cluster_st);
+	uint64_t now = clock_mono_ms();
+	if (s->cluster_st.leader_id)
+		o->no_leader_since_ms = 0;
+	else if (!o->no_leader_since_ms)
+		o->no_leader_since_ms = now;
+	if (o->no_leader_since_ms)
+		s->no_leader_s = (double)(now - o->no_leader_since_ms) / 1000.0;
+}
+
+/* The largest lag of a peer the leader knows, in entries. */
+static uint64_t max_peer_lag(const struct cluster_status *st)
+{
+	uint64_t lag = 0;
+	for (unsigned i = 0; i < st->n_peers && i < CLUSTER_MAX_NODES; i++)
+		if (st->peers[i].has_match && st->peers[i].lag > lag)
+			lag = st->peers[i].lag;
+	return lag;
+}
+
+/* "; peers 2 (lag 5000), 3 (lag 1200)" for cluster_peer_lag's log line. */
+static void lagging_peers_text(const struct cluster_status *st, char *out, size_t size)
+{
+	size_t len = 0;
+	out[0] = 0;
+	for (unsigned i = 0; i < st->n_peers && i < CLUSTER_MAX_NODES && len < size; i++) {
+		const struct cluster_peer_status *p = &st->peers[i];
+		if (p->has_match && p->lag > ALERT_CLUSTER_LAG_ENTRIES)
+			len += (size_t)snprintf(out + len, size - len, "%s%llu at %s (lag %llu)", len ? ", " : "; peers ",
+						(unsigned long long)p->id, p->address, (unsigned long long)p->lag);
+	}
+}
+
 /* Fills the snapshot from the broker's counters (worker 0). Returns the
  * largest share of its queue limit any session uses, for the alert. */
 static double sample(struct ops *o, const struct alert_config *cfg, double dt_s)
@@ -263,6 +334,7 @@ static double sample(struct ops *o, const struct alert_config *cfg, double dt_s)
 		bridges_status(o->bridges, i, &s->bridges[i]);
 	s->sparkplug = b->spb != NULL;
 	broker_spb_totals(b, &s->spb);
+	sample_cluster(o, s);
 	free(s->devices);
 	if (collect_list(o->collector, &s->devices, &s->n_devices))
 		s->n_devices = 0; /* out of memory: none shown this second */
@@ -288,12 +360,17 @@ static void evaluate_alerts(struct ops *o, const struct alert_config *cfg, doubl
 	alert_history_push(&o->history, (struct alert_point){ (double)s->v[M_CLIENTS_CONNECTED],
 							      s->rates[R_MESSAGES_RECEIVED].now,
 							      (double)s->v[M_SUBSCRIPTIONS] });
-	const struct alert_input in = { s->v[M_HEAP_BYTES], queue_share, devices_offline(s->devices, s->n_devices),
-					s->spb.nodes_offline };
+	const struct alert_input in = {
+		s->v[M_HEAP_BYTES], queue_share, devices_offline(s->devices, s->n_devices), s->spb.nodes_offline,
+		s->cluster, s->no_leader_s, CLUSTER_ELECTION_TIMEOUT_MS * ALERT_CLUSTER_NO_LEADER_TIMEOUTS / 1000.0,
+		s->cluster ? max_peer_lag(&s->cluster_st) : 0,
+	};
 	unsigned changed = alerts_evaluate(cfg, &o->history, &in, s->wall_ms / 1000, s->alerts);
 	struct bworker *w0 = &o->b->workers[0];
 	for (int i = 0; i < ALERT__COUNT; i++) {
 		const struct alert_state *a = &s->alerts[i];
+		if (!alert_applies((enum alert_id)i, s->cluster))
+			continue;
 		if (changed & (1u << i)) {
 			char detail[512] = "";
 			if (i == ALERT_QUEUE_SHARE)
@@ -302,6 +379,12 @@ static void evaluate_alerts(struct ops *o, const struct alert_config *cfg, doubl
 				devices_offline_text(s->devices, s->n_devices, detail, sizeof detail);
 			if (i == ALERT_SPARKPLUG_NODE_OFFLINE)
 				sparkplug_offline_text(o->b, detail, sizeof detail);
+			if (i == ALERT_CLUSTER_PEER_LAG)
+				lagging_peers_text(&s->cluster_st, detail, sizeof detail);
+			if (i == ALERT_CLUSTER_NO_LEADER)
+				snprintf(detail, sizeof detail, "; node %llu is %s in term %llu",
+					 (unsigned long long)s->cluster_st.node_id,
+					 cluster_state_name(s->cluster_st.state), (unsigned long long)s->cluster_st.term);
 			if (a->firing)
 				log_warn("alert %s firing: value %.1f above threshold %.1f%s", alert_name((enum alert_id)i),
 					 a->value, a->threshold, detail);

@@ -35,8 +35,12 @@ void ops_stop(struct ops *o);
 void ops_free(struct ops *o);
 /* Start-up finished: recovery done, listeners up. Any thread. */
 void ops_set_ready(struct ops *o);
-/* NULL when ready to serve, else why not. Any thread. */
+/* NULL when ready to serve, else why not (in a cluster: a node that is not
+ * the leader, naming the leader it knows). Any thread; the text stays valid
+ * until the calling thread's next call. */
 const char *ops_not_ready(struct ops *o);
+/* This broker's cluster node, NULL when it is not in a cluster. Any thread. */
+struct cluster_node *ops_cluster(struct ops *o);
 
 /* Worker 0 only. */
 const struct metrics_snapshot *ops_snapshot(const struct ops *o);

@@ -61,6 +61,45 @@ static void sys_publish_bridges(struct sys_state *st, struct bworker *w, const s
 	}
 }
 
+/* $SYS/broker/cluster/...: this node's state and indexes, and each peer's
+ * lag as the leader knows it ("unknown" on the other nodes). Nothing
+ * without a cluster. */
+static void sys_publish_cluster(struct sys_state *st, struct bworker *w, const struct metrics_snapshot *s)
+{
+	const struct cluster_status *c = &s->cluster_st;
+	static const char *const names[SYS_CLUSTER_SLOTS] = { "state", "role", "term", "leader", "leader_address",
+							     "commit_index", "applied_index", "last_index",
+							     "snapshots", "restores" };
+	char v[SYS_CLUSTER_SLOTS][CLUSTER_ADDRESS_MAX], topic[96];
+	snprintf(v[0], sizeof v[0], "%s", cluster_state_name(c->state));
+	snprintf(v[1], sizeof v[1], "%s", cluster_role_name(c->role));
+	const uint64_t n[] = { c->term, c->leader_id, 0, c->commit_index, c->applied_index, c->last_index,
+			       c->snapshots, c->restores };
+	for (unsigned k = 2; k < SYS_CLUSTER_SLOTS; k++)
+		snprintf(v[k], sizeof v[k], "%llu", (unsigned long long)n[k - 2]);
+	/* No leader known: 0 and "none". */
+	snprintf(v[4], sizeof v[4], "%s", c->leader_id ? c->leader_address : "none");
+	for (unsigned k = 0; k < SYS_CLUSTER_SLOTS; k++) {
+		snprintf(topic, sizeof topic, "$SYS/broker/cluster/%s", names[k]);
+		publish_into(st->cluster_last[k], sizeof st->cluster_last[k], w, topic, v[k]);
+	}
+	for (unsigned i = 0; i < c->n_peers && i < CLUSTER_MAX_NODES; i++) {
+		const struct cluster_peer_status *p = &c->peers[i];
+		struct sys_peer_last *pl = &st->peer_last[i];
+		char lag[24];
+		if (pl->id != p->id) { /* a membership change moved the peers */
+			pl->id = p->id;
+			pl->last[0] = 0;
+		}
+		if (p->has_match)
+			snprintf(lag, sizeof lag, "%llu", (unsigned long long)p->lag);
+		else
+			snprintf(lag, sizeof lag, "unknown");
+		snprintf(topic, sizeof topic, "$SYS/broker/cluster/peers/%llu/lag", (unsigned long long)p->id);
+		publish_into(pl->last, sizeof pl->last, w, topic, lag);
+	}
+}
+
 void sys_publish(struct sys_state *st, struct bworker *w, const struct metrics_snapshot *s)
 {
 	char payload[48], topic[96];
@@ -79,6 +118,8 @@ void sys_publish(struct sys_state *st, struct bworker *w, const struct metrics_s
 	}
 	publish_if_changed(st, SYS_SLOTS - 1, w, "$SYS/broker/version", "ferromq version " FM_VERSION);
 	sys_publish_bridges(st, w, s);
+	if (s->cluster)
+		sys_publish_cluster(st, w, s);
 }
 
 /* Appends s as a JSON string. Client ids are UTF-8 without U+0000

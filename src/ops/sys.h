@@ -11,9 +11,18 @@
  * estimate, sent, received, reduced, and the drops by reason. */
 #define SYS_BRIDGE_SLOTS (8 + BRIDGE_DROP__COUNT)
 
+/* $SYS/broker/cluster/...: state, role, term, leader, leader_address,
+ * commit_index, applied_index, last_index, snapshots, restores. */
+#define SYS_CLUSTER_SLOTS 10
+
 struct sys_state {
 	char last[SYS_SLOTS][48];
 	char bridge_last[CONFIG_MAX_BRIDGES][SYS_BRIDGE_SLOTS][24];
+	char cluster_last[SYS_CLUSTER_SLOTS][CLUSTER_ADDRESS_MAX];
+	struct sys_peer_last {
+		uint64_t id; /* the peer whose lag last holds; 0: none yet */
+		char last[24];
+	} peer_last[CLUSTER_MAX_NODES];
 };
 
 /* Publishes every value of s that changed since the last call. On worker 0. */

@@ -400,6 +400,105 @@ static void test_sparkplug_node_offline(void)
 	free(h);
 }
 
+/* cluster_no_leader: quiet without a cluster; fires once no leader has
+ * been known for longer than its limit, clears like every rule. */
+static void test_cluster_no_leader(void)
+{
+	struct alert_config c = config();
+	c.clear_after = 5;
+	struct alert_history *h = calloc(1, sizeof *h);
+	struct alert_state st[ALERT__COUNT] = { 0 };
+	alert_history_push(h, (struct alert_point){ 0, 0, 0 });
+	/* No cluster: whatever the inputs say, nothing. */
+	struct alert_input in = { .no_leader_s = 100, .no_leader_limit_s = 2, .peer_lag = 5000 };
+	ASSERT_EQ(alerts_evaluate(&c, h, &in, 1000, st), 0);
+	ASSERT_EQ(st[ALERT_CLUSTER_NO_LEADER].value, 0);
+	in.cluster = true;
+	in.peer_lag = 0;
+	in.no_leader_s = 2; /* not longer than the limit */
+	ASSERT_EQ(alerts_evaluate(&c, h, &in, 1001, st), 0);
+	ASSERT_EQ(st[ALERT_CLUSTER_NO_LEADER].threshold, 2);
+	in.no_leader_s = 2.5;
+	ASSERT_EQ(alerts_evaluate(&c, h, &in, 1002, st), 1u << ALERT_CLUSTER_NO_LEADER);
+	ASSERT_TRUE(st[ALERT_CLUSTER_NO_LEADER].firing);
+	ASSERT_TRUE(st[ALERT_CLUSTER_NO_LEADER].value == 2.5);
+	in.no_leader_s = 0; /* a leader again */
+	ASSERT_EQ(alerts_evaluate(&c, h, &in, 1003, st), 0);
+	ASSERT_EQ(alerts_evaluate(&c, h, &in, 1008, st), 1u << ALERT_CLUSTER_NO_LEADER);
+	ASSERT_FALSE(st[ALERT_CLUSTER_NO_LEADER].firing);
+	ASSERT_TRUE(strcmp(alert_name(ALERT_CLUSTER_NO_LEADER), "cluster_no_leader") == 0);
+	free(h);
+}
+
+/* cluster_peer_lag fires above ALERT_CLUSTER_LAG_ENTRIES, not at it. */
+static void test_cluster_peer_lag(void)
+{
+	struct alert_config c = config();
+	c.clear_after = 0;
+	struct alert_history *h = calloc(1, sizeof *h);
+	struct alert_state st[ALERT__COUNT] = { 0 };
+	alert_history_push(h, (struct alert_point){ 0, 0, 0 });
+	struct alert_input in = { .cluster = true, .peer_lag = ALERT_CLUSTER_LAG_ENTRIES };
+	ASSERT_EQ(alerts_evaluate(&c, h, &in, 1000, st), 0);
+	ASSERT_EQ(st[ALERT_CLUSTER_PEER_LAG].threshold, ALERT_CLUSTER_LAG_ENTRIES);
+	in.peer_lag = ALERT_CLUSTER_LAG_ENTRIES + 1;
+	ASSERT_EQ(alerts_evaluate(&c, h, &in, 1001, st), 1u << ALERT_CLUSTER_PEER_LAG);
+	ASSERT_EQ(st[ALERT_CLUSTER_PEER_LAG].value, ALERT_CLUSTER_LAG_ENTRIES + 1);
+	in.peer_lag = 3;
+	ASSERT_EQ(alerts_evaluate(&c, h, &in, 1002, st), 1u << ALERT_CLUSTER_PEER_LAG);
+	ASSERT_FALSE(st[ALERT_CLUSTER_PEER_LAG].firing);
+	ASSERT_TRUE(strcmp(alert_name(ALERT_CLUSTER_PEER_LAG), "cluster_peer_lag") == 0);
+	/* Only the cluster rules depend on being in a cluster. */
+	for (int i = 0; i < ALERT__COUNT; i++) {
+		ASSERT_TRUE(alert_applies((enum alert_id)i, true));
+		ASSERT_EQ(alert_applies((enum alert_id)i, false),
+			  i != ALERT_CLUSTER_NO_LEADER && i != ALERT_CLUSTER_PEER_LAG);
+	}
+	free(h);
+}
+
+/* Without a cluster /metrics has no cluster family and no cluster alert;
+ * with one, the node's state, indexes and each known peer's lag. */
+static void test_prometheus_cluster(void)
+{
+	struct metrics_snapshot s = { 0 };
+	struct buf out = { 0 };
+	ASSERT_EQ(metrics_prometheus(&s, true, &out), 0);
+	buf_append(&out, "", 1);
+	ASSERT_TRUE(strstr((const char *)out.p, "cluster") == NULL);
+	buf_free(&out);
+
+	s.cluster = true;
+	s.no_leader_s = 0;
+	s.cluster_st = (struct cluster_status){ .node_id = 1, .role = CLUSTER_ROLE_BROKER, .state = CLUSTER_LEADER,
+						.term = 7, .leader_id = 1, .commit_index = 120, .applied_index = 119,
+						.last_index = 121, .snapshots = 2, .restores = 1, .n_peers = 2 };
+	s.cluster_st.peers[0] = (struct cluster_peer_status){ .id = 2, .voter = true, .has_match = true,
+							      .match_index = 121, .lag = 0 };
+	s.cluster_st.peers[1] = (struct cluster_peer_status){ .id = 3, .voter = true, .has_match = true,
+							      .match_index = 21, .lag = 100 };
+	s.alerts[ALERT_CLUSTER_PEER_LAG] = (struct alert_state){ .threshold = ALERT_CLUSTER_LAG_ENTRIES };
+	ASSERT_EQ(metrics_prometheus(&s, false, &out), 0);
+	buf_append(&out, "", 1);
+	const char *t = (const char *)out.p;
+	ASSERT_TRUE(strstr(t, "ferromq_cluster_state{state=\"leader\"} 1\n") != NULL);
+	ASSERT_TRUE(strstr(t, "ferromq_cluster_state{state=\"follower\"} 0\n") != NULL);
+	ASSERT_TRUE(strstr(t, "ferromq_cluster_term 7\n") != NULL);
+	ASSERT_TRUE(strstr(t, "ferromq_cluster_leader_id 1\n") != NULL);
+	ASSERT_TRUE(strstr(t, "ferromq_cluster_commit_index 120\n") != NULL);
+	ASSERT_TRUE(strstr(t, "ferromq_cluster_applied_index 119\n") != NULL);
+	ASSERT_TRUE(strstr(t, "ferromq_cluster_last_index 121\n") != NULL);
+	ASSERT_TRUE(strstr(t, "ferromq_cluster_snapshots_total 2\n") != NULL);
+	ASSERT_TRUE(strstr(t, "ferromq_cluster_restores_total 1\n") != NULL);
+	ASSERT_TRUE(strstr(t, "ferromq_cluster_role{role=\"broker\"} 1\n") != NULL);
+	ASSERT_TRUE(strstr(t, "ferromq_cluster_peer_lag{peer=\"3\"} 100\n") != NULL);
+	ASSERT_TRUE(strstr(t, "ferromq_cluster_peer_match_index{peer=\"2\"} 121\n") != NULL);
+	ASSERT_TRUE(strstr(t, "ferromq_cluster_no_leader_seconds 0.000\n") != NULL);
+	ASSERT_TRUE(strstr(t, "ferromq_alert_threshold{name=\"cluster_peer_lag\"} 1000\n") != NULL);
+	ASSERT_TRUE(strstr(t, "ferromq_alert_firing{name=\"cluster_no_leader\"} 0\n") != NULL);
+	buf_free(&out);
+}
+
 int main(void)
 {
 	RUN(test_rate_now_and_ewma);
@@ -414,6 +513,9 @@ int main(void)
 	RUN(test_memory);
 	RUN(test_subscription_leak);
 	RUN(test_sparkplug_node_offline);
+	RUN(test_cluster_no_leader);
+	RUN(test_cluster_peer_lag);
+	RUN(test_prometheus_cluster);
 	RUN(test_history_wraps);
 	RUN(test_prometheus_families);
 	RUN(test_prometheus_queue_share_label);
