@@ -3,6 +3,7 @@
  * everything), or a user of the password file (Basic) whom http_admin_users
  * or http_readonly_users (GET and HEAD only) grants the API. */
 #include "internal.h"
+#include "cluster_body.h"
 #include "../base/clock.h"
 #include "../base/err.h"
 #include "../base/log.h"
@@ -258,6 +259,8 @@ static void get_status(struct http_server *s, struct http_response *res)
 	jw_arr(&j);
 	for (int a = 0; a < ALERT__COUNT; a++) {
 		const struct alert_state *st = &m->alerts[a];
+		if (!alert_applies((enum alert_id)a, m->cluster))
+			continue;
 		jw_obj(&j);
 		jw_key(&j, "name");
 		jw_str(&j, alert_name((enum alert_id)a));
@@ -832,6 +835,209 @@ static void post_reload(struct http_server *s, struct http_response *res)
 	json_done(res, &j);
 }
 
+/* ---- cluster ---- */
+
+static const char *change_name(int kind)
+{
+	switch (kind) {
+	case CLUSTER_CHANGE_ADD: return "add";
+	case CLUSTER_CHANGE_REMOVE: return "remove";
+	case CLUSTER_CHANGE_TRANSFER: return "transfer";
+	}
+	return "none";
+}
+
+static void leader_json(struct jw *j, const struct cluster_status *st)
+{
+	jw_key(j, "leader_id");
+	if (st->leader_id)
+		jw_u64(j, st->leader_id);
+	else
+		jw_null(j);
+	jw_key(j, "leader_address");
+	jw_str(j, st->leader_id ? st->leader_address : NULL);
+}
+
+/* This node's view of the cluster: state, term, leader, indexes, peers
+ * (match index and lag are known on the leader only: null elsewhere) and
+ * the last membership change asked here. */
+static void cluster_json(struct jw *j, const struct cluster_status *st, const char *not_ready)
+{
+	static const struct { const char *key; size_t off; } indexes[] = {
+		{ "term", offsetof(struct cluster_status, term) },
+		{ "commit_index", offsetof(struct cluster_status, commit_index) },
+		{ "applied_index", offsetof(struct cluster_status, applied_index) },
+		{ "last_index", offsetof(struct cluster_status, last_index) },
+		{ "snapshots", offsetof(struct cluster_status, snapshots) },
+		{ "restores", offsetof(struct cluster_status, restores) },
+	};
+	jw_key(j, "node_id");
+	jw_u64(j, st->node_id);
+	jw_key(j, "role");
+	jw_str(j, cluster_role_name(st->role));
+	jw_key(j, "state");
+	jw_str(j, cluster_state_name(st->state));
+	jw_key(j, "serving");
+	jw_bool(j, not_ready == NULL);
+	jw_key(j, "not_ready");
+	jw_str(j, not_ready);
+	leader_json(j, st);
+	for (size_t k = 0; k < sizeof indexes / sizeof indexes[0]; k++) {
+		jw_key(j, indexes[k].key);
+		jw_u64(j, *(const uint64_t *)((const char *)st + indexes[k].off));
+	}
+	jw_key(j, "peers");
+	jw_arr(j);
+	for (unsigned i = 0; i < st->n_peers && i < CLUSTER_MAX_NODES; i++) {
+		const struct cluster_peer_status *p = &st->peers[i];
+		jw_obj(j);
+		jw_key(j, "id");
+		jw_u64(j, p->id);
+		jw_key(j, "address");
+		jw_str(j, p->address);
+		jw_key(j, "voter");
+		jw_bool(j, p->voter);
+		jw_key(j, "match_index");
+		if (p->has_match)
+			jw_u64(j, p->match_index);
+		else
+			jw_null(j);
+		jw_key(j, "lag");
+		if (p->has_match)
+			jw_u64(j, p->lag);
+		else
+			jw_null(j);
+		jw_obj_end(j);
+	}
+	jw_arr_end(j);
+	jw_key(j, "change");
+	if (!st->change_kind) {
+		jw_null(j);
+		return;
+	}
+	jw_obj(j);
+	jw_key(j, "kind");
+	jw_str(j, change_name(st->change_kind));
+	jw_key(j, "id");
+	jw_u64(j, st->change_id);
+	jw_key(j, "pending");
+	jw_bool(j, st->change_pending);
+	jw_key(j, "error");
+	jw_str(j, st->change_pending || !st->change_err ? NULL : cluster_strerror(st->change_err));
+	jw_obj_end(j);
+}
+
+/* /api/cluster: {"cluster":false} on a single broker. */
+static void get_cluster(struct http_server *s, struct http_response *res)
+{
+	struct cluster_node *n = ops_cluster(s->ops);
+	struct jw j = { 0 };
+	jw_obj(&j);
+	jw_key(&j, "cluster");
+	jw_bool(&j, n != NULL);
+	if (n) {
+		struct cluster_status st;
+		cluster_status(n, &st);
+		cluster_json(&j, &st, ops_not_ready(s->ops));
+	}
+	jw_obj_end(&j);
+	json_done(res, &j);
+}
+
+/* The answer to a membership request cluster_request refused (rc). */
+static void cluster_refused(struct http_response *res, struct cluster_node *n, int rc)
+{
+	int e = rc < 0 ? -rc : rc;
+	if (e == CLUSTER_ENOTLEADER) {
+		/* Where to ask instead. */
+		struct cluster_status st;
+		cluster_status(n, &st);
+		struct jw j = { 0 };
+		jw_obj(&j);
+		jw_key(&j, "error");
+		jw_str(&j, st.leader_id ? "this node is not the leader: ask the leader"
+				       : "this node is not the leader, and no leader is known now");
+		leader_json(&j, &st);
+		jw_obj_end(&j);
+		json_done(res, &j);
+		res->status = res->status == 200 ? 409 : res->status;
+		return;
+	}
+	int status = e == CLUSTER_EBUSY ? 409 : e == FM_EINVAL ? 400 : e == CLUSTER_ESHUTDOWN ? 503 : 500;
+	api_error(res, status, cluster_strerror(rc));
+}
+
+/* Queues kind for id (and address) and answers 202, or says why not. */
+static void cluster_change(struct http_server *s, enum cluster_change kind, uint64_t id, const char *address,
+			   struct http_response *res)
+{
+	struct cluster_node *n = ops_cluster(s->ops);
+	int rc = cluster_request(n, kind, id, address);
+	if (rc) {
+		cluster_refused(res, n, rc);
+		return;
+	}
+	log_notice("http: cluster %s of node %llu%s%s asked", change_name(kind), (unsigned long long)id,
+		   address ? " at " : "", address ? address : "");
+	struct jw j = { 0 };
+	jw_obj(&j);
+	jw_key(&j, "queued");
+	jw_bool(&j, true);
+	jw_key(&j, "kind");
+	jw_str(&j, change_name(kind));
+	jw_key(&j, "id");
+	jw_u64(&j, id);
+	jw_obj_end(&j);
+	json_done(res, &j);
+	res->status = res->status == 200 ? 202 : res->status;
+}
+
+/* POST /api/cluster/nodes {"id":N,"address":"HOST:PORT"} and POST
+ * /api/cluster/transfer {"id":N} (0 or no body: the best other node). */
+static void post_cluster(struct http_server *s, const struct http_request *req, enum cluster_change kind,
+			 struct http_response *res)
+{
+	struct cluster_body body = { 0 };
+	char why[320];
+	if (!(kind == CLUSTER_CHANGE_TRANSFER && req->body_len == 0) &&
+	    cluster_body_parse(req->body, req->body_len, &body, why, sizeof why)) {
+		api_error(res, 400, why);
+		return;
+	}
+	if (kind == CLUSTER_CHANGE_TRANSFER) {
+		if (body.has_address)
+			api_error(res, 400, "a transfer takes only \"id\" (0 or none: the best other node)");
+		else
+			cluster_change(s, kind, body.id, NULL, res);
+		return;
+	}
+	if (!body.has_id || !body.id || !body.has_address) {
+		api_error(res, 400, "adding a node needs {\"id\": N (1 or more), \"address\": \"HOST:PORT\"}");
+		return;
+	}
+	char aerr[256];
+	if (cluster_address_check(body.address, aerr, sizeof aerr)) {
+		snprintf(why, sizeof why, "address: %s", aerr);
+		api_error(res, 400, why);
+		return;
+	}
+	cluster_change(s, kind, body.id, body.address, res);
+}
+
+/* DELETE /api/cluster/nodes/N. */
+static void delete_cluster_node(struct http_server *s, const char *id, size_t len, struct http_response *res)
+{
+	uint64_t v = 0;
+	size_t i = 0;
+	for (; i < len && id[i] >= '0' && id[i] <= '9' && v <= (UINT64_MAX - 9) / 10; i++)
+		v = v * 10 + (uint64_t)(id[i] - '0');
+	if (!len || i != len || !v || (id[0] == '0')) {
+		api_error(res, 400, "the node id in /api/cluster/nodes/ID is a whole number of 1 or more");
+		return;
+	}
+	cluster_change(s, CLUSTER_CHANGE_REMOVE, v, NULL, res);
+}
+
 static bool serve_asset(const char *name, size_t len, struct http_response *res)
 {
 	for (unsigned i = 0; i < http_n_assets; i++) {
@@ -977,6 +1183,24 @@ int api_dispatch(struct http_server *s, struct hconn *c, const struct http_reque
 			get_sparkplug(s, res);
 		else
 			get_retained(s, res);
+	} else if (is(path, plen, "/api/cluster")) {
+		if (get)
+			get_cluster(s, res);
+		else
+			not_allowed(res, "GET, HEAD");
+	} else if (!get && plen > 13 && !memcmp(path, "/api/cluster/", 13) && !ops_cluster(s->ops)) {
+		api_error(res, 409, "this broker is not in a cluster (no cluster_node_id in its configuration)");
+	} else if (is(path, plen, "/api/cluster/nodes") || is(path, plen, "/api/cluster/transfer")) {
+		if (method(req, "POST"))
+			post_cluster(s, req,
+				     is(path, plen, "/api/cluster/nodes") ? CLUSTER_CHANGE_ADD : CLUSTER_CHANGE_TRANSFER, res);
+		else
+			not_allowed(res, "POST");
+	} else if ((idlen = path_id(path, plen, "/api/cluster/nodes/", "", id, sizeof id)) >= 0) {
+		if (method(req, "DELETE"))
+			delete_cluster_node(s, id, (size_t)idlen, res);
+		else
+			not_allowed(res, "DELETE");
 	} else if (is(path, plen, "/api/reload")) {
 		if (method(req, "POST"))
 			post_reload(s, res);
