@@ -165,6 +165,105 @@ static void test_view(void)
 	free(t);
 }
 
+/* view_cluster on text (printed into memory). */
+static char *cluster_text(const char *json, int *rc)
+{
+	static struct json_token tok[128];
+	struct json_doc d;
+	struct json_error e;
+	char *text = NULL;
+	size_t len;
+	const char *why = NULL;
+	*rc = -2;
+	if (json_parse(json, strlen(json), tok, 128, &d, &e) != 0)
+		return NULL;
+	FILE *out = open_memstream(&text, &len);
+	*rc = view_cluster(&d, out, &why);
+	fclose(out);
+	return text;
+}
+
+static const char cluster_leader[] =
+	"{\"cluster\":true,\"node_id\":1,\"role\":\"broker\",\"state\":\"leader\",\"serving\":true,"
+	"\"not_ready\":null,\"leader_id\":1,\"leader_address\":\"127.0.0.1:7001\",\"term\":3,"
+	"\"commit_index\":120,\"applied_index\":120,\"last_index\":121,\"snapshots\":0,\"restores\":0,"
+	"\"peers\":[{\"id\":2,\"address\":\"127.0.0.1:7002\",\"voter\":true,\"match_index\":121,\"lag\":0},"
+	"{\"id\":3,\"address\":\"127.0.0.1:7003\",\"voter\":false,\"match_index\":null,\"lag\":null}],"
+	"\"change\":{\"kind\":\"add\",\"id\":3,\"pending\":true,\"error\":null}}";
+
+static void test_view_cluster(void)
+{
+	int rc;
+	char *t = cluster_text("{\"cluster\":false}", &rc);
+	ASSERT_EQ(rc, 0);
+	ASSERT_STRN(t, strlen(t), "cluster: off (this broker is not in a cluster)\n");
+	free(t);
+	t = cluster_text(cluster_leader, &rc);
+	ASSERT_EQ(rc, 0);
+	ASSERT_STRN(t, strlen(t),
+		    "node            1\n"
+		    "role            broker\n"
+		    "state           leader\n"
+		    "term            3\n"
+		    "leader          1\n"
+		    "leader address  127.0.0.1:7001\n"
+		    "commit index    120\n"
+		    "applied index   120\n"
+		    "last index      121\n"
+		    "snapshots       0\n"
+		    "restores        0\n"
+		    "last change     add of node 3: running\n"
+		    "\n"
+		    "PEER  ADDRESS         VOTER  MATCH INDEX  LAG\n"
+		    "   2  127.0.0.1:7002  yes            121    0\n"
+		    "   3  127.0.0.1:7003  no               -    -\n");
+	free(t);
+	/* A follower says why it does not serve. */
+	t = cluster_text("{\"cluster\":true,\"node_id\":2,\"state\":\"follower\",\"not_ready\":\"follower: the "
+			 "leader is node 1 at h:1\",\"leader_id\":1,\"peers\":[],\"change\":{\"kind\":\"remove\","
+			 "\"id\":4,\"pending\":false,\"error\":\"not the leader\"}}", &rc);
+	ASSERT_EQ(rc, 0);
+	ASSERT_TRUE(strstr(t, "not serving     follower: the leader is node 1 at h:1\n") != NULL);
+	ASSERT_TRUE(strstr(t, "last change     remove of node 4: failed: not the leader\n") != NULL);
+	free(t);
+	t = cluster_text("[1]", &rc);
+	ASSERT_EQ(rc, -1);
+	free(t);
+}
+
+static enum view_change change_of(const char *json, const char *kind, long long id, char **err)
+{
+	static struct json_token tok[128];
+	struct json_doc d;
+	struct json_error e;
+	if (json_parse(json, strlen(json), tok, 128, &d, &e) != 0)
+		return (enum view_change)-1;
+	return view_cluster_change(&d, kind, id, err);
+}
+
+static void test_view_cluster_change(void)
+{
+	char *err;
+	ASSERT_EQ(change_of(cluster_leader, "add", 3, &err), VIEW_CHANGE_PENDING);
+	ASSERT_TRUE(err == NULL);
+	ASSERT_EQ(change_of(cluster_leader, "add", 4, &err), VIEW_CHANGE_OTHER);
+	ASSERT_EQ(change_of(cluster_leader, "remove", 3, &err), VIEW_CHANGE_OTHER);
+	ASSERT_EQ(change_of("{\"cluster\":true,\"change\":null}", "add", 3, &err), VIEW_CHANGE_OTHER);
+	ASSERT_EQ(change_of("{\"cluster\":false}", "add", 3, &err), VIEW_CHANGE_BAD);
+	ASSERT_EQ(change_of("[]", "add", 3, &err), VIEW_CHANGE_BAD);
+	const char *done = "{\"cluster\":true,\"change\":{\"kind\":\"transfer\",\"id\":0,\"pending\":false,"
+			   "\"error\":null}}";
+	ASSERT_EQ(change_of(done, "transfer", 0, &err), VIEW_CHANGE_DONE);
+	ASSERT_EQ(change_of(done, "transfer", 2, &err), VIEW_CHANGE_OTHER);
+	/* "transfer" without an id is done by whichever node took over. */
+	ASSERT_EQ(change_of("{\"cluster\":true,\"change\":{\"kind\":\"transfer\",\"id\":2,\"pending\":false,"
+			    "\"error\":null}}", "transfer", 0, &err), VIEW_CHANGE_DONE);
+	ASSERT_EQ(change_of("{\"cluster\":true,\"change\":{\"kind\":\"add\",\"id\":3,\"pending\":false,"
+			    "\"error\":\"raft refused the request\"}}", "add", 3, &err), VIEW_CHANGE_FAILED);
+	ASSERT_STRN(err, strlen(err), "raft refused the request");
+	free(err);
+}
+
 int main(void)
 {
 	RUN(test_url);
@@ -172,5 +271,7 @@ int main(void)
 	RUN(test_response);
 	RUN(test_table);
 	RUN(test_view);
+	RUN(test_view_cluster);
+	RUN(test_view_cluster_change);
 	return CHECK_DONE();
 }

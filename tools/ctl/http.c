@@ -379,6 +379,13 @@ int http_exchange(const struct http_url *u, const char *method, const char *path
 		  const char *authorization, int timeout_ms, struct http_result *res, char *err,
 		  size_t errcap)
 {
+	return http_exchange_json(u, method, path, authorization, NULL, timeout_ms, res, err, errcap);
+}
+
+int http_exchange_json(const struct http_url *u, const char *method, const char *path,
+		       const char *authorization, const char *body, int timeout_ms,
+		       struct http_result *res, char *err, size_t errcap)
+{
 	long long deadline = http__now_ms() + timeout_ms;
 	char *req = NULL, *buf = NULL;
 	int fd = -1, ret = -1;
@@ -387,10 +394,12 @@ int http_exchange(const struct http_url *u, const char *method, const char *path
 
 	int n = asprintf(&req,
 			 "%s %s%s HTTP/1.1\r\nHost: %s%s%s:%s\r\nUser-Agent: ferromq-ctl/%s\r\n"
-			 "Accept: application/json\r\n%s%s%sContent-Length: 0\r\nConnection: close\r\n\r\n",
+			 "Accept: application/json\r\n%s%s%s%sContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
 			 method, u->base, path, u->ipv6 ? "[" : "", u->host, u->ipv6 ? "]" : "",
 			 u->port, FM_VERSION, authorization ? "Authorization: " : "",
-			 authorization ? authorization : "", authorization ? "\r\n" : "");
+			 authorization ? authorization : "", authorization ? "\r\n" : "",
+			 body ? "Content-Type: application/json\r\n" : "", body ? strlen(body) : 0,
+			 body ? body : "");
 	if (n < 0) {
 		req = NULL;
 		snprintf(err, errcap, "out of memory");

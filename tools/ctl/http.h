@@ -55,4 +55,9 @@ int http_exchange(const struct http_url *u, const char *method, const char *path
 		  const char *authorization, int timeout_ms, struct http_result *res, char *err,
 		  size_t errcap);
 
+/* The same with a JSON body (body: NUL-terminated, or NULL for none). */
+int http_exchange_json(const struct http_url *u, const char *method, const char *path,
+		       const char *authorization, const char *body, int timeout_ms,
+		       struct http_result *res, char *err, size_t errcap);
+
 #endif

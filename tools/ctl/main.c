@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define CTL_DEFAULT_URL "http://127.0.0.1:8080"
 #define CTL_TOKEN_MAX 4096
@@ -27,7 +28,7 @@ enum ctl_exit {
 	CTL_FAILED = 2,  /* bad usage, broker unreachable, unusable answer */
 };
 
-enum ctl_action { ACT_STATUS, ACT_LIST, ACT_SPARKPLUG, ACT_KICK, ACT_DELETE_SESSION, ACT_RELOAD };
+enum ctl_action { ACT_STATUS, ACT_LIST, ACT_SPARKPLUG, ACT_KICK, ACT_DELETE_SESSION, ACT_RELOAD, ACT_CLUSTER };
 
 struct ctl_command {
 	const char *name, *method, *path; /* path: for ACT_KICK/ACT_DELETE_SESSION, a prefix */
@@ -54,6 +55,10 @@ static const struct ctl_command ctl_commands[] = {
 	{ "sparkplug", "GET", "/api/sparkplug", ACT_SPARKPLUG, 0,
 	  "Sparkplug fleet (sparkplug_aware): edge nodes, devices, host applications, online since when, "
 	  "last birth, metrics, bdSeq, seq gaps" },
+	{ "cluster", "GET", "/api/cluster", ACT_CLUSTER, 0,
+	  "cluster node: role, state, term, leader, commit/applied/last index, peers and their lag;\n"
+	  "                  cluster add N HOST:PORT | cluster remove N | cluster transfer [N]:\n"
+	  "                  change the membership (on the leader) and wait for the outcome" },
 	{ "kick", "POST", "/api/clients/", ACT_KICK, 0,
 	  "CLIENT_ID: disconnect the client (its session stays)" },
 	{ "delete-session", "DELETE", "/api/sessions/", ACT_DELETE_SESSION, 0,
@@ -66,8 +71,12 @@ struct ctl_opts {
 	const char *url, *token, *token_file, *user, *password;
 	bool json;
 	int timeout_s;
+	int wait_s; /* cluster changes: how long to wait for the outcome */
 	const struct ctl_command *cmd;
 	const char *client_id;
+	const char *cluster_op; /* "add", "remove", "transfer"; NULL: the status */
+	long long node_id;
+	const char *address;
 };
 
 static void ctl_usage(FILE *out)
@@ -93,19 +102,23 @@ static void ctl_usage(FILE *out)
 		"  --password PASSWORD  that user's password\n"
 		"  --json               print the API's JSON answer unchanged, for scripts\n"
 		"  --timeout SECONDS    give up after SECONDS (default 10)\n"
+		"  --wait SECONDS       cluster add/remove/transfer: wait at most SECONDS for\n"
+		"                       the change to finish (default 30)\n"
 		"  --help               this text;  --version: the version\n"
 		"\n"
 		"Exit codes:\n"
 		"  0  done\n"
 		"  1  the broker said no: credentials refused (401/403), no such client or\n"
-		"     session (404), or the reload reported errors\n"
+		"     session (404), the reload reported errors, or a cluster change was\n"
+		"     refused or failed (this node is not the leader: the leader is named)\n"
 		"  2  bad usage, the broker could not be reached, or its answer was unusable\n"
 		"\n"
 		"Examples:\n"
 		"  ferromq-ctl --token-file data/http.token status\n"
 		"  FERROMQ_TOKEN=$(cat data/http.token) ferromq-ctl clients\n"
 		"  ferromq-ctl --url http://127.0.0.1:9000 --user admin --password s3cret kick gw-17\n"
-		"  ferromq-ctl --json sessions | jq '.[] | select(.queued > 1000)'\n");
+		"  ferromq-ctl --json sessions | jq '.[] | select(.queued > 1000)'\n"
+		"  ferromq-ctl --url http://10.0.0.1:8080 cluster add 4 10.0.0.4:7000\n");
 }
 
 /* The value of option a at argv[*i]: "--opt=value" or "--opt value". */
@@ -126,14 +139,62 @@ static const char *ctl_optarg(int argc, char **argv, int *i, const char *name)
 	return argv[++*i];
 }
 
+static int ctl_credentials(struct ctl_opts *o);
+
+/* A node id argument: a whole number from 1 (from 0 when zero_ok). */
+static bool ctl_node_id(const char *s, bool zero_ok, long long *out)
+{
+	char *end;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (*s < '0' || *s > '9' || *end != '\0' || errno || v < (zero_ok ? 0 : 1))
+		return false;
+	*out = v;
+	return true;
+}
+
+/* "cluster", "cluster add N HOST:PORT", "cluster remove N", "cluster
+ * transfer [N]": the n arguments after "cluster" into o. */
+static int ctl_cluster_args(struct ctl_opts *o, const char **arg, int n)
+{
+	if (n == 0)
+		return 0;
+	o->cluster_op = arg[0];
+	bool add = !strcmp(arg[0], "add"), remove = !strcmp(arg[0], "remove"), transfer = !strcmp(arg[0], "transfer");
+	if (!add && !remove && !transfer) {
+		fprintf(stderr, "ferromq-ctl: cluster %s: not add, remove or transfer (see --help)\n", arg[0]);
+		return -1;
+	}
+	if ((add && n != 3) || (remove && n != 2) || (transfer && n > 2)) {
+		fprintf(stderr, "ferromq-ctl: usage: cluster add N HOST:PORT | cluster remove N | cluster transfer [N]\n");
+		return -1;
+	}
+	if (n > 1 && !ctl_node_id(arg[1], transfer, &o->node_id)) {
+		fprintf(stderr, "ferromq-ctl: cluster %s: the node id is a whole number from %d, not \"%s\"\n", arg[0],
+			transfer ? 0 : 1, arg[1]);
+		return -1;
+	}
+	if (add) {
+		o->address = arg[2];
+		/* It goes into a JSON string as it is; the broker checks the rest. */
+		if (!o->address[0] || o->address[strspn(o->address, "abcdefghijklmnopqrstuvwxyz"
+						       "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:")]) {
+			fprintf(stderr, "ferromq-ctl: cluster add: \"%s\" is not HOST:PORT\n", o->address);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /* Parses argv into o. Returns -1 after printing why, 1 when --help or
  * --version was handled, else 0. */
 static int ctl_args(int argc, char **argv, struct ctl_opts *o)
 {
-	const char *pos[3];
+	const char *pos[4];
 	int npos = 0;
 	const char *v;
 	o->timeout_s = 10;
+	o->wait_s = 30;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -162,10 +223,18 @@ static int ctl_args(int argc, char **argv, struct ctl_opts *o)
 				return -1;
 			}
 			o->timeout_s = (int)t;
+		} else if ((v = ctl_optarg(argc, argv, &i, "--wait"))) {
+			char *end;
+			long t = strtol(v, &end, 10);
+			if (*v == '\0' || *end != '\0' || t < 1 || t > 3600) {
+				fprintf(stderr, "ferromq-ctl: --wait takes seconds from 1 to 3600, not \"%s\"\n", v);
+				return -1;
+			}
+			o->wait_s = (int)t;
 		} else if (a[0] == '-' && a[1] != '\0' && strcmp(a, "--") != 0) {
 			fprintf(stderr, "ferromq-ctl: unknown option %s (see --help)\n", a);
 			return -1;
-		} else if (npos == 2) {
+		} else if (npos == 4) {
 			fprintf(stderr, "ferromq-ctl: too many arguments: %s (see --help)\n", a);
 			return -1;
 		} else if (strcmp(a, "--") == 0 && i + 1 < argc) {
@@ -185,7 +254,13 @@ static int ctl_args(int argc, char **argv, struct ctl_opts *o)
 		fprintf(stderr, "ferromq-ctl: unknown command \"%s\" (see --help)\n", pos[0]);
 		return -1;
 	}
+	if (o->cmd->action == ACT_CLUSTER)
+		return ctl_cluster_args(o, pos + 1, npos - 1) ? -1 : ctl_credentials(o);
 	bool wants_id = o->cmd->action == ACT_KICK || o->cmd->action == ACT_DELETE_SESSION;
+	if (npos > 2) {
+		fprintf(stderr, "ferromq-ctl: too many arguments: %s (see --help)\n", pos[2]);
+		return -1;
+	}
 	if (wants_id && npos != 2) {
 		fprintf(stderr, "ferromq-ctl: %s needs a CLIENT_ID\n", o->cmd->name);
 		return -1;
@@ -199,6 +274,13 @@ static int ctl_args(int argc, char **argv, struct ctl_opts *o)
 		fprintf(stderr, "ferromq-ctl: the CLIENT_ID is empty\n");
 		return -1;
 	}
+	return ctl_credentials(o);
+}
+
+/* The URL and the credential: options first, then the environment.
+ * Returns 0, or -1 after printing why. */
+static int ctl_credentials(struct ctl_opts *o)
+{
 	if (!o->url)
 		o->url = getenv("FERROMQ_URL") && *getenv("FERROMQ_URL") ? getenv("FERROMQ_URL")
 									 : CTL_DEFAULT_URL;
@@ -440,6 +522,9 @@ static int ctl_answer(const struct ctl_opts *o, const struct http_response *r)
 	case ACT_SPARKPLUG:
 		ret = view_sparkplug(&d, stdout, &why) == 0 ? CTL_OK : CTL_FAILED;
 		break;
+	case ACT_CLUSTER:
+		ret = view_cluster(&d, stdout, &why) == 0 ? CTL_OK : CTL_FAILED;
+		break;
 	default:
 		ret = ctl_show_action(o, &d);
 		break;
@@ -449,6 +534,165 @@ static int ctl_answer(const struct ctl_opts *o, const struct http_response *r)
 out:
 	free(text);
 	free(tok);
+	return ret;
+}
+
+/* Parses the JSON of answer r into d (tokens in *tok, to free). Returns 0,
+ * or -1 after printing why. */
+static int ctl_parse(const struct ctl_opts *o, const struct http_response *r, struct json_doc *d,
+		     struct json_token **tok)
+{
+	size_t cap = r->body_len / 2 + 2;
+	struct json_error jerr = { 0, "out of memory" };
+	cap = cap < CTL_MAX_TOKENS ? cap : CTL_MAX_TOKENS;
+	*tok = malloc(cap * sizeof(**tok));
+	if (*tok && json_parse(r->body, r->body_len, *tok, cap, d, &jerr) == 0)
+		return 0;
+	fprintf(stderr, "ferromq-ctl: the answer from %s is not valid JSON: %s at byte %zu\n", o->url, jerr.what,
+		jerr.offset);
+	return -1;
+}
+
+/* A cluster change the broker did not queue (answer r): who leads, when
+ * it is not this node. Returns the exit code. */
+static int ctl_cluster_refused(const struct ctl_opts *o, const struct http_response *r)
+{
+	struct json_token *tok = NULL;
+	struct json_doc d;
+	bool parsed = ctl_parse(o, r, &d, &tok) == 0 && d.tok[0].type == JSON_OBJECT;
+	char *text = ctl_error_text(&d, parsed, r);
+	int ret = r->status == 400 || r->status == 409 ? CTL_REFUSED : CTL_FAILED;
+	int leader = parsed ? json_get(&d, 0, "leader_id") : -1;
+	if (r->status == 401 || r->status == 403) {
+		ctl_auth_failed(o, r->status, text);
+		ret = CTL_REFUSED;
+	} else if (leader >= 0 && d.tok[leader].type == JSON_NUMBER) {
+		char *id = view_text(&d, leader), *addr = view_text(&d, json_get(&d, 0, "leader_address"));
+		fprintf(stderr, "ferromq-ctl: the node at %s is not the leader: the leader is node %s at %s "
+				"(its cluster address); run this against that node's http_listener\n",
+			o->url, id ? id : "?", addr ? addr : "?");
+		free(id);
+		free(addr);
+	} else if (leader >= 0) {
+		fprintf(stderr, "ferromq-ctl: the node at %s is not the leader and knows no leader now (an election "
+				"may be running): try again\n", o->url);
+	} else {
+		fprintf(stderr, "ferromq-ctl: cluster %s refused by %s (HTTP %d): %s\n", o->cluster_op, o->url,
+			r->status, text ? text : "");
+	}
+	free(text);
+	free(tok);
+	return ret;
+}
+
+static long long ctl_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* What a finished change (in status d) did, for people. */
+static void ctl_cluster_done(const struct ctl_opts *o, const struct json_doc *d)
+{
+	if (!strcmp(o->cluster_op, "add")) {
+		printf("node %lld at %s added (a voter)\n", o->node_id, o->address);
+	} else if (!strcmp(o->cluster_op, "remove")) {
+		printf("node %lld removed\n", o->node_id);
+	} else {
+		char *id = view_text(d, json_get(d, 0, "leader_id"));
+		char *addr = view_text(d, json_get(d, 0, "leader_address"));
+		printf("leadership transferred: the leader is node %s at %s\n", id ? id : "?", addr ? addr : "?");
+		free(id);
+		free(addr);
+	}
+}
+
+/* Polls /api/cluster until the change o asked for is over, for o->wait_s
+ * at most. Returns the exit code. */
+static int ctl_cluster_wait(const struct ctl_opts *o, const struct http_url *url, const char *auth)
+{
+	long long deadline = ctl_now_ms() + (long long)o->wait_s * 1000;
+	char err[256] = "no answer yet";
+	for (;;) {
+		struct http_result res = { 0 };
+		long long left = deadline - ctl_now_ms();
+		int t = (int)(left < o->timeout_s * 1000LL ? left : o->timeout_s * 1000LL);
+		if (t > 0 && http_exchange(url, "GET", "/api/cluster", auth, t, &res, err, sizeof(err)) == 0) {
+			struct json_token *tok = NULL;
+			struct json_doc d;
+			char *why = NULL;
+			enum view_change st = VIEW_CHANGE_BAD;
+			if (res.resp.status == 200 && ctl_parse(o, &res.resp, &d, &tok) == 0)
+				st = view_cluster_change(&d, o->cluster_op, o->node_id, &why);
+			int ret = -1;
+			if (st == VIEW_CHANGE_DONE) {
+				if (o->json)
+					printf("%.*s\n", (int)res.resp.body_len, res.resp.body);
+				else
+					ctl_cluster_done(o, &d);
+				ret = CTL_OK;
+			} else if (st == VIEW_CHANGE_FAILED) {
+				fprintf(stderr, "ferromq-ctl: cluster %s of node %lld failed: %s\n", o->cluster_op,
+					o->node_id, why ? why : "?");
+				ret = CTL_REFUSED;
+			} else if (st == VIEW_CHANGE_OTHER) {
+				fprintf(stderr, "ferromq-ctl: the node's last change is no longer the cluster %s of node "
+						"%lld (another change came after it); its outcome is in the broker's log\n",
+					o->cluster_op, o->node_id);
+				ret = CTL_FAILED;
+			} else if (st == VIEW_CHANGE_BAD) {
+				snprintf(err, sizeof(err), "GET /api/cluster answered HTTP %d without a cluster status",
+					 res.resp.status);
+			}
+			free(why);
+			free(tok);
+			free(res.buf);
+			if (ret >= 0)
+				return ret;
+		}
+		if (ctl_now_ms() + 200 >= deadline) {
+			fprintf(stderr, "ferromq-ctl: the cluster %s of node %lld did not finish within %d s (last: %s); "
+					"see ferromq-ctl cluster and the broker's log\n",
+				o->cluster_op, o->node_id, o->wait_s, err);
+			return CTL_FAILED;
+		}
+		nanosleep(&(struct timespec){ 0, 200 * 1000000L }, NULL);
+	}
+}
+
+/* cluster add / remove / transfer: asks, then waits for the outcome. */
+static int ctl_cluster_change(const struct ctl_opts *o, const struct http_url *url, const char *auth)
+{
+	struct http_result res = { 0 };
+	char path[64], *body = NULL, err[256];
+	const char *method = "POST";
+	int n;
+	if (!strcmp(o->cluster_op, "add")) {
+		snprintf(path, sizeof(path), "/api/cluster/nodes");
+		n = asprintf(&body, "{\"id\":%lld,\"address\":\"%s\"}", o->node_id, o->address);
+	} else if (!strcmp(o->cluster_op, "remove")) {
+		method = "DELETE";
+		snprintf(path, sizeof(path), "/api/cluster/nodes/%lld", o->node_id);
+		n = 0;
+	} else {
+		snprintf(path, sizeof(path), "/api/cluster/transfer");
+		n = asprintf(&body, "{\"id\":%lld}", o->node_id);
+	}
+	if (n < 0) {
+		fprintf(stderr, "ferromq-ctl: out of memory\n");
+		return CTL_FAILED;
+	}
+	int ret = CTL_FAILED;
+	if (http_exchange_json(url, method, path, auth, body, o->timeout_s * 1000, &res, err, sizeof(err)) != 0)
+		fprintf(stderr, "ferromq-ctl: cannot %s %s%s: %s (is the broker running with an http_listener "
+				"there? --url or $FERROMQ_URL)\n", method, o->url, path, err);
+	else if (res.resp.status != 202)
+		ret = ctl_cluster_refused(o, &res.resp);
+	else
+		ret = ctl_cluster_wait(o, url, auth);
+	free(res.buf);
+	free(body);
 	return ret;
 }
 
@@ -470,6 +714,10 @@ int main(int argc, char **argv)
 	}
 	if (ctl_authorization(&o, &auth) != 0)
 		return CTL_FAILED;
+	if (o.cluster_op) {
+		ret = ctl_cluster_change(&o, &url, auth);
+		goto out;
+	}
 	if (!(path = ctl_path(&o))) {
 		fprintf(stderr, "ferromq-ctl: out of memory\n");
 		goto out;

@@ -476,3 +476,108 @@ int view_status(const struct json_doc *d, FILE *out, const char **why)
 		*why = "out of memory";
 	return rc;
 }
+
+static const struct view_column view_cluster_peers[] = {
+	{ "PEER", "id", KIND_NUMBER },
+	{ "ADDRESS", "address", KIND_TEXT },
+	{ "VOTER", "voter", KIND_TEXT },
+	{ "MATCH INDEX", "match_index", KIND_NUMBER },
+	{ "LAG", "lag", KIND_NUMBER },
+	VIEW_END,
+};
+
+/* "add of node 4: running", "... done" or "... failed: why". */
+static char *view__change_text(const struct json_doc *d, int c)
+{
+	if (c < 0 || d->tok[c].type != JSON_OBJECT)
+		return strdup("none");
+	char *kind = view_text(d, json_get(d, c, "kind")), *id = view_text(d, json_get(d, c, "id"));
+	char *err = view_text(d, json_get(d, c, "error")), *text = NULL;
+	int pending = json_get(d, c, "pending");
+	const char *state = pending >= 0 && d->tok[pending].type == JSON_TRUE ? "running"
+			    : err && strcmp(err, "-")			    ? "failed: "
+									    : "done";
+	if (kind && id && err &&
+	    asprintf(&text, "%s of node %s: %s%s", kind, id, state, !strcmp(state, "failed: ") ? err : "") < 0)
+		text = NULL;
+	free(kind);
+	free(id);
+	free(err);
+	return text;
+}
+
+int view_cluster(const struct json_doc *d, FILE *out, const char **why)
+{
+	*why = NULL;
+	if (d->tok[0].type != JSON_OBJECT) {
+		*why = "expected a JSON object";
+		return -1;
+	}
+	int on = json_get(d, 0, "cluster");
+	if (on < 0 || d->tok[on].type == JSON_FALSE) {
+		fputs("cluster: off (this broker is not in a cluster)\n", out);
+		return 0;
+	}
+	static const struct { const char *label, *key; } rows[] = {
+		{ "node", "node_id" },	       { "role", "role" },
+		{ "state", "state" },	       { "not serving", "not_ready" },
+		{ "term", "term" },	       { "leader", "leader_id" },
+		{ "leader address", "leader_address" },
+		{ "commit index", "commit_index" }, { "applied index", "applied_index" },
+		{ "last index", "last_index" }, { "snapshots", "snapshots" },
+		{ "restores", "restores" },
+	};
+	struct table t;
+	int rc = 0;
+	table_init(&t, 2, NULL, NULL);
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]) && rc == 0; i++) {
+		int v = json_get(d, 0, rows[i].key);
+		if (!strcmp(rows[i].key, "not_ready") && (v < 0 || d->tok[v].type == JSON_NULL))
+			continue; /* serving: nothing to say */
+		char *cell = view_text(d, v);
+		const char *cells[2] = { rows[i].label, cell };
+		rc = cell ? table_add(&t, cells) : -1;
+		free(cell);
+	}
+	char *change = rc == 0 ? view__change_text(d, json_get(d, 0, "change")) : NULL;
+	if (change) {
+		const char *cells[2] = { "last change", change };
+		rc = table_add(&t, cells);
+		free(change);
+	} else {
+		rc = -1;
+	}
+	if (rc == 0)
+		table_print(&t, out);
+	table_free(&t);
+	if (rc == 0) {
+		fputc('\n', out);
+		rc = view__table(d, json_get(d, 0, "peers"), view_cluster_peers, out, why);
+	}
+	if (rc != 0 && !*why)
+		*why = "out of memory";
+	return rc;
+}
+
+enum view_change view_cluster_change(const struct json_doc *d, const char *kind, long long id, char **error)
+{
+	*error = NULL;
+	int on = d->tok[0].type == JSON_OBJECT ? json_get(d, 0, "cluster") : -1;
+	if (on < 0 || d->tok[on].type != JSON_TRUE)
+		return VIEW_CHANGE_BAD;
+	int c = json_get(d, 0, "change");
+	if (c < 0 || d->tok[c].type != JSON_OBJECT)
+		return VIEW_CHANGE_OTHER;
+	long long cid;
+	if (!json_string_is(d, json_get(d, c, "kind"), kind) || !json_integer(d, json_get(d, c, "id"), &cid) ||
+	    (cid != id && !(id == 0 && !strcmp(kind, "transfer"))))
+		return VIEW_CHANGE_OTHER;
+	int pending = json_get(d, c, "pending");
+	if (pending >= 0 && d->tok[pending].type == JSON_TRUE)
+		return VIEW_CHANGE_PENDING;
+	int e = json_get(d, c, "error");
+	if (e < 0 || d->tok[e].type == JSON_NULL)
+		return VIEW_CHANGE_DONE;
+	*error = view_text(d, e);
+	return VIEW_CHANGE_FAILED;
+}

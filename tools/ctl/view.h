@@ -29,6 +29,25 @@ int view_status(const struct json_doc *d, FILE *out, const char **why);
  * nodes, devices and host applications. Returns 0, or -1 with *why set. */
 int view_sparkplug(const struct json_doc *d, FILE *out, const char **why);
 
+/* Writes the /api/cluster answer: this node's state, term, leader and
+ * indexes, the last membership change, then a table of the peers with
+ * their match index and lag; "cluster: off" for {"cluster":false}.
+ * Returns 0, or -1 with *why set. */
+int view_cluster(const struct json_doc *d, FILE *out, const char **why);
+
+/* Where a membership change stands in an /api/cluster answer d. */
+enum view_change {
+	VIEW_CHANGE_PENDING, /* still running */
+	VIEW_CHANGE_DONE,    /* finished without error */
+	VIEW_CHANGE_FAILED,  /* finished with an error (*error: its text) */
+	VIEW_CHANGE_OTHER,   /* the node's last change is another one */
+	VIEW_CHANGE_BAD,     /* d is not a cluster node's status */
+};
+/* The state of the change kind ("add", "remove", "transfer") of node id
+ * (transfer: any id when id is 0) in d. *error is the change's error text
+ * (malloc'd, the caller frees it) for FAILED, else NULL. */
+enum view_change view_cluster_change(const struct json_doc *d, const char *kind, long long id, char **error);
+
 /* Seconds as "45s", "3m07s", "2h05m" or "3d04h" into buf. */
 void view_duration(double seconds, char *buf, size_t cap);
 
