@@ -250,6 +250,51 @@
     }
   }
 
+  // The cluster (/api/cluster): this node's state and term, the leader it
+  // knows, and every node with its match index and lag (known on the
+  // leader only). Hidden on a broker that is not in a cluster.
+  const LAG_ALERT = 1000; // ALERT_CLUSTER_LAG_ENTRIES: the cluster_peer_lag alert's threshold
+  function renderCluster(c) {
+    $('cluster-section').hidden = !c.cluster;
+    if (!c.cluster) return;
+    const num = (v) => typeof v === 'number' ? formatCount(v) : '–';
+    const leader = typeof c.leader_id === 'number'
+      ? 'leader: node ' + c.leader_id + ' at ' + String(c.leader_address) : 'no leader known';
+    $('cluster-section').classList.toggle('cluster-no-leader', typeof c.leader_id !== 'number');
+    $('cluster-summary').textContent = '· node ' + c.node_id + ' is ' + String(c.state) +
+      (c.role === 'witness' ? ' (witness)' : '') + ', term ' + num(c.term) + ' · ' + leader +
+      ' · commit ' + num(c.commit_index) + ' · applied ' + num(c.applied_index);
+    const body = $('cluster-nodes');
+    body.replaceChildren();
+    const self = el('tr', 'cluster-self' + (c.state === 'leader' ? ' cluster-leader' : ''));
+    self.dataset.node = String(c.node_id);
+    self.append(el('td', null, c.node_id + ' (this node)'), el('td', null, c.leader_id === c.node_id ? String(c.leader_address) : '–'),
+      el('td', 'device-state', String(c.state)), el('td', 'num', num(c.last_index)), el('td', 'num lag', '–'));
+    body.append(self);
+    for (const p of Array.isArray(c.peers) ? c.peers : []) {
+      const lagging = typeof p.lag === 'number' && p.lag > LAG_ALERT;
+      const tr = el('tr', 'cluster-peer' + (p.id === c.leader_id ? ' cluster-leader' : '') + (lagging ? ' cluster-lagging' : ''));
+      tr.dataset.node = String(p.id);
+      tr.dataset.lag = typeof p.lag === 'number' ? String(p.lag) : '';
+      tr.append(el('td', null, String(p.id)), el('td', null, String(p.address)),
+        el('td', 'device-state', (p.id === c.leader_id ? 'leader' : (p.voter ? 'voter' : 'spare'))),
+        el('td', 'num', num(p.match_index)), el('td', 'num lag', num(p.lag)));
+      body.append(tr);
+    }
+  }
+
+  // Asked at every poll while the broker is in a cluster; never again once
+  // it says it is not.
+  let clustered = true;
+  async function pollCluster(signal) {
+    if (!clustered) return;
+    const r = await fetch('/api/cluster', { cache: 'no-store', credentials: 'same-origin', signal });
+    if (!r.ok) return;
+    const c = await r.json();
+    clustered = c.cluster === true;
+    renderCluster(c);
+  }
+
   // Asked for every other poll while the broker says it is aware; never
   // again once it says it is not.
   let sparkplugAware = true;
@@ -394,6 +439,7 @@
         lost('HTTP ' + r.status);
       } else {
         live(await r.json());
+        await pollCluster(abort.signal);
         await pollSparkplug(abort.signal);
       }
     } catch (e) {
