@@ -133,21 +133,23 @@ void ops_set_ready(struct ops *o) { atomic_store(&o->ready, true); }
 
 struct cluster_node *ops_cluster(struct ops *o) { return o->store ? store_cluster(o->store) : NULL; }
 
-/* Why a cluster node with status st does not serve clients, into buf; NULL
- * for the leader. */
-static const char *cluster_not_ready(const struct cluster_status *st, char *buf, size_t size)
+/* Why a cluster node that does not serve clients does not, into buf
+ * (size bytes): a witness never does; a leader waits until the log
+ * committed before it is applied; a follower names the leader it knows. */
+static const char *cluster_not_ready(const struct cluster_status *st, uint64_t leader_id, const char *leader,
+				     char *buf, size_t size)
 {
 	if (st->role == CLUSTER_ROLE_WITNESS)
 		return "witness: it stores the log and votes; it serves no clients";
 	if (st->state == CLUSTER_LEADER)
-		return NULL;
-	if (st->leader_id) {
+		snprintf(buf, size, "leader: applying the log committed before it serves (term %llu)",
+			 (unsigned long long)st->term);
+	else if (leader_id)
 		snprintf(buf, size, "%s: the leader is node %llu at %s", cluster_state_name(st->state),
-			 (unsigned long long)st->leader_id, st->leader_address);
-		return buf;
-	}
-	snprintf(buf, size, "%s: no leader known (term %llu)", cluster_state_name(st->state),
-		 (unsigned long long)st->term);
+			 (unsigned long long)leader_id, leader);
+	else
+		snprintf(buf, size, "%s: no leader known (term %llu)", cluster_state_name(st->state),
+			 (unsigned long long)st->term);
 	return buf;
 }
 
@@ -159,11 +161,13 @@ const char *ops_not_ready(struct ops *o)
 	if (atomic_load_explicit(&o->b->stats.store_failing, memory_order_relaxed))
 		return "store: writes are failing (disk full or I/O error); QoS 1/2 messages are refused";
 	struct cluster_node *n = ops_cluster(o);
-	if (!n)
+	char leader[CLUSTER_ADDRESS_MAX];
+	uint64_t leader_id;
+	if (!n || store_cluster_serving(o->store, leader, sizeof leader, &leader_id))
 		return NULL;
 	struct cluster_status st;
 	cluster_status(n, &st);
-	return cluster_not_ready(&st, why, sizeof why);
+	return cluster_not_ready(&st, leader_id, leader, why, sizeof why);
 }
 
 const struct metrics_snapshot *ops_snapshot(const struct ops *o) { return &o->snap; }
