@@ -17,9 +17,6 @@
 #include <string.h>
 
 #define SAMPLE_MS 1000
-/* The election timeout cluster_no_leader counts in: the cluster module's
- * default (cluster_conf.election_timeout_ms 0). */
-#define CLUSTER_ELECTION_TIMEOUT_MS 500
 
 /* The HTTP API grant lists (http_admin_users, http_readonly_users) as last
  * loaded: the configuration's at start, the file's at each reload. */
@@ -366,7 +363,8 @@ static void evaluate_alerts(struct ops *o, const struct alert_config *cfg, doubl
 							      (double)s->v[M_SUBSCRIPTIONS] });
 	const struct alert_input in = {
 		s->v[M_HEAP_BYTES], queue_share, devices_offline(s->devices, s->n_devices), s->spb.nodes_offline,
-		s->cluster, s->no_leader_s, CLUSTER_ELECTION_TIMEOUT_MS * ALERT_CLUSTER_NO_LEADER_TIMEOUTS / 1000.0,
+		s->cluster, s->no_leader_s,
+		o->b->cfg.cluster_election_timeout_ms * ALERT_CLUSTER_NO_LEADER_TIMEOUTS / 1000.0,
 		s->cluster ? max_peer_lag(&s->cluster_st) : 0,
 	};
 	unsigned changed = alerts_evaluate(cfg, &o->history, &in, s->wall_ms / 1000, s->alerts);
