@@ -8,8 +8,11 @@
 #include "../net/net.h"
 #include "../ops/ops.h"
 #include "../store/store.h"
+#include "../cluster/cluster.h"
 #include "notify.h"
+#include "witness.h"
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,12 +26,17 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: ferromq [-c FILE] [--check-config] [--help] [--version]\n"
+		"Usage: ferromq [-c FILE] [--check-config] [--cluster-continue-alone] [--help] [--version]\n"
 		"\n"
 		"An MQTT 3.1.1 and 5.0 broker.\n"
 		"\n"
 		"  -c, --config FILE   read the configuration from FILE (mosquitto.conf-style lines)\n"
 		"      --check-config  check the configuration, print the first error as FILE:LINE, and exit\n"
+		"      --cluster-continue-alone\n"
+		"                      with this cluster node stopped and the others lost for good (the\n"
+		"                      other node of a pair died): make its log a cluster of this node\n"
+		"                      alone, and exit; started again, it serves by itself (README,\n"
+		"                      \"High availability\")\n"
 		"  -h, --help          show this help and every configuration option\n"
 		"  -v, --version       print the version\n"
 		"\n"
@@ -141,16 +149,163 @@ static int make_dirs(const char *path)
 	return mkdir(tmp, 0750) && errno != EEXIST ? -1 : 0;
 }
 
+
+/* What serves clients: a broker and what runs beside it. A single node
+ * builds it once; a cluster node builds a serving one while it leads and a
+ * standby one (every CONNECT refused with the leader's address, /readyz
+ * 503) while it follows, anew at each change. */
+enum stack_kind { STACK_SINGLE, STACK_LEADER, STACK_STANDBY };
+
+struct stack {
+	struct broker *b;
+	struct bridges *bridges;
+	struct collector *collector;
+	struct services svc;
+	struct net *net;
+	bool collecting;
+};
+
+/* Stops and frees what stack_start built (each part may be missing);
+ * store: the single node's, closed once the workers have had their commits
+ * back, or NULL. */
+static void stack_stop(struct stack *s, struct store *single_store, struct store *cluster_store)
+{
+	if (s->net) {
+		collect_stop(s->collector); /* its last statuses go through the workers */
+		net_stop(s->net);
+	}
+	http_server_free(s->svc.http);
+	ops_free(s->svc.ops);
+	collect_free(s->collector);
+	store_close(single_store);
+	if (cluster_store)
+		store_detach(cluster_store);
+	bridges_free(s->bridges);
+	broker_free(s->b);
+	memset(s, 0, sizeof *s);
+}
+
+/* The MQTT address clients are sent to while this node follows: the
+ * leader's host with this node's first listener port (the nodes of a
+ * cluster are configured alike), "" when no leader is known. */
+static void server_reference(const struct config *cfg, const char *leader_raft, char *out, size_t len)
+{
+	const char *colon = strrchr(leader_raft, ':');
+	if (!*leader_raft || !colon || !cfg->n_listeners)
+		*out = 0;
+	else
+		snprintf(out, len, "%.*s:%u", (int)(colon - leader_raft), leader_raft, cfg->listeners[0].port);
+}
+
+/* Builds and starts a stack. store: the node's store (NULL without
+ * persistence); reference: a standby's Server Reference. Returns 0, or -1
+ * after logging (what was built is for stack_stop). */
+static int stack_start(struct stack *s, const struct config *cfg, const char *conf_path, unsigned n_workers,
+		       struct store *store, enum stack_kind kind, const char *reference)
+{
+	char err[768];
+	int bridge_err = 0, collect_err = 0;
+	if (!(s->b = broker_new(cfg, n_workers, &net_ports))) {
+		log_err("out of memory");
+		return -1;
+	}
+	if (broker_auth_load(s->b, cfg->password_file, cfg->acl_file, err, sizeof err)) {
+		log_err("%s", err);
+		return -1;
+	}
+	if (kind == STACK_STANDBY) {
+		broker_set_standby(s->b, reference);
+	} else {
+		/* Before recovery: the store hands the spools back to them. */
+		s->bridges = bridges_new(s->b, &bridge_err);
+		if (bridge_err) {
+			log_err("out of memory");
+			return -1;
+		}
+	}
+	if (store && kind != STACK_STANDBY) {
+		notify_status("recovering the store");
+		int rc = kind == STACK_SINGLE ? store_recover(store, s->b, err, sizeof err)
+					      : store_attach(store, s->b, err, sizeof err);
+		if (rc || (kind == STACK_SINGLE && store_start(store, s->b))) {
+			log_err("%s", err);
+			log_err("start-up stopped: nothing was served and nothing was changed");
+			return -1;
+		}
+	} else if (!cfg->persistence) {
+		log_notice("persistence false: sessions and messages are kept in memory only");
+	}
+	/* Before serving: a write request may come with the first client. */
+	if (kind != STACK_STANDBY)
+		s->collector = collect_new(s->b, &collect_err);
+	s->svc.ops = collect_err ? NULL : ops_new(s->b, conf_path, err, sizeof err);
+	s->svc.bridges = s->bridges;
+	if (collect_err)
+		snprintf(err, sizeof err, "out of memory");
+	if (s->svc.ops && cfg->http_port && !(s->svc.http = http_server_new(s->svc.ops, &s->b->cfg)))
+		snprintf(err, sizeof err, "out of memory");
+	if (!s->svc.ops || (!s->svc.http && cfg->http_port)) {
+		log_err("%s", err);
+		return -1;
+	}
+	ops_set_store(s->svc.ops, store);
+	ops_set_bridges(s->svc.ops, s->bridges);
+	ops_set_collector(s->svc.ops, s->collector);
+	if (!(s->net = net_start(s->b, &(struct net_service){ &s->svc, services_start, services_stop })))
+		return -1;
+	if (kind != STACK_STANDBY)
+		ops_set_ready(s->svc.ops);
+	/* Once the workers and the store run: readings are published at once. */
+	return s->collector && collect_start(s->collector) ? -1 : 0;
+}
+
+/* ---- a cluster node ---- */
+
+static pthread_t main_thread;
+
+/* The store says whether to serve may have changed: the main thread looks. */
+static void wake_main(void *arg)
+{
+	(void)arg;
+	pthread_kill(main_thread, SIGUSR1);
+}
+
+/* The raft node's settings from the configuration; dir holds raft's own
+ * files (persistence_location/raft). */
+static void cluster_conf_of(const struct config *cfg, struct cluster_conf *cc, const char *dir)
+{
+	memset(cc, 0, sizeof *cc);
+	cc->node_id = cfg->cluster_node_id;
+	snprintf(cc->address, sizeof cc->address, "%s", cfg->cluster_address);
+	cc->join = cfg->cluster_join;
+	if (!cc->join) {
+		cc->voters[0].id = cc->node_id;
+		snprintf(cc->voters[0].address, sizeof cc->voters[0].address, "%s", cfg->cluster_address);
+		cc->n_voters = 1;
+		for (unsigned i = 0; i < cfg->n_cluster_peers && cc->n_voters < CLUSTER_MAX_NODES; i++, cc->n_voters++) {
+			cc->voters[cc->n_voters].id = cfg->cluster_peers[i].id;
+			snprintf(cc->voters[cc->n_voters].address, sizeof cc->voters[cc->n_voters].address, "%s",
+				 cfg->cluster_peers[i].address);
+		}
+	}
+	cc->role = cfg->cluster_witness ? CLUSTER_ROLE_WITNESS : CLUSTER_ROLE_BROKER;
+	cc->data_dir = dir;
+	cc->election_timeout_ms = cfg->cluster_election_timeout_ms;
+	cc->heartbeat_ms = cfg->cluster_heartbeat_ms;
+}
+
 int main(int argc, char **argv)
 {
 	const char *conf_path = NULL;
-	bool check_only = false;
+	bool check_only = false, continue_alone = false;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if ((!strcmp(a, "-c") || !strcmp(a, "--config")) && i + 1 < argc) {
 			conf_path = argv[++i];
 		} else if (!strcmp(a, "--check-config")) {
 			check_only = true;
+		} else if (!strcmp(a, "--cluster-continue-alone")) {
+			continue_alone = true;
 		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
 			usage(stdout);
 			return 0;
@@ -184,6 +339,30 @@ int main(int argc, char **argv)
 		return 0;
 	}
 
+	if (continue_alone) {
+		if (!cfg.cluster_node_id) {
+			fprintf(stderr, "ferromq: --cluster-continue-alone: %s has no cluster_node_id\n",
+				conf_path ? conf_path : "the configuration");
+			return 2;
+		}
+		char raft_dir[600];
+		struct cluster_conf cc;
+		snprintf(raft_dir, sizeof raft_dir, "%s/raft", cfg.persistence_location);
+		cluster_conf_of(&cfg, &cc, raft_dir);
+		/* Never under a running node: its lock says so. */
+		int lock = lock_data_dir(cfg.persistence_location);
+		if (lock < 0)
+			return 1;
+		int rc = cluster_continue_alone(&cc, err, sizeof err);
+		close(lock);
+		if (rc) {
+			fprintf(stderr, "%s\n", err);
+			return 1;
+		}
+		printf("node %llu is now a cluster of itself alone: start it normally\n",
+		       (unsigned long long)cfg.cluster_node_id);
+		return 0;
+	}
 	log_mask = cfg.log_mask;
 	log_json = cfg.log_format == LOG_FORMAT_JSON;
 	if (log_open(cfg.log_stderr, cfg.log_file[0] ? cfg.log_file : NULL, cfg.log_syslog)) {
@@ -194,15 +373,12 @@ int main(int argc, char **argv)
 	 * free takes NULL) in the reverse order of the start. */
 	int status = 1;
 	int data_lock = -2; /* the data directory's lock, held until exit; -2: none */
-	struct broker *b = NULL;
-	struct bridges *bridges = NULL;
 	struct store *store = NULL;
-	struct collector *collector = NULL;
-	struct services svc = { NULL, NULL, NULL };
-	struct net *net = NULL;
-	int bridge_err, collect_err;
-	char ready_status[64];
-	bool serve = false;
+	struct stack stack;
+	enum stack_kind running = STACK_SINGLE;
+	bool built = false, cluster = cfg.cluster_node_id != 0;
+	char ready_status[96], raft_dir[600], reference[CLUSTER_ADDRESS_MAX + 8] = "";
+	memset(&stack, 0, sizeof stack);
 
 	log_notice("ferromq %s starting", FM_VERSION);
 	raise_fd_limit();
@@ -219,95 +395,93 @@ int main(int argc, char **argv)
 		n_workers = cores > 0 ? (unsigned)cores : 1;
 	}
 
-	/* Signals go to the main thread only, through sigwait; workers never see them. */
+	/* Signals go to the main thread only, through sigwait; workers never
+	 * see them. SIGUSR1: the store says whether to serve may have changed. */
 	sigset_t sigs;
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	main_thread = pthread_self();
 
-	if (!(b = broker_new(&cfg, n_workers, &net_ports))) {
-		log_err("out of memory");
-		goto out;
-	}
-	if (broker_auth_load(b, cfg.password_file, cfg.acl_file, err, sizeof err)) {
-		log_err("%s", err);
-		goto out;
-	}
-	/* Before recovery: the store hands the spools back to them. */
-	bridges = bridges_new(b, &bridge_err);
-	if (bridge_err) {
-		log_err("out of memory");
-		goto out;
-	}
-	if (cfg.persistence) {
+	if (cluster) {
+		struct cluster_conf cc;
+		snprintf(raft_dir, sizeof raft_dir, "%s/raft", cfg.persistence_location);
+		cluster_conf_of(&cfg, &cc, raft_dir);
+		if (cfg.cluster_witness) {
+			status = witness_run(&cc, &sigs);
+			goto out;
+		}
 		notify_status("recovering the store");
 		store = store_open(cfg.persistence_location, cfg.durability, err, sizeof err);
-		if (!store || store_recover(store, b, err, sizeof err) || store_start(store, b)) {
+		if (!store || store_cluster_start(store, &cc, wake_main, NULL, err, sizeof err)) {
+			log_err("%s", err);
+			log_err("start-up stopped: nothing was served");
+			goto out;
+		}
+	} else if (cfg.persistence) {
+		notify_status("recovering the store");
+		if (!(store = store_open(cfg.persistence_location, cfg.durability, err, sizeof err))) {
 			log_err("%s", err);
 			log_err("start-up stopped: nothing was served and nothing was changed");
 			goto out;
 		}
-	} else {
-		log_notice("persistence false: sessions and messages are kept in memory only");
 	}
-	/* Before serving: a write request may come with the first client. */
-	collector = collect_new(b, &collect_err);
-	svc.ops = collect_err ? NULL : ops_new(b, conf_path, err, sizeof err);
-	svc.bridges = bridges;
-	if (collect_err)
-		snprintf(err, sizeof err, "out of memory");
-	if (svc.ops && cfg.http_port && !(svc.http = http_server_new(svc.ops, &b->cfg)))
-		snprintf(err, sizeof err, "out of memory");
-	if (!svc.ops || (!svc.http && cfg.http_port)) {
-		log_err("%s", err);
-		goto out;
-	}
-	ops_set_store(svc.ops, store);
-	ops_set_bridges(svc.ops, bridges);
-	ops_set_collector(svc.ops, collector);
-	if (!(net = net_start(b, &(struct net_service){ &svc, services_start, services_stop })))
-		goto out;
-	ops_set_ready(svc.ops);
-	log_notice("ready: %u workers", n_workers);
-	/* Once the workers and the store run: readings are published at once. */
-	serve = !collector || !collect_start(collector);
-	/* Type=notify: systemd counts the broker started from here, after
-	 * recovery, with every listener accepting and the collectors running. */
-	snprintf(ready_status, sizeof ready_status, "ready: %u workers", n_workers);
-	if (serve)
-		notify_ready(ready_status);
 
-	for (; serve;) {
+	for (;;) {
+		enum stack_kind want = STACK_SINGLE;
+		char leader[CLUSTER_ADDRESS_MAX], ref[sizeof reference];
+		uint64_t leader_id = 0;
+		if (cluster) {
+			want = store_cluster_serving(store, leader, sizeof leader, &leader_id) ? STACK_LEADER : STACK_STANDBY;
+			server_reference(&cfg, leader, ref, sizeof ref);
+		}
+		if (!built || want != running) {
+			if (built) {
+				log_notice("cluster: %s", want == STACK_LEADER ? "this node leads: its broker recovers the "
+					   "replicated state and serves" : "this node no longer leads: its clients are "
+					   "disconnected and it refuses new ones");
+				stack_stop(&stack, NULL, running == STACK_LEADER ? store : NULL);
+			}
+			built = true;
+			running = want;
+			if (stack_start(&stack, &cfg, conf_path, n_workers, store, want, ref))
+				goto out;
+			snprintf(reference, sizeof reference, "%s", ref);
+			snprintf(ready_status, sizeof ready_status, "%s: %u workers",
+				 want == STACK_STANDBY ? "standby (cluster follower)" : "ready", n_workers);
+			log_notice("%s", ready_status);
+			/* Type=notify: systemd counts the broker started from here, after
+			 * recovery, with every listener accepting and the collectors running. */
+			notify_ready(ready_status);
+		} else if (want == STACK_STANDBY && strcmp(ref, reference)) {
+			snprintf(reference, sizeof reference, "%s", ref);
+			broker_set_standby(stack.b, reference);
+		}
 		int sig;
-		if (sigwait(&sigs, &sig))
+		if (sigwait(&sigs, &sig) || sig == SIGUSR1)
 			continue;
 		if (sig == SIGHUP) {
 			struct reload_result r;
 			notify_reloading(); /* systemctl reload waits for READY=1 */
-			ops_reload(svc.ops, "SIGHUP", &r);
+			ops_reload(stack.svc.ops, "SIGHUP", &r);
 			notify_ready(ready_status);
 			continue;
 		}
 		log_notice("%s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 		notify_stopping();
+		status = 0;
 		break;
 	}
-	status = serve ? 0 : 1;
-out:
-	if (net) {
-		collect_stop(collector); /* its last statuses go through the workers */
-		net_stop(net);
-	}
-	http_server_free(svc.http);
-	ops_free(svc.ops);
-	collect_free(collector);
-	store_close(store); /* every worker has had its commits back */
-	bridges_free(bridges);
-	broker_free(b);
-	if (net)
+out:;
+	bool served = stack.net != NULL;
+	stack_stop(&stack, cluster ? NULL : store, cluster && running == STACK_LEADER ? store : NULL);
+	if (cluster)
+		store_close(store); /* raft stops with it */
+	if (served)
 		log_notice("stopped");
 	log_close();
 	if (data_lock >= 0)

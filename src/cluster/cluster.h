@@ -184,6 +184,14 @@ int cluster_request(struct cluster_node *n, enum cluster_change kind, uint64_t i
  * (leadership lost, stopping). The node must be the leader. */
 int cluster_barrier(struct cluster_node *n, cluster_change_cb cb, void *arg);
 
+/* The operator's way out when the other voters are lost for good (the
+ * other node of a pair died): with every node stopped, makes this node's log
+ * a cluster of this node alone (raft_recover), and returns; started again,
+ * the node leads by itself. Entries only the lost nodes had are lost: run it
+ * on the node with the longest log, once. Any thread, no running node on
+ * conf->data_dir. Returns 0 or an error with a reason in err. */
+int cluster_continue_alone(const struct cluster_conf *conf, char *err, size_t errlen);
+
 /* Stops raft (pending proposals get CLUSTER_ESHUTDOWN), closes its I/O and
  * handles, frees the node, then calls cb (may be NULL) on the loop. Threads
  * that propose must have stopped proposing before it is called. */
