@@ -92,7 +92,8 @@ struct cluster_callbacks {
 	 * here, else CLUSTER_ENOTLEADER / CLUSTER_EUNKNOWN / CLUSTER_ESHUTDOWN. */
 	void (*done)(void *owner, void *token, uint64_t index, int err);
 	/* The state at the last applied index (index), as up to
-	 * CLUSTER_MAX_CHUNKS chunks. Returns the count or a negative error. */
+	 * CLUSTER_MAX_CHUNKS chunks. Returns the count, CLUSTER_EBUSY (not now:
+	 * asked again at a later entry) or a negative error. */
 	int (*snapshot)(void *owner, uint64_t index, struct cluster_chunk *chunks);
 	/* Replace the state with a snapshot taken at index. Returns 0 or a
 	 * negative error (the node then stops with raft's error). */

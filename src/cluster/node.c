@@ -96,6 +96,10 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
 	}
 	if (n->conf.role == CLUSTER_ROLE_BROKER) {
 		count = n->cb.snapshot ? n->cb.snapshot(n->cb.owner, index, chunks) : 0;
+		if (count == CLUSTER_EBUSY) {
+			n->snapshots_deferred++;
+			return RAFT_BUSY; /* not now: raft asks again at a later entry */
+		}
 		if (count < 0 || count > CLUSTER_MAX_CHUNKS) {
 			log_err("cluster: the state machine gave no snapshot at %" PRIu64 ": %s", index,
 				count < 0 ? cluster_strerror(count) : "too many chunks");

@@ -140,6 +140,7 @@ static void on_apply(void *owner, uint64_t index, const void *bytes, size_t len)
 {
 	struct store *st = owner;
 	struct buf copy = { 0 };
+	st->cl.since_snapshot += len;
 	if (buf_append(&copy, bytes, len) || store__pend_add(st, index, &copy)) {
 		/* No memory to keep it waiting: into the database now. */
 		buf_free(&copy);
@@ -164,11 +165,17 @@ static void on_done(void *owner, void *token, uint64_t index, int err)
 	store__group_replicated(owner, token, index, err);
 }
 
+/* A snapshot copies the whole database, on the loop: taken only once the
+ * log has grown by half the database since the last one, so that copying
+ * costs at most twice what was written, however large the state (a
+ * historian offline with a million queued messages). */
 static int on_snapshot(void *owner, uint64_t index, struct cluster_chunk *chunks)
 {
 	struct store *st = owner;
+	if (st->cl.since_snapshot < store_disk_bytes(st) / 2)
+		return CLUSTER_EBUSY;
 	if (!store__db_take(st, false))
-		return -FM_EIO; /* the broker is reading it: raft tries later */
+		return CLUSTER_EBUSY; /* the broker is reading it */
 	int rc = store__apply_pending(st);
 	sqlite3_free(st->cl.image);
 	st->cl.image = NULL;
@@ -182,6 +189,7 @@ static int on_snapshot(void *owner, uint64_t index, struct cluster_chunk *chunks
 		return rc;
 	}
 	chunks[0] = (struct cluster_chunk){ st->cl.image, (size_t)size };
+	st->cl.since_snapshot = 0;
 	return 1;
 }
 

@@ -94,6 +94,7 @@ struct store {
 		char leader[CLUSTER_ADDRESS_MAX];
 		pthread_mutex_t db_lock;   /* held while the writer or the broker's recovery uses db */
 		void *image;               /* the last snapshot's database image (sqlite3_malloc'd) */
+		uint64_t since_snapshot;   /* bytes of entries applied since it */
 		bool stopped;
 	} cl;
 	atomic_bool attached; /* a broker is on the port's other side */

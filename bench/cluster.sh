@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# What replication costs (issue 14): the same scenarios against one broker
+# (`durability full`) and against the leader of a 3-node cluster on this
+# machine (every node's log on the same disk), in alternating runs:
+#   fanin   8 publishers -> 1 persistent subscriber, QoS 1, 200 bytes, as fast
+#           as they go (delivered msg/s)
+#   plant   200 gateways x 200 QoS 1 msg/s -> 1 persistent v5 historian
+#           (the leader's CPU, end-to-end p99, loss)
+# The single broker and the leader are pinned to core BROKER_CPU (default 0);
+# the followers and the bench share the other one. Prints one line per run
+# and the medians.
+#   FERROMQ_BIN FERROMQ_BENCH  the binaries (default build/)
+#   RUNS (3)  DURATION (8)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source bench/common.sh
+BIN=${FERROMQ_BIN:-build/ferromq}
+BENCH=${FERROMQ_BENCH:-build/ferromq-bench}
+RUNS=${RUNS:-3}
+DURATION=${DURATION:-8}
+CPU=${BROKER_CPU:-0}
+OTHER=$(( CPU == 0 ? 1 : 0 ))
+[[ -x $BIN && -x $BENCH ]] || die "build first (make build)"
+raise_fd_limit
+tmp=$(mktemp -d)
+pids=()
+trap 'for p in "${pids[@]}"; do stop_pid "$p"; done; rm -rf "$tmp"' EXIT
+
+wait_port() {
+	for _ in $(seq 100); do
+		python3 -c "import socket; socket.create_connection(('127.0.0.1', $1), 0.2)" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	die "nothing listens on $1: $(tail -3 "$tmp"/*.log)"
+}
+
+# single: one broker; sets pid, port, dir.
+single() {
+	port=$(free_port)
+	dir=$tmp/single
+	rm -rf "$dir" && mkdir -p "$dir"
+	printf 'listener %s 127.0.0.1\npersistence_location %s\ndurability full\n' "$port" "$dir" >"$tmp/single.conf"
+	taskset -c "$CPU" "$BIN" -c "$tmp/single.conf" >"$tmp/single.log" 2>&1 &
+	pid=$!
+	pids=("$pid")
+	wait_port "$port"
+}
+
+# cluster: three nodes, node 1 made the leader (the others wait longer
+# before they stand); sets pid, port, dir of the leader.
+cluster() {
+	local mqtt=() raft=() i j
+	for i in 1 2 3; do mqtt[i]=$(free_port); raft[i]=$(free_port); done
+	pids=()
+	for i in 1 2 3; do
+		rm -rf "$tmp/n$i" && mkdir -p "$tmp/n$i"
+		{
+			printf 'listener %s 127.0.0.1\npersistence_location %s\ndurability full\n' "${mqtt[i]}" "$tmp/n$i"
+			printf 'cluster_node_id %s\ncluster_listener %s 127.0.0.1\n' "$i" "${raft[i]}"
+			[[ $i == 1 ]] || printf 'cluster_election_timeout 3000\ncluster_heartbeat 100\n'
+			for j in 1 2 3; do [[ $i == "$j" ]] || printf 'cluster_peer %s 127.0.0.1:%s\n' "$j" "${raft[j]}"; done
+		} >"$tmp/n$i.conf"
+		taskset -c "$([[ $i == 1 ]] && echo "$CPU" || echo "$OTHER")" "$BIN" -c "$tmp/n$i.conf" >"$tmp/n$i.log" 2>&1 &
+		pids+=("$!")
+	done
+	pid=${pids[0]}
+	port=${mqtt[1]}
+	dir=$tmp/n1
+	for _ in $(seq 100); do
+		grep -q "ready:" "$tmp/n1.log" && return 0
+		sleep 0.1
+	done
+	die "node 1 did not lead: $(tail -3 "$tmp/n1.log")"
+}
+
+stop_all() {
+	for p in "${pids[@]}"; do stop_pid "$p"; done
+	pids=()
+}
+
+: >"$tmp/results"
+for run in $(seq "$RUNS"); do
+	for name in single cluster; do
+		"$name"
+		rate=$(taskset -c "$OTHER" "$BENCH" fanin --port "$port" --pubs 8 --subs 1 --qos 1 --persistent \
+			--duration "$DURATION" --warmup 2 --size 200 --json | tail -1 |
+			python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); print(int(d["delivered_per_s"]), d["lost"])')
+		stop_all
+		"$name"
+		plant=$(taskset -c "$OTHER" "$BENCH" plant --port "$port" --profile large --protocol 5 --size 200 \
+			--duration "$DURATION" --warmup 3 --drain 5 --pid "$pid" --store-dir "$dir" 2>&1 | tail -2 |
+			python3 -c '
+import re, sys
+t = sys.stdin.read()
+p99 = re.search(r"p99 (\d+) us", t).group(1)
+lost = re.search(r"lost (\d+)", t).group(1)
+cpu = re.search(r"CPU mean ([\d.]+) %", t).group(1)
+print(cpu, p99, lost)')
+		stop_all
+		read -r fanin fanin_lost <<<"$rate"
+		read -r cpu p99 plant_lost <<<"$plant"
+		echo "run $run $name: fanin $fanin msg/s (lost $fanin_lost); plant CPU $cpu %, p99 $p99 us, lost $plant_lost"
+		echo "$name $fanin $cpu $p99 $fanin_lost $plant_lost" >>"$tmp/results"
+	done
+done
+python3 - "$tmp/results" <<'EOF'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    name, fanin, cpu, p99, l1, l2 = line.split()
+    rows.setdefault(name, []).append((int(fanin), float(cpu), int(p99), int(l1) + int(l2)))
+med = {n: (statistics.median(r[0] for r in v), statistics.median(r[1] for r in v),
+           statistics.median(r[2] for r in v), sum(r[3] for r in v)) for n, v in rows.items()}
+for n, (f, c, p, lost) in med.items():
+    print("median %-8s fanin %8d msg/s   plant CPU %5.1f %%  p99 %6d us  lost %d" % (n, f, c, p, lost))
+print("fanin cluster/single %.2f   plant CPU cluster leader %.1f %% vs single %.1f %%" % (
+    med["cluster"][0] / med["single"][0], med["cluster"][1], med["single"][1]))
+EOF
