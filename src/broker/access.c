@@ -1,7 +1,11 @@
 /* Who may connect and what they may touch: the loaded password file and ACL,
  * swapped as one generation on reload. Connections keep the generation they
  * were admitted with (their compiled ACL borrows from it). */
-#include "internal.h"
+#include "access.h"
+#include "admin.h"
+#include "broker.h"
+#include "client.h"
+#include "../auth/auth.h"
 #include "../base/err.h"
 #include "../base/log.h"
 #include <stdio.h>

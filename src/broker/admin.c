@@ -2,7 +2,13 @@
  * client, deleting a session, and $SYS messages. Locks follow broker.h's
  * order: registry -> subscription index -> retained index -> one session. */
 #include "admin.h"
-#include "internal.h"
+#include "client.h"
+#include "persist.h"
+#include "queue_limits.h"
+#include "registry.h"
+#include "route.h"
+#include "sessions.h"
+#include "../base/log.h"
 #include "../base/err.h"
 #include "../base/vec.h"
 #include <stdlib.h>

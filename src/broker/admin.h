@@ -93,8 +93,6 @@ int broker_kick(struct broker *b, const char *id, size_t len, uint8_t rc);
  * Returns 0 or -FM_ENOENT. */
 int broker_delete_session(struct bworker *w, const char *id, size_t len, uint8_t rc);
 
-/* "mqttv5", "mqttv311" or "mqttv31". */
-const char *client_protocol_name(uint8_t version);
 
 /* Is pass the password of user in the current password file? False without
  * one. Constant time in the password (see auth_passwd_check). Any thread. */
@@ -104,5 +102,8 @@ bool broker_check_user(struct broker *b, const char *user, size_t ulen, const ui
  * index and routing, so subscriptions and ACLs apply. Kept in memory only:
  * $SYS is rebuilt at every start. On w's thread. Returns 0 or -FM_ENOMEM. */
 int broker_publish_sys(struct bworker *w, const char *topic, const char *payload, size_t len);
+
+/* Runs the administrative items handed to w (kicks, jobs); its own thread. */
+void broker_worker_admin(struct bworker *w);
 
 #endif

@@ -5,7 +5,8 @@
  * Sparkplug aware, `$sparkplug`), and the ACL's
  * write permission. Callers react in their own way (a DISCONNECT, a negative
  * acknowledgement, a refused CONNACK, a dropped will), but never skip it. */
-#include "internal.h"
+#include "admit.h"
+#include "../auth/auth.h"
 #include "../sparkplug/sparkplug.h"
 #include <string.h>
 
@@ -50,4 +51,15 @@ uint8_t broker_admit_rc(enum admit a)
 const char *broker_admit_why(enum admit a)
 {
 	return outcomes[a].why;
+}
+
+bool topic_within_limits(const struct config *cfg, const char *t, size_t len)
+{
+	if (len > cfg->max_topic_length)
+		return false;
+	uint32_t levels = 1;
+	for (const char *p = t, *end = t + len; (p = memchr(p, '/', (size_t)(end - p))) != NULL; p++)
+		if (++levels > cfg->max_topic_levels)
+			return false;
+	return true;
 }

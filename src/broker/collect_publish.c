@@ -4,8 +4,14 @@
  * collector's user, compiled once a batch), retained, routing to subscribers and bridges, one store
  * commit; and the way out of a write request: publishes that reach a tag's
  * set topic are handed to the collectors with the publisher's identity. */
+#include "access.h"
 #include "admin.h"
-#include "internal.h"
+#include "admit.h"
+#include "broker.h"
+#include "persist.h"
+#include "retain.h"
+#include "route.h"
+#include "../base/log.h"
 #include "../base/err.h"
 #include <stdlib.h>
 #include <string.h>
@@ -143,10 +149,4 @@ bool broker_msg_publisher(struct bworker *w, const struct msg *m, const char **c
 		return true;
 	}
 	return false;
-}
-
-bool broker_collect_route(struct bworker *w, const struct msg *m)
-{
-	const struct collect_port *p = w->b->collect;
-	return p->route(p->ctx, w, m);
 }

@@ -1,6 +1,19 @@
 /* CONNECT: protocol checks, client identifier, session take-over or
  * creation, CONNACK, then what the session kept. */
+#include "access.h"
+#include "admit.h"
+#include "client.h"
+#include "deliver.h"
+#include "handlers.h"
+#include "inbox.h"
+#include "msg.h"
+#include "persist.h"
+#include "registry.h"
 #include "reply.h"
+#include "sessions.h"
+#include "standby.h"
+#include "../base/clock.h"
+#include "../base/log.h"
 #include "../base/err.h"
 #include <inttypes.h>
 #include <stdio.h>

@@ -1,15 +1,16 @@
 /* Outgoing messages: from a session's queue into its connection's output,
  * within the client's Receive Maximum, Maximum Packet Size and our output cap. */
-#include "internal.h"
+#include "deliver.h"
+#include "client.h"
+#include "persist.h"
+#include "queue_limits.h"
+#include "sparkplug.h"
+#include "spill.h"
+#include "../base/clock.h"
+#include "../base/log.h"
 #include "../base/err.h"
 #include <stdlib.h>
 #include <string.h>
-
-struct session_limits broker_limits(const struct broker *b)
-{
-	return (struct session_limits){ b->cfg.max_queued_messages, b->cfg.max_queued_bytes,
-					b->cfg.queue_overflow == QUEUE_REJECT_NEW };
-}
 
 /* Server-to-client topic alias: reuse one the client knows, or assign the next
  * free one while any are left, never above the client's Topic Alias Maximum

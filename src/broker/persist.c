@@ -1,7 +1,11 @@
 /* What the broker writes to the durable store, and when it acknowledges.
  * Only sessions that outlive their connection (expiry interval > 0) are
  * written: a clean session has nothing to recover. */
-#include "internal.h"
+#include "persist.h"
+#include "broker.h"
+#include "inbox.h"
+#include "store_txn.h"
+#include "../base/log.h"
 #include "../base/err.h"
 #include <stdlib.h>
 #include <string.h>

@@ -2,7 +2,9 @@
  * forgotten session from filling the disk (or the memory), and the report of
  * every message a limit drops (counted, and logged per session at most once
  * an interval, with the limit that dropped it). */
-#include "internal.h"
+#include "queue_limits.h"
+#include "registry.h"
+#include "../base/log.h"
 #include "../base/clock.h"
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -127,4 +129,10 @@ struct session_limits broker_session_limits(const struct broker *b, const struct
 	if (share && (!lim.max_bytes || share < lim.max_bytes))
 		lim.max_bytes = share;
 	return lim;
+}
+
+struct session_limits broker_limits(const struct broker *b)
+{
+	return (struct session_limits){ b->cfg.max_queued_messages, b->cfg.max_queued_bytes,
+					b->cfg.queue_overflow == QUEUE_REJECT_NEW };
 }

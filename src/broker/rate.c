@@ -3,7 +3,10 @@
  * integer. A client out of tokens is "held": the broker reads no more of its
  * packets and the network layer stops reading its socket until the buckets
  * refill, so TCP pushes back on the client and nothing piles up here. */
-#include "internal.h"
+#include "rate.h"
+#include "broker.h"
+#include "client.h"
+#include "../base/log.h"
 #include <stdlib.h>
 
 /* Allocated only when a rate is configured: idle clients stay small. */

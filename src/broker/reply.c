@@ -1,5 +1,9 @@
 /* Replies that go out after the commit of what they acknowledge (reply.h). */
 #include "reply.h"
+#include "client.h"
+#include "inbox.h"
+#include "persist.h"
+#include "../base/log.h"
 #include "../base/err.h"
 #include <stdlib.h>
 #include <string.h>

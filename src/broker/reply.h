@@ -15,7 +15,7 @@
  */
 #ifndef FM_BROKER_REPLY_H
 #define FM_BROKER_REPLY_H
-#include "internal.h"
+#include "types.h"
 
 /* The encoded bytes of a CONNACK, SUBACK or UNSUBACK and what follows them. */
 struct reply_body {

@@ -1,11 +1,23 @@
 /* Routing: from a published message to the sessions that must get it.
  * Matching happens under the subscription index's read lock, so workers
  * route in parallel; each target session is locked only to queue. */
-#include "internal.h"
+#include "route.h"
+#include "inbox.h"
+#include "persist.h"
+#include "queue_limits.h"
+#include "retain.h"
+#include "sparkplug.h"
 #include "../base/err.h"
 #include "../base/vec.h"
 #include <stdlib.h>
 #include <string.h>
+
+/* Hands m to the collectors (b->collect set); true when taken. */
+static bool broker_collect_route(struct bworker *w, const struct msg *m)
+{
+	const struct collect_port *p = w->b->collect;
+	return p->route(p->ctx, w, m);
+}
 
 static int add_target(struct bworker *w, const struct route_target *t)
 {
@@ -68,39 +80,6 @@ static int cmp_target(const void *a, const void *b)
 {
 	const struct route_target *x = a, *y = b;
 	return x->s < y->s ? -1 : x->s > y->s;
-}
-
-int wake_push(struct bworker *from, int worker, struct wake_item item)
-{
-	return wake_push_to(from->b, worker, item, from->id != worker);
-}
-
-int wake_push_to(struct broker *b, int worker, struct wake_item item, bool wake)
-{
-	struct bworker *to = &b->workers[worker];
-	pthread_mutex_lock(&to->wake_lock);
-	if (vec_grow(&to->wake, &to->cap_wake, to->n_wake, sizeof *to->wake, 64)) {
-		pthread_mutex_unlock(&to->wake_lock);
-		return -FM_ENOMEM;
-	}
-	to->wake[to->n_wake++] = item;
-	/* Woken under the lock: once the worker has taken the item (under the
-	 * same lock), nobody touches its loop any more, so it may stop. */
-	if (wake)
-		b->ports.wake(b, worker);
-	pthread_mutex_unlock(&to->wake_lock);
-	return 0;
-}
-
-void session_schedule(struct bworker *from, struct session *s, int worker)
-{
-	if (worker < 0 || atomic_exchange(&s->flush_pending, true))
-		return;
-	if (wake_push(from, worker, (struct wake_item){ session_ref(s), NULL, NULL })) {
-		atomic_store(&s->flush_pending, false);
-		session_unref(s);
-		log_err("out of memory scheduling a delivery to %s", s->client_id);
-	}
 }
 
 static int remember_held(struct bworker *w, struct session *s)

@@ -1,65 +1,20 @@
-/* The session registry (client id -> session), session end, session expiry
- * and delayed wills. */
-#include "internal.h"
+/* Session end, session expiry and delayed wills. */
+#include "sessions.h"
+#include "access.h"
+#include "admit.h"
+#include "broker.h"
+#include "persist.h"
+#include "queue_limits.h"
+#include "registry.h"
+#include "retain.h"
+#include "route.h"
+#include "../base/clock.h"
+#include "../base/log.h"
 #include "../base/err.h"
 #include "../base/hmap.h"
 #include "../base/vec.h"
 #include <stdlib.h>
 #include <string.h>
-
-/* The registry is base's hash map of the sessions by client id, seeded
- * with the broker's address: ids are chosen by peers. */
-struct registry_key {
-	const char *id;
-	size_t len;
-};
-
-static uint64_t registry_hash_of(const struct broker *b, const char *id, size_t len)
-{
-	return hmap_hash_bytes((uint64_t)(uintptr_t)b, id, len);
-}
-
-static uint64_t registry_hash(const void *item, const void *ctx)
-{
-	const struct session *s = item;
-	return registry_hash_of(ctx, s->client_id, s->client_id_len);
-}
-
-static bool registry_is(const void *item, const void *key)
-{
-	const struct session *s = item;
-	const struct registry_key *k = key;
-	return s->client_id_len == k->len && !memcmp(s->client_id, k->id, k->len);
-}
-
-struct session *registry_find(struct broker *b, const char *id, size_t len)
-{
-	return hmap_find(&b->reg, registry_hash_of(b, id, len), registry_is, &(struct registry_key){ id, len });
-}
-
-int registry_insert(struct broker *b, struct session *s)
-{
-	int rc = hmap_add(&b->reg, registry_hash(s, b), s, registry_hash, b);
-	if (!rc)
-		atomic_fetch_add(&b->stats.sessions, 1);
-	return rc;
-}
-
-void registry_remove(struct broker *b, struct session *s)
-{
-	if (hmap_remove(&b->reg, registry_hash(s, b), s, registry_hash, b))
-		atomic_fetch_sub(&b->stats.sessions, 1);
-}
-
-struct session *registry_next(const struct broker *b, size_t *pos) { return hmap_next(&b->reg, pos); }
-
-void registry_free_all(struct broker *b)
-{
-	size_t pos = 0;
-	for (struct session *s; (s = registry_next(b, &pos));)
-		session_unref(s);
-	hmap_free(&b->reg);
-}
 
 int timed_add(struct broker *b, struct session *s)
 {
@@ -70,24 +25,6 @@ int timed_add(struct broker *b, struct session *s)
 	b->timed[b->n_timed++] = session_ref(s);
 	s->timed = true;
 	return 0;
-}
-
-void retain_set(struct bworker *w, struct msg *m)
-{
-	struct broker *b = w->b;
-	int err;
-	pthread_rwlock_wrlock(&b->retain_lock);
-	struct msg *old = retain_index_set(b->retained, msg_topic(m), m->topic_len,
-					   m->payload_len ? msg_ref(m) : NULL, &err);
-	uint64_t version = b->retain_version++;
-	pthread_rwlock_unlock(&b->retain_lock);
-	if (err && m->payload_len) {
-		msg_unref(m);
-		log_err("out of memory storing the retained message on %.*s", (int)m->topic_len, msg_topic(m));
-		return;
-	}
-	msg_unref(old);
-	persist_retain(w, m, version);
 }
 
 struct msg *session_take_will(struct session *s, char **user)

@@ -6,7 +6,13 @@
  * timestamp; the fleet view (src/sparkplug/fleet.c) follows every node.
  * The fleet is shared by the workers: one mutex, held only to update or
  * copy it (no I/O, no allocation but the table's own growth). */
-#include "internal.h"
+#include "sparkplug.h"
+#include "admit.h"
+#include "broker.h"
+#include "../base/clock.h"
+#include "../base/log.h"
+#include "../auth/auth.h"
+#include <stdlib.h>
 #include "../base/err.h"
 #include "../sparkplug/fleet.h"
 #include <string.h>

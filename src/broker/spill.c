@@ -4,7 +4,11 @@
  * keeps just the stored id (QE_ON_DISK). When delivery reaches such entries
  * their bodies are read back through the store's writer thread, in batches,
  * behind every record submitted before (so the rows are there). */
-#include "internal.h"
+#include "spill.h"
+#include "broker.h"
+#include "inbox.h"
+#include "persist.h"
+#include "../base/log.h"
 #include "../base/err.h"
 #include "../base/vec.h"
 #include <stdlib.h>

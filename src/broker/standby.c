@@ -2,7 +2,12 @@
  * CONNECT and points the client at the server that serves (v5 Server
  * Reference). The flag is read on every CONNECT without the lock; the
  * reference and the refusal count live under it. */
-#include "internal.h"
+#include "standby.h"
+#include "broker.h"
+#include "client.h"
+#include "../base/clock.h"
+#include "../base/log.h"
+#include <stdlib.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>

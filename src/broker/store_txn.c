@@ -1,4 +1,4 @@
-#include "store_port.h"
+#include "store_txn.h"
 #include "../session/session.h"
 #include "../base/err.h"
 #include "../base/vec.h"

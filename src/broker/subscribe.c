@@ -1,5 +1,13 @@
 /* SUBSCRIBE and UNSUBSCRIBE, and retained messages sent on subscribe. */
+#include "admit.h"
+#include "client.h"
+#include "handlers.h"
+#include "persist.h"
 #include "reply.h"
+#include "route.h"
+#include "../base/clock.h"
+#include "../base/log.h"
+#include "../auth/auth.h"
 #include "../base/err.h"
 #include "../base/vec.h"
 #include "../sparkplug/sparkplug.h"

@@ -1,0 +1,13 @@
+/* The packet handlers: connect.c, publish.c (PUBLISH and the acknowledgements),
+ * subscribe.c. Each returns what it left of the connection. */
+#ifndef FM_BROKER_HANDLERS_H
+#define FM_BROKER_HANDLERS_H
+#include "types.h"
+
+struct handled handle_connect(struct client *c, const struct mqtt_connect *m);
+struct handled handle_publish(struct client *c, const struct mqtt_publish *m);
+struct handled handle_ack(struct client *c, uint8_t type, const struct mqtt_ack *a);
+struct handled handle_subscribe(struct client *c, const struct mqtt_subscribe *m);
+struct handled handle_unsubscribe(struct client *c, const struct mqtt_subscribe *m);
+
+#endif
