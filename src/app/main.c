@@ -186,14 +186,20 @@ static void stack_stop(struct stack *s, struct store *single_store, struct store
 }
 
 /* The MQTT address clients are sent to while this node follows: the
- * leader's host with this node's first listener port (the nodes of a
- * cluster are configured alike), "" when no leader is known. */
-static void server_reference(const struct config *cfg, const char *leader_raft, char *out, size_t len)
+ * leader's, from its cluster_peer line, or else the leader's host with
+ * this node's first listener port (nodes configured alike); "" when no
+ * leader is known. */
+static void server_reference(const struct config *cfg, uint64_t leader_id, const char *leader_raft, char *out,
+			     size_t len)
 {
 	const char *colon = strrchr(leader_raft, ':');
-	if (!*leader_raft || !colon || !cfg->n_listeners)
-		*out = 0;
-	else
+	*out = 0;
+	for (unsigned i = 0; i < cfg->n_cluster_peers; i++)
+		if (cfg->cluster_peers[i].id == leader_id && cfg->cluster_peers[i].mqtt_address[0]) {
+			snprintf(out, len, "%s", cfg->cluster_peers[i].mqtt_address);
+			return;
+		}
+	if (*leader_raft && colon && cfg->n_listeners)
 		snprintf(out, len, "%.*s:%u", (int)(colon - leader_raft), leader_raft, cfg->listeners[0].port);
 }
 
@@ -437,7 +443,7 @@ int main(int argc, char **argv)
 		uint64_t leader_id = 0;
 		if (cluster) {
 			want = store_cluster_serving(store, leader, sizeof leader, &leader_id) ? STACK_LEADER : STACK_STANDBY;
-			server_reference(&cfg, leader, ref, sizeof ref);
+			server_reference(&cfg, leader_id, leader, ref, sizeof ref);
 		}
 		if (!built || want != running) {
 			if (built) {

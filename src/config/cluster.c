@@ -89,10 +89,11 @@ int config__cluster_peer(struct config *c, char *args, char *err, size_t errlen)
 {
 	char *save = NULL, why[ADDRESS_MAX + 80];
 	char *id_text = strtok_r(args, " \t", &save), *address = strtok_r(NULL, " \t", &save);
+	char *mqtt = address ? strtok_r(NULL, " \t", &save) : NULL;
 	uint64_t id;
 	if (!id_text || !address || strtok_r(NULL, " \t", &save))
-		return fail(err, errlen, "cluster_peer: expected N HOST:PORT (another node's cluster_node_id and "
-			    "its cluster_listener)");
+		return fail(err, errlen, "cluster_peer: expected N HOST:PORT [MQTT_HOST:PORT] (another node's "
+			    "cluster_node_id, its cluster_listener, and where its clients connect)");
 	if (config__parse_id(id_text, &id) || id == 0)
 		return fail(err, errlen, "cluster_peer: N is a node id in 1..%" PRId64 ", not '%s'",
 			    (int64_t)CONFIG_CLUSTER_ID_MAX, id_text);
@@ -101,6 +102,8 @@ int config__cluster_peer(struct config *c, char *args, char *err, size_t errlen)
 	if (host_unspecified(address, strcspn(address, ":")))
 		return fail(err, errlen, "cluster_peer %" PRIu64 ": %s reaches no node: give the address of its "
 			    "cluster_listener", id, address);
+	if (mqtt && address_check(mqtt, why, sizeof why))
+		return fail(err, errlen, "cluster_peer %" PRIu64 ": its MQTT address: %s", id, why);
 	if (c->n_cluster_peers == CONFIG_MAX_CLUSTER_PEERS)
 		return fail(err, errlen, "cluster_peer: at most %d other nodes (a cluster has at most %d)",
 			    CONFIG_MAX_CLUSTER_PEERS, CONFIG_MAX_CLUSTER_PEERS + 1);
@@ -116,6 +119,7 @@ int config__cluster_peer(struct config *c, char *args, char *err, size_t errlen)
 	struct config_cluster_peer *p = &c->cluster_peers[c->n_cluster_peers++];
 	p->id = id;
 	snprintf(p->address, sizeof p->address, "%s", address);
+	snprintf(p->mqtt_address, sizeof p->mqtt_address, "%s", mqtt ? mqtt : "");
 	return 0;
 }
 

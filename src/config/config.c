@@ -293,10 +293,12 @@ static const struct option options[] = {
 	  "Cluster: listen for the other nodes (raft) on PORT at ADDRESS, a host name or an IPv4 address "
 	  "(default 127.0.0.1). ADDRESS:PORT is also what this node tells the others, so it must be one they "
 	  "reach (not 0.0.0.0); not the port of an MQTT or HTTP listener.", false },
-	{ "cluster_peer", OPT_CLUSTER_PEER, 0, 0, 0, NULL, NULL, "N HOST:PORT",
+	{ "cluster_peer", OPT_CLUSTER_PEER, 0, 0, 0, NULL, NULL, "N HOST:PORT [MQTT_HOST:PORT]",
 	  "Cluster: another node, its cluster_node_id and its cluster_listener's address. Repeatable: one "
 	  "line per other node, at most 15. Read at the first start only: then the raft log holds the "
-	  "membership, which ferromq-ctl cluster add|remove changes.", false },
+	  "membership, which ferromq-ctl cluster add|remove changes. MQTT_HOST:PORT is where that node's "
+	  "clients connect, sent as the Server Reference while it leads (default: its HOST with this "
+	  "node's first listener port).", false },
 	{ "cluster_role", OPT_ENUM_BOOL, OFF(cluster_witness), 0, 1, "broker", cluster_role_names,
 	  "broker|witness",
 	  "Cluster: broker serves MQTT while it is the leader; witness only stores the raft log (in "

@@ -268,7 +268,11 @@ struct config {
 	/* Cluster (issue 14): cluster_node_id 0 = a single node. */
 	uint64_t cluster_node_id;
 	char cluster_address[272];      /* "ADDRESS:PORT" of cluster_listener, "" when none */
-	struct config_cluster_peer { uint64_t id; char address[272]; } cluster_peers[CONFIG_MAX_CLUSTER_PEERS];
+	struct config_cluster_peer {
+		uint64_t id;
+		char address[272];      /* its cluster_listener */
+		char mqtt_address[272]; /* where its clients connect (Server Reference), "" when not given */
+	} cluster_peers[CONFIG_MAX_CLUSTER_PEERS];
 	unsigned n_cluster_peers;
 	bool cluster_witness;
 	bool cluster_join;

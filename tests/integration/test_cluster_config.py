@@ -145,7 +145,7 @@ def test_a_bad_cluster_config_refuses_to_start(tmp_path):
 
 def test_help_lists_the_cluster_options():
     out = subprocess.run([broker_bin(), "--help"], capture_output=True, text=True, check=True).stdout
-    for opt in ("cluster_node_id N", "cluster_listener PORT [ADDRESS]", "cluster_peer N HOST:PORT",
+    for opt in ("cluster_node_id N", "cluster_listener PORT [ADDRESS]", "cluster_peer N HOST:PORT [MQTT_HOST:PORT]",
                 "cluster_role broker|witness", "cluster_election_timeout MS", "cluster_heartbeat MS",
                 "cluster_join true|false"):
         assert re.search(r"^  %s\n      \S" % re.escape(opt), out, re.M), opt

@@ -194,16 +194,17 @@ static void test_refused_lines(void)
 	ok_line(&c, "cluster_listener 7883");
 	bad_line_in(&c, "cluster_listener 7884", "cluster_listener: one per node, and line 1 has it");
 
-	bad_line("cluster_peer 2", "cluster_peer: expected N HOST:PORT (another node's cluster_node_id and its "
-		 "cluster_listener)");
-	bad_line("cluster_peer 2 h:1 h:2", "cluster_peer: expected N HOST:PORT (another node's cluster_node_id and "
-		 "its cluster_listener)");
+	bad_line("cluster_peer 2", "cluster_peer: expected N HOST:PORT [MQTT_HOST:PORT] (another node's "
+		 "cluster_node_id, its cluster_listener, and where its clients connect)");
+	bad_line("cluster_peer 2 h:1 h:2 h:3", "cluster_peer: expected N HOST:PORT [MQTT_HOST:PORT] (another node's "
+		 "cluster_node_id, its cluster_listener, and where its clients connect)");
+	bad_line("cluster_peer 2 h:1 h", "cluster_peer 2: its MQTT address: 'h': expected HOST:PORT");
 	bad_line("cluster_peer 0 h:1", "cluster_peer: N is a node id in 1..9223372036854775807, not '0'");
 	bad_line("cluster_peer two h:1", "cluster_peer: N is a node id in 1..9223372036854775807, not 'two'");
 	bad_line("cluster_peer 9223372036854775808 h:1",
 		 "cluster_peer: N is a node id in 1..9223372036854775807, not '9223372036854775808'");
-	bad_line("cluster_peer 2=h:1", "cluster_peer: expected N HOST:PORT (another node's cluster_node_id and its "
-		 "cluster_listener)");
+	bad_line("cluster_peer 2=h:1", "cluster_peer: expected N HOST:PORT [MQTT_HOST:PORT] (another node's "
+		 "cluster_node_id, its cluster_listener, and where its clients connect)");
 	bad_line("cluster_peer 2 h", "cluster_peer 2: 'h': expected HOST:PORT");
 	bad_line("cluster_peer 2 h:0", "cluster_peer 2: 'h:0': the port is a number 1-65535");
 	bad_line("cluster_peer 2 :7883", "cluster_peer 2: ':7883': no host before ':'");
@@ -215,6 +216,9 @@ static void test_refused_lines(void)
 	ok_line(&c, "cluster_peer 2 node-b:7883");
 	bad_line_in(&c, "cluster_peer 2 node-c:7883", "cluster_peer 2: listed twice (first on line 1)");
 	bad_line_in(&c, "cluster_peer 3 NODE-B:7883", "cluster_peer 3: NODE-B:7883 is the address of node 2 too (line 1)");
+	ASSERT_STRN(c.cluster_peers[0].mqtt_address, strlen(c.cluster_peers[0].mqtt_address), "");
+	ok_line(&c, "cluster_peer 4 node-d:7883 mqtt-d:8883");
+	ASSERT_STRN(c.cluster_peers[1].mqtt_address, strlen(c.cluster_peers[1].mqtt_address), "mqtt-d:8883");
 
 	bad_line("cluster_role leader", "cluster_role: invalid value 'leader' (expected broker|witness)");
 	bad_line("cluster_role Witness", "cluster_role: invalid value 'Witness' (expected broker|witness)");
@@ -353,7 +357,7 @@ static void test_help(void)
 	config_print_help(f);
 	fclose(f);
 	static const char *const want[] = {
-		"  cluster_node_id N\n", "  cluster_listener PORT [ADDRESS]\n", "  cluster_peer N HOST:PORT\n",
+		"  cluster_node_id N\n", "  cluster_listener PORT [ADDRESS]\n", "  cluster_peer N HOST:PORT [MQTT_HOST:PORT]\n",
 		"  cluster_role broker|witness\n", "  cluster_election_timeout MS\n", "  cluster_heartbeat MS\n",
 		"  cluster_join true|false\n", "persistence_location/raft", "Default: 500.", "Default: 50.",
 	};
