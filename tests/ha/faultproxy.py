@@ -101,11 +101,11 @@ class FaultNet:
     MODES = ("stall", "reset")
 
     def __init__(self, host="127.0.0.1"):
-        self.host = host
+        self.host = host      # the default address of nodes and proxies
         self.cond = threading.Condition()
         self.cuts = {}        # (src, dst) -> mode
-        self.targets = {}     # node id -> real port
-        self.listeners = {}   # node id -> (socket, proxy port)
+        self.targets = {}     # node id -> (host, real port)
+        self.listeners = {}   # node id -> (socket, (host, proxy port))
         self.conns = set()
         self.bytes = {}       # (src, dst) -> bytes forwarded
         self.unknown_sources = 0
@@ -115,23 +115,29 @@ class FaultNet:
 
     # ------------------------------------------------------------ setup
 
-    def add_node(self, node_id, real_port, proxy_port=None):
-        """Listens for node_id's peers; returns the proxy port they must be
-        given as node_id's address. proxy_port: a port the caller reserved
+    def add_node(self, node_id, real_port, proxy_port=None, host=None):
+        """Listens for node_id's peers on host (the node's own address, whose
+        real listener is real_port there); returns the proxy port they must
+        be given as node_id's address. proxy_port: a port the caller reserved
         (the test harness's pool), else one the kernel picks."""
+        host = host or self.host
         ls = socket.socket()
         ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        ls.bind((self.host, proxy_port or 0))
+        ls.bind((host, proxy_port or 0))
         ls.listen(64)
         port = ls.getsockname()[1]
         with self.cond:
-            self.targets[node_id] = real_port
-            self.listeners[node_id] = (ls, port)
+            self.targets[node_id] = (host, real_port)
+            self.listeners[node_id] = (ls, (host, port))
         self._spawn(self._accept_loop, node_id, ls)
         return port
 
     def proxy_port(self, node_id):
-        return self.listeners[node_id][1]
+        return self.listeners[node_id][1][1]
+
+    def proxy_address(self, node_id):
+        """HOST:PORT at which the other nodes must be told node_id is."""
+        return "%s:%d" % self.listeners[node_id][1]
 
     def close(self):
         with self.cond:
@@ -197,7 +203,7 @@ class FaultNet:
         """Established connections to a node's real listener that are not
         the proxy's own: raft traffic that no cut can reach. A list of
         (real port, client's local port)."""
-        real = set(self.targets.values())
+        real = {port for _, port in self.targets.values()}
         with self.cond:
             ours = set(self.upstream_ports)
         found = []
@@ -269,7 +275,7 @@ class FaultNet:
                 self.unknown_sources += 1
             _hard_close(down)
             return
-        head = raft_handshake(src, "%s:%d" % (self.host, self.proxy_port(src)))
+        head = raft_handshake(src, self.proxy_address(src))
         conn = _Conn(src, dst, down)
         with self.cond:
             self.conns.add(conn)
@@ -277,7 +283,7 @@ class FaultNet:
             self._drop(conn)
             return
         try:
-            up = socket.create_connection((self.host, self.targets[dst]), timeout=5)
+            up = socket.create_connection(self.targets[dst], timeout=5)
         except OSError:
             self._drop(conn)
             return

@@ -5,9 +5,12 @@ clean stop, which one leads), each with its own ports from the harness's
 pool, data directory and log in the test's directory:
 
 - BrokerCluster: ferromq brokers (cluster_* options), optionally one of
-  them a witness. The leader is found the way a client finds it: the node
-  whose CONNACK is 0 (followers refuse with v5 0x9C + Server Reference,
-  v3.1.1 0x03), or by /readyz.
+  them a witness. Node N has its own loopback address, 127.0.0.N, and the
+  nodes are configured alike (the same MQTT and HTTP ports), as on three
+  machines: a follower's Server Reference is the leader's cluster host with
+  its own MQTT port. The leader is found the way a client finds it: the
+  node whose CONNACK is 0 (followers refuse with v5 0x9C + Server
+  Reference, v3.1.1 0x03), or by /readyz.
 - RaftCluster: fm-cluster-node processes (the raft module's own test
   program, tests/cluster/clusterlib.py), to prove the fault proxy and the
   partition logic on the raft module alone.
@@ -84,12 +87,12 @@ def broker_bin():
     return os.environ.get("FERROMQ_BIN") or os.path.join(os.path.dirname(TESTS), "build", "ferromq")
 
 
-def probe_connect(port, version=4, timeout=1.0):
-    """One clean-session CONNECT to port: (CONNACK code, Server Reference or
-    None), or None when nothing answers (process dead, stopped, or not
-    listening)."""
+def probe_connect(host, port, version=4, timeout=1.0):
+    """One clean-session CONNECT to host:port: (CONNACK code, Server
+    Reference or None), or None when nothing answers (process dead,
+    stopped, or not listening)."""
     try:
-        r = mqttraw.RawClient(port, version, timeout=timeout)
+        r = mqttraw.RawClient(port, version, host=host, timeout=timeout)
     except OSError:
         return None
     try:
@@ -116,8 +119,9 @@ class BrokerNode:
         os.makedirs(self.data, exist_ok=True)
         self.conf = os.path.join(self.dir, "ferromq.conf")
         self.log = os.path.join(self.dir, "broker.log")
-        self.port = None if witness else free_port()
-        self.http_port = free_port()
+        self.host = "127.0.0.%d" % nid
+        self.port = None if witness else cluster.mqtt_port
+        self.http_port = cluster.http_port
         self.cluster_port = free_port()
         self.proc = None
         self.stopped = False  # SIGSTOPped
@@ -125,21 +129,22 @@ class BrokerNode:
 
     @property
     def address(self):
-        return "%s:%d" % (HOST, self.port) if self.port else None
+        return "%s:%d" % (self.host, self.port) if self.port else None
 
     def write_config(self, join=False):
         c = self.cluster
         lines = ["persistence_location %s" % self.data,
                  "log_type all",
-                 "http_listener %d %s" % (self.http_port, HOST),
+                 "http_listener %d %s" % (self.http_port, self.host),
+                 "http_token_file %s" % c.token_file,
                  "cluster_node_id %d" % self.id,
-                 "cluster_listener %d %s" % (self.cluster_port, HOST),
+                 "cluster_listener %d %s" % (self.cluster_port, self.host),
                  "cluster_role %s" % ("witness" if self.witness else "broker")]
         if self.port:
-            lines.insert(0, "listener %d %s" % (self.port, HOST))
+            lines.insert(0, "listener %d %s" % (self.port, self.host))
         for other in c.nodes.values():
-            if other is not self:
-                lines.append("cluster_peer %d %s:%d" % (other.id, HOST, c.net.proxy_port(other.id)))
+            if other is not self and not join:  # a joining node learns the cluster from the leader
+                lines.append("cluster_peer %d %s" % (other.id, c.net.proxy_address(other.id)))
         if c.election_timeout_ms:
             lines.append("cluster_election_timeout %d" % c.election_timeout_ms)
         if c.heartbeat_ms:
@@ -197,12 +202,18 @@ class BrokerNode:
         """(CONNACK code, Server Reference) or None; see probe_connect."""
         if not self.port or not self.alive() or self.stopped:
             return None
-        return probe_connect(self.port, version, timeout)
+        return probe_connect(self.host, self.port, version, timeout)
+
+    def http_get(self, path, timeout=1.0):
+        """urlopen of GET path on this node's HTTP listener, with the token."""
+        req = urllib.request.Request("http://%s:%d%s" % (self.host, self.http_port, path),
+                                     headers={"Authorization": "Bearer " + self.cluster.token})
+        return urllib.request.urlopen(req, timeout=timeout)
 
     def readyz(self, timeout=1.0):
         """/readyz's HTTP status, or None when nothing answers."""
         try:
-            with urllib.request.urlopen("http://%s:%d/readyz" % (HOST, self.http_port), timeout=timeout) as r:
+            with self.http_get("/readyz", timeout) as r:
                 return r.status
         except urllib.error.HTTPError as e:
             return e.code
@@ -220,11 +231,19 @@ class BrokerCluster:
         self.heartbeat_ms = heartbeat_ms
         self.extra_lines = list(extra_lines)
         self.net = FaultNet(HOST)
+        self.mqtt_port = free_port()
+        self.http_port = free_port()
+        os.makedirs(self.root, exist_ok=True)
+        self.token = os.urandom(16).hex()
+        self.token_file = os.path.join(self.root, "http.token")
+        with open(self.token_file, "w") as f:
+            f.write(self.token + "\n")
+        os.chmod(self.token_file, 0o600)
         self.nodes = {}
         for i in range(1, n + 1):
             node = BrokerNode(self, i, witness=i in witness_ids)
             self.nodes[i] = node
-            self.net.add_node(i, node.cluster_port, free_port())
+            self.net.add_node(i, node.cluster_port, free_port(), node.host)
 
     def start(self):
         for node in self.nodes.values():
@@ -248,14 +267,17 @@ class BrokerCluster:
         return None
 
     def wait_leader(self, timeout=15, among=None):
-        return wait_for(lambda: self.leader(among), timeout, 0.02)
+        """The leader, or None after timeout (at once when no broker runs)."""
+        def found():
+            if not any(n.alive() for n in self.brokers()):
+                return "none"
+            return self.leader(among)
+        r = wait_for(found, timeout, 0.02)
+        return r if r != "none" else None
 
-    def ports(self):
-        """Every broker's MQTT port, for clients that try each address."""
-        return [n.port for n in self.brokers()]
-
-    def node_at(self, port):
-        return next((n for n in self.brokers() if n.port == port), None)
+    def addresses(self):
+        """Every broker's MQTT (host, port), for clients that try each."""
+        return [(n.host, n.port) for n in self.brokers()]
 
     def kill_leader(self, sig=signal.SIGKILL, timeout=30):
         """Kills (or with SIGSTOP, stops) the broker that leads and waits for
@@ -277,7 +299,7 @@ class BrokerCluster:
     def api(self, node, path, timeout=2.0):
         """GET node's HTTP API path: the decoded JSON, or None."""
         try:
-            with urllib.request.urlopen("http://%s:%d%s" % (HOST, node.http_port, path), timeout=timeout) as r:
+            with node.http_get(path, timeout) as r:
                 return json.loads(r.read().decode())
         except (OSError, urllib.error.URLError, ValueError):
             return None
@@ -303,9 +325,9 @@ class BrokerCluster:
         out = []
         for n in self.nodes.values():
             state = "running" if n.alive() else "exited %s" % (n.proc.returncode if n.proc else "-")
-            out.append("==== node %d (%s%s, mqtt %s, cluster %d, proxy %d) %s\n%s" % (
+            out.append("==== node %d (%s%s, mqtt %s, cluster %s:%d, proxy %s) %s\n%s" % (
                 n.id, "witness" if n.witness else "broker", ", SIGSTOPped" if n.stopped else "",
-                n.port, n.cluster_port, self.net.proxy_port(n.id), state, log_tail(n.log)))
+                n.address, n.host, n.cluster_port, self.net.proxy_address(n.id), state, log_tail(n.log)))
         return "\n".join(out)
 
     def shutdown(self):
@@ -336,7 +358,7 @@ class RaftNode(clusterlib.Node):
 
     def start(self, voters=None, join=False):
         if voters is None and not join:
-            voters = [v if v is self else _Peer(id=v.id, address="%s:%d" % (HOST, self.cluster.net.proxy_port(v.id)))
+            voters = [v if v is self else _Peer(id=v.id, address=self.cluster.net.proxy_address(v.id))
                       for v in self.cluster.voters]
         super().start(voters, join)
 

@@ -15,6 +15,7 @@ check_deliveries says what went wrong: an acknowledged message never
 delivered, a QoS 2 message delivered twice, a publisher's messages out of
 order, a session not found after a reconnect.
 """
+import re
 import threading
 import time
 
@@ -22,7 +23,6 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-HOST = "127.0.0.1"
 SESSION_EXPIRY_S = 3600
 TOPIC = "ha/load"
 
@@ -62,14 +62,15 @@ class SessionClient(threading.Thread):
     """One paho client with a persistent session, kept connected to the
     node that leads. Subclasses act in tick() while connected."""
 
-    def __init__(self, client_id, ports, version=4, keepalive=5):
+    def __init__(self, client_id, addresses, version=4, keepalive=3):
+        """addresses: every broker's (host, port)."""
         super().__init__(daemon=True, name=client_id)
-        self.client_id, self.ports, self.version = client_id, list(ports), version
+        self.client_id, self.addresses, self.version = client_id, list(addresses), version
         self.keepalive = keepalive
         self.stop_flag = threading.Event()
         self.lock = threading.Lock()
         self.connected = False
-        self.connects = []        # (monotonic time, port, session present)
+        self.connects = []        # (monotonic time, (host, port), session present)
         self.refusals = {}        # CONNACK code -> count
         self.problems = []
         self.error = None
@@ -94,16 +95,28 @@ class SessionClient(threading.Thread):
         self.connected = False
 
     # -- connection
-    def _try(self, port):
-        """One CONNECT to port; (code, session present, server reference) or None."""
+    def _try(self, address):
+        """One CONNECT to (host, port); (code, session present, server
+        reference) or None."""
+        host, port = address
         self._connack = None
+        # paho 1.6.1's reconnect() maps each in-flight message's state before
+        # it connects: a QoS 2 message waiting for PUBCOMP becomes "re-send
+        # PUBREL", and the next reconnect() (after an attempt that failed:
+        # node down, or refusing as a follower) turns that into "publish",
+        # sent anew without DUP after the broker released the packet id: a
+        # new message, delivered twice. Undone before every attempt.
+        with self.mqtt._out_message_mutex:
+            for m in self.mqtt._out_messages.values():
+                if m.state == mqtt.mqtt_ms_resend_pubrel:
+                    m.state = mqtt.mqtt_ms_wait_for_pubcomp
         try:
             if self.version == 5:
                 p = Properties(PacketTypes.CONNECT)
                 p.SessionExpiryInterval = SESSION_EXPIRY_S
-                self.mqtt.connect(HOST, port, keepalive=self.keepalive, clean_start=False, properties=p)
+                self.mqtt.connect(host, port, keepalive=self.keepalive, clean_start=False, properties=p)
             else:
-                self.mqtt.connect(HOST, port, keepalive=self.keepalive)
+                self.mqtt.connect(host, port, keepalive=self.keepalive)
         except OSError:
             return None
         deadline = time.monotonic() + 1.0
@@ -112,36 +125,39 @@ class SessionClient(threading.Thread):
                 return None
         return self._connack
 
-    def _port_of(self, reference):
+    @staticmethod
+    def _address_of(reference):
+        """(host, port) of a Server Reference "HOST:PORT", or None."""
         try:
-            return int(reference.rsplit(":", 1)[1])
-        except (ValueError, IndexError, AttributeError):
+            host, port = reference.rsplit(":", 1)
+            return host, int(port)
+        except (ValueError, AttributeError):
             return None
 
     def connect_leader(self):
         """Tries every node (a Server Reference first) until one accepts."""
-        order, i = list(self.ports), 0
+        order, i = list(self.addresses), 0
         while not self.stop_flag.is_set():
-            port = order[i % len(order)]
+            address = order[i % len(order)]
             i += 1
-            r = self._try(port)
+            r = self._try(address)
             if r is None:
                 continue
             code, present, ref = r
             if code == 0:
                 with self.lock:
                     first = not self.connects
-                    self.connects.append((time.monotonic(), port, present))
+                    self.connects.append((time.monotonic(), address, present))
                     self.connected = True
                 if not first and not present:
-                    self.problems.append("%s: session not present on reconnect to port %d" % (self.client_id, port))
+                    self.problems.append("%s: session not present on reconnect to %s:%d" % (self.client_id, *address))
                 self.on_connected(first)
                 return True
             self.refusals[code] = self.refusals.get(code, 0) + 1
-            ref_port = self._port_of(ref)
-            if ref_port in self.ports:
-                order.insert(i % (len(order) + 1), ref_port)
-            if i % len(self.ports) == 0:
+            referred = self._address_of(ref)
+            if referred in self.addresses and referred != address:
+                order.insert(i % (len(order) + 1), referred)  # tried next
+            if i % len(self.addresses) == 0:
                 time.sleep(0.02)  # every node refused: an election is running
         return False
 
@@ -175,16 +191,29 @@ class Publisher(SessionClient):
     """Publishes TOPIC payloads "<client id> <seq>" at rate per second,
     at most `window` unacknowledged, while connected."""
 
-    def __init__(self, client_id, ports, qos, rate=200, window=20, version=4):
-        super().__init__(client_id, ports, version)
+    def __init__(self, client_id, addresses, qos, rate=200, window=20, version=4):
+        super().__init__(client_id, addresses, version)
         self.qos, self.rate, self.window = qos, rate, window
         self.mqtt.on_publish = self._on_publish
+        self.mqtt.on_log = self._on_log
         self.seq = 0
         self.pending = {}   # paho mid -> seq
+        self.mid_of = {}    # seq -> paho mid (the packet id it was sent with)
+        self.packets = {}   # packet id -> [(monotonic time, paho's log line)], its last 12
         self.acked = set()
         self.sending = threading.Event()
         self.sending.set()
         self.started = None
+
+    def _on_log(self, c, userdata, level, line):
+        """paho's debug lines of the packets it sends and receives, kept per
+        packet id, for the timeline of a failing check."""
+        m = re.search(r"\(Mid: (\d+)\)|m(\d+)\)", line)
+        if m:
+            mid = int(m.group(1) or m.group(2))
+            lines = self.packets.setdefault(mid, [])
+            lines.append((time.monotonic(), line))
+            del lines[:-12]
 
     def _on_publish(self, c, userdata, mid):
         seq = self.pending.pop(mid, None)
@@ -203,6 +232,7 @@ class Publisher(SessionClient):
             self.seq += 1
             info = self.mqtt.publish(TOPIC, b"%s %d" % (self.client_id.encode(), self.seq), self.qos)
             self.pending[info.mid] = self.seq
+            self.mid_of[self.seq] = info.mid
 
     def outstanding(self):
         return len(self.pending)
@@ -216,10 +246,11 @@ class Subscriber(SessionClient):
     """Subscribes TOPIC at QoS 2 on its first session, then relies on the
     session; records (publisher, seq) of every delivery."""
 
-    def __init__(self, client_id, ports, version=5):
-        super().__init__(client_id, ports, version)
+    def __init__(self, client_id, addresses, version=5):
+        super().__init__(client_id, addresses, version)
         self.mqtt.on_message = self._on_message
         self.deliveries = []
+        self.details = {}  # (publisher, seq) -> [(monotonic time, packet id, dup, qos)]
         self.subscribed = threading.Event()
         self.mqtt.on_subscribe = lambda *a: self.subscribed.set()
 
@@ -229,8 +260,10 @@ class Subscriber(SessionClient):
 
     def _on_message(self, c, userdata, m):
         pub, seq = m.payload.split()
+        key = (pub.decode(), int(seq))
         with self.lock:
-            self.deliveries.append((pub.decode(), int(seq)))
+            self.deliveries.append(key)
+            self.details.setdefault(key, []).append((time.monotonic(), m.mid, bool(m.dup), m.qos))
 
     def delivered(self):
         with self.lock:
@@ -241,9 +274,10 @@ class Load:
     """A subscriber and publishers (QoS 1 over v5, QoS 2 over v3.1.1 by
     default) on a cluster's brokers."""
 
-    def __init__(self, ports, publishers=(("pub-q1", 1, 5), ("pub-q2", 2, 4)), rate=200):
-        self.sub = Subscriber("ha-sub", ports)
-        self.pubs = [Publisher(cid, ports, qos, rate, version=v) for cid, qos, v in publishers]
+    def __init__(self, addresses, publishers=(("pub-q1", 1, 5), ("pub-q2", 2, 4)), rate=200):
+        """addresses: every broker's (host, port)."""
+        self.sub = Subscriber("ha-sub", addresses)
+        self.pubs = [Publisher(cid, addresses, qos, rate, version=v) for cid, qos, v in publishers]
 
     def start(self, timeout=15):
         self.sub.start()
@@ -279,12 +313,34 @@ class Load:
         for p in self.pubs:
             if p.outstanding():
                 problems.append("%s: %d message(s) never acknowledged" % (p.client_id, p.outstanding()))
-        problems += check_deliveries(acked, qos_of, self.sub.delivered())
+        found = check_deliveries(acked, qos_of, self.sub.delivered())
+        if found:
+            found.append(self.timeline())
+        problems += found
         for c in self.pubs + [self.sub]:
             problems += c.problems
             if c.error:
                 problems.append(c.error)
         return problems
+
+    def timeline(self):
+        """For a failing check: every (re)connection and each repeated
+        delivery, in time order (seconds since the subscriber started)."""
+        t0 = self.sub.connects[0][0] if self.sub.connects else 0
+        events = []
+        for c in self.pubs + [self.sub]:
+            for t, addr, present in c.connects:
+                events.append((t, "%s connected to %s:%d (session present %s)" % (c.client_id, *addr, present)))
+        pubs = {p.client_id: p for p in self.pubs}
+        for key, ds in self.sub.details.items():
+            if len(ds) > 1:
+                for t, mid, dup, qos in ds:
+                    events.append((t, "delivered %s %d: packet id %d, dup %s, qos %d" % (*key, mid, dup, qos)))
+                pub = pubs.get(key[0])
+                if pub and key[1] in pub.mid_of:
+                    for t, line in pub.packets.get(pub.mid_of[key[1]], []):
+                        events.append((t, "%s (seq %d): %s" % (key[0], key[1], line)))
+        return "timeline:\n" + "\n".join("%8.3f %s" % (t - t0, e) for t, e in sorted(events))
 
     def stop(self):
         for c in self.pubs + [self.sub]:

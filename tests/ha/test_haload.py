@@ -25,7 +25,7 @@ def test_checker_finds_loss_duplicates_and_disorder():
 
 def test_load_survives_kill9_of_a_durable_broker(start_broker):
     b = start_broker(durability="full")
-    load = haload.Load([b.port])
+    load = haload.Load([("127.0.0.1", b.port)])
     load.start()
     try:
         for _ in range(2):
