@@ -2,16 +2,6 @@
 #include "err.h"
 #include <stdlib.h>
 
-uint64_t hmap_mix64(uint64_t h)
-{
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdull;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ull;
-	h ^= h >> 33;
-	return h;
-}
-
 uint64_t hmap_hash_bytes(uint64_t seed, const void *p, size_t len)
 {
 	const unsigned char *b = p;
@@ -26,17 +16,6 @@ uint64_t hmap_hash_bytes(uint64_t seed, const void *p, size_t len)
 static size_t hmap__mask(const struct hmap *m)
 {
 	return m->slot ? ((size_t)1 << m->shift) - 1 : 0;
-}
-
-void *hmap_find(const struct hmap *m, uint64_t h, hmap_eq_fn eq, const void *key)
-{
-	if (!m->slot)
-		return NULL;
-	size_t mask = hmap__mask(m);
-	for (size_t i = (size_t)h & mask; m->slot[i]; i = (i + 1) & mask)
-		if (eq(m->slot[i], key))
-			return m->slot[i];
-	return NULL;
 }
 
 static void hmap__put(void **slot, size_t mask, uint64_t h, void *item)

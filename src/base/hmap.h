@@ -27,8 +27,18 @@ typedef uint64_t (*hmap_hash_fn)(const void *item, const void *ctx);
 /* Whether item has the key the lookup is for. */
 typedef bool (*hmap_eq_fn)(const void *item, const void *key);
 
-/* The item with hash h for which eq(item, key) holds, or NULL. */
-void *hmap_find(const struct hmap *m, uint64_t h, hmap_eq_fn eq, const void *key);
+/* The item with hash h for which eq(item, key) holds, or NULL. Inline, so
+ * that a caller's eq is inlined into its probe loop. */
+static inline void *hmap_find(const struct hmap *m, uint64_t h, hmap_eq_fn eq, const void *key)
+{
+	if (!m->slot)
+		return NULL;
+	size_t mask = ((size_t)1 << m->shift) - 1;
+	for (size_t i = (size_t)h & mask; m->slot[i]; i = (i + 1) & mask)
+		if (eq(m->slot[i], key))
+			return m->slot[i];
+	return NULL;
+}
 /* Adds item (not NULL, not in the map) with hash h, growing the table to
  * keep it at most half full. Returns 0, or -FM_ENOMEM with m unchanged. */
 int hmap_add(struct hmap *m, uint64_t h, void *item, hmap_hash_fn hash, const void *ctx);
@@ -52,7 +62,15 @@ void *hmap_take_at(struct hmap *m, size_t i, hmap_hash_fn hash, const void *ctx)
 void hmap_free(struct hmap *m);
 
 /* The mixing every table hashes with: MurmurHash3's 64-bit finaliser. */
-uint64_t hmap_mix64(uint64_t h);
+static inline uint64_t hmap_mix64(uint64_t h)
+{
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ull;
+	h ^= h >> 33;
+	return h;
+}
 /* FNV-1a over p[0..len) from seed, then hmap_mix64. Seeding with an
  * address or a random number keeps keys chosen by a peer from colliding
  * the same way in every table and every run. */
