@@ -2,104 +2,81 @@
 #include "../base/err.h"
 #include <stdlib.h>
 
-#define EMPTY 0
-#define GONE UINT64_MAX
+struct refmap_entry {
+	uint64_t id;
+	int32_t refs;
+};
 
-static uint32_t slot_of(uint64_t key, uint32_t cap)
+/* Ids are the broker's own (never chosen by a peer): no seed needed. */
+static uint64_t refmap__hash_of(uint64_t id) { return hmap_mix64(id); }
+
+static uint64_t refmap__hash(const void *item, const void *ctx)
 {
-	key ^= key >> 33;
-	key *= 0xff51afd7ed558ccdull;
-	key ^= key >> 33;
-	return (uint32_t)key & (cap - 1);
+	(void)ctx;
+	return refmap__hash_of(((const struct refmap_entry *)item)->id);
 }
 
-static int32_t *find(const struct refmap *m, uint64_t key)
+static bool refmap__is(const void *item, const void *key)
 {
-	if (!m->cap)
-		return NULL;
-	for (uint32_t i = slot_of(key, m->cap);; i = (i + 1) & (m->cap - 1)) {
-		if (m->keys[i] == key)
-			return &m->vals[i];
-		if (m->keys[i] == EMPTY)
-			return NULL;
-	}
+	return ((const struct refmap_entry *)item)->id == *(const uint64_t *)key;
 }
 
-bool refmap_has(const struct refmap *m, uint64_t key) { return find(m, key) != NULL; }
-
-static int grow(struct refmap *m)
+/* The entry of key, or NULL. Most bodies have one reference, so the map is
+ * often empty: that case is answered without hashing. */
+static struct refmap_entry *refmap__find(const struct refmap *m, uint64_t h, uint64_t key)
 {
-	uint32_t cap = m->cap ? m->cap * 2 : 1024;
-	if (m->live * 4 < m->cap)
-		cap = m->cap; /* mostly tombstones: rehash in place size */
-	uint64_t *keys = calloc(cap, sizeof *keys);
-	int32_t *vals = malloc(sizeof *vals * cap);
-	if (!keys || !vals) {
-		free(keys);
-		free(vals);
-		return -FM_ENOMEM;
-	}
-	for (uint32_t i = 0; i < m->cap; i++) {
-		if (m->keys[i] == EMPTY || m->keys[i] == GONE)
-			continue;
-		uint32_t j = slot_of(m->keys[i], cap);
-		while (keys[j] != EMPTY)
-			j = (j + 1) & (cap - 1);
-		keys[j] = m->keys[i];
-		vals[j] = m->vals[i];
-	}
-	free(m->keys);
-	free(m->vals);
-	m->keys = keys;
-	m->vals = vals;
-	m->cap = cap;
-	m->used = m->live;
-	return 0;
+	return hmap_find(&m->map, h, refmap__is, &key);
+}
+
+bool refmap_has(const struct refmap *m, uint64_t key)
+{
+	return m->map.count && refmap__find(m, refmap__hash_of(key), key);
 }
 
 int refmap_put(struct refmap *m, uint64_t key, int32_t val)
 {
-	int32_t *v = find(m, key);
-	if (v) {
-		*v = val;
+	uint64_t h = refmap__hash_of(key);
+	struct refmap_entry *e = m->map.count ? refmap__find(m, h, key) : NULL;
+	if (e) {
+		e->refs = val;
 		return 0;
 	}
-	if ((m->used + 1) * 4 >= m->cap * 3 && grow(m))
+	if (!(e = malloc(sizeof *e)))
 		return -FM_ENOMEM;
-	uint32_t i = slot_of(key, m->cap);
-	while (m->keys[i] != EMPTY && m->keys[i] != GONE)
-		i = (i + 1) & (m->cap - 1);
-	if (m->keys[i] == EMPTY)
-		m->used++;
-	m->keys[i] = key;
-	m->vals[i] = val;
-	m->live++;
+	*e = (struct refmap_entry){ .id = key, .refs = val };
+	if (hmap_add(&m->map, h, e, refmap__hash, NULL)) {
+		free(e);
+		return -FM_ENOMEM;
+	}
 	return 0;
 }
 
 int32_t refmap_add(struct refmap *m, uint64_t key, int32_t delta)
 {
-	int32_t *v = find(m, key);
-	if (!v)
+	struct refmap_entry *e = m->map.count ? refmap__find(m, refmap__hash_of(key), key) : NULL;
+	if (!e)
 		return delta;
-	*v += delta;
-	return *v;
+	e->refs += delta;
+	return e->refs;
 }
 
 void refmap_del(struct refmap *m, uint64_t key)
 {
-	int32_t *v = find(m, key);
-	if (!v)
+	if (!m->map.count)
 		return;
-	m->keys[v - m->vals] = GONE;
-	m->live--;
+	uint64_t h = refmap__hash_of(key);
+	struct refmap_entry *e = refmap__find(m, h, key);
+	if (!e)
+		return;
+	hmap_remove(&m->map, h, e, refmap__hash, NULL);
+	free(e);
 }
 
 void refmap_free(struct refmap *m)
 {
-	free(m->keys);
-	free(m->vals);
-	m->keys = NULL;
-	m->vals = NULL;
-	m->cap = m->used = m->live = 0;
+	size_t pos = 0;
+	struct refmap_entry *e;
+	while ((e = hmap_next(&m->map, &pos)))
+		free(e);
+	hmap_free(&m->map);
 }

@@ -1,14 +1,16 @@
-/* Open-addressing map from a stored message id to the number of rows that
- * reference its body. Owned by the store's writer thread. */
+/* Map from a stored message id to the number of rows that reference its
+ * body, for bodies with two or more (a body with one is not in the map: its
+ * one reference is implicit). An hmap of small entries, one allocation
+ * each. Owned by the store's writer thread. */
 #ifndef FM_REFMAP_H
 #define FM_REFMAP_H
+#include "../base/hmap.h"
 #include <stdbool.h>
 #include <stdint.h>
 
+/* An empty map is all zeroes. */
 struct refmap {
-	uint64_t *keys; /* 0 = empty, UINT64_MAX = deleted */
-	int32_t *vals;
-	uint32_t cap, used, live;
+	struct hmap map; /* of struct refmap_entry (refmap.c); map.count: ids held */
 };
 
 bool refmap_has(const struct refmap *m, uint64_t key);

@@ -2,120 +2,115 @@
 #include "../base/err.h"
 #include <stdlib.h>
 
-static uint32_t slot(uint64_t sid, uint64_t seq, uint32_t cap)
+struct tomb {
+	uint64_t sid, seq;
+	uint8_t val;
+};
+
+struct tomb_key {
+	uint64_t sid, seq;
+};
+
+/* Session ids and sequence numbers are the broker's own (never chosen by a
+ * peer): no seed needed. Mixing sid before adding seq keeps the pairs of
+ * one session (consecutive seqs) and of neighbouring sessions apart. */
+static uint64_t tombs__hash_of(uint64_t sid, uint64_t seq) { return hmap_mix64(hmap_mix64(sid) + seq); }
+
+static uint64_t tombs__hash(const void *item, const void *ctx)
 {
-	uint64_t h = sid * 0x9E3779B97F4A7C15ull ^ seq * 0xC2B2AE3D27D4EB4Full;
-	return (uint32_t)(h ^ (h >> 31)) & (cap - 1);
+	(void)ctx;
+	const struct tomb *t = item;
+	return tombs__hash_of(t->sid, t->seq);
 }
 
-static int gen_put(struct tomb_gen *g, uint64_t sid, uint64_t seq, uint8_t val)
+static bool tombs__is(const void *item, const void *key)
 {
-	if ((g->n + 1) * 2 > g->cap) {
-		uint32_t cap = g->cap ? g->cap * 2 : 64;
-		uint64_t *sids = calloc(cap, sizeof *sids), *seqs = calloc(cap, sizeof *seqs);
-		uint8_t *vals = calloc(cap, 1);
-		if (!sids || !seqs || !vals) {
-			free(sids);
-			free(seqs);
-			free(vals);
-			return -FM_ENOMEM;
-		}
-		for (uint32_t i = 0; i < g->cap; i++) {
-			if (!g->sid[i])
-				continue;
-			uint32_t j = slot(g->sid[i], g->seq[i], cap);
-			while (sids[j])
-				j = (j + 1) & (cap - 1);
-			sids[j] = g->sid[i];
-			seqs[j] = g->seq[i];
-			vals[j] = g->val[i];
-		}
-		free(g->sid);
-		free(g->seq);
-		free(g->val);
-		g->sid = sids;
-		g->seq = seqs;
-		g->val = vals;
-		g->cap = cap;
+	const struct tomb *t = item;
+	const struct tomb_key *k = key;
+	return t->sid == k->sid && t->seq == k->seq;
+}
+
+/* The tomb of the pair (whose hash is h) in generation g, or NULL. */
+static struct tomb *tombs__find(const struct hmap *g, uint64_t h, uint64_t sid, uint64_t seq)
+{
+	return g->count ? hmap_find(g, h, tombs__is, &(struct tomb_key){ sid, seq }) : NULL;
+}
+
+static int tombs__put(struct hmap *g, uint64_t h, uint64_t sid, uint64_t seq, uint8_t val)
+{
+	struct tomb *t = tombs__find(g, h, sid, seq);
+	if (t) {
+		t->val = val;
+		return 0;
 	}
-	uint32_t j = slot(sid, seq, g->cap);
-	while (g->sid[j] && (g->sid[j] != sid || g->seq[j] != seq))
-		j = (j + 1) & (g->cap - 1);
-	if (!g->sid[j])
-		g->n++;
-	g->sid[j] = sid;
-	g->seq[j] = seq;
-	g->val[j] = val;
+	if (!(t = malloc(sizeof *t)))
+		return -FM_ENOMEM;
+	*t = (struct tomb){ .sid = sid, .seq = seq, .val = val };
+	if (hmap_add(g, h, t, tombs__hash, NULL)) {
+		free(t);
+		return -FM_ENOMEM;
+	}
 	return 0;
-}
-
-/* Removal by backward-shift keeps probe chains intact without tombstones. */
-static int gen_take(struct tomb_gen *g, uint64_t sid, uint64_t seq)
-{
-	if (!g->n)
-		return -1;
-	uint32_t mask = g->cap - 1, i = slot(sid, seq, g->cap);
-	while (g->sid[i] && (g->sid[i] != sid || g->seq[i] != seq))
-		i = (i + 1) & mask;
-	if (!g->sid[i])
-		return -1;
-	int val = g->val[i];
-	for (uint32_t j = (i + 1) & mask; g->sid[j]; j = (j + 1) & mask) {
-		uint32_t home = slot(g->sid[j], g->seq[j], g->cap);
-		/* Move j back to i when i lies on j's probe path. */
-		if (((j - home) & mask) >= ((j - i) & mask)) {
-			g->sid[i] = g->sid[j];
-			g->seq[i] = g->seq[j];
-			g->val[i] = g->val[j];
-			i = j;
-		}
-	}
-	g->sid[i] = 0;
-	g->n--;
-	return val;
 }
 
 int tombs_add(struct tombs *t, uint64_t sid, uint64_t seq, uint8_t val)
 {
-	if (val != TOMB_DELETED) {
-		/* Never let a state overwrite a delete. */
-		int old = tombs_take(t, sid, seq);
-		if (old == TOMB_DELETED)
-			val = TOMB_DELETED;
+	uint64_t h = tombs__hash_of(sid, seq);
+	struct tomb *known = tombs__find(&t->cur, h, sid, seq);
+	if (!known && (known = tombs__find(&t->old, h, sid, seq))) {
+		/* Remembered again: it moves to the current generation, as
+		 * its row takes the current index. */
+		hmap_remove(&t->old, h, known, tombs__hash, NULL);
+		if (hmap_add(&t->cur, h, known, tombs__hash, NULL)) {
+			free(known);
+			return -FM_ENOMEM;
+		}
 	}
-	return gen_put(&t->cur, sid, seq, val);
+	if (!known)
+		return tombs__put(&t->cur, h, sid, seq, val);
+	if (known->val != TOMB_DELETED)
+		known->val = val; /* never let a state overwrite a delete */
+	return 0;
 }
 
 int tombs_load(struct tombs *t, uint64_t sid, uint64_t seq, uint8_t val, bool current)
 {
-	return gen_put(current ? &t->cur : &t->old, sid, seq, val);
+	return tombs__put(current ? &t->cur : &t->old, tombs__hash_of(sid, seq), sid, seq, val);
 }
 
 int tombs_take(struct tombs *t, uint64_t sid, uint64_t seq)
 {
-	int v = gen_take(&t->cur, sid, seq);
-	return v >= 0 ? v : gen_take(&t->old, sid, seq);
+	if (!t->cur.count && !t->old.count)
+		return -1; /* the common case: apply asks at every queue insert */
+	uint64_t h = tombs__hash_of(sid, seq);
+	struct hmap *g = &t->cur;
+	struct tomb *found = tombs__find(g, h, sid, seq);
+	if (!found && (found = tombs__find(g = &t->old, h, sid, seq)) == NULL)
+		return -1;
+	int val = found->val;
+	hmap_remove(g, h, found, tombs__hash, NULL);
+	free(found);
+	return val;
 }
 
-static void gen_free(struct tomb_gen *g)
+static void tombs__free_gen(struct hmap *g)
 {
-	free(g->sid);
-	free(g->seq);
-	free(g->val);
-	g->sid = g->seq = NULL;
-	g->val = NULL;
-	g->cap = g->n = 0;
+	size_t pos = 0;
+	struct tomb *t;
+	while ((t = hmap_next(g, &pos)))
+		free(t);
+	hmap_free(g);
 }
 
 void tombs_age(struct tombs *t)
 {
-	gen_free(&t->old);
+	tombs__free_gen(&t->old);
 	t->old = t->cur;
-	t->cur = (struct tomb_gen){ 0 };
+	t->cur = (struct hmap){ 0 };
 }
 
 void tombs_free(struct tombs *t)
 {
-	gen_free(&t->cur);
-	gen_free(&t->old);
+	tombs__free_gen(&t->cur);
+	tombs__free_gen(&t->old);
 }

@@ -11,19 +11,17 @@
  * stays deterministic across restarts. */
 #ifndef FM_TOMBS_H
 #define FM_TOMBS_H
+#include "../base/hmap.h"
 #include <stdbool.h>
 #include <stdint.h>
 
 #define TOMB_DELETED 0xFF /* else the value is a queue entry state */
 
-struct tomb_gen {
-	uint64_t *sid, *seq; /* sid 0 = empty slot */
-	uint8_t *val;
-	uint32_t cap, n;
-};
-
+/* An empty set is all zeroes. Each generation is an hmap of small entries
+ * (tombs.c), one allocation each; cur.count and old.count are the pairs
+ * each remembers. */
 struct tombs {
-	struct tomb_gen cur, old;
+	struct hmap cur, old;
 };
 
 /* Remembers what happened to a pair (TOMB_DELETED or a state); a later
