@@ -11,7 +11,7 @@
 #   make test-package   only the package test of `make test`: build, install into a scratch
 #                 root, verify the unit, upgrade from the previous release (needs root)
 
-DEB_PACKAGES := build-essential cmake pkg-config clang libclang-rt-14-dev libuv1-dev libsqlite3-dev \
+DEB_PACKAGES := build-essential cmake pkg-config clang libclang-rt-14-dev liblz4-dev libuv1-dev libsqlite3-dev \
 	python3 python3-pytest python3-paho-mqtt mosquitto mosquitto-clients node-mqtt nodejs \
 	libssl-dev openssl libwslay-dev chromium libmodbus-dev \
 	libsystemd-dev systemd debhelper dpkg-dev help2man mmdebstrap strace \

@@ -81,7 +81,7 @@ dpkg-deb --root-owner-group -b "$work/prev-pkg" "$prev_deb" >/dev/null
 step "3. a scratch Debian 12 root"
 # The package's run-time libraries; the kept root is named after the list,
 # so a package that gains a dependency gets a root that has it.
-root_pkgs=adduser,init-system-helpers,procps,systemd,libuv1,libsqlite3-0,libssl3,libwslay1,libmodbus5,libsystemd0,libprotobuf-c1
+root_pkgs=adduser,init-system-helpers,procps,systemd,libuv1,libsqlite3-0,libssl3,libwslay1,libmodbus5,libsystemd0,libprotobuf-c1,liblz4-1
 root_tar="$work/root-$(printf '%s' "$root_pkgs" | md5sum | cut -c1-12).tar"
 if [ ! -f "$root_tar" ]; then
 	rm -rf "$work"/root*.tar
