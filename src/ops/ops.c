@@ -153,18 +153,21 @@ static const char *cluster_not_ready(const struct cluster_status *st, uint64_t l
 const char *ops_not_ready(struct ops *o)
 {
 	static _Thread_local char why[64 + CLUSTER_ADDRESS_MAX];
+	/* First: a standby stack (a follower's, a witness's) is never set ready,
+	 * and the leader it points to is what a load balancer needs to know. */
+	struct cluster_node *n = ops_cluster(o);
+	char leader[CLUSTER_ADDRESS_MAX];
+	uint64_t leader_id;
+	if (n && !store_cluster_serving(o->store, leader, sizeof leader, &leader_id)) {
+		struct cluster_status st;
+		cluster_status(n, &st);
+		return cluster_not_ready(&st, leader_id, leader, why, sizeof why);
+	}
 	if (!atomic_load(&o->ready))
 		return "starting: recovery or listeners not finished";
 	if (atomic_load_explicit(&o->b->stats.store_failing, memory_order_relaxed))
 		return "store: writes are failing (disk full or I/O error); QoS 1/2 messages are refused";
-	struct cluster_node *n = ops_cluster(o);
-	char leader[CLUSTER_ADDRESS_MAX];
-	uint64_t leader_id;
-	if (!n || store_cluster_serving(o->store, leader, sizeof leader, &leader_id))
-		return NULL;
-	struct cluster_status st;
-	cluster_status(n, &st);
-	return cluster_not_ready(&st, leader_id, leader, why, sizeof why);
+	return NULL;
 }
 
 const struct metrics_snapshot *ops_snapshot(const struct ops *o) { return &o->snap; }
