@@ -262,6 +262,18 @@ static void test_view_cluster_change(void)
 			    "\"error\":\"raft refused the request\"}}", "add", 3, &err), VIEW_CHANGE_FAILED);
 	ASSERT_STRN(err, strlen(err), "raft refused the request");
 	free(err);
+
+	/* The change as text, to tell a new outcome from the one shown before. */
+	static struct json_token tok[128];
+	struct json_doc d;
+	struct json_error e;
+	ASSERT_EQ(json_parse(done, strlen(done), tok, 128, &d, &e), 0);
+	char *text = view_cluster_change_json(&d);
+	ASSERT_STRN(text, strlen(text), "{\"kind\":\"transfer\",\"id\":0,\"pending\":false,\"error\":null}");
+	free(text);
+	const char *none = "{\"cluster\":false}";
+	ASSERT_EQ(json_parse(none, strlen(none), tok, 128, &d, &e), 0);
+	ASSERT_TRUE(view_cluster_change_json(&d) == NULL);
 }
 
 int main(void)

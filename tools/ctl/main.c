@@ -608,24 +608,46 @@ static void ctl_cluster_done(const struct ctl_opts *o, const struct json_doc *d)
 	}
 }
 
-/* Polls /api/cluster until the change o asked for is over, for o->wait_s
- * at most. Returns the exit code. */
-static int ctl_cluster_wait(const struct ctl_opts *o, const struct http_url *url, const char *auth)
+/* GET /api/cluster: 0 with the parsed answer in d (tokens in *tok and the
+ * result in *res, to free), else -1 with why in err. */
+static int ctl_cluster_get(const struct ctl_opts *o, const struct http_url *url, const char *auth, int timeout_ms,
+			   struct http_result *res, struct json_doc *d, struct json_token **tok, char *err,
+			   size_t errcap)
 {
-	long long deadline = ctl_now_ms() + (long long)o->wait_s * 1000;
+	*tok = NULL;
+	if (http_exchange(url, "GET", "/api/cluster", auth, timeout_ms, res, err, errcap) != 0)
+		return -1;
+	if (res->resp.status == 200 && ctl_parse(o, &res->resp, d, tok) == 0)
+		return 0;
+	snprintf(err, errcap, "GET /api/cluster answered HTTP %d without a cluster status", res->resp.status);
+	return -1;
+}
+
+/* How long an outcome identical to the one the node showed before the
+ * request is taken for that old one: the status a node shows is refreshed
+ * by its loop, which takes the request after answering 202. */
+#define CTL_CHANGE_SETTLE_MS 2000
+
+/* Polls /api/cluster until the change o asked for is over, for o->wait_s
+ * at most; before: the node's "change" before the request (or NULL).
+ * Returns the exit code. */
+static int ctl_cluster_wait(const struct ctl_opts *o, const struct http_url *url, const char *auth,
+			    const char *before)
+{
+	long long start = ctl_now_ms(), deadline = start + (long long)o->wait_s * 1000;
 	char err[256] = "no answer yet";
 	for (;;) {
+		nanosleep(&(struct timespec){ 0, 200 * 1000000L }, NULL);
 		struct http_result res = { 0 };
+		struct json_token *tok = NULL;
+		struct json_doc d;
 		long long left = deadline - ctl_now_ms();
-		int t = (int)(left < o->timeout_s * 1000LL ? left : o->timeout_s * 1000LL);
-		if (t > 0 && http_exchange(url, "GET", "/api/cluster", auth, t, &res, err, sizeof(err)) == 0) {
-			struct json_token *tok = NULL;
-			struct json_doc d;
-			char *why = NULL;
-			enum view_change st = VIEW_CHANGE_BAD;
-			if (res.resp.status == 200 && ctl_parse(o, &res.resp, &d, &tok) == 0)
-				st = view_cluster_change(&d, o->cluster_op, o->node_id, &why);
-			int ret = -1;
+		int t = (int)(left < o->timeout_s * 1000LL ? left : o->timeout_s * 1000LL), ret = -1;
+		if (t > 0 && ctl_cluster_get(o, url, auth, t, &res, &d, &tok, err, sizeof(err)) == 0) {
+			char *why = NULL, *now = view_cluster_change_json(&d);
+			enum view_change st = view_cluster_change(&d, o->cluster_op, o->node_id, &why);
+			if (before && now && !strcmp(before, now) && ctl_now_ms() - start < CTL_CHANGE_SETTLE_MS)
+				st = VIEW_CHANGE_PENDING; /* the node's loop has not taken it yet */
 			if (st == VIEW_CHANGE_DONE) {
 				if (o->json)
 					printf("%.*s\n", (int)res.resp.body_len, res.resp.body);
@@ -637,27 +659,24 @@ static int ctl_cluster_wait(const struct ctl_opts *o, const struct http_url *url
 					o->node_id, why ? why : "?");
 				ret = CTL_REFUSED;
 			} else if (st == VIEW_CHANGE_OTHER) {
-				fprintf(stderr, "ferromq-ctl: the node's last change is no longer the cluster %s of node "
-						"%lld (another change came after it); its outcome is in the broker's log\n",
-					o->cluster_op, o->node_id);
-				ret = CTL_FAILED;
-			} else if (st == VIEW_CHANGE_BAD) {
-				snprintf(err, sizeof(err), "GET /api/cluster answered HTTP %d without a cluster status",
-					 res.resp.status);
+				/* Not visible yet, or (rarely) over and followed by another. */
+				snprintf(err, sizeof(err), "the node's last change is another one: %s", now ? now : "null");
+			} else if (st == VIEW_CHANGE_PENDING) {
+				snprintf(err, sizeof(err), "still running");
 			}
+			free(now);
 			free(why);
-			free(tok);
-			free(res.buf);
-			if (ret >= 0)
-				return ret;
 		}
+		free(tok);
+		free(res.buf);
+		if (ret >= 0)
+			return ret;
 		if (ctl_now_ms() + 200 >= deadline) {
 			fprintf(stderr, "ferromq-ctl: the cluster %s of node %lld did not finish within %d s (last: %s); "
 					"see ferromq-ctl cluster and the broker's log\n",
 				o->cluster_op, o->node_id, o->wait_s, err);
 			return CTL_FAILED;
 		}
-		nanosleep(&(struct timespec){ 0, 200 * 1000000L }, NULL);
 	}
 }
 
@@ -683,6 +702,15 @@ static int ctl_cluster_change(const struct ctl_opts *o, const struct http_url *u
 		fprintf(stderr, "ferromq-ctl: out of memory\n");
 		return CTL_FAILED;
 	}
+	/* What the node showed before: an identical outcome may be the old one. */
+	struct http_result was = { 0 };
+	struct json_token *tok = NULL;
+	struct json_doc d;
+	char *before = NULL;
+	if (ctl_cluster_get(o, url, auth, o->timeout_s * 1000, &was, &d, &tok, err, sizeof(err)) == 0)
+		before = view_cluster_change_json(&d);
+	free(tok);
+	free(was.buf);
 	int ret = CTL_FAILED;
 	if (http_exchange_json(url, method, path, auth, body, o->timeout_s * 1000, &res, err, sizeof(err)) != 0)
 		fprintf(stderr, "ferromq-ctl: cannot %s %s%s: %s (is the broker running with an http_listener "
@@ -690,7 +718,8 @@ static int ctl_cluster_change(const struct ctl_opts *o, const struct http_url *u
 	else if (res.resp.status != 202)
 		ret = ctl_cluster_refused(o, &res.resp);
 	else
-		ret = ctl_cluster_wait(o, url, auth);
+		ret = ctl_cluster_wait(o, url, auth, before);
+	free(before);
 	free(res.buf);
 	free(body);
 	return ret;

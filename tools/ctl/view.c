@@ -581,3 +581,12 @@ enum view_change view_cluster_change(const struct json_doc *d, const char *kind,
 	*error = view_text(d, e);
 	return VIEW_CHANGE_FAILED;
 }
+
+char *view_cluster_change_json(const struct json_doc *d)
+{
+	int c = d->tok[0].type == JSON_OBJECT ? json_get(d, 0, "change") : -1;
+	if (c < 0)
+		return NULL;
+	/* A string's token excludes its quotes; "change" is an object or null. */
+	return strndup(d->text + d->tok[c].start, d->tok[c].len);
+}

@@ -48,6 +48,10 @@ enum view_change {
  * (malloc'd, the caller frees it) for FAILED, else NULL. */
 enum view_change view_cluster_change(const struct json_doc *d, const char *kind, long long id, char **error);
 
+/* The JSON text of the "change" member of an /api/cluster answer d
+ * (malloc'd), or NULL when it has none or memory ran out. */
+char *view_cluster_change_json(const struct json_doc *d);
+
 /* Seconds as "45s", "3m07s", "2h05m" or "3d04h" into buf. */
 void view_duration(double seconds, char *buf, size_t cap);
 
