@@ -40,7 +40,8 @@ const nextLine = () => new Promise((resolve) => lines.once('line', resolve));
   const read = () => page.evaluate(() => {
     const v = (id) => document.getElementById(id).dataset.value;
     return { rateIn: v('rate-in'), rateOut: v('rate-out'), clients: v('clients-connected'),
-             store: v('store-bytes'), firing: document.getElementById('alerts').dataset.firing };
+             store: v('store-bytes'), firing: document.getElementById('alerts').dataset.firing,
+             clusterHidden: document.getElementById('cluster-section').hidden };
   });
   // Until the rate has been seen non-zero and with two different values.
   const samples = [];
@@ -139,6 +140,8 @@ def test_dashboard_in_headless_chromium(start_broker, client, tmp_path):
         assert len({s["rateIn"] for s in samples}) >= 2, "the rate never changed: %r" % samples
         assert samples[-1]["clients"] == "2", samples
         assert samples[-1]["store"] != "" and samples[-1]["firing"] == "0", samples
+        # A single broker: no cluster panel (/api/cluster says {"cluster":false}).
+        assert all(s["clusterHidden"] for s in samples), samples
 
         sub.stop()
         pub.stop()
