@@ -160,9 +160,57 @@ static void on_apply(void *owner, uint64_t index, const void *bytes, size_t len)
 	}
 }
 
+/* ---- the log ---- */
+
+/* A batch is one raft entry; its group waits for the commit. Not the
+ * leader: the group fails (its clients are about to be disconnected, and
+ * nothing was acknowledged). */
+static void raft_append(struct store *st, struct group *g)
+{
+	int rc = cluster_propose(st->cl.node, g->batch.p, g->batch.len, g);
+	if (rc) {
+		if (rc != CLUSTER_ENOTLEADER && rc != CLUSTER_ESHUTDOWN)
+			log_warn("store %s: proposing a batch of %u records: %s", st->path, g->records,
+				 cluster_strerror(rc));
+		g->err = -FM_EIO;
+		buf_free(&g->batch);
+		return;
+	}
+	g->proposed = true;
+	st->unsynced_bytes += g->batch.len;
+}
+
+/* Groups go back in order, each once its entry is committed or failed. */
+static enum store_settled raft_settle(struct store *st)
+{
+	while (st->groups && (!st->groups->proposed || st->groups->committed)) {
+		struct group *g = st->groups;
+		st->groups = g->next;
+		if (!st->groups)
+			st->groups_tail = &st->groups;
+		store__group_done(st, g);
+	}
+	return STORE_SETTLE_WAITING;
+}
+
+const struct store_log store__raft_log = { raft_append, raft_settle };
+
+/* The entry is committed and applied here (err 0), or its fate is lost. */
 static void on_done(void *owner, void *token, uint64_t index, int err)
 {
-	store__group_replicated(owner, token, index, err);
+	struct store *st = owner;
+	struct group *g = token;
+	st->unsynced_bytes -= g->batch.len;
+	g->committed = true;
+	g->index = err ? 0 : index;
+	if (err) {
+		/* Not committed, or not known to be: not acknowledged. An entry
+		 * whose fate is unknown may still commit under the next leader,
+		 * whose broker then has it. */
+		g->err = -FM_EIO;
+		buf_free(&g->batch);
+	}
+	store__process(st);
 }
 
 /* A snapshot copies the whole database, on the loop: taken only once the
@@ -253,6 +301,8 @@ int store__cluster_begin(struct store *st, const struct cluster_conf *conf, char
 	int rc = cluster_start(&st->loop, conf, &cb, &st->cl.node, err, errlen);
 	if (rc)
 		st->cl.node = NULL;
+	else
+		st->log = &store__raft_log;
 	return rc;
 }
 

@@ -58,6 +58,7 @@ struct store {
 	int apply_rc;       /* SQLite's code for the last batch that failed */
 	int dump_fd;        /* FERROMQ_STORE_BATCH_DUMP's file, or -1 (see dump_batch in writer.c) */
 	struct store_port port;
+	const struct store_log *log;
 	/* The writer (writer.c): a thread running `loop`. */
 	pthread_t thread;
 	bool running, loop_ready;
@@ -108,6 +109,35 @@ struct store {
 	bool ckpt_wanted, ckpt_stop;
 };
 
+/* The transactions taken together, and their batch. */
+struct group {
+	struct store_txn *list;
+	struct buf batch;
+	uint64_t index;      /* its journal entry's, 0 when it wrote nothing */
+	int file;            /* the journal file it is in */
+	uint64_t journal_at; /* where that entry starts */
+	uint32_t records;
+	int err;
+	bool proposed;  /* a cluster's: its entry was proposed to raft */
+	bool committed; /* and is committed and applied here */
+	struct group *next;
+};
+
+/* Where a group's batch becomes durable: the local journal (writer.c) or a
+ * cluster's raft log (replica.c). The writer encodes and admits a group,
+ * appends it, and, once nothing more is waiting to be taken, settles: the
+ * log hands back (store__group_done) the groups whose batches are durable,
+ * in order. */
+enum store_settled {
+	STORE_SETTLE_AGAIN,   /* some may have gone back: take what came meanwhile */
+	STORE_SETTLE_LATER,   /* a callback settles them and calls store__process */
+	STORE_SETTLE_WAITING, /* the rest wait for the log (a raft commit) */
+};
+struct store_log {
+	void (*append)(struct store *st, struct group *g); /* sets g->err on failure */
+	enum store_settled (*settle)(struct store *st);
+};
+
 /* A record dropped before it was applied (see cancel_delivered). */
 #define ST_CANCELLED 0
 
@@ -117,6 +147,10 @@ int store__writer_start(struct store *st, const struct cluster_conf *conf, char 
 /* Hands back what is queued, applies what is journalled, stops the thread. */
 void store__writer_stop(struct store *st);
 void store__submit(void *ctx, struct store_txn *t);
+/* Takes, logs and settles everything that arrived (the writer's thread). */
+void store__process(struct store *st);
+/* A group is settled: its reads are served, its transactions go back. */
+void store__group_done(struct store *st, struct group *g);
 /* Keeps a journalled batch (taking bytes) until store__apply_pending. 0 or -FM_ENOMEM. */
 int store__pend_add(struct store *st, uint64_t index, struct buf *bytes);
 /* Applies every journalled batch that waits, together; a failure keeps them
@@ -129,8 +163,8 @@ int store__apply_pending(struct store *st);
 int store__check_log_kind(struct store *st, bool raft, char *err, size_t errlen);
 /* Starts the raft node on the writer's loop (not running yet). */
 int store__cluster_begin(struct store *st, const struct cluster_conf *conf, char *err, size_t errlen);
-/* A group's entry is committed and applied here (err 0), or failed. */
-void store__group_replicated(struct store *st, void *group, uint64_t index, int err);
+/* The raft log (store->log of a cluster node). */
+extern const struct store_log store__raft_log;
 /* The database for the writer (a cluster's broker recovery may hold it):
  * waits, or gives up at once (false) when !wait. Always true on a single node. */
 bool store__db_take(struct store *st, bool wait);

@@ -50,21 +50,6 @@
 /* How long a shutdown waits for failing writes nobody waits for. */
 #define SHUTDOWN_RETRY_MS 5000
 
-/* The transactions taken together, and their batch. */
-struct group {
-	struct store_txn *list;
-	struct buf batch;
-	uint64_t index;      /* its journal entry's, 0 when it wrote nothing */
-	int file;            /* the journal file it is in */
-	uint64_t journal_at; /* where that entry starts */
-	uint32_t records;
-	int err;
-	bool proposed;  /* a cluster's: its entry was proposed to raft */
-	bool committed; /* and is committed and applied here */
-	struct group *next;
-};
-
-static void process(struct store *st);
 
 /* ---- reads ---- */
 
@@ -283,43 +268,29 @@ static void dump_batch(struct store *st, const struct group *g)
 	st->dump_fd = -1;
 }
 
-/* A cluster's log: the batch is one raft entry; the group waits for it to
- * commit (store__group_replicated). Not the leader: the group fails (its
- * clients are about to be disconnected; nothing was acknowledged). */
-static void propose_group(struct store *st, struct group *g)
+/* The local journal's append: the group's batch under the next index
+ * (not synced yet). Sets g->err. */
+static void journal_append_group(struct store *st, struct group *g)
 {
-	int rc = cluster_propose(st->cl.node, g->batch.p, g->batch.len, g);
-	if (rc) {
-		if (rc != CLUSTER_ENOTLEADER && rc != CLUSTER_ESHUTDOWN)
-			log_warn("store %s: proposing a batch of %u records: %s", st->path, g->records,
-				 cluster_strerror(rc));
-		g->err = -FM_EIO;
+	g->file = st->active;
+	g->journal_at = st->journal[g->file].end;
+	g->err = journal_append(&st->journal[g->file], st->next_index, g->batch.p, (uint32_t)g->batch.len);
+	if (g->err) {
+		st->apply_rc = 0;
+		failing_starts(st, "journal write", g->err, g->records);
 		buf_free(&g->batch);
 		return;
 	}
-	g->proposed = true;
+	g->index = st->next_index++;
 	st->unsynced_bytes += g->batch.len;
+	st->unsynced_in[g->file]++;
+	if (st->dump_fd >= 0)
+		dump_batch(st, g);
 }
 
-void store__group_replicated(struct store *st, void *group, uint64_t index, int err)
-{
-	struct group *g = group;
-	st->unsynced_bytes -= g->batch.len;
-	g->committed = true;
-	g->index = err ? 0 : index;
-	if (err) {
-		/* Not committed, or not known to be: not acknowledged. An entry
-		 * whose fate is unknown may still commit under the next leader,
-		 * whose broker then has it. */
-		g->err = -FM_EIO;
-		buf_free(&g->batch);
-	}
-	process(st);
-}
-
-/* Appends a group's records to the journal as one batch under the next
- * index (not synced yet). Sets g->err. */
-static void journal_group(struct store *st, struct group *g)
+/* Encodes a group's records as one batch, admits it (room on the disk for
+ * the database to take it too) and appends it to the log. Sets g->err. */
+static void log_group(struct store *st, struct group *g)
 {
 	g->err = store__encode_group(g->list, &g->batch);
 	g->records = rec_batch_count(&g->batch);
@@ -332,26 +303,13 @@ static void journal_group(struct store *st, struct group *g)
 		if ((apply_due(st) ? store__apply_pending(st) : st->apply_failing) || !room_for(st, g->batch.len))
 			g->err = st->apply_failing && st->apply_err != -FM_ELIMIT ? -FM_EIO : -FM_ELIMIT;
 	}
-	if (!g->err && st->cl.node) {
-		propose_group(st, g);
-		return;
-	}
-	if (!g->err) {
-		g->file = st->active;
-		g->journal_at = st->journal[g->file].end;
-		g->err = journal_append(&st->journal[g->file], st->next_index, g->batch.p, (uint32_t)g->batch.len);
-	}
 	if (g->err) {
 		st->apply_rc = 0;
 		failing_starts(st, "journal write", g->err, g->records);
 		buf_free(&g->batch);
 		return;
 	}
-	g->index = st->next_index++;
-	st->unsynced_bytes += g->batch.len;
-	st->unsynced_in[g->file]++;
-	if (st->dump_fd >= 0)
-		dump_batch(st, g);
+	st->log->append(st, g);
 }
 
 /* ---- handing groups back ---- */
@@ -402,7 +360,7 @@ static bool has_loads(const struct store_txn *list)
  * writes, never inside them: a write that failed cannot keep them from
  * running (a body not read would count as missing, and its entry be dropped
  * although acknowledged). */
-static void group_done(struct store *st, struct group *g)
+void store__group_done(struct store *st, struct group *g)
 {
 	if (!g->err && g->index && g->proposed) {
 		failing_ends(st, g->records); /* applied already, by raft's apply */
@@ -459,7 +417,7 @@ static void groups_done(struct store *st, struct group *last)
 		st->groups = g->next;
 		if (!st->groups)
 			st->groups_tail = &st->groups;
-		group_done(st, g);
+		store__group_done(st, g);
 		if (g == last)
 			break;
 	}
@@ -467,17 +425,6 @@ static void groups_done(struct store *st, struct group *last)
 
 /* ---- the loop ---- */
 
-/* A cluster's groups go back in order, each once its entry is settled. */
-static void hand_back_replicated(struct store *st)
-{
-	while (st->groups && (!st->groups->proposed || st->groups->committed)) {
-		struct group *g = st->groups;
-		st->groups = g->next;
-		if (!st->groups)
-			st->groups_tail = &st->groups;
-		group_done(st, g);
-	}
-}
 
 static void on_retry(uv_timer_t *h);
 static void cluster_stopped(void *arg);
@@ -520,7 +467,7 @@ static void on_synced(uv_fs_t *req)
 	ssize_t res = req->result;
 	uv_fs_req_cleanup(req);
 	synced(st, res);
-	process(st);
+	store__process(st);
 }
 
 /* Syncs the journal file of the first group waiting for a sync, covering
@@ -554,6 +501,19 @@ static bool start_sync(struct store *st)
 	synced(st, rc ? (rc == -FM_ELIMIT ? UV_ENOSPC : UV_EIO) : 0);
 	return false;
 }
+
+/* The local journal's settle: with durability full, a sync covers the
+ * groups journalled (here, or in the pool while more is waiting); then they
+ * are handed back. */
+static enum store_settled journal_settle(struct store *st)
+{
+	if (st->durability == DURABILITY_FULL && st->unsynced_in[0] + st->unsynced_in[1])
+		return start_sync(st) ? STORE_SETTLE_LATER : STORE_SETTLE_AGAIN;
+	groups_done(st, NULL);
+	return STORE_SETTLE_AGAIN;
+}
+
+static const struct store_log journal_log = { journal_append_group, journal_settle };
 
 /* Takes the next group: records to write again first, then what was
  * submitted, bounded in transactions and bytes. NULL when there is none. */
@@ -616,29 +576,24 @@ static void close_handles(struct store *st)
 
 /* Takes, journals and (through a sync) hands back everything that
  * arrived; stops the loop once stopping and nothing is left. */
-static void process(struct store *st)
+void store__process(struct store *st)
 {
 	if (uv_is_closing((uv_handle_t *)&st->wake))
 		return;
 	for (;;) {
 		struct group *g;
 		while ((g = take_group(st))) {
-			journal_group(st, g);
+			log_group(st, g);
 			*st->groups_tail = g;
 			st->groups_tail = &g->next;
 		}
 		if (!st->groups || st->syncing)
 			break;
-		if (st->cl.node) {
-			hand_back_replicated(st);
+		enum store_settled how = st->log->settle(st);
+		if (how == STORE_SETTLE_LATER)
+			return; /* its callback goes on */
+		if (how == STORE_SETTLE_WAITING)
 			break;
-		}
-		if (st->durability == DURABILITY_FULL && st->unsynced_in[0] + st->unsynced_in[1]) {
-			if (start_sync(st))
-				return; /* on_synced goes on */
-			continue;       /* synced here: take what came meanwhile */
-		}
-		groups_done(st, NULL);
 	}
 	if (st->retry && !st->retry_due && !uv_is_active((uv_handle_t *)&st->retry_timer))
 		uv_timer_start(&st->retry_timer, on_retry, RETRY_MS, 0);
@@ -672,26 +627,26 @@ static void cluster_stopped(void *arg)
 {
 	struct store *st = arg;
 	st->cl.node = NULL;
-	process(st);
+	store__process(st);
 }
 
 static void on_wake(uv_async_t *h)
 {
-	process(h->data);
+	store__process(h->data);
 }
 
 static void on_retry(uv_timer_t *h)
 {
 	struct store *st = h->data;
 	st->retry_due = true;
-	process(st);
+	store__process(st);
 }
 
 static void on_apply(uv_timer_t *h)
 {
 	struct store *st = h->data;
 	apply_if_due(st, false);
-	process(st);
+	store__process(st);
 }
 
 static void *writer_main(void *arg)
@@ -712,6 +667,7 @@ int store__writer_start(struct store *st, const struct cluster_conf *conf, char 
 	uv_timer_init(&st->loop, &st->apply_timer);
 	uv_timer_init(&st->loop, &st->retry_timer);
 	st->wake.data = st->apply_timer.data = st->retry_timer.data = st;
+	st->log = &journal_log;
 	if (conf && store__cluster_begin(st, conf, err, errlen))
 		return -FM_EINVAL;
 	if (pthread_create(&st->thread, NULL, writer_main, st))
