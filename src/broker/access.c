@@ -112,13 +112,13 @@ bool broker_check_user(struct broker *b, const char *user, size_t ulen, const ui
 	return ok;
 }
 
-void broker_auth_free(struct broker *b)
+void broker__access_free(struct broker *b)
 {
 	auth_unref(b->auth);
 	b->auth = NULL;
 }
 
-int client_admit(struct client *c, const struct mqtt_connect *m, const char *client_id)
+int broker__access_admit(struct client *c, const struct mqtt_connect *m, const char *client_id)
 {
 	struct broker *b = c->b;
 	struct broker_auth *a = auth_now(b);
@@ -143,19 +143,19 @@ int client_admit(struct client *c, const struct mqtt_connect *m, const char *cli
 	return 0;
 }
 
-int access_acl_now(struct broker *b, const char *user, const char *client_id, struct access_ref *r)
+int broker__access_acl_now(struct broker *b, const char *user, const char *client_id, struct access_ref *r)
 {
 	struct broker_auth *a = auth_now(b);
 	r->auth = a;
 	r->acl = NULL;
 	if (a && a->acl && !(r->acl = auth_acl_client_new(a->acl, user, client_id))) {
-		access_ref_release(r);
+		broker__access_ref_release(r);
 		return -FM_ENOMEM;
 	}
 	return 0;
 }
 
-void access_ref_release(struct access_ref *r)
+void broker__access_ref_release(struct access_ref *r)
 {
 	auth_acl_client_free(r->acl); /* before the generation it borrows from */
 	r->acl = NULL;
@@ -163,7 +163,7 @@ void access_ref_release(struct access_ref *r)
 	r->auth = NULL;
 }
 
-void client_release_access(struct client *c)
+void broker__access_release(struct client *c)
 {
 	auth_acl_client_free(c->acl);
 	c->acl = NULL;

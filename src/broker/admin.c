@@ -25,7 +25,7 @@ static int admin_push(struct broker *b, int worker, struct admin_item item)
 		return -FM_ENOMEM;
 	}
 	to->admin[to->n_admin++] = item;
-	/* Woken under the lock, as wake_push_to does. */
+	/* Woken under the lock, as broker__inbox_push_to does. */
 	b->ports.wake(b, worker);
 	pthread_mutex_unlock(&to->wake_lock);
 	return 0;
@@ -59,7 +59,7 @@ int broker_job_start(struct broker *b, struct broker_job *j, int home)
 	return 0;
 }
 
-void broker_worker_admin(struct bworker *w)
+void broker__admin_run(struct bworker *w)
 {
 	struct broker *b = w->b;
 	pthread_mutex_lock(&w->wake_lock);
@@ -72,7 +72,7 @@ void broker_worker_admin(struct bworker *w)
 		struct admin_item *it = &items[i];
 		if (it->kick) {
 			if (it->kick->state == CLIENT_CONNECTED)
-				client_disconnect(it->kick, it->kick_rc, "administrative action");
+				broker__client_disconnect(it->kick, it->kick_rc, "administrative action");
 			b->ports.conn_unref(it->kick);
 		}
 		if (it->job && it->finish) {
@@ -154,7 +154,7 @@ static int each_session(struct broker *b, int (*each)(void *ctx, struct session 
 	int rc = 0;
 	pthread_mutex_lock(&b->reg_lock);
 	size_t pos = 0;
-	for (struct session *s; !rc && (s = registry_next(b, &pos));) {
+	for (struct session *s; !rc && (s = broker__registry_next(b, &pos));) {
 		pthread_mutex_lock(&s->lock);
 		rc = each(ctx, s);
 		pthread_mutex_unlock(&s->lock);
@@ -353,11 +353,11 @@ static int add_totals(void *ctx, struct session *s)
 
 void broker_queue_totals(struct broker *b, struct queue_totals *t, const struct queue_watch *watch)
 {
-	struct totals_walk tw = { .t = t, .lim = broker_limits(b) };
+	struct totals_walk tw = { .t = t, .lim = broker__queue_limits(b) };
 	memset(t, 0, sizeof *t);
 	pthread_mutex_lock(&b->reg_lock);
 	size_t pos = 0;
-	for (struct session *s; (s = registry_next(b, &pos));) {
+	for (struct session *s; (s = broker__registry_next(b, &pos));) {
 		pthread_mutex_lock(&s->lock);
 		add_totals(&tw, s);
 		double share = queue_share(s, &tw.lim);
@@ -416,7 +416,7 @@ int broker_kick(struct broker *b, const char *id, size_t len, uint8_t rc)
 {
 	struct client *c = NULL;
 	pthread_mutex_lock(&b->reg_lock);
-	struct session *s = registry_find(b, id, len);
+	struct session *s = broker__registry_find(b, id, len);
 	if (s) {
 		pthread_mutex_lock(&s->lock);
 		if ((c = s->client))
@@ -433,8 +433,8 @@ int broker_kick(struct broker *b, const char *id, size_t len, uint8_t rc)
 
 /* Deleting the session of a connected client. The client can still send
  * until its own worker disconnects it, and a SUBSCRIBE it sends after
- * session_end would leave the subscription index pointing at the freed
- * session (and session_end would read s->subs while that worker grows it).
+ * broker__session_end would leave the subscription index pointing at the freed
+ * session (and broker__session_end would read s->subs while that worker grows it).
  * So that worker disconnects the client, then ends the session. */
 struct delete_job {
 	struct broker_job job;
@@ -450,9 +450,9 @@ static void delete_run(struct broker_job *j, struct bworker *w)
 	if (w->id != d->worker)
 		return;
 	if (d->c->state == CLIENT_CONNECTED)
-		client_disconnect(d->c, d->rc, "administrative action");
-	session_end(w, d->s); /* consumes the registry's reference */
-	broker_commit(w, NULL, NULL, 0, 0, false);
+		broker__client_disconnect(d->c, d->rc, "administrative action");
+	broker__session_end(w, d->s); /* consumes the registry's reference */
+	broker__persist_commit(w, NULL, NULL, 0, 0, false);
 	w->b->ports.conn_unref(d->c);
 }
 
@@ -463,12 +463,12 @@ int broker_delete_session(struct bworker *w, const char *id, size_t len, uint8_t
 	struct broker *b = w->b;
 	struct client *c = NULL;
 	pthread_mutex_lock(&b->reg_lock);
-	struct session *s = registry_find(b, id, len);
+	struct session *s = broker__registry_find(b, id, len);
 	if (!s) {
 		pthread_mutex_unlock(&b->reg_lock);
 		return -FM_ENOENT;
 	}
-	registry_remove(b, s);
+	broker__registry_remove(b, s);
 	pthread_mutex_lock(&s->lock);
 	if ((c = s->client)) {
 		/* Detached like a take-over: the connection's end leaves the
@@ -498,8 +498,8 @@ int broker_delete_session(struct bworker *w, const char *id, size_t len, uint8_t
 		 * any more): at once. */
 		kick_to_worker(b, c, rc);
 	}
-	session_end(w, s); /* consumes the registry's reference */
-	broker_commit(w, NULL, NULL, 0, 0, false);
+	broker__session_end(w, s); /* consumes the registry's reference */
+	broker__persist_commit(w, NULL, NULL, 0, 0, false);
 	return 0;
 }
 
@@ -516,8 +516,8 @@ int broker_publish_sys(struct bworker *w, const char *topic, const char *payload
 	if (err)
 		msg_unref(m);
 	msg_unref(old);
-	route_publish(w, m);
+	broker__route_publish(w, m);
 	msg_unref(m);
-	broker_commit(w, NULL, NULL, 0, 0, false);
+	broker__persist_commit(w, NULL, NULL, 0, 0, false);
 	return err;
 }

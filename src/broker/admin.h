@@ -104,6 +104,6 @@ bool broker_check_user(struct broker *b, const char *user, size_t ulen, const ui
 int broker_publish_sys(struct bworker *w, const char *topic, const char *payload, size_t len);
 
 /* Runs the administrative items handed to w (kicks, jobs); its own thread. */
-void broker_worker_admin(struct bworker *w);
+void broker__admin_run(struct bworker *w);
 
 #endif

@@ -24,12 +24,12 @@ static const struct admit_outcome {
 	[ADMIT_DENIED] = { MQTT_RC_NOT_AUTHORIZED, "not authorized" },
 };
 
-enum admit broker_admit(const struct broker *b, const struct auth_acl_client *acl, const char *topic, size_t len,
+enum admit broker__admit(const struct broker *b, const struct auth_acl_client *acl, const char *topic, size_t len,
 			bool retain)
 {
 	if (!topic_name_valid(topic, len)) /* [MQTT-3.3.2-2] */
 		return ADMIT_TOPIC_INVALID;
-	if (!topic_within_limits(&b->cfg, topic, len))
+	if (!broker__admit_topic_limits(&b->cfg, topic, len))
 		return ADMIT_TOPIC_LIMIT;
 	if (retain && !b->cfg.retain_available)
 		return ADMIT_RETAIN;
@@ -43,17 +43,17 @@ enum admit broker_admit(const struct broker *b, const struct auth_acl_client *ac
 	return ADMIT_OK;
 }
 
-uint8_t broker_admit_rc(enum admit a)
+uint8_t broker__admit_rc(enum admit a)
 {
 	return outcomes[a].rc;
 }
 
-const char *broker_admit_why(enum admit a)
+const char *broker__admit_why(enum admit a)
 {
 	return outcomes[a].why;
 }
 
-bool topic_within_limits(const struct config *cfg, const char *t, size_t len)
+bool broker__admit_topic_limits(const struct config *cfg, const char *t, size_t len)
 {
 	if (len > cfg->max_topic_length)
 		return false;

@@ -35,7 +35,7 @@ struct broker *broker_new(const struct config *cfg, unsigned n_workers, const st
 	b->workers = calloc(n_workers, sizeof *b->workers);
 	b->subs = sub_index_new();
 	b->retained = retain_index_new();
-	if (!b->workers || !b->subs || !b->retained || broker_spb_init(b)) {
+	if (!b->workers || !b->subs || !b->retained || broker__spb_init(b)) {
 		broker_free(b);
 		return NULL;
 	}
@@ -65,9 +65,9 @@ void broker_free(struct broker *b)
 	for (uint32_t i = 0; i < b->n_timed; i++)
 		session_unref(b->timed[i]);
 	free(b->timed);
-	registry_free_all(b);
-	broker_auth_free(b);
-	broker_spb_free(b);
+	broker__registry_free_all(b);
+	broker__access_free(b);
+	broker__spb_free(b);
 	if (b->retained)
 		retain_index_free(b->retained, drop_retained);
 	for (unsigned i = 0; b->workers && i < b->n_workers; i++) {
@@ -76,13 +76,13 @@ void broker_free(struct broker *b)
 			session_unref(w->wake[k].session);
 			if (w->wake[k].kick)
 				b->ports.conn_unref(w->wake[k].kick);
-			store_txn_free(w->wake[k].txn);
+			broker__txn_free(w->wake[k].txn);
 		}
 		for (uint32_t k = 0; k < w->n_admin; k++)
 			if (w->admin[k].kick)
 				b->ports.conn_unref(w->admin[k].kick);
 		free(w->admin);
-		store_txn_free(w->txn);
+		broker__txn_free(w->txn);
 		free(w->held);
 		for (uint32_t k = 0; k < w->n_load_retry; k++)
 			session_unref(w->load_retry[k]);
@@ -106,7 +106,7 @@ void broker_client_init(struct broker *b, struct client *c, int worker, const st
 	c->state = CLIENT_NEW;
 	c->version = MQTT_V311; /* until CONNECT says otherwise */
 	c->connected_at_ms = c->last_rx_ms = clock_mono_ms();
-	rate_init(c, c->connected_at_ms);
+	broker__rate_init(c, c->connected_at_ms);
 	if (peer && peer->sa_family == AF_INET6) {
 		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)peer;
 		memcpy(c->addr_ip, &a->sin6_addr, 16);
@@ -135,7 +135,8 @@ static struct handled handle_disconnect(struct client *c, const struct mqtt_reas
 			s->expiry_interval = m->props.session_expiry;
 		pthread_mutex_unlock(&s->lock);
 		if (was_zero && m->props.session_expiry) { /* [MQTT-3.14.2-2] */
-			client_disconnect(c, MQTT_RC_PROTOCOL_ERROR, "session expiry set after connecting with 0");
+			broker__client_disconnect(c, MQTT_RC_PROTOCOL_ERROR,
+						  "session expiry set after connecting with 0");
 			return HANDLED_CLOSED;
 		}
 	}
@@ -158,24 +159,24 @@ static struct handled dispatch(struct client *c, const struct mqtt_packet *pk)
 		return HANDLED_CLOSED;
 	}
 	switch (pk->type) {
-	case MQTT_CONNECT: return handle_connect(c, &pk->u.connect);
-	case MQTT_PUBLISH: return handle_publish(c, &pk->u.publish);
+	case MQTT_CONNECT: return broker__handle_connect(c, &pk->u.connect);
+	case MQTT_PUBLISH: return broker__handle_publish(c, &pk->u.publish);
 	case MQTT_PUBACK:
 	case MQTT_PUBREC:
 	case MQTT_PUBREL:
-	case MQTT_PUBCOMP: return handle_ack(c, pk->type, &pk->u.ack);
-	case MQTT_SUBSCRIBE: return handle_subscribe(c, &pk->u.subscribe);
-	case MQTT_UNSUBSCRIBE: return handle_unsubscribe(c, &pk->u.subscribe);
+	case MQTT_PUBCOMP: return broker__handle_ack(c, pk->type, &pk->u.ack);
+	case MQTT_SUBSCRIBE: return broker__handle_subscribe(c, &pk->u.subscribe);
+	case MQTT_UNSUBSCRIBE: return broker__handle_unsubscribe(c, &pk->u.subscribe);
 	case MQTT_PINGREQ:
 		/* Behind an acknowledgement that waits for the disk, if any. */
-		broker_reply_ack(&c->b->workers[c->worker], c, MQTT_PINGRESP, 0, 0, NULL, false);
+		broker__reply_ack(&c->b->workers[c->worker], c, MQTT_PINGRESP, 0, 0, NULL, false);
 		return HANDLED_OPEN;
 	case MQTT_DISCONNECT: return handle_disconnect(c, &pk->u.reason);
 	case MQTT_AUTH:
-		client_disconnect(c, MQTT_RC_PROTOCOL_ERROR, "AUTH without an authentication method");
+		broker__client_disconnect(c, MQTT_RC_PROTOCOL_ERROR, "AUTH without an authentication method");
 		return HANDLED_CLOSED;
 	default: /* CONNACK, SUBACK, UNSUBACK, PINGRESP come only from servers */
-		client_disconnect(c, MQTT_RC_PROTOCOL_ERROR, "packet type not sent by clients");
+		broker__client_disconnect(c, MQTT_RC_PROTOCOL_ERROR, "packet type not sent by clients");
 		return HANDLED_CLOSED;
 	}
 }
@@ -224,12 +225,12 @@ long broker_on_data(struct client *c, const uint8_t *p, size_t len)
 					return BROKER_CLOSED;
 				}
 			}
-			client_disconnect(c, rc, mqtt_rc_name(rc));
+			broker__client_disconnect(c, rc, mqtt_rc_name(rc));
 			return BROKER_CLOSED;
 		}
 		used += (size_t)n;
 		if (pk.type == MQTT_PUBLISH)
-			rate_charge(c, (size_t)n, c->last_rx_ms);
+			broker__rate_charge(c, (size_t)n, c->last_rx_ms);
 		if (dispatch(c, &pk).closed)
 			return BROKER_CLOSED;
 	}
@@ -243,7 +244,7 @@ void broker_on_writable(struct client *c)
 		return;
 	pthread_mutex_lock(&s->lock);
 	if (s->client == c)
-		session_pump(s);
+		broker__deliver_pump(s);
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -259,13 +260,13 @@ static void detach(struct client *c, struct session *s, struct msg **will_now, c
 	__atomic_store_n(&s->worker, -1, __ATOMIC_RELAXED);
 	if (s->will && c->will_on_close) {
 		if (s->will_delay == 0 || s->expiry_interval == 0) {
-			*will_now = session_take_will(s, will_user);
+			*will_now = broker__session_take_will(s, will_user);
 		} else {
 			s->will_at = now + (uint64_t)s->will_delay * 1000;
 		}
 	} else {
 		char *user;
-		msg_unref(session_take_will(s, &user));
+		msg_unref(broker__session_take_will(s, &user));
 		free(user);
 	}
 	*end_now = s->expiry_interval == 0;
@@ -285,14 +286,14 @@ static void detach(struct client *c, struct session *s, struct msg **will_now, c
 			qring_remove(q, i, &taken);
 			if (q == &s->queue)
 				s->queued_bytes -= taken.bytes;
-			persist_queue_del(w, s, &taken);
+			broker__persist_queue_del(w, s, &taken);
 			if (!share || qring_push(shared, &taken))
 				qentry_release(&taken);
 		}
 	}
 	/* The offline deadlines and the will must survive a restart. */
 	if (!*end_now)
-		persist_session(w, s);
+		broker__persist_session(w, s);
 }
 
 void broker_on_close(struct client *c)
@@ -328,21 +329,21 @@ void broker_on_close(struct client *c)
 		}
 		pthread_mutex_unlock(&s->lock);
 		if (ours && end_now && !stopping)
-			registry_remove(b, s);
+			broker__registry_remove(b, s);
 		else if (ours && (s->will_at || s->expires_at))
-			timed_add(b, s);
+			broker__session_timed_add(b, s);
 		pthread_mutex_unlock(&b->reg_lock);
 		if (ours)
 			atomic_fetch_sub(&b->stats.clients_connected, 1);
 		for (uint32_t i = 0; i < shared.count; i++)
-			route_reshare(w, s, qring_at(&shared, i), 1);
+			broker__route_reshare(w, s, qring_at(&shared, i), 1);
 		free(shared.e);
-		will_publish(w, s->client_id, will_user, will_now);
+		broker__session_will_publish(w, s->client_id, will_user, will_now);
 		if (ours && end_now && !stopping)
-			session_end(w, s); /* consumes the registry's reference */
+			broker__session_end(w, s); /* consumes the registry's reference */
 		session_unref(s);
 		c->session = NULL;
-		broker_commit(w, NULL, NULL, 0, 0, false);
+		broker__persist_commit(w, NULL, NULL, 0, 0, false);
 		/* Close callbacks run after the loop's end-of-turn flush: wake it so
 		 * these records reach the store now, not at the next tick. (A
 		 * session deleted on another worker meanwhile must not come back
@@ -355,8 +356,8 @@ void broker_on_close(struct client *c)
 			free(c->aliases[i]);
 		free(c->aliases);
 	}
-	client_release_access(c);
-	rate_free(c);
+	broker__access_release(c);
+	broker__rate_free(c);
 	free(c->username);
 	free(c->identity);
 	c->aliases = NULL;
@@ -385,23 +386,23 @@ void broker_worker_wake(struct bworker *w)
 				const struct store_cb *cb = &t->cbs[k];
 				if (cb->c) {
 					cb->c->pending_store--;
-					broker_reply_done(cb, t->err);
+					broker__reply_done(cb, t->err);
 				} else {
 					cb->done(cb->ctx, cb->pid, cb->kind, t->err);
 				}
 			}
 			if (!t->err)
-				spill_committed(t);
+				broker__spill_committed(t);
 			if (b->bridges)
 				b->bridges->committed(b->bridges->ctx, t);
-			store_txn_free(t);
+			broker__txn_free(t);
 			atomic_fetch_sub(&w->pending_txns, 1);
 		}
 		if (it->kick) {
 			struct client *old = it->kick;
 			if (old->state == CLIENT_CONNECTED) {
 				old->kicked = true;
-				client_disconnect(old, MQTT_RC_SESSION_TAKEN_OVER, "session taken over");
+				broker__client_disconnect(old, MQTT_RC_SESSION_TAKEN_OVER, "session taken over");
 			}
 			b->ports.conn_unref(old);
 		}
@@ -410,13 +411,13 @@ void broker_worker_wake(struct bworker *w)
 			atomic_store(&s->flush_pending, false);
 			pthread_mutex_lock(&s->lock);
 			if (s->client && s->worker == w->id)
-				session_pump(s);
+				broker__deliver_pump(s);
 			pthread_mutex_unlock(&s->lock);
 			session_unref(s);
 		}
 	}
-	broker_worker_admin(w);
-	broker_commit(w, NULL, NULL, 0, 0, false);
+	broker__admin_run(w);
+	broker__persist_commit(w, NULL, NULL, 0, 0, false);
 	/* Keep the larger array as the spare to avoid reallocating every turn. */
 	pthread_mutex_lock(&w->wake_lock);
 	if (!w->wake_spare) {
@@ -453,7 +454,7 @@ void broker_client_check_output(struct client *c, uint64_t now)
 	if (!why)
 		return;
 	log_client(LVL_NOTICE, WHO(c, -1), "client %s (%s, identity %s) disconnected: not reading, %s (%llu bytes pending)",
-		   client_name(c), CLIENT_ADDR(c), OR_DASH(c->identity), why, (unsigned long long)pending);
+		   broker__client_name(c), CLIENT_ADDR(c), OR_DASH(c->identity), why, (unsigned long long)pending);
 	c->will_on_close = true; /* not a normal DISCONNECT [MQTT-3.1.2-8] */
 	c->state = CLIENT_CLOSING;
 	b->ports.abort(c);
@@ -498,21 +499,21 @@ static void keepalive_will_now(struct bworker *w, struct client *c)
 	char *user = NULL;
 	struct msg *will = NULL;
 	if (s->client == c && s->will && (s->will_delay == 0 || s->expiry_interval == 0)) {
-		will = session_take_will(s, &user);
-		persist_session(w, s);
+		will = broker__session_take_will(s, &user);
+		broker__persist_session(w, s);
 	}
 	pthread_mutex_unlock(&s->lock);
 	if (!will)
 		return;
-	will_publish(w, s->client_id, user, will);
-	broker_commit(w, NULL, NULL, 0, 0, false);
+	broker__session_will_publish(w, s->client_id, user, will);
+	broker__persist_commit(w, NULL, NULL, 0, 0, false);
 }
 
 void broker_worker_tick(struct bworker *w, uint64_t now)
 {
 	struct broker *b = w->b;
 	broker_worker_publish_stats(w);
-	spill_retry(w);
+	broker__spill_retry(w);
 	for (struct client *c = w->clients, *next; c; c = next) {
 		next = c->next;
 		if (c->state == CLIENT_NEW && now - c->connected_at_ms > (uint64_t)b->cfg.connect_timeout * 1000) {
@@ -521,7 +522,7 @@ void broker_worker_tick(struct bworker *w, uint64_t now)
 			b->ports.close(c);
 		} else if (c->state == CLIENT_CONNECTED && c->keepalive &&
 			   now - c->last_rx_ms > (uint64_t)c->keepalive * 1500) { /* [MQTT-3.1.2-22] */
-			client_disconnect(c, MQTT_RC_KEEP_ALIVE_TIMEOUT, "keep alive timeout");
+			broker__client_disconnect(c, MQTT_RC_KEEP_ALIVE_TIMEOUT, "keep alive timeout");
 			keepalive_will_now(w, c);
 		} else if (c->state == CLIENT_CONNECTED) {
 			broker_client_check_output(c, now);
@@ -537,13 +538,13 @@ void broker_worker_publish_wills(struct bworker *w)
 			continue;
 		pthread_mutex_lock(&s->lock);
 		char *user = NULL;
-		struct msg *will = s->client == c ? session_take_will(s, &user) : NULL;
+		struct msg *will = s->client == c ? broker__session_take_will(s, &user) : NULL;
 		if (will)
-			persist_session(w, s);
+			broker__persist_session(w, s);
 		pthread_mutex_unlock(&s->lock);
-		will_publish(w, s->client_id, user, will);
+		broker__session_will_publish(w, s->client_id, user, will);
 	}
-	broker_commit(w, NULL, NULL, 0, 0, false);
+	broker__persist_commit(w, NULL, NULL, 0, 0, false);
 }
 
 void broker_worker_shutdown(struct bworker *w)
@@ -554,7 +555,7 @@ void broker_worker_shutdown(struct bworker *w)
 	for (struct client *c = w->clients, *next; c; c = next) {
 		next = c->next;
 		if (c->state == CLIENT_CONNECTED) {
-			client_disconnect(c, MQTT_RC_SERVER_SHUTTING_DOWN, "server shutting down");
+			broker__client_disconnect(c, MQTT_RC_SERVER_SHUTTING_DOWN, "server shutting down");
 			c->will_on_close = b->cfg.will_on_shutdown;
 		} else if (c->state == CLIENT_NEW) {
 			log_info("connection from %s ended before CONNECT: server shutting down", CLIENT_ADDR(c));

@@ -68,13 +68,13 @@ void broker_set_collect(struct broker *b, const struct collect_port *p);
 /* Connects the Sparkplug devices to the edge node's session (before the bridges start). */
 void broker_set_edge(struct broker *b, const struct edge_port *p);
 /* Whether a collector's message on topic (len bytes) by user and client_id
- * would pass broker_admit now (the ACL loaded now, the topic rules), for
+ * would pass broker__admit now (the ACL loaded now, the topic rules), for
  * what leaves through a bridge without entering the broker (an edge node's
  * births). Returns NULL when it would, else why not. Any worker. */
 const char *broker_collect_admits(struct broker *b, const char *user, const char *client_id, const char *topic,
 				  size_t len);
 /* Publishes every message of bt on bt->worker as a client's QoS 1 PUBLISH
- * would be, through broker_admit and the ACL: retained, routed to
+ * would be, through broker__admit and the ACL: retained, routed to
  * subscribers and bridges, stored; bt->done follows the commit. Any thread.
  * Returns 0 (bt taken), or -FM_EINVAL once shutdown has begun or
  * -FM_ENOMEM (bt stays the caller's, done never runs). */

@@ -22,7 +22,7 @@ const char *client_protocol_name(uint8_t version)
 	return version == MQTT_V5 ? "mqttv5" : version == MQTT_V311 ? "mqttv311" : "mqttv31";
 }
 
-const struct log_client *client_who(const struct client *c, int rc, struct log_client *who, char addr[48])
+const struct log_client *broker__client_who(const struct client *c, int rc, struct log_client *who, char addr[48])
 {
 	who->client_id = c->session ? c->session->client_id : NULL;
 	who->address = client_addr_text(c, addr);
@@ -33,12 +33,12 @@ const struct log_client *client_who(const struct client *c, int rc, struct log_c
 	return who;
 }
 
-const char *client_name(const struct client *c)
+const char *broker__client_name(const struct client *c)
 {
 	return c->session ? c->session->client_id : "(not connected)";
 }
 
-void client_reason_string(const struct client *c, struct mqtt_props *pr, const char *why)
+void broker__client_reason_string(const struct client *c, struct mqtt_props *pr, const char *why)
 {
 	if (!why || c->version != MQTT_V5 || !c->request_problem_info)
 		return;
@@ -46,7 +46,7 @@ void client_reason_string(const struct client *c, struct mqtt_props *pr, const c
 	pr->reason_string = (struct mqtt_bin){ (const uint8_t *)why, (uint32_t)strlen(why) };
 }
 
-void client_disconnect(struct client *c, uint8_t rc, const char *why)
+void broker__client_disconnect(struct client *c, uint8_t rc, const char *why)
 {
 	if (c->state == CLIENT_CLOSING)
 		return;
@@ -65,8 +65,8 @@ void client_disconnect(struct client *c, uint8_t rc, const char *why)
 			mqtt_encode_reason(c->b->ports.out(c), MQTT_V5, MQTT_DISCONNECT, &r);
 		}
 	}
-	log_client(LVL_NOTICE, WHO(c, rc), "client %s (%s, identity %s) disconnected: %s (0x%02x)", client_name(c),
-		   CLIENT_ADDR(c), OR_DASH(c->identity), why, rc);
+	log_client(LVL_NOTICE, WHO(c, rc), "client %s (%s, identity %s) disconnected: %s (0x%02x)",
+		   broker__client_name(c), CLIENT_ADDR(c), OR_DASH(c->identity), why, rc);
 	/* A server-initiated close is not a normal DISCONNECT: the will fires [MQTT-3.1.2-8]. */
 	c->will_on_close = true;
 	c->state = CLIENT_CLOSING;

@@ -13,19 +13,19 @@ const char *client_addr_text(const struct client *c, char out[48]);
 const char *client_protocol_name(uint8_t version);
 /* The fields of c's connect and disconnect log lines, with reason code rc
  * (-1: none); addr is where the address text goes. Returns who. */
-const struct log_client *client_who(const struct client *c, int rc, struct log_client *who, char addr[48]);
-#define WHO(c, rc) client_who((c), (rc), &(struct log_client){ 0 }, (char[48]){ 0 })
+const struct log_client *broker__client_who(const struct client *c, int rc, struct log_client *who, char addr[48]);
+#define WHO(c, rc) broker__client_who((c), (rc), &(struct log_client){ 0 }, (char[48]){ 0 })
 /* The client id of c's session, or "(not connected)". */
-const char *client_name(const struct client *c);
+const char *broker__client_name(const struct client *c);
 #define OR_DASH(s) ((s) ? (s) : "-")
 
 /* Sends a v5 DISCONNECT (v3: nothing) and closes. Logs the reason. */
-void client_disconnect(struct client *c, uint8_t rc, const char *why);
+void broker__client_disconnect(struct client *c, uint8_t rc, const char *why);
 /* Reason string property, only when the client did not opt out. */
-void client_reason_string(const struct client *c, struct mqtt_props *pr, const char *why);
+void broker__client_reason_string(const struct client *c, struct mqtt_props *pr, const char *why);
 
 /* The client's alias table, allocated at first use; NULL when out of memory. */
-static inline char **client_aliases(struct client *c)
+static inline char **broker__client_aliases(struct client *c)
 {
 	if (!c->aliases)
 		c->aliases = calloc((size_t)c->alias_max_in + 1 + CLIENT_MAX_OUT_ALIASES, sizeof *c->aliases);

@@ -1,6 +1,6 @@
 /* The collectors' way in: a batch of readings (or write results) from a
  * collector thread is published on a worker exactly as a client's QoS 1
- * PUBLISH is: broker_admit (topic, limits, $SYS guard, and the ACL of the
+ * PUBLISH is: broker__admit (topic, limits, $SYS guard, and the ACL of the
  * collector's user, compiled once a batch), retained, routing to subscribers and bridges, one store
  * commit; and the way out of a write request: publishes that reach a tag's
  * set topic are handed to the collectors with the publisher's identity. */
@@ -53,8 +53,8 @@ static void publish_batch(struct bworker *w, struct collect_batch *bt)
 		w->stats.msgs_received++;
 		if (!have_ref || !same(ref_user, cm->user) || !same(ref_cid, cm->client_id)) {
 			if (have_ref)
-				access_ref_release(&ref);
-			ref_oom = access_acl_now(b, cm->user, cm->client_id, &ref) != 0;
+				broker__access_ref_release(&ref);
+			ref_oom = broker__access_acl_now(b, cm->user, cm->client_id, &ref) != 0;
 			have_ref = !ref_oom;
 			ref_user = cm->user;
 			ref_cid = cm->client_id;
@@ -65,11 +65,11 @@ static void publish_batch(struct bworker *w, struct collect_batch *bt)
 			bt->lost++;
 			continue;
 		}
-		enum admit a = broker_admit(b, ref.acl, cm->topic, cm->topic_len, retain);
+		enum admit a = broker__admit(b, ref.acl, cm->topic, cm->topic_len, retain);
 		if (a != ADMIT_OK) {
 			w->stats.drops[DROP_NOT_AUTHORIZED]++;
 			if (!bt->refused++)
-				bt->refused_why = broker_admit_why(a);
+				bt->refused_why = broker__admit_why(a);
 			continue;
 		}
 		struct mqtt_props pr = { 0 };
@@ -85,17 +85,17 @@ static void publish_batch(struct bworker *w, struct collect_batch *bt)
 			continue;
 		}
 		if (retain)
-			retain_set(w, m);
-		route_publish(w, m);
+			broker__retain_set(w, m);
+		broker__route_publish(w, m);
 		msg_unref(m);
 	}
 	if (have_ref)
-		access_ref_release(&ref);
+		broker__access_ref_release(&ref);
 	if (bt->lost)
 		log_err("collector: out of memory: %u of %u messages not published", bt->lost, bt->n);
 	/* Through the store even when nothing was written, so done() keeps the
 	 * order of the batches and follows every earlier commit. */
-	broker_commit(w, batch_committed, bt, 0, 0, true);
+	broker__persist_commit(w, batch_committed, bt, 0, 0, true);
 }
 
 static void job_run(struct broker_job *j, struct bworker *w)
@@ -128,11 +128,11 @@ const char *broker_collect_admits(struct broker *b, const char *user, const char
 				  size_t len)
 {
 	struct access_ref ref = { 0 };
-	if (access_acl_now(b, user, client_id, &ref))
+	if (broker__access_acl_now(b, user, client_id, &ref))
 		return "out of memory";
-	enum admit a = broker_admit(b, ref.acl, topic, len, false);
-	access_ref_release(&ref);
-	return a == ADMIT_OK ? NULL : broker_admit_why(a);
+	enum admit a = broker__admit(b, ref.acl, topic, len, false);
+	broker__access_ref_release(&ref);
+	return a == ADMIT_OK ? NULL : broker__admit_why(a);
 }
 
 bool broker_msg_publisher(struct bworker *w, const struct msg *m, const char **client_id, const char **username)

@@ -25,7 +25,7 @@ static struct handled connack_refuse(struct client *c, uint8_t rc5, uint8_t rc3,
 {
 	struct mqtt_connack ack = { .rc = c->version == MQTT_V5 ? rc5 : rc3 };
 	if (c->version == MQTT_V5)
-		client_reason_string(c, &ack.props, why);
+		broker__client_reason_string(c, &ack.props, why);
 	mqtt_encode_connack(c->b->ports.out(c), c->version, &ack);
 	log_client(LVL_NOTICE, WHO(c, c->version == MQTT_V5 ? rc5 : rc3), "client connection from %s (identity %s) refused: %s (0x%02x)",
 		   CLIENT_ADDR(c), OR_DASH(c->identity), why, c->version == MQTT_V5 ? rc5 : rc3);
@@ -97,7 +97,7 @@ static void take_over(struct session *s, bool clean_start, struct takeover *t)
 	 * connection; a new connection to the same session cancels it
 	 * [MQTT-3.1.3-9], a discarded session publishes it. */
 	if (s->will && (clean_start || (t->kick && s->will_delay == 0)))
-		t->will = session_take_will(s, &t->will_user);
+		t->will = broker__session_take_will(s, &t->will_user);
 	msg_unref(s->will);
 	s->will = NULL;
 	s->will_at = 0;
@@ -109,7 +109,7 @@ static void take_over(struct session *s, bool clean_start, struct takeover *t)
  * was admitted with: a will is a publish that happens later (stored with
  * the session [MQTT-3.1.2-7]; refused with v5 CONNACK 0x87 / 0x90 / 0x9A,
  * §3.2.2.2; v3.1.1 return code 5 or 3, §3.2.2.3). It is checked again when
- * it fires (will_publish). */
+ * it fires (broker__session_will_publish). */
 static struct handled build_will(struct client *c, const struct mqtt_connect *m, struct msg **will, char **will_user)
 {
 	*will = NULL;
@@ -118,17 +118,17 @@ static struct handled build_will(struct client *c, const struct mqtt_connect *m,
 		return HANDLED_OPEN;
 	struct broker *b = c->b;
 	const char *topic = (const char *)m->will_topic.p;
-	enum admit admit = broker_admit(b, c->acl, topic, m->will_topic.len, m->will_retain);
+	enum admit admit = broker__admit(b, c->acl, topic, m->will_topic.len, m->will_retain);
 	if (admit != ADMIT_OK) {
 		log_client(LVL_NOTICE, WHO(c, 0), "client from %s: will on %.*s refused: %s", CLIENT_ADDR(c),
-			   (int)m->will_topic.len, topic, broker_admit_why(admit));
-		return connack_refuse(c, broker_admit_rc(admit),
+			   (int)m->will_topic.len, topic, broker__admit_why(admit));
+		return connack_refuse(c, broker__admit_rc(admit),
 				      admit == ADMIT_RETAIN ? MQTT_V3_UNAVAILABLE : MQTT_V3_NOT_AUTHORIZED,
-				      broker_admit_why(admit));
+				      broker__admit_why(admit));
 	}
 	if (c->username && !(*will_user = strdup(c->username)))
 		return connack_refuse(c, MQTT_RC_SERVER_UNAVAILABLE, MQTT_V3_UNAVAILABLE, "out of memory");
-	*will = msg_build(b, &b->workers[c->worker], m->will_topic, m->will_payload, &m->will_props, m->version,
+	*will = broker__msg_build(b, &b->workers[c->worker], m->will_topic, m->will_payload, &m->will_props, m->version,
 			  m->will_qos, m->will_retain);
 	if (!*will) {
 		free(*will_user);
@@ -186,8 +186,8 @@ static void connack_then(struct client *c, struct reply_body *rb)
 	struct session *s = c->session;
 	pthread_mutex_lock(&s->lock);
 	if (s->client == c) {
-		session_resend_inflight(s);
-		session_pump(s);
+		broker__deliver_resend_inflight(s);
+		broker__deliver_pump(s);
 	}
 	pthread_mutex_unlock(&s->lock);
 }
@@ -198,12 +198,12 @@ static void connack_release(struct reply_body *rb)
 	free(rb);
 }
 
-struct handled handle_connect(struct client *c, const struct mqtt_connect *m)
+struct handled broker__handle_connect(struct client *c, const struct mqtt_connect *m)
 {
 	struct broker *b = c->b;
 	struct bworker *w = &b->workers[c->worker];
 	if (c->state != CLIENT_NEW) {
-		client_disconnect(c, MQTT_RC_PROTOCOL_ERROR, "second CONNECT"); /* [MQTT-3.1.0-2] */
+		broker__client_disconnect(c, MQTT_RC_PROTOCOL_ERROR, "second CONNECT"); /* [MQTT-3.1.0-2] */
 		return HANDLED_CLOSED;
 	}
 	c->version = m->version;
@@ -240,7 +240,7 @@ struct handled handle_connect(struct client *c, const struct mqtt_connect *m)
 		return connack_refuse(c, MQTT_RC_SERVER_UNAVAILABLE, MQTT_V3_UNAVAILABLE, "out of memory");
 	}
 	char *id_z = strndup(id, id_len);
-	int denied = id_z ? client_admit(c, m, id_z) : -MQTT_RC_SERVER_UNAVAILABLE;
+	int denied = id_z ? broker__access_admit(c, m, id_z) : -MQTT_RC_SERVER_UNAVAILABLE;
 	free(id_z);
 	if (denied) {
 		if (denied == -MQTT_RC_BAD_USERNAME_PASSWORD)
@@ -259,10 +259,10 @@ struct handled handle_connect(struct client *c, const struct mqtt_connect *m)
 	struct takeover t = { 0 };
 	bool present = false;
 	pthread_mutex_lock(&b->reg_lock);
-	struct session *s = registry_find(b, id, id_len);
+	struct session *s = broker__registry_find(b, id, id_len);
 	if (s && !s->client && s->expires_at && clock_wall_ms() >= s->expires_at) {
 		/* Expired, not swept yet (e.g. while the broker was down). */
-		registry_remove(b, s);
+		broker__registry_remove(b, s);
 		t.ending = s;
 		s = NULL;
 	}
@@ -272,7 +272,7 @@ struct handled handle_connect(struct client *c, const struct mqtt_connect *m)
 		bool discard = m->clean_start || s->expiry_interval == 0;
 		take_over(s, discard, &t);
 		if (discard) {
-			registry_remove(b, s);
+			broker__registry_remove(b, s);
 			t.ending = s;
 			s = NULL;
 		} else {
@@ -281,7 +281,7 @@ struct handled handle_connect(struct client *c, const struct mqtt_connect *m)
 	}
 	if (!s) {
 		s = session_new(id, id_len, atomic_fetch_add(&b->next_sid, 1));
-		if (!s || registry_insert(b, s)) {
+		if (!s || broker__registry_insert(b, s)) {
 			pthread_mutex_unlock(&b->reg_lock);
 			session_unref(s);
 			msg_unref(will);
@@ -300,7 +300,7 @@ struct handled handle_connect(struct client *c, const struct mqtt_connect *m)
 	s->will_user = will_user;
 	s->will_delay = m->will_props.will_delay;
 	c->session = session_ref(s);
-	persist_session(w, s);
+	broker__persist_session(w, s);
 	pthread_mutex_unlock(&s->lock);
 	pthread_mutex_unlock(&b->reg_lock);
 	/* The connection taken over no longer counts: its end will not find
@@ -319,14 +319,14 @@ struct handled handle_connect(struct client *c, const struct mqtt_connect *m)
 		   c->keepalive, m->clean_start ? "clean start" : present ? "resume" : "new session",
 		   present ? ", session present" : "", OR_DASH(c->username), OR_DASH(c->identity));
 	if (t.ending)
-		session_end(w, t.ending);
+		broker__session_end(w, t.ending);
 	if (t.will)
-		will_publish(w, s->client_id, t.will_user, t.will);
-	if (t.kick && wake_push(w, t.kick->worker, (struct wake_item){ NULL, t.kick, NULL }))
+		broker__session_will_publish(w, s->client_id, t.will_user, t.will);
+	if (t.kick && broker__inbox_push(w, t.kick->worker, (struct wake_item){ NULL, t.kick, NULL }))
 		b->ports.conn_unref(t.kick);
 	struct reply_body *rb = calloc(1, sizeof *rb);
 	if (!rb) {
-		client_disconnect(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
+		broker__client_disconnect(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
 		return HANDLED_CLOSED;
 	}
 	rb->what = "session";
@@ -336,6 +336,6 @@ struct handled handle_connect(struct client *c, const struct mqtt_connect *m)
 	encode_connack(c, &rb->bytes, m, present, server_ka, was_assigned ? assigned : NULL);
 	/* Nothing goes to the client before its CONNACK. */
 	c->connack_pending = true;
-	broker_reply_body(w, c, MQTT_CONNACK, rb);
+	broker__reply_body(w, c, MQTT_CONNACK, rb);
 	return HANDLED_OPEN;
 }

@@ -31,7 +31,7 @@ static uint16_t out_alias(struct client *c, const struct msg *m, bool *known)
 	}
 	if (c->n_out_aliases >= c->alias_max_out)
 		return 0;
-	if (!client_aliases(c))
+	if (!broker__client_aliases(c))
 		return 0;
 	ours = c->aliases + c->alias_max_in + 1;
 	char *copy = strndup(msg_topic(m), m->topic_len);
@@ -75,7 +75,7 @@ static int encode_entry(struct client *c, const struct qentry *e, bool dup, uint
 	if (c->max_packet_out && mqtt_publish_size(c->version, &p) > c->max_packet_out)
 		return -FM_ELIMIT; /* [MQTT-3.1.2-24] */
 	/* A subscription may overlap a deny rule: each delivery is checked. */
-	if (c->acl && !broker_acl_can_read(c->acl, msg_topic(m), m->topic_len))
+	if (c->acl && !broker__spb_acl_can_read(c->acl, msg_topic(m), m->topic_len))
 		return -FM_EPROTO;
 	if (c->version == MQTT_V5 && c->alias_max_out) {
 		bool known;
@@ -107,7 +107,7 @@ static int encode_entry(struct client *c, const struct qentry *e, bool dup, uint
  * large window keeps a fast historian busy across the round trip; a small
  * one bounds what a slow subscriber has unacknowledged (resent after a
  * reconnect). Messages beyond the window wait in the session's queue. */
-void session_window_on_ack(struct session *s)
+void broker__deliver_window_on_ack(struct session *s)
 {
 	struct client *c = s->client;
 	if (c && s->queue.count && s->send_window < c->send_max)
@@ -161,14 +161,14 @@ static bool resend_inflight(struct session *s, struct client *c, uint64_t now, b
 		}
 		struct qentry gone;
 		qring_remove(&s->inflight, i, &gone);
-		broker_note_drops(w, s, undeliverable(rc), 1);
-		persist_queue_del(w, s, &gone);
+		broker__queue_note_drops(w, s, undeliverable(rc), 1);
+		broker__persist_queue_del(w, s, &gone);
 		qentry_release(&gone);
 	}
 	return true;
 }
 
-void session_pump(struct session *s)
+void broker__deliver_pump(struct session *s)
 {
 	struct client *c = s->client;
 	struct broker *b = c->b;
@@ -185,10 +185,10 @@ void session_pump(struct session *s)
 			break; /* resumed by broker_on_writable */
 		}
 		c->output_full = false;
-		spill_prefetch(w, s);
+		broker__spill_prefetch(w, s);
 		struct qentry *head = qring_at(&s->queue, 0);
 		if (qentry_on_disk(head) && !qentry_expired(head, now)) {
-			spill_load(w, s);
+			broker__spill_load(w, s);
 			break; /* resumed when the bodies are back */
 		}
 		if (!qentry_on_disk(head) && atomic_load_explicit(&head->msg->held, memory_order_acquire))
@@ -213,17 +213,17 @@ void session_pump(struct session *s)
 		/* One that can no longer go to this client at all is dropped:
 		 * kept, it would stop everything behind it for good. */
 		if (rc && rc != -FM_ENOMEM)
-			broker_note_drops(w, s, undeliverable(rc), 1);
+			broker__queue_note_drops(w, s, undeliverable(rc), 1);
 		wrote |= rc == 0;
 		if (rc || e.qos == 0) {
-			persist_queue_del(w, s, &e);
+			broker__persist_queue_del(w, s, &e);
 			qentry_release(&e);
 			continue;
 		}
 		e.state = e.qos == 1 ? QE_WAIT_PUBACK : QE_WAIT_PUBREC;
 		if (qring_push(&s->inflight, &e)) {
 			log_err("out of memory: message for %s dropped", s->client_id);
-			persist_queue_del(w, s, &e);
+			broker__persist_queue_del(w, s, &e);
 			qentry_release(&e);
 		}
 	}
@@ -232,13 +232,13 @@ out:
 		b->ports.flush(c);
 }
 
-void session_resend_inflight(struct session *s)
+void broker__deliver_resend_inflight(struct session *s)
 {
 	struct client *c = s->client;
 	struct broker *b = c->b;
 	bool wrote = false;
 	/* QoS 2 messages delivered: their PUBRELs go again now. The PUBLISH
-	 * packets not acknowledged go again from session_pump, at the pace of
+	 * packets not acknowledged go again from broker__deliver_pump, at the pace of
 	 * the link: a large window resent at once could bury a slow one. */
 	s->n_resend = 0;
 	for (uint32_t i = 0; i < s->inflight.count; i++) {

@@ -5,12 +5,12 @@
 
 /* Sends s's client what its window allows: in-flight messages first, then the queue. */
 /* Sends s's client what its window allows: in-flight messages first, then the queue. */
-void session_pump(struct session *s);
+void broker__deliver_pump(struct session *s);
 /* The in-flight window: where it starts, and the least it shrinks to. */
 #define SEND_WINDOW_START 32
 #define SEND_WINDOW_MIN 16
 /* A PUBACK or PUBREC from s's client (s->lock held): the window may widen. */
-void session_window_on_ack(struct session *s);
-void session_resend_inflight(struct session *s);
+void broker__deliver_window_on_ack(struct session *s);
+void broker__deliver_resend_inflight(struct session *s);
 
 #endif

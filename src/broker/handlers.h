@@ -4,10 +4,10 @@
 #define FM_BROKER_HANDLERS_H
 #include "types.h"
 
-struct handled handle_connect(struct client *c, const struct mqtt_connect *m);
-struct handled handle_publish(struct client *c, const struct mqtt_publish *m);
-struct handled handle_ack(struct client *c, uint8_t type, const struct mqtt_ack *a);
-struct handled handle_subscribe(struct client *c, const struct mqtt_subscribe *m);
-struct handled handle_unsubscribe(struct client *c, const struct mqtt_subscribe *m);
+struct handled broker__handle_connect(struct client *c, const struct mqtt_connect *m);
+struct handled broker__handle_publish(struct client *c, const struct mqtt_publish *m);
+struct handled broker__handle_ack(struct client *c, uint8_t type, const struct mqtt_ack *a);
+struct handled broker__handle_subscribe(struct client *c, const struct mqtt_subscribe *m);
+struct handled broker__handle_unsubscribe(struct client *c, const struct mqtt_subscribe *m);
 
 #endif

@@ -7,12 +7,12 @@
 #include "../base/log.h"
 #include "../base/vec.h"
 
-int wake_push(struct bworker *from, int worker, struct wake_item item)
+int broker__inbox_push(struct bworker *from, int worker, struct wake_item item)
 {
-	return wake_push_to(from->b, worker, item, from->id != worker);
+	return broker__inbox_push_to(from->b, worker, item, from->id != worker);
 }
 
-int wake_push_to(struct broker *b, int worker, struct wake_item item, bool wake)
+int broker__inbox_push_to(struct broker *b, int worker, struct wake_item item, bool wake)
 {
 	struct bworker *to = &b->workers[worker];
 	pthread_mutex_lock(&to->wake_lock);
@@ -29,11 +29,11 @@ int wake_push_to(struct broker *b, int worker, struct wake_item item, bool wake)
 	return 0;
 }
 
-void session_schedule(struct bworker *from, struct session *s, int worker)
+void broker__inbox_schedule(struct bworker *from, struct session *s, int worker)
 {
 	if (worker < 0 || atomic_exchange(&s->flush_pending, true))
 		return;
-	if (wake_push(from, worker, (struct wake_item){ session_ref(s), NULL, NULL })) {
+	if (broker__inbox_push(from, worker, (struct wake_item){ session_ref(s), NULL, NULL })) {
 		atomic_store(&s->flush_pending, false);
 		session_unref(s);
 		log_err("out of memory scheduling a delivery to %s", s->client_id);

@@ -5,10 +5,10 @@
 
 /* Appends an item to a worker's wake list and, when `wake`, wakes it.
  * Returns 0 or -FM_ENOMEM. Thread-safe. */
-int wake_push_to(struct broker *b, int worker, struct wake_item item, bool wake);
+int broker__inbox_push_to(struct broker *b, int worker, struct wake_item item, bool wake);
 /* The same from a worker: the local one drains its list at the end of the turn. */
-int wake_push(struct bworker *from, int worker, struct wake_item item);
+int broker__inbox_push(struct bworker *from, int worker, struct wake_item item);
 /* Puts s on its worker's wake list (s->lock not held). */
-void session_schedule(struct bworker *from, struct session *s, int worker);
+void broker__inbox_schedule(struct bworker *from, struct session *s, int worker);
 
 #endif

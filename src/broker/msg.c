@@ -11,7 +11,7 @@
 #define FORWARDED_PROPS (MQTT_PROP_BIT(MQTT_PROP_PAYLOAD_FORMAT) | MQTT_PROP_BIT(MQTT_PROP_CONTENT_TYPE) | \
 			 MQTT_PROP_BIT(MQTT_PROP_RESPONSE_TOPIC) | MQTT_PROP_BIT(MQTT_PROP_CORRELATION_DATA))
 
-struct msg *msg_build(struct broker *b, struct bworker *w, struct mqtt_bin topic, struct mqtt_bin payload,
+struct msg *broker__msg_build(struct broker *b, struct bworker *w, struct mqtt_bin topic, struct mqtt_bin payload,
 		      const struct mqtt_props *pr, uint8_t version, uint8_t qos, bool retain)
 {
 	struct buf props = { 0 };
@@ -41,5 +41,5 @@ struct msg *broker_msg_new(struct broker *b, struct mqtt_bin topic, struct mqtt_
 			   const struct mqtt_props *pr, uint8_t qos, bool retain)
 {
 	static const struct mqtt_props none;
-	return msg_build(b, NULL, topic, payload, pr ? pr : &none, pr ? MQTT_V5 : MQTT_V311, qos, retain);
+	return broker__msg_build(b, NULL, topic, payload, pr ? pr : &none, pr ? MQTT_V5 : MQTT_V311, qos, retain);
 }

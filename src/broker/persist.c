@@ -40,7 +40,7 @@ int broker_restore_spool(struct broker *b, const char *bridge, const struct rest
 	return b->bridges ? b->bridges->restore(b->bridges->ctx, bridge, e) : -FM_ENOENT;
 }
 
-bool session_durable(const struct broker *b, const struct session *s)
+bool broker__persist_durable(const struct broker *b, const struct session *s)
 {
 	return b->store && s->expiry_interval != 0;
 }
@@ -57,13 +57,13 @@ static uint64_t msg_store_id(struct broker *b, struct msg *m)
 
 /* Adds a record to the current action's transaction. NULL without a store
  * or when out of memory (logged: the change then lives in memory only). */
-struct store_op *persist_op_add(struct bworker *w, uint8_t type)
+struct store_op *broker__persist_op(struct bworker *w, uint8_t type)
 {
 	if (!w->b->store)
 		return NULL;
-	if (!w->txn && !(w->txn = store_txn_new(w->id)))
+	if (!w->txn && !(w->txn = broker__txn_new(w->id)))
 		goto oom;
-	struct store_op *op = store_txn_add(w->txn, type);
+	struct store_op *op = broker__txn_add(w->txn, type);
 	if (op)
 		return op;
 oom:
@@ -84,11 +84,11 @@ static void op_entry(struct store_op *op, struct broker *b, const struct session
 	op->msg = msg_ref(e->msg);
 }
 
-void persist_queue_add(struct bworker *w, const struct session *s, const struct qentry *e)
+void broker__persist_queue_add(struct bworker *w, const struct session *s, const struct qentry *e)
 {
-	if (!session_durable(w->b, s) || !e->qos)
+	if (!broker__persist_durable(w->b, s) || !e->qos)
 		return;
-	struct store_op *op = persist_op_add(w, ST_QUEUE_ADD);
+	struct store_op *op = broker__persist_op(w, ST_QUEUE_ADD);
 	if (!op)
 		return;
 	op_entry(op, w->b, s, e);
@@ -106,40 +106,40 @@ void persist_queue_add(struct bworker *w, const struct session *s, const struct 
 	}
 }
 
-void persist_queue_del(struct bworker *w, const struct session *s, const struct qentry *e)
+void broker__persist_queue_del(struct bworker *w, const struct session *s, const struct qentry *e)
 {
-	if (!session_durable(w->b, s) || !e->qos)
+	if (!broker__persist_durable(w->b, s) || !e->qos)
 		return;
-	struct store_op *op = persist_op_add(w, ST_QUEUE_DEL);
+	struct store_op *op = broker__persist_op(w, ST_QUEUE_DEL);
 	if (op)
 		op_entry(op, w->b, s, e);
 }
 
-void persist_queue_state(struct bworker *w, const struct session *s, const struct qentry *e)
+void broker__persist_queue_state(struct bworker *w, const struct session *s, const struct qentry *e)
 {
-	if (!session_durable(w->b, s))
+	if (!broker__persist_durable(w->b, s))
 		return;
-	struct store_op *op = persist_op_add(w, ST_QUEUE_STATE);
+	struct store_op *op = broker__persist_op(w, ST_QUEUE_STATE);
 	if (op)
 		op_entry(op, w->b, s, e);
 }
 
-void persist_rx2(struct bworker *w, const struct session *s, uint16_t pid, bool add)
+void broker__persist_rx2(struct bworker *w, const struct session *s, uint16_t pid, bool add)
 {
-	if (!session_durable(w->b, s))
+	if (!broker__persist_durable(w->b, s))
 		return;
-	struct store_op *op = persist_op_add(w, add ? ST_RX2_ADD : ST_RX2_DEL);
+	struct store_op *op = broker__persist_op(w, add ? ST_RX2_ADD : ST_RX2_DEL);
 	if (op) {
 		op->sid = s->sid;
 		op->pid = pid;
 	}
 }
 
-void persist_session(struct bworker *w, struct session *s)
+void broker__persist_session(struct bworker *w, struct session *s)
 {
-	if (!session_durable(w->b, s))
+	if (!broker__persist_durable(w->b, s))
 		return;
-	struct store_op *op = persist_op_add(w, ST_SESSION_PUT);
+	struct store_op *op = broker__persist_op(w, ST_SESSION_PUT);
 	if (!op)
 		return;
 	s->stored = true;
@@ -158,22 +158,22 @@ void persist_session(struct bworker *w, struct session *s)
 	}
 }
 
-void persist_session_del(struct bworker *w, struct session *s)
+void broker__persist_session_del(struct bworker *w, struct session *s)
 {
 	if (!w->b->store || !s->stored)
 		return;
-	struct store_op *op = persist_op_add(w, ST_SESSION_DEL);
+	struct store_op *op = broker__persist_op(w, ST_SESSION_DEL);
 	if (op)
 		op->sid = s->sid;
 	s->stored = false;
 }
 
-void persist_sub(struct bworker *w, const struct session *s, const char *filter, size_t len, uint8_t options,
+void broker__persist_sub(struct bworker *w, const struct session *s, const char *filter, size_t len, uint8_t options,
 		 uint32_t sub_id, bool add)
 {
-	if (!session_durable(w->b, s))
+	if (!broker__persist_durable(w->b, s))
 		return;
-	struct store_op *op = persist_op_add(w, add ? ST_SUB_PUT : ST_SUB_DEL);
+	struct store_op *op = broker__persist_op(w, add ? ST_SUB_PUT : ST_SUB_DEL);
 	if (!op)
 		return;
 	op->sid = s->sid;
@@ -182,9 +182,9 @@ void persist_sub(struct bworker *w, const struct session *s, const char *filter,
 	op->sub_id = sub_id;
 }
 
-void persist_retain(struct bworker *w, struct msg *m, uint64_t version)
+void broker__persist_retain(struct bworker *w, struct msg *m, uint64_t version)
 {
-	struct store_op *op = persist_op_add(w, m->payload_len ? ST_RETAIN_PUT : ST_RETAIN_DEL);
+	struct store_op *op = broker__persist_op(w, m->payload_len ? ST_RETAIN_PUT : ST_RETAIN_DEL);
 	if (!op)
 		return;
 	op->seq = version;
@@ -198,7 +198,7 @@ void persist_retain(struct bworker *w, struct msg *m, uint64_t version)
 
 void broker_spool_add(struct bworker *w, const char *bridge, uint64_t seq, struct msg *m, uint32_t queued_s)
 {
-	struct store_op *op = persist_op_add(w, ST_SPOOL_ADD);
+	struct store_op *op = broker__persist_op(w, ST_SPOOL_ADD);
 	if (!op)
 		return;
 	op->bridge = bridge;
@@ -210,7 +210,7 @@ void broker_spool_add(struct bworker *w, const char *bridge, uint64_t seq, struc
 
 void broker_spool_del(struct bworker *w, const char *bridge, uint64_t seq)
 {
-	struct store_op *op = persist_op_add(w, ST_SPOOL_DEL);
+	struct store_op *op = broker__persist_op(w, ST_SPOOL_DEL);
 	if (!op)
 		return;
 	op->bridge = bridge;
@@ -220,17 +220,17 @@ void broker_spool_del(struct bworker *w, const char *bridge, uint64_t seq)
 int broker_store_load(struct bworker *w, struct store_load *ld, store_done_fn done)
 {
 	struct store_cb cb = { .done = done, .ctx = ld };
-	if (!w->b->store || (!w->txn && !(w->txn = store_txn_new(w->id))) || store_txn_add_load(w->txn, ld)) {
+	if (!w->b->store || (!w->txn && !(w->txn = broker__txn_new(w->id))) || broker__txn_add_load(w->txn, ld)) {
 		session_unref(ld->session);
 		free(ld);
 		return -FM_ENOMEM;
 	}
 	/* The load is the transaction's now: without its callback it is freed
 	 * unread, and asked for again at the next delivery. */
-	return store_txn_add_cb(w->txn, &cb) ? -FM_ENOMEM : 0;
+	return broker__txn_add_cb(w->txn, &cb) ? -FM_ENOMEM : 0;
 }
 
-int broker_commit_cb(struct bworker *w, const struct store_cb *cb, bool force)
+int broker__persist_commit_cb(struct bworker *w, const struct store_cb *cb, bool force)
 {
 	struct store_txn *t = w->txn;
 	bool wrote = t && t->n_ops > w->ops_mark;
@@ -240,7 +240,7 @@ int broker_commit_cb(struct bworker *w, const struct store_cb *cb, bool force)
 	w->ops_mark = t ? t->n_ops : 0;
 	if (!defer)
 		return 0;
-	if ((!t && !(t = w->txn = store_txn_new(w->id))) || store_txn_add_cb(t, cb)) {
+	if ((!t && !(t = w->txn = broker__txn_new(w->id))) || broker__txn_add_cb(t, cb)) {
 		log_err("out of memory: an acknowledgement is withheld");
 		return -FM_ENOMEM;
 	}
@@ -249,10 +249,10 @@ int broker_commit_cb(struct bworker *w, const struct store_cb *cb, bool force)
 	return 1;
 }
 
-void broker_commit(struct bworker *w, store_done_fn done, void *ctx, uint16_t pid, uint8_t kind, bool force)
+void broker__persist_commit(struct bworker *w, store_done_fn done, void *ctx, uint16_t pid, uint8_t kind, bool force)
 {
 	struct store_cb cb = { .done = done, .ctx = ctx, .pid = pid, .kind = kind };
-	int rc = broker_commit_cb(w, done ? &cb : NULL, force);
+	int rc = broker__persist_commit_cb(w, done ? &cb : NULL, force);
 	if (done && rc <= 0)
 		done(ctx, pid, kind, rc);
 }
@@ -265,7 +265,7 @@ void broker_worker_flush_store(struct bworker *w)
 	w->txn = NULL;
 	w->ops_mark = 0;
 	if (!t->n_ops && !t->n_cbs) {
-		store_txn_free(t);
+		broker__txn_free(t);
 		return;
 	}
 	atomic_fetch_add(&w->pending_txns, 1);
@@ -274,9 +274,9 @@ void broker_worker_flush_store(struct bworker *w)
 
 void broker_store_complete(struct broker *b, struct store_txn *t)
 {
-	if (wake_push_to(b, t->worker, (struct wake_item){ NULL, NULL, t }, true)) {
+	if (broker__inbox_push_to(b, t->worker, (struct wake_item){ NULL, NULL, t }, true)) {
 		/* Cannot hand it back: run nothing, but do not leak. */
 		log_err("out of memory returning a store commit");
-		store_txn_free(t);
+		broker__txn_free(t);
 	}
 }

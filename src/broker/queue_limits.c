@@ -45,7 +45,7 @@ static void log_drops(struct broker *b, struct session *s, uint64_t now)
 	s->drop_logged_ms = now;
 }
 
-void broker_note_drops(struct bworker *w, struct session *s, enum drop_reason why, uint64_t n)
+void broker__queue_note_drops(struct bworker *w, struct session *s, enum drop_reason why, uint64_t n)
 {
 	if (!n)
 		return;
@@ -78,13 +78,13 @@ static uint64_t budget_bytes(const struct broker *b, uint64_t queued_now)
 	return ((uint64_t)sv.f_bavail * sv.f_frsize + queued_now) / 2;
 }
 
-void broker_queue_budget_sweep(struct bworker *w)
+void broker__queue_budget_sweep(struct bworker *w)
 {
 	struct broker *b = w->b;
 	uint64_t queued = 0, sessions = 0, now = clock_mono_ms();
 	pthread_mutex_lock(&b->reg_lock);
 	size_t pos = 0;
-	for (struct session *s; (s = registry_next(b, &pos));) {
+	for (struct session *s; (s = broker__registry_next(b, &pos));) {
 		pthread_mutex_lock(&s->lock);
 		if (s->queue.count) {
 			queued += s->queued_bytes + (uint64_t)s->queue.count * ENTRY_OVERHEAD;
@@ -118,9 +118,9 @@ void broker_queue_budget_sweep(struct bworker *w)
 	atomic_store_explicit(&b->queued_bytes_all, queued, memory_order_relaxed);
 }
 
-struct session_limits broker_session_limits(const struct broker *b, const struct session *s)
+struct session_limits broker__queue_session_limits(const struct broker *b, const struct session *s)
 {
-	struct session_limits lim = broker_limits(b);
+	struct session_limits lim = broker__queue_limits(b);
 	uint64_t share = atomic_load_explicit(&b->queue_fair_share, memory_order_relaxed);
 	/* A queue above the share is full at the size it has (each new message
 	 * takes an old one's place), not cut down to the share at once. */
@@ -131,7 +131,7 @@ struct session_limits broker_session_limits(const struct broker *b, const struct
 	return lim;
 }
 
-struct session_limits broker_limits(const struct broker *b)
+struct session_limits broker__queue_limits(const struct broker *b)
 {
 	return (struct session_limits){ b->cfg.max_queued_messages, b->cfg.max_queued_bytes,
 					b->cfg.queue_overflow == QUEUE_REJECT_NEW };

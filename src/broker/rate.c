@@ -24,7 +24,7 @@ static int64_t bucket_cap(uint64_t per_s)
 	return cap < 2000 ? 2000 : cap;
 }
 
-void rate_init(struct client *c, uint64_t now)
+void broker__rate_init(struct client *c, uint64_t now)
 {
 	const struct rate_conf *r = &c->b->cfg.max_publish_rate;
 	if (!r->msgs && !r->bytes)
@@ -39,7 +39,7 @@ void rate_init(struct client *c, uint64_t now)
 	c->rate->at_ms = now;
 }
 
-void rate_free(struct client *c)
+void broker__rate_free(struct client *c)
 {
 	free(c->rate);
 	c->rate = NULL;
@@ -90,7 +90,7 @@ static long rate_wait_ms(const struct client *c)
 	return wait;
 }
 
-void rate_charge(struct client *c, size_t packet_len, uint64_t now)
+void broker__rate_charge(struct client *c, size_t packet_len, uint64_t now)
 {
 	const struct rate_conf *r = &c->b->cfg.max_publish_rate;
 	if (!c->rate)
@@ -121,7 +121,7 @@ long broker_client_rate_wait(struct client *c, uint64_t now)
 	}
 	uint32_t limit = c->b->cfg.publish_rate_timeout;
 	if (limit && c->rate->over_since_ms && now - c->rate->over_since_ms >= (uint64_t)limit * 1000) {
-		client_disconnect(c, MQTT_RC_MESSAGE_RATE_TOO_HIGH,
+		broker__client_disconnect(c, MQTT_RC_MESSAGE_RATE_TOO_HIGH,
 				  "publishing faster than max_publish_rate for publish_rate_timeout");
 		return -1;
 	}

@@ -5,8 +5,8 @@
 
 /* Fills the buckets of a new client; takes a PUBLISH of packet_len bytes out
  * of them, holding the client when they run out. */
-void rate_init(struct client *c, uint64_t now);
-void rate_free(struct client *c);
-void rate_charge(struct client *c, size_t packet_len, uint64_t now);
+void broker__rate_init(struct client *c, uint64_t now);
+void broker__rate_free(struct client *c);
+void broker__rate_charge(struct client *c, size_t packet_len, uint64_t now);
 
 #endif

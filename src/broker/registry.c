@@ -28,12 +28,12 @@ static bool registry_is(const void *item, const void *key)
 	return s->client_id_len == k->len && !memcmp(s->client_id, k->id, k->len);
 }
 
-struct session *registry_find(struct broker *b, const char *id, size_t len)
+struct session *broker__registry_find(struct broker *b, const char *id, size_t len)
 {
 	return hmap_find(&b->reg, registry_hash_of(b, id, len), registry_is, &(struct registry_key){ id, len });
 }
 
-int registry_insert(struct broker *b, struct session *s)
+int broker__registry_insert(struct broker *b, struct session *s)
 {
 	int rc = hmap_add(&b->reg, registry_hash(s, b), s, registry_hash, b);
 	if (!rc)
@@ -41,18 +41,18 @@ int registry_insert(struct broker *b, struct session *s)
 	return rc;
 }
 
-void registry_remove(struct broker *b, struct session *s)
+void broker__registry_remove(struct broker *b, struct session *s)
 {
 	if (hmap_remove(&b->reg, registry_hash(s, b), s, registry_hash, b))
 		atomic_fetch_sub(&b->stats.sessions, 1);
 }
 
-struct session *registry_next(const struct broker *b, size_t *pos) { return hmap_next(&b->reg, pos); }
+struct session *broker__registry_next(const struct broker *b, size_t *pos) { return hmap_next(&b->reg, pos); }
 
-void registry_free_all(struct broker *b)
+void broker__registry_free_all(struct broker *b)
 {
 	size_t pos = 0;
-	for (struct session *s; (s = registry_next(b, &pos));)
+	for (struct session *s; (s = broker__registry_next(b, &pos));)
 		session_unref(s);
 	hmap_free(&b->reg);
 }

@@ -5,13 +5,13 @@
 #include "types.h"
 
 /* The session of client id (len bytes), or NULL. */
-struct session *registry_find(struct broker *b, const char *id, size_t len);
-int registry_insert(struct broker *b, struct session *s);
-void registry_remove(struct broker *b, struct session *s);
+struct session *broker__registry_find(struct broker *b, const char *id, size_t len);
+int broker__registry_insert(struct broker *b, struct session *s);
+void broker__registry_remove(struct broker *b, struct session *s);
 /* Walks the registry (lock held, unchanged during the walk): *pos starts
  * at 0; returns the next session or NULL at the end. */
-struct session *registry_next(const struct broker *b, size_t *pos);
+struct session *broker__registry_next(const struct broker *b, size_t *pos);
 /* Drops every session (shutdown). */
-void registry_free_all(struct broker *b);
+void broker__registry_free_all(struct broker *b);
 
 #endif

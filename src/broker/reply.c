@@ -13,26 +13,26 @@
 static void reply_queue(struct bworker *w, const struct store_cb *r, bool force)
 {
 	r->c->b->ports.conn_ref(r->c);
-	int rc = broker_commit_cb(w, r, force);
+	int rc = broker__persist_commit_cb(w, r, force);
 	if (rc <= 0)
-		broker_reply_done(r, rc);
+		broker__reply_done(r, rc);
 }
 
-void broker_reply_ack(struct bworker *w, struct client *c, uint8_t kind, uint16_t pid, uint8_t rc, const char *why,
+void broker__reply_ack(struct bworker *w, struct client *c, uint8_t kind, uint16_t pid, uint8_t rc, const char *why,
 		      bool force)
 {
 	struct store_cb r = { .c = c, .pid = pid, .kind = kind, .rc = rc, .why = why };
 	reply_queue(w, &r, force);
 }
 
-void broker_reply_held(struct bworker *w, struct client *c, uint16_t pid, uint8_t rc, const char *why,
+void broker__reply_held(struct bworker *w, struct client *c, uint16_t pid, uint8_t rc, const char *why,
 		       struct reply_held *held)
 {
 	struct store_cb r = { .ctx = held, .c = c, .pid = pid, .kind = MQTT_PUBREC, .rc = rc, .why = why };
 	reply_queue(w, &r, false);
 }
 
-struct reply_held *broker_reply_held_new(struct bworker *w, struct msg *msg)
+struct reply_held *broker__reply_held_new(struct bworker *w, struct msg *msg)
 {
 	struct reply_held *h = malloc(sizeof *h + (size_t)w->n_held * sizeof h->sessions[0]);
 	if (!h)
@@ -45,7 +45,7 @@ struct reply_held *broker_reply_held_new(struct bworker *w, struct msg *msg)
 	return h;
 }
 
-void broker_reply_body(struct bworker *w, struct client *c, uint8_t kind, struct reply_body *rb)
+void broker__reply_body(struct bworker *w, struct client *c, uint8_t kind, struct reply_body *rb)
 {
 	struct store_cb r = { .ctx = rb, .c = c, .kind = kind };
 	reply_queue(w, &r, false);
@@ -72,23 +72,23 @@ static void release_held(struct bworker *w, struct msg *msg, struct session **se
 			qentry_release(&gone);
 		}
 		pthread_mutex_unlock(&s->lock);
-		session_schedule(w, s, worker);
+		broker__inbox_schedule(w, s, worker);
 		session_unref(s);
 	}
 }
 
-void broker_reply_held_withdraw(struct bworker *w, struct msg *msg)
+void broker__reply_held_withdraw(struct bworker *w, struct msg *msg)
 {
 	release_held(w, msg, w->held, w->n_held, false);
 	w->n_held = 0;
 	msg_unref(msg);
 }
 
-void broker_reply_now(struct client *c, uint8_t kind, uint16_t pid, uint8_t rc, const char *why)
+void broker__reply_now(struct client *c, uint8_t kind, uint16_t pid, uint8_t rc, const char *why)
 {
 	struct mqtt_ack a = { .pid = pid, .rc = rc };
 	if (rc >= 0x80 && why)
-		client_reason_string(c, &a.props, why);
+		broker__client_reason_string(c, &a.props, why);
 	mqtt_encode_ack(c->b->ports.out(c), c->version, kind, &a);
 	c->b->ports.flush(c);
 }
@@ -106,7 +106,7 @@ static void publish_ack_done(struct bworker *w, const struct store_cb *r, int er
 	if (c->state != CLIENT_CONNECTED)
 		return;
 	if (!err) {
-		broker_reply_now(c, r->kind, r->pid, r->rc, r->why);
+		broker__reply_now(c, r->kind, r->pid, r->rc, r->why);
 		return;
 	}
 	if (r->kind == MQTT_PUBREC) {
@@ -115,10 +115,10 @@ static void publish_ack_done(struct bworker *w, const struct store_cb *r, int er
 		pthread_mutex_unlock(&c->session->lock);
 	}
 	if (c->version == MQTT_V5)
-		broker_reply_now(c, r->kind, r->pid, err == -FM_ELIMIT ? MQTT_RC_QUOTA_EXCEEDED : MQTT_RC_UNSPECIFIED,
+		broker__reply_now(c, r->kind, r->pid, err == -FM_ELIMIT ? MQTT_RC_QUOTA_EXCEEDED : MQTT_RC_UNSPECIFIED,
 			 "the message could not be stored");
 	else /* v3 has no negative ack: closing makes the client resend */
-		client_disconnect(c, MQTT_RC_UNSPECIFIED, "store write failed");
+		broker__client_disconnect(c, MQTT_RC_UNSPECIFIED, "store write failed");
 }
 
 /* CONNACK, SUBACK, UNSUBACK: the change is held in memory even when the
@@ -137,12 +137,12 @@ static void body_done(struct bworker *w, const struct store_cb *r, int err)
 		if (rb->then)
 			rb->then(c, rb);
 		c->b->ports.flush(c);
-		broker_commit(w, NULL, NULL, 0, 0, false);
+		broker__persist_commit(w, NULL, NULL, 0, 0, false);
 	}
 	rb->release(rb);
 }
 
-void broker_reply_done(const struct store_cb *r, int err)
+void broker__reply_done(const struct store_cb *r, int err)
 {
 	struct client *c = r->c;
 	struct bworker *w = &c->b->workers[c->worker];
@@ -156,7 +156,7 @@ void broker_reply_done(const struct store_cb *r, int err)
 		/* Without the commit neither goes out: the client resends the
 		 * PUBREC or PUBREL it answers. */
 		if (c->state == CLIENT_CONNECTED && !err)
-			broker_reply_now(c, r->kind, r->pid, r->rc, r->why);
+			broker__reply_now(c, r->kind, r->pid, r->rc, r->why);
 		break;
 	case MQTT_PINGRESP:
 		if (c->state == CLIENT_CONNECTED) {

@@ -45,27 +45,27 @@ struct reply_held {
  * When the commit fails: PUBACK/PUBREC answer v5 with 0x97 (-FM_ELIMIT) or
  * 0x80 and close a v3 client (which then resends); PUBREL and PUBCOMP are
  * not sent (the client resends what they answer). */
-void broker_reply_ack(struct bworker *w, struct client *c, uint8_t kind, uint16_t pid, uint8_t rc, const char *why,
+void broker__reply_ack(struct bworker *w, struct client *c, uint8_t kind, uint16_t pid, uint8_t rc, const char *why,
 		      bool force);
-/* A PUBREC like broker_reply_ack that first releases held (taken) to its
+/* A PUBREC like broker__reply_ack that first releases held (taken) to its
  * subscribers on commit, or withdraws it on failure. */
-void broker_reply_held(struct bworker *w, struct client *c, uint16_t pid, uint8_t rc, const char *why,
+void broker__reply_held(struct bworker *w, struct client *c, uint16_t pid, uint8_t rc, const char *why,
 		       struct reply_held *held);
-/* Takes w->held (the sessions route_publish queued a held message for) and
+/* Takes w->held (the sessions broker__route_publish queued a held message for) and
  * the reference msg into a new struct reply_held; NULL when out of memory
  * (then nothing is taken). */
-struct reply_held *broker_reply_held_new(struct bworker *w, struct msg *msg);
+struct reply_held *broker__reply_held_new(struct bworker *w, struct msg *msg);
 /* Withdraws msg (taken), held for the sessions in w->held, from their
  * queues: its PUBREC will not be sent. */
-void broker_reply_held_withdraw(struct bworker *w, struct msg *msg);
+void broker__reply_held_withdraw(struct bworker *w, struct msg *msg);
 /* Writes a PUBACK/PUBREC/PUBREL/PUBCOMP to c now, not behind earlier replies
  * (for answers that promise nothing durable, such as an unknown packet id). */
-void broker_reply_now(struct client *c, uint8_t kind, uint16_t pid, uint8_t rc, const char *why);
+void broker__reply_now(struct client *c, uint8_t kind, uint16_t pid, uint8_t rc, const char *why);
 /* CONNACK, SUBACK or UNSUBACK: rb (taken) once the action's records are
  * committed; kind MQTT_CONNACK also lets deliveries go to c after it. */
-void broker_reply_body(struct bworker *w, struct client *c, uint8_t kind, struct reply_body *rb);
+void broker__reply_body(struct bworker *w, struct client *c, uint8_t kind, struct reply_body *rb);
 /* Runs a reply that waited for the store (err: 0 or the commit's negative
  * fm_err) and drops its connection reference. */
-void broker_reply_done(const struct store_cb *r, int err);
+void broker__reply_done(const struct store_cb *r, int err);
 
 #endif

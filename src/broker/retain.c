@@ -3,7 +3,7 @@
 #include "persist.h"
 #include "../base/log.h"
 
-void retain_set(struct bworker *w, struct msg *m)
+void broker__retain_set(struct bworker *w, struct msg *m)
 {
 	struct broker *b = w->b;
 	int err;
@@ -18,5 +18,5 @@ void retain_set(struct bworker *w, struct msg *m)
 		return;
 	}
 	msg_unref(old);
-	persist_retain(w, m, version);
+	broker__persist_retain(w, m, version);
 }

@@ -5,6 +5,6 @@
 
 /* Sets (or, with an empty payload, clears) the retained message of m's topic,
  * in memory and in the store [MQTT-3.3.1-5..7]. */
-void retain_set(struct bworker *w, struct msg *m);
+void broker__retain_set(struct bworker *w, struct msg *m);
 
 #endif

@@ -90,7 +90,7 @@ static int remember_held(struct bworker *w, struct session *s)
 	return 0;
 }
 
-int route_to_session(struct bworker *w, struct session *s, struct msg *m, uint8_t qos, uint8_t flags,
+int broker__route_to_session(struct bworker *w, struct session *s, struct msg *m, uint8_t qos, uint8_t flags,
 		     const uint32_t *sub_ids, uint16_t n_sub_ids)
 {
 	struct qring dropped = { 0 };
@@ -101,25 +101,25 @@ int route_to_session(struct bworker *w, struct session *s, struct msg *m, uint8_
 		rc = -FM_ENOENT;
 	} else if (!s->client && qos == 0) {
 		/* QoS 0 is not kept for offline sessions. */
-		broker_note_drops(w, s, DROP_QOS0_OFFLINE, 1);
+		broker__queue_note_drops(w, s, DROP_QOS0_OFFLINE, 1);
 		rc = -FM_ENOENT;
 	} else {
 		uint64_t seq;
-		struct session_limits lim = broker_session_limits(w->b, s);
+		struct session_limits lim = broker__queue_session_limits(w->b, s);
 		rc = session_enqueue(s, m, qos, flags, sub_ids, n_sub_ids, &lim, &dropped, &seq);
 		if (rc == 1 || rc == -FM_ELIMIT)
-			broker_note_drops(w, s, DROP_QUEUE_FULL, rc == 1 ? dropped.count : 1);
+			broker__queue_note_drops(w, s, DROP_QUEUE_FULL, rc == 1 ? dropped.count : 1);
 		for (uint32_t i = 0; i < dropped.count; i++)
-			persist_queue_del(w, s, qring_at(&dropped, i));
+			broker__persist_queue_del(w, s, qring_at(&dropped, i));
 		if (rc >= 0)
-			persist_queue_add(w, s, qring_at(&s->queue, s->queue.count - 1));
+			broker__persist_queue_add(w, s, qring_at(&s->queue, s->queue.count - 1));
 	}
 	pthread_mutex_unlock(&s->lock);
 	qring_free(&dropped);
 	if (rc >= 0 && atomic_load(&m->held))
 		remember_held(w, s); /* scheduled when the store has it */
 	else if (rc >= 0)
-		session_schedule(w, s, worker);
+		broker__inbox_schedule(w, s, worker);
 	return rc;
 }
 
@@ -146,7 +146,7 @@ static struct route_result deliver_targets(struct bworker *w, struct msg *m)
 		for (uint32_t k = i; k < j; k++)
 			if (!(w->targets[k].flags & QE_SHARED))
 				t.flags &= (uint8_t)~QE_SHARED;
-		int rc = route_to_session(w, t.s, m, t.qos, t.flags, ids, n_ids);
+		int rc = broker__route_to_session(w, t.s, m, t.qos, t.flags, ids, n_ids);
 		if (rc >= 0)
 			r.matched++;
 		else if (rc == -FM_ELIMIT)
@@ -156,11 +156,11 @@ static struct route_result deliver_targets(struct bworker *w, struct msg *m)
 	return r;
 }
 
-struct route_result route_publish(struct bworker *w, struct msg *m)
+struct route_result broker__route_publish(struct bworker *w, struct msg *m)
 {
 	struct broker *b = w->b;
 	struct msg *cert = NULL, *own = NULL;
-	if (b->spb && (own = broker_spb_route(w, m, &cert)) != NULL)
+	if (b->spb && (own = broker__spb_route(w, m, &cert)) != NULL)
 		m = own;
 	struct match_ctx mc = { w, m };
 	w->n_targets = 0;
@@ -182,8 +182,8 @@ struct route_result route_publish(struct bworker *w, struct msg *m)
 	/* A birth's copy after the birth: retained and stored, then routed (its
 	 * topic is not under the namespace, so it comes back no further). */
 	if (cert) {
-		retain_set(w, cert);
-		route_publish(w, cert);
+		broker__retain_set(w, cert);
+		broker__route_publish(w, cert);
 		msg_unref(cert);
 	}
 	if (own)
@@ -239,14 +239,14 @@ static bool keep_with(struct bworker *w, struct session *s, struct qentry *e)
 		if (kept) {
 			s->next_seq++;
 			s->queued_bytes += e->bytes;
-			persist_queue_add(w, s, e);
+			broker__persist_queue_add(w, s, e);
 		}
 	}
 	pthread_mutex_unlock(&s->lock);
 	return kept;
 }
 
-void route_reshare(struct bworker *w, struct session *from, struct qentry *entries, uint32_t n)
+void broker__route_reshare(struct bworker *w, struct session *from, struct qentry *entries, uint32_t n)
 {
 	struct broker *b = w->b;
 	for (uint32_t i = 0; i < n; i++) {
@@ -256,7 +256,7 @@ void route_reshare(struct bworker *w, struct session *from, struct qentry *entri
 		sub_index_match(b->subs, msg_topic(e->msg), e->msg->topic_len, reshare_entry, reshare_group, &rc);
 		if (rc.found) {
 			uint32_t id = rc.pick.sub_id;
-			route_to_session(w, rc.pick.s, e->msg, min_u8(rc.pick.qos, e->msg->qos),
+			broker__route_to_session(w, rc.pick.s, e->msg, min_u8(rc.pick.qos, e->msg->qos),
 					 (uint8_t)((e->flags & QE_RETAIN) | QE_SHARED), &id, id ? 1 : 0);
 		}
 		pthread_rwlock_unlock(&b->subs_lock);

@@ -17,12 +17,12 @@ struct route_result {
 	uint32_t rejected; /* sessions whose full queue refused it (reject_new) */
 };
 
-struct route_result route_publish(struct bworker *w, struct msg *m);
+struct route_result broker__route_publish(struct bworker *w, struct msg *m);
 /* Queues m for s and schedules its delivery. Takes its own reference. */
-int route_to_session(struct bworker *w, struct session *s, struct msg *m, uint8_t qos, uint8_t flags,
+int broker__route_to_session(struct bworker *w, struct session *s, struct msg *m, uint8_t qos, uint8_t flags,
 		     const uint32_t *sub_ids, uint16_t n_sub_ids);
 /* Hands the entries of a $share member that left to other members; consumes them. */
-void route_reshare(struct bworker *w, struct session *from, struct qentry *entries, uint32_t n);
+void broker__route_reshare(struct bworker *w, struct session *from, struct qentry *entries, uint32_t n);
 
 static inline uint8_t min_u8(uint8_t a, uint8_t b) { return a < b ? a : b; }
 

@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int timed_add(struct broker *b, struct session *s)
+int broker__session_timed_add(struct broker *b, struct session *s)
 {
 	if (s->timed)
 		return 0;
@@ -27,7 +27,7 @@ int timed_add(struct broker *b, struct session *s)
 	return 0;
 }
 
-struct msg *session_take_will(struct session *s, char **user)
+struct msg *broker__session_take_will(struct session *s, char **user)
 {
 	struct msg *will = s->will;
 	s->will = NULL;
@@ -36,7 +36,7 @@ struct msg *session_take_will(struct session *s, char **user)
 	return will;
 }
 
-void will_publish(struct bworker *w, const char *client_id, char *user, struct msg *will)
+void broker__session_will_publish(struct bworker *w, const char *client_id, char *user, struct msg *will)
 {
 	struct broker *b = w->b;
 	if (!will)
@@ -44,27 +44,27 @@ void will_publish(struct bworker *w, const char *client_id, char *user, struct m
 	/* Admitted at CONNECT; the ACL may have been reloaded since. */
 	struct access_ref ref;
 	enum admit admit = ADMIT_DENIED;
-	if (access_acl_now(b, user, client_id, &ref) == 0) {
-		admit = broker_admit(b, ref.acl, msg_topic(will), will->topic_len, false);
-		access_ref_release(&ref);
+	if (broker__access_acl_now(b, user, client_id, &ref) == 0) {
+		admit = broker__admit(b, ref.acl, msg_topic(will), will->topic_len, false);
+		broker__access_ref_release(&ref);
 	}
 	if (admit != ADMIT_OK) {
 		w->stats.drops[DROP_NOT_AUTHORIZED]++;
 		log_notice("will of %s (user %s) on %.*s not published: %s", client_id, user ? user : "-",
-			   (int)will->topic_len, msg_topic(will), broker_admit_why(admit));
+			   (int)will->topic_len, msg_topic(will), broker__admit_why(admit));
 		msg_unref(will);
 		goto out;
 	}
 	if (will->retain && b->cfg.retain_available)
-		retain_set(w, will);
+		broker__retain_set(w, will);
 	log_debug("publishing the will of %s on %.*s", client_id, (int)will->topic_len, msg_topic(will));
-	route_publish(w, will);
+	broker__route_publish(w, will);
 	msg_unref(will);
 out:
 	free(user);
 }
 
-void session_end(struct bworker *w, struct session *s)
+void broker__session_end(struct bworker *w, struct session *s)
 {
 	struct broker *b = w->b;
 	/* Ended under both locks: a SUBSCRIBE racing with this end (its
@@ -83,9 +83,9 @@ void session_end(struct bworker *w, struct session *s)
 			sub_index_remove(b->subs, sub->filter, sub->len, NULL, 0, s);
 	}
 	pthread_rwlock_unlock(&b->subs_lock);
-	persist_session_del(w, s);
+	broker__persist_session_del(w, s);
 	char *will_user;
-	struct msg *will = session_take_will(s, &will_user); /* a pending delayed will fires at session end */
+	struct msg *will = broker__session_take_will(s, &will_user); /* a pending delayed will fires at session end */
 	s->will_at = 0;
 	/* $share messages not yet acknowledged go to another member; routing
 	 * needs the body, which one that gave it up to the store no longer
@@ -118,10 +118,10 @@ void session_end(struct bworker *w, struct session *s)
 			 "to another member", s->client_id, shared_on_disk, shared_on_disk == 1 ? "" : "s");
 	for (uint32_t i = 0; i < shared.count; i++) {
 		struct qentry e = *qring_at(&shared, i);
-		route_reshare(w, s, &e, 1);
+		broker__route_reshare(w, s, &e, 1);
 	}
 	free(shared.e);
-	will_publish(w, s->client_id, will_user, will);
+	broker__session_will_publish(w, s->client_id, will_user, will);
 	session_unref(s);
 }
 
@@ -134,7 +134,7 @@ static void sweep_expired(struct bworker *w)
 	uint64_t swept = 0;
 	pthread_mutex_lock(&b->reg_lock);
 	size_t pos = 0;
-	for (struct session *s; (s = registry_next(b, &pos));) {
+	for (struct session *s; (s = broker__registry_next(b, &pos));) {
 		uint64_t n = 0;
 		pthread_mutex_lock(&s->lock);
 		for (uint32_t k = 0; !s->client && k < s->queue.count;) {
@@ -146,11 +146,11 @@ static void sweep_expired(struct bworker *w)
 			struct qentry gone;
 			qring_remove(&s->queue, k, &gone);
 			s->queued_bytes -= gone.bytes;
-			persist_queue_del(w, s, &gone);
+			broker__persist_queue_del(w, s, &gone);
 			qentry_release(&gone);
 			n++;
 		}
-		broker_note_drops(w, s, DROP_EXPIRED, n);
+		broker__queue_note_drops(w, s, DROP_EXPIRED, n);
 		swept += n;
 		pthread_mutex_unlock(&s->lock);
 	}
@@ -184,9 +184,9 @@ void broker_housekeeping(struct broker *b)
 			if (s->will && s->will_at && now >= s->will_at) {
 				struct due_will *d = &wills[n_wills++];
 				d->of = session_ref(s);
-				d->will = session_take_will(s, &d->user);
+				d->will = broker__session_take_will(s, &d->user);
 				s->will_at = 0;
-				persist_session(w, s);
+				broker__persist_session(w, s);
 			}
 			end = s->expires_at && now >= s->expires_at;
 			keep = !end && (s->will_at || s->expires_at);
@@ -200,7 +200,7 @@ void broker_housekeeping(struct broker *b)
 		s->timed = false;
 		if (end) {
 			log_info("session %s expired", s->client_id);
-			registry_remove(b, s);
+			broker__registry_remove(b, s);
 			ended[n_ended++] = s; /* the registry's reference moves here */
 		}
 		session_unref(s); /* the deadline list's reference */
@@ -208,19 +208,19 @@ void broker_housekeeping(struct broker *b)
 	pthread_mutex_unlock(&b->reg_lock);
 
 	for (uint32_t i = 0; i < n_wills; i++) {
-		will_publish(w, wills[i].of->client_id, wills[i].user, wills[i].will);
+		broker__session_will_publish(w, wills[i].of->client_id, wills[i].user, wills[i].will);
 		session_unref(wills[i].of);
 	}
 	for (uint32_t i = 0; i < n_ended; i++)
-		session_end(w, ended[i]);
+		broker__session_end(w, ended[i]);
 	free(wills);
 	free(ended);
 	/* Every second and every ~10 s (housekeeping runs every 250 ms). */
 	if (++b->housekeeping_runs % 4 == 0)
-		broker_queue_budget_sweep(w);
+		broker__queue_budget_sweep(w);
 	if (b->housekeeping_runs % 40 == 0)
 		sweep_expired(w);
-	broker_commit(w, NULL, NULL, 0, 0, false);
+	broker__persist_commit(w, NULL, NULL, 0, 0, false);
 }
 
 struct session *broker_restore_session(struct broker *b, uint64_t sid, const char *client_id,
@@ -249,9 +249,9 @@ struct session *broker_restore_session(struct broker *b, uint64_t sid, const cha
 		s->will_at = will_at ? will_at : now + (uint64_t)will_delay * 1000;
 	}
 	pthread_mutex_lock(&b->reg_lock);
-	int rc = registry_insert(b, s);
+	int rc = broker__registry_insert(b, s);
 	if (!rc && (s->expires_at || s->will_at))
-		rc = timed_add(b, s);
+		rc = broker__session_timed_add(b, s);
 	pthread_mutex_unlock(&b->reg_lock);
 	if (rc) {
 		session_unref(s);

@@ -1,6 +1,6 @@
 /* The Sparkplug aware broker (sparkplug_aware, issue 17): every admitted
  * message under the Sparkplug namespace passes here on its way to the
- * subscribers (route_publish), whatever brought it (a client, a will, a
+ * subscribers (broker__route_publish), whatever brought it (a client, a will, a
  * bridge, a collector). Births are copied, retained and stored, under
  * $sparkplug/certificates/; an NDEATH may get the routing time as its
  * timestamp; the fleet view (src/sparkplug/fleet.c) follows every node.
@@ -25,7 +25,7 @@ struct broker_spb {
 	size_t ns_len;
 };
 
-int broker_spb_init(struct broker *b)
+int broker__spb_init(struct broker *b)
 {
 	if (!b->cfg.sparkplug_aware)
 		return 0;
@@ -40,7 +40,7 @@ int broker_spb_init(struct broker *b)
 	return 0;
 }
 
-void broker_spb_free(struct broker *b)
+void broker__spb_free(struct broker *b)
 {
 	struct broker_spb *s = b->spb;
 	if (!s)
@@ -67,7 +67,7 @@ static struct msg *certificate(const struct broker *b, const struct msg *m, bool
 		return NULL;
 	memcpy(topic, SPB_CERT_PREFIX, SPB_CERT_PREFIX_LEN);
 	memcpy(topic + SPB_CERT_PREFIX_LEN, msg_topic(m), m->topic_len);
-	if (!topic_within_limits(&b->cfg, topic, len)) {
+	if (!broker__admit_topic_limits(&b->cfg, topic, len)) {
 		*too_long = true;
 		free(topic);
 		return NULL;
@@ -125,7 +125,7 @@ static void log_event(enum spb_fleet_event ev, const struct spb_topic *t, const 
 	}
 }
 
-struct msg *broker_spb_route(struct bworker *w, struct msg *m, struct msg **cert)
+struct msg *broker__spb_route(struct bworker *w, struct msg *m, struct msg **cert)
 {
 	struct broker *b = w->b;
 	struct broker_spb *s = b->spb;
@@ -210,7 +210,7 @@ int broker_spb_list(struct broker *b, struct spb_fleet_entry **out, uint32_t *n,
 	return rc;
 }
 
-bool broker_acl_can_read(const struct auth_acl_client *acl, const char *topic, size_t len)
+bool broker__spb_acl_can_read(const struct auth_acl_client *acl, const char *topic, size_t len)
 {
 	const char *orig;
 	size_t olen;

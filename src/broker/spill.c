@@ -33,7 +33,7 @@ static void spill_entry(struct session *s, uint64_t seq)
 	pthread_mutex_unlock(&s->lock);
 }
 
-void spill_committed(const struct store_txn *t)
+void broker__spill_committed(const struct store_txn *t)
 {
 	for (uint32_t i = 0; i < t->n_ops; i++) {
 		const struct store_op *op = &t->ops[i];
@@ -50,7 +50,7 @@ static void dropped_missing(struct bworker *w, struct session *s, long i)
 	s->queued_bytes -= gone.bytes;
 	log_err("store: the body of a message queued for %s is missing or damaged in the database; it is dropped",
 		s->client_id);
-	persist_queue_del(w, s, &gone);
+	broker__persist_queue_del(w, s, &gone);
 	qentry_release(&gone);
 }
 
@@ -83,18 +83,18 @@ static void loaded(void *ctx, uint16_t pid, uint8_t kind, int err)
 	int worker = s->worker;
 	pthread_mutex_unlock(&s->lock);
 	if (!ld->failed) {
-		session_schedule(w, s, worker);
+		broker__inbox_schedule(w, s, worker);
 		return;
 	}
 	/* Not at once: a failing disk would be asked again and again. */
 	log_err("store: reading queued messages of %s back failed; retrying shortly", s->client_id);
 	if (vec_grow(&w->load_retry, &w->cap_load_retry, w->n_load_retry, sizeof *w->load_retry, 8))
-		session_schedule(w, s, worker);
+		broker__inbox_schedule(w, s, worker);
 	else
 		w->load_retry[w->n_load_retry++] = session_ref(s);
 }
 
-void spill_retry(struct bworker *w)
+void broker__spill_retry(struct bworker *w)
 {
 	uint32_t n = w->n_load_retry;
 	w->n_load_retry = 0;
@@ -103,20 +103,20 @@ void spill_retry(struct bworker *w)
 		pthread_mutex_lock(&s->lock);
 		int worker = s->worker;
 		pthread_mutex_unlock(&s->lock);
-		session_schedule(w, s, worker);
+		broker__inbox_schedule(w, s, worker);
 		session_unref(s);
 	}
 }
 
-void spill_prefetch(struct bworker *w, struct session *s)
+void broker__spill_prefetch(struct bworker *w, struct session *s)
 {
 	/* Half a batch of bodies still to send: the next batch is asked for
 	 * now, so that delivery does not wait a commit and a read each time. */
 	if (!s->loading && s->queue.count > LOAD_BATCH / 2 && qentry_on_disk(qring_at(&s->queue, LOAD_BATCH / 2)))
-		spill_load(w, s);
+		broker__spill_load(w, s);
 }
 
-void spill_load(struct bworker *w, struct session *s)
+void broker__spill_load(struct bworker *w, struct session *s)
 {
 	if (s->loading || !w->b->store)
 		return;

@@ -5,13 +5,13 @@
 
 /* After the commit of t: entries it added give up their bodies when their
  * session is offline or its queue is longer than the part kept in memory. */
-void spill_committed(const struct store_txn *t);
+void broker__spill_committed(const struct store_txn *t);
 /* The head of s's queue is on disk: asks the store for the bodies of the
  * next entries (s->lock held); delivery resumes when they arrive. */
-void spill_load(struct bworker *w, struct session *s);
+void broker__spill_load(struct bworker *w, struct session *s);
 /* Asks for the next bodies before delivery reaches them (s->lock held). */
-void spill_prefetch(struct bworker *w, struct session *s);
+void broker__spill_prefetch(struct bworker *w, struct session *s);
 /* Asks again for the bodies whose reading failed (worker tick). */
-void spill_retry(struct bworker *w);
+void broker__spill_retry(struct bworker *w);
 
 #endif

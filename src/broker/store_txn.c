@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct store_txn *store_txn_new(int worker)
+struct store_txn *broker__txn_new(int worker)
 {
 	struct store_txn *t = calloc(1, sizeof *t);
 	if (t)
@@ -13,7 +13,7 @@ struct store_txn *store_txn_new(int worker)
 	return t;
 }
 
-struct store_op *store_txn_add(struct store_txn *t, uint8_t type)
+struct store_op *broker__txn_add(struct store_txn *t, uint8_t type)
 {
 	if (vec_grow(&t->ops, &t->cap_ops, t->n_ops, sizeof *t->ops, 4))
 		return NULL;
@@ -23,7 +23,7 @@ struct store_op *store_txn_add(struct store_txn *t, uint8_t type)
 	return op;
 }
 
-int store_txn_add_cb(struct store_txn *t, const struct store_cb *cb)
+int broker__txn_add_cb(struct store_txn *t, const struct store_cb *cb)
 {
 	if (vec_grow(&t->cbs, &t->cap_cbs, t->n_cbs, sizeof *t->cbs, 8))
 		return -FM_ENOMEM;
@@ -31,7 +31,7 @@ int store_txn_add_cb(struct store_txn *t, const struct store_cb *cb)
 	return 0;
 }
 
-int store_txn_add_load(struct store_txn *t, struct store_load *ld)
+int broker__txn_add_load(struct store_txn *t, struct store_load *ld)
 {
 	if (vec_grow(&t->loads, &t->cap_loads, t->n_loads, sizeof *t->loads, 4))
 		return -FM_ENOMEM;
@@ -39,7 +39,7 @@ int store_txn_add_load(struct store_txn *t, struct store_load *ld)
 	return 0;
 }
 
-void store_txn_free(struct store_txn *t)
+void broker__txn_free(struct store_txn *t)
 {
 	if (!t)
 		return;

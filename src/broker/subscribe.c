@@ -39,7 +39,7 @@ static void send_retained(struct client *c, const char *filter, size_t flen, uin
 	uint64_t now = clock_wall_ms();
 	for (uint32_t i = 0; i < l.n; i++) {
 		if (!msg_expired(l.m[i], now))
-			route_to_session(w, c->session, l.m[i], min_u8(qos, l.m[i]->qos), QE_RETAIN, &sub_id,
+			broker__route_to_session(w, c->session, l.m[i], min_u8(qos, l.m[i]->qos), QE_RETAIN, &sub_id,
 					 sub_id ? 1 : 0);
 		msg_unref(l.m[i]);
 	}
@@ -61,18 +61,19 @@ static uint8_t subscribe_one(struct client *c, const struct mqtt_sub_entry *e, u
 	int shared = topic_share_split(f, flen, &group, &glen, &filter, &plen);
 	if (shared < 0 || !topic_filter_valid(filter, plen))
 		return c->version == MQTT_V5 ? MQTT_RC_TOPIC_FILTER_INVALID : MQTT_V3_SUBACK_FAILURE;
-	if (!topic_within_limits(&b->cfg, f, flen)) {
+	if (!broker__admit_topic_limits(&b->cfg, f, flen)) {
 		log_info("client %s: filter refused: longer than max_topic_length or max_topic_levels", s->client_id);
 		return c->version == MQTT_V5 ? MQTT_RC_TOPIC_FILTER_INVALID : MQTT_V3_SUBACK_FAILURE;
 	}
 	if (shared == 1 && (e->options & MQTT_SUBOPT_NO_LOCAL)) {
-		client_disconnect(c, MQTT_RC_PROTOCOL_ERROR, "No Local on a shared subscription"); /* [MQTT-3.8.3-4] */
+		/* [MQTT-3.8.3-4] */
+		broker__client_disconnect(c, MQTT_RC_PROTOCOL_ERROR, "No Local on a shared subscription");
 		*fatal = true;
 		return MQTT_RC_PROTOCOL_ERROR;
 	}
 	if (c->acl) {
 		uint8_t verdict = auth_acl_client_can_subscribe(c->acl, filter, plen);
-		/* Copies of births are read where the births are (broker_acl_can_read):
+		/* Copies of births are read where the births are (broker__spb_acl_can_read):
 		 * $sparkplug/certificates/F is granted where F would be. */
 		const char *orig;
 		size_t olen;
@@ -101,7 +102,7 @@ static uint8_t subscribe_one(struct client *c, const struct mqtt_sub_entry *e, u
 	    (rc = sub_index_add(b->subs, filter, plen, shared == 1 ? group : NULL, glen, &entry)) >= 0) {
 		rc = session_sub_add(s, f, flen, e->options, sub_id);
 		if (rc >= 0)
-			persist_sub(&b->workers[c->worker], s, f, flen, e->options, sub_id, true);
+			broker__persist_sub(&b->workers[c->worker], s, f, flen, e->options, sub_id, true);
 		else
 			sub_index_remove(b->subs, filter, plen, shared == 1 ? group : NULL, glen, s);
 	}
@@ -155,7 +156,7 @@ static struct suback_body *suback_body_new(uint32_t n)
 	return x;
 }
 
-struct handled handle_subscribe(struct client *c, const struct mqtt_subscribe *m)
+struct handled broker__handle_subscribe(struct client *c, const struct mqtt_subscribe *m)
 {
 	struct broker *b = c->b;
 	uint32_t sub_id = m->props.have & MQTT_PROP_BIT(MQTT_PROP_SUBSCRIPTION_ID) ? m->props.sub_id : 0;
@@ -164,7 +165,7 @@ struct handled handle_subscribe(struct client *c, const struct mqtt_subscribe *m
 	if (!rcs || !x) {
 		free(rcs);
 		free(x);
-		client_disconnect(c, MQTT_RC_IMPL_SPECIFIC, "out of memory");
+		broker__client_disconnect(c, MQTT_RC_IMPL_SPECIFIC, "out of memory");
 		return HANDLED_CLOSED;
 	}
 	uint32_t off = 0, i = 0;
@@ -197,11 +198,11 @@ struct handled handle_subscribe(struct client *c, const struct mqtt_subscribe *m
 		mqtt_encode_suback(&x->rb.bytes, c->version, MQTT_SUBACK, &ack);
 	free(rcs);
 	/* The SUBACK promises the subscription survives a restart. */
-	broker_reply_body(&b->workers[c->worker], c, MQTT_SUBACK, &x->rb);
+	broker__reply_body(&b->workers[c->worker], c, MQTT_SUBACK, &x->rb);
 	return fatal ? HANDLED_CLOSED : HANDLED_OPEN;
 }
 
-struct handled handle_unsubscribe(struct client *c, const struct mqtt_subscribe *m)
+struct handled broker__handle_unsubscribe(struct client *c, const struct mqtt_subscribe *m)
 {
 	struct broker *b = c->b;
 	struct bworker *w = &b->workers[c->worker];
@@ -211,7 +212,7 @@ struct handled handle_unsubscribe(struct client *c, const struct mqtt_subscribe 
 	if (!rcs || !x) {
 		free(rcs);
 		free(x);
-		client_disconnect(c, MQTT_RC_IMPL_SPECIFIC, "out of memory");
+		broker__client_disconnect(c, MQTT_RC_IMPL_SPECIFIC, "out of memory");
 		return HANDLED_CLOSED;
 	}
 	uint32_t off = 0, i = 0;
@@ -230,7 +231,7 @@ struct handled handle_unsubscribe(struct client *c, const struct mqtt_subscribe 
 		if (!s->ended && s->client == c) { /* a session taken over is no longer this connection's */
 			rc = sub_index_remove(b->subs, filter, plen, shared == 1 ? group : NULL, glen, s);
 			if (session_sub_remove(s, f, e.filter.len))
-				persist_sub(w, s, f, e.filter.len, 0, 0, false);
+				broker__persist_sub(w, s, f, e.filter.len, 0, 0, false);
 		}
 		pthread_mutex_unlock(&s->lock);
 		pthread_rwlock_unlock(&b->subs_lock);
@@ -239,6 +240,6 @@ struct handled handle_unsubscribe(struct client *c, const struct mqtt_subscribe 
 	struct mqtt_suback ack = { .pid = m->pid, .rcs = rcs, .n = i };
 	mqtt_encode_suback(&x->rb.bytes, c->version, MQTT_UNSUBACK, &ack);
 	free(rcs);
-	broker_reply_body(w, c, MQTT_UNSUBACK, &x->rb);
+	broker__reply_body(w, c, MQTT_UNSUBACK, &x->rb);
 	return HANDLED_OPEN;
 }

@@ -116,7 +116,7 @@ struct session {
 	struct qring inflight; /* sent, waiting for an ack, send order */
 	uint64_t queued_bytes; /* payload bytes in `queue` */
 	uint64_t next_seq;     /* for the next queued entry */
-	uint16_t send_window;  /* messages in flight allowed now to `client` (see session_pump) */
+	uint16_t send_window;  /* messages in flight allowed now to `client` (see broker__deliver_pump) */
 	uint32_t n_resend;     /* entries of `inflight` marked QE_RESEND */
 
 	/* Incoming QoS 2 packet ids between PUBREC and PUBREL [MQTT-4.3.3]. */
@@ -128,7 +128,7 @@ struct session {
 	uint32_t will_delay;   /* seconds */
 	uint64_t will_at;      /* wall ms when a delayed will is due, else 0 */
 
-	/* Drops not yet logged (see broker_note_drops), under `lock`. */
+	/* Drops not yet logged (see broker__queue_note_drops), under `lock`. */
 	uint64_t drops_unlogged;
 	uint64_t drop_logged_ms; /* monotonic ms of the last report, 0: never */
 	uint8_t drop_reason;
