@@ -87,9 +87,10 @@ for run in $(seq "$RUNS"); do
 			python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); print(int(d["delivered_per_s"]), d["lost"])')
 		stop_all
 		"$name"
-		plant=$(taskset -c "$OTHER" "$BENCH" plant --port "$port" --profile large --protocol 5 --size 200 \
-			--duration "$DURATION" --warmup 3 --drain 5 --pid "$pid" --store-dir "$dir" 2>&1 | tail -2 |
-			python3 -c '
+		taskset -c "$OTHER" "$BENCH" plant --port "$port" --profile large --protocol 5 --size 200 \
+			--duration "$DURATION" --warmup 3 --drain 5 --pid "$pid" --store-dir "$dir" >"$tmp/plant.out" 2>&1 ||
+			die "plant on $name: $(tail -3 "$tmp/plant.out")"
+		plant=$(tail -2 "$tmp/plant.out" | python3 -c '
 import re, sys
 t = sys.stdin.read()
 p99 = re.search(r"p99 (\d+) us", t).group(1)
