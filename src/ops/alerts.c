@@ -9,20 +9,23 @@
  * cluster_no_leader (this node has known no leader for longer than 4
  * election timeouts; the value is seconds), cluster_peer_lag (on the
  * leader, a peer's log is more than ALERT_CLUSTER_LAG_ENTRIES behind; the
- * value is the largest lag in entries). */
+ * value is the largest lag in entries), cluster_peer_unreachable (on the
+ * leader, a peer has acknowledged nothing for ALERT_CLUSTER_UNREACHABLE_S
+ * while entries waited for it; the value is seconds). */
 #include "alerts.h"
 #include <stdlib.h>
 
 static const char *const names[ALERT__COUNT] = { "clients_drop", "message_rate_drop", "memory",
 						 "subscription_leak", "queue_share", "device_offline",
 						 "sparkplug_node_offline", "cluster_no_leader",
-						 "cluster_peer_lag" };
+						 "cluster_peer_lag", "cluster_peer_unreachable" };
 
 const char *alert_name(enum alert_id id) { return names[id]; }
 
 bool alert_applies(enum alert_id id, bool cluster)
 {
-	return cluster || (id != ALERT_CLUSTER_NO_LEADER && id != ALERT_CLUSTER_PEER_LAG);
+	return cluster ||
+	       (id != ALERT_CLUSTER_NO_LEADER && id != ALERT_CLUSTER_PEER_LAG && id != ALERT_CLUSTER_PEER_UNREACHABLE);
 }
 
 void alert_history_push(struct alert_history *h, struct alert_point p)
@@ -133,6 +136,13 @@ static bool eval_cluster_peer_lag(const struct alert_input *in, struct alert_sta
 	return in->cluster && in->peer_lag > ALERT_CLUSTER_LAG_ENTRIES;
 }
 
+static bool eval_cluster_peer_unreachable(const struct alert_input *in, struct alert_state *s)
+{
+	s->threshold = ALERT_CLUSTER_UNREACHABLE_S;
+	s->value = in->cluster ? in->peer_stalled_s : 0;
+	return in->cluster && s->value > s->threshold;
+}
+
 static bool eval_subscription_leak(const struct alert_config *c, const struct alert_history *h,
 				   struct alert_state *s)
 {
@@ -186,6 +196,7 @@ unsigned alerts_evaluate(const struct alert_config *cfg, const struct alert_hist
 								     &st[ALERT_SPARKPLUG_NODE_OFFLINE]),
 		[ALERT_CLUSTER_NO_LEADER] = eval_cluster_no_leader(in, &st[ALERT_CLUSTER_NO_LEADER]),
 		[ALERT_CLUSTER_PEER_LAG] = eval_cluster_peer_lag(in, &st[ALERT_CLUSTER_PEER_LAG]),
+		[ALERT_CLUSTER_PEER_UNREACHABLE] = eval_cluster_peer_unreachable(in, &st[ALERT_CLUSTER_PEER_UNREACHABLE]),
 	};
 	unsigned changed = 0;
 	for (int i = 0; i < ALERT__COUNT; i++)

@@ -8,7 +8,7 @@
 enum alert_id {
 	ALERT_CLIENTS_DROP, ALERT_MESSAGE_RATE_DROP, ALERT_MEMORY, ALERT_SUBSCRIPTION_LEAK, ALERT_QUEUE_SHARE,
 	ALERT_DEVICE_OFFLINE, ALERT_SPARKPLUG_NODE_OFFLINE,
-	ALERT_CLUSTER_NO_LEADER, ALERT_CLUSTER_PEER_LAG, /* cluster only: see alert_applies */
+	ALERT_CLUSTER_NO_LEADER, ALERT_CLUSTER_PEER_LAG, ALERT_CLUSTER_PEER_UNREACHABLE, /* cluster only: see alert_applies */
 	ALERT__COUNT
 };
 
@@ -18,6 +18,10 @@ enum alert_id {
  * one 1,024 entries behind is sent a snapshot; above 1,000 it is not
  * keeping up. */
 #define ALERT_CLUSTER_LAG_ENTRIES 1000
+/* cluster_peer_unreachable's threshold: seconds a peer may acknowledge
+ * nothing while entries wait for it. A follower in step answers within a
+ * heartbeat (50 ms); one installing a large snapshot may take seconds. */
+#define ALERT_CLUSTER_UNREACHABLE_S 10
 /* cluster_no_leader fires when no leader has been known for longer than
  * this many election timeouts: one election takes one or two. */
 #define ALERT_CLUSTER_NO_LEADER_TIMEOUTS 4
@@ -65,6 +69,7 @@ struct alert_input {
 	double no_leader_s;       /* seconds this node has known no leader (0: it knows one) */
 	double no_leader_limit_s; /* election timeout x ALERT_CLUSTER_NO_LEADER_TIMEOUTS */
 	uint64_t peer_lag;        /* the largest lag of a peer, in entries (known on the leader) */
+	double peer_stalled_s;    /* the longest a peer has been behind without acknowledging (cluster_watch) */
 };
 
 struct alert_state {

@@ -1,6 +1,7 @@
 /* The operations service on worker 0's loop: a one-second sampler that
  * fills the metric snapshot, feeds the alert rules and publishes $SYS. */
 #include "ops.h"
+#include "cluster_watch.h"
 #include "devices.h"
 #include "sparkplug.h"
 #include "sys.h"
@@ -36,6 +37,9 @@ struct ops {
 	uint64_t last_sample_ms; /* monotonic */
 	uint64_t next_sys_s;     /* uptime second of the next $SYS update */
 	uint64_t no_leader_since_ms; /* monotonic; 0: a leader is known (or no cluster) */
+	struct cluster_watch watch;  /* the peers' match indexes, for cluster_peer_unreachable */
+	double peer_stalled_s;
+	uint64_t peer_stalled_id;
 	bool alerts_published;
 	bool queue_named_changed; /* the sessions queue_share names changed at the last sample */
 	struct metrics_snapshot snap;
@@ -257,6 +261,7 @@ static void sample_cluster(struct ops *o, struct metrics_snapshot *s)
 		o->no_leader_since_ms = now;
 	if (o->no_leader_since_ms)
 		s->no_leader_s = (double)(now - o->no_leader_since_ms) / 1000.0;
+	o->peer_stalled_s = cluster_watch_update(&o->watch, &s->cluster_st, now, &o->peer_stalled_id);
 }
 
 /* The largest lag of a peer the leader knows, in entries. */
@@ -280,6 +285,18 @@ static void lagging_peers_text(const struct cluster_status *st, char *out, size_
 			len += (size_t)snprintf(out + len, size - len, "%s%llu at %s (lag %llu)", len ? ", " : "; peers ",
 						(unsigned long long)p->id, p->address, (unsigned long long)p->lag);
 	}
+}
+
+/* "; peer 3 at HOST:PORT (match index 120, lag 40)" for
+ * cluster_peer_unreachable's log line. */
+static void unreachable_text(const struct cluster_status *st, uint64_t id, char *out, size_t size)
+{
+	out[0] = 0;
+	for (unsigned i = 0; i < st->n_peers && i < CLUSTER_MAX_NODES; i++)
+		if (st->peers[i].id == id && st->peers[i].has_match)
+			snprintf(out, size, "; peer %llu at %s (match index %llu, lag %llu)", (unsigned long long)id,
+				 st->peers[i].address, (unsigned long long)st->peers[i].match_index,
+				 (unsigned long long)st->peers[i].lag);
 }
 
 /* Fills the snapshot from the broker's counters (worker 0). Returns the
@@ -368,7 +385,7 @@ static void evaluate_alerts(struct ops *o, const struct alert_config *cfg, doubl
 		s->v[M_HEAP_BYTES], queue_share, devices_offline(s->devices, s->n_devices), s->spb.nodes_offline,
 		s->cluster, s->no_leader_s,
 		o->b->cfg.cluster_election_timeout_ms * ALERT_CLUSTER_NO_LEADER_TIMEOUTS / 1000.0,
-		s->cluster ? max_peer_lag(&s->cluster_st) : 0,
+		s->cluster ? max_peer_lag(&s->cluster_st) : 0, s->cluster ? o->peer_stalled_s : 0,
 	};
 	unsigned changed = alerts_evaluate(cfg, &o->history, &in, s->wall_ms / 1000, s->alerts);
 	struct bworker *w0 = &o->b->workers[0];
@@ -386,6 +403,8 @@ static void evaluate_alerts(struct ops *o, const struct alert_config *cfg, doubl
 				sparkplug_offline_text(o->b, detail, sizeof detail);
 			if (i == ALERT_CLUSTER_PEER_LAG)
 				lagging_peers_text(&s->cluster_st, detail, sizeof detail);
+			if (i == ALERT_CLUSTER_PEER_UNREACHABLE)
+				unreachable_text(&s->cluster_st, o->peer_stalled_id, detail, sizeof detail);
 			if (i == ALERT_CLUSTER_NO_LEADER)
 				snprintf(detail, sizeof detail, "; node %llu is %s in term %llu",
 					 (unsigned long long)s->cluster_st.node_id,

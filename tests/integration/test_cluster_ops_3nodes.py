@@ -333,3 +333,47 @@ def test_dashboard_shows_the_cluster(cluster, tmp_path):
     lrow = next(r for r in frows if r["node"] == str(leader.id))
     assert "cluster-leader" in lrow["cls"] and lrow["cells"][2] == "leader" and lrow["lag"] == ""
     assert ("node %d is follower" % follower.id) in seen[follower.id]["summary"]
+
+
+def test_peer_unreachable_alert(cluster):
+    """A follower killed while the leader writes: its match index stops, and
+    after 10 s cluster_peer_unreachable fires on the leader naming it; once
+    it is back and caught up, the alert clears (alert_clear_after 0)."""
+    import paho.mqtt.client as mqtt
+    c = cluster(extra_lines=["alert_clear_after 0"])
+    leader = c.wait_leader(timeout=30)
+    assert leader, c.report()
+    settled(c, leader)
+    dead = next(n for n in c.nodes.values() if n is not leader)
+    dead.kill9()
+    pub = mqtt.Client(client_id="writer", protocol=mqtt.MQTTv311)
+    pub.connect(leader.host, leader.port)
+    pub.loop_start()
+
+    def firing():
+        # Retained QoS 1 messages are stored: each write is a raft entry.
+        pub.publish("plant/w", str(time.monotonic()), qos=1, retain=True).wait_for_publish(5)
+        code, text = http(leader, "GET", "/api/status")
+        a = {x["name"]: x for x in json.loads(text)["alerts"]} if code == 200 else {}
+        return a if a.get("cluster_peer_unreachable", {}).get("state") == "firing" else None
+    try:
+        a = wait_for(firing, timeout=40, interval=0.5, what="cluster_peer_unreachable firing")
+        assert a["cluster_peer_unreachable"]["threshold"] == 10 and a["cluster_peer_unreachable"]["value"] > 10
+        log = open(leader.log).read()
+        assert re.search(r"warning: alert cluster_peer_unreachable firing: value [\d.]+ above threshold 10.0; "
+                         r"peer %d at %s \(match index \d+, lag \d+\)" % (dead.id, re.escape(
+                             c.net.proxy_address(dead.id))), log), log[-3000:]
+        m = metrics(leader)
+        assert m['ferromq_alert_firing{name="cluster_peer_unreachable"}'] == 1
+        dead.start()
+        c.wait_caught_up(dead, timeout=60)
+
+        def cleared():
+            pub.publish("plant/w", "again", qos=1, retain=True).wait_for_publish(5)
+            code, text = http(leader, "GET", "/api/status")
+            a = {x["name"]: x for x in json.loads(text)["alerts"]} if code == 200 else {}
+            return a.get("cluster_peer_unreachable", {}).get("state") == "ok"
+        wait_for(cleared, timeout=30, interval=0.5, what="cluster_peer_unreachable cleared")
+    finally:
+        pub.disconnect()
+        pub.loop_stop()

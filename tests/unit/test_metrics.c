@@ -1,6 +1,7 @@
 /* src/ops: rates, moving averages and the alert rules, as pure functions. */
 #include "check.h"
 #include "ops/alerts.h"
+#include "ops/cluster_watch.h"
 #include "ops/metrics.h"
 #include "ops/rates.h"
 #include "ops/token.h"
@@ -452,8 +453,62 @@ static void test_cluster_peer_lag(void)
 	for (int i = 0; i < ALERT__COUNT; i++) {
 		ASSERT_TRUE(alert_applies((enum alert_id)i, true));
 		ASSERT_EQ(alert_applies((enum alert_id)i, false),
-			  i != ALERT_CLUSTER_NO_LEADER && i != ALERT_CLUSTER_PEER_LAG);
+			  i != ALERT_CLUSTER_NO_LEADER && i != ALERT_CLUSTER_PEER_LAG &&
+				  i != ALERT_CLUSTER_PEER_UNREACHABLE);
 	}
+	free(h);
+}
+
+/* A peer behind the leader whose match index stands still counts from
+ * when it stopped; moving or in step, it counts nothing; followers (no
+ * match index) watch nothing. */
+static void test_cluster_watch(void)
+{
+	struct cluster_watch w = { 0 };
+	struct cluster_status st = { .state = CLUSTER_LEADER, .n_peers = 2 };
+	st.peers[0] = (struct cluster_peer_status){ .id = 2, .has_match = true, .match_index = 10, .lag = 0 };
+	st.peers[1] = (struct cluster_peer_status){ .id = 3, .has_match = true, .match_index = 10, .lag = 0 };
+	uint64_t worst;
+	ASSERT_TRUE(cluster_watch_update(&w, &st, 1000, &worst) == 0 && worst == 0);
+	/* 3 stops at 10 while the log grows; 2 keeps up. */
+	st.peers[0].match_index = 15;
+	st.peers[1].lag = 5;
+	ASSERT_TRUE(cluster_watch_update(&w, &st, 2000, &worst) == 1.0);
+	ASSERT_EQ(worst, 3);
+	st.peers[0].match_index = 40;
+	st.peers[1].lag = 30;
+	ASSERT_TRUE(cluster_watch_update(&w, &st, 13500, &worst) == 12.5);
+	ASSERT_EQ(worst, 3);
+	/* It answers: moving again, the clock starts over. */
+	st.peers[1].match_index = 20;
+	st.peers[1].lag = 20;
+	ASSERT_TRUE(cluster_watch_update(&w, &st, 14000, &worst) == 0 && worst == 0);
+	ASSERT_TRUE(cluster_watch_update(&w, &st, 15000, &worst) == 1.0 && worst == 3);
+	/* A follower knows no match index: nothing, and nothing kept. */
+	struct cluster_status f = { .state = CLUSTER_FOLLOWER, .n_peers = 2 };
+	f.peers[0].id = 2;
+	f.peers[1].id = 3;
+	ASSERT_TRUE(cluster_watch_update(&w, &f, 16000, &worst) == 0 && worst == 0);
+	ASSERT_EQ(w.n, 0);
+	/* Leader again: a peer seen anew starts from now. */
+	ASSERT_TRUE(cluster_watch_update(&w, &st, 17000, &worst) == 0);
+	ASSERT_TRUE(cluster_watch_update(&w, &st, 19000, &worst) == 2.0);
+
+	/* The rule: above ALERT_CLUSTER_UNREACHABLE_S, in a cluster only. */
+	struct alert_config c = config();
+	c.clear_after = 0;
+	struct alert_history *h = calloc(1, sizeof *h);
+	struct alert_state a[ALERT__COUNT] = { 0 };
+	alert_history_push(h, (struct alert_point){ 0, 0, 0 });
+	struct alert_input in = { .peer_stalled_s = 100 };
+	ASSERT_EQ(alerts_evaluate(&c, h, &in, 1000, a), 0);
+	in.cluster = true;
+	in.peer_stalled_s = ALERT_CLUSTER_UNREACHABLE_S;
+	ASSERT_EQ(alerts_evaluate(&c, h, &in, 1001, a), 0);
+	in.peer_stalled_s = ALERT_CLUSTER_UNREACHABLE_S + 0.5;
+	ASSERT_EQ(alerts_evaluate(&c, h, &in, 1002, a), 1u << ALERT_CLUSTER_PEER_UNREACHABLE);
+	ASSERT_TRUE(strcmp(alert_name(ALERT_CLUSTER_PEER_UNREACHABLE), "cluster_peer_unreachable") == 0);
+	ASSERT_FALSE(alert_applies(ALERT_CLUSTER_PEER_UNREACHABLE, false));
 	free(h);
 }
 
@@ -516,6 +571,7 @@ int main(void)
 	RUN(test_cluster_no_leader);
 	RUN(test_cluster_peer_lag);
 	RUN(test_prometheus_cluster);
+	RUN(test_cluster_watch);
 	RUN(test_history_wraps);
 	RUN(test_prometheus_families);
 	RUN(test_prometheus_queue_share_label);
