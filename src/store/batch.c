@@ -4,20 +4,37 @@
 #include "store_internal.h"
 #include "record.h"
 #include "../base/err.h"
+#include "../base/hmap.h"
 #include "../session/session.h"
 #include <stdlib.h>
 #include <string.h>
 
-static uint32_t entry_slot(uint64_t sid, uint64_t seq, uint32_t mask)
+/* The queue entry (sid, seq) an addition is for, as a key of base's hash map. */
+struct entry_key {
+	uint64_t sid, seq;
+};
+
+static uint64_t entry_hash_of(uint64_t sid, uint64_t seq) { return hmap_mix64(hmap_mix64(sid) + seq); }
+
+static uint64_t entry_hash(const void *item, const void *ctx)
 {
-	uint64_t h = (sid * 0x9E3779B97F4A7C15ull) ^ (seq * 0xC2B2AE3D27D4EB4Full);
-	return (uint32_t)(h ^ (h >> 29)) & mask;
+	const struct store_op *op = item;
+	(void)ctx;
+	return entry_hash_of(op->sid, op->seq);
+}
+
+static bool entry_is(const void *item, const void *key)
+{
+	const struct store_op *op = item;
+	const struct entry_key *k = key;
+	return op->sid == k->sid && op->seq == k->seq;
 }
 
 /* A queue entry added and removed within one group (delivered and
  * acknowledged while the previous group was being committed) never needs to
  * reach the disk: both records are dropped, and the body is not written
- * unless something else holds it. At high rates this removes most writes. */
+ * unless something else holds it. At high rates this removes most writes.
+ * The group's additions are found by entry in a map of their records. */
 static void cancel_delivered(struct store_txn *list)
 {
 	uint32_t adds = 0;
@@ -26,32 +43,33 @@ static void cancel_delivered(struct store_txn *list)
 			adds += t->ops[i].type == ST_QUEUE_ADD;
 	if (!adds)
 		return;
-	uint32_t cap = 16;
-	while (cap < adds * 2)
-		cap *= 2;
-	struct store_op **slots = calloc(cap, sizeof *slots);
-	if (!slots)
+	struct hmap added = { 0 };
+	if (hmap_reserve(&added, adds, entry_hash, NULL))
 		return; /* an optimisation only */
 	for (struct store_txn *t = list; t; t = t->next) {
 		for (uint32_t i = 0; i < t->n_ops; i++) {
 			struct store_op *op = &t->ops[i];
 			if (op->type != ST_QUEUE_ADD && op->type != ST_QUEUE_DEL && op->type != ST_QUEUE_STATE)
 				continue;
-			uint32_t j = entry_slot(op->sid, op->seq, cap - 1);
-			while (slots[j] && (slots[j]->sid != op->sid || slots[j]->seq != op->seq))
-				j = (j + 1) & (cap - 1);
+			uint64_t h = entry_hash_of(op->sid, op->seq);
+			struct store_op *add = hmap_find(&added, h, entry_is, &(struct entry_key){ op->sid, op->seq });
 			if (op->type == ST_QUEUE_ADD) {
-				slots[j] = op;
-			} else if (slots[j] && slots[j]->type == ST_QUEUE_ADD) {
+				/* The latest addition of the entry is the one a removal cancels. */
+				if (add)
+					hmap_remove(&added, h, add, entry_hash, NULL);
+				/* Out of memory (a removal may have shrunk the table), the
+				 * entry is only not cancelled. */
+				hmap_add(&added, h, op, entry_hash, NULL);
+			} else if (add && add->type == ST_QUEUE_ADD) {
 				if (op->type == ST_QUEUE_DEL)
-					slots[j]->type = ST_CANCELLED;
+					add->type = ST_CANCELLED;
 				else
-					slots[j]->state = op->state; /* inserted in its latest state */
+					add->state = op->state; /* inserted in its latest state */
 				op->type = ST_CANCELLED;
 			}
 		}
 	}
-	free(slots);
+	hmap_free(&added);
 }
 
 /* Ids of the bodies already in the batch. */
