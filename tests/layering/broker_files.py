@@ -11,6 +11,12 @@ A circle of arrows means files that can only be understood together; the
 folder is meant to read top-down (broker.c's dispatch above the handlers,
 above routing and delivery, above the inbox and the store's records).
 
+It also fails on a name that does not say whose it is: a function the
+folder's files share (not static) is named broker__*, unless other folders
+may call it (it is declared in a header that src/ or tools/ include from
+outside the folder); such a public one is named broker_* or client_* (or
+TYPE_free for a type it hands out).
+
 usage: broker_files.py [--list] [ROOT]   (ROOT: the source tree, default: two folders up)
 Prints each circle as one line of arrows (with the names that make them)
 and exits 1 when there is any; --list prints every arrow first.
@@ -129,6 +135,54 @@ def arrows(files):
     return out
 
 
+def public_headers(root, files):
+    """The headers of the folder that other folders of src/ (and tools/)
+    include, and those they include in turn."""
+    todo = []
+    for top in ("src", "tools"):
+        for dirpath, _, names in os.walk(os.path.join(root, top)):
+            if os.path.normpath(dirpath) == os.path.normpath(os.path.join(root, "src", "broker")):
+                continue
+            for n in names:
+                if n.endswith((".c", ".h")):
+                    with open(os.path.join(dirpath, n), errors="replace") as f:
+                        for inc in INCLUDE.findall(f.read()):
+                            if re.match(r"(\.\./)*broker/\w+\.h$", inc):
+                                todo.append(os.path.basename(inc))
+    seen = set()
+    while todo:
+        h = todo.pop()
+        if h in seen or h not in files:
+            continue
+        seen.add(h)
+        todo.extend(os.path.basename(i) for i in INCLUDE.findall(files[h]))
+    return seen
+
+
+def misnamed(root, files):
+    """Messages for the functions defined in the folder's .c files whose
+    names do not say whose they are."""
+    public = set()
+    for h in public_headers(root, files):
+        for head, end in top_level_heads(without_directives(strip(files[h]))):
+            fn = function_name(head)
+            if fn and end == ";":
+                public.add(fn)
+    out = []
+    for name, text in sorted(files.items()):
+        if not name.endswith(".c"):
+            continue
+        for head, end in top_level_heads(without_directives(strip(text))):
+            fn = function_name(head)
+            if not fn or end != "{" or re.search(r"\bstatic\b", head) or fn.startswith("broker__"):
+                continue
+            if fn not in public:
+                out.append("src/broker/%s: %s is not declared for other folders: name it broker__..." % (name, fn))
+            elif not re.match(r"(broker|client)_|\w+_free$", fn):
+                out.append("src/broker/%s: %s is public: name it broker_..." % (name, fn))
+    return out
+
+
 def circles(edges):
     """Strongly connected components with more than one file (Tarjan)."""
     graph = {}
@@ -192,7 +246,8 @@ def main(argv):
     listing = "--list" in argv
     args = [a for a in argv if a != "--list"]
     root = args[0] if args else os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
-    edges = arrows(read(root))
+    files = read(root)
+    edges = arrows(files)
     if listing:
         for (a, b), why in sorted(edges.items()):
             print("%s -> %s (%s)" % (a, b, ", ".join(sorted(why))))
@@ -201,10 +256,12 @@ def main(argv):
         cyc = one_cycle(edges, comp)
         steps = ["%s -(%s)-> " % (a, ", ".join(sorted(edges[(a, b)])[:3])) for a, b in zip(cyc, cyc[1:])]
         print("src/broker: circle among %s: %s%s" % (" ".join(comp), "".join(steps), cyc[-1]))
+    names = misnamed(root, files)
+    for n in names:
+        print(n)
     if comps:
         print("%d circle(s) among the files of src/broker" % len(comps))
-        return 1
-    return 0
+    return 1 if comps or names else 0
 
 
 if __name__ == "__main__":
