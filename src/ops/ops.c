@@ -135,13 +135,11 @@ void ops_set_ready(struct ops *o) { atomic_store(&o->ready, true); }
 struct cluster_node *ops_cluster(struct ops *o) { return o->store ? store_cluster(o->store) : NULL; }
 
 /* Why a cluster node that does not serve clients does not, into buf
- * (size bytes): a witness never does; a leader waits until the log
- * committed before it is applied; a follower names the leader it knows. */
+ * (size bytes): a leader waits until the log committed before it is
+ * applied; a follower names the leader it knows. */
 static const char *cluster_not_ready(const struct cluster_status *st, uint64_t leader_id, const char *leader,
 				     char *buf, size_t size)
 {
-	if (st->role == CLUSTER_ROLE_WITNESS)
-		return "witness: it stores the log and votes; it serves no clients";
 	if (st->state == CLUSTER_LEADER)
 		snprintf(buf, size, "leader: applying the log committed before it serves (term %llu)",
 			 (unsigned long long)st->term);
