@@ -377,3 +377,33 @@ def test_peer_unreachable_alert(cluster):
     finally:
         pub.disconnect()
         pub.loop_stop()
+
+
+def test_busy_and_wait_bounded(cluster):
+    """A node added at an address where nothing answers never catches up:
+    its change stays pending, ctl gives up after --wait (exit 2), and any
+    other change meanwhile is refused as busy (409, ctl exit 1). A transfer
+    without a node id goes to another node."""
+    c = cluster()
+    leader = c.wait_leader(timeout=30)
+    assert leader, c.report()
+    settled(c, leader)
+    r = ctl(leader, "cluster", "transfer", wait=30)
+    assert r.returncode == 0, (r.stdout, r.stderr, c.report())
+    new = c.wait_leader(timeout=30)
+    assert new and new is not leader, c.report()
+    assert r.stdout.startswith("leadership transferred: the leader is node %d at " % new.id), r.stdout
+    leader = new
+    settled(c, leader)
+
+    t0 = time.monotonic()
+    r = ctl(leader, "cluster", "add", "9", "127.0.0.9:1", wait=3)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert "the cluster add of node 9 did not finish within 3 s (last: still running)" in r.stderr, r.stderr
+    assert time.monotonic() - t0 < 10
+    st = status(leader)
+    assert st["change"] == {"kind": "add", "id": 9, "pending": True, "error": None}, st
+    code, text = http(leader, "POST", "/api/cluster/transfer", "{}")
+    assert code == 409 and json.loads(text) == {"error": "a membership change or transfer is already running"}
+    r = ctl(leader, "cluster", "remove", "9")
+    assert r.returncode == 1 and "HTTP 409" in r.stderr and "already running" in r.stderr, r.stderr
