@@ -5,6 +5,9 @@
 #   make bench  ferromq against Debian's mosquitto, writes BENCHMARKS.md
 #   make fuzz   run every fuzzer for FUZZ_SECONDS (default 300) each
 #   make test-durability   the kill -9 harness with 100 cycles
+#   make test-failover     FAILOVER_CYCLES (default 50) kill -9 cycles of a 3-node cluster's leader
+#                 under QoS 1/2 load: fail-over times, nothing acknowledged lost
+#   make test-partition    partitions of a 3-node cluster through a fault proxy (no root needed)
 #   make install  binaries, man pages, configuration and systemd unit under PREFIX (default
 #                 /usr/local), staged under DESTDIR if set
 #   make deb      the Debian package, in build-deb/
@@ -21,7 +24,7 @@ FUZZ_SECONDS ?= 300
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PREFIX ?= /usr/local
 
-.PHONY: deps build run test test-build test-durability test-package install deb fuzz bench clean
+.PHONY: deps build run test test-build test-durability test-failover test-partition test-package install deb fuzz bench clean
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
@@ -61,6 +64,14 @@ test-package: deps
 
 test-durability: test-build
 	cd build-test && KILL_CYCLES=100 ctest --output-on-failure -R '^durability\.'
+
+FAILOVER_CYCLES ?= 50
+test-failover: test-build
+	FERROMQ_BIN=$(CURDIR)/build-test/ferromq /usr/bin/python3 tests/ha/failover_cycles.py $(FAILOVER_CYCLES)
+
+test-partition: test-build
+	FERROMQ_BIN=$(CURDIR)/build-test/ferromq FM_CLUSTER_NODE=$(CURDIR)/build-test/fm-cluster-node PYTHONDONTWRITEBYTECODE=1 \
+		/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/ha/test_partition.py tests/ha/test_faultproxy.py
 
 fuzz: test-build
 	cd build-test && FUZZ_SECONDS=$(FUZZ_SECONDS) ctest --output-on-failure -R '^fuzz\.'

@@ -16,6 +16,7 @@ delivered, a QoS 2 message delivered twice, a publisher's messages out of
 order, a session not found after a reconnect.
 """
 import re
+import struct
 import threading
 import time
 
@@ -58,6 +59,30 @@ def check_deliveries(acked, qos_of, deliveries):
     return problems
 
 
+class ReasonClient(mqtt.Client):
+    """paho's Client, keeping the v5 reason code of each PUBACK, PUBREC and
+    PUBCOMP: paho 1.6.1 reads it and drops it, and calls on_publish for a
+    refusal (>= 0x80) as for a success."""
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.ack_reasons = {}  # packet id -> the highest reason code of its acks
+
+    def _keep_reason(self):
+        pkt = self._in_packet
+        if self._protocol == mqtt.MQTTv5 and pkt["remaining_length"] > 2:
+            mid, = struct.unpack("!H", pkt["packet"][:2])
+            self.ack_reasons[mid] = max(self.ack_reasons.get(mid, 0), pkt["packet"][2])
+
+    def _handle_pubackcomp(self, cmd):
+        self._keep_reason()
+        return super()._handle_pubackcomp(cmd)
+
+    def _handle_pubrec(self):
+        self._keep_reason()
+        return super()._handle_pubrec()
+
+
 class SessionClient(threading.Thread):
     """One paho client with a persistent session, kept connected to the
     node that leads. Subclasses act in tick() while connected."""
@@ -78,7 +103,7 @@ class SessionClient(threading.Thread):
         kw = dict(client_id=client_id, protocol=mqtt.MQTTv5 if version == 5 else mqtt.MQTTv311)
         if version != 5:
             kw["clean_session"] = False
-        c = mqtt.Client(**kw)
+        c = ReasonClient(**kw)
         c.max_inflight_messages_set(20)
         c.max_queued_messages_set(0)
         c.on_connect = self._on_connect
@@ -198,6 +223,7 @@ class Publisher(SessionClient):
         self.mqtt.on_log = self._on_log
         self.seq = 0
         self.pending = {}   # paho mid -> seq
+        self.refused = {}     # seq -> v5 reason code >= 0x80 it was answered with: not acknowledged
         self.mid_of = {}    # seq -> paho mid (the packet id it was sent with)
         self.packets = {}   # packet id -> [(monotonic time, paho's log line)], its last 12
         self.acked = set()
@@ -217,9 +243,13 @@ class Publisher(SessionClient):
 
     def _on_publish(self, c, userdata, mid):
         seq = self.pending.pop(mid, None)
+        reason = self.mqtt.ack_reasons.pop(mid, 0)
         if seq is not None:
             with self.lock:
-                self.acked.add(seq)
+                if reason >= 0x80:
+                    self.refused[seq] = reason
+                else:
+                    self.acked.add(seq)
 
     def tick(self):
         if not self.sending.is_set() or len(self.pending) >= self.window:
@@ -288,6 +318,17 @@ class Load:
 
     def acked_counts(self):
         return {p.client_id: len(p.acked_copy()) for p in self.pubs}
+
+    def refused_counts(self):
+        """{publisher: {reason: count}} of the messages a v5 publisher was
+        told were refused (reason >= 0x80)."""
+        out = {}
+        for p in self.pubs:
+            with p.lock:
+                for reason in p.refused.values():
+                    counts = out.setdefault(p.client_id, {})
+                    counts["0x%02x" % reason] = counts.get("0x%02x" % reason, 0) + 1
+        return out
 
     def finish(self, timeout=30):
         """Stops publishing, waits for every publisher's in-flight messages
