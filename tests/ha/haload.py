@@ -180,7 +180,10 @@ class SessionClient(threading.Thread):
                 return True
             self.refusals[code] = self.refusals.get(code, 0) + 1
             referred = self._address_of(ref)
-            if referred in self.addresses and referred != address:
+            if referred and referred != address:
+                if referred not in self.addresses:  # a node added since: kept for later fail-overs
+                    self.addresses.append(referred)
+                    order.append(referred)
                 order.insert(i % (len(order) + 1), referred)  # tried next
             if i % len(self.addresses) == 0:
                 time.sleep(0.02)  # every node refused: an election is running
