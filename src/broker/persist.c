@@ -220,14 +220,23 @@ void broker_spool_del(struct bworker *w, const char *bridge, uint64_t seq)
 int broker_store_load(struct bworker *w, struct store_load *ld, store_done_fn done)
 {
 	struct store_cb cb = { .done = done, .ctx = ld };
-	if (!w->b->store || (!w->txn && !(w->txn = broker__txn_new(w->id))) || broker__txn_add_load(w->txn, ld)) {
+	struct store_txn *t = w->b->store ? broker__txn_new(w->id) : NULL;
+	if (!t || broker__txn_add_load(t, ld)) {
+		broker__txn_free(t);
 		session_unref(ld->session);
 		free(ld);
 		return -FM_ENOMEM;
 	}
-	/* The load is the transaction's now: without its callback it is freed
-	 * unread, and asked for again at the next delivery. */
-	return broker__txn_add_cb(w->txn, &cb) ? -FM_ENOMEM : 0;
+	/* The load is the transaction's now: freed with it, unread, when its
+	 * callback finds no room (asked for again at the next delivery). */
+	if (broker__txn_add_cb(t, &cb)) {
+		broker__txn_free(t);
+		return -FM_ENOMEM;
+	}
+	/* On the store's read port, never with the worker's records. */
+	atomic_fetch_add(&w->pending_txns, 1);
+	w->b->store->read(w->b->store->ctx, t);
+	return 0;
 }
 
 int broker__persist_commit_cb(struct bworker *w, const struct store_cb *cb, bool force)

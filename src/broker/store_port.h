@@ -34,9 +34,9 @@ struct session;
 /* Bodies to read back from the store for entries that gave theirs up. The
  * store fills `msg` (a new reference, or NULL when there is no such body)
  * and sets `failed` when reading went wrong; the broker takes the bodies in
- * the completion callback. Reads are not records: they travel beside the
- * transaction's records, and the store serves them once the records
- * submitted before them are applied. Owned by its transaction. */
+ * the completion callback. Reads are not records: they go through the
+ * port's `read`, never with records, and the store serves them once the
+ * database has every batch settled before them. Owned by its transaction. */
 struct store_load {
 	struct session *session; /* reference owned; NULL for a bridge */
 	void *worker;            /* the broker worker that asked */
@@ -90,7 +90,7 @@ struct store_txn {
 	uint32_t n_ops, cap_ops;
 	struct store_cb *cbs;
 	uint32_t n_cbs, cap_cbs;
-	struct store_load **loads; /* reads, served after the records (owned) */
+	struct store_load **loads; /* a read's loads (owned); none with records */
 	uint32_t n_loads, cap_loads;
 	int worker;          /* where the callbacks run */
 	int err;             /* set by the store: 0 or a negative fm_err */
@@ -102,6 +102,9 @@ struct store_port {
 	/* Takes the transaction and later hands it back through `complete`.
 	 * Thread-safe. */
 	void (*submit)(void *ctx, struct store_txn *t);
+	/* Reads: a transaction of loads and their callbacks only, served on
+	 * its own and handed back through `complete`. Thread-safe. */
+	void (*read)(void *ctx, struct store_txn *t);
 	/* The broker's side, set by broker_set_store; called from the store's
 	 * thread. */
 	void *owner;

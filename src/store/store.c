@@ -357,6 +357,7 @@ struct store *store_open(const char *dir, unsigned durability, char *err, size_t
 	}
 	st->port.ctx = st;
 	st->port.submit = store__submit;
+	st->port.read = store__read;
 	return st;
 fail:
 	store_close(st);

@@ -68,6 +68,7 @@ struct store {
 	uv_fs_t sync_req;
 	pthread_mutex_t lock;
 	struct store_txn *head, *tail; /* submitted, not yet taken by the writer */
+	struct store_txn *reads, **reads_tail; /* reads asked, not yet served */
 	bool stop;
 	/* Writer thread only: */
 	struct group *groups, **groups_tail; /* taken, not handed back yet, in order */
@@ -147,6 +148,7 @@ int store__writer_start(struct store *st, const struct cluster_conf *conf, char 
 /* Hands back what is queued, applies what is journalled, stops the thread. */
 void store__writer_stop(struct store *st);
 void store__submit(void *ctx, struct store_txn *t);
+void store__read(void *ctx, struct store_txn *t);
 /* Takes, logs and settles everything that arrived (the writer's thread). */
 void store__process(struct store *st);
 /* A group is settled: its reads are served, its transactions go back. */

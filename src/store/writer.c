@@ -346,20 +346,9 @@ static void sync_settled(struct store *st, const struct group *g)
 	st->unsynced_in[g->file]--;
 }
 
-static bool has_loads(const struct store_txn *list)
-{
-	for (const struct store_txn *t = list; t; t = t->next)
-		if (t->n_loads)
-			return true;
-	return false;
-}
-
-/* A group is done: its batch (synced) waits to be applied, its reads are
- * served, its transactions go back to their workers; records nobody waits
- * for that failed are kept to be written again. Reads travel beside the
- * writes, never inside them: a write that failed cannot keep them from
- * running (a body not read would count as missing, and its entry be dropped
- * although acknowledged). */
+/* A group is done: its batch (synced) waits to be applied, its
+ * transactions go back to their workers; records nobody waits for that
+ * failed are kept to be written again. */
 void store__group_done(struct store *st, struct group *g)
 {
 	if (!g->err && g->index && g->proposed) {
@@ -376,21 +365,12 @@ void store__group_done(struct store *st, struct group *g)
 		}
 		failing_ends(st, g->records);
 	}
-	/* Reads need what waits in the database first; otherwise the
-	 * acknowledgements go out before any time is spent applying. */
-	bool loads = has_loads(g->list);
-	if (loads)
-		apply_if_due(st, true);
 	/* A cluster node that lost leadership writes nothing more: what it
 	 * holds is the next leader's to redo. */
 	bool give_up = g->err && (gives_up(st) || (st->cl.node && !cluster_is_leader(st->cl.node)));
-	if (loads)
-		store__db_take(st, true);
 	for (struct store_txn *t = g->list, *next; t; t = next) {
 		next = t->next;
 		t->next = NULL;
-		for (uint32_t i = 0; i < t->n_loads; i++)
-			read_load(st, t->loads[i], st->n_pend == 0);
 		if (g->err && !t->n_cbs && !give_up) {
 			/* Records nobody waits for (deliveries, expiry) are retried. */
 			*st->retry_tail = t;
@@ -400,10 +380,8 @@ void store__group_done(struct store *st, struct group *g)
 		t->err = g->err;
 		st->port.complete(st->port.owner, t);
 	}
-	if (loads)
-		store__db_give(st);
-	if (!loads)
-		apply_if_due(st, st->tight);
+	/* The acknowledgements go out before any time is spent applying. */
+	apply_if_due(st, st->tight);
 	buf_free(&g->batch);
 	free(g);
 }
@@ -515,6 +493,32 @@ static enum store_settled journal_settle(struct store *st)
 
 static const struct store_log journal_log = { journal_append_group, journal_settle };
 
+/* Serves the reads that arrived (store__read): once the database has
+ * every batch settled before them (applying what waits), so a body whose
+ * entry gave it up is there to read. A write that failed cannot keep them
+ * from running: they never travel with the records. */
+static void serve_reads(struct store *st)
+{
+	pthread_mutex_lock(&st->lock);
+	struct store_txn *t = st->reads;
+	st->reads = NULL;
+	st->reads_tail = &st->reads;
+	pthread_mutex_unlock(&st->lock);
+	if (!t)
+		return;
+	apply_if_due(st, true);
+	store__db_take(st, true);
+	for (struct store_txn *next; t; t = next) {
+		next = t->next;
+		t->next = NULL;
+		for (uint32_t i = 0; i < t->n_loads; i++)
+			read_load(st, t->loads[i], st->n_pend == 0);
+		t->err = 0;
+		st->port.complete(st->port.owner, t);
+	}
+	store__db_give(st);
+}
+
 /* Takes the next group: records to write again first, then what was
  * submitted, bounded in transactions and bytes. NULL when there is none. */
 static struct group *take_group(struct store *st)
@@ -595,10 +599,11 @@ void store__process(struct store *st)
 		if (how == STORE_SETTLE_WAITING)
 			break;
 	}
+	serve_reads(st);
 	if (st->retry && !st->retry_due && !uv_is_active((uv_handle_t *)&st->retry_timer))
 		uv_timer_start(&st->retry_timer, on_retry, RETRY_MS, 0);
 	pthread_mutex_lock(&st->lock);
-	bool done = st->stop && !st->head;
+	bool done = st->stop && !st->head && !st->reads;
 	pthread_mutex_unlock(&st->lock);
 	if (done && !st->syncing && !st->groups && !st->retry) {
 		if (st->cl.node) {
@@ -660,6 +665,7 @@ int store__writer_start(struct store *st, const struct cluster_conf *conf, char 
 {
 	st->groups_tail = &st->groups;
 	st->retry_tail = &st->retry;
+	st->reads_tail = &st->reads;
 	if (uv_loop_init(&st->loop))
 		return -FM_EIO;
 	st->loop_ready = true;
@@ -693,6 +699,17 @@ void store__writer_stop(struct store *st)
 		uv_loop_close(&st->loop);
 		st->loop_ready = false;
 	}
+}
+
+void store__read(void *ctx, struct store_txn *t)
+{
+	struct store *st = ctx;
+	t->next = NULL;
+	pthread_mutex_lock(&st->lock);
+	*st->reads_tail = t;
+	st->reads_tail = &t->next;
+	pthread_mutex_unlock(&st->lock);
+	uv_async_send(&st->wake);
 }
 
 void store__submit(void *ctx, struct store_txn *t)
