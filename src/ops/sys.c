@@ -83,14 +83,29 @@ static void sys_publish_cluster(struct sys_state *st, struct bworker *w, const s
 		snprintf(topic, sizeof topic, "$SYS/broker/cluster/%s", names[k]);
 		publish_into(st->cluster_last[k], sizeof st->cluster_last[k], w, topic, v[k]);
 	}
-	for (unsigned i = 0; i < c->n_peers && i < CLUSTER_MAX_NODES; i++) {
-		const struct cluster_peer_status *p = &c->peers[i];
-		struct sys_peer_last *pl = &st->peer_last[i];
-		char lag[24];
-		if (pl->id != p->id) { /* a membership change moved the peers */
-			pl->id = p->id;
-			pl->last[0] = 0;
+	/* A peer no longer in the configuration: its retained lag says so once. */
+	struct sys_peer_last now[CLUSTER_MAX_NODES] = { 0 };
+	unsigned np = c->n_peers < CLUSTER_MAX_NODES ? c->n_peers : CLUSTER_MAX_NODES;
+	for (unsigned k = 0; k < CLUSTER_MAX_NODES && st->peer_last[k].id; k++) {
+		const struct sys_peer_last *was = &st->peer_last[k];
+		bool kept = false;
+		for (unsigned i = 0; i < np && !kept; i++)
+			kept = c->peers[i].id == was->id;
+		if (kept) {
+			for (unsigned i = 0; i < np; i++)
+				if (c->peers[i].id == was->id)
+					now[i] = *was;
+		} else {
+			char gone[24] = "";
+			snprintf(topic, sizeof topic, "$SYS/broker/cluster/peers/%llu/lag", (unsigned long long)was->id);
+			publish_into(gone, sizeof gone, w, topic, "removed");
 		}
+	}
+	for (unsigned i = 0; i < np; i++) {
+		const struct cluster_peer_status *p = &c->peers[i];
+		struct sys_peer_last *pl = &now[i];
+		char lag[24];
+		pl->id = p->id;
 		if (p->has_match)
 			snprintf(lag, sizeof lag, "%llu", (unsigned long long)p->lag);
 		else
@@ -98,6 +113,7 @@ static void sys_publish_cluster(struct sys_state *st, struct bworker *w, const s
 		snprintf(topic, sizeof topic, "$SYS/broker/cluster/peers/%llu/lag", (unsigned long long)p->id);
 		publish_into(pl->last, sizeof pl->last, w, topic, lag);
 	}
+	memcpy(st->peer_last, now, sizeof now);
 }
 
 void sys_publish(struct sys_state *st, struct bworker *w, const struct metrics_snapshot *s)

@@ -20,7 +20,7 @@ struct sys_state {
 	char bridge_last[CONFIG_MAX_BRIDGES][SYS_BRIDGE_SLOTS][24];
 	char cluster_last[SYS_CLUSTER_SLOTS][CLUSTER_ADDRESS_MAX];
 	struct sys_peer_last {
-		uint64_t id; /* the peer whose lag last holds; 0: none yet */
+		uint64_t id; /* the peer whose lag last holds; 0: none (the rest are empty too) */
 		char last[24];
 	} peer_last[CLUSTER_MAX_NODES];
 };

@@ -177,7 +177,7 @@ def test_status_everywhere(cluster):
 
 
 def test_operations(cluster):
-    c = cluster()
+    c = cluster(extra_lines=["sys_interval 1"])
     leader = c.wait_leader(timeout=30)
     assert leader, c.report()
     settled(c, leader)
@@ -222,6 +222,12 @@ def test_operations(cluster):
     assert r.stdout == "node %d removed\n" % old.id
     assert old.id not in [p["id"] for p in status(leader)["peers"]]
     old.stop()
+    # Its retained lag on $SYS says it is gone; the other peer's stays a number.
+    other = next(n for n in c.nodes.values() if n is not leader and n is not old)
+    topics = {"$SYS/broker/cluster/peers/%d/lag" % old.id, "$SYS/broker/cluster/peers/%d/lag" % other.id}
+    got = wait_for(lambda: (lambda v: v if v["$SYS/broker/cluster/peers/%d/lag" % old.id] == "removed" else None)(
+        sys_cluster(leader, topics)), timeout=10, interval=0.5, what="the removed peer's $SYS lag")
+    assert re.fullmatch(r"\d+", got["$SYS/broker/cluster/peers/%d/lag" % other.id]), got
 
     new4 = halib.BrokerNode(c, 4)
     c.nodes[4] = new4
