@@ -25,7 +25,7 @@ static const struct admit_outcome {
 };
 
 enum admit broker__admit(const struct broker *b, const struct auth_acl_client *acl, const char *topic, size_t len,
-			bool retain)
+			 bool retain)
 {
 	if (!topic_name_valid(topic, len)) /* [MQTT-3.3.2-2] */
 		return ADMIT_TOPIC_INVALID;

@@ -129,7 +129,7 @@ static struct handled build_will(struct client *c, const struct mqtt_connect *m,
 	if (c->username && !(*will_user = strdup(c->username)))
 		return connack_refuse(c, MQTT_RC_SERVER_UNAVAILABLE, MQTT_V3_UNAVAILABLE, "out of memory");
 	*will = broker__msg_build(b, &b->workers[c->worker], m->will_topic, m->will_payload, &m->will_props, m->version,
-			  m->will_qos, m->will_retain);
+				  m->will_qos, m->will_retain);
 	if (!*will) {
 		free(*will_user);
 		*will_user = NULL;

@@ -12,7 +12,7 @@
 			 MQTT_PROP_BIT(MQTT_PROP_RESPONSE_TOPIC) | MQTT_PROP_BIT(MQTT_PROP_CORRELATION_DATA))
 
 struct msg *broker__msg_build(struct broker *b, struct bworker *w, struct mqtt_bin topic, struct mqtt_bin payload,
-		      const struct mqtt_props *pr, uint8_t version, uint8_t qos, bool retain)
+			      const struct mqtt_props *pr, uint8_t version, uint8_t qos, bool retain)
 {
 	struct buf props = { 0 };
 	uint32_t expiry = b->cfg.message_expiry_default;

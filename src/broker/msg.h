@@ -8,6 +8,6 @@
  * the message expiry (the property, else message_expiry_default). Returns a
  * new reference, or NULL when out of memory. */
 struct msg *broker__msg_build(struct broker *b, struct bworker *w, struct mqtt_bin topic, struct mqtt_bin payload,
-		      const struct mqtt_props *pr, uint8_t version, uint8_t qos, bool retain);
+			      const struct mqtt_props *pr, uint8_t version, uint8_t qos, bool retain);
 
 #endif

@@ -169,7 +169,7 @@ void broker__persist_session_del(struct bworker *w, struct session *s)
 }
 
 void broker__persist_sub(struct bworker *w, const struct session *s, const char *filter, size_t len, uint8_t options,
-		 uint32_t sub_id, bool add)
+			 uint32_t sub_id, bool add)
 {
 	if (!broker__persist_durable(w->b, s))
 		return;

@@ -15,7 +15,7 @@ void broker__persist_rx2(struct bworker *w, const struct session *s, uint16_t pi
 void broker__persist_session(struct bworker *w, struct session *s);
 void broker__persist_session_del(struct bworker *w, struct session *s);
 void broker__persist_sub(struct bworker *w, const struct session *s, const char *filter, size_t len, uint8_t options,
-		 uint32_t sub_id, bool add);
+			 uint32_t sub_id, bool add);
 void broker__persist_retain(struct bworker *w, struct msg *m, uint64_t version);
 /* Ends the current action. done(ctx) runs after the commit of what the action
  * wrote (the records go to the writer at the end of the loop turn), or at once

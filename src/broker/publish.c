@@ -224,7 +224,7 @@ struct handled broker__handle_ack(struct client *c, uint8_t type, const struct m
 		/* PUBCOMP even for an unknown id, so the client can finish; after the
 		 * commit, so a restart cannot take a new message for a resend. */
 		broker__reply_ack(w, c, MQTT_PUBCOMP, a->pid, found ? MQTT_RC_SUCCESS : MQTT_RC_PACKET_ID_NOT_FOUND,
-				 found ? NULL : "packet identifier not found", true);
+				  found ? NULL : "packet identifier not found", true);
 		return HANDLED_OPEN;
 	}
 	struct qentry done;

@@ -122,7 +122,7 @@ long broker_client_rate_wait(struct client *c, uint64_t now)
 	uint32_t limit = c->b->cfg.publish_rate_timeout;
 	if (limit && c->rate->over_since_ms && now - c->rate->over_since_ms >= (uint64_t)limit * 1000) {
 		broker__client_disconnect(c, MQTT_RC_MESSAGE_RATE_TOO_HIGH,
-				  "publishing faster than max_publish_rate for publish_rate_timeout");
+					  "publishing faster than max_publish_rate for publish_rate_timeout");
 		return -1;
 	}
 	return wait;

@@ -19,14 +19,14 @@ static void reply_queue(struct bworker *w, const struct store_cb *r, bool force)
 }
 
 void broker__reply_ack(struct bworker *w, struct client *c, uint8_t kind, uint16_t pid, uint8_t rc, const char *why,
-		      bool force)
+		       bool force)
 {
 	struct store_cb r = { .c = c, .pid = pid, .kind = kind, .rc = rc, .why = why };
 	reply_queue(w, &r, force);
 }
 
 void broker__reply_held(struct bworker *w, struct client *c, uint16_t pid, uint8_t rc, const char *why,
-		       struct reply_held *held)
+			struct reply_held *held)
 {
 	struct store_cb r = { .ctx = held, .c = c, .pid = pid, .kind = MQTT_PUBREC, .rc = rc, .why = why };
 	reply_queue(w, &r, false);
@@ -116,7 +116,7 @@ static void publish_ack_done(struct bworker *w, const struct store_cb *r, int er
 	}
 	if (c->version == MQTT_V5)
 		broker__reply_now(c, r->kind, r->pid, err == -FM_ELIMIT ? MQTT_RC_QUOTA_EXCEEDED : MQTT_RC_UNSPECIFIED,
-			 "the message could not be stored");
+				  "the message could not be stored");
 	else /* v3 has no negative ack: closing makes the client resend */
 		broker__client_disconnect(c, MQTT_RC_UNSPECIFIED, "store write failed");
 }

@@ -46,11 +46,11 @@ struct reply_held {
  * 0x80 and close a v3 client (which then resends); PUBREL and PUBCOMP are
  * not sent (the client resends what they answer). */
 void broker__reply_ack(struct bworker *w, struct client *c, uint8_t kind, uint16_t pid, uint8_t rc, const char *why,
-		      bool force);
+		       bool force);
 /* A PUBREC like broker__reply_ack that first releases held (taken) to its
  * subscribers on commit, or withdraws it on failure. */
 void broker__reply_held(struct bworker *w, struct client *c, uint16_t pid, uint8_t rc, const char *why,
-		       struct reply_held *held);
+			struct reply_held *held);
 /* Takes w->held (the sessions broker__route_publish queued a held message for) and
  * the reference msg into a new struct reply_held; NULL when out of memory
  * (then nothing is taken). */

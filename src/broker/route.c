@@ -13,7 +13,7 @@
 #include <string.h>
 
 /* Hands m to the collectors (b->collect set); true when taken. */
-static bool broker_collect_route(struct bworker *w, const struct msg *m)
+static bool to_collectors(struct bworker *w, const struct msg *m)
 {
 	const struct collect_port *p = w->b->collect;
 	return p->route(p->ctx, w, m);
@@ -91,7 +91,7 @@ static int remember_held(struct bworker *w, struct session *s)
 }
 
 int broker__route_to_session(struct bworker *w, struct session *s, struct msg *m, uint8_t qos, uint8_t flags,
-		     const uint32_t *sub_ids, uint16_t n_sub_ids)
+			     const uint32_t *sub_ids, uint16_t n_sub_ids)
 {
 	struct qring dropped = { 0 };
 	pthread_mutex_lock(&s->lock);
@@ -177,7 +177,7 @@ struct route_result broker__route_publish(struct bworker *w, struct msg *m)
 		r.matched += b->bridges->route(b->bridges->ctx, w, m, &refused);
 		r.rejected += refused;
 	}
-	if (b->collect && broker_collect_route(w, m))
+	if (b->collect && to_collectors(w, m))
 		r.matched++;
 	/* A birth's copy after the birth: retained and stored, then routed (its
 	 * topic is not under the namespace, so it comes back no further). */
@@ -257,7 +257,7 @@ void broker__route_reshare(struct bworker *w, struct session *from, struct qentr
 		if (rc.found) {
 			uint32_t id = rc.pick.sub_id;
 			broker__route_to_session(w, rc.pick.s, e->msg, min_u8(rc.pick.qos, e->msg->qos),
-					 (uint8_t)((e->flags & QE_RETAIN) | QE_SHARED), &id, id ? 1 : 0);
+						 (uint8_t)((e->flags & QE_RETAIN) | QE_SHARED), &id, id ? 1 : 0);
 		}
 		pthread_rwlock_unlock(&b->subs_lock);
 		if (!rc.found && keep_with(w, from, e))

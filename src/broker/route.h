@@ -17,10 +17,13 @@ struct route_result {
 	uint32_t rejected; /* sessions whose full queue refused it (reject_new) */
 };
 
+/* Routes m (the caller keeps its reference) to the sessions whose
+ * subscriptions match, the bridges and the collectors (a Sparkplug birth's
+ * certificate too). Returns how many took it and how many refused it. */
 struct route_result broker__route_publish(struct bworker *w, struct msg *m);
 /* Queues m for s and schedules its delivery. Takes its own reference. */
 int broker__route_to_session(struct bworker *w, struct session *s, struct msg *m, uint8_t qos, uint8_t flags,
-		     const uint32_t *sub_ids, uint16_t n_sub_ids);
+			     const uint32_t *sub_ids, uint16_t n_sub_ids);
 /* Hands the entries of a $share member that left to other members; consumes them. */
 void broker__route_reshare(struct bworker *w, struct session *from, struct qentry *entries, uint32_t n);
 

@@ -40,7 +40,7 @@ static void send_retained(struct client *c, const char *filter, size_t flen, uin
 	for (uint32_t i = 0; i < l.n; i++) {
 		if (!msg_expired(l.m[i], now))
 			broker__route_to_session(w, c->session, l.m[i], min_u8(qos, l.m[i]->qos), QE_RETAIN, &sub_id,
-					 sub_id ? 1 : 0);
+						 sub_id ? 1 : 0);
 		msg_unref(l.m[i]);
 	}
 	free(l.m);
