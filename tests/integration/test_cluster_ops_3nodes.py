@@ -413,3 +413,44 @@ def test_busy_and_wait_bounded(cluster):
     assert code == 409 and json.loads(text) == {"error": "a membership change or transfer is already running"}
     r = ctl(leader, "cluster", "remove", "9")
     assert r.returncode == 1 and "HTTP 409" in r.stderr and "already running" in r.stderr, r.stderr
+
+
+def test_peer_lag_alert(cluster):
+    """A follower stopped (SIGSTOP) while the leader commits more than 1,000
+    entries: cluster_peer_lag fires on the leader naming it, with the lag in
+    /metrics; resumed, it catches up and the alert clears."""
+    import paho.mqtt.client as mqtt
+    c = cluster(extra_lines=["alert_clear_after 0"])
+    leader = c.wait_leader(timeout=30)
+    assert leader, c.report()
+    settled(c, leader)
+    slow = next(n for n in c.nodes.values() if n is not leader)
+    slow.sigstop()
+    pub = mqtt.Client(client_id="writer", protocol=mqtt.MQTTv311)
+    pub.connect(leader.host, leader.port)
+    pub.loop_start()
+    try:
+        # One at a time: each stored message is a group of its own, one entry.
+        for i in range(1200):
+            pub.publish("plant/lag", str(i), qos=1, retain=True).wait_for_publish(5)
+
+        def alerts():
+            code, text = http(leader, "GET", "/api/status")
+            return {x["name"]: x for x in json.loads(text)["alerts"]} if code == 200 else {}
+        a = wait_for(lambda: (lambda a: a if a.get("cluster_peer_lag", {}).get("state") == "firing" else None)(
+            alerts()), timeout=10, interval=0.2, what="cluster_peer_lag firing")
+        assert a["cluster_peer_lag"]["value"] > 1000 and a["cluster_peer_lag"]["threshold"] == 1000
+        lag = {p["id"]: p["lag"] for p in status(leader)["peers"]}
+        assert lag[slow.id] > 1000, lag
+        assert metrics(leader)['ferromq_cluster_peer_lag{peer="%d"}' % slow.id] > 1000
+        log = open(leader.log).read()
+        assert re.search(r"warning: alert cluster_peer_lag firing: value \d+\.\d above threshold 1000.0; peers "
+                         r"%d at %s \(lag \d+\)" % (slow.id, re.escape(c.net.proxy_address(slow.id))), log), \
+            log[-3000:]
+        slow.sigcont()
+        c.wait_caught_up(slow, timeout=60)
+        wait_for(lambda: alerts().get("cluster_peer_lag", {}).get("state") == "ok", timeout=10, interval=0.2,
+                 what="cluster_peer_lag cleared")
+    finally:
+        pub.disconnect()
+        pub.loop_stop()
