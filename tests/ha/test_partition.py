@@ -5,7 +5,8 @@ both peers, or one way only, under QoS 1 and QoS 2 load: within about two
 election timeouts it refuses CONNECT and acknowledges nothing its clients
 publish; the majority elects a new leader that serves; after the heal the
 old leader follows and refuses clients; nothing acknowledged is lost
-(haload's check)."""
+(haload's check). Also with two brokers and a witness, and with only a
+follower cut off."""
 import threading
 import time
 
@@ -138,3 +139,9 @@ def test_follower_cut_off_does_not_disturb_the_leader(broker_cluster):
     finally:
         load.stop()
     assert not problems, "\n".join(problems)
+
+
+def test_leader_cut_off_in_two_brokers_and_a_witness(broker_cluster):
+    """The other broker and the witness are the majority: the broker takes
+    over with the witness's vote and log."""
+    partition_leader(broker_cluster(3, witness_ids=(3,)), "both", "stall")
