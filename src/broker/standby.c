@@ -21,7 +21,10 @@ void broker_set_standby(struct broker *b, const char *server_reference)
 {
 	struct broker_standby *st = &b->standby;
 	char *ref = NULL;
-	if (server_reference && !(ref = strdup(server_reference)))
+	if (server_reference && strlen(server_reference) > UINT16_MAX) /* an MQTT string's limit (v5 §1.5.4) */
+		log_warn("standby: a server reference of %zu bytes is too long for a CONNACK: refusing CONNECT "
+			 "without one", strlen(server_reference));
+	else if (server_reference && !(ref = strdup(server_reference)))
 		log_warn("standby: out of memory for the server reference %s: refusing CONNECT without one",
 			 server_reference);
 	pthread_mutex_lock(&st->lock);

@@ -855,6 +855,16 @@ static void test_standby(void)
 	ASSERT_FALSE(pk.u.connack.props.have & MQTT_PROP_BIT(MQTT_PROP_SERVER_REFERENCE));
 	ASSERT_STRN(pk.u.connack.props.reason_string.p, pk.u.connack.props.reason_string.len, why);
 
+	/* A reference longer than an MQTT string is left out rather than sent broken. */
+	char *huge = malloc(70001);
+	memset(huge, 'h', 70000);
+	huge[70000] = 0;
+	broker_set_standby(h->b, huge);
+	free(huge);
+	standby_connect(h, &v5, &pk);
+	ASSERT_EQ(pk.u.connack.rc, MQTT_RC_USE_ANOTHER_SERVER);
+	ASSERT_FALSE(pk.u.connack.props.have & MQTT_PROP_BIT(MQTT_PROP_SERVER_REFERENCE));
+
 	/* Nothing of the sessions: no registry entry, no store record, no client counted. */
 	ASSERT_EQ(h->b->reg.count, 0);
 	ASSERT_EQ(h->n_submitted, 0);
