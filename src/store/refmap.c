@@ -5,6 +5,7 @@
 struct refmap_entry {
 	uint64_t id;
 	int32_t refs;
+	struct refmap_entry *next_spare; /* while in m->spare */
 };
 
 /* Ids are the broker's own (never chosen by a peer): no seed needed. */
@@ -41,8 +42,12 @@ int refmap_put(struct refmap *m, uint64_t key, int32_t val)
 		e->refs = val;
 		return 0;
 	}
-	if (!(e = malloc(sizeof *e)))
+	if ((e = m->spare)) {
+		m->spare = e->next_spare;
+		m->n_spare--;
+	} else if (!(e = malloc(sizeof *e))) {
 		return -FM_ENOMEM;
+	}
 	*e = (struct refmap_entry){ .id = key, .refs = val };
 	if (hmap_add(&m->map, h, e, refmap__hash, NULL)) {
 		free(e);
@@ -69,7 +74,13 @@ void refmap_del(struct refmap *m, uint64_t key)
 	if (!e)
 		return;
 	hmap_remove(&m->map, h, e, refmap__hash, NULL);
-	free(e);
+	if (m->n_spare >= REFMAP_SPARE) {
+		free(e);
+		return;
+	}
+	e->next_spare = m->spare;
+	m->spare = e;
+	m->n_spare++;
 }
 
 void refmap_free(struct refmap *m)
@@ -79,4 +90,9 @@ void refmap_free(struct refmap *m)
 	while ((e = hmap_next(&m->map, &pos)))
 		free(e);
 	hmap_free(&m->map);
+	while ((e = m->spare)) {
+		m->spare = e->next_spare;
+		free(e);
+	}
+	m->n_spare = 0;
 }

@@ -34,6 +34,25 @@ static void test_refmap_counts(void)
 	ASSERT_EQ(m.map.shift, shift);
 	for (uint64_t id = 2; id <= 5000; id += 2)
 		ASSERT_EQ(refmap_add(&m, id, 0), 2);
+	/* Entries freed are kept for reuse, a bounded number of them. */
+	ASSERT_EQ(m.n_spare, REFMAP_SPARE);
+	for (uint64_t id = 2; id <= 5000; id += 2)
+		refmap_del(&m, id);
+	ASSERT_EQ(m.map.count, 0);
+	ASSERT_EQ(m.n_spare, REFMAP_SPARE);
+	ASSERT_EQ(refmap_put(&m, 7, 3), 0);
+	ASSERT_EQ(m.n_spare, REFMAP_SPARE - 1);
+	ASSERT_EQ(refmap_add(&m, 7, 0), 3);
+	refmap_free(&m);
+	ASSERT_EQ(m.n_spare, 0);
+	ASSERT_TRUE(m.spare == NULL);
+	ASSERT_EQ(refmap_put(&m, 9, 2), 0);
+	refmap_del(&m, 9);
+	ASSERT_EQ(m.n_spare, 1);
+	ASSERT_EQ(refmap_put(&m, 10, 4), 0); /* the spare one, with its new id and count */
+	ASSERT_EQ(m.n_spare, 0);
+	ASSERT_FALSE(refmap_has(&m, 9));
+	ASSERT_EQ(refmap_add(&m, 10, 0), 4);
 	refmap_free(&m);
 }
 
