@@ -182,6 +182,25 @@ static int to_record(const struct store_op *op, struct record *r)
 	return 0;
 }
 
+/* Whether the record names a body that the apply reads from its batch. A
+ * queue entry's delete or state change holds its message (the entry was not
+ * on disk when the broker made it) but names no body: writing the body
+ * again for it, in a later batch than its insert, doubled the journal of a
+ * steady fan-in. */
+static bool names_body(const struct record *r)
+{
+	switch (r->type) {
+	case REC_QUEUE_ADD:
+	case REC_RETAIN_PUT:
+	case REC_SPOOL_ADD:
+		return true;
+	case REC_SESSION_PUT:
+		return r->id != 0; /* its will */
+	default:
+		return false;
+	}
+}
+
 int store__encode_group(struct store_txn *list, struct buf *out)
 {
 	cancel_delivered(list);
@@ -200,7 +219,7 @@ int store__encode_group(struct store_txn *list, struct buf *out)
 			struct record r;
 			if (!to_record(op, &r))
 				continue;
-			if (op->msg && (rc = add_body(out, &bodies, op->msg)))
+			if (op->msg && names_body(&r) && (rc = add_body(out, &bodies, op->msg)))
 				break;
 			rc = rec_append(out, &r);
 		}

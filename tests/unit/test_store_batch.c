@@ -1,7 +1,8 @@
 /* The group's batch (store/batch.c, store__encode_group): a queue entry
  * added and removed within one group reaches neither the batch nor, when
  * nothing else holds it, its body; a state change before the removal is
- * folded into the addition; everything else is kept, in order. */
+ * folded into the addition; everything else is kept, in order. A body
+ * travels only with the records that name it. */
 #include "store/store_internal.h"
 #include "store/record.h"
 #include "broker/store_txn.h"
@@ -130,8 +131,87 @@ static void test_many_entries(void)
 	}
 }
 
+/* A steady fan-in: the subscriber's acknowledgement reaches the writer in a
+ * later group than the publisher's insert. The removal and the state change
+ * hold the message (the entry was not on disk when the broker made them)
+ * but name no body: the body goes once, with the insert. */
+static void test_removal_in_a_later_group_writes_no_body(void)
+{
+	struct store_txn *g1 = broker__txn_new(0), *g2 = broker__txn_new(1);
+	queue_op(g1, ST_QUEUE_ADD, 1, 1, 0, 201);
+	struct msg *m = g1->ops[0].msg;
+	queue_op(g2, ST_QUEUE_STATE, 1, 1, 3, 0);
+	queue_op(g2, ST_QUEUE_DEL, 1, 1, 0, 0);
+	g2->ops[0].msg = msg_ref(m);
+	g2->ops[1].msg = msg_ref(m);
+	struct buf b1 = { 0 }, b2 = { 0 };
+	struct seen *s = calloc(1, sizeof *s);
+	ASSERT_EQ(store__encode_group(g1, &b1), 0);
+	read_batch(&b1, s);
+	ASSERT_EQ(s->n_bodies, 1);
+	ASSERT_EQ(s->n_adds, 1);
+	ASSERT_EQ(store__encode_group(g2, &b2), 0);
+	read_batch(&b2, s);
+	ASSERT_EQ(s->n_bodies, 0);
+	ASSERT_EQ(s->n_states, 1);
+	ASSERT_EQ(s->n_dels, 1);
+	free(s);
+	buf_free(&b1);
+	buf_free(&b2);
+	broker__txn_free(g1);
+	broker__txn_free(g2);
+}
+
+/* Every record that names a body has it before it, once per batch: queue
+ * additions, a retained put, a spool addition, a session's will. */
+static void test_bodies_with_the_records_that_name_them(void)
+{
+	struct store_txn *t = broker__txn_new(0);
+	queue_op(t, ST_QUEUE_ADD, 1, 1, 0, 301);
+	struct msg *m = t->ops[0].msg;
+	queue_op(t, ST_QUEUE_ADD, 2, 1, 0, 0);
+	t->ops[1].msg = msg_ref(m);
+	struct store_op *op = broker__txn_add(t, ST_RETAIN_PUT);
+	op->seq = 3;
+	op->msg = body(302);
+	op = broker__txn_add(t, ST_SPOOL_ADD);
+	op->bridge = "cloud";
+	op->seq = 1;
+	op->msg = body(303);
+	op = broker__txn_add(t, ST_SESSION_PUT);
+	op->sid = 3;
+	op->text = strdup("gw-1");
+	op->msg = body(304); /* its will */
+	op = broker__txn_add(t, ST_SESSION_PUT);
+	op->sid = 4;
+	op->text = strdup("gw-2");
+	struct buf out = { 0 };
+	ASSERT_EQ(store__encode_group(t, &out), 0);
+	struct rec_reader rd;
+	struct record r;
+	char types[16] = { 0 };
+	uint64_t ids[16] = { 0 };
+	size_t n = 0;
+	ASSERT_EQ(rec_reader_init(&rd, out.p, out.len), 0);
+	while (n < 15 && rec_next(&rd, &r) == 1) {
+		ids[n] = r.id;
+		types[n++] = (char)('a' + r.type - 1);
+	}
+	/* a body, b queue add, k retained put, m spool add, g session put */
+	ASSERT_STRN(types, n, "abbakamagg");
+	ASSERT_EQ(ids[0], 301);
+	ASSERT_EQ(ids[3], 302);
+	ASSERT_EQ(ids[5], 303);
+	ASSERT_EQ(ids[7], 304);
+	ASSERT_EQ(ids[9], 0); /* no will */
+	buf_free(&out);
+	broker__txn_free(t);
+}
+
 int main(void)
 {
+	RUN(test_removal_in_a_later_group_writes_no_body);
+	RUN(test_bodies_with_the_records_that_name_them);
 	RUN(test_cancelled_within_a_group);
 	RUN(test_many_entries);
 	return CHECK_DONE();
