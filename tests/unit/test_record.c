@@ -3,6 +3,7 @@
 #include "check.h"
 #include "base/buf.h"
 #include "base/err.h"
+#include "store/le.h"
 #include "store/record.h"
 #include <stdlib.h>
 
@@ -160,8 +161,38 @@ static void test_malformed(void)
 	buf_free(&b);
 }
 
+/* The bytes on the wire, whatever the host: little-endian integers of each
+ * width (one load or store on this host, byte by byte elsewhere), and a
+ * record laid out as record.h says. */
+static void test_little_endian_bytes(void)
+{
+	static const uint8_t want[8] = { 0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01 };
+	const uint64_t v = 0x0102030405060708ull;
+	for (int n = 1; n <= 8; n++) {
+		uint8_t got[9];
+		memset(got, 0xEE, sizeof got);
+		put_le(got, v, n);
+		ASSERT_MEM(got, want, (size_t)n);
+		ASSERT_EQ(got[n], 0xEE); /* nothing past the width */
+		ASSERT_EQ(get_le(want, n), n == 8 ? v : v & ((1ull << (8 * n)) - 1));
+	}
+	struct buf b = { 0 };
+	ASSERT_EQ(rec_batch_start(&b), 0);
+	struct record r = { .type = REC_QUEUE_STATE, .sid = v, .seq = 0x1122, .state = 3 };
+	ASSERT_EQ(rec_append(&b, &r), 0);
+	static const uint8_t rec[] = { 'F', 'M', 'R', 'B', 1, 0, 0, 0, 1, 0, 0, 0,
+				       REC_QUEUE_STATE, 17, 0, 0, 0,
+				       0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01,
+				       0x22, 0x11, 0, 0, 0, 0, 0, 0,
+				       3 };
+	ASSERT_EQ(b.len, sizeof rec);
+	ASSERT_MEM(b.p, rec, sizeof rec);
+	buf_free(&b);
+}
+
 int main(void)
 {
+	RUN(test_little_endian_bytes);
 	RUN(test_round_trip_every_type);
 	RUN(test_empty_strings_and_no_user);
 	RUN(test_refuses_unknown_types);
