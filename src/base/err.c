@@ -11,6 +11,7 @@ const char *fm_strerror(int err)
 	case FM_EIO: return "I/O error";
 	case FM_ELIMIT: return "limit exceeded";
 	case FM_EPROTO: return "protocol error";
+	case FM_ENOTLEADER: return "this node no longer leads its cluster";
 	}
 	return "unknown error";
 }

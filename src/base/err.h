@@ -11,6 +11,7 @@ enum fm_err {
 	FM_EIO = 5,      /* system call failed; errno is logged where it happened */
 	FM_ELIMIT = 6,   /* a configured limit would be exceeded */
 	FM_EPROTO = 7,   /* peer broke the protocol */
+	FM_ENOTLEADER = 8, /* this cluster node stopped leading: nothing more is acknowledged here */
 };
 
 const char *fm_strerror(int err);

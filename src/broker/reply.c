@@ -146,6 +146,11 @@ void broker__reply_done(const struct store_cb *r, int err)
 {
 	struct client *c = r->c;
 	struct bworker *w = &c->b->workers[c->worker];
+	/* A cluster node that stopped leading acknowledges nothing, not even
+	 * with an error (a v5 client would not send a refused message again):
+	 * the client is disconnected, finds the new leader and sends again. */
+	if (err == -FM_ENOTLEADER && c->state != CLIENT_CLOSING)
+		broker__client_disconnect(c, MQTT_RC_USE_ANOTHER_SERVER, "this node no longer leads its cluster");
 	switch (r->kind) {
 	case MQTT_PUBACK:
 	case MQTT_PUBREC:

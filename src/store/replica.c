@@ -169,10 +169,11 @@ static void raft_append(struct store *st, struct group *g)
 {
 	int rc = cluster_propose(st->cl.node, g->batch.p, g->batch.len, g);
 	if (rc) {
-		if (rc != CLUSTER_ENOTLEADER && rc != CLUSTER_ESHUTDOWN)
+		bool led = rc == CLUSTER_ENOTLEADER || rc == CLUSTER_ESHUTDOWN;
+		if (!led)
 			log_warn("store %s: proposing a batch of %u records: %s", st->path, g->records,
 				 cluster_strerror(rc));
-		g->err = -FM_EIO;
+		g->err = led ? -FM_ENOTLEADER : -FM_EIO;
 		buf_free(&g->batch);
 		return;
 	}
@@ -204,10 +205,11 @@ static void on_done(void *owner, void *token, uint64_t index, int err)
 	g->committed = true;
 	g->index = err ? 0 : index;
 	if (err) {
-		/* Not committed, or not known to be: not acknowledged. An entry
-		 * whose fate is unknown may still commit under the next leader,
-		 * whose broker then has it. */
-		g->err = -FM_EIO;
+		/* Not committed, or not known to be: not acknowledged (the
+		 * broker disconnects the clients, who send again to the next
+		 * leader). An entry whose fate is unknown may still commit under
+		 * the next leader, whose broker then has it. */
+		g->err = -FM_ENOTLEADER;
 		buf_free(&g->batch);
 	}
 	store__process(st);

@@ -98,6 +98,10 @@ def test_dead_node_replaced_under_load(broker_cluster):
         assert code == 202, (code, body)
         assert change_done(c, leader, "add", 4) is None
         c.wait_caught_up(new)
+        # The clients are told of the new node, as a plant's would be (a
+        # v3.1.1 client gets no Server Reference to find it by).
+        for cl in load.pubs + [load.sub]:
+            cl.addresses.append((new.host, new.port))
 
         # The new node is a voter that holds the state: the leader's death
         # is survived by it and the third node.
