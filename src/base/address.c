@@ -2,25 +2,12 @@
  * cluster (src/cluster), which must agree on what an address is. */
 #include "base/address.h"
 
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "base/err.h"
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (errlen) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -FM_EINVAL;
-}
 
 /* libraft's transport splits "HOST:PORT" at the last ':' and resolves HOST,
  * so a host is limited to the characters of a name or an IPv4 address. */
@@ -39,11 +26,11 @@ int address_host_check(const char *host, char *err, size_t errlen)
 {
 	size_t len = strlen(host);
 	if (len == 0)
-		return fail(err, errlen, "empty host");
+		return fm_fail(err, errlen, "empty host");
 	if (len > ADDRESS_HOST_MAX)
-		return fail(err, errlen, "host longer than %d bytes", ADDRESS_HOST_MAX);
+		return fm_fail(err, errlen, "host longer than %d bytes", ADDRESS_HOST_MAX);
 	if (!host_chars_ok(host, len))
-		return fail(err, errlen, "'%s': a host is a name or an IPv4 address (letters, digits, '-', '.', '_')",
+		return fm_fail(err, errlen, "'%s': a host is a name or an IPv4 address (letters, digits, '-', '.', '_')",
 			    host);
 	return 0;
 }
@@ -70,25 +57,25 @@ int address_check(const char *hostport, char *err, size_t errlen)
 {
 	size_t len = strlen(hostport);
 	if (len == 0)
-		return fail(err, errlen, "empty address (expected HOST:PORT)");
+		return fm_fail(err, errlen, "empty address (expected HOST:PORT)");
 	if (len >= ADDRESS_MAX)
-		return fail(err, errlen, "address longer than %d bytes", ADDRESS_MAX - 1);
+		return fm_fail(err, errlen, "address longer than %d bytes", ADDRESS_MAX - 1);
 	const char *colon = strchr(hostport, ':');
 	if (!colon)
-		return fail(err, errlen, "'%s': expected HOST:PORT", hostport);
+		return fm_fail(err, errlen, "'%s': expected HOST:PORT", hostport);
 	size_t hlen = (size_t)(colon - hostport);
 	if (hlen == 0)
-		return fail(err, errlen, "'%s': no host before ':'", hostport);
+		return fm_fail(err, errlen, "'%s': no host before ':'", hostport);
 	if (hlen > ADDRESS_HOST_MAX)
-		return fail(err, errlen, "'%s': host longer than %d bytes", hostport, ADDRESS_HOST_MAX);
+		return fm_fail(err, errlen, "'%s': host longer than %d bytes", hostport, ADDRESS_HOST_MAX);
 	if (!host_chars_ok(hostport, hlen))
-		return fail(err, errlen, "'%s': a host is a name or an IPv4 address (letters, digits, '-', '.', '_')",
+		return fm_fail(err, errlen, "'%s': a host is a name or an IPv4 address (letters, digits, '-', '.', '_')",
 			    hostport);
 	if (colon[1] == '\0')
-		return fail(err, errlen, "'%s': no port after ':'", hostport);
+		return fm_fail(err, errlen, "'%s': no port after ':'", hostport);
 	uint16_t port;
 	if (address_port_parse(colon + 1, &port))
-		return fail(err, errlen, "'%s': the port is a number 1-65535", hostport);
+		return fm_fail(err, errlen, "'%s': the port is a number 1-65535", hostport);
 	return 0;
 }
 
@@ -100,7 +87,7 @@ int address_split(const char *hostport, char *host, size_t hostcap, uint16_t *po
 	const char *colon = strchr(hostport, ':');
 	size_t hlen = (size_t)(colon - hostport);
 	if (hlen >= hostcap)
-		return fail(err, errlen, "'%s': host longer than %zu bytes", hostport, hostcap - 1);
+		return fm_fail(err, errlen, "'%s': host longer than %zu bytes", hostport, hostcap - 1);
 	memcpy(host, hostport, hlen);
 	host[hlen] = '\0';
 	return address_port_parse(colon + 1, port);

@@ -1,4 +1,6 @@
 #include "err.h"
+#include <stdarg.h>
+#include <stdio.h>
 
 const char *fm_strerror(int err)
 {
@@ -14,4 +16,15 @@ const char *fm_strerror(int err)
 	case FM_ENOTLEADER: return "this node no longer leads its cluster";
 	}
 	return "unknown error";
+}
+
+int fm_fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	if (errlen) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return -FM_EINVAL;
 }

@@ -15,5 +15,9 @@ enum fm_err {
 };
 
 const char *fm_strerror(int err);
+#include <stddef.h>
+/* A refusal's reason, formatted into err (when errlen), and -FM_EINVAL: the
+ * one way parsers and checks say why they refuse a value. */
+int fm_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -1,26 +1,13 @@
 /* Cluster addresses and peers: pure parsing, unit-tested and fuzzed. */
 #include "cluster/cluster.h"
-#include "cluster/fail.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/address.h"
 #include "base/err.h"
-
-int cluster__fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (errlen) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -FM_EINVAL;
-}
 
 /* One definition of an address for the configuration and the cluster
  * (src/base/address.c); a config line that passes is one raft can use. */
@@ -36,23 +23,23 @@ int cluster_peer_parse(const char *text, struct cluster_peer *peer, char *err, s
 	const char *p = text;
 	uint64_t id = 0;
 	if (*p < '0' || *p > '9')
-		return cluster__fail(err, errlen, "'%s': expected N HOST:PORT (N a node id >= 1)", text);
+		return fm_fail(err, errlen, "'%s': expected N HOST:PORT (N a node id >= 1)", text);
 	for (; *p >= '0' && *p <= '9'; p++) {
 		if (id > (UINT64_MAX - 9) / 10)
-			return cluster__fail(err, errlen, "'%s': node id too large", text);
+			return fm_fail(err, errlen, "'%s': node id too large", text);
 		id = id * 10 + (uint64_t)(*p - '0');
 	}
 	if (id == 0)
-		return cluster__fail(err, errlen, "'%s': node ids start at 1", text);
+		return fm_fail(err, errlen, "'%s': node ids start at 1", text);
 	if (*p != ' ' && *p != '=')
-		return cluster__fail(err, errlen, "'%s': expected N HOST:PORT (N a node id >= 1)", text);
+		return fm_fail(err, errlen, "'%s': expected N HOST:PORT (N a node id >= 1)", text);
 	while (*p == ' ' || *p == '=')
 		p++;
 	size_t len = strlen(p);
 	while (len && p[len - 1] == ' ')
 		len--;
 	if (len >= CLUSTER_ADDRESS_MAX)
-		return cluster__fail(err, errlen, "'%s': address longer than %d bytes", text, CLUSTER_ADDRESS_MAX - 1);
+		return fm_fail(err, errlen, "'%s': address longer than %d bytes", text, CLUSTER_ADDRESS_MAX - 1);
 	char address[CLUSTER_ADDRESS_MAX];
 	memcpy(address, p, len);
 	address[len] = '\0';

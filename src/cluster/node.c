@@ -10,7 +10,6 @@
 
 #include "base/err.h"
 #include "base/log.h"
-#include "cluster/fail.h"
 #include "cluster/frame.h"
 #include "cluster/internal.h"
 
@@ -490,53 +489,53 @@ static int check_conf(const struct cluster_conf *c, char *err, size_t errlen)
 {
 	char why[160];
 	if (c->node_id == 0)
-		return cluster__fail(err, errlen, "cluster node id: must be >= 1");
+		return fm_fail(err, errlen, "cluster node id: must be >= 1");
 	if (cluster_address_check(c->address, why, sizeof why))
-		return cluster__fail(err, errlen, "cluster address: %s", why);
+		return fm_fail(err, errlen, "cluster address: %s", why);
 	if (!c->data_dir || !*c->data_dir)
-		return cluster__fail(err, errlen, "cluster data directory: not set");
+		return fm_fail(err, errlen, "cluster data directory: not set");
 	if (strlen(c->data_dir) >= 4096)
-		return cluster__fail(err, errlen, "cluster data directory: path too long");
+		return fm_fail(err, errlen, "cluster data directory: path too long");
 	if (c->n_voters > CLUSTER_MAX_NODES)
-		return cluster__fail(err, errlen, "cluster voters: at most %d", CLUSTER_MAX_NODES);
+		return fm_fail(err, errlen, "cluster voters: at most %d", CLUSTER_MAX_NODES);
 	if (!c->join && c->n_voters == 0)
-		return cluster__fail(err, errlen, "cluster voters: none (a node that waits to be added sets join)");
+		return fm_fail(err, errlen, "cluster voters: none (a node that waits to be added sets join)");
 	if (c->join && c->n_voters)
-		return cluster__fail(err, errlen, "cluster voters: a joining node takes its configuration from the leader");
+		return fm_fail(err, errlen, "cluster voters: a joining node takes its configuration from the leader");
 	bool self = false;
 	for (unsigned i = 0; i < c->n_voters; i++) {
 		if (c->voters[i].id == 0)
-			return cluster__fail(err, errlen, "cluster voter: node ids start at 1");
+			return fm_fail(err, errlen, "cluster voter: node ids start at 1");
 		if (cluster_address_check(c->voters[i].address, why, sizeof why))
-			return cluster__fail(err, errlen, "cluster voter %" PRIu64 ": %s", c->voters[i].id, why);
+			return fm_fail(err, errlen, "cluster voter %" PRIu64 ": %s", c->voters[i].id, why);
 		for (unsigned j = 0; j < i; j++) {
 			if (c->voters[j].id == c->voters[i].id)
-				return cluster__fail(err, errlen, "cluster voter %" PRIu64 ": listed twice", c->voters[i].id);
+				return fm_fail(err, errlen, "cluster voter %" PRIu64 ": listed twice", c->voters[i].id);
 			if (strcmp(c->voters[j].address, c->voters[i].address) == 0)
-				return cluster__fail(err, errlen, "cluster voters %" PRIu64 " and %" PRIu64 ": same address %s",
+				return fm_fail(err, errlen, "cluster voters %" PRIu64 " and %" PRIu64 ": same address %s",
 						 c->voters[j].id, c->voters[i].id, c->voters[i].address);
 		}
 		if (c->voters[i].id == c->node_id) {
 			self = true;
 			if (strcmp(c->voters[i].address, c->address) != 0)
-				return cluster__fail(err, errlen, "cluster voter %" PRIu64 ": address %s is not this node's %s",
+				return fm_fail(err, errlen, "cluster voter %" PRIu64 ": address %s is not this node's %s",
 						 c->node_id, c->voters[i].address, c->address);
 		}
 	}
 	if (!c->join && !self)
-		return cluster__fail(err, errlen, "cluster voters: this node (%" PRIu64 ") is not one of them", c->node_id);
+		return fm_fail(err, errlen, "cluster voters: this node (%" PRIu64 ") is not one of them", c->node_id);
 	unsigned election = c->election_timeout_ms ? c->election_timeout_ms : DEFAULT_ELECTION_MS;
 	unsigned heartbeat = c->heartbeat_ms ? c->heartbeat_ms : DEFAULT_HEARTBEAT_MS;
 	if (heartbeat >= election)
-		return cluster__fail(err, errlen, "cluster heartbeat %u ms: must be below the election timeout (%u ms)",
+		return fm_fail(err, errlen, "cluster heartbeat %u ms: must be below the election timeout (%u ms)",
 				 heartbeat, election);
 	unsigned threshold = c->snapshot_threshold ? c->snapshot_threshold : DEFAULT_SNAPSHOT_THRESHOLD;
 	unsigned trailing = c->snapshot_trailing ? c->snapshot_trailing : DEFAULT_SNAPSHOT_TRAILING;
 	if (c->segment_size && (c->segment_size % 4096 || c->segment_size > MAX_SEGMENT_SIZE))
-		return cluster__fail(err, errlen, "cluster segment size %zu: a multiple of 4096 up to %u (larger ones "
+		return fm_fail(err, errlen, "cluster segment size %zu: a multiple of 4096 up to %u (larger ones "
 				 "make libraft 0.22.1 refuse every entry)", c->segment_size, MAX_SEGMENT_SIZE);
 	if (trailing > threshold)
-		return cluster__fail(err, errlen, "cluster snapshot trailing %u: above the threshold %u", trailing,
+		return fm_fail(err, errlen, "cluster snapshot trailing %u: above the threshold %u", trailing,
 				 threshold);
 	return 0;
 }

@@ -10,21 +10,12 @@
 #include <strings.h>
 
 #include "base/address.h"
+#include "base/err.h"
 
 _Static_assert(sizeof ((struct config *)0)->cluster_address == ADDRESS_MAX, "an address as base/address.h sizes it");
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail_at(const struct config *c, uint32_t line, char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
 
 /* "file:line: message", as the other options' errors after parsing. */
 static int fail_at(const struct config *c, uint32_t line, char *err, size_t errlen, const char *fmt, ...)
@@ -69,18 +60,18 @@ int config__cluster_listener(struct config *c, char *args, char *err, size_t err
 	char *port_text = strtok_r(args, " \t", &save), *host = strtok_r(NULL, " \t", &save);
 	uint16_t port;
 	if (!port_text || strtok_r(NULL, " \t", &save))
-		return fail(err, errlen, "cluster_listener: expected PORT [ADDRESS]");
+		return fm_fail(err, errlen, "cluster_listener: expected PORT [ADDRESS]");
 	if (address_port_parse(port_text, &port))
-		return fail(err, errlen, "cluster_listener: port must be 1..65535, not '%s'", port_text);
+		return fm_fail(err, errlen, "cluster_listener: port must be 1..65535, not '%s'", port_text);
 	if (!host)
 		host = "127.0.0.1";
 	if (address_host_check(host, why, sizeof why))
-		return fail(err, errlen, "cluster_listener: %s", why);
+		return fm_fail(err, errlen, "cluster_listener: %s", why);
 	if (host_unspecified(host, strlen(host)))
-		return fail(err, errlen, "cluster_listener: ADDRESS is also told to the other nodes, and %s reaches "
+		return fm_fail(err, errlen, "cluster_listener: ADDRESS is also told to the other nodes, and %s reaches "
 			    "none of them: give this machine's address on the network they share", host);
 	if (c->cluster_line.listener)
-		return fail(err, errlen, "cluster_listener: one per node, and line %u has it", c->cluster_line.listener);
+		return fm_fail(err, errlen, "cluster_listener: one per node, and line %u has it", c->cluster_line.listener);
 	snprintf(c->cluster_address, sizeof c->cluster_address, "%s:%u", host, port);
 	return 0;
 }
@@ -92,28 +83,28 @@ int config__cluster_peer(struct config *c, char *args, char *err, size_t errlen)
 	char *mqtt = address ? strtok_r(NULL, " \t", &save) : NULL;
 	uint64_t id;
 	if (!id_text || !address || strtok_r(NULL, " \t", &save))
-		return fail(err, errlen, "cluster_peer: expected N HOST:PORT [MQTT_HOST:PORT] (another node's "
+		return fm_fail(err, errlen, "cluster_peer: expected N HOST:PORT [MQTT_HOST:PORT] (another node's "
 			    "cluster_node_id, its cluster_listener, and where its clients connect)");
 	if (config__parse_id(id_text, &id) || id == 0)
-		return fail(err, errlen, "cluster_peer: N is a node id in 1..%" PRId64 ", not '%s'",
+		return fm_fail(err, errlen, "cluster_peer: N is a node id in 1..%" PRId64 ", not '%s'",
 			    (int64_t)CONFIG_CLUSTER_ID_MAX, id_text);
 	if (address_check(address, why, sizeof why))
-		return fail(err, errlen, "cluster_peer %" PRIu64 ": %s", id, why);
+		return fm_fail(err, errlen, "cluster_peer %" PRIu64 ": %s", id, why);
 	if (host_unspecified(address, strcspn(address, ":")))
-		return fail(err, errlen, "cluster_peer %" PRIu64 ": %s reaches no node: give the address of its "
+		return fm_fail(err, errlen, "cluster_peer %" PRIu64 ": %s reaches no node: give the address of its "
 			    "cluster_listener", id, address);
 	if (mqtt && address_check(mqtt, why, sizeof why))
-		return fail(err, errlen, "cluster_peer %" PRIu64 ": its MQTT address: %s", id, why);
+		return fm_fail(err, errlen, "cluster_peer %" PRIu64 ": its MQTT address: %s", id, why);
 	if (c->n_cluster_peers == CONFIG_MAX_CLUSTER_PEERS)
-		return fail(err, errlen, "cluster_peer: at most %d other nodes (a cluster has at most %d)",
+		return fm_fail(err, errlen, "cluster_peer: at most %d other nodes (a cluster has at most %d)",
 			    CONFIG_MAX_CLUSTER_PEERS, CONFIG_MAX_CLUSTER_PEERS + 1);
 	for (unsigned i = 0; i < c->n_cluster_peers; i++) {
 		const struct config_cluster_peer *p = &c->cluster_peers[i];
 		if (p->id == id)
-			return fail(err, errlen, "cluster_peer %" PRIu64 ": listed twice (first on line %u)", id,
+			return fm_fail(err, errlen, "cluster_peer %" PRIu64 ": listed twice (first on line %u)", id,
 				    c->cluster_line.peers[i]);
 		if (!strcasecmp(p->address, address))
-			return fail(err, errlen, "cluster_peer %" PRIu64 ": %s is the address of node %" PRIu64
+			return fm_fail(err, errlen, "cluster_peer %" PRIu64 ": %s is the address of node %" PRIu64
 				    " too (line %u)", id, address, p->id, c->cluster_line.peers[i]);
 	}
 	struct config_cluster_peer *p = &c->cluster_peers[c->n_cluster_peers++];
