@@ -334,8 +334,9 @@ static bool conn_gone(struct conn *c)
 	return c->closing || uv_is_closing((uv_handle_t *)&c->tcp);
 }
 
-/* Holds c back for `wait` ms: stops reading its socket and puts it on the
- * worker's pace list, with the pace timer due by then. */
+/* Holds c back for `wait` ms (0: until the next loop turn): stops reading
+ * its socket and puts it on the worker's pace list, with the pace timer due
+ * by then. */
 static void pace_hold(struct conn *c, long wait)
 {
 	struct nworker *w = conn_worker(c);
@@ -422,6 +423,12 @@ static void conn_check_out(struct conn *c)
 	conn_close_now(c);
 }
 
+/* One read buffer per connection per loop turn: after a full one (more is
+ * likely waiting) the connection is held until the next turn. libuv would
+ * otherwise read on, up to 32 buffers in one go, and a client that keeps
+ * its socket full (a SUBSCRIBE flood: seconds of work under a sanitizer)
+ * held up every other connection of the worker, its accepts and its
+ * inbox, a take-over's CONNACK among them. */
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *ub)
 {
 	struct conn *c = s->data;
@@ -449,6 +456,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *ub)
 	}
 	if (c->client.rate_held)
 		conn_pace(c);
+	else if ((size_t)nread == NWORKER_READ_BUF && !conn_gone(c))
+		pace_hold(c, 0);
 }
 
 /* ---- what the transport asks of a client connection ---- */

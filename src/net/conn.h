@@ -20,7 +20,7 @@ struct conn {
 	/* Bit-fields keep an idle connection in a smaller allocation class;
 	 * only the owning worker touches them. */
 	bool closing : 1, flush_queued : 1;
-	bool read_paused : 1; /* max_publish_rate: reading stopped until the client has tokens */
+	bool read_paused : 1; /* reading stopped: max_publish_rate, or until the next loop turn */
 	bool paced : 1;       /* on the worker's pace list */
 	bool lingering : 1;   /* goodbye written, write side shut: on the worker's linger list */
 	uint8_t listener;     /* index of its listener in the configuration */
@@ -33,8 +33,8 @@ void conn_flush_all(struct nworker *w);
 /* Hands MQTT bytes to the broker, keeping an incomplete packet in c->in.
  * Returns 0, or -1 when the connection is closing. */
 int conn_deliver(struct conn *c, const uint8_t *p, size_t len);
-/* Lets the connections held back by max_publish_rate go on when they have
- * tokens again (the worker's pace timer). */
+/* Lets the held connections go on: those of max_publish_rate when they
+ * have tokens again, the others at once (the worker's pace timer). */
 void conn_on_pace(uv_timer_t *pace);
 /* The configuration of c's listener. */
 const struct listener_conf *conn_listener(const struct conn *c);

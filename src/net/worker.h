@@ -47,8 +47,8 @@ struct nworker {
 	uv_async_t async;  /* wake-ups from other threads, TLS reloads, and stop */
 	uv_check_t check;  /* end of each loop turn: deliveries, then writes */
 	uv_timer_t timer;  /* keep-alive, connect timeout, housekeeping */
-	uv_timer_t pace;   /* max_publish_rate: when the first held connection may go on */
-	struct conn **paced;    /* connections held back by max_publish_rate */
+	uv_timer_t pace;   /* when the first held connection may go on */
+	struct conn **paced;    /* connections held back by max_publish_rate or for a turn (on_read) */
 	uint32_t n_paced, cap_paced;
 	uint64_t pace_due; /* uv_now of the pace timer's next run, when active */
 	struct nlistener listeners[CONFIG_MAX_LISTENERS];

@@ -1,5 +1,7 @@
 """Sessions: clean/persistent, expiry, offline queue, in-flight resend
 (MQTT 3.1.1 section 3.1.2.4, 4.1, 4.4; 5.0 section 3.1.2.4, 3.1.2.11.2, 4.1, 4.4)."""
+import os
+import re
 import threading
 import time
 
@@ -347,3 +349,53 @@ def test_takeover_while_the_old_connection_subscribes(start_broker, raw):
         time.sleep(0.2)
         pub.send(M.publish("race/%d/x" % attempt, b"after"))
         assert_broker_alive(b)
+
+
+def test_a_flooding_client_does_not_hold_up_the_others_on_its_worker(start_broker, raw):
+    """A client that keeps its socket full of SUBSCRIBEs (and reads none of
+    the SUBACKs) shares its worker fairly: a new client on the same worker
+    is accepted and gets its CONNACK after a few of the flooder's reads, not
+    after the up to 32 buffers libuv would read for one readable event (the
+    take-over race test waited seconds for its CONNACK). Measured in
+    SUBSCRIBEs the broker handled between the CONNECT being in its socket
+    and the new client's "connected" line, so that the machine's load does
+    not matter."""
+    b = start_broker(workers=1)
+    flooder = connect_raw(raw, b, "flooder", clean=False)
+    packet = M.subscribe(1, [("flood/#", 0)])
+    flood = packet * 200
+    stop = threading.Event()
+
+    def send_forever():
+        try:
+            while not stop.is_set():
+                flooder.sock.sendall(flood)
+        except OSError:
+            pass
+
+    t = threading.Thread(target=send_forever)
+    t.start()
+    handled = re.compile(rb"client flooder subscribed to flood/#")
+    # One read buffer is 64 KiB; with the flooder read once per loop turn
+    # the newcomer waits about three of them.
+    limit = 8 * 65536 // len(packet)
+    try:
+        b.wait_log(r"client flooder subscribed to flood/#", timeout=10)
+        for i in range(5):
+            other = raw(b, timeout=30)
+            other.send(M.connect("other-%d" % i))
+            mark = os.path.getsize(b.logpath)
+            assert other.expect(M.CONNACK, 30).rc == 0
+            with open(b.logpath, "rb") as f:
+                f.seek(mark)
+                text = f.read()
+            connected = re.search(rb"client other-%d connected" % i, text)
+            assert connected, "no connected line for other-%d" % i
+            waited = len(handled.findall(text, 0, connected.start()))
+            assert waited < limit, "other-%d waited for %d SUBSCRIBEs of the flooder (at most %d)" % (
+                i, waited, limit)
+            other.disconnect()
+    finally:
+        stop.set()
+        t.join()
+    assert_broker_alive(b)
