@@ -147,8 +147,10 @@ def wait_session_offline(b, client_id, timeout=10.0):
     broker has shut its side, and until the close a message for the session
     still goes in flight to the closing connection instead of its offline
     queue. Only for sessions that expire (a v5 Session Expiry Interval, or
-    persistent_client_expiration); the batches reach the database up to
-    half a second after their commit, which this waits out too."""
+    persistent_client_expiration: a v3.1.1 session kept for ever has no
+    deadline to see), and only the first time the session goes offline (a
+    deadline of an earlier one may still be in the database: batches reach
+    it up to half a second after their commit, which this waits out)."""
     import sqlite3
     path = os.path.join(b.data, "ferromq.db")
 
