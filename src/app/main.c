@@ -383,6 +383,7 @@ int main(int argc, char **argv)
 	struct stack stack;
 	enum stack_kind running = STACK_SINGLE;
 	bool built = false, cluster = cfg.cluster_node_id != 0;
+	uint64_t built_generation = 0;
 	char ready_status[96], raft_dir[600], reference[CLUSTER_ADDRESS_MAX + 8] = "";
 	memset(&stack, 0, sizeof stack);
 
@@ -440,12 +441,16 @@ int main(int argc, char **argv)
 	for (;;) {
 		enum stack_kind want = STACK_SINGLE;
 		char leader[CLUSTER_ADDRESS_MAX], ref[sizeof reference];
-		uint64_t leader_id = 0;
+		uint64_t leader_id = 0, generation = 0;
 		if (cluster) {
-			want = store_cluster_serving(store, leader, sizeof leader, &leader_id) ? STACK_LEADER : STACK_STANDBY;
+			want = store_cluster_serving(store, leader, sizeof leader, &leader_id, &generation) ? STACK_LEADER
+													     : STACK_STANDBY;
 			server_reference(&cfg, leader_id, leader, ref, sizeof ref);
 		}
-		if (!built || want != running) {
+		/* A new generation: the serving broker went out of step with the
+		 * replicated state, and is built again from the database. */
+		if (!built || want != running || (want == STACK_LEADER && generation != built_generation)) {
+			built_generation = generation;
 			if (built) {
 				log_notice("cluster: %s", want == STACK_LEADER ? "this node leads: its broker recovers the "
 					   "replicated state and serves" : "this node no longer leads: its clients are "

@@ -24,12 +24,22 @@ static bool store_stopping(void *owner)
 	return atomic_load(&b->shutting_down);
 }
 
+/* The store's state went out of step with what this broker holds (a
+ * cluster node's transaction did not commit): no client is served from
+ * memory any more (a PUBREL sent again from it could deliver a QoS 2
+ * message twice); the broker is about to be rebuilt. */
+static void store_out_of_step(void *owner)
+{
+	broker_set_standby(owner, "");
+}
+
 void broker_set_store(struct broker *b, struct store_port *store)
 {
 	store->owner = b;
 	store->complete = store_completed;
 	store->failing = store_failing;
 	store->stopping = store_stopping;
+	store->out_of_step = store_out_of_step;
 	b->store = store;
 }
 

@@ -111,6 +111,10 @@ struct store_port {
 	void (*complete)(void *owner, struct store_txn *t); /* t->err says how it went */
 	void (*failing)(void *owner, bool failing); /* writes fail / work again */
 	bool (*stopping)(void *owner);              /* the broker is shutting down */
+	/* A cluster node's: a transaction did not commit, the broker's memory
+	 * no longer matches the replicated state; it refuses new connections
+	 * until it is rebuilt from the database. */
+	void (*out_of_step)(void *owner);
 };
 
 #endif

@@ -140,11 +140,12 @@ static void request_done(void *arg, int err)
 			 cluster_strerror(err));
 	else if (n->change_kind == CLUSTER_CHANGE_TRANSFER)
 		log_notice("cluster: leadership transferred");
+	/* Done before the status says so: whoever sees it over may ask again. */
+	atomic_store(&n->request_busy, false);
 	pthread_mutex_lock(&n->lock);
 	n->change_pending = false;
 	n->change_err = err;
 	pthread_mutex_unlock(&n->lock);
-	atomic_store(&n->request_busy, false);
 }
 
 int cluster_request(struct cluster_node *n, enum cluster_change kind, uint64_t id, const char *address)

@@ -160,7 +160,7 @@ const char *ops_not_ready(struct ops *o)
 	struct cluster_node *n = ops_cluster(o);
 	char leader[CLUSTER_ADDRESS_MAX];
 	uint64_t leader_id;
-	if (n && !store_cluster_serving(o->store, leader, sizeof leader, &leader_id)) {
+	if (n && !store_cluster_serving(o->store, leader, sizeof leader, &leader_id, NULL)) {
 		struct cluster_status st;
 		cluster_status(n, &st);
 		return cluster_not_ready(&st, leader_id, leader, why, sizeof why);

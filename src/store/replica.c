@@ -75,6 +75,8 @@ static void set_serving(struct store *st, bool serve, uint64_t leader_id, const 
 	pthread_mutex_lock(&st->lock);
 	bool changed = st->cl.serve != serve || st->cl.leader_id != leader_id ||
 		       strcmp(st->cl.leader, leader ? leader : "") != 0;
+	if (serve && !st->cl.serve)
+		st->cl.generation++;
 	st->cl.serve = serve;
 	st->cl.leader_id = leader_id;
 	snprintf(st->cl.leader, sizeof st->cl.leader, "%s", leader ? leader : "");
@@ -83,10 +85,12 @@ static void set_serving(struct store *st, bool serve, uint64_t leader_id, const 
 		tell(st);
 }
 
-bool store_cluster_serving(struct store *st, char *leader, size_t len, uint64_t *leader_id)
+bool store_cluster_serving(struct store *st, char *leader, size_t len, uint64_t *leader_id, uint64_t *generation)
 {
 	pthread_mutex_lock(&st->lock);
 	bool serve = st->cl.serve;
+	if (generation)
+		*generation = st->cl.generation;
 	if (leader_id)
 		*leader_id = st->cl.leader_id;
 	if (len)
@@ -120,6 +124,29 @@ static void on_barrier(void *arg, int err)
 	log_notice("store %s: every committed entry is applied (index %llu): this node serves", st->path,
 		   (unsigned long long)st->applied);
 	set_serving(st, true, cs.node_id, "");
+}
+
+/* A transaction the serving broker applied in memory did not commit (the
+ * leadership was lost, or is being handed over): its memory no longer
+ * matches the replicated state, e.g. a delivery's PUBREC taken that the
+ * next leader does not have, whose PUBREL would make a second delivery of a
+ * QoS 2 message after a fail-over. The broker is rebuilt from the database:
+ * it stops serving now and, if this node still leads, serves again once the
+ * log is applied (a new generation). */
+static void diverged(struct store *st)
+{
+	if (!store_cluster_serving(st, NULL, 0, NULL, NULL))
+		return;
+	log_notice("store %s: a transaction did not commit: the broker stops serving and, while this node "
+		   "leads, recovers the replicated state again", st->path);
+	if (atomic_load(&st->attached))
+		st->port.out_of_step(st->port.owner);
+	set_serving(st, false, 0, "");
+	if (cluster_is_leader(st->cl.node)) {
+		int rc = cluster_barrier(st->cl.node, on_barrier, st);
+		if (rc && rc != CLUSTER_EBUSY)
+			log_warn("store %s: cannot serve again: %s", st->path, cluster_strerror(rc));
+	}
 }
 
 static void on_role(void *owner, enum cluster_state state, uint64_t leader_id, const char *leader_address)
@@ -175,6 +202,7 @@ static void raft_append(struct store *st, struct group *g)
 				 cluster_strerror(rc));
 		g->err = led ? -FM_ENOTLEADER : -FM_EIO;
 		buf_free(&g->batch);
+		diverged(st);
 		return;
 	}
 	g->proposed = true;
@@ -211,18 +239,26 @@ static void on_done(void *owner, void *token, uint64_t index, int err)
 		 * the next leader, whose broker then has it. */
 		g->err = -FM_ENOTLEADER;
 		buf_free(&g->batch);
+		diverged(st);
 	}
 	store__process(st);
 }
 
-/* A snapshot copies the whole database, on the loop: taken only once the
- * log has grown by half the database since the last one, so that copying
- * costs at most twice what was written, however large the state (a
- * historian offline with a million queued messages). */
+/* A snapshot copies the whole database, on the loop (acknowledgements
+ * wait meanwhile): taken only once the log has grown by half the database
+ * since the last one, so that copying costs at most twice what was written
+ * however large the state (a historian offline with a million queued
+ * messages), and by SNAPSHOT_MIN_BYTES at least, so that a small state is
+ * not copied every few milliseconds under a steady flow (measured: a
+ * snapshot every 1,024 entries put the PUBACK p99 at 10,000 msg/s at 33 ms,
+ * 6 ms without). The log in memory stays bounded by about as much. */
+#define SNAPSHOT_MIN_BYTES (64u << 20)
+
 static int on_snapshot(void *owner, uint64_t index, struct cluster_chunk *chunks)
 {
 	struct store *st = owner;
-	if (st->cl.since_snapshot < store_disk_bytes(st) / 2)
+	uint64_t half = store_disk_bytes(st) / 2;
+	if (st->cl.since_snapshot < (half > st->cl.snapshot_min ? half : st->cl.snapshot_min))
 		return CLUSTER_EBUSY;
 	if (!store__db_take(st, false))
 		return CLUSTER_EBUSY; /* the broker is reading it */
@@ -300,6 +336,10 @@ int store__cluster_begin(struct store *st, const struct cluster_conf *conf, char
 		.restore = on_restore,
 		.role_changed = on_role,
 	};
+	/* A test aid (README, "Testing and debugging"): snapshots after fewer
+	 * bytes, so that a test sees a follower install one. */
+	const char *min = getenv("FERROMQ_CLUSTER_SNAPSHOT_BYTES");
+	st->cl.snapshot_min = min && *min ? strtoull(min, NULL, 10) : SNAPSHOT_MIN_BYTES;
 	int rc = cluster_start(&st->loop, conf, &cb, &st->cl.node, err, errlen);
 	if (rc)
 		st->cl.node = NULL;

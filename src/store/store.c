@@ -496,6 +496,15 @@ int store_cluster_start(struct store *st, const struct cluster_conf *conf, void 
 	*err = 0;
 	if (store__check_log_kind(st, true, err, errlen))
 		return -1;
+	/* The raft log is the durable copy, synced on a majority: the database
+	 * is applied from it and needs no sync of its own (a commit lost with
+	 * the machine is applied again from the log, or the snapshot that
+	 * covers it replaces the database). Measured: the sync of each apply,
+	 * on the raft loop, put the PUBACK p999 at 10,000 msg/s at 35-46 ms. */
+	if (sqlite3_exec(st->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", st->path, sqlite3_errmsg(st->db));
+		return -1;
+	}
 	st->cl.wake = wake;
 	st->cl.wake_arg = arg;
 	if (start_threads(st, conf, err, errlen)) {

@@ -52,8 +52,11 @@ int store_cluster_start(struct store *st, const struct cluster_conf *conf, void 
 struct cluster_node *store_cluster(struct store *st);
 /* Whether this node serves now: it leads, and every entry committed before
  * is applied. When it does not, *leader_id and leader (len bytes) name the
- * leader it knows (0 and "" when none). Any thread. */
-bool store_cluster_serving(struct store *st, char *leader, size_t len, uint64_t *leader_id);
+ * leader it knows (0 and "" when none). *generation (may be NULL) counts the
+ * times it started serving: a new one means a serving broker must be built
+ * anew from the database (one that ran meanwhile went out of step). Any
+ * thread. */
+bool store_cluster_serving(struct store *st, char *leader, size_t len, uint64_t *leader_id, uint64_t *generation);
 /* The serving broker of a cluster node: recovers b's state from the
  * database (the writer keeps off it meanwhile) and connects b to the store.
  * 0, or -1 with err set. */

@@ -92,11 +92,13 @@ struct store {
 		void (*wake)(void *arg);   /* whether to serve may have changed */
 		void *wake_arg;
 		bool serve;                /* under lock: the leader, with the log applied */
+		uint64_t generation;       /* under lock: times serve became true */
 		uint64_t leader_id;
 		char leader[CLUSTER_ADDRESS_MAX];
 		pthread_mutex_t db_lock;   /* held while the writer or the broker's recovery uses db */
 		void *image;               /* the last snapshot's database image (sqlite3_malloc'd) */
 		uint64_t since_snapshot;   /* bytes of entries applied since it */
+		uint64_t snapshot_min;     /* since_snapshot before the next one, at least */
 		bool stopped;
 	} cl;
 	atomic_bool attached; /* a broker is on the port's other side */
