@@ -6,11 +6,14 @@
 #           as they go (delivered msg/s)
 #   plant   200 gateways x 200 QoS 1 msg/s -> 1 persistent v5 historian
 #           (the leader's CPU, end-to-end p99, loss)
-# The single broker and the leader are pinned to core BROKER_CPU (default 0);
-# the followers and the bench share the other one. Prints one line per run
-# and the medians.
+# Nothing is pinned by default: the three nodes and the bench share the two
+# cores as the scheduler sees fit (pinning the leader to one core puts both
+# followers and the bench on the other, and a commit then waits for a
+# follower behind the bench). With PIN=1 the single broker and the leader
+# (node 1) are pinned to core BROKER_CPU (default 0), the followers and the
+# bench to the other one. Prints one line per run and the medians.
 #   FERROMQ_BIN FERROMQ_BENCH  the binaries (default build/)
-#   RUNS (3)  DURATION (8)
+#   RUNS (3)  DURATION (8)  PIN (0)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/common.sh
@@ -20,6 +23,11 @@ RUNS=${RUNS:-3}
 DURATION=${DURATION:-8}
 CPU=${BROKER_CPU:-0}
 OTHER=$(( CPU == 0 ? 1 : 0 ))
+# $(pin CORE) before a command: pins it to CORE when PIN=1 (a command, not
+# a function, so that $! is the broker's own PID).
+pin() {
+	[[ ${PIN:-0} == 1 ]] && echo "taskset -c $1" || true
+}
 [[ -x $BIN && -x $BENCH ]] || die "build first (make build)"
 raise_fd_limit
 tmp=$(mktemp -d)
@@ -40,7 +48,7 @@ single() {
 	dir=$tmp/single
 	rm -rf "$dir" && mkdir -p "$dir"
 	printf 'listener %s 127.0.0.1\npersistence_location %s\ndurability full\n' "$port" "$dir" >"$tmp/single.conf"
-	taskset -c "$CPU" "$BIN" -c "$tmp/single.conf" >"$tmp/single.log" 2>&1 &
+	$(pin "$CPU") "$BIN" -c "$tmp/single.conf" >"$tmp/single.log" 2>&1 &
 	pid=$!
 	pids=("$pid")
 	wait_port "$port"
@@ -60,7 +68,7 @@ cluster() {
 			[[ $i == 1 ]] || printf 'cluster_election_timeout 3000\ncluster_heartbeat 100\n'
 			for j in 1 2 3; do [[ $i == "$j" ]] || printf 'cluster_peer %s 127.0.0.1:%s\n' "$j" "${raft[j]}"; done
 		} >"$tmp/n$i.conf"
-		taskset -c "$([[ $i == 1 ]] && echo "$CPU" || echo "$OTHER")" "$BIN" -c "$tmp/n$i.conf" >"$tmp/n$i.log" 2>&1 &
+		$(pin "$([[ $i == 1 ]] && echo "$CPU" || echo "$OTHER")") "$BIN" -c "$tmp/n$i.conf" >"$tmp/n$i.log" 2>&1 &
 		pids+=("$!")
 	done
 	pid=${pids[0]}
@@ -82,12 +90,12 @@ stop_all() {
 for run in $(seq "$RUNS"); do
 	for name in single cluster; do
 		"$name"
-		rate=$(taskset -c "$OTHER" "$BENCH" fanin --port "$port" --pubs 8 --subs 1 --qos 1 --persistent \
+		rate=$($(pin "$OTHER") "$BENCH" fanin --port "$port" --pubs 8 --subs 1 --qos 1 --persistent \
 			--duration "$DURATION" --warmup 2 --size 200 --json | tail -1 |
 			python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); print(int(d["delivered_per_s"]), d["lost"])')
 		stop_all
 		"$name"
-		taskset -c "$OTHER" "$BENCH" plant --port "$port" --profile large --protocol 5 --size 200 \
+		$(pin "$OTHER") "$BENCH" plant --port "$port" --profile large --protocol 5 --size 200 \
 			--duration "$DURATION" --warmup 3 --drain 5 --pid "$pid" --store-dir "$dir" >"$tmp/plant.out" 2>&1 ||
 			die "plant on $name: $(tail -3 "$tmp/plant.out")"
 		plant=$(tail -2 "$tmp/plant.out" | python3 -c '
@@ -98,22 +106,30 @@ lost = re.search(r"lost (\d+)", t).group(1)
 cpu = re.search(r"CPU mean ([\d.]+) %", t).group(1)
 print(cpu, p99, lost)')
 		stop_all
+		"$name"
+		ack=$($(pin "$OTHER") "$BENCH" latency --port "$port" --rate 10000 --qos 1 --persistent --duration "$DURATION" \
+			--warmup 2 --size 200 --json | tail -1 |
+			python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); print(d["ack_p99_us"], d["lost"])')
+		stop_all
 		read -r fanin fanin_lost <<<"$rate"
 		read -r cpu p99 plant_lost <<<"$plant"
-		echo "run $run $name: fanin $fanin msg/s (lost $fanin_lost); plant CPU $cpu %, p99 $p99 us, lost $plant_lost"
-		echo "$name $fanin $cpu $p99 $fanin_lost $plant_lost" >>"$tmp/results"
+		read -r ack_p99 ack_lost <<<"$ack"
+		echo "run $run $name: fanin $fanin msg/s (lost $fanin_lost); plant CPU $cpu %, p99 $p99 us, lost $plant_lost;" \
+			"PUBACK p99 at 10,000 msg/s $ack_p99 us (lost $ack_lost)"
+		echo "$name $fanin $cpu $p99 $ack_p99 $((fanin_lost + plant_lost + ack_lost))" >>"$tmp/results"
 	done
 done
 python3 - "$tmp/results" <<'EOF'
 import statistics, sys
 rows = {}
 for line in open(sys.argv[1]):
-    name, fanin, cpu, p99, l1, l2 = line.split()
-    rows.setdefault(name, []).append((int(fanin), float(cpu), int(p99), int(l1) + int(l2)))
-med = {n: (statistics.median(r[0] for r in v), statistics.median(r[1] for r in v),
-           statistics.median(r[2] for r in v), sum(r[3] for r in v)) for n, v in rows.items()}
-for n, (f, c, p, lost) in med.items():
-    print("median %-8s fanin %8d msg/s   plant CPU %5.1f %%  p99 %6d us  lost %d" % (n, f, c, p, lost))
+    name, fanin, cpu, p99, ack, lost = line.split()
+    rows.setdefault(name, []).append((int(fanin), float(cpu), int(p99), int(ack), int(lost)))
+med = {n: tuple(statistics.median(r[i] for r in v) for i in range(4)) + (sum(r[4] for r in v),)
+       for n, v in rows.items()}
+for n, (f, c, p, a, lost) in med.items():
+    print("median %-8s fanin %8d msg/s   plant CPU %5.1f %%  p99 %6d us   PUBACK p99 at 10k/s %6d us  lost %d"
+          % (n, f, c, p, a, lost))
 print("fanin cluster/single %.2f   plant CPU cluster leader %.1f %% vs single %.1f %%" % (
     med["cluster"][0] / med["single"][0], med["cluster"][1], med["single"][1]))
 EOF
