@@ -175,6 +175,9 @@ static int finish_witness(const struct config *c, char *err, size_t errlen)
 	if (c->n_devices)
 		return fail_at(c, c->devices[0].line, err, errlen, "modbus_device %s: a witness (cluster_role "
 			       "witness, line %u) polls no devices", c->devices[0].name, role);
+	if (c->http_port)
+		return fail_at(c, c->http_line, err, errlen, "http_listener: a witness (cluster_role witness, line "
+			       "%u) runs no HTTP listener (ask a broker node's /api/cluster)", role);
 	return 0;
 }
 

@@ -114,6 +114,8 @@ def test_bad_cluster_lines_name_file_and_line(tmp_path, lines, where, what):
     ({None: "cluster_election_timeout 120"}, 7, "cluster_heartbeat 50 ms is more than a third of "
      "cluster_election_timeout 120 ms"),
     ({None: "cluster_role witness"}, 1, "listener: a witness (cluster_role witness, line 7) has no MQTT listeners"),
+    ({0: "", None: "cluster_role witness\nhttp_listener 17890\nhttp_token_file /tmp/t"}, 8,
+     "http_listener: a witness (cluster_role witness, line 7) runs no HTTP listener"),
     ({0: "listener 17881 0.0.0.0"}, 4, "cluster_listener 127.0.0.1:17881: the port of the MQTT listener on line 1"),
     ({None: "http_listener 17881\nhttp_token_file /tmp/t"}, 4,
      "cluster_listener 127.0.0.1:17881: the port of the http_listener on line 7"),
