@@ -99,6 +99,7 @@ struct store {
 		void *image;               /* the last snapshot's database image (sqlite3_malloc'd) */
 		uint64_t since_snapshot;   /* bytes of entries applied since it */
 		uint64_t snapshot_min;     /* since_snapshot before the next one, at least */
+		uint64_t entries_since_snapshot;
 		bool stopped;
 	} cl;
 	atomic_bool attached; /* a broker is on the port's other side */
