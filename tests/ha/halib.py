@@ -135,13 +135,13 @@ class BrokerNode:
         c = self.cluster
         lines = ["persistence_location %s" % self.data,
                  "log_type all",
-                 "http_listener %d %s" % (self.http_port, self.host),
-                 "http_token_file %s" % c.token_file,
                  "cluster_node_id %d" % self.id,
                  "cluster_listener %d %s" % (self.cluster_port, self.host),
                  "cluster_role %s" % ("witness" if self.witness else "broker")]
-        if self.port:
+        if self.port:  # a broker; a witness runs no MQTT or HTTP listener
             lines.insert(0, "listener %d %s" % (self.port, self.host))
+            lines[1:1] = ["http_listener %d %s" % (self.http_port, self.host),
+                          "http_token_file %s" % c.token_file]
         for other in c.nodes.values():
             if other is not self and not join:  # a joining node learns the cluster from the leader
                 lines.append("cluster_peer %d %s" % (other.id, c.net.proxy_address(other.id)))
