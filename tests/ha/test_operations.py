@@ -40,16 +40,27 @@ def change_done(cluster, leader, kind, nid, timeout=60):
     return ch["error"]
 
 
+def cluster_under_load(broker_cluster, n=3, **load_options):
+    """A started cluster of n brokers, its leader, and haload's QoS 1 and
+    QoS 2 load running on it (stopped by the caller)."""
+    c = broker_cluster(n)
+    leader = c.wait_leader(30)
+    assert leader, c.report()
+    load = haload.Load(c.addresses(), **load_options)
+    try:
+        load.start()
+    except BaseException:
+        load.stop()
+        raise
+    return c, leader, load
+
+
 def test_rolling_restart_loses_nothing(broker_cluster):
     """Each node in turn, the leader last, stopped (SIGTERM) and started
     again once the others serve, under QoS 1 and QoS 2 load: clients move
     to whichever node leads, and nothing acknowledged is lost."""
-    c = broker_cluster(3)
-    leader = c.wait_leader(30)
-    assert leader, c.report()
-    load = haload.Load(c.addresses())
+    c, leader, load = cluster_under_load(broker_cluster)
     try:
-        load.start()
         order = [n for n in c.brokers() if n is not leader] + [leader]
         for node in order:
             before = sum(load.acked_counts().values())
@@ -73,12 +84,8 @@ def test_dead_node_replaced_under_load(broker_cluster):
     removed, a new node joins and catches up from the others (a snapshot
     and the log), and then carries a fail-over: the leader killed, the two
     left serve every acknowledged message."""
-    c = broker_cluster(3)
-    leader = c.wait_leader(30)
-    assert leader, c.report()
-    load = haload.Load(c.addresses())
+    c, leader, load = cluster_under_load(broker_cluster)
     try:
-        load.start()
         dead = next(n for n in c.brokers() if n is not leader)
         assert halib.wait_for(lambda: min(load.acked_counts().values()) > 100, 30, 0.05), c.report()
         dead.kill9()
@@ -121,12 +128,8 @@ def test_pair_continues_alone(broker_cluster):
     cut link, so it stops serving. The operator decides: the survivor,
     stopped, is made a cluster of itself (--cluster-continue-alone) and,
     started, serves everything acknowledged before."""
-    c = broker_cluster(2)
-    leader = c.wait_leader(30)
-    assert leader, c.report()
-    load = haload.Load(c.addresses(), publishers=(("pub-q2", 2, 4),))
+    c, leader, load = cluster_under_load(broker_cluster, 2, publishers=(("pub-q2", 2, 4),))
     try:
-        load.start()
         assert halib.wait_for(lambda: min(load.acked_counts().values()) > 200, 30, 0.05), c.report()
         for p in load.pubs:
             p.sending.clear()
@@ -161,12 +164,8 @@ def test_follower_far_behind_installs_a_snapshot_and_leads(broker_cluster, monke
     the state as a snapshot (an image of the leader's database), then the
     log; made the leader, it serves every acknowledged message."""
     monkeypatch.setenv("FERROMQ_CLUSTER_SNAPSHOT_BYTES", "65536")
-    c = broker_cluster(3)
-    leader = c.wait_leader(30)
-    assert leader, c.report()
-    load = haload.Load(c.addresses())
+    c, leader, load = cluster_under_load(broker_cluster)
     try:
-        load.start()
         behind = next(n for n in c.brokers() if n is not leader)
         assert halib.wait_for(lambda: min(load.acked_counts().values()) > 50, 30, 0.05), c.report()
         assert behind.stop() == 0
