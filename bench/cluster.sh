@@ -34,14 +34,6 @@ tmp=$(mktemp -d)
 pids=()
 trap 'for p in "${pids[@]}"; do stop_pid "$p"; done; rm -rf "$tmp"' EXIT
 
-wait_port() {
-	for _ in $(seq 100); do
-		python3 -c "import socket; socket.create_connection(('127.0.0.1', $1), 0.2)" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	die "nothing listens on $1: $(tail -3 "$tmp"/*.log)"
-}
-
 # single: one broker; sets pid, port, dir.
 single() {
 	port=$(free_port)
@@ -51,7 +43,7 @@ single() {
 	$(pin "$CPU") "$BIN" -c "$tmp/single.conf" >"$tmp/single.log" 2>&1 &
 	pid=$!
 	pids=("$pid")
-	wait_port "$port"
+	wait_port "$port" || die "nothing listens on $port: $(tail -3 "$tmp/single.log")"
 }
 
 # cluster: three nodes, node 1 made the leader (the others wait longer
@@ -91,20 +83,13 @@ for run in $(seq "$RUNS"); do
 	for name in single cluster; do
 		"$name"
 		rate=$($(pin "$OTHER") "$BENCH" fanin --port "$port" --pubs 8 --subs 1 --qos 1 --persistent \
-			--duration "$DURATION" --warmup 2 --size 200 --json | tail -1 |
-			python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); print(int(d["delivered_per_s"]), d["lost"])')
+			--duration "$DURATION" --warmup 2 --size 200 --json | tail -1 | fanin_figures)
 		stop_all
 		"$name"
 		$(pin "$OTHER") "$BENCH" plant --port "$port" --profile large --protocol 5 --size 200 \
 			--duration "$DURATION" --warmup 3 --drain 5 --pid "$pid" --store-dir "$dir" >"$tmp/plant.out" 2>&1 ||
 			die "plant on $name: $(tail -3 "$tmp/plant.out")"
-		plant=$(tail -2 "$tmp/plant.out" | python3 -c '
-import re, sys
-t = sys.stdin.read()
-p99 = re.search(r"p99 (\d+) us", t).group(1)
-lost = re.search(r"lost (\d+)", t).group(1)
-cpu = re.search(r"CPU mean ([\d.]+) %", t).group(1)
-print(cpu, p99, lost)')
+		plant=$(tail -2 "$tmp/plant.out" | plant_figures)
 		stop_all
 		"$name"
 		ack=$($(pin "$OTHER") "$BENCH" latency --port "$port" --rate 10000 --qos 1 --persistent --duration "$DURATION" \
@@ -112,7 +97,7 @@ print(cpu, p99, lost)')
 			python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); print(d["ack_p99_us"], d["lost"])')
 		stop_all
 		read -r fanin fanin_lost <<<"$rate"
-		read -r cpu p99 plant_lost <<<"$plant"
+		read -r cpu p99 plant_lost _ <<<"$plant"
 		read -r ack_p99 ack_lost <<<"$ack"
 		echo "run $run $name: fanin $fanin msg/s (lost $fanin_lost); plant CPU $cpu %, p99 $p99 us, lost $plant_lost;" \
 			"PUBACK p99 at 10,000 msg/s $ack_p99 us (lost $ack_lost)"

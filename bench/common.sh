@@ -30,3 +30,31 @@ stop_pid() {
 	wait "$pid" 2>/dev/null
 	return 0
 }
+
+# wait_port PORT: until something accepts on 127.0.0.1:PORT (at most 10 s);
+# fails otherwise.
+wait_port() {
+	for _ in $(seq 100); do
+		python3 -c "import socket; socket.create_connection(('127.0.0.1', $1), 0.2)" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# fanin_figures: a `ferromq-bench fanin --json` line on stdin -> "DELIVERED_PER_S LOST".
+fanin_figures() {
+	python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); print(int(d["delivered_per_s"]), d["lost"])'
+}
+
+# plant_figures: the last lines of `ferromq-bench plant` on stdin ->
+# "CPU_MEAN P99_US LOST DELIVERED_PER_S".
+plant_figures() {
+	python3 -c '
+import re, sys
+t = sys.stdin.read()
+p99 = re.search(r"p99 (\d+) us", t).group(1)
+lost = re.search(r"lost (\d+)", t).group(1)
+cpu = re.search(r"CPU mean ([\d.]+) %", t).group(1)
+rate = re.search(r"delivered (\d+) msg/s", t).group(1)
+print(cpu, p99, lost, rate)'
+}

@@ -43,11 +43,7 @@ start() {
 	fi
 	taskset -c "$CPU" "$2" -c "$tmp/$1.conf" >"$tmp/$1.log" 2>&1 &
 	pid=$!
-	for _ in $(seq 100); do
-		python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	die "$1 did not start: $(tail -3 "$tmp/$1.log")"
+	wait_port "$port" || die "$1 did not start: $(tail -3 "$tmp/$1.log")"
 }
 
 brokers=("full $BIN true" "nopersist $BIN false")
@@ -59,20 +55,12 @@ for run in $(seq "$RUNS"); do
 		read -r name bin persist <<<"$b"
 		start "$name" "$bin" "$persist"
 		rate=$(taskset -c "$OTHER" "$BENCH" fanin --port "$port" --pubs 8 --subs 1 --qos 1 --persistent \
-			--duration "$DURATION" --warmup 2 --size 200 --json | tail -1 |
-			python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); print(int(d["delivered_per_s"]), d["lost"])')
+			--duration "$DURATION" --warmup 2 --size 200 --json | tail -1 | fanin_figures)
 		stop_pid "$pid"
 		start "$name" "$bin" "$persist"
 		plant=$(taskset -c "$OTHER" "$BENCH" plant --port "$port" --profile large --protocol 5 --size 200 \
 			--duration "$DURATION" --warmup 3 --drain 5 --pid "$pid" --store-dir "$tmp/$name" 2>&1 | tail -2 |
-			python3 -c '
-import re, sys
-t = sys.stdin.read()
-p99 = re.search(r"p99 (\d+) us", t).group(1)
-lost = re.search(r"lost (\d+)", t).group(1)
-cpu = re.search(r"CPU mean ([\d.]+) %", t).group(1)
-rate = re.search(r"delivered (\d+) msg/s", t).group(1)
-print(cpu, p99, lost, rate)')
+			plant_figures)
 		stop_pid "$pid"
 		pid=""
 		read -r fanin fanin_lost <<<"$rate"
