@@ -419,7 +419,7 @@ int main(int argc, char **argv)
 		snprintf(raft_dir, sizeof raft_dir, "%s/raft", cfg.persistence_location);
 		cluster_conf_of(&cfg, &cc, raft_dir);
 		if (cfg.cluster_witness) {
-			status = witness_run(&cc, &sigs);
+			status = witness_run(&cfg, conf_path, &cc, &sigs);
 			goto out;
 		}
 		notify_status("recovering the store");

@@ -162,7 +162,8 @@ static bool hosts_overlap(const char *listen_host, const char *host)
 	       host_unspecified(listen_host, strlen(listen_host));
 }
 
-/* A witness runs no MQTT side: what would configure one is refused. */
+/* A witness runs no MQTT side: what would configure one is refused. Its
+ * http_listener serves the cluster's part of the HTTP API. */
 static int finish_witness(const struct config *c, char *err, size_t errlen)
 {
 	uint32_t role = c->cluster_line.role;
@@ -175,9 +176,6 @@ static int finish_witness(const struct config *c, char *err, size_t errlen)
 	if (c->n_devices)
 		return fail_at(c, c->devices[0].line, err, errlen, "modbus_device %s: a witness (cluster_role "
 			       "witness, line %u) polls no devices", c->devices[0].name, role);
-	if (c->http_port)
-		return fail_at(c, c->http_line, err, errlen, "http_listener: a witness (cluster_role witness, line "
-			       "%u) runs no HTTP listener (ask a broker node's /api/cluster)", role);
 	return 0;
 }
 

@@ -232,7 +232,8 @@ static const struct option options[] = {
 	  "when it changed). 0 = off (alerts are still published when they change).", false },
 	{ "http_listener", OPT_HTTP_LISTENER, 0, 1, 65535, NULL, NULL, "PORT [ADDRESS]",
 	  "Serve the HTTP API, Prometheus /metrics, /healthz, /readyz and the dashboard on PORT, on ADDRESS "
-	  "or 127.0.0.1. Needs http_token_file or password_file. Default: off.", false },
+	  "or 127.0.0.1 (on a cluster witness: /healthz, /readyz, /metrics and /api/cluster). Needs "
+	  "http_token_file or password_file. Default: off.", false },
 	{ "http_token_file", OPT_FILE, OFF(http_token_file), 0, 0, NULL, NULL, "PATH",
 	  "Bearer token of the HTTP API (first line); the token may read and change everything. Created "
 	  "with a random token, mode 0600, when missing. Reloaded on SIGHUP.", false },
@@ -302,8 +303,9 @@ static const struct option options[] = {
 	{ "cluster_role", OPT_ENUM_BOOL, OFF(cluster_witness), 0, 1, "broker", cluster_role_names,
 	  "broker|witness",
 	  "Cluster: broker serves MQTT while it is the leader; witness only stores the raft log (in "
-	  "persistence_location/raft) and votes, with no MQTT listener, bridge or Modbus device, so two "
-	  "brokers and a witness survive the loss of any one machine.", false },
+	  "persistence_location/raft) and votes, with no MQTT listener, bridge or Modbus device (its "
+	  "http_listener serves the cluster's part of the HTTP API), so two brokers and a witness survive "
+	  "the loss of any one machine.", false },
 	{ "cluster_election_timeout", OPT_U32, OFF(cluster_election_timeout_ms), 100, 60000, "500", NULL, "MS",
 	  "Cluster: a follower that hears no leader this long (plus a random part, up to as much again) "
 	  "starts an election; fail-over takes about this long plus one election. Shorter fails over sooner "

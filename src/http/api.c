@@ -103,12 +103,12 @@ static enum api_grant basic_grant(struct http_server *s, const char *b64, size_t
 	if (!colon)
 		return GRANT_NONE;
 	size_t ulen = (size_t)(colon - dec);
-	if (!broker_check_user(ops_broker(s->ops), (const char *)dec, ulen, colon + 1, (size_t)len - ulen - 1))
+	if (!ops_node_check_user(s->node, (const char *)dec, ulen, colon + 1, (size_t)len - ulen - 1))
 		return GRANT_NONE;
 	snprintf(user, ucap, "%.*s", (int)ulen, (const char *)dec);
 	/* Devices log in with the same password file: being in it grants
 	 * nothing here, the lists do (as last reloaded). */
-	switch (ops_http_grant(s->ops, (const char *)dec, ulen)) {
+	switch (ops_node_grant(s->node, (const char *)dec, ulen)) {
 	case OPS_GRANT_ADMIN: return GRANT_ADMIN;
 	case OPS_GRANT_READ: return GRANT_READ;
 	default: return GRANT_FORBIDDEN;
@@ -121,10 +121,10 @@ static enum api_grant grant_of(struct http_server *s, const struct http_request 
 	const char *tok;
 	size_t len;
 	if (h && h->value_len > 7 && !strncasecmp(h->value, "Bearer ", 7))
-		return ops_token_matches(s->ops, h->value + 7, h->value_len - 7) ? GRANT_ADMIN : GRANT_NONE;
+		return ops_node_token_matches(s->node, h->value + 7, h->value_len - 7) ? GRANT_ADMIN : GRANT_NONE;
 	if (h && h->value_len > 6 && !strncasecmp(h->value, "Basic ", 6))
 		return basic_grant(s, h->value + 6, h->value_len - 6, user, ucap);
-	return cookie_token(req, &tok, &len) && ops_token_matches(s->ops, tok, len) ? GRANT_ADMIN : GRANT_NONE;
+	return cookie_token(req, &tok, &len) && ops_node_token_matches(s->node, tok, len) ? GRANT_ADMIN : GRANT_NONE;
 }
 
 static bool header_is(const struct http_header *h, const char *v)
@@ -576,9 +576,23 @@ static void get_devices(struct http_server *s, struct http_response *res)
 	json_done(res, &j);
 }
 
+/* NULL when this node serves, else why not (/readyz's body). */
+static const char *not_ready(struct http_server *s)
+{
+	return s->ops ? ops_not_ready(s->ops) : ops_node_not_ready(s->node);
+}
+
+/* A witness's: its cluster view (sampled on this loop) and never ready. */
+static int node_metrics(struct http_server *s, struct buf *out)
+{
+	const struct ops_cluster_view *v = &s->node->view;
+	return metrics_node_prometheus(v->cluster ? &v->st : NULL, v->no_leader_s, false, out);
+}
+
 static void get_metrics(struct http_server *s, struct http_response *res)
 {
-	if (metrics_prometheus(ops_snapshot(s->ops), ops_not_ready(s->ops) == NULL, &res->body)) {
+	if (s->ops ? metrics_prometheus(ops_snapshot(s->ops), ops_not_ready(s->ops) == NULL, &res->body)
+		   : node_metrics(s, &res->body)) {
 		api_error(res, 500, "out of memory");
 		return;
 	}
@@ -820,7 +834,10 @@ static void post_reload(struct http_server *s, struct http_response *res)
 		api_error(res, 500, "out of memory");
 		return;
 	}
-	ops_reload(s->ops, "HTTP reload", r);
+	if (s->ops)
+		ops_reload(s->ops, "HTTP reload", r);
+	else
+		ops_node_reload(s->node, "HTTP reload", r);
 	struct jw j = { 0 };
 	jw_obj(&j);
 	jw_key(&j, "reloaded");
@@ -930,7 +947,7 @@ static void cluster_json(struct jw *j, const struct cluster_status *st, const ch
 /* /api/cluster: {"cluster":false} on a single broker. */
 static void get_cluster(struct http_server *s, struct http_response *res)
 {
-	struct cluster_node *n = ops_cluster(s->ops);
+	struct cluster_node *n = s->node->cluster;
 	struct jw j = { 0 };
 	jw_obj(&j);
 	jw_key(&j, "cluster");
@@ -938,7 +955,7 @@ static void get_cluster(struct http_server *s, struct http_response *res)
 	if (n) {
 		struct cluster_status st;
 		cluster_status(n, &st);
-		cluster_json(&j, &st, ops_not_ready(s->ops));
+		cluster_json(&j, &st, not_ready(s));
 	}
 	jw_obj_end(&j);
 	json_done(res, &j);
@@ -971,7 +988,7 @@ static void cluster_refused(struct http_response *res, struct cluster_node *n, i
 static void cluster_change(struct http_server *s, enum cluster_change kind, uint64_t id, const char *address,
 			   struct http_response *res)
 {
-	struct cluster_node *n = ops_cluster(s->ops);
+	struct cluster_node *n = s->node->cluster;
 	int rc = cluster_request(n, kind, id, address);
 	if (rc) {
 		cluster_refused(res, n, rc);
@@ -1052,6 +1069,26 @@ static bool serve_asset(const char *name, size_t len, struct http_response *res)
 	return false;
 }
 
+/* What a witness does not serve (it runs no broker: no clients, sessions,
+ * retained messages or dashboard): 404, saying where they are. */
+static void witness_not_found(struct http_server *s, struct http_response *res)
+{
+	char why[256 + CLUSTER_ADDRESS_MAX];
+	struct cluster_status st = { 0 };
+	if (s->node->cluster)
+		cluster_status(s->node->cluster, &st);
+	if (st.leader_id && st.leader_id != st.node_id)
+		snprintf(why, sizeof why, "not found: this node is a witness (cluster_role witness): it runs no broker, "
+			 "so no clients, sessions, retained messages or dashboard; the broker that serves is the "
+			 "leader, node %llu at %s (its cluster address)", (unsigned long long)st.leader_id,
+			 st.leader_address);
+	else
+		snprintf(why, sizeof why, "not found: this node is a witness (cluster_role witness): it runs no broker, "
+			 "so no clients, sessions, retained messages or dashboard; it serves /healthz, /readyz, "
+			 "/metrics and /api/cluster");
+	api_error(res, 404, why);
+}
+
 /* ---- routing ---- */
 
 static bool is(const char *path, size_t len, const char *want)
@@ -1089,7 +1126,7 @@ static bool token_login(struct http_server *s, const char *q, size_t qlen, struc
 	long n = http_query_get(q, qlen, "token", tok, sizeof tok);
 	if (n < 0)
 		return false;
-	if (!ops_token_matches(s->ops, tok, (size_t)n)) {
+	if (!ops_node_token_matches(s->node, tok, (size_t)n)) {
 		unauthorized(res);
 		return true;
 	}
@@ -1121,7 +1158,7 @@ int api_dispatch(struct http_server *s, struct hconn *c, const struct http_reque
 			text(res, 200, "ok\n");
 		return 0;
 	}
-	if (is(path, plen, "/") && get && token_login(s, q, qlen, res))
+	if (s->ops && is(path, plen, "/") && get && token_login(s, q, qlen, res))
 		return 0;
 	char user[256] = "";
 	enum api_grant grant = grant_of(s, req, user, sizeof user);
@@ -1148,7 +1185,7 @@ int api_dispatch(struct http_server *s, struct hconn *c, const struct http_reque
 		return 0;
 	}
 	if (is(path, plen, "/readyz")) {
-		const char *why = ops_not_ready(s->ops);
+		const char *why = not_ready(s);
 		if (!get) {
 			not_allowed(res, "GET, HEAD");
 		} else if (why) {
@@ -1162,6 +1199,31 @@ int api_dispatch(struct http_server *s, struct hconn *c, const struct http_reque
 			get_metrics(s, res);
 		else
 			not_allowed(res, "GET, HEAD");
+	} else if (is(path, plen, "/api/cluster")) {
+		if (get)
+			get_cluster(s, res);
+		else
+			not_allowed(res, "GET, HEAD");
+	} else if (!get && plen > 13 && !memcmp(path, "/api/cluster/", 13) && !s->node->cluster) {
+		api_error(res, 409, "this broker is not in a cluster (no cluster_node_id in its configuration)");
+	} else if (is(path, plen, "/api/cluster/nodes") || is(path, plen, "/api/cluster/transfer")) {
+		if (method(req, "POST"))
+			post_cluster(s, req,
+				     is(path, plen, "/api/cluster/nodes") ? CLUSTER_CHANGE_ADD : CLUSTER_CHANGE_TRANSFER, res);
+		else
+			not_allowed(res, "POST");
+	} else if ((idlen = path_id(path, plen, "/api/cluster/nodes/", "", id, sizeof id)) >= 0) {
+		if (method(req, "DELETE"))
+			delete_cluster_node(s, id, (size_t)idlen, res);
+		else
+			not_allowed(res, "DELETE");
+	} else if (is(path, plen, "/api/reload")) {
+		if (method(req, "POST"))
+			post_reload(s, res);
+		else
+			not_allowed(res, "POST");
+	} else if (!s->ops) {
+		witness_not_found(s, res);
 	} else if (is(path, plen, "/api/status") || is(path, plen, "/api/clients") || is(path, plen, "/api/sessions") ||
 		   is(path, plen, "/api/subscriptions") || is(path, plen, "/api/retained") || is(path, plen, "/api/bridges") ||
 		   is(path, plen, "/api/devices") || is(path, plen, "/api/sparkplug")) {
@@ -1183,29 +1245,6 @@ int api_dispatch(struct http_server *s, struct hconn *c, const struct http_reque
 			get_sparkplug(s, res);
 		else
 			get_retained(s, res);
-	} else if (is(path, plen, "/api/cluster")) {
-		if (get)
-			get_cluster(s, res);
-		else
-			not_allowed(res, "GET, HEAD");
-	} else if (!get && plen > 13 && !memcmp(path, "/api/cluster/", 13) && !ops_cluster(s->ops)) {
-		api_error(res, 409, "this broker is not in a cluster (no cluster_node_id in its configuration)");
-	} else if (is(path, plen, "/api/cluster/nodes") || is(path, plen, "/api/cluster/transfer")) {
-		if (method(req, "POST"))
-			post_cluster(s, req,
-				     is(path, plen, "/api/cluster/nodes") ? CLUSTER_CHANGE_ADD : CLUSTER_CHANGE_TRANSFER, res);
-		else
-			not_allowed(res, "POST");
-	} else if ((idlen = path_id(path, plen, "/api/cluster/nodes/", "", id, sizeof id)) >= 0) {
-		if (method(req, "DELETE"))
-			delete_cluster_node(s, id, (size_t)idlen, res);
-		else
-			not_allowed(res, "DELETE");
-	} else if (is(path, plen, "/api/reload")) {
-		if (method(req, "POST"))
-			post_reload(s, res);
-		else
-			not_allowed(res, "POST");
 	} else if ((idlen = path_id(path, plen, "/api/clients/", "/kick", id, sizeof id)) >= 0) {
 		if (method(req, "POST"))
 			post_kick(s, id, (size_t)idlen, res);

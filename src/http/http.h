@@ -1,5 +1,6 @@
 /* The HTTP listener (http_listener): the JSON API, Prometheus /metrics,
- * /healthz, /readyz and the dashboard, served on worker 0's loop. */
+ * /healthz, /readyz and the dashboard, served on worker 0's loop (on a
+ * witness: the cluster's part, on a loop of its own). */
 #ifndef FM_HTTP_H
 #define FM_HTTP_H
 #include "../ops/ops.h"
@@ -8,6 +9,10 @@ struct http_server;
 
 /* A server for cfg's http_listener, answering from ops. NULL: out of memory. */
 struct http_server *http_server_new(struct ops *ops, const struct config *cfg);
+/* A witness's server (it runs no broker): /healthz, /readyz, /metrics and
+ * /api/cluster from node; the broker's endpoints answer 404. NULL: out of
+ * memory. */
+struct http_server *http_server_new_witness(struct ops_node *node, const struct config *cfg);
 /* Binds and listens on loop (before the loop runs). Returns 0, or -1 after
  * logging why. */
 int http_server_start(struct http_server *s, uv_loop_t *loop);

@@ -8,7 +8,8 @@
 struct hconn;
 
 struct http_server {
-	struct ops *ops;
+	struct ops *ops;        /* the broker's service; NULL on a witness, which runs no broker */
+	struct ops_node *node;  /* credentials, readiness of a witness, the cluster node */
 	const struct config *cfg;
 	uv_loop_t *loop;
 	uv_tcp_t listener;

@@ -404,6 +404,17 @@ struct http_server *http_server_new(struct ops *ops, const struct config *cfg)
 	struct http_server *s = calloc(1, sizeof *s);
 	if (s) {
 		s->ops = ops;
+		s->node = ops_node(ops);
+		s->cfg = cfg;
+	}
+	return s;
+}
+
+struct http_server *http_server_new_witness(struct ops_node *node, const struct config *cfg)
+{
+	struct http_server *s = calloc(1, sizeof *s);
+	if (s) {
+		s->node = node;
 		s->cfg = cfg;
 	}
 	return s;
@@ -434,7 +445,8 @@ int http_server_start(struct http_server *s, uv_loop_t *loop)
 	s->sweep.data = s;
 	uv_timer_start(&s->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
 	s->started = true;
-	log_notice("listening on %s:%u (HTTP: API, /metrics, dashboard)", addr, port);
+	log_notice("listening on %s:%u (HTTP: %s)", addr, port,
+		   s->ops ? "API, /metrics, dashboard" : "a witness's /healthz, /readyz, /metrics and /api/cluster");
 	/* Since the grants exist, password_file alone opens nothing: said at
 	 * every start, so an upgrade does not lose the API without a word. */
 	const struct config *cfg = s->cfg;

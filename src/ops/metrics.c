@@ -184,9 +184,8 @@ static int queue_share_prometheus(const struct metrics_snapshot *s, struct buf *
 	return rc;
 }
 
-int metrics_cluster_prometheus(const struct metrics_snapshot *s, struct buf *out)
+int metrics_cluster_prometheus(const struct cluster_status *st, double no_leader_s, struct buf *out)
 {
-	const struct cluster_status *st = &s->cluster_st;
 	/* The state, term, leader, indexes, snapshots and lag: 16 peers' lines
 	 * and the fixed families fit well within this. */
 	char text[8192];
@@ -221,7 +220,7 @@ int metrics_cluster_prometheus(const struct metrics_snapshot *s, struct buf *out
 		rc = family(out, "ferromq_cluster_no_leader_seconds", "gauge",
 			    "Seconds this node has known no leader (0 while it knows one).");
 	if (!rc)
-		rc = buf_printf(out, "ferromq_cluster_no_leader_seconds %.3f\n", s->no_leader_s);
+		rc = buf_printf(out, "ferromq_cluster_no_leader_seconds %.3f\n", no_leader_s);
 	return rc;
 }
 
@@ -230,6 +229,19 @@ void metrics_queue_over_free(struct metrics_snapshot *s)
 	for (uint32_t i = 0; i < s->n_queue_named; i++)
 		free(s->queue_over[i].client_id);
 	s->n_queue_named = s->n_queue_over = 0;
+}
+
+/* The last families of every node's /metrics. */
+static int ready_and_build(bool ready, struct buf *out)
+{
+	int rc = family(out, "ferromq_ready", "gauge", "1 when /readyz answers 200.");
+	if (!rc)
+		rc = buf_printf(out, "ferromq_ready %d\n", ready);
+	if (!rc)
+		rc = family(out, "ferromq_build_info", "gauge", "The broker's version, as a label.");
+	if (!rc)
+		rc = buf_printf(out, "ferromq_build_info{version=\"%s\"} 1\n", FM_VERSION);
+	return rc;
 }
 
 int metrics_prometheus(const struct metrics_snapshot *s, bool ready, struct buf *out)
@@ -289,14 +301,12 @@ int metrics_prometheus(const struct metrics_snapshot *s, bool ready, struct buf 
 	if (!rc && s->sparkplug)
 		rc = sparkplug_prometheus(&s->spb, out);
 	if (!rc && s->cluster)
-		rc = metrics_cluster_prometheus(s, out);
-	if (!rc)
-		rc = family(out, "ferromq_ready", "gauge", "1 when /readyz answers 200.");
-	if (!rc)
-		rc = buf_printf(out, "ferromq_ready %d\n", ready);
-	if (!rc)
-		rc = family(out, "ferromq_build_info", "gauge", "The broker's version, as a label.");
-	if (!rc)
-		rc = buf_printf(out, "ferromq_build_info{version=\"%s\"} 1\n", FM_VERSION);
-	return rc;
+		rc = metrics_cluster_prometheus(&s->cluster_st, s->no_leader_s, out);
+	return rc ? rc : ready_and_build(ready, out);
+}
+
+int metrics_node_prometheus(const struct cluster_status *st, double no_leader_s, bool ready, struct buf *out)
+{
+	int rc = st ? metrics_cluster_prometheus(st, no_leader_s, out) : 0;
+	return rc ? rc : ready_and_build(ready, out);
 }

@@ -85,10 +85,14 @@ void metrics_queue_over_free(struct metrics_snapshot *s);
 
 /* Appends the snapshot in the Prometheus text format 0.0.4. Returns 0 or -FM_ENOMEM. */
 int metrics_prometheus(const struct metrics_snapshot *s, bool ready, struct buf *out);
-/* Appends the cluster's families (s->cluster only): cluster_status_prometheus's,
+/* Appends the cluster's families of the status st: cluster_status_prometheus's,
  * and this node's role, last index, restores, each peer's match index and
- * the seconds without a leader. Returns 0 or -FM_ENOMEM. */
-int metrics_cluster_prometheus(const struct metrics_snapshot *s, struct buf *out);
+ * no_leader_s, the seconds without a leader. Returns 0 or -FM_ENOMEM. */
+int metrics_cluster_prometheus(const struct cluster_status *st, double no_leader_s, struct buf *out);
+/* A node without a broker (a witness): its cluster's families as above
+ * (none while st is NULL: no status sampled yet), ferromq_ready and
+ * ferromq_build_info, as a broker shows them. Returns 0 or -FM_ENOMEM. */
+int metrics_node_prometheus(const struct cluster_status *st, double no_leader_s, bool ready, struct buf *out);
 /* Appends printf-formatted text. Returns 0 or -FM_ENOMEM. */
 int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

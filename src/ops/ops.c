@@ -1,16 +1,13 @@
 /* The operations service on worker 0's loop: a one-second sampler that
  * fills the metric snapshot, feeds the alert rules and publishes $SYS. */
 #include "ops.h"
-#include "cluster_watch.h"
 #include "devices.h"
 #include "sparkplug.h"
 #include "sys.h"
-#include "token.h"
 #include "../base/clock.h"
 #include "../base/err.h"
 #include "../base/features.h"
 #include "../base/log.h"
-#include "../auth/auth.h"
 #include "../net/net.h"
 #include "../store/store.h"
 #include <stdio.h>
@@ -18,13 +15,6 @@
 #include <string.h>
 
 #define SAMPLE_MS 1000
-
-/* The HTTP API grant lists (http_admin_users, http_readonly_users) as last
- * loaded: the configuration's at start, the file's at each reload. */
-struct grants {
-	char admin[sizeof ((struct config *)0)->http_admin_users];
-	char readonly[sizeof ((struct config *)0)->http_readonly_users];
-};
 
 struct ops {
 	struct broker *b;
@@ -36,10 +26,8 @@ struct ops {
 	bool timer_open;
 	uint64_t last_sample_ms; /* monotonic */
 	uint64_t next_sys_s;     /* uptime second of the next $SYS update */
-	uint64_t no_leader_since_ms; /* monotonic; 0: a leader is known (or no cluster) */
-	struct cluster_watch watch;  /* the peers' match indexes, for cluster_peer_unreachable */
-	double peer_stalled_s;
-	uint64_t peer_stalled_id;
+	struct ops_node node;    /* the credentials and the cluster view */
+	bool node_open;          /* node initialized */
 	bool alerts_published;
 	bool queue_named_changed; /* the sessions queue_share names changed at the last sample */
 	struct metrics_snapshot snap;
@@ -49,15 +37,13 @@ struct ops {
 	/* Shared with reloads on other threads. */
 	pthread_mutex_t lock;
 	struct alert_config alert_cfg;
-	char token[TOKEN_MAX]; /* empty: no token file */
-	struct grants grants;
 	pthread_mutex_t reload_lock; /* one reload at a time */
 };
 
-static void grants_from(struct grants *g, const struct config *c)
+/* The users of password_file, as the broker loaded them with its ACL. */
+static bool broker_users_check(void *ctx, const char *user, size_t ulen, const uint8_t *pass, size_t plen)
 {
-	snprintf(g->admin, sizeof g->admin, "%s", c->http_admin_users);
-	snprintf(g->readonly, sizeof g->readonly, "%s", c->http_readonly_users);
+	return broker_check_user(ctx, user, ulen, pass, plen);
 }
 
 static void alert_config_from(struct alert_config *a, const struct config *c)
@@ -92,25 +78,21 @@ struct ops *ops_new(struct broker *b, const char *conf_path, char *err, size_t e
 	pthread_mutex_init(&o->lock, NULL);
 	pthread_mutex_init(&o->reload_lock, NULL);
 	alert_config_from(&o->alert_cfg, &b->cfg);
-	grants_from(&o->grants, &b->cfg);
 	for (int i = 0; i < ALERT__COUNT; i++)
 		o->snap.alerts[i].threshold = 0;
-	const struct conf_file *tf = &b->cfg.http_token_file;
-	if (tf->line) {
-		bool created;
-		char msg[700];
-		if (token_load(tf->path, true, o->token, &created, msg, sizeof msg)) {
-			snprintf(err, errlen, "%s:%u: http_token_file %s", b->cfg.source, tf->line, msg);
-			ops_free(o);
-			return NULL;
-		}
-		if (created)
-			log_notice("http_token_file %s: created with a new random token (mode 0600)", tf->path);
+	if (ops_node_init(&o->node, &b->cfg, conf_path, broker_users_check, b, err, errlen)) {
+		ops_free(o);
+		return NULL;
 	}
+	o->node_open = true;
 	return o;
 }
 
-void ops_set_store(struct ops *o, struct store *store) { o->store = store; }
+void ops_set_store(struct ops *o, struct store *store)
+{
+	o->store = store;
+	ops_node_set_cluster(&o->node, store_cluster(store));
+}
 void ops_set_bridges(struct ops *o, struct bridges *bridges) { o->bridges = bridges; }
 void ops_set_collector(struct ops *o, struct collector *collector) { o->collector = collector; }
 
@@ -125,6 +107,8 @@ void ops_free(struct ops *o)
 	metrics_queue_over_free(&o->snap);
 	free(o->snap.devices);
 	free(o->snap.workers);
+	if (o->node_open)
+		ops_node_fini(&o->node);
 	pthread_mutex_destroy(&o->lock);
 	pthread_mutex_destroy(&o->reload_lock);
 	free(o);
@@ -132,25 +116,8 @@ void ops_free(struct ops *o)
 
 void ops_set_ready(struct ops *o) { atomic_store(&o->ready, true); }
 
-struct cluster_node *ops_cluster(struct ops *o) { return o->store ? store_cluster(o->store) : NULL; }
-
-/* Why a cluster node that does not serve clients does not, into buf
- * (size bytes): a leader waits until the log committed before it is
- * applied; a follower names the leader it knows. */
-static const char *cluster_not_ready(const struct cluster_status *st, uint64_t leader_id, const char *leader,
-				     char *buf, size_t size)
-{
-	if (st->state == CLUSTER_LEADER)
-		snprintf(buf, size, "leader: applying the log committed before it serves (term %llu)",
-			 (unsigned long long)st->term);
-	else if (leader_id)
-		snprintf(buf, size, "%s: the leader is node %llu at %s", cluster_state_name(st->state),
-			 (unsigned long long)leader_id, leader);
-	else
-		snprintf(buf, size, "%s: no leader known (term %llu)", cluster_state_name(st->state),
-			 (unsigned long long)st->term);
-	return buf;
-}
+struct cluster_node *ops_cluster(struct ops *o) { return o->node.cluster; }
+struct ops_node *ops_node(struct ops *o) { return &o->node; }
 
 const char *ops_not_ready(struct ops *o)
 {
@@ -163,7 +130,7 @@ const char *ops_not_ready(struct ops *o)
 	if (n && !store_cluster_serving(o->store, leader, sizeof leader, &leader_id, NULL)) {
 		struct cluster_status st;
 		cluster_status(n, &st);
-		return cluster_not_ready(&st, leader_id, leader, why, sizeof why);
+		return ops_node_cluster_not_ready(&st, leader_id, leader, why, sizeof why);
 	}
 	if (!atomic_load(&o->ready))
 		return "starting: recovery or listeners not finished";
@@ -174,26 +141,6 @@ const char *ops_not_ready(struct ops *o)
 
 const struct metrics_snapshot *ops_snapshot(const struct ops *o) { return &o->snap; }
 struct broker *ops_broker(const struct ops *o) { return o->b; }
-
-bool ops_token_matches(struct ops *o, const char *tok, size_t len)
-{
-	pthread_mutex_lock(&o->lock);
-	bool ok = o->token[0] && token_equal(tok, len, o->token);
-	pthread_mutex_unlock(&o->lock);
-	return ok;
-}
-
-enum ops_grant ops_http_grant(struct ops *o, const char *name, size_t len)
-{
-	pthread_mutex_lock(&o->lock);
-	enum ops_grant g = OPS_GRANT_NONE;
-	if (auth_name_listed(o->grants.admin, name, len))
-		g = OPS_GRANT_ADMIN;
-	else if (auth_name_listed(o->grants.readonly, name, len))
-		g = OPS_GRANT_READ;
-	pthread_mutex_unlock(&o->lock);
-	return g;
-}
 
 /* The sessions over the queue share: all counted, the fullest named. */
 struct queue_over_walk {
@@ -246,20 +193,12 @@ static bool queue_over_take(struct metrics_snapshot *s, struct queue_over_walk *
 /* The cluster node's status, and since when it has known no leader. */
 static void sample_cluster(struct ops *o, struct metrics_snapshot *s)
 {
-	struct cluster_node *n = ops_cluster(o);
-	s->cluster = n != NULL;
-	s->no_leader_s = 0;
-	if (!n)
-		return;
-	cluster_status(n, &s->cluster_st);
-	uint64_t now = clock_mono_ms();
-	if (s->cluster_st.leader_id)
-		o->no_leader_since_ms = 0;
-	else if (!o->no_leader_since_ms)
-		o->no_leader_since_ms = now;
-	if (o->no_leader_since_ms)
-		s->no_leader_s = (double)(now - o->no_leader_since_ms) / 1000.0;
-	o->peer_stalled_s = cluster_watch_update(&o->watch, &s->cluster_st, now, &o->peer_stalled_id);
+	ops_node_sample(&o->node);
+	const struct ops_cluster_view *v = &o->node.view;
+	s->cluster = v->cluster;
+	s->no_leader_s = v->no_leader_s;
+	if (v->cluster)
+		s->cluster_st = v->st;
 }
 
 /* The largest lag of a peer the leader knows, in entries. */
@@ -383,7 +322,7 @@ static void evaluate_alerts(struct ops *o, const struct alert_config *cfg, doubl
 		s->v[M_HEAP_BYTES], queue_share, devices_offline(s->devices, s->n_devices), s->spb.nodes_offline,
 		s->cluster, s->no_leader_s,
 		o->b->cfg.cluster_election_timeout_ms * ALERT_CLUSTER_NO_LEADER_TIMEOUTS / 1000.0,
-		s->cluster ? max_peer_lag(&s->cluster_st) : 0, s->cluster ? o->peer_stalled_s : 0,
+		s->cluster ? max_peer_lag(&s->cluster_st) : 0, s->cluster ? o->node.view.peer_stalled_s : 0,
 	};
 	unsigned changed = alerts_evaluate(cfg, &o->history, &in, s->wall_ms / 1000, s->alerts);
 	struct bworker *w0 = &o->b->workers[0];
@@ -402,7 +341,7 @@ static void evaluate_alerts(struct ops *o, const struct alert_config *cfg, doubl
 			if (i == ALERT_CLUSTER_PEER_LAG)
 				lagging_peers_text(&s->cluster_st, detail, sizeof detail);
 			if (i == ALERT_CLUSTER_PEER_UNREACHABLE)
-				unreachable_text(&s->cluster_st, o->peer_stalled_id, detail, sizeof detail);
+				unreachable_text(&s->cluster_st, o->node.view.peer_stalled_id, detail, sizeof detail);
 			if (i == ALERT_CLUSTER_NO_LEADER)
 				snprintf(detail, sizeof detail, "; node %llu is %s in term %llu",
 					 (unsigned long long)s->cluster_st.node_id,
@@ -458,89 +397,30 @@ void ops_stop(struct ops *o)
 		uv_close((uv_handle_t *)&o->timer, NULL);
 }
 
-static void add_error(void *ctx, const char *msg)
-{
-	struct reload_result *r = ctx;
-	if (r->n < RELOAD_MAX_ERRORS)
-		snprintf(r->errors[r->n++], sizeof r->errors[0], "%s", msg);
-}
-
-static bool list_empty(const char *list) { return !list[strspn(list, " \t,")]; }
-
-/* Logs how a reload changed the grant lists from was to now. */
-static void log_grants(const struct ops *o, const char *origin, const struct grants *was, const struct grants *now)
-{
-	bool changed = false;
-	if (strcmp(was->admin, now->admin)) {
-		log_notice("%s: http_admin_users changed from \"%s\" to \"%s\" (HTTP API grants, from the next "
-			   "request)", origin, was->admin, now->admin);
-		changed = true;
-	}
-	if (strcmp(was->readonly, now->readonly)) {
-		log_notice("%s: http_readonly_users changed from \"%s\" to \"%s\" (HTTP API grants, from the next "
-			   "request)", origin, was->readonly, now->readonly);
-		changed = true;
-	}
-	if (changed && o->b->cfg.password_file[0] && list_empty(now->admin) && list_empty(now->readonly))
-		log_warn("%s: no user of password_file may use the HTTP API now (they get 403)", origin);
-}
-
-/* From the configuration file as it is now: the alert thresholds,
- * memory_limit and the HTTP API grants. */
-static void reload_config(struct ops *o, const char *origin, struct reload_result *r)
-{
-	struct config *c = malloc(sizeof *c);
-	char err[768];
-	if (!c) {
-		add_error(r, "out of memory");
-		return;
-	}
-	config_defaults(c);
-	if (config_load(c, o->conf_path, err, sizeof err) || config_finish(c, err, sizeof err)) {
-		log_err("%s: %s; the alert thresholds and HTTP API grants stay", origin, err);
-		add_error(r, err);
-	} else {
-		struct grants was, now;
-		grants_from(&now, c);
-		pthread_mutex_lock(&o->lock);
-		alert_config_from(&o->alert_cfg, c);
-		was = o->grants;
-		o->grants = now;
-		pthread_mutex_unlock(&o->lock);
-		log_grants(o, origin, &was, &now);
-	}
-	free(c);
-}
-
 void ops_reload(struct ops *o, const char *origin, struct reload_result *r)
 {
 	struct broker *b = o->b;
+	struct config *fresh;
 	char err[768];
 	memset(r, 0, sizeof *r);
 	pthread_mutex_lock(&o->reload_lock);
 	/* Certificates, keys and CRLs of the TLS listeners; connections stay. */
 	if (ops_net(o))
-		net_reload_tls(ops_net(o), origin, add_error, r);
+		net_reload_tls(ops_net(o), origin, ops_reload_error, r);
 	/* Password file and ACL: new connections get the new ones. */
 	if (broker_auth_load(b, b->cfg.password_file, b->cfg.acl_file, err, sizeof err)) {
 		log_err("%s: %s; the previous password file and ACL stay", origin, err);
-		add_error(r, err);
+		ops_reload_error(r, err);
 	}
-	const struct conf_file *tf = &b->cfg.http_token_file;
-	if (tf->line) {
-		char tok[TOKEN_MAX];
-		bool created;
-		if (token_load(tf->path, false, tok, &created, err, sizeof err)) {
-			log_err("%s: http_token_file %s; the previous token stays", origin, err);
-			add_error(r, err);
-		} else {
-			pthread_mutex_lock(&o->lock);
-			memcpy(o->token, tok, sizeof tok);
-			pthread_mutex_unlock(&o->lock);
-		}
+	/* The token and the grant lists; then the alert thresholds and
+	 * memory_limit from the same file. */
+	ops_node__reload(&o->node, origin, r, &fresh);
+	if (fresh) {
+		pthread_mutex_lock(&o->lock);
+		alert_config_from(&o->alert_cfg, fresh);
+		pthread_mutex_unlock(&o->lock);
+		free(fresh);
 	}
-	if (o->conf_path)
-		reload_config(o, origin, r);
 	pthread_mutex_unlock(&o->reload_lock);
 	log_notice("%s: reload done (%u error%s)", origin, r->n, r->n == 1 ? "" : "s");
 }

@@ -1,20 +1,17 @@
-/* The operations service: samples the metric table once a second on worker
- * 0's loop, publishes $SYS, evaluates the alert rules, keeps the HTTP API's
- * token, and runs reloads (SIGHUP and POST /api/reload alike). */
+/* The operations service of a broker: samples the metric table once a
+ * second on worker 0's loop, publishes $SYS, evaluates the alert rules,
+ * holds what every node serves (node.h: the HTTP API's credentials, the
+ * cluster view, which it samples with the rest), and runs reloads (SIGHUP
+ * and POST /api/reload alike). */
 #ifndef FM_OPS_H
 #define FM_OPS_H
 #include "metrics.h"
+#include "node.h"
 #include <uv.h>
 
 struct ops;
 struct net;
 struct store;
-
-#define RELOAD_MAX_ERRORS 8
-struct reload_result {
-	unsigned n;
-	char errors[RELOAD_MAX_ERRORS][1280];
-};
 
 /* Creates the service for b, configured from b->cfg; conf_path (may be NULL)
  * is read again by reloads for the alert thresholds and the HTTP API grants. With http_token_file
@@ -41,20 +38,13 @@ void ops_set_ready(struct ops *o);
 const char *ops_not_ready(struct ops *o);
 /* This broker's cluster node, NULL when it is not in a cluster. Any thread. */
 struct cluster_node *ops_cluster(struct ops *o);
+/* What every node serves, which this broker's service holds: the HTTP
+ * API's credentials and the cluster view (node.h). */
+struct ops_node *ops_node(struct ops *o);
 
 /* Worker 0 only. */
 const struct metrics_snapshot *ops_snapshot(const struct ops *o);
 struct broker *ops_broker(const struct ops *o);
-
-/* Compares tok with the token of http_token_file in constant time; false
- * without a token file. Any thread. */
-bool ops_token_matches(struct ops *o, const char *tok, size_t len);
-
-/* What http_admin_users and http_readonly_users, as last (re)loaded, grant
- * the user of password_file name[0..len) in the HTTP API; a user in both
- * lists is an admin. Any thread. */
-enum ops_grant { OPS_GRANT_NONE, OPS_GRANT_READ, OPS_GRANT_ADMIN };
-enum ops_grant ops_http_grant(struct ops *o, const char *name, size_t len);
 
 /* Reloads TLS files, the password file and ACL, the HTTP token, the alert
  * thresholds and the HTTP API grants. origin names the trigger in log lines ("SIGHUP", "HTTP").

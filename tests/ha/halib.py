@@ -138,10 +138,12 @@ class BrokerNode:
                  "cluster_node_id %d" % self.id,
                  "cluster_listener %d %s" % (self.cluster_port, self.host),
                  "cluster_role %s" % ("witness" if self.witness else "broker")]
-        if self.port:  # a broker; a witness runs no MQTT or HTTP listener
+        # Every node's HTTP listener (a witness's serves the cluster's part);
+        # a witness runs no MQTT listener.
+        lines[0:0] = ["http_listener %d %s" % (self.http_port, self.host),
+                      "http_token_file %s" % c.token_file]
+        if self.port:
             lines.insert(0, "listener %d %s" % (self.port, self.host))
-            lines[1:1] = ["http_listener %d %s" % (self.http_port, self.host),
-                          "http_token_file %s" % c.token_file]
         for other in c.nodes.values():
             if other is not self and not join:  # a joining node learns the cluster from the leader
                 lines.append("cluster_peer %d %s" % (other.id, c.net.proxy_address(other.id)))

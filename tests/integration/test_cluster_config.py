@@ -40,6 +40,11 @@ def test_witness_and_joining_node_are_valid(tmp_path):
     _, r = check(tmp_path, [data(tmp_path), "cluster_node_id 3", "cluster_listener 17883", "cluster_role witness",
                             "cluster_peer 1 127.0.0.1:17881", "cluster_peer 2 127.0.0.1:17882"])
     assert r.returncode == 0, r.stderr
+    # A witness's HTTP listener: the cluster's part of the API, with the same credentials as a broker's.
+    _, r = check(tmp_path, [data(tmp_path), "cluster_node_id 3", "cluster_listener 17883", "cluster_role witness",
+                            "cluster_peer 1 127.0.0.1:17881", "cluster_peer 2 127.0.0.1:17882",
+                            "http_listener 17890", "http_token_file %s" % (tmp_path / "http.token")])
+    assert r.returncode == 0, r.stderr
     _, r = check(tmp_path, [data(tmp_path), "cluster_node_id 4", "cluster_listener 17884 localhost",
                             "cluster_join true"])
     assert r.returncode == 0, r.stderr
@@ -114,8 +119,8 @@ def test_bad_cluster_lines_name_file_and_line(tmp_path, lines, where, what):
     ({None: "cluster_election_timeout 120"}, 7, "cluster_heartbeat 50 ms is more than a third of "
      "cluster_election_timeout 120 ms"),
     ({None: "cluster_role witness"}, 1, "listener: a witness (cluster_role witness, line 7) has no MQTT listeners"),
-    ({0: "", None: "cluster_role witness\nhttp_listener 17890\nhttp_token_file /tmp/t"}, 8,
-     "http_listener: a witness (cluster_role witness, line 7) runs no HTTP listener"),
+    ({0: "", None: "cluster_role witness\nhttp_listener 17890\nhttp_token_file /tmp/t\nlistener 17891"}, 10,
+     "listener: a witness (cluster_role witness, line 7) has no MQTT listeners"),
     ({0: "listener 17881 0.0.0.0"}, 4, "cluster_listener 127.0.0.1:17881: the port of the MQTT listener on line 1"),
     ({None: "http_listener 17881\nhttp_token_file /tmp/t"}, 4,
      "cluster_listener 127.0.0.1:17881: the port of the http_listener on line 7"),

@@ -323,6 +323,16 @@ static void test_finish_timing(void)
 
 static void test_finish_witness(void)
 {
+	/* The cluster's part of the HTTP API: http_listener and its credentials. */
+	static struct config c;
+	good_file(&c, NODE1 "cluster_role witness\n" PEERS "http_listener 8080 10.0.0.1\nhttp_token_file /tmp/t\n"
+		      "password_file /tmp/p\nhttp_readonly_users prometheus\n");
+	ASSERT_TRUE(c.cluster_witness);
+	ASSERT_EQ(c.http_port, 8080);
+	ASSERT_STRN(c.http_address, strlen(c.http_address), "10.0.0.1");
+	/* ... but still no MQTT listener, bridge or device beside it. */
+	bad_file(NODE1 "cluster_role witness\n" PEERS "http_listener 8080\nhttp_token_file /tmp/t\nlistener 1883\n", 8,
+		 "listener: a witness (cluster_role witness, line 3) has no MQTT listeners");
 	bad_file(NODE1 "cluster_role witness\n" PEERS "listener 1883\n", 6,
 		 "listener: a witness (cluster_role witness, line 3) has no MQTT listeners");
 	bad_file(NODE1 "cluster_role witness\n" PEERS "connection cloud\naddress h\ntopic a/#\n", 6,
@@ -342,10 +352,9 @@ static void test_finish_ports(void)
 		 "cluster_listener 127.0.0.1:1883: the port of the default MQTT listener (1883 127.0.0.1)");
 	bad_file("http_listener 7881\nhttp_token_file /tmp/t\ncluster_node_id 1\ncluster_listener 7881\n" PEERS, 4,
 		 "cluster_listener 127.0.0.1:7881: the port of the http_listener on line 1");
-	/* A witness runs no HTTP listener: refused before its port is compared. */
-	bad_file("cluster_role witness\nhttp_listener 7881 0.0.0.0\nhttp_token_file /tmp/t\n" NODE1 PEERS, 2,
-		 "http_listener: a witness (cluster_role witness, line 1) runs no HTTP listener (ask a broker "
-		 "node's /api/cluster)");
+	/* A witness's HTTP listener cannot share the cluster port either. */
+	bad_file("cluster_role witness\nhttp_listener 7881 0.0.0.0\nhttp_token_file /tmp/t\n" NODE1 PEERS, 5,
+		 "cluster_listener 10.0.0.1:7881: the port of the http_listener on line 2");
 }
 
 static void test_help(void)

@@ -3,6 +3,7 @@
 #include "ops/alerts.h"
 #include "ops/cluster_watch.h"
 #include "ops/metrics.h"
+#include "ops/node.h"
 #include "ops/rates.h"
 #include "ops/token.h"
 #include <math.h>
@@ -554,6 +555,68 @@ static void test_prometheus_cluster(void)
 	buf_free(&out);
 }
 
+/* A witness's /metrics: the cluster's families as a broker shows them, its
+ * role, never ready, and nothing of a broker (it runs none). */
+static void test_prometheus_witness(void)
+{
+	struct cluster_status st = { .node_id = 3, .role = CLUSTER_ROLE_WITNESS, .state = CLUSTER_FOLLOWER,
+				     .term = 4, .leader_id = 1, .commit_index = 50, .applied_index = 50,
+				     .last_index = 50, .n_peers = 2 };
+	st.peers[0] = (struct cluster_peer_status){ .id = 1, .voter = true };
+	st.peers[1] = (struct cluster_peer_status){ .id = 2, .voter = true };
+	struct buf out = { 0 };
+	ASSERT_EQ(metrics_node_prometheus(&st, 0, false, &out), 0);
+	buf_append(&out, "", 1);
+	const char *t = (const char *)out.p;
+	ASSERT_TRUE(strstr(t, "ferromq_cluster_role{role=\"witness\"} 1\n") != NULL);
+	ASSERT_TRUE(strstr(t, "ferromq_cluster_role{role=\"broker\"} 0\n") != NULL);
+	ASSERT_TRUE(strstr(t, "ferromq_cluster_state{state=\"follower\"} 1\n") != NULL);
+	ASSERT_TRUE(strstr(t, "ferromq_cluster_leader_id 1\n") != NULL);
+	ASSERT_TRUE(strstr(t, "ferromq_cluster_term 4\n") != NULL);
+	ASSERT_TRUE(strstr(t, "ferromq_cluster_commit_index 50\n") != NULL);
+	ASSERT_TRUE(strstr(t, "ferromq_cluster_node_id 3\n") != NULL);
+	ASSERT_TRUE(strstr(t, "ferromq_cluster_no_leader_seconds 0.000\n") != NULL);
+	ASSERT_TRUE(strstr(t, "ferromq_ready 0\n") != NULL);
+	ASSERT_TRUE(strstr(t, "ferromq_build_info{version=") != NULL);
+	/* not the leader: no peer's lag is known here */
+	ASSERT_TRUE(strstr(t, "ferromq_cluster_peer_lag{") == NULL);
+	ASSERT_TRUE(strstr(t, "ferromq_messages_received_total") == NULL);
+	ASSERT_TRUE(strstr(t, "ferromq_alert_") == NULL);
+	buf_free(&out);
+	/* Before the first sample: ready and build only. */
+	ASSERT_EQ(metrics_node_prometheus(NULL, 0, false, &out), 0);
+	buf_append(&out, "", 1);
+	ASSERT_TRUE(strstr((const char *)out.p, "cluster") == NULL);
+	ASSERT_TRUE(strstr((const char *)out.p, "ferromq_ready 0\n") != NULL);
+	buf_free(&out);
+}
+
+/* /readyz's reasons: a witness never serves and names the leader; a
+ * broker follower names it too; a leader that applies says so. */
+static void not_ready_is(const char *got, const char *want)
+{
+	ASSERT_STRN(got, strlen(got), want);
+}
+
+static void test_cluster_not_ready(void)
+{
+	char buf[128 + CLUSTER_ADDRESS_MAX];
+	struct cluster_status st = { .role = CLUSTER_ROLE_WITNESS, .state = CLUSTER_FOLLOWER, .term = 3 };
+	not_ready_is(ops_node_cluster_not_ready(&st, 1, "10.0.0.1:7000", buf, sizeof buf),
+		   "witness, follower: a witness never serves MQTT clients; the leader is node 1 at 10.0.0.1:7000");
+	not_ready_is(ops_node_cluster_not_ready(&st, 0, "", buf, sizeof buf),
+		   "witness, follower: a witness never serves MQTT clients; no leader known (term 3)");
+	st.state = CLUSTER_LEADER;
+	not_ready_is(ops_node_cluster_not_ready(&st, 3, "10.0.0.3:7000", buf, sizeof buf),
+		   "witness, leader: a witness never serves MQTT clients; it hands leadership to a broker (term 3)");
+	st.role = CLUSTER_ROLE_BROKER;
+	not_ready_is(ops_node_cluster_not_ready(&st, 2, "10.0.0.2:7000", buf, sizeof buf),
+		   "leader: applying the log committed before it serves (term 3)");
+	st.state = CLUSTER_CANDIDATE;
+	not_ready_is(ops_node_cluster_not_ready(&st, 2, "10.0.0.2:7000", buf, sizeof buf),
+		   "candidate: the leader is node 2 at 10.0.0.2:7000");
+}
+
 int main(void)
 {
 	RUN(test_rate_now_and_ewma);
@@ -571,6 +634,8 @@ int main(void)
 	RUN(test_cluster_no_leader);
 	RUN(test_cluster_peer_lag);
 	RUN(test_prometheus_cluster);
+	RUN(test_prometheus_witness);
+	RUN(test_cluster_not_ready);
 	RUN(test_cluster_watch);
 	RUN(test_history_wraps);
 	RUN(test_prometheus_families);
