@@ -7,7 +7,8 @@
 #   make test-durability   the kill -9 harness with 100 cycles
 #   make test-failover     FAILOVER_CYCLES (default 50) kill -9 cycles of a 3-node cluster's leader
 #                 under QoS 1/2 load: fail-over times, nothing acknowledged lost
-#   make test-partition    partitions of a 3-node cluster through a fault proxy (no root needed)
+#   make test-partition    partitions of a 3-node cluster through a fault proxy, then real ones
+#                 with network namespaces (those need root: skipped without)
 #   make install  binaries, man pages, configuration and systemd unit under PREFIX (default
 #                 /usr/local), staged under DESTDIR if set
 #   make deb      the Debian package, in build-deb/
@@ -17,7 +18,7 @@
 DEB_PACKAGES := build-essential cmake pkg-config clang libclang-rt-14-dev liblz4-dev libuv1-dev libsqlite3-dev \
 	python3 python3-pytest python3-paho-mqtt mosquitto mosquitto-clients node-mqtt nodejs \
 	libssl-dev openssl libwslay-dev chromium libmodbus-dev \
-	libsystemd-dev systemd debhelper dpkg-dev help2man mmdebstrap strace \
+	libsystemd-dev systemd debhelper dpkg-dev help2man mmdebstrap strace iproute2 \
 	protobuf-c-compiler libprotobuf-c-dev protobuf-compiler python3-protobuf
 JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 300
@@ -71,7 +72,8 @@ test-failover: test-build
 
 test-partition: test-build
 	FERROMQ_BIN=$(CURDIR)/build-test/ferromq FM_CLUSTER_NODE=$(CURDIR)/build-test/fm-cluster-node PYTHONDONTWRITEBYTECODE=1 \
-		/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/ha/test_partition.py tests/ha/test_faultproxy.py
+		/usr/bin/python3 -m pytest -q -rs -p no:cacheprovider tests/ha/test_partition.py tests/ha/test_faultproxy.py \
+		tests/ha/test_partition_netns.py
 
 fuzz: test-build
 	cd build-test && FUZZ_SECONDS=$(FUZZ_SECONDS) ctest --output-on-failure -R '^fuzz\.'

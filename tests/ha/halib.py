@@ -16,8 +16,11 @@ pool, data directory and log in the test's directory:
   partition logic on the raft module alone.
 
 Both put a FaultNet (faultproxy.py) between the nodes: every node is told
-its peers' proxy ports, so a test can cut and heal links. Only processes
-started here are signalled, by PID.
+its peers' proxy ports, so a test can cut and heal links. A BrokerCluster
+can run on a network of namespaces instead (net=NamespaceNet(...), as root:
+netns.py), each node in its own at its own address and the test's clients in
+another, where a cut takes a node's link down. Only processes started here
+are signalled, by PID.
 """
 import json
 import os
@@ -39,6 +42,7 @@ for _d in (HERE, os.path.join(TESTS, "harness"), os.path.join(TESTS, "integratio
 
 import clusterlib  # noqa: E402
 import mqttraw  # noqa: E402
+import netns  # noqa: E402
 from faultproxy import FaultNet  # noqa: E402
 from fm_harness import SANITIZER_MARKS, free_port  # noqa: E402
 
@@ -119,7 +123,7 @@ class BrokerNode:
         os.makedirs(self.data, exist_ok=True)
         self.conf = os.path.join(self.dir, "ferromq.conf")
         self.log = os.path.join(self.dir, "broker.log")
-        self.host = "127.0.0.%d" % nid
+        self.host = cluster.net.node_host(nid)
         self.port = None if witness else cluster.mqtt_port
         self.http_port = cluster.http_port
         self.cluster_port = free_port()
@@ -146,7 +150,7 @@ class BrokerNode:
             lines.insert(0, "listener %d %s" % (self.port, self.host))
         for other in c.nodes.values():
             if other is not self and not join:  # a joining node learns the cluster from the leader
-                lines.append("cluster_peer %d %s" % (other.id, c.net.proxy_address(other.id)))
+                lines.append("cluster_peer %d %s" % (other.id, c.net.peer_address(other.id)))
         if c.election_timeout_ms:
             lines.append("cluster_election_timeout %d" % c.election_timeout_ms)
         if c.heartbeat_ms:
@@ -166,8 +170,8 @@ class BrokerNode:
             # stalled link or a SIGSTOP) are suppressed as for the raft
             # module's tests: libraft frames only (tests/cluster/lsan.supp).
             env = dict(os.environ, LSAN_OPTIONS="suppressions=%s:print_suppressions=0" % clusterlib.LSAN_SUPP)
-            self.proc = subprocess.Popen([broker_bin(), "-c", self.conf], stdout=log,
-                                         stderr=subprocess.STDOUT, cwd=self.dir, env=env)
+            argv = self.cluster.net.command(self.id, [broker_bin(), "-c", self.conf])
+            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=self.dir, env=env)
         self.stopped = False
         self.started_at = time.monotonic()
         return self
@@ -227,16 +231,82 @@ class BrokerNode:
             return None
 
 
+class ProxyNet(FaultNet):
+    """A BrokerCluster's network through the fault proxy, on loopback: node
+    N at 127.0.0.N, its peers told the proxy's ports."""
+
+    def node_host(self, nid):
+        return "127.0.0.%d" % nid
+
+    def attach(self, node):
+        self.add_node(node.id, node.cluster_port, free_port(), node.host)
+
+    def peer_address(self, nid):
+        return self.proxy_address(nid)
+
+    def command(self, nid, argv):
+        return argv
+
+    def where(self, nid):
+        return "proxy %s" % self.proxy_address(nid)
+
+
+class NamespaceNet:
+    """A BrokerCluster's network of namespaces (netns.TestNet, made here:
+    needs root): node N in namespace "nN" at its address, the test's clients
+    in "clients"; peers are told each other's cluster listeners, reachable
+    only through the bridge. isolate(N) takes node N's link down, heal()
+    restores every link. The test enters the clients' namespace for what it
+    does as a client (clients()), a node's to act beside it (inside(N))."""
+
+    def __init__(self, n):
+        self.testnet = netns.TestNet(["n%d" % i for i in range(1, n + 1)] + ["clients"])
+        self.nodes = {}
+
+    def node_host(self, nid):
+        return self.testnet.address("n%d" % nid)
+
+    def attach(self, node):
+        self.nodes[node.id] = node
+
+    def peer_address(self, nid):
+        node = self.nodes[nid]
+        return "%s:%d" % (node.host, node.cluster_port)
+
+    def command(self, nid, argv):
+        return self.testnet.command("n%d" % nid, argv)
+
+    def where(self, nid):
+        member = "n%d" % nid
+        return "netns %s%s" % (self.testnet.ns(member), ", link cut" if member in self.testnet.cut_members else "")
+
+    def isolate(self, nid):
+        self.testnet.cut("n%d" % nid)
+
+    def heal(self):
+        self.testnet.heal()
+
+    def clients(self):
+        return self.testnet.entering("clients")
+
+    def inside(self, nid):
+        return self.testnet.entering("n%d" % nid)
+
+    def close(self):
+        self.testnet.close()
+
+
 class BrokerCluster:
-    """n nodes (witness_ids among them are witnesses), not started."""
+    """n nodes (witness_ids among them are witnesses), not started; on
+    net (ProxyNet(HOST) when None, or a NamespaceNet for n nodes)."""
 
     def __init__(self, root, n=3, witness_ids=(), election_timeout_ms=None, heartbeat_ms=None,
-                 extra_lines=()):
+                 extra_lines=(), net=None):
         self.root = str(root)
         self.election_timeout_ms = election_timeout_ms
         self.heartbeat_ms = heartbeat_ms
         self.extra_lines = list(extra_lines)
-        self.net = FaultNet(HOST)
+        self.net = net if net is not None else ProxyNet(HOST)
         self.mqtt_port = free_port()
         self.http_port = free_port()
         os.makedirs(self.root, exist_ok=True)
@@ -249,7 +319,7 @@ class BrokerCluster:
         for i in range(1, n + 1):
             node = BrokerNode(self, i, witness=i in witness_ids)
             self.nodes[i] = node
-            self.net.add_node(i, node.cluster_port, free_port(), node.host)
+            self.net.attach(node)
 
     def start(self):
         for node in self.nodes.values():
@@ -331,13 +401,13 @@ class BrokerCluster:
         out = []
         for n in self.nodes.values():
             state = "running" if n.alive() else "exited %s" % (n.proc.returncode if n.proc else "-")
-            out.append("==== node %d (%s%s, mqtt %s, cluster %s:%d, proxy %s) %s\n%s" % (
+            out.append("==== node %d (%s%s, mqtt %s, cluster %s:%d, %s) %s\n%s" % (
                 n.id, "witness" if n.witness else "broker", ", SIGSTOPped" if n.stopped else "",
-                n.address, n.host, n.cluster_port, self.net.proxy_address(n.id), state, log_tail(n.log)))
+                n.address, n.host, n.cluster_port, self.net.where(n.id), state, log_tail(n.log)))
         return "\n".join(out)
 
     def shutdown(self):
-        """Stops every node (SIGTERM) and the proxy; returns a list of
+        """Stops every node (SIGTERM) and its network; returns a list of
         problems: a node that did not exit 0, a sanitizer report."""
         problems = []
         for n in self.nodes.values():
