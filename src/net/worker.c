@@ -314,6 +314,9 @@ static void on_timer(uv_timer_t *h)
 static void *worker_main(void *arg)
 {
 	struct nworker *w = arg;
+	char name[16];
+	snprintf(name, sizeof name, "fm-net-%d", w->id);
+	pthread_setname_np(pthread_self(), name);
 	uv_run(&w->loop, UV_RUN_DEFAULT);
 	return NULL;
 }

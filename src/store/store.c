@@ -385,6 +385,7 @@ static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int pages)
 static void *checkpoint_main(void *arg)
 {
 	struct store *st = arg;
+	pthread_setname_np(pthread_self(), "fm-checkpoint");
 	bool ckpt_failing = false;
 	pthread_mutex_lock(&st->ckpt_lock);
 	while (!st->ckpt_stop) {

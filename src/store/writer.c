@@ -657,6 +657,7 @@ static void on_apply(uv_timer_t *h)
 static void *writer_main(void *arg)
 {
 	struct store *st = arg;
+	pthread_setname_np(pthread_self(), "fm-store");
 	uv_run(&st->loop, UV_RUN_DEFAULT);
 	return NULL;
 }
