@@ -185,6 +185,13 @@ static void on_apply(void *owner, uint64_t index, const void *bytes, size_t len)
 				 "again from its log when started", st->path, (unsigned long long)index, fm_strerror(rc));
 			abort();
 		}
+	} else if (!st->cl.node || !cluster_is_leader(st->cl.node)) {
+		/* A leader applies after its groups' acknowledgements went out
+		 * (store__group_done); a follower, or a node loading its log at
+		 * start (no node yet), has no groups. Left to the next snapshot,
+		 * tens of MB were applied at once, stalling the loop (and the
+		 * follower's acknowledgements) for over 100 ms. */
+		store__pend_added(st);
 	}
 }
 
@@ -262,12 +269,22 @@ static void on_done(void *owner, void *token, uint64_t index, int err)
  * a restart took 29 s). */
 #define SNAPSHOT_MAX_ENTRIES 8192
 
+/* How old the database's size may be when a snapshot is decided: libraft
+ * asks after every event once its own threshold is passed (thousands of
+ * times a second under load), and the size takes four stat calls. */
+#define DISK_BYTES_PERIOD_MS 100
+
 static int on_snapshot(void *owner, uint64_t index, struct cluster_chunk *chunks)
 {
 	struct store *st = owner;
-	uint64_t half = store_disk_bytes(st) / 2;
-	if (st->cl.since_snapshot < half ||
-	    (st->cl.since_snapshot < st->cl.snapshot_min && st->cl.entries_since_snapshot < SNAPSHOT_MAX_ENTRIES))
+	if (st->cl.since_snapshot < st->cl.snapshot_min && st->cl.entries_since_snapshot < SNAPSHOT_MAX_ENTRIES)
+		return CLUSTER_EBUSY;
+	uint64_t now = uv_now(&st->loop);
+	if (!st->cl.disk_bytes_at || now - st->cl.disk_bytes_at >= DISK_BYTES_PERIOD_MS) {
+		st->cl.disk_bytes = store_disk_bytes(st);
+		st->cl.disk_bytes_at = now ? now : 1;
+	}
+	if (st->cl.since_snapshot < st->cl.disk_bytes / 2)
 		return CLUSTER_EBUSY;
 	if (!store__db_take(st, false))
 		return CLUSTER_EBUSY; /* the broker is reading it */

@@ -100,6 +100,7 @@ struct store {
 		uint64_t since_snapshot;   /* bytes of entries applied since it */
 		uint64_t snapshot_min;     /* since_snapshot before the next one, at least */
 		uint64_t entries_since_snapshot;
+		uint64_t disk_bytes, disk_bytes_at; /* the database's size, read at loop time disk_bytes_at */
 		bool stopped;
 	} cl;
 	atomic_bool attached; /* a broker is on the port's other side */
@@ -158,6 +159,10 @@ void store__process(struct store *st);
 void store__group_done(struct store *st, struct group *g);
 /* Keeps a journalled batch (taking bytes) until store__apply_pending. 0 or -FM_ENOMEM. */
 int store__pend_add(struct store *st, uint64_t index, struct buf *bytes);
+/* Batches were added outside a group (a cluster follower's committed
+ * entries): applied once enough waits or it has waited long enough, as a
+ * group's are, not all at the next snapshot. */
+void store__pend_added(struct store *st);
 /* Applies every journalled batch that waits, together; a failure keeps them
  * (logged once) for the next try. 0 or a negative fm_err. */
 int store__apply_pending(struct store *st);

@@ -213,6 +213,16 @@ static void bound_wal(struct store *st)
 	st->wal_bound_failing = failed;
 }
 
+static void on_apply(uv_timer_t *h);
+
+/* Wakes the loop when what waits is due to be applied. */
+static void arm_apply(struct store *st)
+{
+	uint64_t due = st->apply_failing ? st->apply_retry_ms : st->pend_since_ms + APPLY_MS;
+	uint64_t now = clock_mono_ms();
+	uv_timer_start(&st->apply_timer, on_apply, due > now ? due - now : 0, 0);
+}
+
 /* Applies what waits, if it is time (or `now`: reads need it). */
 static void apply_if_due(struct store *st, bool now)
 {
@@ -406,7 +416,6 @@ static void groups_done(struct store *st, struct group *last)
 
 static void on_retry(uv_timer_t *h);
 static void cluster_stopped(void *arg);
-static void on_apply(uv_timer_t *h);
 
 /* The sync covering every group up to st->sync_last is over (res: 0 or a
  * negative libuv error): those groups are handed back. */
@@ -621,11 +630,15 @@ void store__process(struct store *st)
 		return;
 	}
 	/* Batches wait to be applied: wake for them. */
-	if (st->n_pend) {
-		uint64_t due = st->apply_failing ? st->apply_retry_ms : st->pend_since_ms + APPLY_MS;
-		uint64_t now = clock_mono_ms();
-		uv_timer_start(&st->apply_timer, on_apply, due > now ? due - now : 0, 0);
-	}
+	if (st->n_pend)
+		arm_apply(st);
+}
+
+void store__pend_added(struct store *st)
+{
+	apply_if_due(st, false);
+	if (st->n_pend && !uv_is_active((uv_handle_t *)&st->apply_timer))
+		arm_apply(st);
 }
 
 static void cluster_stopped(void *arg)
