@@ -37,6 +37,7 @@ struct cluster_node {
 	raft_uv_accept_cb accept_cb;
 
 	uv_async_t wake;  /* proposals queued by other threads */
+	bool proposal_failing; /* the last entry that came back failed (logged once) */
 	uv_check_t watch; /* after each loop iteration: state, leader, status */
 
 	pthread_mutex_t lock; /* queue, status */

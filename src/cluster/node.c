@@ -221,6 +221,12 @@ static void proposal_applied(struct raft_apply *req, int status, void *result)
 	struct cluster_proposal *p = req->data;
 	struct cluster_node *n = p->node;
 	int err = status == 0 ? 0 : status == RAFT_SHUTDOWN ? CLUSTER_ESHUTDOWN : CLUSTER_EUNKNOWN;
+	/* Why an entry failed, once per run of failures (a lost leadership
+	 * fails every entry in flight). */
+	if (status && status != RAFT_SHUTDOWN && !n->proposal_failing)
+		log_warn("cluster: entry %llu was not committed: %s (%s)", (unsigned long long)req->index,
+			 raft_strerror(status), raft_errmsg(&n->raft));
+	n->proposal_failing = status != 0;
 	if (n->cb.done)
 		n->cb.done(n->cb.owner, p->token, req->index, err);
 	free(p);

@@ -100,6 +100,7 @@ struct store {
 		uint64_t since_snapshot;   /* bytes of entries applied since it */
 		uint64_t snapshot_min;     /* since_snapshot before the next one, at least */
 		uint64_t entries_since_snapshot;
+		uint64_t node_id;          /* staggers its snapshot thresholds */
 		uint64_t disk_bytes, disk_bytes_at; /* the database's size, read at loop time disk_bytes_at */
 		bool stopped;
 	} cl;
@@ -168,6 +169,11 @@ void store__pend_added(struct store *st);
 int store__apply_pending(struct store *st);
 
 /* The cluster (replica.c). */
+/* A snapshot threshold (bytes or entries of log since the last one) as
+ * node node_id applies it: (2 + node_id % 3) / 2 times, so that the nodes
+ * of a cluster, applying the same entries, do not copy their databases at
+ * the same time. Pure. */
+uint64_t store__snapshot_threshold(uint64_t threshold, uint64_t node_id);
 /* Refuses a database that follows the other kind of log (a raft log or the
  * local journal), marking an empty one as following raft. 0, or -1 with err. */
 int store__check_log_kind(struct store *st, bool raft, char *err, size_t errlen);
