@@ -126,6 +126,15 @@ static void on_barrier(void *arg, int err)
 	set_serving(st, true, cs.node_id, "");
 }
 
+/* The leader serves once a barrier shows every committed entry applied
+ * (on_barrier). */
+static void serve_after_barrier(struct store *st)
+{
+	int rc = cluster_barrier(st->cl.node, on_barrier, st);
+	if (rc && rc != CLUSTER_EBUSY)
+		log_warn("store %s: cannot start serving: %s", st->path, cluster_strerror(rc));
+}
+
 /* A transaction the serving broker applied in memory did not commit (the
  * leadership was lost, or is being handed over): its memory no longer
  * matches the replicated state, e.g. a delivery's PUBREC taken that the
@@ -142,20 +151,15 @@ static void diverged(struct store *st)
 	if (atomic_load(&st->attached))
 		st->port.out_of_step(st->port.owner);
 	set_serving(st, false, 0, "");
-	if (cluster_is_leader(st->cl.node)) {
-		int rc = cluster_barrier(st->cl.node, on_barrier, st);
-		if (rc && rc != CLUSTER_EBUSY)
-			log_warn("store %s: cannot serve again: %s", st->path, cluster_strerror(rc));
-	}
+	if (cluster_is_leader(st->cl.node))
+		serve_after_barrier(st);
 }
 
 static void on_role(void *owner, enum cluster_state state, uint64_t leader_id, const char *leader_address)
 {
 	struct store *st = owner;
 	if (state == CLUSTER_LEADER) {
-		int rc = cluster_barrier(st->cl.node, on_barrier, st);
-		if (rc && rc != CLUSTER_EBUSY)
-			log_warn("store %s: cannot start serving: %s", st->path, cluster_strerror(rc));
+		serve_after_barrier(st);
 		return;
 	}
 	set_serving(st, false, leader_id, leader_address);
