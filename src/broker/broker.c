@@ -125,6 +125,13 @@ void broker_client_init(struct broker *b, struct client *c, int worker, const st
 	w->clients = c;
 }
 
+static void end_session(struct client *c);
+
+/* A valid DISCONNECT detaches the session at once, not when the connection
+ * closes: the peer may hold it open for the linger (up to LINGER_MS), and
+ * whatever is published meanwhile must go to the offline queue (or be
+ * dropped, for a session that ends) as after the close, not in flight to a
+ * connection that is going away. The close then finds no session. */
 static struct handled handle_disconnect(struct client *c, const struct mqtt_reason *m)
 {
 	struct session *s = c->session;
@@ -145,6 +152,7 @@ static struct handled handle_disconnect(struct client *c, const struct mqtt_reas
 	log_client(LVL_INFO, WHO(c, m->rc), "client %s disconnected (0x%02x) from %s, identity %s", s->client_id, m->rc,
 		   CLIENT_ADDR(c), OR_DASH(c->identity));
 	c->state = CLIENT_CLOSING;
+	end_session(c);
 	c->b->ports.close(c);
 	return HANDLED_CLOSED;
 }
@@ -296,11 +304,55 @@ static void detach(struct client *c, struct session *s, struct msg **will_now, c
 		broker__persist_session(w, s);
 }
 
-void broker_on_close(struct client *c)
+/* Ends c's hold on its session (c->session set): at a valid DISCONNECT, or
+ * when a connection that sent none closes. When c is still the session's
+ * connection (not taken over, not deleted), detaches it: the will per
+ * c->will_on_close, the expiry deadline, the offline queue; a session that
+ * ends with its connection ends. Drops c's reference and leaves c->session
+ * NULL: the close that follows a DISCONNECT detaches nothing again (one
+ * will, one count). Records go to the worker's transaction. */
+static void end_session(struct client *c)
 {
 	struct broker *b = c->b;
 	struct bworker *w = &b->workers[c->worker];
 	struct session *s = c->session;
+	struct msg *will_now = NULL;
+	char *will_user = NULL;
+	bool end_now = false, ours = false;
+	struct qring shared = { 0 };
+	/* Read once: shutdown may begin while this runs. */
+	bool stopping = atomic_load(&b->shutting_down);
+	if (stopping && !b->cfg.will_on_shutdown)
+		c->will_on_close = false;
+	pthread_mutex_lock(&b->reg_lock);
+	pthread_mutex_lock(&s->lock);
+	if (s->client == c) {
+		ours = true;
+		detach(c, s, &will_now, &will_user, &end_now, &shared);
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (ours && end_now && !stopping)
+		broker__registry_remove(b, s);
+	else if (ours && (s->will_at || s->expires_at))
+		broker__session_timed_add(b, s);
+	pthread_mutex_unlock(&b->reg_lock);
+	if (ours)
+		atomic_fetch_sub(&b->stats.clients_connected, 1);
+	for (uint32_t i = 0; i < shared.count; i++)
+		broker__route_reshare(w, s, qring_at(&shared, i), 1);
+	free(shared.e);
+	broker__session_will_publish(w, s->client_id, will_user, will_now);
+	if (ours && end_now && !stopping)
+		broker__session_end(w, s); /* consumes the registry's reference */
+	session_unref(s);
+	c->session = NULL;
+	broker__persist_commit(w, NULL, NULL, 0, 0, false);
+}
+
+void broker_on_close(struct client *c)
+{
+	struct broker *b = c->b;
+	struct bworker *w = &b->workers[c->worker];
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -308,42 +360,10 @@ void broker_on_close(struct client *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	c->prev = c->next = NULL;
-	if (s) {
-		struct msg *will_now = NULL;
-		char *will_user = NULL;
-		bool end_now = false, ours = false;
-		struct qring shared = { 0 };
-		if (c->state != CLIENT_CLOSING || c->will_on_close) {
-			/* Closed without DISCONNECT [MQTT-3.1.2-8]. */
-			c->will_on_close = true;
-		}
-		/* Read once: shutdown may begin while this runs. */
-		bool stopping = atomic_load(&b->shutting_down);
-		if (stopping && !b->cfg.will_on_shutdown)
-			c->will_on_close = false;
-		pthread_mutex_lock(&b->reg_lock);
-		pthread_mutex_lock(&s->lock);
-		if (s->client == c) {
-			ours = true;
-			detach(c, s, &will_now, &will_user, &end_now, &shared);
-		}
-		pthread_mutex_unlock(&s->lock);
-		if (ours && end_now && !stopping)
-			broker__registry_remove(b, s);
-		else if (ours && (s->will_at || s->expires_at))
-			broker__session_timed_add(b, s);
-		pthread_mutex_unlock(&b->reg_lock);
-		if (ours)
-			atomic_fetch_sub(&b->stats.clients_connected, 1);
-		for (uint32_t i = 0; i < shared.count; i++)
-			broker__route_reshare(w, s, qring_at(&shared, i), 1);
-		free(shared.e);
-		broker__session_will_publish(w, s->client_id, will_user, will_now);
-		if (ours && end_now && !stopping)
-			broker__session_end(w, s); /* consumes the registry's reference */
-		session_unref(s);
-		c->session = NULL;
-		broker__persist_commit(w, NULL, NULL, 0, 0, false);
+	if (c->session) {
+		if (c->state != CLIENT_CLOSING)
+			c->will_on_close = true; /* closed without DISCONNECT [MQTT-3.1.2-8] */
+		end_session(c);
 		/* Close callbacks run after the loop's end-of-turn flush: wake it so
 		 * these records reach the store now, not at the next tick. (A
 		 * session deleted on another worker meanwhile must not come back

@@ -8,13 +8,15 @@
  *   2 sub     slot, filter, options
  *   3 pub     slot, topic, qos|retain, packet id, payload length|v5 alias|expiry
  *   4 ack     slot, type, packet id
- *   5 drop    slot: the peer goes away (a new connection takes the slot)
+ *   5 drop    slot: the peer goes away (a new connection takes the slot);
+ *             with bit 3 instead, the slot's peer keeps its side open after
+ *             the broker's goodbye (lingers) until it is dropped
  *   6 tick    seconds: keep-alive, expiry and delayed wills
  *   7 store   how commits end from now on: ok, I/O error, full
  * After every command each client's output must decode as whole packets of
- * its protocol, the connected-clients gauge must match the connections,
- * and at the end every connection reference must be back; ASan, UBSan and
- * LSan watch the rest.
+ * its protocol, the connected-clients gauge must match the connections
+ * that hold their session, and at the end every connection reference
+ * must be back; ASan, UBSan and LSan watch the rest.
  */
 #include "broker_harness.h"
 #include "base/err.h"
@@ -71,7 +73,11 @@ static void check_turn(struct harness *h, struct fake_conn *const *slot)
 	for (uint32_t i = 0; i < h->n_conns; i++) {
 		struct fake_conn *fc = h->conns[i];
 		drain(fc);
-		connected += !fc->gone && fc->client.state == CLIENT_CONNECTED;
+		/* Counted: the connections their session is attached to. One
+		 * closing after its DISCONNECT holds none; one the broker closes
+		 * itself keeps it until the close (a lingering peer). */
+		struct session *ss = fc->gone ? NULL : fc->client.session;
+		connected += ss && ss->client == &fc->client;
 	}
 	(void)slot;
 	CHECK(atomic_load(&h->b->stats.clients_connected) == connected);
@@ -165,7 +171,9 @@ static void step(struct harness *h, struct fake_conn **slot, struct script *s)
 		break;
 	}
 	case 5:
-		if (slot[k] && !slot[k]->gone)
+		if (cmd & 8)
+			slot_conn(h, slot, k)->linger = true;
+		else if (slot[k] && !slot[k]->gone)
 			harness_drop(h, slot[k]);
 		break;
 	case 6: harness_tick(h, clock_mono_ms() + (uint64_t)take(s) * 1000); break;

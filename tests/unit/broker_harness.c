@@ -227,7 +227,7 @@ void harness_turn(struct harness *h)
 		}
 		for (uint32_t i = 0; i < h->n_conns; i++) {
 			struct fake_conn *fc = h->conns[i];
-			if (fc->close_requested && !fc->gone) {
+			if (fc->close_requested && !fc->gone && !fc->linger) {
 				conn_end(fc);
 				progress = true;
 			} else if (!fc->gone && fc->client.output_full &&

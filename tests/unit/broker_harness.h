@@ -37,6 +37,9 @@ struct fake_conn {
 	bool close_requested; /* ports.close or ports.abort was called */
 	bool aborted;         /* ports.abort: closed with its unread output dropped */
 	bool gone;            /* broker_on_close has run */
+	/* The peer keeps its side open after the broker's goodbye (net/conn.c
+	 * lingers then): the close waits for harness_drop. */
+	bool linger;
 };
 
 /* Store records the broker submitted, counted by type (ST_*). */

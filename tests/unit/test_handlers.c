@@ -539,6 +539,53 @@ static void test_takeover_and_resume(void)
 	done(h);
 }
 
+/* A valid DISCONNECT detaches the session at once, while the peer may still
+ * hold the connection open (net/conn.c lingers until it closes): its will
+ * goes (v5 0x04), a message published meanwhile is queued for the offline
+ * session instead of going to the closing connection; the close that
+ * follows detaches nothing again (no second will, no second count). */
+static void test_disconnect_detaches_at_once(void)
+{
+	struct harness *h = mk(durable_lines, HARNESS_STORE_AUTO);
+	struct fake_conn *watch = connect_ok(h, 1, &(struct harness_connect_opts){ .version = MQTT_V311, .id = "watch",
+										     .clean = true }, NULL);
+	subscribe_ok(h, watch, "status/#", 1);
+	struct harness_connect_opts o = { .version = MQTT_V5, .id = "hmi", .clean = false, .session_expiry = 600,
+					  .will_topic = "status/hmi", .will_payload = "gone", .will_qos = 1 };
+	struct fake_conn *hmi = connect_ok(h, 0, &o, NULL);
+	subscribe_ok(h, hmi, "alarm/#", 1);
+	struct fake_conn *pub = connect_ok(h, 1, &(struct harness_connect_opts){ .version = MQTT_V311, .id = "plc",
+										   .clean = true }, NULL);
+	ASSERT_EQ(atomic_load(&h->b->stats.clients_connected), 3);
+
+	hmi->linger = true;
+	struct buf b = { 0 };
+	harness_enc_disconnect(&b, MQTT_V5, MQTT_RC_DISCONNECT_WITH_WILL);
+	ASSERT_EQ(send_buf(h, hmi, &b), -1);
+	buf_free(&b);
+	ASSERT_TRUE(hmi->close_requested && !hmi->gone);
+	ASSERT_EQ(atomic_load(&h->b->stats.clients_connected), 2);
+	send_ack(h, watch, MQTT_PUBACK, expect_publish(watch, "status/hmi", "gone", 1));
+	publish(h, pub, "alarm/1", "high", 1, 1);
+	expect_ack(pub, MQTT_PUBACK, 1, 0);
+	ASSERT_EQ(harness_unread(hmi), 0);
+
+	harness_drop(h, hmi);
+	ASSERT_TRUE(hmi->gone);
+	ASSERT_EQ(atomic_load(&h->b->stats.clients_connected), 2);
+	ASSERT_EQ(harness_unread(watch), 0);
+	bool present = false;
+	struct fake_conn *back = connect_ok(h, 0, &o, &present);
+	ASSERT_TRUE(present);
+	struct mqtt_packet pk;
+	if (expect(back, MQTT_PUBLISH, &pk)) {
+		ASSERT_STRN(pk.u.publish.payload.p, pk.u.publish.payload.len, "high");
+		ASSERT_FALSE(pk.u.publish.dup); /* from the queue, not sent before */
+		send_ack(h, back, MQTT_PUBACK, pk.u.publish.pid);
+	}
+	done(h);
+}
+
 /* SIGTERM: v5 clients get DISCONNECT 0x8B; wills stay unpublished. */
 static void test_shutdown(void)
 {
@@ -905,6 +952,7 @@ int main(void)
 	RUN(test_qos2_store_failure);
 	RUN(test_will);
 	RUN(test_takeover_and_resume);
+	RUN(test_disconnect_detaches_at_once);
 	RUN(test_shutdown);
 	RUN(test_registry_many_sessions);
 	RUN(test_auth_and_acl);
