@@ -139,32 +139,6 @@ def wait_for(cond, timeout=5.0, interval=0.02, what="condition"):
         time.sleep(interval)
 
 
-def wait_session_offline(b, client_id, timeout=10.0):
-    """Wait until the store of broker b records client_id's session as
-    offline: its expiry deadline, which the broker writes when it detaches
-    the session from its connection. That is when the connection has
-    closed, after the DISCONNECT: RawClient.disconnect returns once the
-    broker has shut its side, and until the close a message for the session
-    still goes in flight to the closing connection instead of its offline
-    queue. Only for sessions that expire (a v5 Session Expiry Interval, or
-    persistent_client_expiration: a v3.1.1 session kept for ever has no
-    deadline to see), and only the first time the session goes offline (a
-    deadline of an earlier one may still be in the database: batches reach
-    it up to half a second after their commit, which this waits out)."""
-    import sqlite3
-    path = os.path.join(b.data, "ferromq.db")
-
-    def offline():
-        db = sqlite3.connect(path, timeout=10)
-        try:
-            row = db.execute("SELECT expires_at FROM sessions WHERE client_id = ?", (client_id,)).fetchone()
-        finally:
-            db.close()
-        return row is not None and row[0] > 0
-
-    wait_for(offline, timeout, interval=0.05, what="session %s offline in the store" % client_id)
-
-
 def config_lines(options):
     lines = []
     for key, val in options.items():

@@ -551,7 +551,9 @@ class RawClient:
     def disconnect(self, rc=0, properties=None, wait=True):
         """Send DISCONNECT and close. With wait, first wait until the broker
         has closed its side, so it has processed the DISCONNECT before the
-        test goes on (a new connection could otherwise overtake it)."""
+        test goes on (a new connection could otherwise overtake it): the
+        session is detached then, and what is published next is queued for
+        it (or dropped, for a session that ends) as after the close."""
         try:
             self.send(disconnect(rc, self.version, properties))
             if wait:

@@ -15,7 +15,7 @@ import urllib.request
 import pytest
 
 from browser import chromium_bin, npm_package
-from conftest import free_port, wait_for
+from conftest import connect_raw, free_port, wait_for
 
 # The newest playwright-core whose engines field still admits Debian 12's
 # nodejs 18; it drives the system's chromium, it downloads no browser.
@@ -204,7 +204,7 @@ const ROW = '.alert.firing[data-name="queue_share"]';
 """
 
 
-def test_dashboard_names_queue_share_sessions(start_broker, client, tmp_path):
+def test_dashboard_names_queue_share_sessions(start_broker, client, raw, tmp_path):
     """The firing queue_share row lists the sessions over the share with their
     fill, the fullest first, counts the ones not named, shows an id as text
     (not markup), and follows a session draining its queue."""
@@ -229,10 +229,11 @@ def test_dashboard_names_queue_share_sessions(start_broker, client, tmp_path):
     odd = '<b>odd</b> "id"'
     ids = ["historian-%d" % i for i in range(9)]
     for cid in ids + [odd]:
-        h = client(b, cid, protocol=4, clean=False)
-        h.subscribe("plant/#", qos=1)
-        if cid == odd:
-            h.subscribe("extra/#", qos=1)
+        h = connect_raw(raw, b, cid, 4, clean=False)
+        h.subscribe([("plant/#", 1)] + ([("extra/#", 1)] if cid == odd else []))
+        # Returns once the broker has processed the DISCONNECT, which
+        # detaches the session: what is published next is queued for it.
+        # (paho's disconnect() returns before the broker has read it.)
         h.disconnect()
     pub = client(b, "gw-1", protocol=4)
     for i in range(9):
