@@ -106,12 +106,17 @@ struct services {
 	struct bridges *bridges;  /* NULL without connection sections */
 };
 
-static int services_start(void *ctx, uv_loop_t *loop)
+static int services_start(void *ctx, uv_loop_t *loop, int http_fd)
 {
 	struct services *s = ctx;
-	if (ops_start(s->ops, loop))
+	if (!s->http && http_fd >= 0)
+		close(http_fd);
+	if (ops_start(s->ops, loop)) {
+		if (s->http && http_fd >= 0)
+			close(http_fd);
 		return -1;
-	if (s->http && http_server_start(s->http, loop)) {
+	}
+	if (s->http && http_server_start_on(s->http, loop, http_fd)) {
 		ops_stop(s->ops);
 		return -1;
 	}
@@ -132,6 +137,12 @@ static void services_stop(void *ctx)
 	if (s->http)
 		http_server_stop(s->http);
 	ops_stop(s->ops);
+}
+
+static int services_release(void *ctx)
+{
+	struct services *s = ctx;
+	return s->http ? http_server_hand_over(s->http) : -1;
 }
 
 static int make_dirs(const char *path)
@@ -157,6 +168,7 @@ static int make_dirs(const char *path)
 enum stack_kind { STACK_SINGLE, STACK_LEADER, STACK_STANDBY };
 
 struct stack {
+	enum stack_kind kind;
 	struct broker *b;
 	struct bridges *bridges;
 	struct collector *collector;
@@ -204,13 +216,17 @@ static void server_reference(const struct config *cfg, uint64_t leader_id, const
 }
 
 /* Builds and starts a stack. store: the node's store (NULL without
- * persistence); reference: a standby's Server Reference. Returns 0, or -1
- * after logging (what was built is for stack_stop). */
+ * persistence); reference: a standby's Server Reference; old: the stack
+ * this one replaces (NULL: none), which keeps its listeners until this one
+ * is built (a serving broker has recovered) and then hands them over: it
+ * is stopped afterwards, its connections closing while this one answers.
+ * Returns 0, or -1 after logging (what was built is for stack_stop). */
 static int stack_start(struct stack *s, const struct config *cfg, const char *conf_path, unsigned n_workers,
-		       struct store *store, enum stack_kind kind, const char *reference)
+		       struct store *store, enum stack_kind kind, const char *reference, struct stack *old)
 {
 	char err[768];
 	int bridge_err = 0, collect_err = 0;
+	s->kind = kind;
 	if (!(s->b = broker_new(cfg, n_workers, &net_ports))) {
 		log_err("out of memory");
 		return -1;
@@ -257,7 +273,9 @@ static int stack_start(struct stack *s, const struct config *cfg, const char *co
 	ops_set_store(s->svc.ops, store);
 	ops_set_bridges(s->svc.ops, s->bridges);
 	ops_set_collector(s->svc.ops, s->collector);
-	if (!(s->net = net_start(s->b, &(struct net_service){ &s->svc, services_start, services_stop })))
+	struct net_listeners *taken = old && old->net ? net_release_listeners(old->net) : NULL;
+	struct net_service svc = { &s->svc, services_start, services_stop, services_release };
+	if (!(s->net = net_start(s->b, &svc, taken)))
 		return -1;
 	if (kind != STACK_STANDBY)
 		ops_set_ready(s->svc.ops);
@@ -268,6 +286,47 @@ static int stack_start(struct stack *s, const struct config *cfg, const char *co
 /* ---- a cluster node ---- */
 
 static pthread_t main_thread;
+
+/* A stack replaced by another, stopped on a thread of its own: its
+ * connections take their time to close (up to a second when their clients
+ * do not read), and meanwhile the main thread keeps the new one up to date
+ * (the leader named in its refusals). */
+struct retiring {
+	pthread_t thread;
+	struct stack *s;
+	struct store *cluster_store; /* detached once s is stopped, or NULL */
+	bool running;
+};
+
+static void *retire_main(void *arg)
+{
+	struct retiring *r = arg;
+	pthread_setname_np(pthread_self(), "fm-stack-stop");
+	stack_stop(r->s, NULL, r->cluster_store);
+	return NULL;
+}
+
+/* Returns once the stack being retired, if any, is stopped and freed: its
+ * slot is free again, and a store it held is detached. */
+static void retire_wait(struct retiring *r)
+{
+	if (r->running)
+		pthread_join(r->thread, NULL);
+	r->running = false;
+}
+
+/* Stops s in the background (here when no thread can be started). */
+static void retire(struct retiring *r, struct stack *s, struct store *cluster_store)
+{
+	retire_wait(r);
+	r->s = s;
+	r->cluster_store = cluster_store;
+	if (pthread_create(&r->thread, NULL, retire_main, r)) {
+		stack_stop(s, NULL, cluster_store);
+		return;
+	}
+	r->running = true;
+}
 
 /* The store says whether to serve may have changed: the main thread looks. */
 static void wake_main(void *arg)
@@ -380,12 +439,15 @@ int main(int argc, char **argv)
 	int status = 1;
 	int data_lock = -2; /* the data directory's lock, held until exit; -2: none */
 	struct store *store = NULL;
-	struct stack stack;
+	/* The stack that runs, and room for the one that replaces it: each is
+	 * referred to by address (its services run on a worker's loop). */
+	struct stack stacks[2], *stack = &stacks[0];
+	struct retiring retiring = { .running = false };
 	enum stack_kind running = STACK_SINGLE;
 	bool built = false, cluster = cfg.cluster_node_id != 0;
 	uint64_t built_generation = 0;
 	char ready_status[96], raft_dir[600], reference[CLUSTER_ADDRESS_MAX + 8] = "";
-	memset(&stack, 0, sizeof stack);
+	memset(stacks, 0, sizeof stacks);
 
 	log_notice("ferromq %s starting", FM_VERSION);
 	raise_fd_limit();
@@ -449,17 +511,44 @@ int main(int argc, char **argv)
 		}
 		/* A new generation: the serving broker went out of step with the
 		 * replicated state, and is built again from the database. */
+		bool again = false;
 		if (!built || want != running || (want == STACK_LEADER && generation != built_generation)) {
+			struct stack *old = stack;
 			built_generation = generation;
-			if (built) {
+			if (built && want == STACK_LEADER && running == STACK_LEADER) {
+				/* The new broker can recover only once the old one has let
+				 * go of the database (stopped, its transactions handed
+				 * back): a standby stack refuses clients meanwhile. */
+				log_notice("cluster: this node's broker went out of step with the replicated state: it "
+					   "refuses clients until it is built again from the database");
+				want = STACK_STANDBY;
+				ref[0] = 0;
+				again = true;
+			} else if (built) {
 				log_notice("cluster: %s", want == STACK_LEADER ? "this node leads: its broker recovers the "
 					   "replicated state and serves" : "this node no longer leads: its clients are "
 					   "disconnected and it refuses new ones");
-				stack_stop(&stack, NULL, running == STACK_LEADER ? store : NULL);
 			}
+			/* The CONNECTs the old broker still reads are refused too. */
+			if (built && running == STACK_LEADER)
+				broker_set_standby(old->b, ref);
+			/* The other slot, and the database, are free once the stack
+			 * replaced before is stopped (at once, but for a quick
+			 * succession of changes). */
+			retire_wait(&retiring);
+			stack = old == &stacks[0] ? &stacks[1] : &stacks[0];
+			int rc = stack_start(stack, &cfg, conf_path, n_workers, store, want, ref, built ? old : NULL);
+			if (!rc && built)
+				log_notice("cluster: the %s broker answers; the %s one's connections close",
+					   want == STACK_LEADER ? "serving" : "standby",
+					   running == STACK_LEADER ? "serving" : "standby");
+			/* Its listeners are the new stack's by now (or the new one
+			 * failed): its connections close while the new one answers. */
+			if (built)
+				retire(&retiring, old, old->kind == STACK_LEADER ? store : NULL);
 			built = true;
 			running = want;
-			if (stack_start(&stack, &cfg, conf_path, n_workers, store, want, ref))
+			if (rc)
 				goto out;
 			snprintf(reference, sizeof reference, "%s", ref);
 			snprintf(ready_status, sizeof ready_status, "%s: %u workers",
@@ -470,15 +559,15 @@ int main(int argc, char **argv)
 			notify_ready(ready_status);
 		} else if (want == STACK_STANDBY && strcmp(ref, reference)) {
 			snprintf(reference, sizeof reference, "%s", ref);
-			broker_set_standby(stack.b, reference);
+			broker_set_standby(stack->b, reference);
 		}
 		int sig;
-		if (sigwait(&sigs, &sig) || sig == SIGUSR1)
+		if (again || sigwait(&sigs, &sig) || sig == SIGUSR1)
 			continue;
 		if (sig == SIGHUP) {
 			struct reload_result r;
 			notify_reloading(); /* systemctl reload waits for READY=1 */
-			ops_reload(stack.svc.ops, "SIGHUP", &r);
+			ops_reload(stack->svc.ops, "SIGHUP", &r);
 			notify_ready(ready_status);
 			continue;
 		}
@@ -488,8 +577,9 @@ int main(int argc, char **argv)
 		break;
 	}
 out:;
-	bool served = stack.net != NULL;
-	stack_stop(&stack, cluster ? NULL : store, cluster && running == STACK_LEADER ? store : NULL);
+	retire_wait(&retiring);
+	bool served = stack->net != NULL;
+	stack_stop(stack, cluster ? NULL : store, cluster && running == STACK_LEADER ? store : NULL);
 	if (cluster)
 		store_close(store); /* raft stops with it */
 	if (served)

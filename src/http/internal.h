@@ -15,6 +15,7 @@ struct http_server {
 	uv_tcp_t listener;
 	uv_timer_t sweep; /* closes idle connections */
 	bool started, stopping;
+	bool handed_over;       /* the listener went to the next server (http_server_hand_over) */
 	bool full_logged;       /* MAX_CONNS reached, said once until below */
 	struct hconn *conns;
 	unsigned n_conns;       /* in conns */

@@ -8,9 +8,12 @@
 #include "../base/clock.h"
 #include "../base/err.h"
 #include "../base/log.h"
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define IDLE_MS 30000     /* a keep-alive connection with no request */
 #define REQUEST_MS 10000  /* from a request's first byte to its last (slowloris) */
@@ -420,7 +423,9 @@ struct http_server *http_server_new_witness(struct ops_node *node, const struct 
 	return s;
 }
 
-int http_server_start(struct http_server *s, uv_loop_t *loop)
+int http_server_start(struct http_server *s, uv_loop_t *loop) { return http_server_start_on(s, loop, -1); }
+
+int http_server_start_on(struct http_server *s, uv_loop_t *loop, int fd)
 {
 	struct sockaddr_storage ss;
 	const char *addr = s->cfg->http_address;
@@ -428,12 +433,18 @@ int http_server_start(struct http_server *s, uv_loop_t *loop)
 	if (uv_ip4_addr(addr, (int)port, (struct sockaddr_in *)&ss) &&
 	    uv_ip6_addr(addr, (int)port, (struct sockaddr_in6 *)&ss)) {
 		log_err("http_listener %s:%u: not an IP address", addr, port);
+		if (fd >= 0)
+			close(fd);
 		return -1;
 	}
 	s->loop = loop;
 	uv_tcp_init(loop, &s->listener);
 	s->listener.data = s;
-	int rc = uv_tcp_bind(&s->listener, (struct sockaddr *)&ss, 0);
+	int rc;
+	if (fd >= 0 && (rc = uv_tcp_open(&s->listener, fd)))
+		close(fd); /* not the handle's: uv_close below leaves it */
+	else
+		rc = fd >= 0 ? 0 : uv_tcp_bind(&s->listener, (struct sockaddr *)&ss, 0);
 	if (!rc)
 		rc = uv_listen((uv_stream_t *)&s->listener, 128, on_connection);
 	if (rc) {
@@ -462,12 +473,29 @@ int http_server_start(struct http_server *s, uv_loop_t *loop)
 	return 0;
 }
 
+int http_server_hand_over(struct http_server *s)
+{
+	if (!s->started || s->stopping || s->handed_over)
+		return -1;
+	uv_os_fd_t fd;
+	/* A second descriptor of the same socket: closing the handle's leaves
+	 * the socket listening, its backlog kept. */
+	int kept = uv_fileno((uv_handle_t *)&s->listener, &fd) ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (kept < 0)
+		log_warn("http_listener: cannot hand the listening socket over (%s): the next one binds anew",
+			 strerror(errno));
+	s->handed_over = true;
+	uv_close((uv_handle_t *)&s->listener, NULL);
+	return kept;
+}
+
 void http_server_stop(struct http_server *s)
 {
 	if (!s->started || s->stopping)
 		return;
 	s->stopping = true;
-	uv_close((uv_handle_t *)&s->listener, NULL);
+	if (!s->handed_over)
+		uv_close((uv_handle_t *)&s->listener, NULL);
 	uv_close((uv_handle_t *)&s->sweep, NULL);
 	while (s->conns)
 		conn_close(s->conns);

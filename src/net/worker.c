@@ -281,9 +281,37 @@ static void ctxset_copy(struct tls_ctxset *dst, const struct tls_ctxset *src)
 	}
 }
 
+/* Hands the worker's listening sockets over (net_release_listeners): its
+ * polls stop, the sockets stay open, listening, in net->handover; worker 0's
+ * service gives its own. Connections already accepted are served on. */
+static void listeners_hand_over(struct nworker *w)
+{
+	struct net_listeners *h = w->net->handover;
+	w->released = true;
+	if (w->stopping) {
+		uv_sem_post(&w->net->released); /* closed already: nothing to hand */
+		return;
+	}
+	uv_timer_stop(&w->accept_pause);
+	for (unsigned i = 0; i < w->n_listeners; i++) {
+		struct nlistener *l = &w->listeners[i];
+		if (l->open)
+			uv_close((uv_handle_t *)&l->poll, NULL); /* the fd stays open */
+		l->open = false;
+		h->fds[(unsigned)w->id * h->n_listeners + l->idx] = l->fd;
+		l->fd = -1;
+	}
+	w->n_listeners = 0;
+	if (w->id == 0 && w->net->svc.ctx && w->net->svc.release)
+		h->service_fd = w->net->svc.release(w->net->svc.ctx);
+	uv_sem_post(&w->net->released);
+}
+
 static void on_async(uv_async_t *h)
 {
 	struct nworker *w = h->data;
+	if (atomic_load(&w->net->release_asked) && !w->released)
+		listeners_hand_over(w);
 	struct tls_ctxset *fresh = atomic_exchange(&w->tls_next, NULL);
 	if (fresh) {
 		/* New connections use the new contexts; each SSL keeps its own. */
@@ -398,21 +426,77 @@ void net_wake(struct broker *b, int worker)
 	uv_async_send(&n->w[worker].async);
 }
 
-struct net *net_start(struct broker *b, const struct net_service *svc)
+static struct net_listeners *listeners_new(unsigned n_workers, unsigned n_listeners)
+{
+	size_t n_fds = (size_t)n_workers * n_listeners;
+	struct net_listeners *l = malloc(sizeof *l + n_fds * sizeof l->fds[0]);
+	if (!l)
+		return NULL;
+	*l = (struct net_listeners){ .n_workers = n_workers, .n_listeners = n_listeners, .service_fd = -1 };
+	for (size_t i = 0; i < n_fds; i++)
+		l->fds[i] = -1;
+	return l;
+}
+
+void net_listeners_free(struct net_listeners *l)
+{
+	if (!l)
+		return;
+	for (size_t i = 0; i < (size_t)l->n_workers * l->n_listeners; i++)
+		if (l->fds[i] >= 0)
+			close(l->fds[i]);
+	for (unsigned i = 0; i < l->n_port_locks; i++)
+		close(l->port_locks[i]);
+	if (l->service_fd >= 0)
+		close(l->service_fd);
+	free(l);
+}
+
+/* The port claims of `taken` become n's (before its workers start). */
+static void take_ports(struct net *n, struct net_listeners *taken)
+{
+	for (unsigned i = 0; i < taken->n_port_locks; i++) {
+		n->port_locks[i] = taken->port_locks[i];
+		n->locked[i] = &n->b->cfg.listeners[taken->locked_idx[i]];
+	}
+	n->n_port_locks = taken->n_port_locks;
+	taken->n_port_locks = 0;
+}
+
+struct net *net_start(struct broker *b, const struct net_service *svc, struct net_listeners *taken)
 {
 	const struct config *cfg = &b->cfg;
 	struct net *n = calloc(1, sizeof *n);
-	if (!n)
+	if (n && !(n->handover = listeners_new(b->n_workers, cfg->n_listeners))) {
+		free(n);
+		n = NULL;
+	}
+	if (!n) {
+		net_listeners_free(taken);
 		return NULL;
+	}
 	n->b = b;
 	n->n = b->n_workers;
 	n->w = calloc(n->n, sizeof *n->w);
-	if (!n->w) {
+	if (!n->w || uv_sem_init(&n->released, 0)) {
+		net_listeners_free(taken);
+		free(n->handover);
+		free(n->w);
 		free(n);
 		return NULL;
 	}
 	b->ports.ctx = n;
 	pthread_mutex_init(&n->reload_lock, NULL);
+	if (taken && (taken->n_workers != n->n || taken->n_listeners != cfg->n_listeners)) {
+		/* Not from a net of this configuration: its sockets close and ours
+		 * are bound anew. */
+		log_warn("listeners handed over for %u workers and %u listeners, not %u and %u: binding anew",
+			 taken->n_workers, taken->n_listeners, n->n, cfg->n_listeners);
+		net_listeners_free(taken);
+		taken = NULL;
+	}
+	if (taken)
+		take_ports(n, taken);
 	fd_budget(n);
 	unsigned started = 0;
 	int rc = 0;
@@ -428,10 +512,16 @@ struct net *net_start(struct broker *b, const struct net_service *svc)
 		int fds[CONFIG_MAX_LISTENERS];
 		unsigned nf = 0;
 		for (unsigned l = 0; l < cfg->n_listeners && !rc; l++) {
+			int *handed = taken ? &taken->fds[i * taken->n_listeners + l] : NULL;
+			if (handed && *handed >= 0) {
+				fds[nf++] = *handed; /* the same socket, still listening */
+				*handed = -1;
+				continue;
+			}
 			if (i == 0)
 				rc = claim_port(n, &cfg->listeners[l]);
 			if (!rc)
-					rc = bind_listener(&cfg->listeners[l], &fds[nf]);
+				rc = bind_listener(&cfg->listeners[l], &fds[nf]);
 			if (!rc)
 				nf++;
 		}
@@ -443,7 +533,10 @@ struct net *net_start(struct broker *b, const struct net_service *svc)
 		}
 		if (!rc && i == 0 && svc) {
 			/* A service that fails to start closes what it opened. */
-			rc = svc->start(svc->ctx, &n->w[0].loop) ? -FM_EIO : 0;
+			int listen_fd = taken ? taken->service_fd : -1;
+			if (taken)
+				taken->service_fd = -1; /* the service's from here */
+			rc = svc->start(svc->ctx, &n->w[0].loop, listen_fd) ? -FM_EIO : 0;
 			if (!rc)
 				n->svc = *svc;
 		}
@@ -498,11 +591,15 @@ struct net *net_start(struct broker *b, const struct net_service *svc)
 		release_ports(n);
 		ctxset_clear(&n->tls);
 		pthread_mutex_destroy(&n->reload_lock);
+		uv_sem_destroy(&n->released);
+		net_listeners_free(n->handover);
+		net_listeners_free(taken);
 		free(n->w);
 		free(n);
 		b->ports.ctx = NULL;
 		return NULL;
 	}
+	net_listeners_free(taken); /* what the configuration no longer has, if anything */
 	for (unsigned i = 0; i < cfg->n_listeners; i++) {
 		const struct listener_conf *l = &cfg->listeners[i];
 		bool ws = l->protocol == PROTO_WEBSOCKETS;
@@ -571,6 +668,28 @@ int net_reload_tls(struct net *n, const char *origin, void (*on_error)(void *ctx
 	return failures;
 }
 
+struct net_listeners *net_release_listeners(struct net *n)
+{
+	struct net_listeners *h = n->handover;
+	if (!h)
+		return NULL;
+	atomic_store(&n->release_asked, true);
+	for (unsigned i = 0; i < n->n; i++)
+		uv_async_send(&n->w[i].async);
+	for (unsigned i = 0; i < n->n; i++)
+		uv_sem_wait(&n->released);
+	/* The port claims go with the sockets: no other ferromq may take the
+	 * ports in between. */
+	for (unsigned i = 0; i < n->n_port_locks; i++) {
+		h->port_locks[i] = n->port_locks[i];
+		h->locked_idx[i] = (uint8_t)(n->locked[i] - n->b->cfg.listeners);
+	}
+	h->n_port_locks = n->n_port_locks;
+	n->n_port_locks = 0;
+	n->handover = NULL;
+	return h;
+}
+
 void net_stop(struct net *n)
 {
 	if (n->b->cfg.will_on_shutdown) {
@@ -606,6 +725,8 @@ void net_stop(struct net *n)
 	release_ports(n);
 	ctxset_clear(&n->tls);
 	pthread_mutex_destroy(&n->reload_lock);
+	uv_sem_destroy(&n->released);
+	net_listeners_free(n->handover); /* not handed over: holds nothing */
 	free(n->w);
 	free(n);
 }

@@ -31,6 +31,18 @@ struct nlinger {
 	uint64_t since; /* uv_now */
 };
 
+/* The listening sockets of a net, handed to its successor (net.h,
+ * net_release_listeners): the workers' (SO_REUSEPORT, one per worker and
+ * listener), the port claims (claim_port) and the service's. */
+struct net_listeners {
+	unsigned n_workers, n_listeners;
+	int port_locks[CONFIG_MAX_LISTENERS];
+	uint8_t locked_idx[CONFIG_MAX_LISTENERS]; /* the listener of each claim */
+	unsigned n_port_locks;
+	int service_fd; /* -1: none */
+	int fds[];      /* worker w's listener l at [w * n_listeners + l]; -1: none */
+};
+
 /* A log line repeated under attack: written at most once per interval,
  * with the count of the ones left out. */
 struct ratelog {
@@ -64,6 +76,7 @@ struct nworker {
 	_Atomic(struct tls_ctxset *) tls_next; /* posted by a reload, taken by the worker */
 	atomic_int stage;  /* shutdown: 1 = publish wills, 2 = stop */
 	bool wills_done;
+	bool released; /* its listeners are handed over (net_release_listeners) */
 	bool stopping;
 };
 
@@ -81,6 +94,12 @@ struct net {
 	struct tls_ctxset tls; /* the newest contexts; under reload_lock */
 	pthread_mutex_t reload_lock;
 	struct net_service svc; /* on worker 0; svc.ctx NULL: none */
+	/* Where the workers put their listeners when asked to hand them over
+	 * (allocated by net_start, so that handing over cannot fail; NULL once
+	 * handed over), and how each says it is done. */
+	struct net_listeners *handover;
+	atomic_bool release_asked;
+	uv_sem_t released;
 };
 
 /* The worker of a connection: the one whose loop its socket is on (so a
