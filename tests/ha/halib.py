@@ -157,7 +157,7 @@ class BrokerNode:
             lines.append("cluster_heartbeat %d" % c.heartbeat_ms)
         if join:
             lines.append("cluster_join true")
-        lines += c.extra_lines
+        lines += [line.replace("{host}", self.host) for line in c.extra_lines]  # e.g. a listener's address
         with open(self.conf, "w") as f:
             f.write("\n".join(lines) + "\n")
 
@@ -298,7 +298,9 @@ class NamespaceNet:
 
 class BrokerCluster:
     """n nodes (witness_ids among them are witnesses), not started; on
-    net (ProxyNet(HOST) when None, or a NamespaceNet for n nodes)."""
+    net (ProxyNet(HOST) when None, or a NamespaceNet for n nodes).
+    extra_lines go in every node's configuration, "{host}" replaced by the
+    node's address."""
 
     def __init__(self, root, n=3, witness_ids=(), election_timeout_ms=None, heartbeat_ms=None,
                  extra_lines=(), net=None):

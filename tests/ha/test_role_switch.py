@@ -11,16 +11,20 @@ proves that the node's answer of its new role (a refusal, CONNACK 0, /readyz)
 comes while the broker still holds that connection. Cases: the leader cut
 off from its peers (fault proxy), leadership handed over (old leader to
 standby, and a follower to serving, while its standby stack still holds a
-connection), and repeated flips (ASan checks each node's log at the end)."""
+connection), repeated flips (ASan checks each node's log at the end), and
+TLS and WebSocket listeners."""
 import json
 import os
 import socket
+import ssl
 import time
 
-import halib
 import mqttraw
+from fm_harness import free_port
 from halib import CONNACK_SERVER_UNAVAILABLE, CONNACK_USE_ANOTHER_SERVER, wait_for
 from test_operations import change_done, http
+from tls_certs import PKI
+from ws_client import OP_BINARY, WSClient
 
 TCP_FIN_WAIT2 = 5  # /proc/net/tcp's st: our FIN sent and acknowledged
 LIMIT_S = 15       # generous bound for each step
@@ -33,13 +37,13 @@ def _ipv4_hex(addr):
     return "%08X" % int.from_bytes(socket.inet_aton(addr), "little")
 
 
-def held_state(node, client_port):
+def held_state(node, client_port, port=None):
     """The TCP state of node's side of the connection from client_port (to
-    its MQTT listener) while the broker process holds it (a descriptor of
-    its own refers to the socket), else None: closed, or orphaned to the
-    kernel."""
+    its listener on port, by default the MQTT one) while the broker process
+    holds it (a descriptor of its own refers to the socket), else None:
+    closed, or orphaned to the kernel."""
     pid = node.proc.pid
-    local = "%s:%04X" % (_ipv4_hex(node.host), node.port)
+    local = "%s:%04X" % (_ipv4_hex(node.host), port or node.port)
     try:
         with open("/proc/%d/net/tcp" % pid) as f:
             rows = f.read().splitlines()[1:]
@@ -63,16 +67,18 @@ class Silent:
     """A connection that never reads and never closes (until the test ends):
     its broker side lingers the longest when the broker says goodbye."""
 
-    def __init__(self, node, version=4, connect=True):
-        self.node = node
-        self.raw = mqttraw.RawClient(node.port, version, host=node.host)
+    def __init__(self, node, version=4, connect=True, port=None, tls=None):
+        self.node, self.listen_port = node, port or node.port
+        self.raw = mqttraw.RawClient(self.listen_port, version, host=node.host)
+        if tls:
+            self.raw.sock = tls.wrap_socket(self.raw.sock, server_hostname="localhost")
         if connect:
             # The one read: the CONNACK, so that it is a connected client.
             assert self.raw.connect("ha-silent-%d" % time.monotonic_ns(), clean=True).rc == 0
         self.port = self.raw.sock.getsockname()[1]
 
     def state(self):
-        return held_state(self.node, self.port)
+        return held_state(self.node, self.port, self.listen_port)
 
     def lingering(self):
         """The broker has shut its side (said goodbye) and holds the socket."""
@@ -94,15 +100,15 @@ def refusal_while_lingering(node, silent):
     lingerer = wait_for(lambda: next((s for s in silent if s.lingering()), None), LIMIT_S, 0.005)
     assert lingerer, "no old connection of node %d lingers: %r" % (node.id, [s.state() for s in silent])
     v3 = node.probe(4, timeout=0.5)
+    still = lingerer.state()  # right after the one answer whose order counts
     v5 = node.probe(5, timeout=0.5)
     ready = node.readyz(timeout=0.5)
-    still = lingerer.state()
     assert v3 and v3[0] == CONNACK_SERVER_UNAVAILABLE, "node %d's v3.1.1 answer: %r" % (node.id, v3)
-    assert v5 and v5[0] == CONNACK_USE_ANOTHER_SERVER, "node %d's v5 answer: %r" % (node.id, v5)
-    assert ready == 503, "node %d's /readyz: %r" % (node.id, ready)
     assert still == TCP_FIN_WAIT2, (
         "node %d answered, but only after its old connection (client port %d) was closed (state %r): the "
         "new stack waited for the old one" % (node.id, lingerer.port, still))
+    assert v5 and v5[0] == CONNACK_USE_ANOTHER_SERVER, "node %d's v5 answer: %r" % (node.id, v5)
+    assert ready == 503, "node %d's /readyz: %r" % (node.id, ready)
     return v5
 
 
@@ -186,3 +192,64 @@ def test_transfer_both_ways_answers_while_the_old_stack_lingers(broker_cluster):
     finally:
         for s in held:
             s.close()
+
+
+def ws_connack(node, port, version):
+    """The CONNACK code of a CONNECT over WebSocket to node's port."""
+    w = WSClient(port, host=node.host, timeout=1.0)
+    try:
+        status, _ = w.handshake()
+        assert status == 101, status
+        w.send_frame(OP_BINARY, mqttraw.connect("ha-ws-%d" % time.monotonic_ns(), version=version))
+        p = w.mqtt_recv(version=version, timeout=1.0)
+        assert p.type == mqttraw.CONNACK, p
+        return p.rc
+    finally:
+        w.sock.close()
+
+
+def tls_connack(node, port, tls, version):
+    """The CONNACK code of a CONNECT over TLS to node's port."""
+    r = mqttraw.RawClient(port, version, host=node.host, timeout=1.0)
+    try:
+        r.sock = tls.wrap_socket(r.sock, server_hostname="localhost")
+        return r.connect("ha-tls-%d" % time.monotonic_ns(), clean=True).rc
+    finally:
+        r.close()
+
+
+def test_tls_and_websocket_listeners_go_over_too(broker_cluster, tmp_path):
+    """Each node also listens with TLS and with WebSocket: after a transfer
+    both answer in the new role, the old leader's while one of its TLS
+    connections that does not read still lingers."""
+    pki = PKI(tmp_path / "pki")
+    crt, key = pki.server()
+    tls_port, ws_port = free_port(), free_port()
+    c = broker_cluster(3, extra_lines=["listener %d {host}" % tls_port, "certfile " + crt, "keyfile " + key,
+                                       "listener %d {host}" % ws_port, "protocol websockets"])
+    tls = ssl.create_default_context(cafile=pki.ca)
+    leader = c.wait_leader()
+    assert leader, "no broker leads\n" + c.report()
+    follower = next(n for n in c.brokers() if n is not leader)
+    assert tls_connack(leader, tls_port, tls, 4) == 0 and ws_connack(leader, ws_port, 4) == 0
+    assert tls_connack(follower, tls_port, tls, 4) == CONNACK_SERVER_UNAVAILABLE
+    assert ws_connack(follower, ws_port, 5) == CONNACK_USE_ANOTHER_SERVER
+    silent = [Silent(leader, version=4, port=tls_port, tls=tls) for _ in range(2)]
+    try:
+        code, body = http(leader, "POST", "/api/cluster/transfer", json.dumps({"id": follower.id}))
+        assert code == 202, (code, body)
+        lingerer = wait_for(lambda: next((s for s in silent if s.lingering()), None), LIMIT_S, 0.005)
+        assert lingerer, "no TLS connection of node %d lingers: %r" % (leader.id, [s.state() for s in silent])
+        first = ws_connack(leader, ws_port, 4)
+        still = lingerer.state()  # right after the one answer whose order counts
+        answers = (first, tls_connack(leader, tls_port, tls, 4), ws_connack(leader, ws_port, 5),
+                   tls_connack(leader, tls_port, tls, 5))
+        assert answers == (CONNACK_SERVER_UNAVAILABLE,) * 2 + (CONNACK_USE_ANOTHER_SERVER,) * 2, answers
+        assert still == TCP_FIN_WAIT2, "node %d answered only after its TLS connection closed (%r)" % (
+            leader.id, still)
+    finally:
+        for s in silent:
+            s.close()
+    if not wait_for(lambda: c.leader([follower]) is follower, LIMIT_S, 0.01):
+        transfer(c, c.wait_leader(), follower)  # libraft gave the transfer up: asked again
+    assert tls_connack(follower, tls_port, tls, 5) == 0 and ws_connack(follower, ws_port, 5) == 0
