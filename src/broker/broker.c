@@ -141,7 +141,7 @@ static struct handled handle_disconnect(struct client *c, const struct mqtt_reas
 		if (!was_zero && s->client == c)
 			s->expiry_interval = m->props.session_expiry;
 		pthread_mutex_unlock(&s->lock);
-		if (was_zero && m->props.session_expiry) { /* [MQTT-3.14.2-2] */
+		if (was_zero && m->props.session_expiry) { /* 5.0 §3.14.2.2.2: not a valid DISCONNECT */
 			broker__client_disconnect(c, MQTT_RC_PROTOCOL_ERROR,
 						  "session expiry set after connecting with 0");
 			return HANDLED_CLOSED;

@@ -208,3 +208,25 @@ def test_takeover_right_after_disconnect(start_broker, tmp_path, raw, proto, per
     assert p.payload == b"live"
     assert new.quiet(0.3) == []
     assert sessions(b)["tk"]["connected"] is True
+
+
+def test_a_disconnect_that_raises_expiry_from_zero_is_not_one(start_broker, tmp_path, raw):
+    """5.0 3.14.2.2.2: after CONNECT with Session Expiry 0, a DISCONNECT with
+    a non-zero one is a Protocol Error, not a valid DISCONNECT: the broker
+    answers 0x82, the will goes as for any other end, once, and the session
+    (expiry 0) ends."""
+    b = ops_broker(start_broker, tmp_path)
+    watcher = connect_raw(raw, b, "watcher", 5)
+    watcher.subscribe([("will/#", 1)])
+    r = connect_raw(raw, b, "rude", 5, clean=False,
+                    will=dict(topic="will/t", payload=b"bye", qos=1, retain=False, properties=None))
+    r.send(M.disconnect(0, 5, [(M.P_SESSION_EXPIRY, 300)]))
+    seen = r.recv_until_closed(5)
+    assert [(p.type, p.rc) for p in seen] == [(M.DISCONNECT, 0x82)], seen
+    p = watcher.expect(M.PUBLISH)
+    watcher.ack(p)
+    assert (p.topic, p.payload) == ("will/t", b"bye")
+    r.close()
+    settled_counts(b, 1)
+    assert watcher.quiet(0.3) == []
+    assert "rude" not in sessions(b)

@@ -132,7 +132,8 @@ def test_v5_disconnect_extends_session_expiry(broker, raw):
 
 
 def test_v5_disconnect_nonzero_expiry_after_zero_is_protocol_error(broker, raw):
-    """MQTT-3.14.2-2 (5.0 3.14.2.2.2): CONNECT expiry 0 then DISCONNECT expiry > 0
+    """MQTT 5.0 3.14.2.2.2 (not a numbered requirement; MQTT-3.14.2-2 is the
+    server side): CONNECT expiry 0 then DISCONNECT expiry > 0
     is a Protocol Error; the session (expiry 0) must not survive."""
     r = connect_raw(raw, broker, "dse3", 5, clean=False)
     r.subscribe([("dse/t", 1)])
