@@ -11,8 +11,9 @@ proves that the node's answer of its new role (a refusal, CONNACK 0, /readyz)
 comes while the broker still holds that connection. Cases: the leader cut
 off from its peers (fault proxy), leadership handed over (old leader to
 standby, and a follower to serving, while its standby stack still holds a
-connection), repeated flips (ASan checks each node's log at the end), and
-TLS and WebSocket listeners."""
+connection), repeated flips (ASan checks each node's log at the end), TLS
+and WebSocket listeners, and a serving broker gone out of step (a
+transaction that did not commit), rebuilt while the node refuses."""
 import json
 import os
 import socket
@@ -253,3 +254,37 @@ def test_tls_and_websocket_listeners_go_over_too(broker_cluster, tmp_path):
     if not wait_for(lambda: c.leader([follower]) is follower, LIMIT_S, 0.01):
         transfer(c, c.wait_leader(), follower)  # libraft gave the transfer up: asked again
     assert tls_connack(follower, tls_port, tls, 5) == 0 and ws_connack(follower, ws_port, 5) == 0
+
+
+def test_out_of_step_broker_refuses_while_its_connections_linger_then_serves(broker_cluster):
+    """A transaction that does not commit while the node goes on leading
+    (a transfer to a node cut off, which libraft gives up; meanwhile it
+    takes no entry): the serving broker goes out of step, the node refuses
+    while its old connections linger, and serves again from the database."""
+    c = broker_cluster(3)
+    leader = c.wait_leader()
+    assert leader, "no broker leads\n" + c.report()
+    target = next(n for n in c.brokers() if n is not leader)
+    silent = silent_clients(leader)
+    try:
+        c.net.isolate(target.id)
+        code, body = http(leader, "POST", "/api/cluster/transfer", json.dumps({"id": target.id}))
+        assert code == 202, (code, body)
+        # A persistent session's CONNECT is a transaction, refused while
+        # the transfer runs: the broker goes out of step.
+        r = mqttraw.RawClient(leader.port, 4, host=leader.host, timeout=1.0)
+        try:
+            r.connect("ha-out-of-step", clean=False)
+        except (TimeoutError, mqttraw.ConnectionClosed, OSError):
+            pass
+        finally:
+            r.close()
+        refusal_while_lingering(leader, silent)
+        with open(leader.log) as f:
+            assert "a transaction did not commit" in f.read(), c.report()
+        assert wait_for(lambda: c.leader([leader]) is leader, LIMIT_S, 0.02), (
+            "node %d does not serve again\n%s" % (leader.id, c.report()))
+    finally:
+        for s in silent:
+            s.close()
+        c.net.heal()
