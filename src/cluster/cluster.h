@@ -74,8 +74,9 @@ struct cluster_conf {
 	size_t segment_size;          /* bytes of a log segment, 4 KiB multiple <= 16 MiB; 0: 8 MiB */
 };
 
-/* A piece of the snapshot a state machine hands over; the node copies it
- * into raft's buffers before callbacks.snapshot returns to raft. */
+/* A piece of the snapshot a state machine hands over. raft writes it as it
+ * is (no copy): it must stay unchanged until callbacks.snapshot is called
+ * again or the node has stopped. */
 struct cluster_chunk {
 	const void *base;
 	size_t len;

@@ -79,8 +79,12 @@ static void *entry_new(enum cluster_entry_type type, const void *payload, uint32
 	return e;
 }
 
-/* Ownership: the buffers and their array are raft_malloc'd and raft frees
- * them (fsm version 2 without snapshot_finalize). */
+/* The state machine's chunks go to raft as they are, not copied (a copy of
+ * a database of hundreds of MB on the loop was a stall of its own): raft
+ * writes them and then calls fsm_snapshot_finalize (fsm version 2), which
+ * frees only our header and the array; the chunks stay the state
+ * machine's, unchanged until it is asked for a snapshot again (raft asks
+ * for none while one is being written). */
 static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
 	struct cluster_node *n = fsm->data;
@@ -106,29 +110,30 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
 		}
 	}
 	struct raft_buffer *out = raft_calloc((size_t)count + 1, sizeof *out);
-	if (!out)
+	void *head = out ? raft_malloc(CLUSTER_SNAP_HEADER) : NULL;
+	if (!head) {
+		raft_free(out);
 		return RAFT_NOMEM;
-	out[0].len = CLUSTER_SNAP_HEADER;
-	out[0].base = raft_malloc(CLUSTER_SNAP_HEADER);
-	if (!out[0].base)
-		goto nomem;
-	cluster__snap_header_encode(out[0].base, n->conf.role == CLUSTER_ROLE_WITNESS, index);
-	for (int i = 0; i < count; i++) {
-		out[i + 1].len = chunks[i].len;
-		out[i + 1].base = raft_malloc(chunks[i].len ? chunks[i].len : 1);
-		if (!out[i + 1].base)
-			goto nomem;
-		memcpy(out[i + 1].base, chunks[i].base, chunks[i].len);
 	}
+	cluster__snap_header_encode(head, n->conf.role == CLUSTER_ROLE_WITNESS, index);
+	out[0] = (struct raft_buffer){ head, CLUSTER_SNAP_HEADER };
+	for (int i = 0; i < count; i++)
+		out[i + 1] = (struct raft_buffer){ (void *)chunks[i].base, chunks[i].len };
 	*bufs = out;
 	*n_bufs = (unsigned)count + 1;
 	n->snapshots++;
 	return 0;
-nomem:
-	for (int i = 0; i <= count; i++)
-		raft_free(out[i].base);
-	raft_free(out);
-	return RAFT_NOMEM;
+}
+
+static int fsm_snapshot_finalize(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+	(void)fsm;
+	if (*bufs)
+		raft_free((*bufs)[0].base);
+	raft_free(*bufs);
+	*bufs = NULL;
+	*n_bufs = 0;
+	return 0;
 }
 
 /* raft hands the snapshot's buffers concatenated in one; on success it is
@@ -606,7 +611,7 @@ int cluster_start(uv_loop_t *loop, const struct cluster_conf *conf, const struct
 	n->fsm.apply = fsm_apply;
 	n->fsm.snapshot = fsm_snapshot;
 	n->fsm.restore = fsm_restore;
-	n->fsm.snapshot_finalize = NULL;
+	n->fsm.snapshot_finalize = fsm_snapshot_finalize;
 	rv = raft_init(&n->raft, &n->io, &n->fsm, conf->node_id, conf->address);
 	if (rv != 0) {
 		rc = raft_fail(n, err, errlen, "raft_init", rv);

@@ -10,6 +10,7 @@
  * the database (store_attach) while the writer keeps off the database. A
  * node that stops leading hands its broker back (store_detach) and follows. */
 #include "store_internal.h"
+#include "snapshot.h"
 #include "../base/err.h"
 #include "../base/log.h"
 #include <stdio.h>
@@ -173,6 +174,10 @@ static void on_apply(void *owner, uint64_t index, const void *bytes, size_t len)
 	struct buf copy = { 0 };
 	st->cl.since_snapshot += len;
 	st->cl.entries_since_snapshot++;
+	/* A snapshot's image is being copied: it carries this entry after it. */
+	if (st->cl.snap.running && !st->cl.snap.lost &&
+	    store__snap_trailer_add(&st->cl.snap.trailer, index, bytes, len))
+		st->cl.snap.lost = true;
 	if (buf_append(&copy, bytes, len) || store__pend_add(st, index, &copy)) {
 		/* No memory to keep it waiting: into the database now. */
 		buf_free(&copy);
@@ -256,15 +261,7 @@ static void on_done(void *owner, void *token, uint64_t index, int err)
 	store__process(st);
 }
 
-/* A snapshot copies the whole database, on the loop (acknowledgements
- * wait meanwhile): taken only once the log has grown by half the database
- * since the last one, so that copying costs at most twice what was written
- * however large the state (a historian offline with a million queued
- * messages), and by SNAPSHOT_MIN_BYTES or SNAPSHOT_MAX_ENTRIES at least, so
- * that a small state is not copied every few milliseconds under a steady
- * flow (measured: a snapshot every 1,024 entries put the PUBACK p99 at
- * 10,000 msg/s at 33 ms, 6 ms without). The log in memory stays bounded by
- * about as much. */
+/* Log bytes between snapshots, at least (on_snapshot). */
 #define SNAPSHOT_MIN_BYTES (64u << 20)
 
 /* Entries after which a snapshot is taken even below SNAPSHOT_MIN_BYTES:
@@ -294,51 +291,161 @@ static uint64_t staggered(const struct store *st, uint64_t threshold)
 	return store__snapshot_threshold(threshold, st->cl.node_id);
 }
 
+/* ---- snapshots, copied off the loop ---- */
+
+/* After a copy that failed, none starts again before (ms). */
+#define SNAP_RETRY_MS 1000
+
+static void snap_release(struct store *st)
+{
+	sqlite3_free(st->cl.snap.image);
+	st->cl.snap.image = NULL;
+	buf_free(&st->cl.snap.trailer);
+}
+
+static void *snap_main(void *arg)
+{
+	struct store *st = arg;
+	pthread_setname_np(pthread_self(), "fm-snapshot");
+	sqlite3_int64 size = 0;
+	void *image = sqlite3_serialize(st->cl.snap.db, "main", &size, 0);
+	st->cl.snap.rc = image ? 0 : -FM_EIO;
+	st->cl.snap.image = image;
+	st->cl.snap.size = size;
+	sqlite3_exec(st->cl.snap.db, "COMMIT", NULL, NULL, NULL);
+	atomic_store(&st->cl.snap.done, true);
+	return NULL;
+}
+
+/* Starts copying the database as it is now (every committed entry applied,
+ * the writer's lock held): a connection of its own opens a read
+ * transaction here, on the loop, so that the copy is the state at
+ * st->applied whatever the writer applies meanwhile (WAL), and a thread
+ * copies it. */
+static int snap_start(struct store *st)
+{
+	snap_release(st);
+	sqlite3 *db = NULL;
+	sqlite3_stmt *q = NULL;
+	uint64_t at = 0;
+	int rc = sqlite3_open_v2(st->path, &db, SQLITE_OPEN_READONLY, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'applied_index'", -1, &q, NULL);
+	if (rc == SQLITE_OK) {
+		rc = sqlite3_step(q);
+		if (rc == SQLITE_ROW)
+			at = (uint64_t)sqlite3_column_int64(q, 0);
+		rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+	}
+	sqlite3_finalize(q);
+	if (rc == SQLITE_OK && at != st->applied) {
+		log_err("store %s: a snapshot's read of the database is at index %llu, not %llu", st->path,
+			(unsigned long long)at, (unsigned long long)st->applied);
+		rc = SQLITE_ERROR;
+	}
+	st->cl.snap.db = db;
+	st->cl.snap.index = at;
+	st->cl.snap.rc = 0;
+	st->cl.snap.lost = false;
+	atomic_store(&st->cl.snap.done, false);
+	if (rc == SQLITE_OK && pthread_create(&st->cl.snap.thread, NULL, snap_main, st) != 0)
+		rc = SQLITE_ERROR;
+	if (rc != SQLITE_OK) {
+		sqlite3_close(db); /* ends its read transaction */
+		st->cl.snap.db = NULL;
+		return -FM_EIO;
+	}
+	st->cl.snap.running = true;
+	return 0;
+}
+
+/* The copy is over: its thread joined, its connection closed. */
+static int snap_join(struct store *st)
+{
+	pthread_join(st->cl.snap.thread, NULL);
+	st->cl.snap.running = false;
+	sqlite3_close(st->cl.snap.db);
+	st->cl.snap.db = NULL;
+	return st->cl.snap.rc ? st->cl.snap.rc : st->cl.snap.lost ? -FM_ENOMEM : 0;
+}
+
+void store__snap_close(struct store *st)
+{
+	if (st->cl.snap.running)
+		snap_join(st);
+	snap_release(st);
+}
+
+/* A snapshot is the database's image at some index Y (taken by a thread
+ * while the loop goes on) and the entries applied after Y (snapshot.h),
+ * handed to raft at the index it asks at, once the image is ready:
+ * libraft 0.22 takes snapshots on the loop, where copying a database of
+ * hundreds of MB (570 ms for 119 MB measured) made the node miss its
+ * election timeout. Taken only once the log has grown by half the database
+ * since the last one, so that copying costs at most twice what was written
+ * however large the state (a historian offline with a million queued
+ * messages), and by SNAPSHOT_MIN_BYTES or SNAPSHOT_MAX_ENTRIES at least, so
+ * that a small state is not copied every few milliseconds under a steady
+ * flow (measured: a snapshot every 1,024 entries put the PUBACK p99 at
+ * 10,000 msg/s at 33 ms, 6 ms without). The log in memory stays bounded by
+ * about as much. */
 static int on_snapshot(void *owner, uint64_t index, struct cluster_chunk *chunks)
 {
 	struct store *st = owner;
+	uint64_t now = uv_now(&st->loop);
+	if (st->cl.snap.running) {
+		if (!atomic_load(&st->cl.snap.done))
+			return CLUSTER_EBUSY;
+		int rc = snap_join(st);
+		if (rc) {
+			log_warn("store %s: no snapshot at index %llu: copying the database: %s (tried again)", st->path,
+				 (unsigned long long)index, fm_strerror(rc));
+			snap_release(st);
+			st->cl.snap.retry_at = now + SNAP_RETRY_MS;
+			return CLUSTER_EBUSY;
+		}
+		store__snap_head(st->cl.snap.head, st->cl.snap.index, (uint64_t)st->cl.snap.size);
+		chunks[0] = (struct cluster_chunk){ st->cl.snap.head, STORE_SNAP_HEAD };
+		chunks[1] = (struct cluster_chunk){ st->cl.snap.image, (size_t)st->cl.snap.size };
+		chunks[2] = (struct cluster_chunk){ st->cl.snap.trailer.p, st->cl.snap.trailer.len };
+		st->cl.since_snapshot = 0;
+		st->cl.entries_since_snapshot = 0;
+		return st->cl.snap.trailer.len ? 3 : 2;
+	}
 	if (st->cl.since_snapshot < staggered(st, st->cl.snapshot_min) &&
 	    st->cl.entries_since_snapshot < staggered(st, SNAPSHOT_MAX_ENTRIES))
 		return CLUSTER_EBUSY;
-	uint64_t now = uv_now(&st->loop);
 	if (!st->cl.disk_bytes_at || now - st->cl.disk_bytes_at >= DISK_BYTES_PERIOD_MS) {
 		st->cl.disk_bytes = store_disk_bytes(st);
 		st->cl.disk_bytes_at = now ? now : 1;
 	}
-	if (st->cl.since_snapshot < staggered(st, st->cl.disk_bytes / 2))
+	if (st->cl.since_snapshot < staggered(st, st->cl.disk_bytes / 2) || now < st->cl.snap.retry_at)
 		return CLUSTER_EBUSY;
 	if (!store__db_take(st, false))
 		return CLUSTER_EBUSY; /* the broker is reading it */
 	int rc = store__apply_pending(st);
-	sqlite3_free(st->cl.image);
-	st->cl.image = NULL;
-	sqlite3_int64 size = 0;
-	if (!rc && !(st->cl.image = sqlite3_serialize(st->db, "main", &size, 0)))
-		rc = -FM_ENOMEM;
+	if (!rc)
+		rc = snap_start(st);
 	store__db_give(st);
 	if (rc) {
-		log_warn("store %s: no snapshot at index %llu: %s (raft tries again later)", st->path,
-			 (unsigned long long)index, fm_strerror(rc));
-		return rc;
+		log_warn("store %s: no snapshot at index %llu: %s (tried again)", st->path, (unsigned long long)index,
+			 fm_strerror(rc));
+		st->cl.snap.retry_at = now + SNAP_RETRY_MS;
 	}
-	chunks[0] = (struct cluster_chunk){ st->cl.image, (size_t)size };
-	st->cl.since_snapshot = 0;
-	st->cl.entries_since_snapshot = 0;
-	return 1;
+	return CLUSTER_EBUSY;
 }
 
-/* A snapshot replaces the database, unless the database has it already (a
- * restart loads the last snapshot, older than what the database applied). */
-static int on_restore(void *owner, uint64_t index, const void *bytes, size_t len)
+/* Replaces the database with a snapshot's image (the backup API, from a
+ * copy deserialized in memory). An SQLite result code. */
+static int install_image(struct store *st, const uint8_t *image, size_t len)
 {
-	struct store *st = owner;
-	if (index <= st->applied)
-		return 0;
 	sqlite3 *mem = NULL;
 	unsigned char *copy = sqlite3_malloc64(len ? len : 1);
 	int rc = copy ? sqlite3_open(":memory:", &mem) : SQLITE_NOMEM;
 	if (rc == SQLITE_OK) {
-		memcpy(copy, bytes, len);
+		memcpy(copy, image, len);
 		/* The image says WAL (bytes 18-19 of the header), which a database
 		 * in memory cannot open: read it as a rollback-journal one. */
 		if (len >= 100 && copy[18] == 2 && copy[19] == 2)
@@ -348,7 +455,6 @@ static int on_restore(void *owner, uint64_t index, const void *bytes, size_t len
 		copy = NULL;
 	}
 	sqlite3_free(copy);
-	store__db_take(st, true);
 	if (rc == SQLITE_OK) {
 		sqlite3_backup *bk = sqlite3_backup_init(st->db, "main", mem, "main");
 		rc = bk ? sqlite3_backup_step(bk, -1) : sqlite3_errcode(st->db);
@@ -356,6 +462,46 @@ static int on_restore(void *owner, uint64_t index, const void *bytes, size_t len
 			rc = sqlite3_backup_finish(bk) == SQLITE_OK && rc == SQLITE_DONE ? SQLITE_OK : rc;
 	}
 	sqlite3_close(mem);
+	return rc;
+}
+
+/* The entries a snapshot carries after its image, applied as the log's
+ * are. 0 or a negative fm_err. */
+static int apply_trailer(struct store *st, const struct store_snap_view *v)
+{
+	const uint8_t *p = v->trailer;
+	size_t left = v->trailer_len;
+	uint64_t last = v->image_index;
+	struct store_batch b;
+	int more;
+	while ((more = store__snap_trailer_next(&p, &left, &last, &b.index, &b.p, &b.len)) > 0) {
+		int rc = store_apply_batches(st, &b, 1);
+		if (rc)
+			return rc;
+	}
+	return more;
+}
+
+/* A snapshot replaces the database, unless the database has it already (a
+ * restart loads the last snapshot, older than what the database applied). */
+static int on_restore(void *owner, uint64_t index, const void *bytes, size_t len)
+{
+	struct store *st = owner;
+	if (st->cl.snap.running) {
+		snap_join(st); /* a copy of what is about to be replaced */
+		snap_release(st);
+	}
+	if (index <= st->applied)
+		return 0;
+	struct store_snap_view v;
+	if (store__snap_decode(bytes, len, &v)) {
+		log_err("store %s: the snapshot at index %llu (%zu bytes) is not one of ours", st->path,
+			(unsigned long long)index, len);
+		return -FM_EIO;
+	}
+	store__db_take(st, true);
+	int rc = install_image(st, v.image, v.image_len);
+	const char *what = sqlite3_errstr(rc);
 	if (rc == SQLITE_OK) {
 		for (size_t i = 0; i < st->n_pend; i++)
 			buf_free(&st->pend[i].bytes);
@@ -363,14 +509,22 @@ static int on_restore(void *owner, uint64_t index, const void *bytes, size_t len
 		st->pend_bytes = 0;
 		rc = store__reload(st) ? SQLITE_ERROR : SQLITE_OK;
 	}
+	if (rc == SQLITE_OK && v.image_index && st->applied != v.image_index) {
+		what = "its image is not at the index it names";
+		rc = SQLITE_CORRUPT;
+	}
+	if (rc == SQLITE_OK && apply_trailer(st, &v)) {
+		what = "applying the entries after its image";
+		rc = SQLITE_ERROR;
+	}
 	store__db_give(st);
 	if (rc != SQLITE_OK) {
 		log_err("store %s: installing the snapshot at index %llu: %s", st->path, (unsigned long long)index,
-			sqlite3_errstr(rc));
+			what);
 		return -FM_EIO;
 	}
-	log_notice("store %s: installed the snapshot at index %llu (%zu bytes)", st->path, (unsigned long long)index,
-		   len);
+	log_notice("store %s: installed the snapshot at index %llu (%zu bytes, image at %llu)", st->path,
+		   (unsigned long long)index, len, (unsigned long long)v.image_index);
 	return 0;
 }
 

@@ -448,7 +448,7 @@ void store_close(struct store *st)
 	tombs_free(&st->tombs);
 	if (st->dump_fd >= 0)
 		close(st->dump_fd);
-	sqlite3_free(st->cl.image);
+	store__snap_close(st);
 	pthread_mutex_destroy(&st->cl.db_lock);
 	pthread_mutex_destroy(&st->lock);
 	pthread_mutex_destroy(&st->ckpt_lock);

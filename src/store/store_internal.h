@@ -96,7 +96,25 @@ struct store {
 		uint64_t leader_id;
 		char leader[CLUSTER_ADDRESS_MAX];
 		pthread_mutex_t db_lock;   /* held while the writer or the broker's recovery uses db */
-		void *image;               /* the last snapshot's database image (sqlite3_malloc'd) */
+		/* The snapshot being taken off the loop (replica.c): an image of
+		 * the database at applied index `index`, copied by a thread of
+		 * its own through a connection in a read transaction, and the
+		 * entries applied meanwhile. Kept until the next one starts:
+		 * raft copies them when handed. */
+		struct {
+			pthread_t thread;
+			bool running;        /* started: its thread is to be joined */
+			atomic_bool done;    /* the copy is over: rc, image, size */
+			bool lost;           /* an entry could not be kept in the trailer */
+			int rc;
+			sqlite3 *db;
+			uint64_t index;
+			void *image;         /* sqlite3_malloc'd */
+			sqlite3_int64 size;
+			struct buf trailer;  /* snapshot.h */
+			uint64_t retry_at;   /* loop time before which none starts again */
+			uint8_t head[24];    /* STORE_SNAP_HEAD */
+		} snap;
 		uint64_t since_snapshot;   /* bytes of entries applied since it */
 		uint64_t snapshot_min;     /* since_snapshot before the next one, at least */
 		uint64_t entries_since_snapshot;
@@ -169,6 +187,8 @@ void store__pend_added(struct store *st);
 int store__apply_pending(struct store *st);
 
 /* The cluster (replica.c). */
+/* Stops a snapshot being taken and frees the last one (store close). */
+void store__snap_close(struct store *st);
 /* A snapshot threshold (bytes or entries of log since the last one) as
  * node node_id applies it: (2 + node_id % 3) / 2 times, so that the nodes
  * of a cluster, applying the same entries, do not copy their databases at
