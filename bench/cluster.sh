@@ -12,8 +12,12 @@
 # follower behind the bench). With PIN=1 the single broker and the leader
 # (node 1) are pinned to core BROKER_CPU (default 0), the followers and the
 # bench to the other one. Prints one line per run and the medians.
+# BACKLOG=N adds one run of the large-queue case: N QoS 1 messages of 200
+# bytes queued for one offline session of the cluster (ferromq-bench fill):
+# the fill rate, the leader's database size, the snapshots on disk and how
+# often node 1 lost its leadership meanwhile (snapshots copy the database).
 #   FERROMQ_BIN FERROMQ_BENCH  the binaries (default build/)
-#   RUNS (3)  DURATION (8)  PIN (0)
+#   RUNS (3)  DURATION (8)  PIN (0)  BACKLOG (0: not run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/common.sh
@@ -104,6 +108,19 @@ for run in $(seq "$RUNS"); do
 		echo "$name $fanin $cpu $p99 $ack_p99 $((fanin_lost + plant_lost + ack_lost))" >>"$tmp/results"
 	done
 done
+if (( ${BACKLOG:-0} > 0 )); then
+	cluster
+	fill=$("$BENCH" fill --port "$port" --subs 1 --pubs 8 --qos 1 --messages "$BACKLOG" --size 200 --json |
+		tail -1 | python3 -c 'import json,sys; print(int(json.loads(sys.stdin.read())["published_per_s"]))') ||
+		fill="failed"
+	db_mb=$(( $(stat -c %s "$dir/ferromq.db") >> 20 ))
+	snapshots=$(find "$tmp"/n[123]/raft -name 'snapshot-*' ! -name '*.meta' | wc -l)
+	lost=$(grep -c "no longer leads" "$tmp/n1.log" || true)
+	stop_all
+	echo "backlog $BACKLOG messages: fill $fill msg/s, leader's database $db_mb MB, $snapshots snapshots on disk," \
+		"node 1 lost its leadership $lost times"
+fi
+[[ -s $tmp/results ]] || exit 0 # RUNS=0: the backlog run alone
 python3 - "$tmp/results" <<'EOF'
 import statistics, sys
 rows = {}
