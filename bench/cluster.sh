@@ -111,7 +111,7 @@ done
 if (( ${BACKLOG:-0} > 0 )); then
 	cluster
 	fill=$("$BENCH" fill --port "$port" --subs 1 --pubs 8 --qos 1 --messages "$BACKLOG" --size 200 --json |
-		tail -1 | python3 -c 'import json,sys; print(int(json.loads(sys.stdin.read())["published_per_s"]))') ||
+		tail -1 | python3 -c 'import json,sys; print(int(json.loads(sys.stdin.read())["published_per_s"]))' 2>/dev/null) ||
 		fill="failed"
 	db_mb=$(( $(stat -c %s "$dir/ferromq.db") >> 20 ))
 	snapshots=$(find "$tmp"/n[123]/raft -name 'snapshot-*' ! -name '*.meta' | wc -l)
