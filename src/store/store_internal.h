@@ -190,7 +190,8 @@ int store__apply_pending(struct store *st);
 /* Stops a snapshot being taken and frees the last one (store close). */
 void store__snap_close(struct store *st);
 /* A snapshot threshold (bytes or entries of log since the last one) as
- * node node_id applies it: (2 + node_id % 3) / 2 times, so that the nodes
+ * node node_id applies it: (4 - node_id % 3) / 4 times (down, so that a
+ * node restarting replays no longer a log than before), so that the nodes
  * of a cluster, applying the same entries, do not copy their databases at
  * the same time. Pure. */
 uint64_t store__snapshot_threshold(uint64_t threshold, uint64_t node_id);
