@@ -1,5 +1,6 @@
 /* The snapshot's layout (snapshot.h): pure. */
 #include "snapshot.h"
+#include "le.h"
 #include "../base/err.h"
 #include <string.h>
 
@@ -7,20 +8,6 @@ static const uint8_t magic[4] = { 'F', 'M', 'S', 'N' };
 static const uint8_t sqlite_magic[16] = "SQLite format 3";
 #define SNAP_VERSION 1u
 #define TRAILER_HEAD 12
-
-static void put_le(uint8_t *p, uint64_t v, int n)
-{
-	for (int i = 0; i < n; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le(const uint8_t *p, int n)
-{
-	uint64_t v = 0;
-	for (int i = n - 1; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
 
 void store__snap_head(uint8_t head[STORE_SNAP_HEAD], uint64_t image_index, uint64_t image_len)
 {

@@ -5,6 +5,7 @@
 #include "journal.h"
 #include "refmap.h"
 #include "tombs.h"
+#include "snapshot.h"
 #include "../cluster/cluster.h"
 #include <pthread.h>
 #include <sqlite3.h>
@@ -113,7 +114,7 @@ struct store {
 			sqlite3_int64 size;
 			struct buf trailer;  /* snapshot.h */
 			uint64_t retry_at;   /* loop time before which none starts again */
-			uint8_t head[24];    /* STORE_SNAP_HEAD */
+			uint8_t head[STORE_SNAP_HEAD];
 		} snap;
 		uint64_t since_snapshot;   /* bytes of entries applied since it */
 		uint64_t snapshot_min;     /* since_snapshot before the next one, at least */
